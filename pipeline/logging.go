@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+type requestIDKey struct{}
+
+// WithRequestID attaches the invocation's request ID (Lambda's
+// AwsRequestID, or the worker's batch ID) for logs.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the ID set by WithRequestID, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// Logging writes one line per message that was not applied (debug level
+// for applied ones) and one summary line per batch. It logs identifiers
+// and reasons, never bodies or metadata, which may carry personal data.
+func Logging(logger *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, msgs []Message) []Result {
+			start := time.Now()
+			results := next(ctx, msgs)
+			reqID := RequestID(ctx)
+			counts := map[usage.Status]int{}
+			deadLettered := 0
+			for i, r := range results {
+				counts[r.Status]++
+				if r.DeadLettered {
+					deadLettered++
+				}
+				attrs := []any{
+					"requestId", reqID, "messageId", r.MessageID, "outcome", string(r.Status),
+					"userId", r.Event.UserID, "entitlementKey", r.Event.EntitlementKey,
+					"receiveCount", msgs[i].ReceiveCount,
+				}
+				switch r.Status {
+				case usage.Applied:
+					logger.DebugContext(ctx, "event applied", append(attrs, "amount", r.Event.Amount.String())...)
+				case usage.Duplicate:
+					logger.InfoContext(ctx, "duplicate event ignored", attrs...)
+				case usage.Rejected:
+					attrs = append(attrs, "reason", string(r.Reason()), "detail", errText(r.Err), "deadLettered", r.DeadLettered)
+					if r.DeadLetterErr != nil {
+						attrs = append(attrs, "deadLetterError", r.DeadLetterErr.Error())
+					}
+					logger.WarnContext(ctx, "event rejected", attrs...)
+				default:
+					logger.WarnContext(ctx, "event will be retried", append(attrs, "error", errText(r.Err))...)
+				}
+			}
+			logger.InfoContext(ctx, "batch processed", "requestId", reqID, "messages", len(msgs),
+				"applied", counts[usage.Applied], "duplicates", counts[usage.Duplicate],
+				"rejected", counts[usage.Rejected], "retried", counts[usage.Retry],
+				"deadLettered", deadLettered, "durationMs", time.Since(start).Milliseconds())
+			return results
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

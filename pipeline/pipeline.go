@@ -1,0 +1,177 @@
+// Package pipeline turns a batch of queue messages into one outcome per
+// message. The same Handler serves the Lambda function and the worker;
+// dead-lettering, FIFO ordering, logging and metrics are middlewares
+// around it, not branches inside it.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Message is a queue message as both run modes receive it.
+type Message struct {
+	ID           string
+	Body         string
+	ReceiveCount int
+	SentAt       time.Time
+	// GroupID is the FIFO message group, empty on standard queues.
+	GroupID string
+}
+
+// Result is what happened to one message.
+type Result struct {
+	MessageID string
+	// Event is the parsed event; zero when the body was invalid.
+	Event usage.Event
+	usage.Outcome
+	// DeadLettered is set when a rejected message was moved to the
+	// dead-letter queue by the service itself, so it is done with.
+	DeadLettered bool
+	// DeadLetterErr is why a rejected message could not be dead-lettered
+	// (it stays on the queue and is retried).
+	DeadLetterErr error
+}
+
+// Done reports whether the message can leave the queue: applied, a
+// duplicate, or rejected and safely dead-lettered.
+func (r Result) Done() bool { return r.Status.Succeeded() || r.DeadLettered }
+
+// Handler processes a batch and returns one Result per message, in order.
+// It never fails as a whole: failures are per message.
+type Handler func(ctx context.Context, msgs []Message) []Result
+
+// Middleware wraps a Handler with one concern.
+type Middleware func(Handler) Handler
+
+// Chain applies middlewares so that the first one listed is outermost.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Store applies the records of one scope atomically (see package dynamodb).
+type Store interface {
+	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
+}
+
+// ErrDeadline is the cause of RETRY for records not started because the
+// invocation was about to time out: SQS redelivers them.
+var ErrDeadline = errors.New("not started: too close to the invocation deadline")
+
+// Processor is the core Handler: parse, group by scope, apply.
+type Processor struct {
+	Store Store
+	// Now is the processing clock (time.Now when nil).
+	Now func() time.Time
+	// Parallel bounds the scopes applied at once (default 8). Records of
+	// one scope are applied in message order, in one transaction.
+	Parallel int
+	// DeadlineMargin: a scope is not started when less than this remains
+	// before the context's deadline (default 2s).
+	DeadlineMargin time.Duration
+}
+
+// Handle is a Handler.
+func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	parallel := p.Parallel
+	if parallel <= 0 {
+		parallel = 8
+	}
+	margin := p.DeadlineMargin
+	if margin <= 0 {
+		margin = 2 * time.Second
+	}
+
+	results := make([]Result, len(msgs))
+	type group struct {
+		scope   usage.Scope
+		index   []int
+		records []usage.Record
+	}
+	var groups []*group
+	byScope := map[usage.Scope]*group{}
+	for i, m := range msgs {
+		results[i].MessageID = m.ID
+		ev, err := usage.ParseEvent([]byte(m.Body))
+		if err != nil {
+			results[i].Outcome = usage.Outcome{Status: usage.Rejected, Err: err}
+			continue
+		}
+		results[i].Event = ev
+		g := byScope[ev.Scope()]
+		if g == nil {
+			g = &group{scope: ev.Scope()}
+			byScope[g.scope] = g
+			groups = append(groups, g)
+		}
+		g.index = append(g.index, i)
+		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.ID})
+	}
+
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var outcomes []usage.Outcome
+			if d, ok := ctx.Deadline(); ok && time.Until(d) < margin {
+				outcomes = make([]usage.Outcome, len(g.records))
+				for i := range outcomes {
+					outcomes[i] = usage.Outcome{Status: usage.Retry, Err: ErrDeadline}
+				}
+			} else {
+				decide := func(e usage.Entitlement, r []usage.Record) usage.Plan { return usage.PlanUsage(e, r, now()) }
+				outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
+			}
+			for j, i := range g.index {
+				results[i].Outcome = outcomes[j]
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// FIFOOrder keeps FIFO message groups in order: once a message of a group
+// is not done, every later message of that group is reported not done
+// too, so SQS redelivers them after it. Later ones that were applied come
+// back as duplicates, so nothing is counted twice.
+func FIFOOrder() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, msgs []Message) []Result {
+			results := next(ctx, msgs)
+			failed := map[string]bool{}
+			for i, m := range msgs {
+				if m.GroupID == "" {
+					continue
+				}
+				// A dead-lettered message is done with in any order; holding
+				// it back would only dead-letter it twice.
+				if failed[m.GroupID] && results[i].Done() && !results[i].DeadLettered {
+					results[i].Outcome = usage.Outcome{Status: usage.Retry, Err: ErrFIFOBlocked}
+				}
+				if !results[i].Done() {
+					failed[m.GroupID] = true
+				}
+			}
+			return results
+		}
+	}
+}
+
+// ErrFIFOBlocked is the cause of RETRY for a FIFO message held back
+// behind an earlier failed message of its group.
+var ErrFIFOBlocked = errors.New("held back behind an earlier failed message of the same FIFO group")

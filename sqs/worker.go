@@ -1,0 +1,186 @@
+// Package sqs adapts Amazon SQS: a long-polling worker that feeds the
+// pipeline, and the dead-letter sender.
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/usage-event-service/usage-event-service/pipeline"
+)
+
+// Client is the part of the SQS API the worker and dead-letter sender call.
+type Client interface {
+	ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(context.Context, *sqs.DeleteMessageBatchInput, ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// Worker long-polls a queue and runs each received batch through the
+// pipeline. It deletes what is done and leaves the rest to reappear after
+// the visibility timeout.
+type Worker struct {
+	Client   Client
+	QueueURL string
+	Handler  pipeline.Handler
+	// Pollers is the number of concurrent receive loops (default 4).
+	Pollers int
+	// WaitTime is the long-poll duration (default 20s, SQS's maximum).
+	WaitTime time.Duration
+	Logger   *slog.Logger
+}
+
+// Run polls until ctx is cancelled, then stops receiving, finishes the
+// batches in flight, deletes what is done and returns nil. It returns an
+// error only if receiving keeps failing in a way that cannot recover
+// (the queue does not exist, access denied).
+func (w *Worker) Run(ctx context.Context) error {
+	pollers := w.Pollers
+	if pollers <= 0 {
+		pollers = 4
+	}
+	logger := w.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, pollers)
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	for range pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.poll(pollCtx, logger); err != nil {
+				errs <- err
+				stopPolling()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
+	wait := w.WaitTime
+	if wait <= 0 {
+		wait = 20 * time.Second
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		out, err := w.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(w.QueueURL),
+			MaxNumberOfMessages: 10,
+			WaitTimeSeconds:     int32(wait / time.Second),
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+				types.MessageSystemAttributeNameApproximateReceiveCount,
+				types.MessageSystemAttributeNameSentTimestamp,
+				types.MessageSystemAttributeNameMessageGroupId,
+			},
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var missing *types.QueueDoesNotExist
+			if errors.As(err, &missing) {
+				return fmt.Errorf("queue %s: %w", w.QueueURL, err)
+			}
+			failures++
+			logger.Warn("receive failed", "queue", w.QueueURL, "error", err.Error(), "consecutiveFailures", failures)
+			if sleep(ctx, min(time.Duration(failures)*time.Second, 20*time.Second)) != nil {
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		if len(out.Messages) == 0 {
+			continue
+		}
+		// The batch runs to completion even when shutdown starts: its
+		// outcomes are decided, and deleting what is done now saves a
+		// redelivery.
+		work := context.WithoutCancel(ctx)
+		batchID := aws.ToString(out.Messages[0].MessageId)
+		msgs := make([]pipeline.Message, len(out.Messages))
+		receipts := map[string]string{}
+		for i, m := range out.Messages {
+			msgs[i] = toMessage(m)
+			receipts[msgs[i].ID] = aws.ToString(m.ReceiptHandle)
+		}
+		results := w.Handler(pipeline.WithRequestID(work, "worker-"+batchID), msgs)
+		w.deleteDone(work, logger, results, receipts)
+	}
+	return nil
+}
+
+func toMessage(m types.Message) pipeline.Message {
+	msg := pipeline.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
+	attrs := m.Attributes
+	if n, err := strconv.Atoi(attrs[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil {
+		msg.ReceiveCount = n
+	}
+	if ms, err := strconv.ParseInt(attrs[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		msg.SentAt = time.UnixMilli(ms).UTC()
+	}
+	msg.GroupID = attrs[string(types.MessageSystemAttributeNameMessageGroupId)]
+	return msg
+}
+
+// deleteDone deletes done messages in batches of 10. A failed delete is
+// logged, not retried: the message reappears and comes back a duplicate.
+func (w *Worker) deleteDone(ctx context.Context, logger *slog.Logger, results []pipeline.Result, receipts map[string]string) {
+	var entries []types.DeleteMessageBatchRequestEntry
+	ids := map[string]string{} // batch entry ID -> message ID
+	flush := func() {
+		if len(entries) == 0 {
+			return
+		}
+		out, err := w.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(w.QueueURL), Entries: entries})
+		if err != nil {
+			logger.Warn("delete failed; the messages will be redelivered and dedup absorbs them", "count", len(entries), "error", err.Error())
+		} else {
+			for _, f := range out.Failed {
+				logger.Warn("delete failed; the message will be redelivered and dedup absorbs it", "messageId", ids[aws.ToString(f.Id)], "error", aws.ToString(f.Message))
+			}
+		}
+		entries = entries[:0]
+	}
+	for _, r := range results {
+		if !r.Done() {
+			continue
+		}
+		id := batchEntryID(len(entries))
+		ids[id] = r.MessageID
+		entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(id), ReceiptHandle: aws.String(receipts[r.MessageID])})
+		if len(entries) == 10 {
+			flush()
+		}
+	}
+	flush()
+}
+
+// batchEntryID: SQS batch entry IDs allow only [A-Za-z0-9_-], up to 80;
+// message IDs usually qualify but nothing promises it.
+func batchEntryID(i int) string { return "m" + strconv.Itoa(i) }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,313 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits of the message contract. They are documented in the README and
+// enforced before anything is read from DynamoDB.
+const (
+	MaxIDLength = 256 // userId, entitlementKey and idempotencyKey, in characters (Unicode code points)
+	// MaxMetadataBytes bounds the compacted metadata JSON. The ledger keeps
+	// it as the audit record, and 20 events must fit one DynamoDB
+	// transaction (4 MB) while each ledger item stays far below 400 KB.
+	MaxMetadataBytes = 32 << 10
+)
+
+// Event is one usage event: "user consumed Amount of entitlement".
+// The same type is validated by the service and by the producer library,
+// so a producer learns about a bad event before sending it.
+type Event struct {
+	UserID         string
+	EntitlementKey string
+	// Amount is always positive once validated; NewEvent and ParseEvent
+	// default it to 1.
+	Amount Decimal
+	// IdempotencyKey, when set, is the dedup key; otherwise the SQS
+	// message ID is.
+	IdempotencyKey string
+	// Metadata is a compact JSON object, or nil. It is stored verbatim in
+	// the ledger and never interpreted.
+	Metadata json.RawMessage
+}
+
+// NewEvent returns an event of amount 1, the contract's default.
+func NewEvent(userID, entitlementKey string) Event {
+	return Event{UserID: userID, EntitlementKey: entitlementKey, Amount: DecimalFromInt(1)}
+}
+
+// Scope is the unit of dedup and of atomicity: one user's entitlement.
+type Scope struct {
+	UserID         string
+	EntitlementKey string
+}
+
+func (e Event) Scope() Scope { return Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey} }
+
+// ParseEvent decodes and validates a message body. Every failure is a
+// *RejectionError naming the field. Unknown fields are ignored for forward
+// compatibility; a known field given twice is rejected, because two JSON
+// parsers could disagree about which value counts.
+func ParseEvent(body []byte) (Event, error) {
+	if !utf8.Valid(body) {
+		return Event{}, reject(ReasonInvalidJSON, "", "body is not valid UTF-8")
+	}
+	fields, err := splitObject(body)
+	if err != nil {
+		return Event{}, err
+	}
+	ev := Event{Amount: DecimalFromInt(1)}
+	if ev.UserID, err = requiredString(fields, "userId"); err != nil {
+		return Event{}, err
+	}
+	if ev.EntitlementKey, err = requiredString(fields, "entitlementKey"); err != nil {
+		return Event{}, err
+	}
+	if raw, ok := fields["amount"]; ok {
+		if ev.Amount, err = parseAmount(raw); err != nil {
+			return Event{}, err
+		}
+	}
+	if raw, ok := fields["idempotencyKey"]; ok && !isNull(raw) {
+		if ev.IdempotencyKey, err = stringField("idempotencyKey", raw); err != nil {
+			return Event{}, err
+		}
+	}
+	if raw, ok := fields["metadata"]; ok && !isNull(raw) {
+		ev.Metadata = raw
+		var compact bytes.Buffer
+		if json.Compact(&compact, raw) == nil {
+			ev.Metadata = compact.Bytes()
+		}
+	}
+	if err := ev.Validate(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// Validate checks an event against the contract. ParseEvent calls it; the
+// producer library calls it before sending.
+func (e Event) Validate() error {
+	if err := checkID("userId", e.UserID, true); err != nil {
+		return err
+	}
+	if err := checkID("entitlementKey", e.EntitlementKey, true); err != nil {
+		return err
+	}
+	if e.Amount.Sign() <= 0 {
+		return reject(ReasonInvalidAmount, "amount", "must be greater than 0, got %s", e.Amount)
+	}
+	if !e.Amount.FitsDynamoDB() {
+		return reject(ReasonInvalidAmount, "amount", "must have at most 38 significant digits and lie within DynamoDB's number range")
+	}
+	if e.IdempotencyKey != "" {
+		if err := checkID("idempotencyKey", e.IdempotencyKey, false); err != nil {
+			return err
+		}
+	}
+	if e.Metadata != nil {
+		if err := checkMetadata(e.Metadata); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes the wire form. The amount is written as its exact
+// decimal text, never through float64.
+func (e Event) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"userId":`)
+	writeJSONString(&b, e.UserID)
+	b.WriteString(`,"entitlementKey":`)
+	writeJSONString(&b, e.EntitlementKey)
+	b.WriteString(`,"amount":`)
+	b.WriteString(e.Amount.String())
+	if e.IdempotencyKey != "" {
+		b.WriteString(`,"idempotencyKey":`)
+		writeJSONString(&b, e.IdempotencyKey)
+	}
+	if len(e.Metadata) > 0 {
+		b.WriteString(`,"metadata":`)
+		if err := json.Compact(&b, e.Metadata); err != nil {
+			return nil, reject(ReasonInvalidMetadata, "metadata", "is not valid JSON: %v", err)
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s) // a Go string always encodes
+	b.Write(enc)
+}
+
+// splitObject returns the raw value of each top-level field. It rejects
+// anything but a single JSON object and repeated known fields.
+func splitObject(body []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, reject(ReasonInvalidJSON, "", "body is not valid JSON: %v", jsonError(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, reject(ReasonInvalidJSON, "", "body must be a JSON object, got %s", jsonKind(tok))
+	}
+	fields := make(map[string]json.RawMessage, 5)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, reject(ReasonInvalidJSON, "", "body is not valid JSON: %v", jsonError(err))
+		}
+		name, _ := tok.(string) // object keys are always strings
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, reject(ReasonInvalidJSON, "", "body is not valid JSON: %v", jsonError(err))
+		}
+		if !knownField(name) {
+			continue
+		}
+		if _, dup := fields[name]; dup {
+			return nil, reject(ReasonInvalidJSON, name, "appears more than once")
+		}
+		fields[name] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, reject(ReasonInvalidJSON, "", "body is not valid JSON: %v", jsonError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, errEOF) {
+		return nil, reject(ReasonInvalidJSON, "", "unexpected data after the JSON object")
+	}
+	return fields, nil
+}
+
+func knownField(name string) bool {
+	switch name {
+	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata":
+		return true
+	}
+	return false
+}
+
+func jsonError(err error) error {
+	if errors.Is(err, errEOF) {
+		return errors.New("unexpected end of input")
+	}
+	return err
+}
+
+func jsonKind(tok any) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '[' {
+			return "an array"
+		}
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%v", tok)
+}
+
+func rawKind(raw json.RawMessage) string {
+	switch b := firstByte(raw); {
+	case b == '"':
+		return "a string"
+	case b == '{':
+		return "an object"
+	case b == '[':
+		return "an array"
+	case b == 't' || b == 'f':
+		return "a boolean"
+	case b == 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func firstByte(raw json.RawMessage) byte {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+func isNull(raw json.RawMessage) bool { return firstByte(raw) == 'n' }
+
+func requiredString(fields map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := fields[name]
+	if !ok || isNull(raw) {
+		return "", reject(ReasonMissingField, name, "is required")
+	}
+	return stringField(name, raw)
+}
+
+func stringField(name string, raw json.RawMessage) (string, error) {
+	if firstByte(raw) != '"' {
+		return "", reject(ReasonInvalidField, name, "must be a string, got %s", rawKind(raw))
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", reject(ReasonInvalidField, name, "is not a valid JSON string: %v", err)
+	}
+	return s, nil
+}
+
+func checkID(name, value string, required bool) error {
+	n := utf8.RuneCountInString(value)
+	switch {
+	case n == 0 && required:
+		return reject(ReasonMissingField, name, "is required")
+	case n == 0:
+		return reject(ReasonInvalidField, name, "must be 1 to %d characters, got an empty string", MaxIDLength)
+	case strings.TrimSpace(value) == "":
+		return reject(ReasonInvalidField, name, "must not be only whitespace")
+	case n > MaxIDLength:
+		return reject(ReasonInvalidField, name, "must be at most %d characters, got %d", MaxIDLength, n)
+	case !utf8.ValidString(value):
+		return reject(ReasonInvalidField, name, "is not valid UTF-8")
+	}
+	return nil
+}
+
+func parseAmount(raw json.RawMessage) (Decimal, error) {
+	if b := firstByte(raw); b != '-' && (b < '0' || b > '9') {
+		return Decimal{}, reject(ReasonInvalidAmount, "amount", "must be a JSON number, got %s", rawKind(raw))
+	}
+	d, err := ParseDecimal(string(bytes.TrimSpace(raw)))
+	if err != nil {
+		return Decimal{}, reject(ReasonInvalidAmount, "amount", "%v", err)
+	}
+	return d, nil
+}
+
+func checkMetadata(raw json.RawMessage) error {
+	if firstByte(raw) != '{' {
+		return reject(ReasonInvalidMetadata, "metadata", "must be a JSON object, got %s", rawKind(raw))
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return reject(ReasonInvalidMetadata, "metadata", "is not valid JSON: %v", err)
+	}
+	if b.Len() > MaxMetadataBytes {
+		return reject(ReasonInvalidMetadata, "metadata", "must be at most %d bytes of JSON, got %d", MaxMetadataBytes, b.Len())
+	}
+	return nil
+}
+
+var errEOF = io.EOF
