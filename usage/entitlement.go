@@ -94,6 +94,9 @@ func PlanUsage(ent Entitlement, records []Record, now time.Time) Plan {
 		return p
 	}
 
+	if ent.ResetPeriod == "" {
+		ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
+	}
 	used := ent.Used
 	if NeedsReset(ent.ResetPeriod, ent.ResetAnchor, ent.PeriodStart, now) {
 		p.Reset = true

@@ -78,6 +78,9 @@ func ParseEvent(body []byte) (Event, error) {
 		if ev.IdempotencyKey, err = stringField("idempotencyKey", raw); err != nil {
 			return Event{}, err
 		}
+		if ev.IdempotencyKey == "" {
+			return Event{}, checkID("idempotencyKey", "", false)
+		}
 	}
 	if raw, ok := fields["metadata"]; ok && !isNull(raw) {
 		ev.Metadata = raw
