@@ -1,0 +1,52 @@
+# usage-event-service. Every target installs what it needs into .cache/
+# (git-ignored): emulators from npm, tools from the Go module proxy.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.cache/bin:$(PATH)
+STATICCHECK_VERSION := v0.8.2
+GOARCH_LAMBDA ?= arm64
+FUZZTIME ?= 15s
+
+.PHONY: demo test unit lint fuzz terraform-check package bench tools clean
+
+## demo: run the service end to end locally (DynamoDB Local, SQS emulator, worker, events)
+demo:
+	go run ./cmd/usage-demo
+
+## test: everything CI runs: lint, all tests with -race against real emulators, fuzzing, Terraform checks
+test: tools lint
+	go run ./internal/emulator/cmd/emulators install
+	go test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+	bash scripts/terraform-check.sh
+
+## unit: the fast tests that need no emulator
+unit:
+	go test -race -count=1 ./usage/... ./pipeline/... ./internal/config/...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+	staticcheck ./...
+
+## fuzz: short fuzz runs of the message parser and the decimal parser (seed corpus in usage/testdata/fuzz)
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./usage
+	go test -run '^$$' -fuzz '^FuzzParseDecimal$$' -fuzztime $(FUZZTIME) ./usage
+
+terraform-check:
+	bash scripts/terraform-check.sh
+
+## package: function.zip for the provided.al2023 runtime (GOARCH_LAMBDA=amd64 for x86_64)
+package:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_LAMBDA) go build -tags lambda.norpc -trimpath -buildvcs=false \
+		-ldflags '-s -w -buildid=' -o dist/bootstrap ./cmd/usage-event-service
+	go run ./internal/packaging dist/bootstrap function.zip
+	@ls -l dist/bootstrap function.zip; sha256sum dist/bootstrap
+
+tools: .cache/bin/staticcheck
+
+.cache/bin/staticcheck:
+	GOBIN=$(CURDIR)/.cache/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf dist function.zip

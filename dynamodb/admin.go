@@ -1,0 +1,236 @@
+package dynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// AdminClient is what set-up and inspection need. The service itself
+// never calls these (see Client and IAMActions); usagectl, the local demo
+// and tests do.
+type AdminClient interface {
+	Client
+	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	UpdateTimeToLive(context.Context, *dynamodb.UpdateTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+// CreateLedgerTable creates the ledger table (pk S, sk S, on-demand, TTL on
+// expiresAt) if it does not exist. It returns whether it created it.
+func CreateLedgerTable(ctx context.Context, c AdminClient, name string) (bool, error) {
+	created, err := createTable(ctx, c, name, ledgerPK, ledgerSK)
+	if err != nil {
+		return false, err
+	}
+	_, err = c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(ledgerExpiresAt), Enabled: aws.Bool(true)},
+	})
+	var apiErr smithy.APIError // ValidationException: "TimeToLive is already enabled"
+	if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationException") {
+		return created, fmt.Errorf("enable TTL on %s: %w", name, err)
+	}
+	return created, nil
+}
+
+// CreateEntitlementsTable creates an entitlements table shaped like
+// access-service's, for local development and tests only: in AWS the
+// table belongs to access-service.
+func CreateEntitlementsTable(ctx context.Context, c AdminClient, name string, keys EntitlementKeys) (bool, error) {
+	if keys == (EntitlementKeys{}) {
+		keys = DefaultEntitlementKeys
+	}
+	return createTable(ctx, c, name, keys.PartitionAttr, keys.SortAttr)
+}
+
+func createTable(ctx context.Context, c AdminClient, name, pk, sk string) (bool, error) {
+	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: aws.String(name),
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(pk), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(sk), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(pk), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(sk), KeyType: types.KeyTypeRange},
+		},
+		BillingMode: types.BillingModePayPerRequest,
+	})
+	var inUse *types.ResourceInUseException
+	switch {
+	case errors.As(err, &inUse):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("create table %s: %w", name, err)
+	}
+	waiter := dynamodb.NewTableExistsWaiter(c)
+	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return true, fmt.Errorf("wait for table %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// EntitlementItem is an entitlement as access-service writes it.
+type EntitlementItem struct {
+	UserID, EntitlementKey string
+	Limit                  *usage.Decimal
+	Used                   *usage.Decimal
+	ResetPeriod            usage.ResetPeriod // "" leaves the attribute out (NONE)
+	PeriodStart            *time.Time
+	ResetAnchor            *time.Time
+	// Extra attributes of access-service's own, kept verbatim.
+	Extra map[string]types.AttributeValue
+}
+
+// PutEntitlement writes an entitlement item the way access-service would
+// (for local development and tests).
+func PutEntitlement(ctx context.Context, c AdminClient, table string, keys EntitlementKeys, e EntitlementItem) error {
+	if keys == (EntitlementKeys{}) {
+		keys = DefaultEntitlementKeys
+	}
+	pk, sk, ok := keys.values(usage.Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey})
+	if !ok {
+		return errors.New("userId or entitlementKey too long for a DynamoDB key")
+	}
+	item := map[string]types.AttributeValue{}
+	for k, v := range e.Extra {
+		item[k] = v
+	}
+	item[keys.PartitionAttr] = &types.AttributeValueMemberS{Value: pk}
+	item[keys.SortAttr] = &types.AttributeValueMemberS{Value: sk}
+	if e.Limit != nil {
+		item[attrLimit] = number(*e.Limit)
+	}
+	if e.Used != nil {
+		item[attrUsed] = number(*e.Used)
+	}
+	if e.ResetPeriod != "" {
+		item[attrResetPeriod] = &types.AttributeValueMemberS{Value: string(e.ResetPeriod)}
+	}
+	if e.PeriodStart != nil {
+		item[attrPeriodStart] = &types.AttributeValueMemberS{Value: usage.FormatInstant(*e.PeriodStart)}
+	}
+	if e.ResetAnchor != nil {
+		item[attrResetAnchor] = &types.AttributeValueMemberS{Value: e.ResetAnchor.Format(time.RFC3339Nano)}
+	}
+	_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
+	return err
+}
+
+// Entitlement is an entitlement as read for inspection.
+type Entitlement struct {
+	EntitlementKey string
+	usage.Entitlement
+}
+
+// ListEntitlements returns a user's entitlements (all, or the one key),
+// read with strong consistency, sorted by key.
+func ListEntitlements(ctx context.Context, c AdminClient, table string, keys EntitlementKeys, userID, entitlementKey string) ([]Entitlement, error) {
+	if keys == (EntitlementKeys{}) {
+		keys = DefaultEntitlementKeys
+	}
+	s := &Store{cfg: Config{Keys: keys}}
+	pk, skPrefix, _ := keys.values(usage.Scope{UserID: userID, EntitlementKey: entitlementKey})
+	cond := "#pk = :pk AND begins_with(#sk, :sk)"
+	if entitlementKey != "" {
+		cond = "#pk = :pk AND #sk = :sk"
+	}
+	var out []Entitlement
+	var start map[string]types.AttributeValue
+	for {
+		res, err := c.Query(ctx, &dynamodb.QueryInput{
+			TableName:                aws.String(table),
+			KeyConditionExpression:   aws.String(cond),
+			ExpressionAttributeNames: map[string]string{"#pk": keys.PartitionAttr, "#sk": keys.SortAttr},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": &types.AttributeValueMemberS{Value: pk},
+				":sk": &types.AttributeValueMemberS{Value: skPrefix},
+			},
+			ConsistentRead:    aws.Bool(true),
+			ExclusiveStartKey: start,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range res.Items {
+			sk, _ := item[keys.SortAttr].(*types.AttributeValueMemberS)
+			if sk == nil {
+				continue
+			}
+			out = append(out, Entitlement{EntitlementKey: sk.Value[len(keys.KeyPrefix):], Entitlement: s.parse(item).ent})
+		}
+		if start = res.LastEvaluatedKey; start == nil {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].EntitlementKey < out[j].EntitlementKey })
+	return out, nil
+}
+
+// LedgerEntry is the audit record of one applied event.
+type LedgerEntry struct {
+	DedupKey    string
+	KeySource   string
+	Amount      usage.Decimal
+	AppliedAt   string
+	MessageID   string
+	PeriodStart string
+	Metadata    string
+	ExpiresAt   int64
+}
+
+// ListLedger returns the applied events of a scope, oldest key first.
+func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Scope) ([]LedgerEntry, error) {
+	pk, _ := LedgerKey(scope, "")
+	var out []LedgerEntry
+	var start map[string]types.AttributeValue
+	for {
+		res, err := c.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(table),
+			KeyConditionExpression:    aws.String("#pk = :pk"),
+			ExpressionAttributeNames:  map[string]string{"#pk": ledgerPK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
+			ConsistentRead:            aws.Bool(true),
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range res.Items {
+			e := LedgerEntry{Amount: ledgerAmount(item)}
+			e.DedupKey = str(item["dedupKey"])
+			e.KeySource = str(item["keySource"])
+			e.AppliedAt = str(item["appliedAt"])
+			e.MessageID = str(item["messageId"])
+			e.PeriodStart = str(item["periodStart"])
+			e.Metadata = str(item["metadata"])
+			if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
+				fmt.Sscan(n.Value, &e.ExpiresAt)
+			}
+			out = append(out, e)
+		}
+		if start = res.LastEvaluatedKey; start == nil {
+			break
+		}
+	}
+	return out, nil
+}
+
+func str(v types.AttributeValue) string {
+	if s, ok := v.(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
