@@ -1,0 +1,1038 @@
+package infra_test
+
+// Offline checks of the Terraform module infra/services/usage-event-service
+// (and the example that calls it). Nothing here needs terraform or a
+// provider: the HCL is parsed and evaluated by hcleval_test.go. Least
+// privilege is checked against the Go code itself: the DynamoDB grants must
+// equal dynamodb.IAMActions and the dashboard must chart every usage.Reasons.
+
+import (
+	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+const (
+	moduleDir  = "services/usage-event-service"
+	exampleDir = "examples/usage-event-service"
+
+	entitlementsTableName = "acme-prod-entitlements"
+	entitlementsTableARN  = "arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-entitlements"
+	kmsKeyARN             = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	snsTopicARN           = "arn:aws:sns:eu-west-1:111122223333:on-call"
+
+	functionName = "acme-prod-usage-event-service"
+	queueName    = "acme-prod-usage-event-queue"
+	dlqName      = "acme-prod-usage-event-dlq"
+	ledgerName   = "acme-prod-usage-ledger"
+
+	// Placeholders: a resource attribute evaluates to its own address.
+	mainQueueARN = "aws_sqs_queue.main.arn"
+	dlqARN       = "aws_sqs_queue.dead_letter.arn"
+	ledgerARN    = "aws_dynamodb_table.ledger.arn"
+	logStreamARN = "aws_cloudwatch_log_group.function.arn:*"
+)
+
+// inputs returns the module's required inputs plus overrides.
+func inputs(overrides map[string]cty.Value) map[string]cty.Value {
+	in := map[string]cty.Value{
+		"project":                 cty.StringVal("acme"),
+		"env":                     cty.StringVal("prod"),
+		"entitlements_table_name": cty.StringVal(entitlementsTableName),
+		"entitlements_table_arn":  cty.StringVal(entitlementsTableARN),
+		"package_path":            cty.StringVal("function.zip"),
+		"alarm_actions":           cty.ListValEmpty(cty.String),
+	}
+	maps.Copy(in, overrides)
+	return in
+}
+
+// configurations covers every switch that changes the IAM policy.
+var configurations = []struct {
+	name string
+	in   map[string]cty.Value
+}{
+	{"SSE-SQS, direct dead-lettering", nil},
+	{"SSE-SQS, dead-lettering by SQS only", map[string]cty.Value{"direct_dead_lettering": cty.False}},
+	{"KMS key, direct dead-lettering", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN)}},
+	{"KMS key, dead-lettering by SQS only", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN), "direct_dead_lettering": cty.False}},
+}
+
+func directDeadLettering(in map[string]cty.Value) bool {
+	v, ok := in["direct_dead_lettering"]
+	return !ok || v.True()
+}
+
+func withKMS(in map[string]cty.Value) bool {
+	_, ok := in["kms_key_arn"]
+	return ok
+}
+
+// functionPolicy returns the statements of the function role's inline policy.
+func functionPolicy(t *testing.T, e *evaluator) []statement {
+	t.Helper()
+	m := e.m
+	if bs := m.blocksOf("resource", "aws_iam_role_policy_attachment"); len(bs) > 0 {
+		t.Fatalf("the module attaches managed policies (%v); the role must carry only its least-privilege inline policy", bs[0].Labels)
+	}
+	if bs := m.blocksOf("resource", "aws_iam_policy"); len(bs) > 0 {
+		t.Fatalf("the module defines managed policy %v; keep the grants in the inline policy", bs[0].Labels)
+	}
+	role := m.resource(t, "aws_iam_role", "function")
+	for _, forbidden := range []string{"managed_policy_arns", "inline_policy"} {
+		if _, ok := role.Body.Attributes[forbidden]; ok {
+			t.Fatalf("aws_iam_role.function sets %s", forbidden)
+		}
+	}
+	policies := m.blocksOf("resource", "aws_iam_role_policy")
+	if len(policies) != 1 {
+		t.Fatalf("want exactly one aws_iam_role_policy, have %d", len(policies))
+	}
+	if got := asString(t, e.evalAttr(t, policies[0], "role")); got != "aws_iam_role.function.id" && got != "aws_iam_role.function.name" {
+		t.Fatalf("the inline policy is attached to %s, want aws_iam_role.function", got)
+	}
+	return e.policyStatements(t, policyDocName(t, asString(t, e.evalAttr(t, policies[0], "policy"))))
+}
+
+// grants maps resource -> sorted actions for the Allow statements whose
+// actions start with prefix.
+func grants(t *testing.T, stmts []statement, prefix string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, st := range stmts {
+		for _, a := range st.Actions {
+			if !strings.HasPrefix(a, prefix) {
+				continue
+			}
+			if st.Effect != "Allow" {
+				t.Fatalf("%s: unexpected %s statement", st, st.Effect)
+			}
+			for _, r := range st.Resources {
+				out[r] = sorted(append(out[r], a))
+			}
+		}
+	}
+	return out
+}
+
+func assertGrants(t *testing.T, what string, got, want map[string][]string) {
+	t.Helper()
+	for r, actions := range want {
+		want[r] = sorted(actions)
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("%s granted %v, want exactly %v", what, got, want)
+	}
+}
+
+func TestFunctionRoleGrantsExactlyTheDynamoDBActionsTheGoCodeUses(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	// Where each table of dynamodb.IAMActions lives in the module.
+	tableARN := map[dynamodb.Table]string{
+		dynamodb.EntitlementsTable: entitlementsTableARN, // var.entitlements_table_arn
+		dynamodb.LedgerTable:       ledgerARN,
+	}
+	want := map[string][]string{}
+	for table, actions := range dynamodb.IAMActions {
+		arn, ok := tableARN[table]
+		if !ok {
+			t.Fatalf("dynamodb.IAMActions names table %q, which this test does not map to a Terraform ARN: add it here and grant it in the module", table)
+		}
+		want[arn] = slices.Clone(actions)
+	}
+	for _, c := range configurations {
+		t.Run(c.name, func(t *testing.T) {
+			stmts := functionPolicy(t, m.evaluator(t, inputs(c.in)))
+			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), maps.Clone(want))
+		})
+	}
+}
+
+func TestFunctionRoleGrantsSQSOnlyToConsumeTheQueueAndDeadLetter(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	consume := []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+	for _, c := range configurations {
+		t.Run(c.name, func(t *testing.T) {
+			in := inputs(c.in)
+			want := map[string][]string{mainQueueARN: consume}
+			if directDeadLettering(in) {
+				want[dlqARN] = []string{"sqs:SendMessage"}
+			}
+			stmts := functionPolicy(t, m.evaluator(t, in))
+			assertGrants(t, "SQS", grants(t, stmts, "sqs:"), want)
+		})
+	}
+}
+
+func TestFunctionRoleUsesTheQueueKeyOnlyWhenOneIsGiven(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	for _, c := range configurations {
+		t.Run(c.name, func(t *testing.T) {
+			in := inputs(c.in)
+			want := map[string][]string{}
+			switch {
+			case withKMS(in) && directDeadLettering(in):
+				want[kmsKeyARN] = []string{"kms:Decrypt", "kms:GenerateDataKey"}
+			case withKMS(in):
+				want[kmsKeyARN] = []string{"kms:Decrypt"}
+			}
+			stmts := functionPolicy(t, m.evaluator(t, in))
+			assertGrants(t, "KMS", grants(t, stmts, "kms:"), want)
+			for _, st := range stmts {
+				if len(st.Actions) == 0 || !strings.HasPrefix(st.Actions[0], "kms:") {
+					continue
+				}
+				if !slices.ContainsFunc(st.Conditions, func(c condition) bool {
+					return c.Variable == "kms:ViaService" && slices.Equal(c.Values, []string{"sqs." + testRegion + ".amazonaws.com"})
+				}) {
+					t.Errorf("%s: want a kms:ViaService condition limiting the key to SQS", st)
+				}
+			}
+		})
+	}
+}
+
+func TestFunctionRoleWritesOnlyToItsOwnLogGroup(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	stmts := functionPolicy(t, m.evaluator(t, inputs(nil)))
+	assertGrants(t, "CloudWatch Logs", grants(t, stmts, "logs:"),
+		map[string][]string{logStreamARN: {"logs:CreateLogStream", "logs:PutLogEvents"}})
+}
+
+func TestFunctionRoleGrantsNoOtherService(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	for _, c := range configurations {
+		t.Run(c.name, func(t *testing.T) {
+			for _, st := range functionPolicy(t, m.evaluator(t, inputs(c.in))) {
+				if len(st.NotActions) > 0 || len(st.NotResources) > 0 {
+					t.Errorf("%s: not_actions/not_resources grant by exclusion", st)
+				}
+				for _, a := range st.Actions {
+					service, _, _ := strings.Cut(a, ":")
+					if !slices.Contains([]string{"dynamodb", "sqs", "kms", "logs"}, service) {
+						t.Errorf("%s: unexpected action %s", st, a)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestFunctionRoleIsAssumedOnlyByLambda(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(nil))
+	doc := policyDocName(t, asString(t, e.evalAttr(t, m.resource(t, "aws_iam_role", "function"), "assume_role_policy")))
+	stmts := e.policyStatements(t, doc)
+	if len(stmts) != 1 || !slices.Equal(stmts[0].Actions, []string{"sts:AssumeRole"}) ||
+		!slices.EqualFunc(stmts[0].Principals, []principal{{"Service", []string{"lambda.amazonaws.com"}}}, func(a, b principal) bool {
+			return a.Type == b.Type && slices.Equal(a.Identifiers, b.Identifiers)
+		}) {
+		t.Errorf("trust policy %v, want one statement letting lambda.amazonaws.com sts:AssumeRole", stmts)
+	}
+}
+
+// wildcardViolations lists the wildcards in a statement that AWS does not
+// require. The exceptions, and why AWS needs them:
+//   - Deny statements may use principal "*" (type "*"): the only way to name
+//     every caller, so the TLS-only Deny covers all of them;
+//   - Deny statements may use "sqs:*": a Deny must cover every action,
+//     including ones added later;
+//   - the function's log streams, "<log group ARN>:*": Lambda names each
+//     stream at run time, so they cannot be listed.
+func wildcardViolations(st statement) []string {
+	var out []string
+	deny := st.Effect == "Deny"
+	if len(st.NotActions)+len(st.NotResources)+len(st.NotPrincipal) > 0 {
+		out = append(out, "not_actions/not_resources/not_principals")
+	}
+	for _, a := range st.Actions {
+		if strings.Contains(a, "*") && !(deny && a == "sqs:*") {
+			out = append(out, "action "+a)
+		}
+	}
+	for _, r := range st.Resources {
+		if strings.Contains(r, "*") && r != logStreamARN {
+			out = append(out, "resource "+r)
+		}
+	}
+	for _, p := range st.Principals {
+		for _, id := range p.Identifiers {
+			if (strings.Contains(id, "*") || p.Type == "*") && !(deny && p.Type == "*" && id == "*") {
+				out = append(out, "principal "+p.Type+" "+id)
+			}
+		}
+	}
+	return out
+}
+
+func TestPoliciesUseNoWildcardsButThoseAWSRequires(t *testing.T) {
+	// The detector itself, on statements the module must never contain.
+	detector := []struct {
+		name string
+		st   statement
+		want bool
+	}{
+		{"action wildcard in an Allow", statement{Effect: "Allow", Actions: []string{"dynamodb:*"}, Resources: []string{ledgerARN}}, true},
+		{"partial action wildcard", statement{Effect: "Allow", Actions: []string{"sqs:Get*"}, Resources: []string{mainQueueARN}}, true},
+		{"sqs:* in an Allow", statement{Effect: "Allow", Actions: []string{"sqs:*"}, Resources: []string{mainQueueARN}}, true},
+		{"resource wildcard", statement{Effect: "Allow", Actions: []string{"logs:CreateLogGroup"}, Resources: []string{"*"}}, true},
+		{"table index wildcard", statement{Effect: "Allow", Actions: []string{"dynamodb:Query"}, Resources: []string{entitlementsTableARN + "/index/*"}}, true},
+		{"any principal in an Allow", statement{Effect: "Allow", Actions: []string{"sqs:SendMessage"}, Resources: []string{mainQueueARN}, Principals: []principal{{"*", []string{"*"}}}}, true},
+		{"not_actions", statement{Effect: "Allow", NotActions: []string{"iam:CreateUser"}, Resources: []string{mainQueueARN}}, true},
+		{"TLS deny for everyone", statement{Effect: "Deny", Actions: []string{"sqs:*"}, Resources: []string{mainQueueARN}, Principals: []principal{{"*", []string{"*"}}}}, false},
+		{"log streams of the function's group", statement{Effect: "Allow", Actions: []string{"logs:PutLogEvents"}, Resources: []string{logStreamARN}}, false},
+	}
+	for _, d := range detector {
+		t.Run("detects/"+d.name, func(t *testing.T) {
+			if got := len(wildcardViolations(d.st)) > 0; got != d.want {
+				t.Errorf("violation = %v, want %v", got, d.want)
+			}
+		})
+	}
+
+	m := loadModule(t, moduleDir)
+	for _, c := range configurations {
+		t.Run("module/"+c.name, func(t *testing.T) {
+			for _, st := range m.evaluator(t, inputs(c.in)).allPolicyStatements(t) {
+				if v := wildcardViolations(st); len(v) > 0 {
+					t.Errorf("%s: wildcards AWS does not require: %v", st, v)
+				}
+			}
+		})
+	}
+}
+
+func TestQueuePoliciesDenyRequestsWithoutTLS(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(nil))
+	queuePolicy := map[string][]statement{}
+	for _, b := range m.blocksOf("resource", "aws_sqs_queue_policy") {
+		url := asString(t, e.evalAttr(t, b, "queue_url"))
+		queue := strings.TrimSuffix(strings.TrimSuffix(url, ".id"), ".url")
+		queuePolicy[queue] = e.policyStatements(t, policyDocName(t, asString(t, e.evalAttr(t, b, "policy"))))
+	}
+	for _, queue := range []string{"aws_sqs_queue.main", "aws_sqs_queue.dead_letter"} {
+		t.Run(queue, func(t *testing.T) {
+			stmts, ok := queuePolicy[queue]
+			if !ok {
+				t.Fatalf("no aws_sqs_queue_policy for %s", queue)
+			}
+			if !slices.ContainsFunc(stmts, func(st statement) bool {
+				return st.Effect == "Deny" &&
+					slices.Equal(st.Actions, []string{"sqs:*"}) &&
+					slices.Equal(st.Resources, []string{queue + ".arn"}) &&
+					len(st.Principals) == 1 && st.Principals[0].Type == "*" && slices.Equal(st.Principals[0].Identifiers, []string{"*"}) &&
+					slices.ContainsFunc(st.Conditions, func(c condition) bool {
+						return c.Test == "Bool" && c.Variable == "aws:SecureTransport" && slices.Equal(c.Values, []string{"false"})
+					})
+			}) {
+				t.Errorf("%s policy %v lacks Deny sqs:* for everyone when aws:SecureTransport is false", queue, stmts)
+			}
+			for _, st := range stmts {
+				if st.Effect != "Allow" {
+					continue
+				}
+				for _, p := range st.Principals {
+					if p.Type != "AWS" || !slices.Equal(p.Identifiers, []string{"arn:aws:iam::" + testAccountID + ":root"}) {
+						t.Errorf("%s: allows %v, want only this account", st, p)
+					}
+				}
+			}
+		})
+	}
+	t.Run("main queue accepts sends from this account only", func(t *testing.T) {
+		if !slices.ContainsFunc(queuePolicy["aws_sqs_queue.main"], func(st statement) bool {
+			return st.Effect == "Allow" && slices.Equal(st.Actions, []string{"sqs:SendMessage"}) &&
+				slices.Equal(st.Resources, []string{mainQueueARN}) &&
+				slices.ContainsFunc(st.Conditions, func(c condition) bool {
+					return c.Test == "StringEquals" && strings.HasSuffix(c.Variable, "Account") && slices.Equal(c.Values, []string{testAccountID})
+				})
+		}) {
+			t.Errorf("main queue policy lacks Allow sqs:SendMessage for this account, conditioned on the account id")
+		}
+	})
+}
+
+func TestQueues(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	main := m.resource(t, "aws_sqs_queue", "main")
+	dlq := m.resource(t, "aws_sqs_queue", "dead_letter")
+
+	t.Run("are named after project and env", func(t *testing.T) {
+		e := m.evaluator(t, inputs(nil))
+		if got := asString(t, e.evalAttr(t, main, "name")); got != queueName {
+			t.Errorf("main queue name %q, want %q", got, queueName)
+		}
+		if got := asString(t, e.evalAttr(t, dlq, "name")); got != dlqName {
+			t.Errorf("DLQ name %q, want %q", got, dlqName)
+		}
+	})
+
+	t.Run("main queue dead-letters after max_receive_count receives", func(t *testing.T) {
+		for _, c := range []struct {
+			in   map[string]cty.Value
+			want float64
+		}{{nil, 5}, {map[string]cty.Value{"max_receive_count": cty.NumberIntVal(3)}, 3}} {
+			e := m.evaluator(t, inputs(c.in))
+			var redrive struct {
+				DeadLetterTargetArn string
+				MaxReceiveCount     float64
+			}
+			if err := json.Unmarshal([]byte(asString(t, e.evalAttr(t, main, "redrive_policy"))), &redrive); err != nil {
+				t.Fatal(err)
+			}
+			if redrive.DeadLetterTargetArn != dlqARN || redrive.MaxReceiveCount != c.want {
+				t.Errorf("redrive policy %+v, want the DLQ after %v receives", redrive, c.want)
+			}
+		}
+	})
+
+	t.Run("DLQ accepts messages and redrives only from the main queue", func(t *testing.T) {
+		e := m.evaluator(t, inputs(nil))
+		b := m.resource(t, "aws_sqs_queue_redrive_allow_policy", "dead_letter")
+		if got := asString(t, e.evalAttr(t, b, "queue_url")); got != "aws_sqs_queue.dead_letter.id" && got != "aws_sqs_queue.dead_letter.url" {
+			t.Errorf("redrive allow policy is on %s, want the DLQ", got)
+		}
+		var allow struct {
+			RedrivePermission string
+			SourceQueueArns   []string
+		}
+		if err := json.Unmarshal([]byte(asString(t, e.evalAttr(t, b, "redrive_allow_policy"))), &allow); err != nil {
+			t.Fatal(err)
+		}
+		if allow.RedrivePermission != "byQueue" || !slices.Equal(allow.SourceQueueArns, []string{mainQueueARN}) {
+			t.Errorf("redrive allow policy %+v, want byQueue from the main queue only", allow)
+		}
+	})
+
+	for _, c := range []struct {
+		name    string
+		in      map[string]cty.Value
+		wantSSE bool
+		wantKey string
+	}{
+		{"are encrypted with SQS-managed keys by default", nil, true, ""},
+		{"are encrypted with the given KMS key", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN)}, false, kmsKeyARN},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := m.evaluator(t, inputs(c.in))
+			for _, q := range []*hclsyntax.Block{main, dlq} {
+				sse := e.evalAttr(t, q, "sqs_managed_sse_enabled")
+				key := e.evalAttr(t, q, "kms_master_key_id")
+				gotSSE := !sse.IsNull() && sse.True()
+				gotKey := ""
+				if !key.IsNull() {
+					gotKey = asString(t, key)
+				}
+				if gotSSE != c.wantSSE || gotKey != c.wantKey {
+					t.Errorf("queue %s: sqs_managed_sse_enabled=%v kms_master_key_id=%q, want %v %q", q.Labels[1], gotSSE, gotKey, c.wantSSE, c.wantKey)
+				}
+			}
+		})
+	}
+
+	t.Run("visibility timeout is six function timeouts plus the batching window", func(t *testing.T) {
+		for _, c := range []struct {
+			in   map[string]cty.Value
+			want int64
+		}{
+			{nil, 6*30 + 1},
+			{map[string]cty.Value{"timeout": cty.NumberIntVal(60), "maximum_batching_window_in_seconds": cty.NumberIntVal(5)}, 6*60 + 5},
+		} {
+			if got := asInt(t, m.evaluator(t, inputs(c.in)).evalAttr(t, main, "visibility_timeout_seconds")); got != c.want {
+				t.Errorf("visibility timeout %d, want %d", got, c.want)
+			}
+		}
+	})
+
+	t.Run("retain messages 4 days in the queue and 14 in the DLQ by default", func(t *testing.T) {
+		e := m.evaluator(t, inputs(nil))
+		if got := asInt(t, e.evalAttr(t, main, "message_retention_seconds")); got != 4*86400 {
+			t.Errorf("main queue retention %d", got)
+		}
+		if got := asInt(t, e.evalAttr(t, dlq, "message_retention_seconds")); got != 14*86400 {
+			t.Errorf("DLQ retention %d", got)
+		}
+	})
+}
+
+func TestEventSourceMapping(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	esm := m.blocksOf("resource", "aws_lambda_event_source_mapping")
+	if len(esm) != 1 {
+		t.Fatalf("want one event source mapping, have %d", len(esm))
+	}
+	b := esm[0]
+	e := m.evaluator(t, inputs(nil))
+	for _, c := range []struct {
+		name, attr string
+		want       cty.Value
+	}{
+		{"polls the main queue", "event_source_arn", cty.StringVal(mainQueueARN)},
+		{"invokes the function", "function_name", cty.StringVal("aws_lambda_function.this.arn")},
+		{"delivers batches of 20 by default", "batch_size", cty.NumberIntVal(20)},
+		{"waits at most 1 s to fill a batch by default", "maximum_batching_window_in_seconds", cty.NumberIntVal(1)},
+		{"reports partial batch failures", "function_response_types", cty.TupleVal([]cty.Value{cty.StringVal("ReportBatchItemFailures")})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := e.evalAttr(t, b, c.attr); !got.RawEquals(c.want) {
+				t.Errorf("%s = %#v, want %#v", c.attr, got, c.want)
+			}
+		})
+	}
+	t.Run("caps concurrency at maximum_concurrency", func(t *testing.T) {
+		scaling := oneNested(t, b, "scaling_config")
+		for in, want := range map[int64]int64{0: 10, 50: 50} {
+			over := map[string]cty.Value{}
+			if in != 0 {
+				over["maximum_concurrency"] = cty.NumberIntVal(in)
+			}
+			if got := asInt(t, m.evaluator(t, inputs(over)).evalAttr(t, scaling, "maximum_concurrency")); got != want {
+				t.Errorf("maximum_concurrency %d, want %d", got, want)
+			}
+		}
+	})
+}
+
+func TestFunction(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	fn := m.resource(t, "aws_lambda_function", "this")
+	e := m.evaluator(t, inputs(nil))
+	for _, c := range []struct {
+		name, attr string
+		want       cty.Value
+	}{
+		{"is named after project and env", "function_name", cty.StringVal(functionName)},
+		{"runs on the OS-only Amazon Linux 2023 runtime", "runtime", cty.StringVal("provided.al2023")},
+		{"starts the bootstrap binary", "handler", cty.StringVal("bootstrap")},
+		{"runs on arm64 by default", "architectures", cty.TupleVal([]cty.Value{cty.StringVal("arm64")})},
+		{"deploys the package at package_path", "filename", cty.StringVal("function.zip")},
+		{"has 256 MB by default", "memory_size", cty.NumberIntVal(256)},
+		{"times out after 30 s by default", "timeout", cty.NumberIntVal(30)},
+		{"runs as its own role", "role", cty.StringVal("aws_iam_role.function.arn")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := e.evalAttr(t, fn, c.attr); !got.RawEquals(c.want) {
+				t.Errorf("%s = %#v, want %#v", c.attr, got, c.want)
+			}
+		})
+	}
+	t.Run("runs on x86_64 when asked", func(t *testing.T) {
+		got := asStrings(t, m.evaluator(t, inputs(map[string]cty.Value{"architecture": cty.StringVal("x86_64")})).evalAttr(t, fn, "architectures"))
+		if !slices.Equal(got, []string{"x86_64"}) {
+			t.Errorf("architectures %v", got)
+		}
+	})
+	t.Run("redeploys when the package changes", func(t *testing.T) {
+		if got := m.source(attr(t, fn, "source_code_hash").Expr.Range()); got != "filebase64sha256(var.package_path)" {
+			t.Errorf("source_code_hash = %s", got)
+		}
+	})
+	t.Run("logs to its own log group, created first", func(t *testing.T) {
+		logging := oneNested(t, fn, "logging_config")
+		if got := asString(t, e.evalAttr(t, logging, "log_format")); got != "JSON" && got != "Text" {
+			t.Errorf("log_format %q", got)
+		}
+		if got := asString(t, e.evalAttr(t, logging, "log_group")); got != "aws_cloudwatch_log_group.function.name" {
+			t.Errorf("log_group %q", got)
+		}
+		if deps := m.source(attr(t, fn, "depends_on").Expr.Range()); !strings.Contains(deps, "aws_cloudwatch_log_group.function") {
+			t.Errorf("depends_on %s lacks the log group", deps)
+		}
+	})
+
+	env := func(in map[string]cty.Value) map[string]string {
+		v := m.evaluator(t, inputs(in)).eval(t, attr(t, oneNested(t, fn, "environment"), "variables").Expr, nil)
+		out := map[string]string{}
+		for k, val := range v.AsValueMap() {
+			out[k] = asString(t, val)
+		}
+		return out
+	}
+	base := map[string]string{
+		"ENTITLEMENTS_TABLE": entitlementsTableName,
+		"USAGE_LEDGER_TABLE": "aws_dynamodb_table.ledger.name",
+		"DEDUP_RETENTION":    "336h",
+		"LOG_LEVEL":          "INFO",
+	}
+	withDLQ := maps.Clone(base)
+	withDLQ["DEAD_LETTER_QUEUE_URL"] = "aws_sqs_queue.dead_letter.url"
+	custom := maps.Clone(withDLQ)
+	custom["LOG_LEVEL"] = "DEBUG"
+	custom["DEDUP_RETENTION"] = "720h"
+	for _, c := range []struct {
+		name string
+		in   map[string]cty.Value
+		want map[string]string
+	}{
+		{"environment names both tables and the DLQ for direct dead-lettering", nil, withDLQ},
+		{"environment omits the DLQ when SQS alone dead-letters", map[string]cty.Value{"direct_dead_lettering": cty.False}, base},
+		{"environment passes dedup retention and the upper-cased log level", map[string]cty.Value{"log_level": cty.StringVal("debug"), "dedup_retention": cty.StringVal("720h")}, custom},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := env(c.in); !maps.Equal(got, c.want) {
+				t.Errorf("environment %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestLogGroup(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	lg := m.resource(t, "aws_cloudwatch_log_group", "function")
+	for _, c := range []struct {
+		name string
+		in   map[string]cty.Value
+		want int64
+	}{
+		{"keeps logs 30 days by default", nil, 30},
+		{"keeps logs as long as asked", map[string]cty.Value{"log_retention_days": cty.NumberIntVal(365)}, 365},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := m.evaluator(t, inputs(c.in))
+			if got := asString(t, e.evalAttr(t, lg, "name")); got != "/aws/lambda/"+functionName {
+				t.Errorf("log group %q, want the function's", got)
+			}
+			if got := asInt(t, e.evalAttr(t, lg, "retention_in_days")); got != c.want {
+				t.Errorf("retention %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+func TestLedgerTable(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	tb := m.resource(t, "aws_dynamodb_table", "ledger")
+	e := m.evaluator(t, inputs(nil))
+	for _, c := range []struct {
+		name string
+		b    *hclsyntax.Block
+		attr string
+		want cty.Value
+	}{
+		{"is named after project and env", tb, "name", cty.StringVal(ledgerName)},
+		{"bills per request", tb, "billing_mode", cty.StringVal("PAY_PER_REQUEST")},
+		{"is keyed by pk", tb, "hash_key", cty.StringVal("pk")},
+		{"is sorted by sk", tb, "range_key", cty.StringVal("sk")},
+		{"is protected from deletion by default", tb, "deletion_protection_enabled", cty.True},
+		{"expires records through TTL on expiresAt", oneNested(t, tb, "ttl"), "attribute_name", cty.StringVal("expiresAt")},
+		{"has TTL enabled", oneNested(t, tb, "ttl"), "enabled", cty.True},
+		{"has point-in-time recovery", oneNested(t, tb, "point_in_time_recovery"), "enabled", cty.True},
+		{"is encrypted server-side", oneNested(t, tb, "server_side_encryption"), "enabled", cty.True},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := e.evalAttr(t, c.b, c.attr); !got.RawEquals(c.want) {
+				t.Errorf("%s = %#v, want %#v", c.attr, got, c.want)
+			}
+		})
+	}
+	t.Run("declares pk and sk as strings", func(t *testing.T) {
+		got := map[string]string{}
+		for _, a := range nested(tb, "attribute") {
+			got[asString(t, e.evalAttr(t, a, "name"))] = asString(t, e.evalAttr(t, a, "type"))
+		}
+		if !maps.Equal(got, map[string]string{"pk": "S", "sk": "S"}) {
+			t.Errorf("attributes %v", got)
+		}
+	})
+	t.Run("deletion protection can be lifted for a disposable environment", func(t *testing.T) {
+		e := m.evaluator(t, inputs(map[string]cty.Value{"ledger_deletion_protection": cty.False}))
+		if got := e.evalAttr(t, tb, "deletion_protection_enabled"); !got.RawEquals(cty.False) {
+			t.Errorf("deletion_protection_enabled = %#v", got)
+		}
+	})
+}
+
+func TestAlarmsNotifyOnCall(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(map[string]cty.Value{"alarm_actions": cty.ListVal([]cty.Value{cty.StringVal(snsTopicARN)})}))
+	byMetric := map[string]*hclsyntax.Block{}
+	for _, b := range m.blocksOf("resource", "aws_cloudwatch_metric_alarm") {
+		key := asString(t, e.evalAttr(t, b, "namespace")) + " " + asString(t, e.evalAttr(t, b, "metric_name"))
+		dims := e.evalAttr(t, b, "dimensions").AsValueMap()
+		for _, d := range []string{"QueueName", "FunctionName"} {
+			if v, ok := dims[d]; ok {
+				key += " " + asString(t, v)
+			}
+		}
+		byMetric[key] = b
+	}
+	for _, c := range []struct {
+		name, metric string
+		threshold    int64
+	}{
+		{"when the DLQ holds a message", "AWS/SQS ApproximateNumberOfMessagesVisible aws_sqs_queue.dead_letter.name", 0},
+		{"when the oldest queued message is older than the threshold", "AWS/SQS ApproximateAgeOfOldestMessage aws_sqs_queue.main.name", 300},
+		{"when an invocation fails", "AWS/Lambda Errors aws_lambda_function.this.function_name", 0},
+		{"when the function is throttled", "AWS/Lambda Throttles aws_lambda_function.this.function_name", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, ok := byMetric[c.metric]
+			if !ok {
+				t.Fatalf("no alarm on %s (have %v)", c.metric, slices.Collect(maps.Keys(byMetric)))
+			}
+			if got := asString(t, e.evalAttr(t, b, "comparison_operator")); got != "GreaterThanThreshold" {
+				t.Errorf("comparison %s", got)
+			}
+			if got := asInt(t, e.evalAttr(t, b, "threshold")); got != c.threshold {
+				t.Errorf("threshold %d, want %d", got, c.threshold)
+			}
+			if got := asString(t, e.evalAttr(t, b, "treat_missing_data")); got != "notBreaching" {
+				t.Errorf("treat_missing_data %s: an idle queue or function stops publishing, which is not an outage", got)
+			}
+			for _, a := range []string{"alarm_actions", "ok_actions"} {
+				if got := asStrings(t, e.evalAttr(t, b, a)); !slices.Equal(got, []string{snsTopicARN}) {
+					t.Errorf("%s %v, want var.alarm_actions", a, got)
+				}
+			}
+		})
+	}
+}
+
+// dashboardMetric is one line of a metric widget.
+type dashboardMetric struct {
+	Namespace, Name string
+	Dimensions      map[string]string
+	Stat            string
+}
+
+func dashboardMetrics(t *testing.T, body string) []dashboardMetric {
+	t.Helper()
+	var dash struct {
+		Widgets []struct {
+			Type                string
+			X, Y, Width, Height int
+			Properties          struct {
+				Stat    string
+				Metrics [][]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &dash); err != nil {
+		t.Fatalf("dashboard body: %v", err)
+	}
+	var out []dashboardMetric
+	for _, w := range dash.Widgets {
+		if w.X+w.Width > 24 {
+			t.Errorf("widget at x=%d width=%d overflows the 24-column grid", w.X, w.Width)
+		}
+		for _, line := range w.Properties.Metrics {
+			dm := dashboardMetric{Dimensions: map[string]string{}, Stat: w.Properties.Stat}
+			var strs []string
+			for _, el := range line {
+				switch v := el.(type) {
+				case string:
+					strs = append(strs, v)
+				case map[string]any:
+					if s, ok := v["stat"].(string); ok {
+						dm.Stat = s
+					}
+				}
+			}
+			if len(strs) < 2 || len(strs)%2 != 0 || strs[0] == "." {
+				t.Fatalf("metric line %v: want namespace, name, then dimension pairs (no \".\" shorthand)", line)
+			}
+			dm.Namespace, dm.Name = strs[0], strs[1]
+			for i := 2; i < len(strs); i += 2 {
+				dm.Dimensions[strs[i]] = strs[i+1]
+			}
+			out = append(out, dm)
+		}
+	}
+	return out
+}
+
+func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(nil))
+	metrics := dashboardMetrics(t, asString(t, e.evalAttr(t, m.resource(t, "aws_cloudwatch_dashboard", "this"), "dashboard_body")))
+
+	has := func(ns, name string, dims map[string]string, stat string) bool {
+		return slices.ContainsFunc(metrics, func(dm dashboardMetric) bool {
+			return dm.Namespace == ns && dm.Name == name && maps.Equal(dm.Dimensions, dims) && (stat == "" || dm.Stat == stat)
+		})
+	}
+	fn := map[string]string{"FunctionName": functionName}
+	type want struct {
+		ns, name string
+		dims     map[string]string
+		stat     string
+	}
+	cases := map[string]want{}
+	for _, name := range []string{"EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed"} {
+		cases["service metric "+name] = want{"UsageEventService", name, fn, "Sum"}
+	}
+	for _, stat := range []string{"p50", "p99"} {
+		cases["processing latency "+stat] = want{"UsageEventService", "ProcessingLatency", fn, stat}
+		cases["function duration "+stat] = want{"AWS/Lambda", "Duration", fn, stat}
+	}
+	for _, r := range usage.Reasons {
+		cases["rejections with reason "+string(r)] = want{"UsageEventService", "EventsRejected", map[string]string{"FunctionName": functionName, "Reason": string(r)}, "Sum"}
+	}
+	for _, q := range []string{queueName, dlqName} {
+		cases["depth of "+q] = want{"AWS/SQS", "ApproximateNumberOfMessagesVisible", map[string]string{"QueueName": q}, ""}
+	}
+	cases["age of the oldest message"] = want{"AWS/SQS", "ApproximateAgeOfOldestMessage", map[string]string{"QueueName": queueName}, "Maximum"}
+	cases["function errors"] = want{"AWS/Lambda", "Errors", fn, "Sum"}
+	cases["function throttles"] = want{"AWS/Lambda", "Throttles", fn, "Sum"}
+	cases["concurrent executions"] = want{"AWS/Lambda", "ConcurrentExecutions", fn, "Maximum"}
+
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if !has(c.ns, c.name, c.dims, c.stat) {
+				t.Errorf("dashboard lacks %s %s %v (stat %q)", c.ns, c.name, c.dims, c.stat)
+			}
+		})
+	}
+	t.Run("every service metric carries the FunctionName dimension", func(t *testing.T) {
+		for _, dm := range metrics {
+			if dm.Namespace == "UsageEventService" && dm.Dimensions["FunctionName"] != functionName {
+				t.Errorf("%s %v lacks FunctionName=%s; EMF publishes every metric with it", dm.Name, dm.Dimensions, functionName)
+			}
+		}
+	})
+	t.Run("rejection reasons match the Go code's", func(t *testing.T) {
+		var want []string
+		for _, r := range usage.Reasons {
+			want = append(want, string(r))
+		}
+		if got := asStrings(t, e.local(t, "rejection_reasons")); !slices.Equal(got, want) {
+			t.Errorf("local.rejection_reasons %v, want usage.Reasons %v", got, want)
+		}
+	})
+}
+
+func TestOutputs(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(nil))
+	for name, want := range map[string]string{
+		"usage_event_queue_url": "aws_sqs_queue.main.url",
+		"usage_event_queue_arn": mainQueueARN,
+		"dead_letter_queue_url": "aws_sqs_queue.dead_letter.url",
+		"dead_letter_queue_arn": dlqARN,
+		"function_name":         "aws_lambda_function.this.function_name",
+		"function_arn":          "aws_lambda_function.this.arn",
+		"ledger_table_name":     "aws_dynamodb_table.ledger.name",
+		"ledger_table_arn":      ledgerARN,
+		"dashboard_name":        "aws_cloudwatch_dashboard.this.dashboard_name",
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := m.block(t, "output", name)
+			if got := asString(t, e.evalAttr(t, out, "value")); got != want {
+				t.Errorf("value %s, want %s", got, want)
+			}
+			if d := asString(t, e.evalAttr(t, out, "description")); d == "" {
+				t.Error("no description")
+			}
+		})
+	}
+}
+
+func TestInputsAreTypedAndDescribed(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	for _, b := range m.blocksOf("variable", "") {
+		t.Run(b.Labels[0], func(t *testing.T) {
+			for _, a := range []string{"type", "description"} {
+				if _, ok := b.Body.Attributes[a]; !ok {
+					t.Errorf("no %s", a)
+				}
+			}
+		})
+	}
+}
+
+// validationPasses evaluates every validation block of a variable for a value.
+func validationPasses(t *testing.T, m *tfModule, variable string, value cty.Value) bool {
+	t.Helper()
+	b := m.block(t, "variable", variable)
+	e := m.evaluator(t, inputs(map[string]cty.Value{variable: value}))
+	for _, v := range nested(b, "validation") {
+		if got := e.evalAttr(t, v, "condition"); !got.True() {
+			return false
+		}
+	}
+	return true
+}
+
+func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	str, num := cty.StringVal, cty.NumberIntVal
+	for _, c := range []struct {
+		variable string
+		value    cty.Value
+		valid    bool
+	}{
+		{"project", str("acme"), true},
+		{"project", str("Acme"), false},
+		{"project", str("a-project-name-too-long"), false},
+		{"env", str("prod"), true},
+		{"env", str("prod_eu"), false},
+		{"entitlements_table_name", str("acme-prod-entitlements"), true},
+		{"entitlements_table_name", str("ab"), false},
+		{"entitlements_table_arn", str(entitlementsTableARN), true},
+		{"entitlements_table_arn", str("arn:aws:dynamodb:eu-west-1:111122223333:table/*"), false},
+		{"entitlements_table_arn", str("acme-prod-entitlements"), false},
+		{"package_path", str("dist/function.zip"), true},
+		{"package_path", str("bootstrap"), false},
+		{"architecture", str("arm64"), true},
+		{"architecture", str("x86_64"), true},
+		{"architecture", str("amd64"), false},
+		{"memory_size", num(128), true},
+		{"memory_size", num(127), false},
+		{"memory_size", num(10241), false},
+		{"timeout", num(900), true},
+		{"timeout", num(901), false},
+		{"batch_size", num(10000), true},
+		{"batch_size", num(0), false},
+		{"batch_size", num(10001), false},
+		{"batch_size", cty.NumberFloatVal(10.5), false},
+		{"maximum_batching_window_in_seconds", num(0), true},
+		{"maximum_batching_window_in_seconds", num(301), false},
+		{"maximum_concurrency", num(2), true},
+		{"maximum_concurrency", num(1), false},
+		{"maximum_concurrency", num(1001), false},
+		{"max_receive_count", num(0), false},
+		{"message_retention_seconds", num(1209600), true},
+		{"message_retention_seconds", num(1209601), false},
+		{"dlq_message_retention_seconds", num(59), false},
+		{"dedup_retention", str("168h"), true},
+		{"dedup_retention", str("1h30m"), true},
+		{"dedup_retention", str("1.5h"), true},
+		{"dedup_retention", str("7d"), false},
+		{"dedup_retention", str("-1h"), false},
+		{"dedup_retention", str("168"), false},
+		{"dedup_retention", str("1h 30m"), false},
+		{"dedup_retention", str(""), false},
+		{"log_retention_days", num(30), true},
+		{"log_retention_days", num(3653), true},
+		{"log_retention_days", num(31), false},
+		{"log_retention_days", num(0), false},
+		{"log_level", str("info"), true},
+		{"log_level", str("TRACE"), false},
+		{"kms_key_arn", cty.NullVal(cty.String), true},
+		{"kms_key_arn", str(kmsKeyARN), true},
+		{"kms_key_arn", str("arn:aws:kms:eu-west-1:111122223333:alias/queues"), false},
+		{"alarm_actions", cty.ListValEmpty(cty.String), true},
+		{"alarm_actions", cty.ListVal([]cty.Value{str(snsTopicARN)}), true},
+		{"alarm_actions", cty.ListVal([]cty.Value{str("arn:aws:sqs:eu-west-1:111122223333:q")}), false},
+		{"oldest_message_age_alarm_seconds", num(59), false},
+	} {
+		name := "rejects"
+		if c.valid {
+			name = "accepts"
+		}
+		t.Run(c.variable+"/"+name+"/"+c.value.GoString(), func(t *testing.T) {
+			if got := validationPasses(t, m, c.variable, c.value); got != c.valid {
+				t.Errorf("validation passed = %v, want %v", got, c.valid)
+			}
+		})
+	}
+}
+
+func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	str, num := cty.StringVal, cty.NumberIntVal
+	for _, c := range []struct {
+		name     string
+		resource [2]string
+		in       map[string]cty.Value
+		pass     bool
+	}{
+		{"defaults are consistent: batch", [2]string{"aws_lambda_event_source_mapping", "queue"}, nil, true},
+		{"batch over 10 needs a batching window", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"maximum_batching_window_in_seconds": num(0)}, false},
+		{"batch of 10 needs no batching window", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"batch_size": num(10), "maximum_batching_window_in_seconds": num(0)}, true},
+		{"defaults are consistent: function", [2]string{"aws_lambda_function", "this"}, nil, true},
+		{"dedup retention shorter than the DLQ retention", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("168h")}, false},
+		{"dedup retention in mixed units covering the DLQ", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("335h59m60s")}, true},
+		{"dedup retention covering a shorter DLQ retention", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("168h"), "dlq_message_retention_seconds": num(7 * 86400)}, true},
+		{"entitlements ARN of another table", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"entitlements_table_name": str("other-table")}, false},
+		{"defaults are consistent: queue", [2]string{"aws_sqs_queue", "main"}, nil, true},
+		{"DLQ retention shorter than the queue's", [2]string{"aws_sqs_queue", "main"}, map[string]cty.Value{"dlq_message_retention_seconds": num(86400)}, false},
+		{"defaults are consistent: age alarm", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, nil, true},
+		{"age alarm beyond the queue's retention", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, map[string]cty.Value{"oldest_message_age_alarm_seconds": num(400000)}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := m.resource(t, c.resource[0], c.resource[1])
+			e := m.evaluator(t, inputs(c.in))
+			pass := true
+			for _, lc := range nested(b, "lifecycle") {
+				for _, pre := range nested(lc, "precondition") {
+					if !e.evalAttr(t, pre, "condition").True() {
+						pass = false
+					}
+				}
+			}
+			if pass != c.pass {
+				t.Errorf("preconditions pass = %v, want %v", pass, c.pass)
+			}
+		})
+	}
+}
+
+func TestExampleWiresTheModuleToAccessServiceTable(t *testing.T) {
+	mod := loadModule(t, moduleDir)
+	ex := loadModule(t, exampleDir)
+	call := ex.block(t, "module", "usage_event_service")
+	if got := ex.source(attr(t, call, "source").Expr.Range()); got != `"../../services/usage-event-service"` {
+		t.Errorf("module source %s", got)
+	}
+	for _, c := range []struct{ input, want string }{
+		{"entitlements_table_name", "var.entitlements_table_name"},
+		{"entitlements_table_arn", "var.entitlements_table_arn"},
+	} {
+		if got := ex.source(attr(t, call, c.input).Expr.Range()); got != c.want {
+			t.Errorf("example passes %s = %s, want %s", c.input, got, c.want)
+		}
+	}
+	t.Run("sets every required input", func(t *testing.T) {
+		for _, v := range mod.blocksOf("variable", "") {
+			if _, hasDefault := v.Body.Attributes["default"]; !hasDefault {
+				if _, ok := call.Body.Attributes[v.Labels[0]]; !ok {
+					t.Errorf("example does not set required input %s", v.Labels[0])
+				}
+			}
+		}
+	})
+	t.Run("re-exports the queue URL and ARN", func(t *testing.T) {
+		for name, want := range map[string]string{
+			"usage_event_queue_url": "module.usage_event_service.usage_event_queue_url",
+			"usage_event_queue_arn": "module.usage_event_service.usage_event_queue_arn",
+		} {
+			if got := ex.source(attr(t, ex.block(t, "output", name), "value").Expr.Range()); got != want {
+				t.Errorf("output %s = %s, want %s", name, got, want)
+			}
+		}
+	})
+}
+
+func TestREADMEDocumentsTheWildcardsAndApplyOrder(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(moduleDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"aws:SecureTransport", "`sqs:*`", "`\"*\"`", ":*", "access-service", "AWSLambdaBasicExecutionRole"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README.md does not mention %s", want)
+		}
+	}
+	for _, b := range loadModule(t, moduleDir).blocksOf("output", "") {
+		if !strings.Contains(string(readme), "`"+b.Labels[0]+"`") {
+			t.Errorf("README.md does not document output %s", b.Labels[0])
+		}
+	}
+	for _, b := range loadModule(t, moduleDir).blocksOf("variable", "") {
+		if !strings.Contains(string(readme), "`"+b.Labels[0]+"`") {
+			t.Errorf("README.md does not document input %s", b.Labels[0])
+		}
+	}
+}

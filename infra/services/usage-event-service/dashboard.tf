@@ -1,0 +1,269 @@
+locals {
+  # The function's own metrics: CloudWatch Embedded Metric Format records in
+  # its log, namespace UsageEventService, dimension FunctionName on every
+  # metric; EventsRejected is also published per Reason.
+  metric_namespace = "UsageEventService"
+
+  # Every rejection reason the function can publish, in the Go code's order
+  # (usage.Reasons); infra/module_test.go checks they match.
+  rejection_reasons = [
+    "INVALID_JSON",
+    "MISSING_FIELD",
+    "INVALID_FIELD",
+    "INVALID_AMOUNT",
+    "INVALID_METADATA",
+    "ENTITLEMENT_NOT_FOUND",
+    "LIMIT_EXCEEDED",
+    "INVALID_ENTITLEMENT",
+    "IDEMPOTENCY_CONFLICT",
+  ]
+
+  service_metric = { for name in ["EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency"] :
+    name => [local.metric_namespace, name, "FunctionName", local.function_name]
+  }
+
+  lambda_metric = { for name in ["Duration", "Errors", "Throttles", "ConcurrentExecutions", "Invocations"] :
+    name => ["AWS/Lambda", name, "FunctionName", local.function_name]
+  }
+
+  dashboard_widgets = [
+    {
+      type   = "text"
+      x      = 0
+      y      = 0
+      width  = 24
+      height = 3
+      properties = {
+        markdown = join("\n", [
+          "## usage-event-service (${var.env})",
+          "Queue **${local.queue_name}** → function **${local.function_name}** → entitlements table **${var.entitlements_table_name}** and ledger **${local.ledger_table_name}**. Rejected events go to **${local.dlq_name}**.",
+          "DLQ not empty? Read *Rejections by reason* and *Recent warnings and errors*, fix the cause, then redrive: `aws sqs start-message-move-task --source-arn <DLQ ARN>` (messages return to the main queue; duplicates are recognised by the ledger).",
+        ])
+      }
+    },
+    {
+      type   = "alarm"
+      x      = 0
+      y      = 3
+      width  = 24
+      height = 2
+      properties = {
+        title = "Alarms"
+        alarms = [
+          aws_cloudwatch_metric_alarm.dlq_not_empty.arn,
+          aws_cloudwatch_metric_alarm.queue_oldest_message_age.arn,
+          aws_cloudwatch_metric_alarm.function_errors.arn,
+          aws_cloudwatch_metric_alarm.function_throttles.arn,
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = 5
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Event outcomes (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.service_metric.EventsApplied, [{ label = "Applied", color = "#2ca02c" }]),
+          concat(local.service_metric.EventsDuplicate, [{ label = "Duplicate", color = "#1f77b4" }]),
+          concat(local.service_metric.EventsRejected, [{ label = "Rejected", color = "#ff7f0e" }]),
+          concat(local.service_metric.EventsRetried, [{ label = "Retried", color = "#9467bd" }]),
+          concat(local.service_metric.EventsDeadLettered, [{ label = "Dead-lettered", color = "#d62728" }]),
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 8
+      y      = 5
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Rejections by reason (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = true
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [for reason in local.rejection_reasons :
+          concat(local.service_metric.EventsRejected, ["Reason", reason, { label = reason }])
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 16
+      y      = 5
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Event processing latency (ms)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        period  = 60
+        yAxis   = { left = { min = 0, label = "Milliseconds", showUnits = false } }
+        metrics = [
+          concat(local.service_metric.ProcessingLatency, [{ stat = "p50", label = "p50" }]),
+          concat(local.service_metric.ProcessingLatency, [{ stat = "p90", label = "p90" }]),
+          concat(local.service_metric.ProcessingLatency, [{ stat = "p99", label = "p99" }]),
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = 11
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Queue depth"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.queue_name, { label = "Queue: waiting" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "QueueName", local.queue_name, { label = "Queue: in flight" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.dlq_name, { label = "DLQ: waiting", color = "#d62728" }],
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 8
+      y      = 11
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Age of oldest message (s)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.queue_name, { label = "Queue" }],
+          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.dlq_name, { label = "DLQ", color = "#d62728" }],
+        ]
+        annotations = {
+          horizontal = [{ label = "Alarm", value = var.oldest_message_age_alarm_seconds }]
+        }
+      }
+    },
+    {
+      type   = "metric"
+      x      = 16
+      y      = 11
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Amount consumed (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.service_metric.AmountConsumed, [{ label = "Amount consumed" }]),
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = 17
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Function duration (ms)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.lambda_metric.Duration, [{ stat = "p50", label = "p50" }]),
+          concat(local.lambda_metric.Duration, [{ stat = "p99", label = "p99" }]),
+        ]
+        annotations = {
+          horizontal = [{ label = "Timeout", value = var.timeout * 1000 }]
+        }
+      }
+    },
+    {
+      type   = "metric"
+      x      = 8
+      y      = 17
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Invocations, errors and throttles"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.lambda_metric.Invocations, [{ label = "Invocations", color = "#1f77b4" }]),
+          concat(local.lambda_metric.Errors, [{ label = "Errors", color = "#d62728" }]),
+          concat(local.lambda_metric.Throttles, [{ label = "Throttles", color = "#ff7f0e" }]),
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 16
+      y      = 17
+      width  = 8
+      height = 6
+      properties = {
+        title   = "Concurrent executions"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.lambda_metric.ConcurrentExecutions, [{ label = "Concurrent executions" }]),
+        ]
+        annotations = {
+          horizontal = [{ label = "Event source maximum", value = var.maximum_concurrency }]
+        }
+      }
+    },
+    {
+      type   = "log"
+      x      = 0
+      y      = 23
+      width  = 24
+      height = 6
+      properties = {
+        title  = "Recent warnings and errors"
+        region = local.region
+        view   = "table"
+        query  = "SOURCE '${local.log_group_name}' | fields @timestamp, level, msg, @message | filter level in [\"WARN\", \"ERROR\"] | sort @timestamp desc | limit 50"
+      }
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = local.dashboard_name
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+}

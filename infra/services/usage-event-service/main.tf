@@ -1,0 +1,73 @@
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  name_prefix       = "${var.project}-${var.env}"
+  function_name     = "${local.name_prefix}-usage-event-service"
+  queue_name        = "${local.name_prefix}-usage-event-queue"
+  dlq_name          = "${local.name_prefix}-usage-event-dlq"
+  ledger_table_name = "${local.name_prefix}-usage-ledger"
+  log_group_name    = "/aws/lambda/${local.function_name}"
+  dashboard_name    = local.function_name
+
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+
+  tags = merge({
+    Service     = "usage-event-service"
+    Environment = var.env
+  }, var.tags)
+
+  # AWS: "set the source queue's visibility timeout to at least six times the
+  # timeout that you configure on your function", plus the batching window,
+  # so a batch that is retried inside the function is not redelivered
+  # to another invocation meanwhile.
+  visibility_timeout_seconds = 6 * var.timeout + var.maximum_batching_window_in_seconds
+
+  # var.dedup_retention (a Go duration) in seconds, for the precondition that
+  # deduplication outlives anything the DLQ can hand back.
+  duration_unit_seconds = {
+    h    = 3600
+    m    = 60
+    s    = 1
+    ms   = 0.001
+    us   = 0.000001
+    "µs" = 0.000001
+    "μs" = 0.000001
+    ns   = 0.000000001
+  }
+  dedup_retention_seconds = sum(concat([0], [
+    for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h)", var.dedup_retention) :
+    tonumber(part[0]) * local.duration_unit_seconds[part[1]]
+  ]))
+
+  # The DynamoDB actions the function's requests need, per table. Keys are the
+  # Go dynamodb.Table values; infra/module_test.go fails when this drifts from
+  # dynamodb.IAMActions (dynamodb/actions.go), the single source of truth.
+  dynamodb_actions = {
+    entitlements = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+    ledger       = ["dynamodb:PutItem", "dynamodb:ConditionCheckItem"]
+  }
+
+  # What the Lambda SQS event source needs on the queue it polls.
+  sqs_consume_actions = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+  ]
+
+  function_environment = merge(
+    {
+      ENTITLEMENTS_TABLE = var.entitlements_table_name
+      USAGE_LEDGER_TABLE = aws_dynamodb_table.ledger.name
+      DEDUP_RETENTION    = var.dedup_retention
+      LOG_LEVEL          = upper(var.log_level)
+    },
+    var.direct_dead_lettering ? { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url } : {},
+  )
+}

@@ -1,0 +1,44 @@
+output "usage_event_queue_url" {
+  description = "URL of the usage event queue; producers send events here."
+  value       = aws_sqs_queue.main.url
+}
+
+output "usage_event_queue_arn" {
+  description = "ARN of the usage event queue, for producers' IAM policies (sqs:SendMessage)."
+  value       = aws_sqs_queue.main.arn
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the dead-letter queue holding rejected and repeatedly failing events."
+  value       = aws_sqs_queue.dead_letter.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue (the source ARN for a redrive)."
+  value       = aws_sqs_queue.dead_letter.arn
+}
+
+output "function_name" {
+  description = "Name of the usage event Lambda function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "function_arn" {
+  description = "ARN of the usage event Lambda function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "ledger_table_name" {
+  description = "Name of the usage ledger DynamoDB table."
+  value       = aws_dynamodb_table.ledger.name
+}
+
+output "ledger_table_arn" {
+  description = "ARN of the usage ledger DynamoDB table."
+  value       = aws_dynamodb_table.ledger.arn
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard for on-call."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}

@@ -1,0 +1,237 @@
+# Every input whose wrong value AWS would only reject at apply time (or,
+# worse, accept and misbehave with) is validated here, so `terraform plan`
+# fails instead. Rules that relate two inputs live in `lifecycle`
+# preconditions (main.tf, lambda.tf), because cross-variable validation needs
+# Terraform 1.9 and this module supports 1.5.
+
+variable "project" {
+  description = "Project name, the first part of every resource name. Lower-case letters, digits and hyphens, at most 20 characters (the function and role names are limited to 64)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.project))
+    error_message = "project must start with a lower-case letter and contain only lower-case letters, digits and hyphens, at most 20 characters."
+  }
+}
+
+variable "env" {
+  description = "Environment name (e.g. dev, staging, prod), the second part of every resource name. Lower-case letters, digits and hyphens, at most 16 characters."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,15}$", var.env))
+    error_message = "env must start with a lower-case letter and contain only lower-case letters, digits and hyphens, at most 16 characters."
+  }
+}
+
+variable "entitlements_table_name" {
+  description = "Name of the entitlements DynamoDB table owned by access-service (its output). Passed to the function as ENTITLEMENTS_TABLE."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.entitlements_table_name))
+    error_message = "entitlements_table_name must be a DynamoDB table name: 3-255 characters from a-z, A-Z, 0-9, '_', '-' and '.'."
+  }
+}
+
+variable "entitlements_table_arn" {
+  description = "ARN of the entitlements DynamoDB table owned by access-service (its output). The function's role is granted exactly the DynamoDB actions it needs on this ARN and nothing else."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[a-zA-Z0-9_.-]{3,255}$", var.entitlements_table_arn))
+    error_message = "entitlements_table_arn must be a DynamoDB table ARN (arn:<partition>:dynamodb:<region>:<account>:table/<name>), without wildcards."
+  }
+}
+
+variable "package_path" {
+  description = "Path to function.zip, the deployment package holding the `bootstrap` binary built for var.architecture."
+  type        = string
+
+  validation {
+    condition     = endswith(var.package_path, ".zip")
+    error_message = "package_path must point at the .zip deployment package (function.zip)."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set the bootstrap binary was built for: arm64 (GOARCH=arm64, the default) or x86_64 (GOARCH=amd64)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "memory_size" {
+  description = "Function memory in MB (128-10240). CPU scales with it."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240 && floor(var.memory_size) == var.memory_size
+    error_message = "memory_size must be a whole number of MB between 128 and 10240."
+  }
+}
+
+variable "timeout" {
+  description = "Function timeout in seconds (1-900). The queue's visibility timeout is derived from it (6 x timeout + batching window, as AWS recommends)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.timeout >= 1 && var.timeout <= 900 && floor(var.timeout) == var.timeout
+    error_message = "timeout must be a whole number of seconds between 1 and 900."
+  }
+}
+
+variable "batch_size" {
+  description = "Maximum number of messages per invocation (1-10000). Values above 10 require maximum_batching_window_in_seconds >= 1."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
+    error_message = "batch_size must be a whole number between 1 and 10000."
+  }
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "How long Lambda may wait to fill a batch (0-300 s). Must be at least 1 when batch_size is above 10. The default of 1 s keeps latency low while letting batches of 20 form under load."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300 && floor(var.maximum_batching_window_in_seconds) == var.maximum_batching_window_in_seconds
+    error_message = "maximum_batching_window_in_seconds must be a whole number between 0 and 300."
+  }
+}
+
+variable "maximum_concurrency" {
+  description = "Maximum number of concurrent invocations the SQS event source may drive (2-1000). Bounds the write rate on the shared entitlements table."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000 && floor(var.maximum_concurrency) == var.maximum_concurrency
+    error_message = "maximum_concurrency must be a whole number between 2 and 1000."
+  }
+}
+
+variable "max_receive_count" {
+  description = "Receives before SQS moves a message to the dead-letter queue (1-1000)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number between 1 and 1000."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = "How long the main queue keeps a message (60 s - 14 days). Default 4 days."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600 && floor(var.message_retention_seconds) == var.message_retention_seconds
+    error_message = "message_retention_seconds must be a whole number between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "How long the dead-letter queue keeps a message (60 s - 14 days). Must not be shorter than message_retention_seconds: SQS keeps a dead-lettered message's original enqueue time, so a shorter DLQ retention deletes messages on arrival. Default 14 days."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600 && floor(var.dlq_message_retention_seconds) == var.dlq_message_retention_seconds
+    error_message = "dlq_message_retention_seconds must be a whole number between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "dedup_retention" {
+  description = "How long an applied event's ledger record (and so its deduplication) is kept, as a Go duration such as \"336h\" or \"90m\" (units h, m, s, ms, us, ns). Passed to the function as DEDUP_RETENTION. Must cover dlq_message_retention_seconds so that a message redriven from the DLQ is still recognised as a duplicate. Default 14 days."
+  type        = string
+  default     = "336h"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$", var.dedup_retention))
+    error_message = "dedup_retention must be a positive Go duration such as \"336h\", \"1h30m\" or \"90m\" (a number followed by h, m, s, ms, us or ns, repeated; no sign, no spaces)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's CloudWatch log group, in days. One of the values CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "log_level" {
+  description = "Minimum level the function logs at (DEBUG, INFO, WARN or ERROR; case-insensitive). Passed upper-cased as LOG_LEVEL."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN", "ERROR"], upper(var.log_level))
+    error_message = "log_level must be one of DEBUG, INFO, WARN, ERROR."
+  }
+}
+
+variable "direct_dead_lettering" {
+  description = "When true (the default) the function sends permanently rejected messages straight to the DLQ itself (env DEAD_LETTER_QUEUE_URL, plus sqs:SendMessage on the DLQ) instead of letting them be received max_receive_count times first."
+  type        = bool
+  default     = true
+}
+
+variable "kms_key_arn" {
+  description = "ARN of a customer managed KMS key to encrypt both queues with. null (the default) uses SQS-managed server-side encryption (SSE-SQS). The key policy must let producers use it (kms:GenerateDataKey, kms:Decrypt); this module grants the function's role what it needs."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be null or a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<key-id>); aliases are not accepted because IAM grants on an alias ARN do not cover the key."
+  }
+}
+
+variable "ledger_deletion_protection" {
+  description = "Enable DynamoDB deletion protection on the usage ledger table. Leave true in every environment that holds real data; set false only to tear down a disposable environment."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "SNS topic ARNs notified when an alarm fires and when it recovers. Required on purpose: pass [] only for an environment nobody is paged for."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,256}(\\.fifo)?$", a))])
+    error_message = "Every alarm_actions entry must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)."
+  }
+}
+
+variable "oldest_message_age_alarm_seconds" {
+  description = "Alarm when the oldest message in the main queue is older than this many seconds (60 s up to the queue's retention). Default 300."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.oldest_message_age_alarm_seconds >= 60 && var.oldest_message_age_alarm_seconds <= 1209600
+    error_message = "oldest_message_age_alarm_seconds must be between 60 and 1209600."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every taggable resource (merged over Service and Environment)."
+  type        = map(string)
+  default     = {}
+}
