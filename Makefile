@@ -43,6 +43,11 @@ package:
 	go run ./internal/packaging dist/bootstrap function.zip
 	@ls -l dist/bootstrap function.zip; sha256sum dist/bootstrap
 
+## bench: build everything, start the local stack, run the workload against ours and the naive baseline, print JSON
+bench:
+	go run ./internal/emulator/cmd/emulators install
+	go run ./cmd/usage-bench $(BENCH_FLAGS)
+
 tools: .cache/bin/staticcheck
 
 .cache/bin/staticcheck:
