@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,6 +30,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
+	"github.com/usage-event-service/usage-event-service/metrics"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
 )
@@ -86,7 +89,7 @@ type app struct {
 	sqs     *awssqs.Client
 }
 
-func setup(ctx context.Context, getenv func(string) string) (*app, error) {
+func setup(ctx context.Context, getenv func(string) string, recorder metrics.Recorder) (*app, error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return nil, errUsage{fmt.Errorf("configuration:\n%w", err)}
@@ -119,7 +122,11 @@ func setup(ctx context.Context, getenv func(string) string) (*app, error) {
 	})
 	processor := &pipeline.Processor{Store: store, Parallel: cfg.ApplyConcurrency}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
-	mws := []pipeline.Middleware{pipeline.Logging(logger), pipeline.FIFOOrder()}
+	mws := []pipeline.Middleware{pipeline.Logging(logger)}
+	if recorder != nil {
+		mws = append(mws, metrics.Middleware(recorder))
+	}
+	mws = append(mws, pipeline.FIFOOrder())
 	if cfg.DeadLetterQueueURL != "" {
 		mws = append(mws, pipeline.DeadLetters(sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}, nil))
 	}
@@ -130,7 +137,8 @@ func setup(ctx context.Context, getenv func(string) string) (*app, error) {
 }
 
 func serveLambda(getenv func(string) string) error {
-	a, err := setup(context.Background(), getenv)
+	emf := &metrics.EMF{Out: os.Stdout, FunctionName: getenv("AWS_LAMBDA_FUNCTION_NAME")}
+	a, err := setup(context.Background(), getenv, emf)
 	if err != nil {
 		return err
 	}
@@ -154,7 +162,8 @@ func runWorker(args []string, getenv func(string) string, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a, err := setup(ctx, getenv)
+	prom := metrics.NewPrometheus()
+	a, err := setup(ctx, getenv, prom)
 	if err != nil {
 		return err
 	}
@@ -169,6 +178,16 @@ func runWorker(args []string, getenv func(string) string, stderr io.Writer) erro
 	}
 	if *pollers <= 0 {
 		*pollers = a.cfg.WorkerPollers
+	}
+	if a.cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			return errUsage{fmt.Errorf("METRICS_ADDR: %w", err)}
+		}
+		srv := &http.Server{Handler: prom.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		a.logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "deadLetterQueue", a.cfg.DeadLetterQueueURL)
 	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler, Pollers: *pollers, Logger: a.logger}

@@ -1,0 +1,88 @@
+package metrics_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/metrics"
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+func results() []pipeline.Result {
+	ev := usage.NewEvent("u", "k")
+	ev.Amount = usage.MustDecimal("2.5")
+	limit := &usage.RejectionError{Reason: usage.ReasonLimitExceeded, Message: "x"}
+	return []pipeline.Result{
+		{Event: ev, Outcome: usage.Outcome{Status: usage.Applied}},
+		{Event: ev, Outcome: usage.Outcome{Status: usage.Applied}},
+		{Outcome: usage.Outcome{Status: usage.Duplicate}},
+		{Outcome: usage.Outcome{Status: usage.Rejected, Err: limit}, DeadLettered: true},
+		{Outcome: usage.Outcome{Status: usage.Rejected, Err: &usage.RejectionError{Reason: usage.ReasonInvalidJSON, Message: "x"}}},
+		{Outcome: usage.Outcome{Status: usage.Retry, Err: errors.New("throttled")}},
+	}
+}
+
+func TestEMFPublishesOneDocumentPerDimensionSet(t *testing.T) {
+	var out bytes.Buffer
+	emf := &metrics.EMF{Out: &out, FunctionName: "fn", Now: func() time.Time { return time.UnixMilli(1700000000000) }}
+	emf.Record(context.Background(), metrics.Count(results(), 12*time.Millisecond))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines, want a summary and one per reason:\n%s", len(lines), out.String())
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"EventsApplied": 2, "EventsDuplicate": 1, "EventsRejected": 2, "EventsRetried": 1, "EventsDeadLettered": 1, "AmountConsumed": 5, "ProcessingLatency": 12}
+	for k, v := range want {
+		if doc[k] != v {
+			t.Errorf("%s = %v, want %v", k, doc[k], v)
+		}
+	}
+	aws := doc["_aws"].(map[string]any)
+	cw := aws["CloudWatchMetrics"].([]any)[0].(map[string]any)
+	if cw["Namespace"] != metrics.Namespace || aws["Timestamp"] != float64(1700000000000) {
+		t.Errorf("metadata %v", aws)
+	}
+	var byReason map[string]any
+	json.Unmarshal([]byte(lines[1]), &byReason)
+	if byReason["Reason"] != "INVALID_JSON" || byReason["EventsRejected"] != float64(1) || byReason["FunctionName"] != "fn" {
+		t.Errorf("per-reason document %v", byReason)
+	}
+}
+
+func TestPrometheusExposesCountersAndHealth(t *testing.T) {
+	p := metrics.NewPrometheus()
+	p.Record(context.Background(), metrics.Count(results(), 30*time.Millisecond))
+	srv := httptest.NewServer(p.Handler())
+	defer srv.Close()
+	for path, want := range map[string][]string{
+		"/metrics": {
+			`usage_events_total{outcome="applied"} 2`, `usage_events_total{outcome="rejected"} 2`,
+			`usage_events_rejected_total{reason="LIMIT_EXCEEDED"} 1`, `usage_events_dead_lettered_total 1`,
+			`usage_amount_consumed_total 5`, `usage_batch_duration_seconds_count 1`, `usage_batch_duration_seconds_bucket{le="0.05"} 1`,
+		},
+		"/healthz": {"ok"},
+	} {
+		res, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body bytes.Buffer
+		body.ReadFrom(res.Body)
+		res.Body.Close()
+		for _, w := range want {
+			if !strings.Contains(body.String(), w) {
+				t.Errorf("%s lacks %q:\n%s", path, w, body.String())
+			}
+		}
+	}
+}
