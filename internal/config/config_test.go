@@ -1,0 +1,72 @@
+package config_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/internal/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func base(extra map[string]string) map[string]string {
+	m := map[string]string{"ENTITLEMENTS_TABLE": "ent-table", "USAGE_LEDGER_TABLE": "ledger-table"}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load(env(base(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DedupRetention != 168*time.Hour || c.LogLevel != slog.LevelInfo || c.PartitionAttr != "pk" || c.SortAttr != "sk" ||
+		c.UserPrefix != "USER#" || c.KeyPrefix != "ENTITLEMENT#" || !c.StateCache || c.ApplyConcurrency != 8 || c.WorkerPollers != 4 {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestLoadNamesEveryBadSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"nothing set", map[string]string{}, []string{"ENTITLEMENTS_TABLE: is required", "USAGE_LEDGER_TABLE: is required"}},
+		{"short table name", base(map[string]string{"ENTITLEMENTS_TABLE": "ab"}), []string{"ENTITLEMENTS_TABLE", "not a valid DynamoDB table name"}},
+		{"same table twice", base(map[string]string{"USAGE_LEDGER_TABLE": "ent-table"}), []string{"must differ"}},
+		{"bad log level", base(map[string]string{"LOG_LEVEL": "loud"}), []string{"LOG_LEVEL"}},
+		{"bad retention", base(map[string]string{"DEDUP_RETENTION": "soon"}), []string{"DEDUP_RETENTION"}},
+		{"retention too short", base(map[string]string{"DEDUP_RETENTION": "5m"}), []string{"shorter than 1h"}},
+		{"bad queue URL", base(map[string]string{"USAGE_EVENT_QUEUE_URL": "my-queue"}), []string{"USAGE_EVENT_QUEUE_URL", "not a queue URL"}},
+		{"bad concurrency", base(map[string]string{"APPLY_CONCURRENCY": "0"}), []string{"APPLY_CONCURRENCY"}},
+		{"bad boolean", base(map[string]string{"STATE_CACHE": "maybe"}), []string{"STATE_CACHE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(env(tt.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{"7d": 168 * time.Hour, "1h": time.Hour, "36h30m": 36*time.Hour + 30*time.Minute} {
+		if got, err := config.ParseRetention(in); err != nil || got != want {
+			t.Errorf("%s: got %v %v, want %v", in, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// memoryStore applies the domain rule to in-memory entitlements. It
+// stands in for the storage port in tests of batching logic only; the
+// port's real behaviour is specified by the dynamodb package's tests
+// against DynamoDB Local.
+type memoryStore struct {
+	mu      sync.Mutex
+	ents    map[usage.Scope]usage.Entitlement
+	applied map[string]usage.Decimal
+	calls   [][]string // message IDs per Update call
+}
+
+func newMemoryStore() *memoryStore {
+	return &memoryStore{ents: map[usage.Scope]usage.Entitlement{}, applied: map[string]usage.Decimal{}}
+}
+
+func (m *memoryStore) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for _, r := range records {
+		ids = append(ids, r.MessageID)
+	}
+	m.calls = append(m.calls, ids)
+	out := make([]usage.Outcome, len(records))
+	var pending []usage.Record
+	var index []int
+	for i, r := range records {
+		if prev, ok := m.applied[fmt.Sprint(scope, r.DedupKey())]; ok {
+			out[i] = usage.DuplicateOutcome(prev, r.Event.Amount)
+			continue
+		}
+		pending = append(pending, r)
+		index = append(index, i)
+	}
+	plan := decide(m.ents[scope], pending)
+	for j, i := range index {
+		out[i] = plan.Outcomes[j]
+		if plan.Outcomes[j].Status == usage.Applied {
+			m.applied[fmt.Sprint(scope, pending[j].DedupKey())] = pending[j].Event.Amount
+		}
+	}
+	if plan.Applied() {
+		e := m.ents[scope]
+		e.Used = plan.NewUsed
+		m.ents[scope] = e
+	}
+	return out
+}
+
+func msg(id, body string) pipeline.Message { return pipeline.Message{ID: id, Body: body, ReceiveCount: 1} }
+
+func body(user, key string, amount int) string {
+	return fmt.Sprintf(`{"userId":%q,"entitlementKey":%q,"amount":%d}`, user, key, amount)
+}
+
+func statusText(rs []pipeline.Result) string {
+	var s []string
+	for _, r := range rs {
+		if r.Status == usage.Rejected {
+			s = append(s, string(r.Reason()))
+		} else {
+			s = append(s, string(r.Status))
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+func TestProcessorGroupsByEntitlementInMessageOrder(t *testing.T) {
+	store := newMemoryStore()
+	limit := usage.MustDecimal("2")
+	store.ents[usage.Scope{UserID: "a", EntitlementKey: "k"}] = usage.Entitlement{Exists: true, Limit: &limit, ResetPeriod: usage.ResetNone}
+	store.ents[usage.Scope{UserID: "b", EntitlementKey: "k"}] = usage.Entitlement{Exists: true, ResetPeriod: usage.ResetNone}
+	p := &pipeline.Processor{Store: store}
+	got := p.Handle(context.Background(), []pipeline.Message{
+		msg("1", body("a", "k", 1)), msg("2", body("b", "k", 5)), msg("3", `{"userId":"a"}`),
+		msg("4", body("a", "k", 1)), msg("5", body("a", "k", 1)), msg("6", body("c", "k", 1)),
+	})
+	if want := "APPLIED APPLIED MISSING_FIELD APPLIED LIMIT_EXCEEDED ENTITLEMENT_NOT_FOUND"; statusText(got) != want {
+		t.Errorf("got %s, want %s", statusText(got), want)
+	}
+	for i, r := range got {
+		if r.MessageID != fmt.Sprint(i+1) {
+			t.Errorf("result %d is for message %s", i, r.MessageID)
+		}
+	}
+	calls := map[string]bool{}
+	for _, c := range store.calls {
+		calls[strings.Join(c, ",")] = true
+	}
+	for _, want := range []string{"1,4,5", "2", "6"} {
+		if !calls[want] {
+			t.Errorf("no single Update call for messages %s; calls were %v", want, store.calls)
+		}
+	}
+}
+
+func TestProcessorDoesNotStartGroupsTooCloseToTheDeadline(t *testing.T) {
+	store := newMemoryStore()
+	p := &pipeline.Processor{Store: store, DeadlineMargin: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := p.Handle(ctx, []pipeline.Message{msg("1", body("a", "k", 1)), msg("2", "{")})
+	if statusText(got) != "RETRY INVALID_JSON" || !errors.Is(got[0].Err, pipeline.ErrDeadline) {
+		t.Errorf("got %s (%v)", statusText(got), got[0].Err)
+	}
+	if len(store.calls) != 0 {
+		t.Errorf("store called %d times", len(store.calls))
+	}
+}
+
+type fakeSender struct {
+	fail    bool
+	letters []pipeline.DeadLetter
+}
+
+func (f *fakeSender) SendDeadLetters(_ context.Context, l []pipeline.DeadLetter) []error {
+	errs := make([]error, len(l))
+	for i := range l {
+		if f.fail {
+			errs[i] = errors.New("queue unavailable")
+		}
+	}
+	f.letters = append(f.letters, l...)
+	return errs
+}
+
+func fixed(results ...pipeline.Result) pipeline.Handler {
+	return func(context.Context, []pipeline.Message) []pipeline.Result { return results }
+}
+
+func rejected(reason usage.Reason) pipeline.Result {
+	return pipeline.Result{Outcome: usage.Outcome{Status: usage.Rejected, Err: &usage.RejectionError{Reason: reason, Message: "m"}}}
+}
+
+func TestDeadLetters(t *testing.T) {
+	transient := pipeline.Result{Outcome: usage.Outcome{Status: usage.Retry, Err: errors.New("throttled")}}
+	applied := pipeline.Result{Outcome: usage.Outcome{Status: usage.Applied}}
+	tests := []struct {
+		name     string
+		fail     bool
+		wantDone []bool
+		wantSent int
+	}{
+		{"rejections leave the queue once dead-lettered", false, []bool{true, true, false}, 1},
+		{"a failed send keeps the message for SQS to retry", true, []bool{true, false, false}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &fakeSender{fail: tt.fail}
+			h := pipeline.Chain(fixed(applied, rejected(usage.ReasonLimitExceeded), transient), pipeline.DeadLetters(s, nil))
+			got := h(context.Background(), []pipeline.Message{msg("1", ""), msg("2", "body"), msg("3", "")})
+			for i, r := range got {
+				if r.Done() != tt.wantDone[i] {
+					t.Errorf("message %d done=%v, want %v", i+1, r.Done(), tt.wantDone[i])
+				}
+			}
+			if len(s.letters) != tt.wantSent || s.letters[0].Reason != usage.ReasonLimitExceeded || s.letters[0].Message.Body != "body" {
+				t.Errorf("sent %+v", s.letters)
+			}
+		})
+	}
+}
+
+func TestFIFOOrderHoldsBackLaterMessagesOfAFailedGroup(t *testing.T) {
+	ok := pipeline.Result{Outcome: usage.Outcome{Status: usage.Applied}}
+	fail := pipeline.Result{Outcome: usage.Outcome{Status: usage.Retry, Err: errors.New("x")}}
+	h := pipeline.Chain(fixed(ok, fail, ok, ok), pipeline.FIFOOrder())
+	msgs := []pipeline.Message{{ID: "1", GroupID: "a"}, {ID: "2", GroupID: "a"}, {ID: "3", GroupID: "a"}, {ID: "4", GroupID: "b"}}
+	got := h(context.Background(), msgs)
+	if statusText(got) != "APPLIED RETRY RETRY APPLIED" || !errors.Is(got[2].Err, pipeline.ErrFIFOBlocked) {
+		t.Errorf("got %s", statusText(got))
+	}
+}
+
+func TestLoggingNamesEveryMessageThatWasNotApplied(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	applied := pipeline.Result{MessageID: "m1", Outcome: usage.Outcome{Status: usage.Applied}}
+	rej := rejected(usage.ReasonLimitExceeded)
+	rej.MessageID = "m2"
+	h := pipeline.Chain(fixed(applied, rej), pipeline.Logging(logger))
+	h(pipeline.WithRequestID(context.Background(), "req-1"), []pipeline.Message{msg("m1", ""), msg("m2", "")})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one rejection line and one summary, got:\n%s", buf.String())
+	}
+	var rec map[string]any
+	json.Unmarshal([]byte(lines[0]), &rec)
+	if rec["messageId"] != "m2" || rec["reason"] != "LIMIT_EXCEEDED" || rec["requestId"] != "req-1" || rec["outcome"] != "REJECTED" {
+		t.Errorf("rejection line %v", rec)
+	}
+	json.Unmarshal([]byte(lines[1]), &rec)
+	if rec["msg"] != "batch processed" || rec["applied"] != float64(1) || rec["rejected"] != float64(1) {
+		t.Errorf("summary line %v", rec)
+	}
+}
