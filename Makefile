@@ -36,12 +36,12 @@ fuzz:
 terraform-check:
 	bash scripts/terraform-check.sh
 
-## package: function.zip for the provided.al2023 runtime (GOARCH_LAMBDA=amd64 for x86_64)
+## package: dist/function.zip for the provided.al2023 runtime (GOARCH_LAMBDA=amd64 for x86_64)
 package:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_LAMBDA) go build -tags lambda.norpc -trimpath -buildvcs=false \
 		-ldflags '-s -w -buildid=' -o dist/bootstrap ./cmd/usage-event-service
-	go run ./internal/packaging dist/bootstrap function.zip
-	@ls -l dist/bootstrap function.zip; sha256sum dist/bootstrap
+	go run ./internal/packaging dist/bootstrap dist/function.zip
+	@ls -l dist/bootstrap dist/function.zip; sha256sum dist/bootstrap
 
 ## bench: build everything, start the local stack, run the workload against ours and the naive baseline, print JSON
 bench:
@@ -54,4 +54,4 @@ tools: .cache/bin/staticcheck
 	GOBIN=$(CURDIR)/.cache/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 clean:
-	rm -rf dist function.zip
+	rm -rf dist
