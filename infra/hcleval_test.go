@@ -55,6 +55,7 @@ type tfModule struct {
 	dir     string
 	sources map[string][]byte
 	blocks  []*hclsyntax.Block
+	locals  map[string]hclsyntax.Expression
 }
 
 var moduleCache sync.Map // dir -> *tfModule
@@ -83,6 +84,7 @@ func loadModule(t *testing.T, dir string) *tfModule {
 		m.sources[p] = src
 		m.blocks = append(m.blocks, f.Body.(*hclsyntax.Body).Blocks...)
 	}
+	m.locals = m.localExprs()
 	actual, _ := moduleCache.LoadOrStore(dir, m)
 	return actual.(*tfModule)
 }
@@ -152,18 +154,32 @@ func oneNested(t *testing.T, b *hclsyntax.Block, typ string) *hclsyntax.Block {
 }
 
 // evaluator evaluates expressions of one module for one set of inputs.
+// Locals are evaluated on first use and memoised.
 type evaluator struct {
-	m      *tfModule
-	vars   map[string]cty.Value
-	locals map[string]cty.Value
+	m          *tfModule
+	vars       map[string]cty.Value
+	locals     map[string]cty.Value
+	failed     map[string]bool // locals that cannot be evaluated offline
+	evaluating map[string]bool // cycle guard
 }
 
-// evaluator builds the var and local scopes for the given inputs. Every
-// variable without a default must be among the inputs; an input that is not
-// a declared variable fails the test.
+// localExprs returns every local of the module by name.
+func (m *tfModule) localExprs() map[string]hclsyntax.Expression {
+	out := map[string]hclsyntax.Expression{}
+	for _, b := range m.blocksOf("locals", "") {
+		for name, a := range b.Body.Attributes {
+			out[name] = a.Expr
+		}
+	}
+	return out
+}
+
+// evaluator builds the var scope for the given inputs. Every variable
+// without a default must be among the inputs; an input that is not a
+// declared variable fails the test.
 func (m *tfModule) evaluator(t *testing.T, inputs map[string]cty.Value) *evaluator {
 	t.Helper()
-	e := &evaluator{m: m, vars: map[string]cty.Value{}, locals: map[string]cty.Value{}}
+	e := &evaluator{m: m, vars: map[string]cty.Value{}, locals: map[string]cty.Value{}, failed: map[string]bool{}, evaluating: map[string]bool{}}
 	declared := map[string]bool{}
 	for _, b := range m.blocksOf("variable", "") {
 		name := b.Labels[0]
@@ -187,32 +203,33 @@ func (m *tfModule) evaluator(t *testing.T, inputs map[string]cty.Value) *evaluat
 			t.Fatalf("%s: test input %q is not a declared variable", m.dir, name)
 		}
 	}
-
-	pending := map[string]hclsyntax.Expression{}
-	for _, b := range m.blocksOf("locals", "") {
-		for name, a := range b.Body.Attributes {
-			pending[name] = a.Expr
-		}
-	}
-	for progress := true; progress && len(pending) > 0; {
-		progress = false
-		for name, expr := range pending {
-			v, diags := expr.Value(e.context(expr, nil))
-			if diags.HasErrors() || !v.IsWhollyKnown() {
-				continue // depends on a local not evaluated yet, or cannot be evaluated offline
-			}
-			e.locals[name] = v
-			delete(pending, name)
-			progress = true
-		}
-	}
 	return e
+}
+
+// localValue evaluates local.name once; false if it cannot be evaluated offline.
+func (e *evaluator) localValue(name string) (cty.Value, bool) {
+	if v, ok := e.locals[name]; ok {
+		return v, true
+	}
+	expr, ok := e.m.locals[name]
+	if !ok || e.failed[name] || e.evaluating[name] {
+		return cty.NilVal, false
+	}
+	e.evaluating[name] = true
+	v, diags := expr.Value(e.context(expr, nil))
+	delete(e.evaluating, name)
+	if diags.HasErrors() || !v.IsWhollyKnown() {
+		e.failed[name] = true
+		return cty.NilVal, false
+	}
+	e.locals[name] = v
+	return v, true
 }
 
 // local returns an evaluated local value, failing the test if it could not be evaluated.
 func (e *evaluator) local(t *testing.T, name string) cty.Value {
 	t.Helper()
-	v, ok := e.locals[name]
+	v, ok := e.localValue(name)
 	if !ok {
 		t.Fatalf("%s: local.%s is missing or cannot be evaluated offline", e.m.dir, name)
 	}
@@ -239,6 +256,11 @@ func (e *evaluator) evalAttr(t *testing.T, b *hclsyntax.Block, name string) cty.
 // context builds the evaluation context for one expression: var, local,
 // placeholders for the resources and data sources it references, functions.
 func (e *evaluator) context(expr hclsyntax.Expression, extra map[string]cty.Value) *hcl.EvalContext {
+	for _, trav := range expr.Variables() {
+		if names := addressOf(trav); len(names) >= 2 && names[0] == "local" {
+			e.localValue(names[1]) // a local that fails stays absent: evaluation reports it
+		}
+	}
 	vars := map[string]cty.Value{
 		"var":   cty.ObjectVal(e.vars),
 		"local": cty.ObjectVal(e.locals),

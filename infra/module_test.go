@@ -4,14 +4,18 @@ package infra_test
 // (and the example that calls it). Nothing here needs terraform or a
 // provider: the HCL is parsed and evaluated by hcleval_test.go. Least
 // privilege is checked against the Go code itself: the DynamoDB grants must
-// equal dynamodb.IAMActions and the dashboard must chart every usage.Reasons.
+// equal dynamodb.IAMActions, the dashboard must chart every usage.Reasons in
+// metrics.Namespace, and DEDUP_RETENTION must parse as config.ParseRetention
+// parses it.
 
 import (
 	"encoding/json"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +23,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/config"
+	"github.com/usage-event-service/usage-event-service/metrics"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -755,10 +761,10 @@ func dashboardMetrics(t *testing.T, body string) []dashboardMetric {
 func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	e := m.evaluator(t, inputs(nil))
-	metrics := dashboardMetrics(t, asString(t, e.evalAttr(t, m.resource(t, "aws_cloudwatch_dashboard", "this"), "dashboard_body")))
+	charted := dashboardMetrics(t, asString(t, e.evalAttr(t, m.resource(t, "aws_cloudwatch_dashboard", "this"), "dashboard_body")))
 
 	has := func(ns, name string, dims map[string]string, stat string) bool {
-		return slices.ContainsFunc(metrics, func(dm dashboardMetric) bool {
+		return slices.ContainsFunc(charted, func(dm dashboardMetric) bool {
 			return dm.Namespace == ns && dm.Name == name && maps.Equal(dm.Dimensions, dims) && (stat == "" || dm.Stat == stat)
 		})
 	}
@@ -770,14 +776,14 @@ func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 	}
 	cases := map[string]want{}
 	for _, name := range []string{"EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed"} {
-		cases["service metric "+name] = want{"UsageEventService", name, fn, "Sum"}
+		cases["service metric "+name] = want{metrics.Namespace, name, fn, "Sum"}
 	}
 	for _, stat := range []string{"p50", "p99"} {
-		cases["processing latency "+stat] = want{"UsageEventService", "ProcessingLatency", fn, stat}
+		cases["processing latency "+stat] = want{metrics.Namespace, "ProcessingLatency", fn, stat}
 		cases["function duration "+stat] = want{"AWS/Lambda", "Duration", fn, stat}
 	}
 	for _, r := range usage.Reasons {
-		cases["rejections with reason "+string(r)] = want{"UsageEventService", "EventsRejected", map[string]string{"FunctionName": functionName, "Reason": string(r)}, "Sum"}
+		cases["rejections with reason "+string(r)] = want{metrics.Namespace, "EventsRejected", map[string]string{"FunctionName": functionName, "Reason": string(r)}, "Sum"}
 	}
 	for _, q := range []string{queueName, dlqName} {
 		cases["depth of "+q] = want{"AWS/SQS", "ApproximateNumberOfMessagesVisible", map[string]string{"QueueName": q}, ""}
@@ -795,10 +801,15 @@ func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 		})
 	}
 	t.Run("every service metric carries the FunctionName dimension", func(t *testing.T) {
-		for _, dm := range metrics {
-			if dm.Namespace == "UsageEventService" && dm.Dimensions["FunctionName"] != functionName {
+		for _, dm := range charted {
+			if dm.Namespace == metrics.Namespace && dm.Dimensions["FunctionName"] != functionName {
 				t.Errorf("%s %v lacks FunctionName=%s; EMF publishes every metric with it", dm.Name, dm.Dimensions, functionName)
 			}
+		}
+	})
+	t.Run("namespace is the one the function publishes to", func(t *testing.T) {
+		if got := asString(t, e.local(t, "metric_namespace")); got != metrics.Namespace {
+			t.Errorf("local.metric_namespace %q, want metrics.Namespace %q", got, metrics.Namespace)
 		}
 	})
 	t.Run("rejection reasons match the Go code's", func(t *testing.T) {
@@ -908,7 +919,8 @@ func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
 		{"dedup_retention", str("168h"), true},
 		{"dedup_retention", str("1h30m"), true},
 		{"dedup_retention", str("1.5h"), true},
-		{"dedup_retention", str("7d"), false},
+		{"dedup_retention", str("14d"), true},
+		{"dedup_retention", str("1w"), false},
 		{"dedup_retention", str("-1h"), false},
 		{"dedup_retention", str("168"), false},
 		{"dedup_retention", str("1h 30m"), false},
@@ -939,6 +951,33 @@ func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
 	}
 }
 
+// The module reads DEDUP_RETENTION as the function does (config.ParseRetention):
+// what plan accepts, the function accepts at start, with the same length.
+func TestDedupRetentionIsReadLikeTheFunctionReadsIt(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	for _, s := range []string{
+		"168h", "336h", "14d", "7d", "1d", "1h", "3600s", "60m", "1h30m", "1.5h", "2h45m30.5s", "90m",
+		"59m", "3599s", "0d", "0h", "-1h", "-7d", "7 d", "1w", "7D", "168", "", "h", "1.5d",
+	} {
+		t.Run(strconv.Quote(s), func(t *testing.T) {
+			d, goErr := config.ParseRetention(s)
+			e := m.evaluator(t, inputs(map[string]cty.Value{"dedup_retention": cty.StringVal(s)}))
+			tfOK := validationPasses(t, m, "dedup_retention", cty.StringVal(s))
+			var seconds float64
+			if tfOK {
+				seconds, _ = e.local(t, "dedup_retention_seconds").AsBigFloat().Float64()
+				tfOK = seconds >= 3600 // the precondition's floor
+			}
+			if tfOK != (goErr == nil) {
+				t.Fatalf("module accepts = %v, function accepts = %v (%v)", tfOK, goErr == nil, goErr)
+			}
+			if tfOK && math.Abs(seconds-d.Seconds()) > 1e-6 {
+				t.Errorf("module reads %vs, function reads %v", seconds, d)
+			}
+		})
+	}
+}
+
 func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	str, num := cty.StringVal, cty.NumberIntVal
@@ -955,6 +994,8 @@ func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 		{"dedup retention shorter than the DLQ retention", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("168h")}, false},
 		{"dedup retention in mixed units covering the DLQ", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("335h59m60s")}, true},
 		{"dedup retention covering a shorter DLQ retention", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("168h"), "dlq_message_retention_seconds": num(7 * 86400)}, true},
+		{"dedup retention in whole days", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("14d")}, true},
+		{"dedup retention under the function's 1h minimum", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("30m"), "dlq_message_retention_seconds": num(60), "message_retention_seconds": num(60)}, false},
 		{"entitlements ARN of another table", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"entitlements_table_name": str("other-table")}, false},
 		{"defaults are consistent: queue", [2]string{"aws_sqs_queue", "main"}, nil, true},
 		{"DLQ retention shorter than the queue's", [2]string{"aws_sqs_queue", "main"}, map[string]cty.Value{"dlq_message_retention_seconds": num(86400)}, false},

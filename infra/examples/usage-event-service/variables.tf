@@ -27,9 +27,9 @@ variable "entitlements_table_arn" {
 }
 
 variable "package_path" {
-  description = "Path to function.zip (the linux/arm64 bootstrap binary, zipped)."
+  description = "Path to function.zip (the linux/arm64 bootstrap binary, zipped), as `make package` writes it at the repository root."
   type        = string
-  default     = "function.zip"
+  default     = "../../../dist/function.zip"
 }
 
 variable "alarm_actions" {

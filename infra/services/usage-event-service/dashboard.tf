@@ -1,7 +1,8 @@
 locals {
   # The function's own metrics: CloudWatch Embedded Metric Format records in
-  # its log, namespace UsageEventService, dimension FunctionName on every
-  # metric; EventsRejected is also published per Reason.
+  # its log (metrics/metrics.go), one set per batch, dimension FunctionName on
+  # every metric; EventsRejected is also published per Reason.
+  # infra/module_test.go checks this against metrics.Namespace.
   metric_namespace = "UsageEventService"
 
   # Every rejection reason the function can publish, in the Go code's order
@@ -106,7 +107,7 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title   = "Event processing latency (ms)"
+        title   = "Batch processing latency (ms)"
         region  = local.region
         view    = "timeSeries"
         stacked = false

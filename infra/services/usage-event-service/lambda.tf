@@ -46,9 +46,9 @@ resource "aws_lambda_function" "this" {
   lifecycle {
     precondition {
       # An event redriven from the DLQ must still find its ledger record, or
-      # it would be applied twice.
-      condition     = local.dedup_retention_seconds >= var.dlq_message_retention_seconds
-      error_message = "dedup_retention must be at least dlq_message_retention_seconds (e.g. \"336h\" for the default 14-day DLQ retention)."
+      # it would be applied twice; and the function refuses less than 1h.
+      condition     = local.dedup_retention_seconds >= max(3600, var.dlq_message_retention_seconds)
+      error_message = "dedup_retention must be at least 1h and at least dlq_message_retention_seconds (e.g. \"336h\" or \"14d\" for the default 14-day DLQ retention)."
     }
     precondition {
       condition     = endswith(var.entitlements_table_arn, ":table/${var.entitlements_table_name}")

@@ -28,9 +28,11 @@ locals {
   # to another invocation meanwhile.
   visibility_timeout_seconds = 6 * var.timeout + var.maximum_batching_window_in_seconds
 
-  # var.dedup_retention (a Go duration) in seconds, for the precondition that
+  # var.dedup_retention (a Go duration, or whole days "14d", as the function's
+  # config.ParseRetention reads it) in seconds, for the precondition that
   # deduplication outlives anything the DLQ can hand back.
   duration_unit_seconds = {
+    d    = 86400
     h    = 3600
     m    = 60
     s    = 1
@@ -41,7 +43,7 @@ locals {
     ns   = 0.000000001
   }
   dedup_retention_seconds = sum(concat([0], [
-    for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h)", var.dedup_retention) :
+    for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h|d)", var.dedup_retention) :
     tonumber(part[0]) * local.duration_unit_seconds[part[1]]
   ]))
 

@@ -154,13 +154,13 @@ variable "dlq_message_retention_seconds" {
 }
 
 variable "dedup_retention" {
-  description = "How long an applied event's ledger record (and so its deduplication) is kept, as a Go duration such as \"336h\" or \"90m\" (units h, m, s, ms, us, ns). Passed to the function as DEDUP_RETENTION. Must cover dlq_message_retention_seconds so that a message redriven from the DLQ is still recognised as a duplicate. Default 14 days."
+  description = "How long an applied event's ledger record (and so its deduplication) is kept: a Go duration such as \"336h\" or \"1h30m\", or whole days such as \"14d\", as the function's DEDUP_RETENTION accepts. At least 1h, and at least dlq_message_retention_seconds so that a message redriven from the DLQ is still recognised as a duplicate (checked at plan). Default 14 days."
   type        = string
   default     = "336h"
 
   validation {
-    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$", var.dedup_retention))
-    error_message = "dedup_retention must be a positive Go duration such as \"336h\", \"1h30m\" or \"90m\" (a number followed by h, m, s, ms, us or ns, repeated; no sign, no spaces)."
+    condition     = can(regex("^([0-9]+d|([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$", var.dedup_retention))
+    error_message = "dedup_retention must be a Go duration such as \"336h\" or \"1h30m\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces) or whole days such as \"14d\"."
   }
 }
 
