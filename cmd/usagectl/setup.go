@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path"
+	"time"
+
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/sqs"
+)
+
+const setupUsage = `usagectl setup [--queue NAME] [--ledger-table NAME] [--entitlements-table NAME] [--local] [--json]`
+
+const setupDetails = `Creates, if they do not exist, the ledger table, the usage event queue and
+its dead-letter queue (NAME-dlq, with a redrive policy after
+--max-receive-count receives), and prints their names and URLs. Running it
+again changes nothing and prints the same.
+
+With --local it also creates an entitlements table shaped like
+access-service's: for local development and tests only. In AWS the
+entitlements table belongs to access-service, and the Terraform module
+infra/services/usage-event-service creates the ledger and the queues.
+
+Names default to the service's variables (USAGE_LEDGER_TABLE,
+ENTITLEMENTS_TABLE, the last part of USAGE_EVENT_QUEUE_URL), then to
+usage-ledger, entitlements and usage-event-queue. A queue name ending in
+.fifo makes FIFO queues.
+`
+
+type setupResult struct {
+	LedgerTable       tableResult  `json:"ledgerTable"`
+	EntitlementsTable *tableResult `json:"entitlementsTable,omitempty"`
+	Queue             queueResult  `json:"queue"`
+	DeadLetterQueue   queueResult  `json:"deadLetterQueue"`
+}
+
+type tableResult struct {
+	Name    string `json:"name"`
+	Created bool   `json:"created"`
+}
+
+type queueResult struct {
+	URL string `json:"url"`
+	ARN string `json:"arn"`
+}
+
+func runSetup(ctx context.Context, a *app, args []string) error {
+	f := a.newFlags("setup", setupUsage, setupDetails)
+	queue := f.String("queue", "", "queue `name` (default: from $USAGE_EVENT_QUEUE_URL, else usage-event-queue)")
+	ledger := f.String("ledger-table", "", "ledger table `name` (default $USAGE_LEDGER_TABLE, else usage-ledger)")
+	ents := f.String("entitlements-table", "", "entitlements table `name` for --local (default $ENTITLEMENTS_TABLE, else entitlements)")
+	local := f.Bool("local", false, "also create the entitlements table (local development only)")
+	maxReceives := f.Int("max-receive-count", 5, "receives before SQS moves a message to the dead-letter queue")
+	visibility := f.Duration("visibility-timeout", 30*time.Second, "the queue's visibility timeout")
+	asJSON := f.Bool("json", false, "print JSON")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if f.set("entitlements-table") && !*local {
+		return usagef("--entitlements-table needs --local: in AWS the entitlements table belongs to access-service")
+	}
+	if *maxReceives < 1 || *maxReceives > 1000 {
+		return usagef("--max-receive-count must be 1 to 1000, got %d", *maxReceives)
+	}
+	if *visibility < 0 || *visibility > 12*time.Hour || *visibility%time.Second != 0 {
+		return usagef("--visibility-timeout must be whole seconds from 0s to 12h, got %v", *visibility)
+	}
+	queueName := *queue
+	if queueName == "" {
+		queueName = "usage-event-queue"
+		if u, err := url.Parse(a.getenv("USAGE_EVENT_QUEUE_URL")); err == nil && path.Base(u.Path) != "." && path.Base(u.Path) != "/" {
+			queueName = path.Base(u.Path)
+		}
+	}
+	ledgerName := a.setting(*ledger, "USAGE_LEDGER_TABLE")
+	if ledgerName == "" {
+		ledgerName = "usage-ledger"
+	}
+	entsName := a.setting(*ents, "ENTITLEMENTS_TABLE")
+	if entsName == "" {
+		entsName = "entitlements"
+	}
+	if *local && entsName == ledgerName {
+		return usagef("the ledger and entitlements tables must differ (both are %q)", ledgerName)
+	}
+
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return err
+	}
+	ddb := a.dynamoDB(cfg)
+	var res setupResult
+	res.LedgerTable.Name = ledgerName
+	if res.LedgerTable.Created, err = dynamodb.CreateLedgerTable(ctx, ddb, ledgerName); err != nil {
+		return fmt.Errorf("ledger table: %w", err)
+	}
+	if *local {
+		res.EntitlementsTable = &tableResult{Name: entsName}
+		if res.EntitlementsTable.Created, err = dynamodb.CreateEntitlementsTable(ctx, ddb, entsName, a.entitlementKeys()); err != nil {
+			return fmt.Errorf("entitlements table: %w", err)
+		}
+	}
+	q, err := sqs.CreateQueues(ctx, awssqs.NewFromConfig(cfg), queueName, *maxReceives, int(*visibility/time.Second))
+	if err != nil {
+		return err
+	}
+	res.Queue = queueResult{URL: q.URL, ARN: q.ARN}
+	res.DeadLetterQueue = queueResult{URL: q.DeadLetterURL, ARN: q.DeadLetterARN}
+
+	if *asJSON {
+		return a.writeJSON(res)
+	}
+	w := a.stdout
+	state := func(created bool) string {
+		if created {
+			return "created"
+		}
+		return "already existed"
+	}
+	fmt.Fprintf(w, "ledger table        %s (%s)\n", res.LedgerTable.Name, state(res.LedgerTable.Created))
+	if e := res.EntitlementsTable; e != nil {
+		fmt.Fprintf(w, "entitlements table  %s (%s)\n", e.Name, state(e.Created))
+	}
+	fmt.Fprintf(w, "queue               %s\n                    %s\n", res.Queue.URL, res.Queue.ARN)
+	fmt.Fprintf(w, "dead-letter queue   %s\n                    %s\n", res.DeadLetterQueue.URL, res.DeadLetterQueue.ARN)
+	fmt.Fprintf(w, "\nFor the service and usagectl:\n")
+	if e := res.EntitlementsTable; e != nil {
+		fmt.Fprintf(w, "  export ENTITLEMENTS_TABLE=%s\n", e.Name)
+	}
+	fmt.Fprintf(w, "  export USAGE_LEDGER_TABLE=%s\n  export USAGE_EVENT_QUEUE_URL=%s\n  export DEAD_LETTER_QUEUE_URL=%s\n",
+		res.LedgerTable.Name, res.Queue.URL, res.DeadLetterQueue.URL)
+	return nil
+}

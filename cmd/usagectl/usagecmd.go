@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+const usageUsage = `usagectl usage --user U [--key K] [--at TIME] [--table NAME] [--json]`
+
+const usageDetails = `Shows a user's entitlements as stored in the entitlements table
+(ENTITLEMENTS_TABLE or --table), read with strong consistency: used, limit,
+reset period, the stored period start, the current period and the next reset.
+
+Usage is reset lazily, by the first event of a new period, so the stored
+"used" can belong to a period that is over. "used now" is what the next
+event is checked against: 0 when the stored period is over (usage.NeedsReset).
+
+With --key, exits 1 when the user has no such entitlement.
+`
+
+// entitlementView is one entitlement as usagectl usage reports it.
+// Numbers are JSON numbers with their exact decimal text.
+type entitlementView struct {
+	EntitlementKey     string       `json:"entitlementKey"`
+	Used               json.Number  `json:"used"`
+	Limit              *json.Number `json:"limit"` // null: unlimited
+	ResetPeriod        string       `json:"resetPeriod"`
+	ResetAnchor        *string      `json:"resetAnchor"`
+	PeriodStart        *string      `json:"periodStart"`        // as stored
+	CurrentPeriodStart *string      `json:"currentPeriodStart"` // null for NONE
+	NextReset          *string      `json:"nextReset"`          // null for NONE
+	WouldReset         bool         `json:"wouldReset"`         // the next event starts a new period
+	UsedNow            json.Number  `json:"usedNow"`            // what the next event is checked against
+	Remaining          *json.Number `json:"remaining"`          // null: unlimited
+	Malformed          *string      `json:"malformed"`          // why the service would reject events (INVALID_ENTITLEMENT)
+}
+
+type usageView struct {
+	UserID       string            `json:"userId"`
+	At           string            `json:"at"`
+	Table        string            `json:"table"`
+	Entitlements []entitlementView `json:"entitlements"`
+}
+
+func runUsage(ctx context.Context, a *app, args []string) error {
+	f := a.newFlags("usage", usageUsage, usageDetails)
+	user := f.String("user", "", "`userId` whose entitlements to show (required)")
+	key := f.String("key", "", "show only this `entitlementKey`")
+	at := f.String("at", "", "evaluate periods at this RFC 3339 `instant` instead of now")
+	table := f.String("table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
+	asJSON := f.Bool("json", false, "print JSON")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return usagef("--user is required")
+	}
+	now := time.Now().UTC()
+	if *at != "" {
+		t, err := usage.ParseInstant(*at)
+		if err != nil {
+			return usagef("--at: %v", err)
+		}
+		now = t.UTC()
+	}
+	tableName, err := a.table(*table, "--table", "ENTITLEMENTS_TABLE")
+	if err != nil {
+		return err
+	}
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return err
+	}
+	ents, err := dynamodb.ListEntitlements(ctx, a.dynamoDB(cfg), tableName, a.entitlementKeys(), *user, *key)
+	if err != nil {
+		return fmt.Errorf("read entitlements of %q from %s: %w", *user, tableName, err)
+	}
+	view := usageView{UserID: *user, At: usage.FormatInstant(now), Table: tableName, Entitlements: []entitlementView{}}
+	for _, e := range ents {
+		view.Entitlements = append(view.Entitlements, viewOf(e, now))
+	}
+	if *asJSON {
+		if err := a.writeJSON(view); err != nil {
+			return err
+		}
+	} else {
+		a.printUsage(view)
+	}
+	if *key != "" && len(ents) == 0 {
+		return errReported{fmt.Sprintf("user %q has no entitlement %q in %s", *user, *key, tableName)}
+	}
+	return nil
+}
+
+// viewOf applies the service's own period rules (usage.PeriodStart,
+// NextPeriodStart, NeedsReset) to a stored entitlement.
+func viewOf(e dynamodb.Entitlement, now time.Time) entitlementView {
+	v := entitlementView{EntitlementKey: e.EntitlementKey, Used: number(e.Used), UsedNow: number(e.Used)}
+	period := e.ResetPeriod
+	if period == "" {
+		period = usage.ResetNone
+	}
+	v.ResetPeriod = string(period)
+	if e.Limit != nil {
+		l := number(*e.Limit)
+		v.Limit = &l
+	}
+	if e.ResetAnchor != nil {
+		s := e.ResetAnchor.Format(time.RFC3339Nano)
+		v.ResetAnchor = &s
+	}
+	if e.PeriodStart != nil {
+		s := usage.FormatInstant(*e.PeriodStart)
+		v.PeriodStart = &s
+	}
+	if e.Malformed != nil {
+		s := e.Malformed.Error()
+		v.Malformed = &s
+		return v // the service rejects every event; no period applies
+	}
+	usedNow := e.Used
+	if period != usage.ResetNone {
+		cur := usage.FormatInstant(usage.PeriodStart(period, e.ResetAnchor, now))
+		next := usage.FormatInstant(usage.NextPeriodStart(period, e.ResetAnchor, now))
+		v.CurrentPeriodStart, v.NextReset = &cur, &next
+		if usage.NeedsReset(period, e.ResetAnchor, e.PeriodStart, now) {
+			v.WouldReset = true
+			usedNow = usage.Decimal{}
+		}
+	}
+	v.UsedNow = number(usedNow)
+	if e.Limit != nil {
+		r := number(e.Limit.Sub(usedNow))
+		v.Remaining = &r
+	}
+	return v
+}
+
+func number(d usage.Decimal) json.Number { return json.Number(d.String()) }
+
+func (a *app) printUsage(v usageView) {
+	w := a.stdout
+	if len(v.Entitlements) == 0 {
+		fmt.Fprintf(w, "user %s has no entitlements in %s\n", v.UserID, v.Table)
+		return
+	}
+	fmt.Fprintf(w, "user %s, at %s (table %s)\n", v.UserID, v.At, v.Table)
+	for _, e := range v.Entitlements {
+		fmt.Fprintf(w, "\n%s\n", e.EntitlementKey)
+		if e.Malformed != nil {
+			fmt.Fprintf(w, "  MALFORMED        %s\n", *e.Malformed)
+			fmt.Fprintf(w, "                   every event for it is rejected INVALID_ENTITLEMENT\n")
+		}
+		limit := "unlimited"
+		if e.Limit != nil {
+			limit = e.Limit.String()
+		}
+		fmt.Fprintf(w, "  used (stored)    %s\n", e.Used)
+		fmt.Fprintf(w, "  limit            %s\n", limit)
+		anchor := "calendar (UTC)"
+		if e.ResetAnchor != nil {
+			anchor = "anchored at " + *e.ResetAnchor
+		}
+		if e.ResetPeriod == string(usage.ResetNone) {
+			anchor = "usage accumulates, never resets"
+		}
+		fmt.Fprintf(w, "  reset period     %s, %s\n", e.ResetPeriod, anchor)
+		fmt.Fprintf(w, "  period start     %s\n", orDash(e.PeriodStart, "(none stored)"))
+		if e.CurrentPeriodStart != nil {
+			fmt.Fprintf(w, "  current period   %s, next reset %s\n", *e.CurrentPeriodStart, *e.NextReset)
+		}
+		if e.Malformed != nil {
+			continue
+		}
+		usedNow := e.UsedNow.String()
+		if e.WouldReset {
+			usedNow += " (the stored period is over: the next event resets usage to 0)"
+		}
+		fmt.Fprintf(w, "  used now         %s\n", usedNow)
+		if e.Remaining != nil {
+			fmt.Fprintf(w, "  remaining        %s\n", e.Remaining)
+		}
+	}
+}
+
+func orDash(s *string, none string) string {
+	if s == nil {
+		return none
+	}
+	return *s
+}
