@@ -28,6 +28,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/awslog"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
 	"github.com/usage-event-service/usage-event-service/metrics"
@@ -94,7 +95,8 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 	if err != nil {
 		return nil, errUsage{fmt.Errorf("configuration:\n%w", err)}
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(awslog.Logger{Logger: logger}), awsconfig.WithRetryer(func() aws.Retryer {
 		// Throttling, 5xx and network errors are retried here with
 		// exponential backoff and jitter, bounded so that a batch
 		// finishes well within the function timeout.
@@ -109,7 +111,6 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 	if awsCfg.Region == "" {
 		return nil, errUsage{errors.New("AWS_REGION is not set")}
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	store := dynamodb.NewStore(awsdynamodb.NewFromConfig(awsCfg), dynamodb.Config{
 		EntitlementsTable: cfg.EntitlementsTable,
 		LedgerTable:       cfg.LedgerTable,
