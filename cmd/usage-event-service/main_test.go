@@ -1,0 +1,166 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/sqs"
+)
+
+func TestMain(m *testing.M) { emulator.Main(m) }
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "usage-event-service")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}, env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), o.String(), e.String()
+		}
+		return 0, o.String(), e.String()
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%v did not exit", args)
+		return 0, "", ""
+	}
+}
+
+func TestExitCodesAndMessages(t *testing.T) {
+	bin := build(t)
+	good := []string{"ENTITLEMENTS_TABLE=ent-table", "USAGE_LEDGER_TABLE=ledger-table", "AWS_REGION=us-east-1"}
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stderr []string
+	}{
+		{"help", nil, []string{"--help"}, 0, []string{"usage: usage-event-service"}},
+		{"no arguments outside Lambda", good, nil, 2, []string{"AWS_LAMBDA_RUNTIME_API is unset", "worker"}},
+		{"unknown command", good, []string{"serve"}, 2, []string{`unknown command "serve"`}},
+		{"worker without tables", []string{"AWS_REGION=us-east-1"}, []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"ENTITLEMENTS_TABLE: is required", "USAGE_LEDGER_TABLE: is required"}},
+		{"worker without a queue", good, []string{"worker"}, 2, []string{"USAGE_EVENT_QUEUE_URL: is required"}},
+		{"worker with a bad queue URL", good, []string{"worker", "--queue-url", "queue"}, 2, []string{"not a queue URL"}},
+		{"worker with a bad flag", good, []string{"worker", "--fast"}, 2, []string{"flag provided but not defined"}},
+		{"worker without a region", good[:2], []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"AWS_REGION is not set"}},
+		{"bad log level", append([]string{"LOG_LEVEL=chatty"}, good...), []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"LOG_LEVEL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, bin, tt.env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			for _, w := range tt.stderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+// lockedBuffer is written by the child's output copier while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestWorkerAgainstTheEmulators(t *testing.T) {
+	emulator.Env(t)
+	bin := build(t)
+	ctx := context.Background()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ddb, sq := awsdynamodb.NewFromConfig(cfg), awssqs.NewFromConfig(cfg)
+	ent, ledger := emulator.UniqueName(t, "ent"), emulator.UniqueName(t, "ledger")
+	dynamodb.CreateEntitlementsTable(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys)
+	dynamodb.CreateLedgerTable(ctx, ddb, ledger)
+	queues, err := sqs.CreateQueues(ctx, sq, emulator.UniqueName(t, "q"), 3, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"ENTITLEMENTS_TABLE=" + ent, "USAGE_LEDGER_TABLE=" + ledger}
+	for _, k := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"} {
+		env = append(env, k+"="+os.Getenv(k))
+	}
+
+	t.Run("a queue that does not exist is a runtime failure", func(t *testing.T) {
+		u := strings.TrimSuffix(queues.URL, "/"+filepath.Base(queues.URL)) + "/no-such-queue"
+		code, _, stderr := run(t, bin, env, "worker", "--queue-url", u)
+		if code != 1 {
+			t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
+		}
+	})
+
+	t.Run("SIGTERM stops the worker cleanly", func(t *testing.T) {
+		cmd := exec.Command(bin, "worker", "--queue-url", queues.URL)
+		cmd.Env = append(env, "METRICS_ADDR=127.0.0.1:0", "PATH="+os.Getenv("PATH"))
+		var out lockedBuffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), "worker started") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		err := cmd.Wait()
+		if err != nil {
+			t.Errorf("worker exited with %v; output:\n%s", err, out.String())
+		}
+		for _, w := range []string{`"msg":"metrics listening"`, `"msg":"worker stopped"`} {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("output lacks %s:\n%s", w, out.String())
+			}
+		}
+	})
+}
