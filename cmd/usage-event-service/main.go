@@ -75,9 +75,9 @@ func dispatch(args []string, getenv func(string) string, stderr io.Writer) error
 		fmt.Fprint(stderr, usageText)
 		return nil
 	case len(args) == 0:
-		return errUsage{errors.New("not running under the Lambda runtime (AWS_LAMBDA_RUNTIME_API is unset); to poll a queue, run: usage-event-service worker\n\n" + usageText)}
+		return errUsage{errors.New("not running under the Lambda runtime (AWS_LAMBDA_RUNTIME_API is unset); to poll a queue, run: usage-event-service worker (see --help)")}
 	default:
-		return errUsage{fmt.Errorf("unknown command %q\n\n%s", args[0], usageText)}
+		return errUsage{fmt.Errorf("unknown command %q (see --help)", args[0])}
 	}
 }
 
