@@ -5,7 +5,8 @@
 // applies (usage.Event.Validate), so a producer learns about a bad event
 // at once, with the same *usage.RejectionError reason codes, instead of
 // finding it in the dead-letter queue later. It serialises events with
-// their exact decimal amounts (usage.Event.MarshalJSON), sends them in
+// their exact decimal amounts (usage.Event.MarshalJSON, with the few
+// characters SQS refuses in a body escaped), sends them in
 // SendMessageBatch calls that respect SQS's limits, retries the entries
 // SQS reports as failed, and returns one result per event: nothing is
 // dropped silently.
@@ -251,7 +252,10 @@ func (p *Publisher) Publish(ctx context.Context, ev usage.Event) (Receipt, error
 // MessageDeduplicationId is its idempotency key, which is generated when
 // absent because FIFO queues require one. SQS allows only printable ASCII
 // and 128 characters in both; a value outside that is replaced by
-// "sha256:" and its hex SHA-256, which keeps equal values equal.
+// "sha256:" and its hex SHA-256, which keeps equal values equal. Calls
+// are made one at a time so that a group's events are enqueued in the
+// order given, except that an entry SQS failed and that is resent after
+// backoff lands after the events that followed it.
 //
 // The error is non-nil only when ctx ends before every event was sent: it
 // is then ctx.Err(), and the Results of the events not confirmed say so

@@ -42,12 +42,6 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// errReported is an operation failure whose details were already written
-// (a send summary, a redrive report): run only sets the exit code.
-type errReported struct{ msg string }
-
-func (e errReported) Error() string { return e.msg }
-
 // errHelp: help was asked for and printed.
 var errHelp = errors.New("help shown")
 
@@ -104,16 +98,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	err := a.dispatch(ctx, args)
 	var ue usageError
-	var rep errReported
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "usagectl: %v\nRun 'usagectl %s--help' for usage.\n", err, helpPrefix(args))
 		return exitUsage
-	case errors.As(err, &rep):
-		fmt.Fprintf(stderr, "usagectl: %v\n", err)
-		return exitFailed
 	default:
 		fmt.Fprintf(stderr, "usagectl: %v\n", err)
 		return exitFailed

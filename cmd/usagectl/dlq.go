@@ -414,9 +414,9 @@ func runDLQRedrive(ctx context.Context, a *app, args []string) error {
 	}
 	switch {
 	case ctx.Err() != nil:
-		return errReported{"interrupted; the report lists what was redriven"}
+		return errors.New("interrupted; the report lists what was redriven")
 	case len(rep.Failed) > 0 || len(rep.NotFound) > 0:
-		return errReported{fmt.Sprintf("%d redriven, %d failed, %d not found", len(rep.Redriven), len(rep.Failed), len(rep.NotFound))}
+		return fmt.Errorf("%d redriven, %d failed, %d not found", len(rep.Redriven), len(rep.Failed), len(rep.NotFound))
 	case releaseErr != nil:
 		return fmt.Errorf("could not make the messages not redriven visible again; they reappear after %v: %w", *vis, releaseErr)
 	}

@@ -100,7 +100,7 @@ func runSend(ctx context.Context, a *app, args []string) error {
 	}
 	receipt, err := pub.Publish(ctx, single)
 	if err != nil {
-		return fmt.Errorf("not sent: %w", err)
+		return err // "not sent ...", with SQS's code or the context's error
 	}
 	if *asJSON {
 		return a.writeJSON(receiptJSON{MessageID: receipt.MessageID, IdempotencyKey: receipt.IdempotencyKey, SequenceNumber: receipt.SequenceNumber})
@@ -123,15 +123,10 @@ type receiptJSON struct {
 // at fault, and the message.
 func failureOf(err error) (reason, field, msg string) {
 	var rej *usage.RejectionError
-	var se *producer.SendError
-	switch {
-	case errors.As(err, &rej):
+	if errors.As(err, &rej) {
 		return string(rej.Reason), rej.Field, rej.Message
-	case errors.As(err, &se):
-		return reasonSendFailed, "", err.Error()
-	default:
-		return reasonSendFailed, "", err.Error()
 	}
+	return reasonSendFailed, "", err.Error() // a *producer.SendError or the context's error
 }
 
 // Reasons of the send summary beyond the contract's own codes.

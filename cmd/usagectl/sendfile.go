@@ -151,11 +151,11 @@ func (a *app) sendFile(ctx context.Context, pub *producer.Publisher, path string
 	}
 	switch {
 	case readErr != nil:
-		return errReported{fmt.Sprintf("reading the events stopped at line %d: %v", lines, readErr)}
+		return fmt.Errorf("reading the events stopped at line %d: %w", lines, readErr)
 	case sum.Interrupted:
-		return errReported{fmt.Sprintf("interrupted after line %d: %d of %d events read were not sent", lines, sum.Failed, sum.Events)}
+		return fmt.Errorf("interrupted after line %d: %d of %d events read were not sent", lines, sum.Failed, sum.Events)
 	case sum.Failed > 0:
-		return errReported{fmt.Sprintf("%d of %d events were not sent (see the summary)", sum.Failed, sum.Events)}
+		return fmt.Errorf("%d of %d events were not sent (see the summary)", sum.Failed, sum.Events)
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func runUsage(ctx context.Context, a *app, args []string) error {
 		a.printUsage(view)
 	}
 	if *key != "" && len(ents) == 0 {
-		return errReported{fmt.Sprintf("user %q has no entitlement %q in %s", *user, *key, tableName)}
+		return fmt.Errorf("user %q has no entitlement %q in %s", *user, *key, tableName)
 	}
 	return nil
 }

@@ -329,6 +329,26 @@ func TestUsagectlAgainstAStack(t *testing.T) {
 		}
 	})
 
+	t.Run("AWS errors exit 1 with the cause on stderr", func(t *testing.T) {
+		missingQueue := strings.TrimSuffix(s.queues.Queue.URL, "/"+filepath.Base(s.queues.Queue.URL)) + "/no-such-queue"
+		tests := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"send to a queue that does not exist", []string{"send", "--user", "u", "--key", "k", "--queue-url", missingQueue}, "NonExistentQueue"},
+			{"usage of a table that does not exist", []string{"usage", "--user", "u", "--table", "no-such-table"}, "ResourceNotFoundException"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := s.run(t, "", tt.args...)
+				if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+					t.Errorf("exit %d, stderr %q; want 1 and %q", r.code, r.stderr, tt.want)
+				}
+			})
+		}
+	})
+
 	t.Run("send a file of 10,000 lines with a few bad ones", func(t *testing.T) {
 		bad := map[int]struct{ line, reason string }{
 			17:   {`{"userId":"u","entitlementKey":"k","amount":0}`, "INVALID_AMOUNT"},
