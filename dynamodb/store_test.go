@@ -434,3 +434,37 @@ func TestRacingConsumersNeverLoseOrOvershoot(t *testing.T) {
 		})
 	}
 }
+
+// TestADuplicateSentManyTimesAppliesOnce: the same event, delivered 40
+// times to 8 consumers at once, is applied exactly once; every other
+// delivery is a DUPLICATE, a success.
+func TestADuplicateSentManyTimesAppliesOnce(t *testing.T) {
+	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
+	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("100")})
+	var mu sync.Mutex
+	counts := map[usage.Status]int{}
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := e.store()
+			for i := range 5 {
+				o := e.apply(s, rec("u", "k", "3", fmt.Sprintf("delivery-%d-%d", c, i), "the-one-key"))[0]
+				mu.Lock()
+				counts[o.Status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if counts[usage.Applied] != 1 || counts[usage.Duplicate] != 39 {
+		t.Errorf("outcomes %v, want 1 APPLIED and 39 DUPLICATE", counts)
+	}
+	if used := e.get(t, "u", "k").Used; used.Cmp(usage.MustDecimal("3")) != 0 {
+		t.Errorf("used %s, want 3", used)
+	}
+	if n := len(e.ledgerEntries(t, "u", "k")); n != 1 {
+		t.Errorf("%d ledger entries", n)
+	}
+}
