@@ -27,7 +27,7 @@ variable "entitlements_table_arn" {
 }
 
 variable "package_path" {
-  description = "Path to function.zip (the linux/arm64 bootstrap binary, zipped), as `make package` writes it at the repository root."
+  description = "Path to function.zip (the linux/arm64 bootstrap binary, zipped), as `make package` writes it (dist/function.zip in the repository)."
   type        = string
   default     = "../../../dist/function.zip"
 }
