@@ -48,9 +48,11 @@ const (
 	MaxBatchEntries = 10
 	// MaxBatchBytes bounds the total message size of one call. SQS now
 	// accepts up to 1 MiB, but 256 KiB is the limit every SQS deployment
-	// and emulator has enforced, and usage events are small (an event is
-	// at most about 40 KiB: 32 KiB of metadata plus three 256-character
-	// IDs), so nothing is lost by staying under it.
+	// and emulator has enforced, and usage events are small: typically a
+	// few hundred bytes, at most about 40 KiB (32 KiB of metadata plus
+	// three 256-character IDs), or about 110 KiB in the worst case of
+	// every character escaped by sqsSafe. Nothing is lost by staying
+	// under it.
 	MaxBatchBytes = 256 << 10
 )
 
@@ -229,14 +231,8 @@ func (e *SendError) Unwrap() error { return e.Err }
 // Publish validates and sends one event. The error is the event's: a
 // *usage.RejectionError, a *SendError, or the context's error.
 func (p *Publisher) Publish(ctx context.Context, ev usage.Event) (Receipt, error) {
-	results, err := p.PublishBatch(ctx, []usage.Event{ev})
-	if len(results) == 1 && results[0].Err != nil {
-		return results[0].Receipt, results[0].Err
-	}
-	if len(results) == 1 {
-		return results[0].Receipt, nil
-	}
-	return Receipt{}, err
+	results, _ := p.PublishBatch(ctx, []usage.Event{ev}) // the context's error is in the result too
+	return results[0].Receipt, results[0].Err
 }
 
 // PublishBatch validates and sends events, returning one Result per
@@ -281,8 +277,8 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 		}
 		body = sqsSafe(body)
 		if len(body) > MaxBatchBytes {
-			// Unreachable for a valid event (see MaxBatchBytes), but the
-			// batching below relies on it.
+			// Not reachable by a valid event (see MaxBatchBytes); SQS
+			// would refuse it, so it is not worth a call.
 			results[i].Err = &SendError{Code: "MessageTooLong", SenderFault: true,
 				Message: fmt.Sprintf("message is %d bytes, more than %d", len(body), MaxBatchBytes)}
 			continue

@@ -17,9 +17,10 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// maxLineBytes bounds one line of an events file. A valid event is at
-// most about 40 KiB; the margin allows for pretty spacing and unknown
-// fields, which the contract ignores.
+// maxLineBytes bounds one line of an events file. A valid event is
+// rarely above a few KiB (at most about 40 KiB of known fields, more if
+// written with \u escapes); the margin allows for unknown fields, which
+// the contract ignores.
 const maxLineBytes = 1 << 20
 
 // maxListedFailures bounds the failures the human summary lists; --json
@@ -193,7 +194,7 @@ func readEvents(ctx context.Context, r *bufio.Reader, out chan<- batch, fail fun
 			switch {
 			case tooLong:
 				events++
-				fail(failure{Line: lines, Reason: reasonLineTooLong, Error: fmt.Sprintf("line is longer than %d bytes; an event is at most about 40 KiB", maxLineBytes)})
+				fail(failure{Line: lines, Reason: reasonLineTooLong, Error: fmt.Sprintf("line is longer than %d bytes", maxLineBytes)})
 			case len(bytes.TrimSpace(line)) == 0:
 				// Blank lines separate nothing and are not events.
 			default:
