@@ -142,7 +142,10 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 		keys = DefaultEntitlementKeys
 	}
 	s := &Store{cfg: Config{Keys: keys}}
-	pk, skPrefix, _ := keys.values(usage.Scope{UserID: userID, EntitlementKey: entitlementKey})
+	pk, skPrefix, ok := keys.values(usage.Scope{UserID: userID, EntitlementKey: entitlementKey})
+	if !ok {
+		return nil, nil // too long to be a key: no such item can exist
+	}
 	cond := "#pk = :pk AND begins_with(#sk, :sk)"
 	if entitlementKey != "" {
 		cond = "#pk = :pk AND #sk = :sk"

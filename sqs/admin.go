@@ -26,8 +26,9 @@ type Queues struct {
 
 // CreateQueues creates, idempotently, the queue `name` and its dead-letter
 // queue `name-dlq` (".fifo" kept last for FIFO queues), with a redrive
-// policy of maxReceiveCount. It mirrors what the Terraform module deploys,
-// for local development and tests.
+// policy of maxReceiveCount: the shape the Terraform module deploys (which
+// names the pair {project}-{env}-usage-event-queue/-dlq and adds
+// encryption and access policies), for local development and tests.
 func CreateQueues(ctx context.Context, c AdminClient, name string, maxReceiveCount int, visibilityTimeoutSeconds int) (Queues, error) {
 	fifo := strings.HasSuffix(name, ".fifo")
 	base := strings.TrimSuffix(name, ".fifo")

@@ -144,7 +144,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		}
 	}
 	b.WriteByte('}')
-	return b.Bytes(), nil
+	// U+FFFE and U+FFFF are valid in JSON but not in an SQS message body;
+	// their bytes can only occur inside strings, where an escape means
+	// the same character.
+	out := bytes.ReplaceAll(b.Bytes(), []byte("\uFFFE"), []byte(`\ufffe`))
+	return bytes.ReplaceAll(out, []byte("\uFFFF"), []byte(`\uffff`)), nil
 }
 
 func writeJSONString(b *bytes.Buffer, s string) {
