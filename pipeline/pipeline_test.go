@@ -65,7 +65,9 @@ func (m *memoryStore) Update(_ context.Context, scope usage.Scope, records []usa
 	return out
 }
 
-func msg(id, body string) pipeline.Message { return pipeline.Message{ID: id, Body: body, ReceiveCount: 1} }
+func msg(id, body string) pipeline.Message {
+	return pipeline.Message{ID: id, Body: body, ReceiveCount: 1}
+}
 
 func body(user, key string, amount int) string {
 	return fmt.Sprintf(`{"userId":%q,"entitlementKey":%q,"amount":%d}`, user, key, amount)
