@@ -8,6 +8,8 @@ package dynamodb
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"strconv"
@@ -281,7 +283,18 @@ func (s *Store) transaction(scope usage.Scope, entPK, entSK string, state observ
 	return &dynamodb.TransactWriteItemsInput{
 		TransactItems:          items,
 		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+		// When the SDK retries this exact request after a lost response
+		// (the write may have committed), DynamoDB answers with the first
+		// attempt's success instead of failing the ledger conditions, so
+		// the events are reported APPLIED, not DUPLICATE.
+		ClientRequestToken: aws.String(requestToken()),
 	}, ledgerOf
+}
+
+func requestToken() string {
+	var b [16]byte
+	crand.Read(b[:]) // never fails on Linux
+	return hex.EncodeToString(b[:])
 }
 
 func updateExpression(plan usage.Plan) (string, map[string]string, map[string]types.AttributeValue) {
