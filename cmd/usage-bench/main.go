@@ -1,0 +1,96 @@
+// Command usage-bench measures usage-event-service against a naive
+// per-event baseline on DynamoDB Local, which it starts itself:
+//
+//	go run ./cmd/usage-bench                      # default workload, concurrency 8
+//	go run ./cmd/usage-bench --sweep 1,2,4,8,16   # one run per concurrency, and a chart
+//	go run ./cmd/usage-bench --json               # machine-readable report only on stdout
+//
+// See docs/performance.md. Exit codes: 0 done, 1 a failure (a correctness
+// check included), 2 bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/usage-event-service/usage-event-service/internal/bench"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("usage-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o bench.Options
+	w := &o.Workload
+	fs.IntVar(&w.Events, "events", 30000, "events (messages) in the workload")
+	fs.IntVar(&w.Users, "users", 500, "users")
+	fs.IntVar(&w.EntitlementsPerUser, "entitlements", 2, "entitlements per user")
+	fs.IntVar(&w.HotUsers, "hot-users", 2, "hot users (the first users)")
+	fs.Float64Var(&w.HotShare, "hot-share", 0.5, "share of events sent by the hot users")
+	fs.Float64Var(&w.DuplicateShare, "duplicate-share", 0.05, "share of messages that redeliver an earlier one (same message ID or idempotency key)")
+	fs.Float64Var(&w.InvalidShare, "invalid-share", 0.02, "share of invalid messages (3/4 break the contract, 1/4 name a missing entitlement)")
+	fs.Float64Var(&w.LimitPressure, "limit-pressure", 0.1, "share of entitlements whose limit is below the usage sent to them")
+	fs.Uint64Var(&w.Seed, "seed", 1, "workload seed (same seed, same workload)")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent invocations, each a batch of --batch-size messages")
+	sweep := fs.String("sweep", "", "comma-separated concurrencies to run in turn, e.g. 1,2,4,8,16 (writes the chart)")
+	fs.IntVar(&o.BatchSize, "batch-size", 20, "messages per invocation")
+	fs.IntVar(&o.ApplyConcurrency, "apply-concurrency", 8, "entitlements applied in parallel within a batch (APPLY_CONCURRENCY)")
+	fs.IntVar(&o.WarmupEvents, "warmup", 3000, "events run through both systems first, not reported (0: none)")
+	fs.IntVar(&o.ColdStarts, "cold-starts", 3, "cold starts of the bootstrap under the Lambda RIE (0: skip)")
+	chart := fs.String("chart", "", "PNG chart path (default docs/images/performance.png with --sweep)")
+	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "usage-bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *sweep != "" {
+		for _, f := range strings.Split(*sweep, ",") {
+			c, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || c < 1 {
+				fmt.Fprintf(stderr, "usage-bench: --sweep: %q is not a positive integer\n", f)
+				return 2
+			}
+			o.Sweep = append(o.Sweep, c)
+		}
+		if *chart == "" {
+			*chart = "docs/images/performance.png"
+		}
+	}
+	o.ChartPath = *chart
+	if err := w.Validate(); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: %v\n", err)
+		return 2
+	}
+
+	// The SDK finds DynamoDB Local through the standard variables; the
+	// endpoint is set once the emulator is up. Dummy credentials.
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"} {
+		os.Setenv(k, v)
+	}
+	os.Unsetenv("AWS_PROFILE")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := bench.Execute(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: %v\n", err)
+		return 1
+	}
+	return 0
+}

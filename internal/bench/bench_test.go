@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+var testNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func testConfig() WorkloadConfig {
+	return WorkloadConfig{Events: 2000, Users: 50, EntitlementsPerUser: 2, HotUsers: 2, HotShare: 0.5,
+		DuplicateShare: 0.05, InvalidShare: 0.02, LimitPressure: 0.1, Seed: 7}
+}
+
+func TestGenerateIsDeterministic(t *testing.T) {
+	a, err := Generate(testConfig(), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Generate(testConfig(), testNow)
+	if !reflect.DeepEqual(a.Messages, b.Messages) || !reflect.DeepEqual(a.Entitlements, b.Entitlements) {
+		t.Fatal("the same seed generated different workloads")
+	}
+	other := testConfig()
+	other.Seed = 8
+	c, _ := Generate(other, testNow)
+	if reflect.DeepEqual(a.Messages, c.Messages) {
+		t.Fatal("a different seed generated the same workload")
+	}
+}
+
+func TestGenerateShapesTheWorkload(t *testing.T) {
+	w, err := Generate(testConfig(), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Messages) != 2000 || len(w.Entitlements) != 100 {
+		t.Fatalf("%d messages, %d entitlements", len(w.Messages), len(w.Entitlements))
+	}
+	kinds := map[Kind]int{}
+	hot := 0
+	for i, m := range w.Messages {
+		kinds[m.Kind]++
+		switch m.Kind {
+		case Malformed:
+			if _, err := usage.ParseEvent([]byte(m.Body)); err == nil {
+				t.Errorf("malformed message %d parses: %s", i, m.Body)
+			}
+			continue
+		case Redelivery:
+			o := w.Messages[m.Original]
+			if o.Kind != Fresh || o.Body != m.Body || o.DedupKey != m.DedupKey || m.Original >= i {
+				t.Errorf("redelivery %d does not repeat an earlier message", i)
+			}
+			if (m.ID == o.ID) != (m.DedupKey == m.ID) {
+				t.Errorf("redelivery %d: a message without idempotency key must keep its ID, one with a key must get a new one", i)
+			}
+		}
+		ev, err := usage.ParseEvent([]byte(m.Body))
+		if err != nil {
+			t.Fatalf("message %d (%s) does not parse: %v", i, m.Kind, err)
+		}
+		if ev.Scope() != m.Scope || ev.Amount.Cmp(m.Amount) != 0 || (usage.Record{Event: ev, MessageID: m.ID}).DedupKey() != m.DedupKey {
+			t.Errorf("message %d: body and ground truth disagree", i)
+		}
+		if _, ok := w.Entitlement(m.Scope); ok == (m.Kind == Unknown) {
+			t.Errorf("message %d (%s): entitlement exists = %v", i, m.Kind, ok)
+		}
+		if m.Scope.UserID < UserID(2) {
+			hot++
+		}
+	}
+	share := func(n int) float64 { return float64(n) / 2000 }
+	if s := share(kinds[Redelivery]); math.Abs(s-0.05) > 0.02 {
+		t.Errorf("redelivery share %.3f", s)
+	}
+	if s := share(kinds[Malformed] + kinds[Unknown]); math.Abs(s-0.02) > 0.015 {
+		t.Errorf("invalid share %.3f", s)
+	}
+	if s := share(hot); math.Abs(s-0.5) > 0.05 {
+		t.Errorf("hot share %.3f", s)
+	}
+	pressured := 0
+	for _, e := range w.Entitlements {
+		if e.Pressured {
+			pressured++
+			if e.Limit == nil || e.Offered.Sign() > 0 && ExpectedUsed(&e, &ScopeTotals{Applied: 1, Sum: e.Offered}).Cmp(*e.Limit) <= 0 {
+				t.Errorf("%v: pressured, but all it is offered fits its limit %v", e.Scope, e.Limit)
+			}
+		}
+	}
+	if pressured != 10 {
+		t.Errorf("%d pressured entitlements, want 10", pressured)
+	}
+}
+
+func TestGenerateRejectsBadConfig(t *testing.T) {
+	for _, mod := range []func(*WorkloadConfig){
+		func(c *WorkloadConfig) { c.Events = 0 },
+		func(c *WorkloadConfig) { c.HotUsers = 51 },
+		func(c *WorkloadConfig) { c.HotUsers = 0 },
+		func(c *WorkloadConfig) { c.DuplicateShare = 1.5 },
+		func(c *WorkloadConfig) { c.InvalidShare = math.NaN() },
+	} {
+		c := testConfig()
+		mod(&c)
+		if _, err := Generate(c, testNow); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	for _, c := range []struct{ p, want float64 }{{50, 5}, {90, 9}, {99, 10}, {100, 10}, {10, 1}, {1, 1}} {
+		if got := Percentile(xs, c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if Percentile(nil, 50) != 0 {
+		t.Error("percentile of nothing")
+	}
+	if xs[0] != 5 {
+		t.Error("Percentile sorted its argument")
+	}
+	// Weighted: 1 counts 8 times, 100 twice.
+	if got := WeightedPercentile([]float64{100, 1}, []float64{2, 8}, 50); got != 1 {
+		t.Errorf("weighted p50 = %v", got)
+	}
+	if got := WeightedPercentile([]float64{100, 1}, []float64{2, 8}, 81); got != 100 {
+		t.Errorf("weighted p81 = %v", got)
+	}
+	if got := WeightedPercentile([]float64{3, 1, 2}, []float64{1, 1, 1}, 50); got != Percentile([]float64{3, 1, 2}, 50) {
+		t.Errorf("equal weights disagree with Percentile: %v", got)
+	}
+}
+
+func d(s string) usage.Decimal { return usage.MustDecimal(s) }
+
+func TestExpect(t *testing.T) {
+	a := usage.Scope{UserID: "u1", EntitlementKey: "K"}
+	b := usage.Scope{UserID: "u2", EntitlementKey: "K"}
+	w := &Workload{Messages: []Message{
+		{ID: "m0", Kind: Fresh, Scope: a, Amount: d("1.5"), DedupKey: "m0", Original: -1},
+		{ID: "m1", Kind: Fresh, Scope: a, Amount: d("2"), DedupKey: "k1", Original: -1},
+		{ID: "m2", Kind: Redelivery, Scope: a, Amount: d("2"), DedupKey: "k1", Original: 1},
+		{ID: "m3", Kind: Fresh, Scope: b, Amount: d("5"), DedupKey: "m3", Original: -1},
+		{ID: "m4", Kind: Malformed, Original: -1},
+		{ID: "m5", Kind: Fresh, Scope: b, Amount: d("0.25"), DedupKey: "m5", Original: -1},
+	}}
+	deliveries := []Delivery{
+		{Message: 0, Receive: 1, Status: usage.Applied},
+		{Message: 1, Receive: 1, Status: usage.Retry, Reason: "CONTENTION"},
+		{Message: 2, Receive: 1, Status: usage.Applied},
+		{Message: 3, Receive: 1, Status: usage.Rejected, Reason: usage.ReasonLimitExceeded},
+		{Message: 4, Receive: 1, Status: usage.Rejected, Reason: usage.ReasonInvalidJSON},
+		{Message: 5, Receive: 1, Status: usage.Applied},
+		{Message: 1, Receive: 2, Status: usage.Duplicate},
+	}
+	e := Expect(w, deliveries)
+	if len(e.Problems) > 0 {
+		t.Fatalf("problems: %v", e.Problems)
+	}
+	if e.AppliedTotal != 3 || e.AppliedSum.Cmp(d("3.75")) != 0 {
+		t.Errorf("applied %d, sum %s", e.AppliedTotal, e.AppliedSum)
+	}
+	if ta := e.Scopes[a]; ta.Applied != 2 || ta.Sum.Cmp(d("3.5")) != 0 {
+		t.Errorf("scope a: %+v", ta)
+	}
+	if tb := e.Scopes[b]; tb.Applied != 1 || tb.Sum.Cmp(d("0.25")) != 0 {
+		t.Errorf("scope b: %+v", tb)
+	}
+
+	// Seeded 10: plus the applied amounts; a stale period restarts at 0;
+	// nothing applied leaves the seeded value.
+	ent := &Entitlement{Used: d("10")}
+	if got := ExpectedUsed(ent, e.Scopes[a]); got.Cmp(d("13.5")) != 0 {
+		t.Errorf("expected used %s", got)
+	}
+	ent.Stale = true
+	if got := ExpectedUsed(ent, e.Scopes[a]); got.Cmp(d("3.5")) != 0 {
+		t.Errorf("expected used after a reset %s", got)
+	}
+	if got := ExpectedUsed(ent, nil); got.Cmp(d("10")) != 0 {
+		t.Errorf("expected used with nothing applied %s", got)
+	}
+
+	bad := append(deliveries[:len(deliveries):len(deliveries)],
+		Delivery{Message: 0, Receive: 2, Status: usage.Applied},                     // applied twice
+		Delivery{Message: 4, Receive: 2, Status: usage.Applied},                     // malformed applied
+		Delivery{Message: 3, Receive: 2, Status: usage.Duplicate},                   // duplicate of nothing applied
+		Delivery{Message: 5, Receive: 2, Status: usage.Retry, Reason: "CONTENTION"}) // not done in the end
+	if p := Expect(w, bad).Problems; len(p) != 4 {
+		t.Errorf("want 4 problems, got %d: %v", len(p), p)
+	}
+}
+
+func TestRequestUnits(t *testing.T) {
+	small := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "a"}}
+	big := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: string(make([]byte, 1500))}}
+	tx := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{}}, {Put: &types.Put{Item: small}}, {Put: &types.Put{Item: big}}, {ConditionCheck: &types.ConditionCheck{}},
+	}}
+	if _, wru, failed, _ := requestUnits("TransactWriteItems", tx, nil, nil); wru != 2+2+4+2 || failed != 0 {
+		t.Errorf("transaction: %v WRU, %v failed", wru, failed)
+	}
+	if _, wru, failed, _ := requestUnits("TransactWriteItems", tx, nil, &types.TransactionCanceledException{}); wru != 0 || failed != 10 {
+		t.Errorf("canceled transaction: %v WRU, %v failed", wru, failed)
+	}
+	if _, wru, failed, _ := requestUnits("PutItem", &dynamodb.PutItemInput{Item: small}, nil, &types.ConditionalCheckFailedException{}); wru != 0 || failed != 1 {
+		t.Errorf("failed put: %v WRU, %v failed", wru, failed)
+	}
+	consistent := true
+	if rru, _, _, _ := requestUnits("GetItem", &dynamodb.GetItemInput{ConsistentRead: &consistent}, &dynamodb.GetItemOutput{}, nil); rru != 1 {
+		t.Errorf("consistent read of nothing: %v RRU", rru)
+	}
+	if rru, _, _, _ := requestUnits("GetItem", &dynamodb.GetItemInput{}, &dynamodb.GetItemOutput{Item: big}, nil); rru != 0.5 {
+		t.Errorf("eventually consistent read: %v RRU", rru)
+	}
+}
+
+func TestQueueRequeuesAndEnds(t *testing.T) {
+	q := newQueue(45, 20)
+	var sizes []int
+	first := true
+	for {
+		b := q.take()
+		if b == nil {
+			break
+		}
+		sizes = append(sizes, len(b))
+		var again []pending
+		if first {
+			again = []pending{{msg: b[0].msg, receive: b[0].receive + 1}}
+			first = false
+		}
+		q.done(b, again)
+	}
+	if !reflect.DeepEqual(sizes, []int{20, 20, 6}) {
+		t.Errorf("batch sizes %v", sizes)
+	}
+}

@@ -1,0 +1,409 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Meter counts DynamoDB requests and consumed capacity through SDK
+// middleware on the client (o.APIOptions), so nothing the code under test
+// does escapes it: every HTTP attempt is counted, the SDK's own retries
+// included, and ReturnConsumedCapacity=TOTAL is set on inputs that lack it.
+type Meter struct {
+	mu        sync.Mutex
+	attempts  map[string]int     // HTTP attempts by operation
+	calls     map[string]int     // API calls by operation (an SDK retry is one call)
+	failures  map[string]int     // failed calls by "Operation: ErrorCode[reasons]"
+	canceled  int                // TransactWriteItems canceled
+	canceledN int                // items in canceled transactions
+	condFail  int                // single-item writes whose condition failed
+	units     map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
+	maxPut    int                // largest item written by a Put, in bytes
+	warnings  int                // SDK warnings logged
+	took      map[string]time.Duration
+}
+
+func (m *Meter) warning() {
+	m.mu.Lock()
+	m.warnings++
+	m.mu.Unlock()
+}
+
+// NewMeter returns an empty Meter.
+func NewMeter() *Meter {
+	return &Meter{attempts: map[string]int{}, calls: map[string]int{}, failures: map[string]int{}, units: map[string]float64{}, took: map[string]time.Duration{}}
+}
+
+// tally collects what one unit of work (a group, an event) cost; it rides
+// on the context of the calls it makes.
+type tally struct {
+	mu       sync.Mutex
+	requests int
+	rcu, wcu float64 // as DynamoDB reported them
+	rru, wru float64 // as the pricing model charges them, failed writes included
+}
+
+type tallyKey struct{}
+
+func withTally(ctx context.Context, t *tally) context.Context {
+	return context.WithValue(ctx, tallyKey{}, t)
+}
+
+func tallyOf(ctx context.Context) *tally {
+	t, _ := ctx.Value(tallyKey{}).(*tally)
+	return t
+}
+
+// APIOption installs the meter on a client's middleware stack.
+func (m *Meter) APIOption(stack *middleware.Stack) error {
+	capacity := middleware.InitializeMiddlewareFunc("bench.ConsumedCapacity", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		in.Parameters = withConsumedCapacity(in.Parameters)
+		t0 := time.Now()
+		out, md, err := next.HandleInitialize(ctx, in)
+		op := middleware.GetOperationName(ctx)
+		m.observe(ctx, op, in.Parameters, out.Result, err, time.Since(t0))
+		return out, md, err
+	})
+	if err := stack.Initialize.Add(capacity, middleware.Before); err != nil {
+		return err
+	}
+	attempt := middleware.FinalizeMiddlewareFunc("bench.CountAttempts", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		op := middleware.GetOperationName(ctx)
+		m.mu.Lock()
+		m.attempts[op]++
+		m.mu.Unlock()
+		if t := tallyOf(ctx); t != nil {
+			t.mu.Lock()
+			t.requests++
+			t.mu.Unlock()
+		}
+		return next.HandleFinalize(ctx, in)
+	})
+	// After the retry middleware, so that each attempt passes through.
+	if err := stack.Finalize.Insert(attempt, "Retry", middleware.After); err != nil {
+		return stack.Finalize.Add(attempt, middleware.After)
+	}
+	return nil
+}
+
+// withConsumedCapacity returns the input with ReturnConsumedCapacity=TOTAL
+// when it was unset (a shallow copy: the caller's input is not touched).
+func withConsumedCapacity(p any) any {
+	total := types.ReturnConsumedCapacityTotal
+	switch in := p.(type) {
+	case *dynamodb.GetItemInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
+	case *dynamodb.PutItemInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
+	case *dynamodb.UpdateItemInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
+	case *dynamodb.DeleteItemInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
+	case *dynamodb.TransactWriteItemsInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
+	case *dynamodb.QueryInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
+	}
+	return p
+}
+
+var readOps = map[string]bool{"GetItem": true, "BatchGetItem": true, "Query": true, "Scan": true, "TransactGetItems": true}
+
+func (m *Meter) observe(ctx context.Context, op string, params, result any, err error, took time.Duration) {
+	var cc []types.ConsumedCapacity
+	switch out := result.(type) {
+	case *dynamodb.GetItemOutput:
+		cc = one(out.ConsumedCapacity)
+	case *dynamodb.PutItemOutput:
+		cc = one(out.ConsumedCapacity)
+	case *dynamodb.UpdateItemOutput:
+		cc = one(out.ConsumedCapacity)
+	case *dynamodb.DeleteItemOutput:
+		cc = one(out.ConsumedCapacity)
+	case *dynamodb.TransactWriteItemsOutput:
+		cc = out.ConsumedCapacity
+	case *dynamodb.QueryOutput:
+		cc = one(out.ConsumedCapacity)
+	}
+	rru, wru, failedWRU, maxPut := requestUnits(op, params, result, err)
+	var rcu, wcu float64
+	for _, c := range cc {
+		switch {
+		case c.ReadCapacityUnits != nil || c.WriteCapacityUnits != nil:
+			if c.ReadCapacityUnits != nil {
+				rcu += *c.ReadCapacityUnits
+			}
+			if c.WriteCapacityUnits != nil {
+				wcu += *c.WriteCapacityUnits
+			}
+		case c.CapacityUnits != nil && readOps[op]:
+			rcu += *c.CapacityUnits
+		case c.CapacityUnits != nil:
+			wcu += *c.CapacityUnits
+		}
+	}
+	m.mu.Lock()
+	m.calls[op]++
+	m.took[op] += took
+	m.units["read"] += rcu
+	m.units["write"] += wcu
+	m.units["rru"] += rru
+	m.units["wru"] += wru
+	m.units["failedWru"] += failedWRU
+	m.maxPut = max(m.maxPut, maxPut)
+	if err != nil {
+		m.failures[failureName(op, err)]++
+		var canceled *types.TransactionCanceledException
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &canceled):
+			m.canceled++
+			if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok {
+				m.canceledN += len(in.TransactItems)
+			}
+		case errors.As(err, &ccf):
+			m.condFail++
+		}
+	}
+	m.mu.Unlock()
+	if t := tallyOf(ctx); t != nil {
+		t.mu.Lock()
+		t.rcu += rcu
+		t.wcu += wcu
+		t.rru += rru
+		t.wru += wru + failedWRU
+		t.mu.Unlock()
+	}
+}
+
+func one(c *types.ConsumedCapacity) []types.ConsumedCapacity {
+	if c == nil {
+		return nil
+	}
+	return []types.ConsumedCapacity{*c}
+}
+
+// failureName is "Operation: Code", with the distinct cancellation reasons
+// of a canceled transaction, e.g. "TransactWriteItems: TransactionCanceled[ConditionalCheckFailed]".
+func failureName(op string, err error) string {
+	var canceled *types.TransactionCanceledException
+	if errors.As(err, &canceled) {
+		seen := map[string]bool{}
+		var codes []string
+		for _, r := range canceled.CancellationReasons {
+			if r.Code == nil || *r.Code == "None" || seen[*r.Code] {
+				continue
+			}
+			seen[*r.Code] = true
+			codes = append(codes, *r.Code)
+		}
+		sort.Strings(codes)
+		name := op + ": TransactionCanceled["
+		for i, c := range codes {
+			if i > 0 {
+				name += ","
+			}
+			name += c
+		}
+		return name + "]"
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return op + ": " + apiErr.ErrorCode()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return op + ": " + err.Error()
+	}
+	return op + ": other"
+}
+
+// MeterSnapshot is what a Meter counted.
+type MeterSnapshot struct {
+	Attempts map[string]int `json:"requestsByOperation"`
+	Calls    map[string]int `json:"callsByOperation"`
+	Failures map[string]int `json:"failedCalls,omitempty"`
+	Requests int            `json:"requests"`
+	// RCU and WCU are the ConsumedCapacity DynamoDB (Local) reported.
+	RCU float64 `json:"rcu"`
+	WCU float64 `json:"wcu"`
+	// RRU and WRU are on-demand request units by DynamoDB's documented
+	// rules (see requestUnits); FailedWRU is the part charged for writes
+	// whose condition failed, which report no capacity at all.
+	RRU         float64 `json:"rru"`
+	WRU         float64 `json:"wru"`
+	FailedWRU   float64 `json:"failedWru"`
+	MaxPutBytes int     `json:"maxPutItemBytes"`
+	SDKWarnings int     `json:"sdkWarnings"`
+	// MeanMs is the mean latency of a call by operation, SDK retries
+	// included.
+	MeanMs map[string]float64 `json:"meanCallMsByOperation"`
+	// Failed writes return no ConsumedCapacity, but DynamoDB charges them.
+	ConditionalCheckFailures int `json:"conditionalCheckFailures"`
+	CanceledTransactions     int `json:"canceledTransactions"`
+	CanceledTransactionItems int `json:"canceledTransactionItems"`
+}
+
+// Snapshot copies the counts.
+func (m *Meter) Snapshot() MeterSnapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := MeterSnapshot{Attempts: map[string]int{}, Calls: map[string]int{}, Failures: map[string]int{},
+		RCU: m.units["read"], WCU: m.units["write"], ConditionalCheckFailures: m.condFail,
+		RRU: m.units["rru"], WRU: m.units["wru"] + m.units["failedWru"], FailedWRU: m.units["failedWru"], MaxPutBytes: m.maxPut, SDKWarnings: m.warnings,
+		CanceledTransactions: m.canceled, CanceledTransactionItems: m.canceledN}
+	for k, v := range m.attempts {
+		s.Attempts[k] = v
+		s.Requests += v
+	}
+	s.MeanMs = map[string]float64{}
+	for k, v := range m.calls {
+		s.Calls[k] = v
+		s.MeanMs[k] = float64(m.took[k]) / float64(time.Millisecond) / float64(v)
+	}
+	for k, v := range m.failures {
+		s.Failures[k] = v
+	}
+	return s
+}
+
+// requestUnits prices one call by DynamoDB's documented on-demand rules,
+// because DynamoDB Local's ConsumedCapacity for TransactWriteItems does not
+// follow them (it reports 4 units per table touched, whatever the number of
+// items; see docs/performance.md):
+//
+//   - GetItem: 1 RRU per 4 KB read if strongly consistent, half that if
+//     eventually consistent (an absent item still costs the minimum);
+//   - PutItem, UpdateItem, DeleteItem: 1 WRU per KB written, also when the
+//     condition fails;
+//   - TransactWriteItems: 2 WRU per KB for each item, ConditionCheck
+//     included; a canceled transaction is counted in full (an upper bound).
+//
+// Sizes: a Put's item is measured; Update, Delete and ConditionCheck items
+// are taken as under 1 KB (the bench reports the largest item it stored,
+// which confirms it). Failed writes are returned as failed.
+func requestUnits(op string, params, result any, err error) (rru, wru, failed float64, maxPut int) {
+	kb := func(n int) float64 { return float64(max(1, (n+1023)/1024)) }
+	switch in := params.(type) {
+	case *dynamodb.GetItemInput:
+		if err != nil {
+			return 0, 0, 0, 0
+		}
+		size := 0
+		if out, ok := result.(*dynamodb.GetItemOutput); ok {
+			size = ItemSize(out.Item)
+		}
+		units := float64(max(1, (size+4095)/4096))
+		if in.ConsistentRead == nil || !*in.ConsistentRead {
+			units /= 2
+		}
+		return units, 0, 0, 0
+	case *dynamodb.PutItemInput:
+		maxPut = ItemSize(in.Item)
+		wru = kb(maxPut)
+	case *dynamodb.UpdateItemInput, *dynamodb.DeleteItemInput:
+		wru = 1
+	case *dynamodb.TransactWriteItemsInput:
+		for _, it := range in.TransactItems {
+			if it.Put != nil {
+				n := ItemSize(it.Put.Item)
+				maxPut = max(maxPut, n)
+				wru += 2 * kb(n)
+			} else {
+				wru += 2
+			}
+		}
+	default:
+		return 0, 0, 0, 0
+	}
+	if err != nil {
+		var canceled *types.TransactionCanceledException
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &canceled) || errors.As(err, &ccf) {
+			return 0, 0, wru, maxPut
+		}
+		return 0, 0, 0, maxPut // throttled, network: not charged
+	}
+	return 0, wru, 0, maxPut
+}
+
+// ItemSize approximates DynamoDB's item size: attribute names plus values
+// (strings and binaries by length, numbers at about one byte per two
+// digits plus one, 1 byte for booleans and nulls, 3 bytes of overhead for
+// lists and maps plus 1 per element).
+func ItemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return (len(v.Value)+1)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range v.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, s := range v.Value {
+			n += (len(s)+1)/2 + 1
+		}
+		return n
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + valueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += 1 + len(k) + valueSize(e)
+		}
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,745 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
+
+	ddbstore "github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// System names the implementation a run measures.
+type System string
+
+const (
+	Ours     System = "ours"
+	Baseline System = "baseline"
+)
+
+// RunConfig is how a workload is delivered.
+type RunConfig struct {
+	// Concurrency is the number of concurrent "Lambda invocations": workers
+	// that each take a batch, run it to completion, and take the next.
+	Concurrency int
+	// BatchSize is the SQS batch size (20, the function's default).
+	BatchSize int
+	// ApplyConcurrency is the Processor's Parallel (production default 8).
+	ApplyConcurrency int
+	// InvocationTimeout is each batch's deadline (the function's 30 s).
+	InvocationTimeout time.Duration
+	// MaxReceives: a message not done after this many deliveries counts as
+	// dead-lettered (the queue's redrive policy).
+	MaxReceives int
+	// TablePrefix names the run's tables (a run never shares tables).
+	TablePrefix string
+	// Progress receives progress lines (may be nil).
+	Progress io.Writer
+	// EmulatorPID, when set, is DynamoDB Local's process, whose CPU time
+	// the run reports.
+	EmulatorPID int
+}
+
+func (c *RunConfig) defaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 20
+	}
+	if c.ApplyConcurrency <= 0 {
+		c.ApplyConcurrency = 8
+	}
+	if c.InvocationTimeout <= 0 {
+		c.InvocationTimeout = 30 * time.Second
+	}
+	if c.MaxReceives <= 0 {
+		c.MaxReceives = 10
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// NewAWSConfig loads the SDK configuration the way production does (the
+// standard environment variables, the same retryer), with meter (if not
+// nil) on every client made from it. The HTTP client keeps more idle
+// connections than the SDK default (10 per host) so that neither
+// implementation pays for reconnecting on loopback; nothing else differs.
+func NewAWSConfig(ctx context.Context, meter *Meter) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRetryer(func() aws.Retryer {
+			// As in cmd/usage-event-service.
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 5
+				o.MaxBackoff = time.Second
+			})
+		}),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = 1024
+			t.MaxIdleConnsPerHost = 1024
+		})),
+	}
+	// DynamoDB Local sends "X-Amz-Crc32: 0" with error responses, which
+	// the SDK logs as a checksum warning on every failed condition. The
+	// warnings are counted (MeterSnapshot.SDKWarnings), not printed.
+	var sdkLogger logging.Logger = logging.Nop{}
+	if meter != nil {
+		opts = append(opts, awsconfig.WithAPIOptions([]func(*middleware.Stack) error{meter.APIOption}))
+		sdkLogger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+			if c == logging.Warn {
+				meter.warning()
+			}
+		})
+	}
+	opts = append(opts, awsconfig.WithLogger(sdkLogger))
+	return awsconfig.LoadDefaultConfig(ctx, opts...)
+}
+
+// Delivery is one delivery of one message and what became of it.
+type Delivery struct {
+	Message int // index into Workload.Messages
+	Receive int // 1 for the first delivery
+	Status  usage.Status
+	Reason  usage.Reason
+}
+
+// unit is one piece of work the requests are attributed to: a group (one
+// scope of one batch) for ours, one event for the baseline.
+type unit struct {
+	cold     bool // the worker had not handled the scope before
+	events   int
+	applied  int
+	requests int
+	rcu, wcu float64
+	rru, wru float64
+}
+
+// collector gathers a run's measurements.
+type collector struct {
+	mu          sync.Mutex
+	deliveries  []Delivery
+	batches     []batchSample
+	units       []unit
+	deadLetters int
+}
+
+type batchSample struct {
+	latency time.Duration
+	size    int
+}
+
+func (c *collector) addUnit(u unit) {
+	c.mu.Lock()
+	c.units = append(c.units, u)
+	c.mu.Unlock()
+}
+
+// SendDeadLetters is the in-memory dead-letter queue.
+func (c *collector) SendDeadLetters(_ context.Context, letters []pipeline.DeadLetter) []error {
+	c.mu.Lock()
+	c.deadLetters += len(letters)
+	c.mu.Unlock()
+	return make([]error, len(letters))
+}
+
+// seenSet is one worker's (one process's) memory of the scopes it handled:
+// the same lifetime as the store's per-process cache.
+type seenSet struct {
+	mu sync.Mutex
+	m  map[usage.Scope]bool
+}
+
+func (s *seenSet) seen(scope usage.Scope) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[scope]
+}
+
+func (s *seenSet) mark(scope usage.Scope) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[scope] = true
+}
+
+// observe starts a unit for scope and returns the context its requests are
+// counted on, and the function that ends it.
+func (c *collector) observe(seen *seenSet, ctx context.Context, scope usage.Scope) (context.Context, func([]usage.Outcome)) {
+	t := &tally{}
+	cold := !seen.seen(scope)
+	return withTally(ctx, t), func(out []usage.Outcome) {
+		u := unit{cold: cold, events: len(out)}
+		for _, o := range out {
+			if o.Status == usage.Applied {
+				u.applied++
+			}
+		}
+		t.mu.Lock()
+		u.requests, u.rcu, u.wcu, u.rru, u.wru = t.requests, t.rcu, t.wcu, t.rru, t.wru
+		t.mu.Unlock()
+		c.addUnit(u)
+		seen.mark(scope)
+	}
+}
+
+// measuredStore wraps the real store only to attribute each group's
+// requests to it; Update is passed through unchanged.
+type measuredStore struct {
+	inner pipeline.Store
+	c     *collector
+	seen  *seenSet
+}
+
+func (m *measuredStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	ctx, done := m.c.observe(m.seen, ctx, scope)
+	out := m.inner.Update(ctx, scope, records, decide)
+	done(out)
+	return out
+}
+
+// tables of one run.
+type tables struct {
+	entitlements, ledger, idempotency string
+}
+
+func (t tables) all() []string {
+	var out []string
+	for _, n := range []string{t.entitlements, t.ledger, t.idempotency} {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Run sets up fresh tables, seeds the workload's entitlements, delivers
+// every message through sys with cfg.Concurrency workers, checks the
+// result, drops the tables and returns the measurements. The error is
+// non-nil for a failed set-up or a failed correctness check (Result is
+// still returned in the latter case, with the check's findings).
+func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, error) {
+	cfg.defaults()
+	admin, err := NewAWSConfig(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	adminClient := dynamodb.NewFromConfig(admin)
+	tb := tables{entitlements: cfg.TablePrefix + "-entitlements"}
+	if sys == Ours {
+		tb.ledger = cfg.TablePrefix + "-ledger"
+	} else {
+		tb.idempotency = cfg.TablePrefix + "-idempotency"
+	}
+	defer dropTables(adminClient, tb)
+	if err := createTables(ctx, adminClient, tb); err != nil {
+		return nil, err
+	}
+	if err := seed(ctx, adminClient, tb.entitlements, w); err != nil {
+		return nil, err
+	}
+
+	meter := NewMeter()
+	measured, err := NewAWSConfig(ctx, meter)
+	if err != nil {
+		return nil, err
+	}
+	client := dynamodb.NewFromConfig(measured)
+	col := &collector{}
+	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	handlers := make([]pipeline.Handler, cfg.Concurrency)
+	for i := range handlers {
+		// One handler per worker, as one Lambda execution environment
+		// each: its own store and so its own per-process cache.
+		seen := &seenSet{m: map[usage.Scope]bool{}}
+		var h pipeline.Handler
+		switch sys {
+		case Ours:
+			// As cmd/usage-event-service wires it (minus SQS and the
+			// dead-letter queue): Store, Processor, Logging, FIFOOrder.
+			store := ddbstore.NewStore(client, ddbstore.Config{
+				EntitlementsTable: tb.entitlements,
+				LedgerTable:       tb.ledger,
+				Keys:              ddbstore.DefaultEntitlementKeys,
+			})
+			proc := &pipeline.Processor{Store: &measuredStore{inner: store, c: col, seen: seen}, Parallel: cfg.ApplyConcurrency}
+			h = proc.Handle
+		default:
+			n := &Naive{Client: client, EntitlementsTable: tb.entitlements, IdempotencyTable: tb.idempotency}
+			n.observe = func(ctx context.Context, scope usage.Scope) (context.Context, func([]usage.Outcome)) {
+				return col.observe(seen, ctx, scope)
+			}
+			h = n.Handle
+		}
+		// Rejected messages go straight to the dead-letter queue, as with
+		// the function's default direct_dead_lettering (here a queue in
+		// memory: the bench has no SQS).
+		handlers[i] = pipeline.Chain(h, pipeline.Logging(logger), pipeline.FIFOOrder(), pipeline.DeadLetters(col, nil))
+	}
+
+	fmt.Fprintf(cfg.Progress, "    %-8s concurrency %2d: %d events in batches of %d ... ", sys, cfg.Concurrency, len(w.Messages), cfg.BatchSize)
+	q := newQueue(len(w.Messages), cfg.BatchSize)
+	cpu0, emu0 := processCPU(), emulatorCPU(cfg.EmulatorPID)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range handlers {
+		wg.Go(func() { worker(ctx, i, handlers[i], w, q, col, cfg) })
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	cpu, emu := processCPU()-cpu0, emulatorCPU(cfg.EmulatorPID)-emu0
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "%.1f s\n", wall.Seconds())
+
+	res := summarize(sys, w, cfg, wall, meter.Snapshot(), col)
+	res.BenchCPUSeconds, res.EmulatorCPUSeconds = cpu.Seconds(), emu.Seconds()
+	res.BenchCPUMsPerEvent = ratio(float64(cpu)/float64(time.Millisecond), float64(res.Events))
+	res.EmulatorCPUMsPerEvent = ratio(float64(emu)/float64(time.Millisecond), float64(res.Events))
+	res.Check = verify(ctx, adminClient, sys, tb, w, col.deliveries)
+	if !res.Check.OK {
+		return res, fmt.Errorf("%s at concurrency %d: correctness check failed: %v", sys, cfg.Concurrency, res.Check.Errors)
+	}
+	return res, nil
+}
+
+func worker(ctx context.Context, id int, h pipeline.Handler, w *Workload, q *queue, col *collector, cfg RunConfig) {
+	n := 0
+	for {
+		batch := q.take()
+		if batch == nil || ctx.Err() != nil {
+			if batch != nil {
+				q.done(batch, nil)
+			}
+			return
+		}
+		msgs := make([]pipeline.Message, len(batch))
+		for i, d := range batch {
+			m := w.Messages[d.msg]
+			msgs[i] = pipeline.Message{ID: m.ID, Body: m.Body, ReceiveCount: d.receive}
+		}
+		n++
+		bctx, cancel := context.WithTimeout(pipeline.WithRequestID(ctx, fmt.Sprintf("w%d-b%d", id, n)), cfg.InvocationTimeout)
+		t0 := time.Now()
+		results := h(bctx, msgs)
+		lat := time.Since(t0)
+		cancel()
+
+		var again []pending
+		col.mu.Lock()
+		col.batches = append(col.batches, batchSample{latency: lat, size: len(batch)})
+		for i, r := range results {
+			col.deliveries = append(col.deliveries, Delivery{Message: batch[i].msg, Receive: batch[i].receive, Status: r.Status, Reason: reasonOf(r.Outcome)})
+			if !r.Done() && batch[i].receive < cfg.MaxReceives {
+				again = append(again, pending{msg: batch[i].msg, receive: batch[i].receive + 1})
+			}
+		}
+		col.mu.Unlock()
+		q.done(batch, again)
+	}
+}
+
+// pending is a message waiting for delivery.
+type pending struct {
+	msg, receive int
+}
+
+// queue hands out batches in message order. Messages that are not done go
+// back to the tail, as SQS makes them visible again after the visibility
+// timeout. take blocks while a batch in flight may still requeue some.
+type queue struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	items    []pending
+	inflight int
+	size     int
+}
+
+func newQueue(n, size int) *queue {
+	q := &queue{size: size, items: make([]pending, n)}
+	for i := range q.items {
+		q.items[i] = pending{msg: i, receive: 1}
+	}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) take() []pending {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && q.inflight > 0 {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return nil
+	}
+	n := min(q.size, len(q.items))
+	b := append([]pending(nil), q.items[:n]...)
+	q.items = q.items[n:]
+	q.inflight++
+	return b
+}
+
+func (q *queue) done(_ []pending, again []pending) {
+	q.mu.Lock()
+	q.items = append(q.items, again...)
+	q.inflight--
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+func createTables(ctx context.Context, c *dynamodb.Client, tb tables) error {
+	if _, err := ddbstore.CreateEntitlementsTable(ctx, c, tb.entitlements, ddbstore.DefaultEntitlementKeys); err != nil {
+		return err
+	}
+	if tb.ledger != "" {
+		if _, err := ddbstore.CreateLedgerTable(ctx, c, tb.ledger); err != nil {
+			return err
+		}
+	}
+	if tb.idempotency != "" {
+		_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:            aws.String(tb.idempotency),
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+			BillingMode:          types.BillingModePayPerRequest,
+		})
+		if err != nil {
+			return fmt.Errorf("create table %s: %w", tb.idempotency, err)
+		}
+		if err := dynamodb.NewTableExistsWaiter(c).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tb.idempotency)}, time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropTables deletes a run's tables so that DynamoDB Local's memory does
+// not grow from run to run.
+func dropTables(c *dynamodb.Client, tb tables) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range tb.all() {
+		c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	}
+}
+
+func seed(ctx context.Context, c *dynamodb.Client, table string, w *Workload) error {
+	work := make(chan *Entitlement)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for e := range work {
+				used := e.Used
+				item := ddbstore.EntitlementItem{UserID: e.Scope.UserID, EntitlementKey: e.Scope.EntitlementKey,
+					Limit: e.Limit, Used: &used, ResetPeriod: e.ResetPeriod, PeriodStart: e.PeriodStart,
+					Extra: map[string]types.AttributeValue{
+						// access-service's own attributes, never read by metering
+						"displayName": &types.AttributeValueMemberS{Value: "Plan feature " + e.Scope.EntitlementKey},
+						"grantedBy":   &types.AttributeValueMemberS{Value: "subscription"},
+					}}
+				if err := ddbstore.PutEntitlement(ctx, c, table, ddbstore.DefaultEntitlementKeys, item); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range w.Entitlements {
+		work <- &w.Entitlements[i]
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return fmt.Errorf("seeding %s: %w", table, err)
+	default:
+		return nil
+	}
+}
+
+// Result is one run's measurements.
+type Result struct {
+	System      string `json:"system"`
+	Concurrency int    `json:"concurrency"`
+	// Events is the number of generated messages; Deliveries counts
+	// redeliveries of messages that were not done too.
+	Events          int     `json:"events"`
+	Deliveries      int     `json:"deliveries"`
+	Batches         int     `json:"batches"`
+	WallSeconds     float64 `json:"wallSeconds"`
+	EventsPerSecond float64 `json:"eventsPerSecond"`
+	// Batch latency (one invocation); an event's latency is its batch's,
+	// so the event-weighted percentiles differ only through batch sizes.
+	P50Ms      float64 `json:"p50Ms"`
+	P99Ms      float64 `json:"p99Ms"`
+	MaxMs      float64 `json:"maxMs"`
+	EventP50Ms float64 `json:"eventP50Ms"`
+	EventP99Ms float64 `json:"eventP99Ms"`
+
+	AppliedEvents              int     `json:"appliedEvents"`
+	DDBRequests                int     `json:"ddbRequests"`
+	DDBRequestsPerEvent        float64 `json:"ddbRequestsPerEvent"`
+	DDBRequestsPerAppliedEvent float64 `json:"ddbRequestsPerAppliedEvent"`
+	// WCU and RCU: ConsumedCapacity as DynamoDB Local reported it
+	// (successful requests only).
+	WCU         float64 `json:"wcu"`
+	RCU         float64 `json:"rcu"`
+	WCUPerEvent float64 `json:"wcuPerEvent"`
+	RCUPerEvent float64 `json:"rcuPerEvent"`
+	// WRU and RRU: on-demand request units by DynamoDB's documented
+	// rules (Meter.requestUnits), failed conditional writes included
+	// (FailedWRU of the WRU).
+	WRU                float64 `json:"wru"`
+	RRU                float64 `json:"rru"`
+	FailedWRU          float64 `json:"failedWru"`
+	WRUPerEvent        float64 `json:"wruPerEvent"`
+	RRUPerEvent        float64 `json:"rruPerEvent"`
+	WRUPerAppliedEvent float64 `json:"wruPerAppliedEvent"`
+	MaxPutItemBytes    int     `json:"maxPutItemBytes"`
+	// CostUSDPerMillionEvents prices WRU and RRU at on-demand rates
+	// (Prices); the steady state has its own.
+	CostUSDPerMillionEvents float64 `json:"costUsdPerMillionEvents"`
+	SDKWarnings             int     `json:"sdkWarnings"`
+
+	RequestsByOperation map[string]int     `json:"requestsByOperation"`
+	MeanCallMs          map[string]float64 `json:"meanCallMsByOperation"`
+	FailedCalls         map[string]int     `json:"failedCalls,omitempty"`
+	// Outcomes of every delivery, by status or status:reason.
+	Outcomes map[string]int `json:"outcomes"`
+	// FinalOutcomes: the last outcome of each message.
+	FinalOutcomes map[string]int `json:"finalOutcomes"`
+	// Units are groups (one scope of one batch) for ours, events for the
+	// baseline; MeanEventsPerUnit is ours' coalescing factor.
+	// CPU time during the run: this process (the handlers, the AWS SDK,
+	// and the bench's own bookkeeping) and DynamoDB Local's JVM.
+	BenchCPUSeconds       float64 `json:"benchCpuSeconds"`
+	EmulatorCPUSeconds    float64 `json:"emulatorCpuSeconds,omitempty"`
+	BenchCPUMsPerEvent    float64 `json:"benchCpuMsPerEvent"`
+	EmulatorCPUMsPerEvent float64 `json:"emulatorCpuMsPerEvent,omitempty"`
+
+	Units             int     `json:"units"`
+	DeadLettered      int     `json:"deadLettered"`
+	MeanEventsPerUnit float64 `json:"meanEventsPerUnit"`
+
+	SteadyState SteadyState `json:"steadyState"`
+	Check       Check       `json:"check"`
+}
+
+// SteadyState excludes the first pass of each worker over each
+// entitlement: only units whose worker (one per process, like the store's
+// cache) had handled the scope before count. Malformed messages, which
+// cost no request, are left out of these denominators too.
+type SteadyState struct {
+	Events                     int     `json:"events"`
+	AppliedEvents              int     `json:"appliedEvents"`
+	DDBRequests                int     `json:"ddbRequests"`
+	DDBRequestsPerEvent        float64 `json:"ddbRequestsPerEvent"`
+	DDBRequestsPerAppliedEvent float64 `json:"ddbRequestsPerAppliedEvent"`
+	WCUPerEvent                float64 `json:"wcuPerEvent"`
+	RCUPerEvent                float64 `json:"rcuPerEvent"`
+	WRUPerEvent                float64 `json:"wruPerEvent"`
+	RRUPerEvent                float64 `json:"rruPerEvent"`
+	CostUSDPerMillionEvents    float64 `json:"costUsdPerMillionEvents"`
+}
+
+// Prices are DynamoDB on-demand prices in us-east-1, USD per million
+// request units.
+var Prices = struct {
+	WRU float64 `json:"wruUsdPerMillion"`
+	RRU float64 `json:"rruUsdPerMillion"`
+}{WRU: 0.625, RRU: 0.125}
+
+// costPerMillion is the cost of a million events at wru and rru per event.
+func costPerMillion(wru, rru float64) float64 { return wru*Prices.WRU + rru*Prices.RRU }
+
+func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m MeterSnapshot, col *collector) *Result {
+	r := &Result{
+		System: string(sys), Concurrency: cfg.Concurrency, Events: len(w.Messages),
+		Deliveries: len(col.deliveries), Batches: len(col.batches), WallSeconds: wall.Seconds(),
+		DDBRequests: m.Requests, WCU: m.WCU, RCU: m.RCU, WRU: m.WRU, RRU: m.RRU, FailedWRU: m.FailedWRU,
+		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
+		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures,
+		Outcomes: map[string]int{}, FinalOutcomes: map[string]int{}, Units: len(col.units),
+		DeadLettered: col.deadLetters,
+	}
+	r.EventsPerSecond = float64(r.Events) / wall.Seconds()
+	lat := make([]float64, len(col.batches))
+	weights := make([]float64, len(col.batches))
+	for i, b := range col.batches {
+		lat[i] = float64(b.latency) / float64(time.Millisecond)
+		weights[i] = float64(b.size)
+	}
+	r.P50Ms, r.P99Ms = Percentile(lat, 50), Percentile(lat, 99)
+	r.MaxMs = Percentile(lat, 100)
+	r.EventP50Ms, r.EventP99Ms = WeightedPercentile(lat, weights, 50), WeightedPercentile(lat, weights, 99)
+
+	final := make([]string, len(w.Messages))
+	for _, d := range col.deliveries {
+		k := outcomeKey(d.Status, d.Reason)
+		r.Outcomes[k]++
+		final[d.Message] = k
+		if d.Status == usage.Applied {
+			r.AppliedEvents++
+		}
+	}
+	for _, k := range final {
+		r.FinalOutcomes[k]++
+	}
+	ev, applied := float64(r.Events), float64(r.AppliedEvents)
+	r.DDBRequestsPerEvent = ratio(float64(r.DDBRequests), ev)
+	r.DDBRequestsPerAppliedEvent = ratio(float64(r.DDBRequests), applied)
+	r.WCUPerEvent, r.RCUPerEvent = ratio(r.WCU, ev), ratio(r.RCU, ev)
+	r.WRUPerEvent, r.RRUPerEvent = ratio(r.WRU, ev), ratio(r.RRU, ev)
+	r.WRUPerAppliedEvent = ratio(r.WRU, applied)
+	r.CostUSDPerMillionEvents = costPerMillion(r.WRUPerEvent, r.RRUPerEvent)
+
+	var events int
+	var ss SteadyState
+	var rcu, wcu, rru, wru float64
+	for _, u := range col.units {
+		events += u.events
+		if u.cold {
+			continue
+		}
+		ss.Events += u.events
+		ss.AppliedEvents += u.applied
+		ss.DDBRequests += u.requests
+		rcu, wcu, rru, wru = rcu+u.rcu, wcu+u.wcu, rru+u.rru, wru+u.wru
+	}
+	r.MeanEventsPerUnit = ratio(float64(events), float64(len(col.units)))
+	sev := float64(ss.Events)
+	ss.DDBRequestsPerEvent = ratio(float64(ss.DDBRequests), sev)
+	ss.DDBRequestsPerAppliedEvent = ratio(float64(ss.DDBRequests), float64(ss.AppliedEvents))
+	ss.WCUPerEvent, ss.RCUPerEvent = ratio(wcu, sev), ratio(rcu, sev)
+	ss.WRUPerEvent, ss.RRUPerEvent = ratio(wru, sev), ratio(rru, sev)
+	ss.CostUSDPerMillionEvents = costPerMillion(ss.WRUPerEvent, ss.RRUPerEvent)
+	r.SteadyState = ss
+	return r
+}
+
+// reasonOf is the rejection reason, or for RETRY a short cause.
+func reasonOf(o usage.Outcome) usage.Reason {
+	if o.Status != usage.Retry {
+		return o.Reason()
+	}
+	switch {
+	case errors.Is(o.Err, ddbstore.ErrContention):
+		return "CONTENTION"
+	case errors.Is(o.Err, ErrInProgress):
+		return "IN_PROGRESS"
+	case errors.Is(o.Err, pipeline.ErrDeadline), errors.Is(o.Err, context.DeadlineExceeded):
+		return "DEADLINE"
+	case errors.Is(o.Err, errRetriesExhausted):
+		return "CONTENTION"
+	}
+	return "OTHER"
+}
+
+func outcomeKey(s usage.Status, r usage.Reason) string {
+	if r != "" {
+		return string(s) + ":" + string(r)
+	}
+	return string(s)
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// Percentile is the nearest-rank p-th percentile (0 < p <= 100) of xs; 0
+// for no values.
+func Percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	rank := int(math.Ceil(float64(len(s)) * p / 100))
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+// WeightedPercentile is the nearest-rank percentile of xs where xs[i]
+// counts weights[i] times.
+func WeightedPercentile(xs, weights []float64, p float64) float64 {
+	if len(xs) == 0 || len(xs) != len(weights) {
+		return 0
+	}
+	idx := make([]int, len(xs))
+	var total float64
+	for i := range idx {
+		idx[i] = i
+		total += weights[i]
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return xs[idx[a]] < xs[idx[b]] })
+	target := total * p / 100
+	var cum float64
+	for _, i := range idx {
+		cum += weights[i]
+		if cum >= target-1e-9 && cum > 0 {
+			return xs[i]
+		}
+	}
+	return xs[idx[len(idx)-1]]
+}
+
+// processCPU is this process's user+system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// emulatorCPU is the user+system CPU time of process pid (0: none), from
+// /proc/<pid>/stat, in clock ticks of 1/100 s.
+func emulatorCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the line.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}

@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	ddbstore "github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// ScopeTotals is what the outcomes of a run say was applied to one scope.
+type ScopeTotals struct {
+	Applied int
+	Sum     usage.Decimal
+	Keys    map[string]usage.Decimal // applied dedup key -> amount
+}
+
+// Expected is the state a run must have left, computed from the generated
+// workload and the run's outcomes alone (no DynamoDB read).
+type Expected struct {
+	Scopes       map[usage.Scope]*ScopeTotals
+	AppliedTotal int
+	AppliedSum   usage.Decimal
+	// Problems found in the outcomes themselves.
+	Problems []string
+}
+
+// Expect sums, per scope, the amounts of the deliveries that came back
+// APPLIED, and checks the outcomes against what the generator intended: a
+// dedup key applied at most once, every DUPLICATE backed by an applied
+// delivery of its key, malformed messages rejected for the contract,
+// unknown entitlements never applied, and every message done in the end.
+func Expect(w *Workload, deliveries []Delivery) *Expected {
+	e := &Expected{Scopes: map[usage.Scope]*ScopeTotals{}}
+	problem := func(format string, args ...any) {
+		if len(e.Problems) < 20 {
+			e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
+		}
+	}
+	type dk struct {
+		scope usage.Scope
+		key   string
+	}
+	duplicates := map[dk]int{}
+	last := make([]Delivery, len(w.Messages))
+	delivered := make([]bool, len(w.Messages))
+	for _, d := range deliveries {
+		m := w.Messages[d.Message]
+		if !delivered[d.Message] || d.Receive >= last[d.Message].Receive {
+			last[d.Message], delivered[d.Message] = d, true
+		}
+		switch m.Kind {
+		case Malformed:
+			if d.Status != usage.Rejected || !contractReason(d.Reason) {
+				problem("malformed message %s came back %s", m.ID, outcomeKey(d.Status, d.Reason))
+			}
+			continue
+		case Unknown:
+			if d.Status == usage.Applied || d.Status == usage.Duplicate {
+				problem("message %s for a missing entitlement came back %s", m.ID, d.Status)
+			}
+			continue
+		}
+		switch d.Status {
+		case usage.Applied:
+			t := e.Scopes[m.Scope]
+			if t == nil {
+				t = &ScopeTotals{Keys: map[string]usage.Decimal{}}
+				e.Scopes[m.Scope] = t
+			}
+			if _, twice := t.Keys[m.DedupKey]; twice {
+				problem("dedup key %s of %v was applied more than once", m.DedupKey, m.Scope)
+				continue
+			}
+			t.Keys[m.DedupKey] = m.Amount
+			t.Applied++
+			t.Sum = t.Sum.Add(m.Amount)
+			e.AppliedTotal++
+			e.AppliedSum = e.AppliedSum.Add(m.Amount)
+		case usage.Duplicate:
+			duplicates[dk{m.Scope, m.DedupKey}]++
+		}
+	}
+	for k, n := range duplicates {
+		if t := e.Scopes[k.scope]; t == nil || !hasKey(t.Keys, k.key) {
+			problem("%d deliveries of key %s of %v came back DUPLICATE, but none was applied", n, k.key, k.scope)
+		}
+	}
+	for i, d := range last {
+		if !delivered[i] {
+			problem("message %s was never delivered", w.Messages[i].ID)
+		} else if !d.Status.Succeeded() && d.Status != usage.Rejected {
+			problem("message %s was not done after %d deliveries (%s)", w.Messages[i].ID, d.Receive, outcomeKey(d.Status, d.Reason))
+		}
+	}
+	return e
+}
+
+func hasKey(m map[string]usage.Decimal, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func contractReason(r usage.Reason) bool {
+	switch r {
+	case usage.ReasonInvalidJSON, usage.ReasonMissingField, usage.ReasonInvalidField, usage.ReasonInvalidAmount, usage.ReasonInvalidMetadata:
+		return true
+	}
+	return false
+}
+
+// ExpectedUsed is what an entitlement's used must be after the run: the
+// seeded value plus the applied amounts, or only the applied amounts when
+// the seeded period was stale (the first applied event resets it).
+func ExpectedUsed(e *Entitlement, t *ScopeTotals) usage.Decimal {
+	if t == nil || t.Applied == 0 {
+		return e.Used
+	}
+	if e.Stale {
+		return t.Sum
+	}
+	return e.Used.Add(t.Sum)
+}
+
+// Check is the verdict of a run's correctness check.
+type Check struct {
+	OK                  bool     `json:"ok"`
+	EntitlementsChecked int      `json:"entitlementsChecked"`
+	AppliedEvents       int      `json:"appliedEvents"`
+	LedgerEntries       int      `json:"ledgerEntries,omitempty"`
+	IdempotencyRecords  int      `json:"idempotencyRecords,omitempty"`
+	Errors              []string `json:"errors,omitempty"`
+}
+
+func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *Workload, deliveries []Delivery) Check {
+	exp := Expect(w, deliveries)
+	ch := Check{AppliedEvents: exp.AppliedTotal}
+	fail := func(format string, args ...any) {
+		if len(ch.Errors) < 20 {
+			ch.Errors = append(ch.Errors, fmt.Sprintf(format, args...))
+		}
+	}
+	ch.Errors = append(ch.Errors, exp.Problems...)
+	// A period boundary crossed during the run would reset entitlements
+	// that the expectation assumes were not.
+	for _, p := range []usage.ResetPeriod{usage.ResetMonthly, usage.ResetYearly} {
+		if !usage.PeriodStart(p, nil, w.Now).Equal(usage.PeriodStart(p, nil, nowUTC())) {
+			fail("the run crossed a %s period boundary; run it again", p)
+		}
+	}
+
+	items, err := scanAll(ctx, c, tb.entitlements)
+	if err != nil {
+		fail("scan %s: %v", tb.entitlements, err)
+		return ch
+	}
+	keys := ddbstore.DefaultEntitlementKeys
+	stored := map[usage.Scope]map[string]types.AttributeValue{}
+	for _, it := range items {
+		pk, sk := str(it[keys.PartitionAttr]), str(it[keys.SortAttr])
+		stored[usage.Scope{UserID: strings.TrimPrefix(pk, keys.UserPrefix), EntitlementKey: strings.TrimPrefix(sk, keys.KeyPrefix)}] = it
+	}
+	if len(stored) != len(w.Entitlements) {
+		fail("%d entitlement items, want %d", len(stored), len(w.Entitlements))
+	}
+	for i := range w.Entitlements {
+		e := &w.Entitlements[i]
+		ch.EntitlementsChecked++
+		ent, _ := parseEntitlement(stored[e.Scope])
+		if !ent.Exists {
+			fail("entitlement %v is missing", e.Scope)
+			continue
+		}
+		t := exp.Scopes[e.Scope]
+		if want := ExpectedUsed(e, t); ent.Used.Cmp(want) != 0 {
+			fail("%v: used is %s, the applied outcomes say %s", e.Scope, ent.Used, want)
+		}
+		if t != nil && t.Applied > 0 && ent.Limit != nil && ent.Used.Cmp(*ent.Limit) > 0 {
+			fail("%v: used %s exceeds the limit %s", e.Scope, ent.Used, *ent.Limit)
+		}
+	}
+
+	switch sys {
+	case Ours:
+		ledger, err := scanAll(ctx, c, tb.ledger)
+		if err != nil {
+			fail("scan %s: %v", tb.ledger, err)
+			break
+		}
+		ch.LedgerEntries = len(ledger)
+		byPK := map[string]usage.Scope{}
+		for s := range exp.Scopes {
+			pk, _ := ddbstore.LedgerKey(s, "")
+			byPK[pk] = s
+		}
+		got := map[usage.Scope]map[string]usage.Decimal{}
+		for _, it := range ledger {
+			s, ok := byPK[str(it["pk"])]
+			if !ok {
+				fail("ledger entry %s/%s belongs to no scope with applied events", str(it["pk"]), str(it["sk"]))
+				continue
+			}
+			if got[s] == nil {
+				got[s] = map[string]usage.Decimal{}
+			}
+			amount := usage.Decimal{}
+			if n, ok := it["amount"].(*types.AttributeValueMemberN); ok {
+				amount, _ = usage.ParseDecimal(n.Value)
+			}
+			got[s][str(it["dedupKey"])] = amount
+		}
+		if len(ledger) != exp.AppliedTotal {
+			fail("%d ledger entries, but %d events were applied", len(ledger), exp.AppliedTotal)
+		}
+		for s, t := range exp.Scopes {
+			for k, amount := range t.Keys {
+				if a, ok := got[s][k]; !ok || a.Cmp(amount) != 0 {
+					fail("%v: applied key %s (amount %s) has ledger entry %v amount %s", s, k, amount, ok, a)
+				}
+			}
+		}
+	case Baseline:
+		recs, err := scanAll(ctx, c, tb.idempotency)
+		if err != nil {
+			fail("scan %s: %v", tb.idempotency, err)
+			break
+		}
+		ch.IdempotencyRecords = len(recs)
+		applied, sum := 0, usage.Decimal{}
+		for _, it := range recs {
+			switch status := str(it["status"]); {
+			case status != statusCompleted:
+				fail("idempotency record %s left %s", str(it["id"]), status)
+			case strings.HasPrefix(str(it["data"]), string(usage.Applied)):
+				applied++
+				if n, ok := it["amount"].(*types.AttributeValueMemberN); ok {
+					a, _ := usage.ParseDecimal(n.Value)
+					sum = sum.Add(a)
+				}
+			}
+		}
+		if applied != exp.AppliedTotal || sum.Cmp(exp.AppliedSum) != 0 {
+			fail("idempotency records say %d applied (sum %s); the outcomes say %d (sum %s)", applied, sum, exp.AppliedTotal, exp.AppliedSum)
+		}
+	}
+	sort.Strings(ch.Errors[len(exp.Problems):])
+	ch.OK = len(ch.Errors) == 0
+	return ch
+}
+
+func scanAll(ctx context.Context, c *dynamodb.Client, table string) ([]map[string]types.AttributeValue, error) {
+	var out []map[string]types.AttributeValue
+	p := dynamodb.NewScanPaginator(c, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+	}
+	return out, nil
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }
