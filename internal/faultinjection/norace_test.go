@@ -1,0 +1,5 @@
+//go:build !race
+
+package faultinjection_test
+
+const raceEnabled = false
