@@ -36,8 +36,10 @@ const outageLength = 2 * time.Second
 // its environment, drains 3000 messages (hot and cold entitlements, limits
 // that are hit, resends, idempotency conflicts, invalid events) while
 // about 15% of its DynamoDB calls are throttled, fail with 500, or lose
-// their connection before or after DynamoDB acted on them. Every event is
-// applied exactly once or dead-lettered with the reason it deserves;
+// their connection before or after DynamoDB acted on them, and a
+// two-second outage outlasts the SDK's retries, so that messages also
+// take the RETRY path back to the queue. Every event is applied exactly
+// once or dead-lettered with the reason it deserves;
 // every entitlement's usage is exactly the sum of its ledger and within
 // its limit. See verify for the full list.
 func TestExactlyOnceUnderInjectedFaults(t *testing.T) {
@@ -72,7 +74,8 @@ func TestExactlyOnceUnderInjectedFaults(t *testing.T) {
 		if err := proxy.SetFaults(productionFaults); err != nil {
 			t.Fatal(err)
 		}
-		outage = fmt.Sprintf("%v, %d of %d calls failed", outageLength, proxy.Stats().Failed()-before.Failed(), proxy.Stats().Requests-before.Requests)
+		after := proxy.Stats()
+		outage = fmt.Sprintf("%v, %d of %d calls failed (before it: %v)", outageLength, after.Failed()-before.Failed(), after.Requests-before.Requests, before)
 	}
 	w.waitDrained(t, worker.alive)
 	drained := time.Now()
