@@ -39,6 +39,9 @@ func Handler(h pipeline.Handler) func(context.Context, events.SQSEvent) (events.
 
 func toMessage(r events.SQSMessage) pipeline.Message {
 	m := pipeline.Message{ID: r.MessageId, Body: r.Body, GroupID: r.Attributes["MessageGroupId"]}
+	if v, ok := r.MessageAttributes[pipeline.OriginalIDAttribute]; ok && v.StringValue != nil {
+		m.OriginalID = *v.StringValue
+	}
 	if n, err := strconv.Atoi(r.Attributes["ApproximateReceiveCount"]); err == nil {
 		m.ReceiveCount = n
 	}

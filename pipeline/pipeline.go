@@ -21,6 +21,24 @@ type Message struct {
 	SentAt       time.Time
 	// GroupID is the FIFO message group, empty on standard queues.
 	GroupID string
+	// OriginalID is the message ID of the event's first delivery when this
+	// message is a replay of it (message attribute usage.originalMessageId,
+	// set by `usagectl dlq redrive`). It stays the event's dedup key, so a
+	// replayed copy of an event that was applied meanwhile, or two copies
+	// of one dead letter, are applied once.
+	OriginalID string
+}
+
+// OriginalIDAttribute is the message attribute that carries OriginalID.
+const OriginalIDAttribute = "usage.originalMessageId"
+
+// EventID is the ID that identifies the event across deliveries and
+// replays: OriginalID if set, else ID.
+func (m Message) EventID() string {
+	if m.OriginalID != "" {
+		return m.OriginalID
+	}
+	return m.ID
 }
 
 // Result is what happened to one message.
@@ -116,7 +134,7 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 			groups = append(groups, g)
 		}
 		g.index = append(g.index, i)
-		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.ID})
+		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID()})
 	}
 
 	sem := make(chan struct{}, parallel)

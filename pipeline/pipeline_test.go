@@ -114,6 +114,17 @@ func TestProcessorGroupsByEntitlementInMessageOrder(t *testing.T) {
 	}
 }
 
+func TestAReplayKeepsTheFirstDeliverysIDAsDedupKey(t *testing.T) {
+	store := newMemoryStore()
+	store.ents[usage.Scope{UserID: "a", EntitlementKey: "k"}] = usage.Entitlement{Exists: true, ResetPeriod: usage.ResetNone}
+	p := &pipeline.Processor{Store: store}
+	first := p.Handle(context.Background(), []pipeline.Message{{ID: "m-1", Body: body("a", "k", 1)}})
+	replay := p.Handle(context.Background(), []pipeline.Message{{ID: "m-2", OriginalID: "m-1", Body: body("a", "k", 1)}})
+	if statusText(first)+" "+statusText(replay) != "APPLIED DUPLICATE" {
+		t.Errorf("got %s then %s", statusText(first), statusText(replay))
+	}
+}
+
 func TestProcessorDoesNotStartGroupsTooCloseToTheDeadline(t *testing.T) {
 	store := newMemoryStore()
 	p := &pipeline.Processor{Store: store, DeadlineMargin: time.Hour}

@@ -20,7 +20,7 @@ import (
 const (
 	AttrReason            = "usage.reason"
 	AttrReasonMessage     = "usage.reasonMessage"
-	AttrOriginalMessageID = "usage.originalMessageId"
+	AttrOriginalMessageID = pipeline.OriginalIDAttribute
 	AttrReceiveCount      = "usage.receiveCount"
 	AttrRejectedAt        = "usage.rejectedAt"
 )
@@ -46,7 +46,7 @@ func (q DeadLetterQueue) SendDeadLetters(ctx context.Context, letters []pipeline
 				MessageAttributes: map[string]types.MessageAttributeValue{
 					AttrReason:            stringAttr(string(l.Reason)),
 					AttrReasonMessage:     stringAttr(truncate(l.Detail, 1024)),
-					AttrOriginalMessageID: stringAttr(l.Message.ID),
+					AttrOriginalMessageID: stringAttr(l.Message.EventID()),
 					AttrReceiveCount:      {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(l.Message.ReceiveCount))},
 					AttrRejectedAt:        stringAttr(l.RejectedAt.Format(time.RFC3339Nano)),
 				},

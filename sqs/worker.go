@@ -87,6 +87,7 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
 				types.MessageSystemAttributeNameSentTimestamp,
 				types.MessageSystemAttributeNameMessageGroupId,
 			},
+			MessageAttributeNames: []string{pipeline.OriginalIDAttribute},
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -134,6 +135,9 @@ func toMessage(m types.Message) pipeline.Message {
 		msg.SentAt = time.UnixMilli(ms).UTC()
 	}
 	msg.GroupID = attrs[string(types.MessageSystemAttributeNameMessageGroupId)]
+	if v, ok := m.MessageAttributes[pipeline.OriginalIDAttribute]; ok {
+		msg.OriginalID = aws.ToString(v.StringValue)
+	}
 	return msg
 }
 

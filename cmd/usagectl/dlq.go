@@ -426,12 +426,28 @@ func runDLQRedrive(ctx context.Context, a *app, args []string) error {
 // redriveBatch sends msgs to the queue and deletes from the dead-letter
 // queue exactly those whose send succeeded. It returns the messages to
 // make visible again (those not sent).
+// originalID is the message ID of the event's first delivery: the
+// service's attribute, or, for a message the redrive policy moved (SQS
+// keeps the ID when it moves a message), its own ID.
+func originalID(m types.Message) string {
+	if v, ok := m.MessageAttributes[sqs.AttrOriginalMessageID]; ok && aws.ToString(v.StringValue) != "" && aws.ToString(v.StringValue) != "-" {
+		return aws.ToString(v.StringValue)
+	}
+	return aws.ToString(m.MessageId)
+}
+
 func redriveBatch(ctx context.Context, c *awssqs.Client, from, to string, msgs []types.Message, rep *redriveReport) (unsent []types.Message) {
 	fifo := strings.HasSuffix(to, ".fifo")
 	for _, chunk := range chunkBySize(msgs) {
 		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
 		for i, m := range chunk {
-			entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: m.Body}
+			entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: m.Body,
+				// The event keeps the identity of its first delivery, which
+				// stays its dedup key: redriving two copies of one dead
+				// letter, or redriving twice, applies it once.
+				MessageAttributes: map[string]types.MessageAttributeValue{
+					sqs.AttrOriginalMessageID: {DataType: aws.String("String"), StringValue: aws.String(originalID(m))},
+				}}
 			if fifo {
 				entries[i].MessageGroupId = aws.String(fifoGroup(m))
 				entries[i].MessageDeduplicationId = m.MessageId

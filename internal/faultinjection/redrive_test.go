@@ -23,14 +23,13 @@ import (
 // sees a few in most runs). Once the cause is fixed, "usagectl dlq
 // redrive --all" must not turn those two copies of one event into two
 // applications. Events without an idempotencyKey are deduplicated by
-// message ID, and every redriven copy gets a new one.
+// message ID, and every redriven copy gets a new one: redrive therefore
+// carries the first delivery's ID (usage.originalMessageId), which the
+// service keeps as the dedup key.
 func TestRedriveOfARepeatedDeadLetterAppliesItOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end with the worker and usagectl binaries; skipped with -short")
 	}
-	t.Skip("known bug, reported to the owner of cmd/usagectl: `usagectl dlq redrive` (cmd/usagectl/dlq.go, redrive loop) " +
-		"deduplicates by DLQ message ID, not by usage.originalMessageId, so two dead-lettered copies of one event without " +
-		"an idempotencyKey are both redriven and both applied (used 2 for one event of 1). Remove this Skip once fixed.")
 	w := newWorld(t)
 	ctx := context.Background()
 
