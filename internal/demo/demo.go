@@ -220,7 +220,7 @@ func buildWorker(ctx context.Context) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "usage-event-service")
-	root, err := moduleRoot()
+	root, err := emulator.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -231,25 +231,6 @@ func buildWorker(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("build the service: %w", err)
 	}
 	return bin, nil
-}
-
-// moduleRoot is the nearest directory upwards holding go.mod, so the demo
-// runs from any folder of the repository.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run the demo inside the repository (no go.mod found)")
-		}
-		dir = parent
-	}
 }
 
 // logRecord is the part of the worker's JSON log lines the demo reads.

@@ -48,21 +48,30 @@ func CacheDir() (string, error) {
 	if d := os.Getenv("USAGE_CACHE_DIR"); d != "" {
 		return filepath.Abs(d)
 	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", fmt.Errorf("emulator: %w; set USAGE_CACHE_DIR", err)
+	}
+	return filepath.Join(root, ".cache"), nil
+}
+
+// ModuleRoot is the nearest directory at or above the working directory
+// that holds go.mod: the repository, wherever a command or test runs in it.
+func ModuleRoot() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for dir := wd; ; {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".cache"), nil
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			break
+			return "", fmt.Errorf("no go.mod above %s", wd)
 		}
 		dir = parent
 	}
-	return "", fmt.Errorf("emulator: no go.mod above %s; set USAGE_CACHE_DIR", wd)
 }
 
 // InstallAll fetches every emulator into the cache so that later starts need
