@@ -33,7 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o bench.Options
 	w := &o.Workload
-	fs.IntVar(&w.Events, "events", 30000, "events (messages) in the workload")
+	fs.IntVar(&w.Events, "events", 15000, "events (messages) in the workload")
 	fs.IntVar(&w.Users, "users", 500, "users")
 	fs.IntVar(&w.EntitlementsPerUser, "entitlements", 2, "entitlements per user")
 	fs.IntVar(&w.HotUsers, "hot-users", 2, "hot users (the first users)")
@@ -46,10 +46,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sweep := fs.String("sweep", "", "comma-separated concurrencies to run in turn, e.g. 1,2,4,8,16 (writes the chart)")
 	fs.IntVar(&o.BatchSize, "batch-size", 20, "messages per invocation")
 	fs.IntVar(&o.ApplyConcurrency, "apply-concurrency", 8, "entitlements applied in parallel within a batch (APPLY_CONCURRENCY)")
-	fs.IntVar(&o.WarmupEvents, "warmup", 3000, "events run through both systems first, not reported (0: none)")
+	fs.IntVar(&o.WarmupEvents, "warmup", 5000, "events run through both systems first, not reported (0: none)")
 	fs.IntVar(&o.ColdStarts, "cold-starts", 3, "cold starts of the bootstrap under the Lambda RIE (0: skip)")
 	chart := fs.String("chart", "", "PNG chart path (default docs/images/performance.png with --sweep)")
 	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
+	fs.StringVar(&o.JSONPath, "json-out", "", "also write the JSON report to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,8 @@ type Options struct {
 	// ChartPath is where the PNG goes (with Sweep); "" for none.
 	ChartPath string
 	JSON      bool
+	// JSONPath, when set, also receives the JSON report.
+	JSONPath string
 }
 
 // Comparison is ours and the baseline at one concurrency. In JSON, ours'
@@ -190,10 +193,19 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 		say("==> chart written to %s", opts.ChartPath)
 	}
 
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return rep, err
+	}
+	js = append(js, '\n')
+	if opts.JSONPath != "" {
+		if err := os.WriteFile(opts.JSONPath, js, 0o644); err != nil {
+			return rep, err
+		}
+	}
 	if opts.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return rep, enc.Encode(rep)
+		_, err := stdout.Write(js)
+		return rep, err
 	}
 	return rep, PrintReport(stdout, rep)
 }
@@ -202,6 +214,9 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 func PrintReport(out io.Writer, rep *Report) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	row := func(label, ours, base, note string) {
+		fmt.Fprintf(out, "  %-56s %22s %22s  %s\n", label, ours, base, note)
+	}
 	fmt.Fprintf(out, "usage-event-service benchmark, %s, %s, %d cores (%s), %s, %s\n",
 		rep.Date, rep.CPUModel, rep.NProc, rep.OS, rep.GoVersion, rep.Emulator)
 	wc := rep.Workload
@@ -214,25 +229,25 @@ func PrintReport(out io.Writer, rep *Report) error {
 	for _, c := range comps {
 		o, b := c.Ours, c.Baseline
 		fmt.Fprintf(out, "concurrency %d (concurrent invocations of %d messages)\n", o.Concurrency, rep.BatchSize)
-		p("\tours\tbaseline\t")
-		p("events/s\t%.0f\t%.0f\t%.2fx speedup", o.EventsPerSecond, b.EventsPerSecond, c.Speedup)
-		p("batch latency p50 ms\t%.1f\t%.1f\t", o.P50Ms, b.P50Ms)
-		p("batch latency p99 ms\t%.1f\t%.1f\t", o.P99Ms, b.P99Ms)
-		p("DynamoDB requests/event (whole run)\t%.3f\t%.3f\t%.1fx fewer", o.DDBRequestsPerEvent, b.DDBRequestsPerEvent, c.RequestRatio)
-		p("DynamoDB requests/applied event (whole run)\t%.3f\t%.3f\t", o.DDBRequestsPerAppliedEvent, b.DDBRequestsPerAppliedEvent)
-		p("DynamoDB requests/event (steady state)\t%.3f\t%.3f\t", o.SteadyState.DDBRequestsPerEvent, b.SteadyState.DDBRequestsPerEvent)
-		p("DynamoDB requests/applied event (steady state)\t%.3f\t%.3f\t", o.SteadyState.DDBRequestsPerAppliedEvent, b.SteadyState.DDBRequestsPerAppliedEvent)
-		p("write request units/event (DynamoDB pricing)\t%.3f\t%.3f\t", o.WRUPerEvent, b.WRUPerEvent)
-		p("read request units/event (DynamoDB pricing)\t%.3f\t%.3f\t", o.RRUPerEvent, b.RRUPerEvent)
-		p("WCU/event (ConsumedCapacity, DynamoDB Local)\t%.3f\t%.3f\t", o.WCUPerEvent, b.WCUPerEvent)
-		p("RCU/event (ConsumedCapacity, DynamoDB Local)\t%.3f\t%.3f\t", o.RCUPerEvent, b.RCUPerEvent)
-		p("USD per million events (on-demand)\t%.3f\t%.3f\t", o.CostUSDPerMillionEvents, b.CostUSDPerMillionEvents)
-		p("USD per million events (steady state)\t%.3f\t%.3f\t", o.SteadyState.CostUSDPerMillionEvents, b.SteadyState.CostUSDPerMillionEvents)
-		p("CPU ms/event: this process (handlers, SDK)\t%.3f\t%.3f\t", o.BenchCPUMsPerEvent, b.BenchCPUMsPerEvent)
-		p("CPU ms/event: DynamoDB Local\t%.3f\t%.3f\t", o.EmulatorCPUMsPerEvent, b.EmulatorCPUMsPerEvent)
-		p("events per DynamoDB unit of work\t%.2f\t%.2f\t(ours: per group)", o.MeanEventsPerUnit, b.MeanEventsPerUnit)
-		p("deliveries (incl. redeliveries)\t%d\t%d\t", o.Deliveries, b.Deliveries)
-		p("correctness check\t%s\t%s\t", verdict(o.Check), verdict(b.Check))
+		row("", "ours", "baseline", "")
+		row("events/s", fmt.Sprintf("%.0f", o.EventsPerSecond), fmt.Sprintf("%.0f", b.EventsPerSecond), fmt.Sprintf("%.2fx speedup", c.Speedup))
+		row("batch latency p50 ms", fmt.Sprintf("%.1f", o.P50Ms), fmt.Sprintf("%.1f", b.P50Ms), "")
+		row("batch latency p99 ms", fmt.Sprintf("%.1f", o.P99Ms), fmt.Sprintf("%.1f", b.P99Ms), "")
+		row("DynamoDB requests/event (whole run)", fmt.Sprintf("%.3f", o.DDBRequestsPerEvent), fmt.Sprintf("%.3f", b.DDBRequestsPerEvent), fmt.Sprintf("%.1fx fewer", c.RequestRatio))
+		row("DynamoDB requests/applied event (whole run)", fmt.Sprintf("%.3f", o.DDBRequestsPerAppliedEvent), fmt.Sprintf("%.3f", b.DDBRequestsPerAppliedEvent), "")
+		row("DynamoDB requests/event (steady state: warm caches)", fmt.Sprintf("%.3f", o.SteadyState.DDBRequestsPerEvent), fmt.Sprintf("%.3f", b.SteadyState.DDBRequestsPerEvent), "")
+		row("DynamoDB requests/applied event (steady state: warm caches)", fmt.Sprintf("%.3f", o.SteadyState.DDBRequestsPerAppliedEvent), fmt.Sprintf("%.3f", b.SteadyState.DDBRequestsPerAppliedEvent), "")
+		row("write request units/event (DynamoDB pricing)", fmt.Sprintf("%.3f", o.WRUPerEvent), fmt.Sprintf("%.3f", b.WRUPerEvent), "")
+		row("read request units/event (DynamoDB pricing)", fmt.Sprintf("%.3f", o.RRUPerEvent), fmt.Sprintf("%.3f", b.RRUPerEvent), "")
+		row("WCU/event (ConsumedCapacity, DynamoDB Local)", fmt.Sprintf("%.3f", o.WCUPerEvent), fmt.Sprintf("%.3f", b.WCUPerEvent), "")
+		row("RCU/event (ConsumedCapacity, DynamoDB Local)", fmt.Sprintf("%.3f", o.RCUPerEvent), fmt.Sprintf("%.3f", b.RCUPerEvent), "")
+		row("USD per million events (on-demand)", fmt.Sprintf("%.3f", o.CostUSDPerMillionEvents), fmt.Sprintf("%.3f", b.CostUSDPerMillionEvents), "")
+		row("USD per million events (steady state)", fmt.Sprintf("%.3f", o.SteadyState.CostUSDPerMillionEvents), fmt.Sprintf("%.3f", b.SteadyState.CostUSDPerMillionEvents), "")
+		row("CPU ms/event: this process (handlers, SDK)", fmt.Sprintf("%.3f", o.BenchCPUMsPerEvent), fmt.Sprintf("%.3f", b.BenchCPUMsPerEvent), "")
+		row("CPU ms/event: DynamoDB Local", fmt.Sprintf("%.3f", o.EmulatorCPUMsPerEvent), fmt.Sprintf("%.3f", b.EmulatorCPUMsPerEvent), "")
+		row("events per DynamoDB unit of work", fmt.Sprintf("%.2f", o.MeanEventsPerUnit), fmt.Sprintf("%.2f", b.MeanEventsPerUnit), "(ours: per group)")
+		row("deliveries (incl. redeliveries)", strconv.Itoa(o.Deliveries), strconv.Itoa(b.Deliveries), "")
+		row("correctness check", verdict(o.Check), verdict(b.Check), "")
 		tw.Flush()
 		fmt.Fprintf(out, "  requests by operation: ours %s; baseline %s\n", kv(o.RequestsByOperation), kv(b.RequestsByOperation))
 		fmt.Fprintf(out, "  mean call ms by operation: ours %s; baseline %s\n", kv(round(o.MeanCallMs)), kv(round(b.MeanCallMs)))

@@ -227,7 +227,8 @@ func TestRequestUnits(t *testing.T) {
 }
 
 func TestQueueRequeuesAndEnds(t *testing.T) {
-	q := newQueue(45, 20)
+	q := newQueue(45, 20, 50*time.Millisecond)
+	start := time.Now()
 	var sizes []int
 	first := true
 	for {
@@ -241,9 +242,38 @@ func TestQueueRequeuesAndEnds(t *testing.T) {
 			again = []pending{{msg: b[0].msg, receive: b[0].receive + 1}}
 			first = false
 		}
-		q.done(b, again)
+		q.done(again)
 	}
-	if !reflect.DeepEqual(sizes, []int{20, 20, 6}) {
+	if !reflect.DeepEqual(sizes, []int{20, 20, 5, 1}) {
 		t.Errorf("batch sizes %v", sizes)
+	}
+	if el := time.Since(start); el < 50*time.Millisecond {
+		t.Errorf("the redelivery came after %v, before the visibility timeout", el)
+	}
+	if idle := q.idleTime(); idle < 30*time.Millisecond || idle > time.Since(start) {
+		t.Errorf("idle %v", idle)
+	}
+}
+
+func TestSteadyStateDropsOnlyCacheFills(t *testing.T) {
+	w := &Workload{Messages: make([]Message, 10)}
+	col := &collector{units: []unit{
+		{cold: true, events: 4, applied: 4, requests: 2, reads: 1, rru: 0.5, readRRU: 0.5, wru: 10},
+		{cold: false, events: 6, applied: 5, requests: 2, reads: 1, rru: 0.5, readRRU: 0.5, wru: 12},
+	}}
+	for i := 0; i < 9; i++ {
+		col.deliveries = append(col.deliveries, Delivery{Message: i, Receive: 1, Status: usage.Applied})
+	}
+	m := MeterSnapshot{Requests: 4, RRU: 1, WRU: 22}
+	ours := summarize(Ours, w, RunConfig{Concurrency: 1}, time.Second, m, col)
+	if ss := ours.SteadyState; ss.CacheFillReads != 1 || ss.DDBRequests != 3 || ss.RRUPerEvent != 0.05 || ss.WRUPerEvent != 2.2 {
+		t.Errorf("ours: %+v", ss)
+	}
+	if ours.DDBRequestsPerEvent != 0.4 || math.Abs(ours.DDBRequestsPerAppliedEvent-4.0/9) > 1e-12 || ours.MeanEventsPerUnit != 5 {
+		t.Errorf("ours whole run: %v requests/event, %v per applied, %v events/unit", ours.DDBRequestsPerEvent, ours.DDBRequestsPerAppliedEvent, ours.MeanEventsPerUnit)
+	}
+	base := summarize(Baseline, w, RunConfig{Concurrency: 1}, time.Second, m, col)
+	if ss := base.SteadyState; ss.CacheFillReads != 0 || ss.DDBRequests != 4 {
+		t.Errorf("the baseline has no cache to fill: %+v", ss)
 	}
 }

@@ -63,8 +63,6 @@ func WriteChart(path string, runs []Comparison, subtitle string) error {
 			p.Add(line, points)
 			p.Legend.Add(s.name, line, points)
 		}
-		p.Legend.Top = true
-		p.Legend.Left = true
 		return p, nil
 	}
 	thr, err := panel("Throughput", "events/s", func(r *Result) float64 { return r.EventsPerSecond })
@@ -75,7 +73,11 @@ func WriteChart(path string, runs []Comparison, subtitle string) error {
 	if err != nil {
 		return err
 	}
-	lat.Legend.Left = true
+	// Throughput curves sit high: legend at the bottom right; latency
+	// curves start near zero: legend at the top left.
+	lat.Legend.Top, lat.Legend.Left = true, true
+	thr.Legend.XOffs, lat.Legend.YOffs = -vg.Points(6), -vg.Points(4)
+	thr.Legend.YOffs = vg.Points(6)
 
 	const w, h = 12 * vg.Inch, 5 * vg.Inch
 	img := vgimg.New(w, h)

@@ -49,6 +49,9 @@ type tally struct {
 	requests int
 	rcu, wcu float64 // as DynamoDB reported them
 	rru, wru float64 // as the pricing model charges them, failed writes included
+	// GetItem alone: the reads that fill the store's cache.
+	reads            int
+	readRCU, readRRU float64
 }
 
 type tallyKey struct{}
@@ -83,6 +86,9 @@ func (m *Meter) APIOption(stack *middleware.Stack) error {
 		if t := tallyOf(ctx); t != nil {
 			t.mu.Lock()
 			t.requests++
+			if op == "GetItem" {
+				t.reads++
+			}
 			t.mu.Unlock()
 		}
 		return next.HandleFinalize(ctx, in)
@@ -204,6 +210,10 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 		t.wcu += wcu
 		t.rru += rru
 		t.wru += wru + failedWRU
+		if op == "GetItem" {
+			t.readRCU += rcu
+			t.readRRU += rru
+		}
 		t.mu.Unlock()
 	}
 }

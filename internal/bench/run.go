@@ -49,6 +49,10 @@ type RunConfig struct {
 	ApplyConcurrency int
 	// InvocationTimeout is each batch's deadline (the function's 30 s).
 	InvocationTimeout time.Duration
+	// VisibilityTimeout is how long a message that was not done stays
+	// invisible before its redelivery (SQS: at least the function timeout;
+	// scaled down here so that a run does not wait for long).
+	VisibilityTimeout time.Duration
 	// MaxReceives: a message not done after this many deliveries counts as
 	// dead-lettered (the queue's redrive policy).
 	MaxReceives int
@@ -73,6 +77,9 @@ func (c *RunConfig) defaults() {
 	}
 	if c.InvocationTimeout <= 0 {
 		c.InvocationTimeout = 30 * time.Second
+	}
+	if c.VisibilityTimeout <= 0 {
+		c.VisibilityTimeout = time.Second
 	}
 	if c.MaxReceives <= 0 {
 		c.MaxReceives = 10
@@ -134,6 +141,9 @@ type unit struct {
 	requests int
 	rcu, wcu float64
 	rru, wru float64
+	// The unit's GetItem requests and their units.
+	reads            int
+	readRCU, readRRU float64
 }
 
 // collector gathers a run's measurements.
@@ -197,6 +207,7 @@ func (c *collector) observe(seen *seenSet, ctx context.Context, scope usage.Scop
 		}
 		t.mu.Lock()
 		u.requests, u.rcu, u.wcu, u.rru, u.wru = t.requests, t.rcu, t.wcu, t.rru, t.wru
+		u.reads, u.readRCU, u.readRRU = t.reads, t.readRCU, t.readRRU
 		t.mu.Unlock()
 		c.addUnit(u)
 		seen.mark(scope)
@@ -298,7 +309,7 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	}
 
 	fmt.Fprintf(cfg.Progress, "    %-8s concurrency %2d: %d events in batches of %d ... ", sys, cfg.Concurrency, len(w.Messages), cfg.BatchSize)
-	q := newQueue(len(w.Messages), cfg.BatchSize)
+	q := newQueue(len(w.Messages), cfg.BatchSize, cfg.VisibilityTimeout)
 	cpu0, emu0 := processCPU(), emulatorCPU(cfg.EmulatorPID)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -313,7 +324,9 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	}
 	fmt.Fprintf(cfg.Progress, "%.1f s\n", wall.Seconds())
 
-	res := summarize(sys, w, cfg, wall, meter.Snapshot(), col)
+	idle := q.idleTime()
+	res := summarize(sys, w, cfg, wall-idle, meter.Snapshot(), col)
+	res.IdleSeconds = idle.Seconds()
 	res.BenchCPUSeconds, res.EmulatorCPUSeconds = cpu.Seconds(), emu.Seconds()
 	res.BenchCPUMsPerEvent = ratio(float64(cpu)/float64(time.Millisecond), float64(res.Events))
 	res.EmulatorCPUMsPerEvent = ratio(float64(emu)/float64(time.Millisecond), float64(res.Events))
@@ -330,7 +343,7 @@ func worker(ctx context.Context, id int, h pipeline.Handler, w *Workload, q *que
 		batch := q.take()
 		if batch == nil || ctx.Err() != nil {
 			if batch != nil {
-				q.done(batch, nil)
+				q.done(nil)
 			}
 			return
 		}
@@ -356,28 +369,34 @@ func worker(ctx context.Context, id int, h pipeline.Handler, w *Workload, q *que
 			}
 		}
 		col.mu.Unlock()
-		q.done(batch, again)
+		q.done(again)
 	}
 }
 
 // pending is a message waiting for delivery.
 type pending struct {
 	msg, receive int
+	visibleAt    time.Time // redeliveries only
 }
 
 // queue hands out batches in message order. Messages that are not done go
-// back to the tail, as SQS makes them visible again after the visibility
-// timeout. take blocks while a batch in flight may still requeue some.
+// back to the tail and become visible again after the visibility timeout,
+// as in SQS. take blocks while a batch in flight may still requeue some,
+// or while requeued messages are not yet visible; the time during which
+// every worker waits for such a message is counted as idle.
 type queue struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
-	items    []pending
-	inflight int
-	size     int
+	mu         sync.Mutex
+	cond       *sync.Cond
+	items      []pending
+	inflight   int
+	size       int
+	visibility time.Duration
+	idle       time.Duration
+	idleSince  time.Time // set while nothing is in flight and nothing visible
 }
 
-func newQueue(n, size int) *queue {
-	q := &queue{size: size, items: make([]pending, n)}
+func newQueue(n, size int, visibility time.Duration) *queue {
+	q := &queue{size: size, items: make([]pending, n), visibility: visibility}
 	for i := range q.items {
 		q.items[i] = pending{msg: i, receive: 1}
 	}
@@ -388,25 +407,60 @@ func newQueue(n, size int) *queue {
 func (q *queue) take() []pending {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.items) == 0 && q.inflight > 0 {
-		q.cond.Wait()
+	for {
+		now := time.Now()
+		n := 0
+		for n < len(q.items) && n < q.size && !q.items[n].visibleAt.After(now) {
+			n++
+		}
+		if n > 0 {
+			if !q.idleSince.IsZero() {
+				q.idle += now.Sub(q.idleSince)
+				q.idleSince = time.Time{}
+			}
+			b := append([]pending(nil), q.items[:n]...)
+			q.items = q.items[n:]
+			q.inflight++
+			return b
+		}
+		switch {
+		case len(q.items) == 0 && q.inflight == 0:
+			return nil
+		case len(q.items) == 0:
+			q.cond.Wait() // a batch in flight may requeue
+		default:
+			// The head is a redelivery not yet visible (items are in
+			// visibility order: requeued ones are appended with a later
+			// visibleAt than anything before them).
+			if q.inflight == 0 && q.idleSince.IsZero() {
+				q.idleSince = now
+			}
+			wait := q.items[0].visibleAt.Sub(now)
+			q.mu.Unlock()
+			time.Sleep(min(wait, 20*time.Millisecond))
+			q.mu.Lock()
+		}
 	}
-	if len(q.items) == 0 {
-		return nil
-	}
-	n := min(q.size, len(q.items))
-	b := append([]pending(nil), q.items[:n]...)
-	q.items = q.items[n:]
-	q.inflight++
-	return b
 }
 
-func (q *queue) done(_ []pending, again []pending) {
+func (q *queue) done(again []pending) {
 	q.mu.Lock()
-	q.items = append(q.items, again...)
+	at := time.Now().Add(q.visibility)
+	for _, p := range again {
+		p.visibleAt = at
+		q.items = append(q.items, p)
+	}
 	q.inflight--
 	q.mu.Unlock()
 	q.cond.Broadcast()
+}
+
+// idleTime is how long every worker waited for a redelivery to become
+// visible, with nothing in flight.
+func (q *queue) idleTime() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.idle
 }
 
 func createTables(ctx context.Context, c *dynamodb.Client, tb tables) error {
@@ -488,10 +542,15 @@ type Result struct {
 	Concurrency int    `json:"concurrency"`
 	// Events is the number of generated messages; Deliveries counts
 	// redeliveries of messages that were not done too.
-	Events          int     `json:"events"`
-	Deliveries      int     `json:"deliveries"`
-	Batches         int     `json:"batches"`
+	Events     int `json:"events"`
+	Deliveries int `json:"deliveries"`
+	Batches    int `json:"batches"`
+	// WallSeconds is the time the run processed batches: from the first
+	// delivery to the last, less IdleSeconds, when every worker only
+	// waited for a redelivery to become visible. EventsPerSecond is
+	// Events over WallSeconds.
 	WallSeconds     float64 `json:"wallSeconds"`
+	IdleSeconds     float64 `json:"idleSeconds"`
 	EventsPerSecond float64 `json:"eventsPerSecond"`
 	// Batch latency (one invocation); an event's latency is its batch's,
 	// so the event-weighted percentiles differ only through batch sizes.
@@ -550,13 +609,13 @@ type Result struct {
 	Check       Check       `json:"check"`
 }
 
-// SteadyState excludes the first pass of each worker over each
-// entitlement: only units whose worker (one per process, like the store's
-// cache) had handled the scope before count. Malformed messages, which
-// cost no request, are left out of these denominators too.
+// SteadyState is the run with warm per-process caches: the whole run's
+// requests and units minus the GetItems that filled a cold cache (ours'
+// reads in units whose worker had not handled the scope before). The
+// baseline keeps no cache, so its steady state is its whole run. The
+// denominators are the whole run's, so the workload mix is unchanged.
 type SteadyState struct {
-	Events                     int     `json:"events"`
-	AppliedEvents              int     `json:"appliedEvents"`
+	CacheFillReads             int     `json:"cacheFillReads"`
 	DDBRequests                int     `json:"ddbRequests"`
 	DDBRequestsPerEvent        float64 `json:"ddbRequestsPerEvent"`
 	DDBRequestsPerAppliedEvent float64 `json:"ddbRequestsPerAppliedEvent"`
@@ -619,24 +678,21 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 	r.CostUSDPerMillionEvents = costPerMillion(r.WRUPerEvent, r.RRUPerEvent)
 
 	var events int
-	var ss SteadyState
-	var rcu, wcu, rru, wru float64
+	ss := SteadyState{DDBRequests: r.DDBRequests}
+	rcu, rru := r.RCU, r.RRU
 	for _, u := range col.units {
 		events += u.events
-		if u.cold {
-			continue
+		if u.cold && sys == Ours {
+			ss.CacheFillReads += u.reads
+			ss.DDBRequests -= u.reads
+			rcu, rru = rcu-u.readRCU, rru-u.readRRU
 		}
-		ss.Events += u.events
-		ss.AppliedEvents += u.applied
-		ss.DDBRequests += u.requests
-		rcu, wcu, rru, wru = rcu+u.rcu, wcu+u.wcu, rru+u.rru, wru+u.wru
 	}
 	r.MeanEventsPerUnit = ratio(float64(events), float64(len(col.units)))
-	sev := float64(ss.Events)
-	ss.DDBRequestsPerEvent = ratio(float64(ss.DDBRequests), sev)
-	ss.DDBRequestsPerAppliedEvent = ratio(float64(ss.DDBRequests), float64(ss.AppliedEvents))
-	ss.WCUPerEvent, ss.RCUPerEvent = ratio(wcu, sev), ratio(rcu, sev)
-	ss.WRUPerEvent, ss.RRUPerEvent = ratio(wru, sev), ratio(rru, sev)
+	ss.DDBRequestsPerEvent = ratio(float64(ss.DDBRequests), ev)
+	ss.DDBRequestsPerAppliedEvent = ratio(float64(ss.DDBRequests), applied)
+	ss.WCUPerEvent, ss.RCUPerEvent = r.WCUPerEvent, ratio(rcu, ev)
+	ss.WRUPerEvent, ss.RRUPerEvent = r.WRUPerEvent, ratio(rru, ev)
 	ss.CostUSDPerMillionEvents = costPerMillion(ss.WRUPerEvent, ss.RRUPerEvent)
 	r.SteadyState = ss
 	return r

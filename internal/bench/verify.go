@@ -39,8 +39,9 @@ type Expected struct {
 // unknown entitlements never applied, and every message done in the end.
 func Expect(w *Workload, deliveries []Delivery) *Expected {
 	e := &Expected{Scopes: map[usage.Scope]*ScopeTotals{}}
+	problems := 0
 	problem := func(format string, args ...any) {
-		if len(e.Problems) < 20 {
+		if problems++; problems <= 20 {
 			e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
 		}
 	}
@@ -100,6 +101,9 @@ func Expect(w *Workload, deliveries []Delivery) *Expected {
 			problem("message %s was not done after %d deliveries (%s)", w.Messages[i].ID, d.Receive, outcomeKey(d.Status, d.Reason))
 		}
 	}
+	if problems > len(e.Problems) {
+		e.Problems = append(e.Problems, fmt.Sprintf("... and %d more", problems-len(e.Problems)))
+	}
 	return e
 }
 
@@ -142,23 +146,26 @@ type Check struct {
 func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *Workload, deliveries []Delivery) Check {
 	exp := Expect(w, deliveries)
 	ch := Check{AppliedEvents: exp.AppliedTotal}
+	var errs, summary []string
+	failures := 0
+	// Totals that disagree go first, uncapped: there are few of them.
+	total := func(format string, args ...any) { summary = append(summary, fmt.Sprintf(format, args...)) }
 	fail := func(format string, args ...any) {
-		if len(ch.Errors) < 20 {
-			ch.Errors = append(ch.Errors, fmt.Sprintf(format, args...))
+		if failures++; failures <= 20 {
+			errs = append(errs, fmt.Sprintf(format, args...))
 		}
 	}
-	ch.Errors = append(ch.Errors, exp.Problems...)
 	// A period boundary crossed during the run would reset entitlements
 	// that the expectation assumes were not.
 	for _, p := range []usage.ResetPeriod{usage.ResetMonthly, usage.ResetYearly} {
 		if !usage.PeriodStart(p, nil, w.Now).Equal(usage.PeriodStart(p, nil, nowUTC())) {
-			fail("the run crossed a %s period boundary; run it again", p)
+			total("the run crossed a %s period boundary; run it again", p)
 		}
 	}
 
 	items, err := scanAll(ctx, c, tb.entitlements)
 	if err != nil {
-		fail("scan %s: %v", tb.entitlements, err)
+		ch.Errors = append(exp.Problems, fmt.Sprintf("scan %s: %v", tb.entitlements, err))
 		return ch
 	}
 	keys := ddbstore.DefaultEntitlementKeys
@@ -168,7 +175,7 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 		stored[usage.Scope{UserID: strings.TrimPrefix(pk, keys.UserPrefix), EntitlementKey: strings.TrimPrefix(sk, keys.KeyPrefix)}] = it
 	}
 	if len(stored) != len(w.Entitlements) {
-		fail("%d entitlement items, want %d", len(stored), len(w.Entitlements))
+		total("%d entitlement items, want %d", len(stored), len(w.Entitlements))
 	}
 	for i := range w.Entitlements {
 		e := &w.Entitlements[i]
@@ -217,7 +224,7 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 			got[s][str(it["dedupKey"])] = amount
 		}
 		if len(ledger) != exp.AppliedTotal {
-			fail("%d ledger entries, but %d events were applied", len(ledger), exp.AppliedTotal)
+			total("%d ledger entries, but %d events were applied", len(ledger), exp.AppliedTotal)
 		}
 		for s, t := range exp.Scopes {
 			for k, amount := range t.Keys {
@@ -247,10 +254,14 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 			}
 		}
 		if applied != exp.AppliedTotal || sum.Cmp(exp.AppliedSum) != 0 {
-			fail("idempotency records say %d applied (sum %s); the outcomes say %d (sum %s)", applied, sum, exp.AppliedTotal, exp.AppliedSum)
+			total("idempotency records say %d applied (sum %s); the outcomes say %d (sum %s)", applied, sum, exp.AppliedTotal, exp.AppliedSum)
 		}
 	}
-	sort.Strings(ch.Errors[len(exp.Problems):])
+	sort.Strings(errs)
+	if failures > len(errs) {
+		errs = append(errs, fmt.Sprintf("... and %d more", failures-len(errs)))
+	}
+	ch.Errors = append(append(summary, exp.Problems...), errs...)
 	ch.OK = len(ch.Errors) == 0
 	return ch
 }
