@@ -51,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	chart := fs.String("chart", "", "PNG chart path (default docs/images/performance.png with --sweep)")
 	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
 	fs.StringVar(&o.JSONPath, "json-out", "", "also write the JSON report to this file")
+	fs.BoolVar(&o.Calibrate, "calibrate", false, "first measure DynamoDB Local's CPU time per request shape")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

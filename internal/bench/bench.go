@@ -38,6 +38,8 @@ type Options struct {
 	JSON      bool
 	// JSONPath, when set, also receives the JSON report.
 	JSONPath string
+	// Calibrate measures DynamoDB Local's CPU cost per request shape first.
+	Calibrate bool
 }
 
 // Comparison is ours and the baseline at one concurrency. In JSON, ours'
@@ -85,6 +87,8 @@ type Report struct {
 	ColdStartMs    float64    `json:"coldStartMs,omitempty"`
 	BootstrapBytes int64      `json:"bootstrapBytes,omitempty"`
 	ColdStartError string     `json:"coldStartError,omitempty"`
+
+	EmulatorCost []EmulatorCost `json:"emulatorCost,omitempty"`
 }
 
 // Execute runs the benchmark: DynamoDB Local, the workload, both systems
@@ -117,6 +121,11 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 		Date: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(), CPUModel: cpuModel(),
 		NProc: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Emulator: "DynamoDB Local 1.25.1 (in memory, -sharedDb)",
 		Workload: opts.Workload, BatchSize: opts.BatchSize, ApplyConcurrency: opts.ApplyConcurrency, Prices: Prices,
+	}
+	if opts.Calibrate {
+		if rep.EmulatorCost, err = Calibrate(ctx, ddb.PID, stderr); err != nil {
+			return nil, err
+		}
 	}
 	w, err := Generate(opts.Workload, time.Now())
 	if err != nil {
@@ -215,7 +224,7 @@ func PrintReport(out io.Writer, rep *Report) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
 	row := func(label, ours, base, note string) {
-		fmt.Fprintf(out, "  %-56s %22s %22s  %s\n", label, ours, base, note)
+		fmt.Fprintf(out, "  %-60s %22s %22s  %s\n", label, ours, base, note)
 	}
 	fmt.Fprintf(out, "usage-event-service benchmark, %s, %s, %d cores (%s), %s, %s\n",
 		rep.Date, rep.CPUModel, rep.NProc, rep.OS, rep.GoVersion, rep.Emulator)
@@ -267,6 +276,13 @@ func PrintReport(out io.Writer, rep *Report) error {
 		tw.Flush()
 		if rep.Chart != "" {
 			fmt.Fprintf(out, "chart: %s\n", rep.Chart)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(rep.EmulatorCost) > 0 {
+		fmt.Fprintln(out, "DynamoDB Local's CPU per request (warm JVM, 4 concurrent callers)")
+		for _, e := range rep.EmulatorCost {
+			fmt.Fprintf(out, "  %-30s %2d item(s)  %6.0f requests/s  %.3f ms CPU/request  %.2f cores\n", e.Request, e.Items, e.RequestsPerSecond, e.EmulatorCPUMs, e.EmulatorCores)
 		}
 		fmt.Fprintln(out)
 	}

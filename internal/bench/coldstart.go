@@ -67,7 +67,7 @@ var buildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s 
 // event against DynamoDB Local (whose endpoint is in the environment), and
 // reads the "Init Duration" the RIE reports.
 func MeasureColdStart(ctx context.Context, runs int, progress io.Writer) (*ColdStart, error) {
-	root, err := moduleRoot()
+	root, err := emulator.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -220,23 +220,4 @@ func quoteFlags(flags []string) []string {
 		out[i] = f
 	}
 	return out
-}
-
-// moduleRoot is the nearest directory above the working directory that
-// holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

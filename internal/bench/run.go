@@ -351,6 +351,9 @@ func worker(ctx context.Context, id int, h pipeline.Handler, w *Workload, q *que
 		for i, d := range batch {
 			m := w.Messages[d.msg]
 			msgs[i] = pipeline.Message{ID: m.ID, Body: m.Body, ReceiveCount: d.receive}
+			if m.Kind == Redelivery && m.ID == w.Messages[m.Original].ID {
+				msgs[i].ReceiveCount++ // an SQS redelivery: received before
+			}
 		}
 		n++
 		bctx, cancel := context.WithTimeout(pipeline.WithRequestID(ctx, fmt.Sprintf("w%d-b%d", id, n)), cfg.InvocationTimeout)
