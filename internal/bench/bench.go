@@ -40,6 +40,11 @@ type Options struct {
 	JSONPath string
 	// Calibrate measures DynamoDB Local's CPU cost per request shape first.
 	Calibrate bool
+	// RTT is a modelled network round trip added to every DynamoDB HTTP
+	// attempt of both systems' runs, warm-up included (0: none). Set-up,
+	// the correctness check, calibration and the cold start are not
+	// delayed.
+	RTT time.Duration
 }
 
 // Comparison is ours and the baseline at one concurrency. In JSON, ours'
@@ -74,6 +79,8 @@ type Report struct {
 	NProc     int    `json:"nproc"`
 	OS        string `json:"os"`
 	Emulator  string `json:"emulator"`
+	// RTTMs is Options.RTT in milliseconds.
+	RTTMs float64 `json:"rttMs"`
 
 	Workload         WorkloadConfig `json:"workload"`
 	BatchSize        int            `json:"batchSize"`
@@ -104,6 +111,9 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	if opts.ApplyConcurrency <= 0 {
 		opts.ApplyConcurrency = 8
 	}
+	if opts.RTT < 0 {
+		return nil, fmt.Errorf("negative RTT %v", opts.RTT)
+	}
 	if err := opts.Workload.Validate(); err != nil {
 		return nil, err
 	}
@@ -120,6 +130,7 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	rep := &Report{
 		Date: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(), CPUModel: cpuModel(),
 		NProc: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Emulator: "DynamoDB Local 1.25.1 (in memory, -sharedDb)",
+		RTTMs:    ms(opts.RTT),
 		Workload: opts.Workload, BatchSize: opts.BatchSize, ApplyConcurrency: opts.ApplyConcurrency, Prices: Prices,
 	}
 	if opts.Calibrate {
@@ -137,7 +148,7 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	}
 	run := func(sys System, w *Workload, c int, prefix string) (*Result, error) {
 		return Run(ctx, sys, w, RunConfig{Concurrency: c, BatchSize: opts.BatchSize, ApplyConcurrency: opts.ApplyConcurrency,
-			TablePrefix: prefix, Progress: stderr, EmulatorPID: ddb.PID})
+			TablePrefix: prefix, Progress: stderr, EmulatorPID: ddb.PID, RTT: opts.RTT})
 	}
 
 	if opts.WarmupEvents > 0 {
@@ -156,6 +167,9 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 		}
 	}
 
+	if opts.RTT > 0 {
+		say("==> modelled network round trip: %v before every DynamoDB HTTP attempt of both systems", opts.RTT)
+	}
 	say("==> workload: %d events, %d users x %d entitlements, %d hot users with %.0f%% of events, %.0f%% redelivered, %.0f%% invalid, %.0f%% of entitlements under limit pressure, seed %d",
 		opts.Workload.Events, opts.Workload.Users, opts.Workload.EntitlementsPerUser, opts.Workload.HotUsers,
 		100*opts.Workload.HotShare, 100*opts.Workload.DuplicateShare, 100*opts.Workload.InvalidShare, 100*opts.Workload.LimitPressure, opts.Workload.Seed)
@@ -195,6 +209,10 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	if opts.ChartPath != "" && len(comps) > 1 {
 		sub := fmt.Sprintf("usage-event-service vs naive baseline on DynamoDB Local, %d events, %s, %d cores, %s",
 			opts.Workload.Events, rep.CPUModel, rep.NProc, rep.Date[:10])
+		if opts.RTT > 0 {
+			sub = fmt.Sprintf("usage-event-service vs naive baseline on DynamoDB Local + %v modelled RTT per request, %d events, %d cores, %s",
+				opts.RTT, opts.Workload.Events, rep.NProc, rep.Date[:10])
+		}
 		if err := WriteChart(opts.ChartPath, comps, sub); err != nil {
 			return nil, fmt.Errorf("chart: %w", err)
 		}
@@ -228,6 +246,11 @@ func PrintReport(out io.Writer, rep *Report) error {
 	}
 	fmt.Fprintf(out, "usage-event-service benchmark, %s, %s, %d cores (%s), %s, %s\n",
 		rep.Date, rep.CPUModel, rep.NProc, rep.OS, rep.GoVersion, rep.Emulator)
+	if rep.RTTMs > 0 {
+		fmt.Fprintf(out, "modelled network round trip: %g ms added before every DynamoDB HTTP attempt of both systems (a fixed delay, not a measurement of AWS)\n", rep.RTTMs)
+	} else {
+		fmt.Fprintln(out, "modelled network round trip: none (rttMs 0: DynamoDB Local on loopback)")
+	}
 	wc := rep.Workload
 	fmt.Fprintf(out, "workload: %d events, %d users x %d entitlements, %d hot users with %.0f%% of events, %.0f%% redelivered, %.0f%% invalid, %.0f%% of entitlements under limit pressure, seed %d; batches of %d\n\n",
 		wc.Events, wc.Users, wc.EntitlementsPerUser, wc.HotUsers, 100*wc.HotShare, 100*wc.DuplicateShare, 100*wc.InvalidShare, 100*wc.LimitPressure, wc.Seed, rep.BatchSize)
@@ -239,6 +262,7 @@ func PrintReport(out io.Writer, rep *Report) error {
 		o, b := c.Ours, c.Baseline
 		fmt.Fprintf(out, "concurrency %d (concurrent invocations of %d messages)\n", o.Concurrency, rep.BatchSize)
 		row("", "ours", "baseline", "")
+		row("modelled RTT per attempt ms (mean actually waited)", fmt.Sprintf("%g (%.2f)", o.RTTMs, o.MeanInjectedDelayMs), fmt.Sprintf("%g (%.2f)", b.RTTMs, b.MeanInjectedDelayMs), "")
 		row("events/s", fmt.Sprintf("%.0f", o.EventsPerSecond), fmt.Sprintf("%.0f", b.EventsPerSecond), fmt.Sprintf("%.2fx speedup", c.Speedup))
 		row("batch latency p50 ms", fmt.Sprintf("%.1f", o.P50Ms), fmt.Sprintf("%.1f", b.P50Ms), "")
 		row("batch latency p99 ms", fmt.Sprintf("%.1f", o.P99Ms), fmt.Sprintf("%.1f", b.P99Ms), "")
@@ -267,7 +291,7 @@ func PrintReport(out io.Writer, rep *Report) error {
 		fmt.Fprintln(out)
 	}
 	if len(rep.Sweep) > 0 {
-		fmt.Fprintln(out, "sweep")
+		fmt.Fprintf(out, "sweep (rtt %g ms)\n", rep.RTTMs)
 		p("concurrency\tours ev/s\tbaseline ev/s\tspeedup\tours p99 ms\tbaseline p99 ms\tours req/ev\tbaseline req/ev\t")
 		for _, c := range rep.Sweep {
 			p("%d\t%.0f\t%.0f\t%.2fx\t%.1f\t%.1f\t%.3f\t%.3f\t", c.Ours.Concurrency, c.Ours.EventsPerSecond, c.Baseline.EventsPerSecond,

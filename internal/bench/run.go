@@ -63,6 +63,10 @@ type RunConfig struct {
 	// EmulatorPID, when set, is DynamoDB Local's process, whose CPU time
 	// the run reports.
 	EmulatorPID int
+	// RTT, when positive, is a modelled network round trip added to every
+	// HTTP attempt of the measured client (see RTT); set-up, seeding and
+	// the correctness check are not delayed.
+	RTT time.Duration
 }
 
 func (c *RunConfig) defaults() {
@@ -275,6 +279,10 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	if err != nil {
 		return nil, err
 	}
+	// The same delay for both systems: every attempt of the measured
+	// client, after the SDK's retry middleware.
+	rtt := NewRTT(cfg.RTT)
+	measured.APIOptions = append(measured.APIOptions, rtt.APIOption)
 	client := dynamodb.NewFromConfig(measured)
 	col := &collector{}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -327,6 +335,8 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	idle := q.idleTime()
 	res := summarize(sys, w, cfg, wall-idle, meter.Snapshot(), col)
 	res.IdleSeconds = idle.Seconds()
+	res.RTTMs = ms(cfg.RTT)
+	res.MeanInjectedDelayMs = ms(rtt.MeanDelay())
 	res.BenchCPUSeconds, res.EmulatorCPUSeconds = cpu.Seconds(), emu.Seconds()
 	res.BenchCPUMsPerEvent = ratio(float64(cpu)/float64(time.Millisecond), float64(res.Events))
 	res.EmulatorCPUMsPerEvent = ratio(float64(emu)/float64(time.Millisecond), float64(res.Events))
@@ -548,6 +558,12 @@ type Result struct {
 	Events     int `json:"events"`
 	Deliveries int `json:"deliveries"`
 	Batches    int `json:"batches"`
+	// RTTMs is the modelled round trip added to every DynamoDB attempt
+	// (0: none, DynamoDB Local on loopback as it is);
+	// MeanInjectedDelayMs is how long an attempt actually waited for it,
+	// timer and scheduling overshoot included.
+	RTTMs               float64 `json:"rttMs"`
+	MeanInjectedDelayMs float64 `json:"meanInjectedDelayMs,omitempty"`
 	// WallSeconds is the time the run processed batches: from the first
 	// delivery to the last, less IdleSeconds, when every worker only
 	// waited for a redelivery to become visible. EventsPerSecond is
@@ -725,6 +741,9 @@ func outcomeKey(s usage.Status, r usage.Reason) string {
 	}
 	return string(s)
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func ratio(a, b float64) float64 {
 	if b == 0 {

@@ -63,6 +63,23 @@ func TestRunBothSystems(t *testing.T) {
 	}
 }
 
+// With a modelled round trip, every measured attempt waits for it and the
+// run reports it; the correctness check is unaffected.
+func TestRunWithRTT(t *testing.T) {
+	emulator.Env(t)
+	w := smallWorkload(t)
+	res, err := Run(context.Background(), Ours, w, RunConfig{Concurrency: 3, RTT: 2 * time.Millisecond, TablePrefix: emulator.UniqueName(t, "rtt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RTTMs != 2 || res.MeanInjectedDelayMs < 2 {
+		t.Fatalf("rttMs %v, meanInjectedDelayMs %v; want 2 and at least 2", res.RTTMs, res.MeanInjectedDelayMs)
+	}
+	if ms := res.MeanCallMs["TransactWriteItems"]; ms < 2 {
+		t.Fatalf("mean TransactWriteItems call %.2f ms, want at least the 2 ms round trip", ms)
+	}
+}
+
 // The check fails loudly when the outcomes claim what the tables do not
 // hold.
 func TestVerifyCatchesAMismatch(t *testing.T) {
