@@ -17,6 +17,7 @@ package faultinjection
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -74,6 +75,13 @@ type Faults struct {
 	// MaxLatency bounds the delay of a Latency fault, drawn uniformly from
 	// (0, MaxLatency]. Default 200ms.
 	MaxLatency time.Duration
+	// TransactionConflict is the probability that a TransactWriteItems is
+	// answered TransactionCanceledException with the reason
+	// TransactionConflict on its first item, as DynamoDB answers when
+	// another transaction is in flight on that item. DynamoDB Local never
+	// does (it runs them one after another), and the SDK does not retry
+	// it: the caller must. Drawn separately from the kinds above.
+	TransactionConflict float64
 }
 
 const defaultMaxLatency = 200 * time.Millisecond
@@ -113,6 +121,9 @@ func (f Faults) validate() error {
 	if sum > 1+1e-9 {
 		return fmt.Errorf("faultinjection: probabilities add up to %v, want at most 1", sum)
 	}
+	if f.TransactionConflict < 0 || f.TransactionConflict > 1 {
+		return fmt.Errorf("faultinjection: probability of a transaction conflict is %v, want 0..1", f.TransactionConflict)
+	}
 	if f.MaxLatency < 0 {
 		return errors.New("faultinjection: MaxLatency is negative")
 	}
@@ -130,6 +141,8 @@ type Stats struct {
 	// TransactWriteItems): writes that committed while their caller saw a
 	// network error.
 	LostSuccesses map[string]int
+	// Conflicts counts TransactWriteItems answered with a TransactionConflict.
+	Conflicts int
 }
 
 // Failed is the number of requests that failed because of a fault.
@@ -258,7 +271,7 @@ func (p *Proxy) SetFaults(faults Faults) error {
 func (p *Proxy) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Requests: p.stats.Requests, Injected: map[Kind]int{}, LostSuccesses: map[string]int{}}
+	s := Stats{Requests: p.stats.Requests, Injected: map[Kind]int{}, LostSuccesses: map[string]int{}, Conflicts: p.stats.Conflicts}
 	for k, v := range p.stats.Injected {
 		s.Injected[k] = v
 	}
@@ -288,6 +301,19 @@ func (p *Proxy) decide() (Kind, time.Duration) {
 	return "", 0
 }
 
+// conflict draws whether a transaction meets a conflicting one, and
+// counts it as a request if so.
+func (p *Proxy) conflict() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.faults.TransactionConflict == 0 || p.rng.Float64() >= p.faults.TransactionConflict {
+		return false
+	}
+	p.stats.Requests++
+	p.stats.Conflicts++
+	return true
+}
+
 func (p *Proxy) lostSuccess(op string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -302,6 +328,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return // the caller went away
+	}
+	if operation(r) == "TransactWriteItems" && p.conflict() {
+		writeConflict(w, body)
+		return
 	}
 	kind, delay := p.decide()
 	switch kind {
@@ -412,6 +442,30 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	h.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// writeConflict answers a TransactWriteItems the way DynamoDB cancels a
+// transaction that overlaps another one in flight: one cancellation reason
+// per item, TransactionConflict on the first, None on the others.
+func writeConflict(w http.ResponseWriter, request []byte) {
+	var in struct{ TransactItems []json.RawMessage }
+	json.Unmarshal(request, &in) // a malformed request still gets one reason
+	reasons := []string{`{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item (injected)"}`}
+	codes := []string{"TransactionConflict"}
+	for range max(len(in.TransactItems)-1, 0) {
+		reasons = append(reasons, `{"Code":"None"}`)
+		codes = append(codes, "None")
+	}
+	body := fmt.Appendf(nil, `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [%s]","CancellationReasons":[%s]}`,
+		strings.Join(codes, ", "), strings.Join(reasons, ","))
+	h := w.Header()
+	h.Set("Content-Type", "application/x-amz-json-1.0")
+	h.Set("X-Amzn-ErrorType", "TransactionCanceledException")
+	h.Set("X-Amzn-RequestId", "faultinjection-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	h.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusBadRequest)
 	w.Write(body)
 }
 
