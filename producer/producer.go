@@ -30,8 +30,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -51,7 +49,7 @@ const (
 	// and emulator has enforced, and usage events are small: typically a
 	// few hundred bytes, at most about 40 KiB (32 KiB of metadata plus
 	// three 256-character IDs), or about 110 KiB in the worst case of
-	// every character escaped by sqsSafe. Nothing is lost by staying
+	// every character escaped by usage.Event.MarshalJSON. Nothing is lost by staying
 	// under it.
 	MaxBatchBytes = 256 << 10
 )
@@ -275,7 +273,6 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 			results[i].Err = err
 			continue
 		}
-		body = sqsSafe(body)
 		if len(body) > MaxBatchBytes {
 			// Not reachable by a valid event (see MaxBatchBytes); SQS
 			// would refuse it, so it is not worth a call.
@@ -449,45 +446,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// sqsSafe escapes the characters of a JSON body that SQS does not take
-// as they are. SQS rejects a body containing U+FFFE or U+FFFF
-// (InvalidMessageContents), although they are valid UTF-8 that the
-// contract accepts; and some SQS implementations, fauxqs among them,
-// reject every character above U+FFFF (emoji), which AWS accepts. In the
-// output of MarshalJSON such characters occur only inside JSON strings,
-// where a \u escape (a surrogate pair above U+FFFF) denotes the same
-// character, so the service parses exactly the same event.
-func sqsSafe(body []byte) []byte {
-	var out []byte
-	last := 0
-	for i := 0; i < len(body); {
-		if body[i] < 0xEF { // ASCII, a continuation byte, or a lead byte below U+F000
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(body[i:])
-		if r != 0xFFFE && r != 0xFFFF && r < 0x10000 {
-			i += size
-			continue
-		}
-		if out == nil {
-			out = make([]byte, 0, len(body)+64)
-		}
-		out = append(out, body[last:i]...)
-		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
-			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
-		} else {
-			out = fmt.Appendf(out, `\u%04x`, r)
-		}
-		i += size
-		last = i
-	}
-	if out == nil {
-		return body
-	}
-	return append(out, body[last:]...)
 }
 
 // FIFOID maps s (a userId or an idempotency key) to a valid FIFO

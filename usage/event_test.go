@@ -156,14 +156,14 @@ func TestEventMarshalRoundTrips(t *testing.T) {
 }
 
 func TestMarshalEscapesCharactersSQSRefuses(t *testing.T) {
-	ev := usage.NewEvent("a\uFFFEb", "k\uFFFF")
+	ev := usage.NewEvent("a\uFFFEb😀", "k\uFFFF")
 	ev.Metadata = []byte("{\"x\":\"\uFFFE\"}")
 	body, err := ev.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.ContainsAny(string(body), "\uFFFE\uFFFF") {
-		t.Fatalf("raw U+FFFE/U+FFFF in %q", body)
+	if strings.ContainsAny(string(body), "\uFFFE\uFFFF😀") {
+		t.Fatalf("raw U+FFFE/U+FFFF or a character above U+FFFF in %q", body)
 	}
 	back, err := usage.ParseEvent(body)
 	if err != nil || back.UserID != ev.UserID || back.EntitlementKey != ev.EntitlementKey {
