@@ -186,8 +186,9 @@ func (s *Store) updateGroup(ctx context.Context, scope usage.Scope, records []us
 			}
 			pending = kept
 			if len(pending) == 0 {
-				// The entitlement's condition held, or failed and returned
-				// the current item: either way state is confirmed.
+				// Keep the best state known (confirmed when the
+				// entitlement's condition held or returned the item); the
+				// next write's condition checks it anyway.
 				s.cache.put(scope, state)
 				return out
 			}
