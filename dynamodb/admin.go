@@ -100,7 +100,7 @@ func PutEntitlement(ctx context.Context, c AdminClient, table string, keys Entit
 	if keys == (EntitlementKeys{}) {
 		keys = DefaultEntitlementKeys
 	}
-	pk, sk, ok := keys.values(usage.Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey})
+	key, ok := keys.key(usage.Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey})
 	if !ok {
 		return errors.New("userId or entitlementKey too long for a DynamoDB key")
 	}
@@ -108,22 +108,23 @@ func PutEntitlement(ctx context.Context, c AdminClient, table string, keys Entit
 	for k, v := range e.Extra {
 		item[k] = v
 	}
-	item[keys.PartitionAttr] = &types.AttributeValueMemberS{Value: pk}
-	item[keys.SortAttr] = &types.AttributeValueMemberS{Value: sk}
+	for k, v := range key.attributes(keys) {
+		item[k] = v
+	}
 	if e.Limit != nil {
-		item[attrLimit] = number(*e.Limit)
+		item[usage.AttrLimit] = number(*e.Limit)
 	}
 	if e.Used != nil {
-		item[attrUsed] = number(*e.Used)
+		item[usage.AttrUsed] = number(*e.Used)
 	}
 	if e.ResetPeriod != "" {
-		item[attrResetPeriod] = &types.AttributeValueMemberS{Value: string(e.ResetPeriod)}
+		item[usage.AttrResetPeriod] = &types.AttributeValueMemberS{Value: string(e.ResetPeriod)}
 	}
 	if e.PeriodStart != nil {
-		item[attrPeriodStart] = &types.AttributeValueMemberS{Value: usage.FormatInstant(*e.PeriodStart)}
+		item[usage.AttrPeriodStart] = &types.AttributeValueMemberS{Value: usage.FormatInstant(*e.PeriodStart)}
 	}
 	if e.ResetAnchor != nil {
-		item[attrResetAnchor] = &types.AttributeValueMemberS{Value: e.ResetAnchor.Format(time.RFC3339Nano)}
+		item[usage.AttrResetAnchor] = &types.AttributeValueMemberS{Value: e.ResetAnchor.Format(time.RFC3339Nano)}
 	}
 	_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
 	return err
@@ -141,8 +142,7 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 	if keys == (EntitlementKeys{}) {
 		keys = DefaultEntitlementKeys
 	}
-	s := &Store{cfg: Config{Keys: keys}}
-	pk, skPrefix, ok := keys.values(usage.Scope{UserID: userID, EntitlementKey: entitlementKey})
+	key, ok := keys.key(usage.Scope{UserID: userID, EntitlementKey: entitlementKey})
 	if !ok {
 		return nil, nil // too long to be a key: no such item can exist
 	}
@@ -158,8 +158,8 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 			KeyConditionExpression:   aws.String(cond),
 			ExpressionAttributeNames: map[string]string{"#pk": keys.PartitionAttr, "#sk": keys.SortAttr},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": &types.AttributeValueMemberS{Value: pk},
-				":sk": &types.AttributeValueMemberS{Value: skPrefix},
+				":pk": &types.AttributeValueMemberS{Value: key.pk},
+				":sk": &types.AttributeValueMemberS{Value: key.sk},
 			},
 			ConsistentRead:    aws.Bool(true),
 			ExclusiveStartKey: start,
@@ -172,7 +172,7 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 			if sk == nil {
 				continue
 			}
-			out = append(out, Entitlement{EntitlementKey: sk.Value[len(keys.KeyPrefix):], Entitlement: s.parse(item).ent})
+			out = append(out, Entitlement{EntitlementKey: sk.Value[len(keys.KeyPrefix):], Entitlement: ParseEntitlement(item)})
 		}
 		if start = res.LastEvaluatedKey; start == nil {
 			break
@@ -212,13 +212,10 @@ func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Sc
 			return nil, err
 		}
 		for _, item := range res.Items {
-			e := LedgerEntry{Amount: ledgerAmount(item)}
-			e.DedupKey = str(item["dedupKey"])
-			e.KeySource = str(item["keySource"])
-			e.AppliedAt = str(item["appliedAt"])
-			e.MessageID = str(item["messageId"])
-			e.PeriodStart = str(item["periodStart"])
-			e.Metadata = str(item["metadata"])
+			stored := ledgerEntry(item)
+			e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
+				AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
+				Metadata: string(stored.Metadata)}
 			if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
 				fmt.Sscan(n.Value, &e.ExpiresAt)
 			}
@@ -229,11 +226,4 @@ func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Sc
 		}
 	}
 	return out, nil
-}
-
-func str(v types.AttributeValue) string {
-	if s, ok := v.(*types.AttributeValueMemberS); ok {
-		return s.Value
-	}
-	return ""
 }

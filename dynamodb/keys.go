@@ -3,7 +3,10 @@ package dynamodb
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -27,10 +30,21 @@ const (
 	maxSortKeyBytes      = 1024
 )
 
-func (k EntitlementKeys) values(s usage.Scope) (pk, sk string, ok bool) {
-	pk, sk = k.UserPrefix+s.UserID, k.KeyPrefix+s.EntitlementKey
-	// A key longer than DynamoDB allows cannot name an existing item.
-	return pk, sk, len(pk) <= maxPartitionKeyBytes && len(sk) <= maxSortKeyBytes
+// entitlementKey is the key of a scope's entitlement item.
+type entitlementKey struct{ pk, sk string }
+
+// key returns the scope's entitlement item key; ok is false when it would
+// be longer than DynamoDB allows, so no such item can exist.
+func (k EntitlementKeys) key(s usage.Scope) (key entitlementKey, ok bool) {
+	key = entitlementKey{pk: k.UserPrefix + s.UserID, sk: k.KeyPrefix + s.EntitlementKey}
+	return key, len(key.pk) <= maxPartitionKeyBytes && len(key.sk) <= maxSortKeyBytes
+}
+
+func (e entitlementKey) attributes(k EntitlementKeys) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		k.PartitionAttr: &types.AttributeValueMemberS{Value: e.pk},
+		k.SortAttr:      &types.AttributeValueMemberS{Value: e.sk},
+	}
 }
 
 // Ledger layout: one item per applied event.
@@ -40,6 +54,8 @@ func (k EntitlementKeys) values(s usage.Scope) (pk, sk string, ok bool) {
 //
 // Keys that would exceed DynamoDB's limits are replaced by a SHA-256 of
 // their content (prefixes SCOPEHASH# / KEYHASH#), which keeps them unique.
+// The hashed scope length-prefixes userId and entitlementKey, so no two
+// scopes share a content, whatever characters the IDs hold.
 const (
 	ledgerPK        = "pk"
 	ledgerSK        = "sk"
@@ -52,7 +68,7 @@ var ledgerEscaper = strings.NewReplacer("%", "%25", "#", "%23")
 func LedgerKey(s usage.Scope, dedupKey string) (pk, sk string) {
 	pk = "USER#" + ledgerEscaper.Replace(s.UserID) + "#ENTITLEMENT#" + ledgerEscaper.Replace(s.EntitlementKey)
 	if len(pk) > maxPartitionKeyBytes {
-		pk = "SCOPEHASH#" + digest(s.UserID+"\x00"+s.EntitlementKey)
+		pk = "SCOPEHASH#" + digest(lengthPrefixed(s.UserID)+lengthPrefixed(s.EntitlementKey))
 	}
 	sk = "KEY#" + dedupKey
 	if len(sk) > maxSortKeyBytes {
@@ -60,6 +76,18 @@ func LedgerKey(s usage.Scope, dedupKey string) (pk, sk string) {
 	}
 	return pk, sk
 }
+
+func ledgerKeyAttributes(s usage.Scope, dedupKey string) map[string]types.AttributeValue {
+	pk, sk := LedgerKey(s, dedupKey)
+	return map[string]types.AttributeValue{
+		ledgerPK: &types.AttributeValueMemberS{Value: pk},
+		ledgerSK: &types.AttributeValueMemberS{Value: sk},
+	}
+}
+
+// lengthPrefixed encodes s as "<byte length>:<s>": a concatenation of
+// such parts splits back in exactly one way.
+func lengthPrefixed(s string) string { return strconv.Itoa(len(s)) + ":" + s }
 
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))

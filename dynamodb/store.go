@@ -1,9 +1,9 @@
-// Package dynamodb applies usage to DynamoDB: the entitlement update and
-// the ledger entries of a group of events in one atomic, conditional
-// TransactWriteItems. The domain (package usage) decides; this package
-// owns the condition that makes the decision safe under any number of
-// racing consumers, and the retries when the condition finds the state
-// has moved on.
+// Package dynamodb applies decisions to DynamoDB: the writes of a
+// usage.Plan, for one scope, as one atomic, conditional
+// TransactWriteItems. The domain (package usage) decides, and states as
+// data the exact preconditions each decision relied on; this package
+// translates them mechanically and owns only the retries, the state cache
+// and the reading of cancellation reasons.
 package dynamodb
 
 import (
@@ -11,8 +11,7 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
-	"math/rand/v2"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -30,16 +30,22 @@ type Client interface {
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
+// DefaultRetention is how long applied keys are remembered unless
+// configured: at least the 14 days a dead-letter queue keeps a message
+// at most, so that anything that can still be replayed is still
+// deduplicated.
+const DefaultRetention = 14 * 24 * time.Hour
+
 // Config configures a Store.
 type Config struct {
 	EntitlementsTable string
 	LedgerTable       string
 	Keys              EntitlementKeys
 	// Retention is how long ledger entries (and so dedup) last; DynamoDB's
-	// TTL deletes them some time after.
+	// TTL deletes them some time after. Default DefaultRetention.
 	Retention time.Duration
 	// MaxAttempts bounds the conditional writes per group before its
-	// remaining events are handed back to the queue as RETRY.
+	// events are handed back to the queue as RETRY.
 	MaxAttempts int
 	// DisableCache turns off the per-process cache of entitlement state.
 	// The cache only saves reads; correctness never depends on it.
@@ -48,7 +54,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Store applies usage with one conditional transaction per group.
+// Store applies decisions with one conditional transaction per group.
 type Store struct {
 	client Client
 	cfg    Config
@@ -61,7 +67,7 @@ func NewStore(client Client, cfg Config) *Store {
 		cfg.Keys = DefaultEntitlementKeys
 	}
 	if cfg.Retention <= 0 {
-		cfg.Retention = 7 * 24 * time.Hour
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 12
@@ -69,7 +75,7 @@ func NewStore(client Client, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{client: client, cfg: cfg, cache: stateCache{m: map[usage.Scope]observed{}}}
+	return &Store{client: client, cfg: cfg, cache: stateCache{m: map[usage.Scope]usage.Item{}}}
 }
 
 // maxGroup bounds the records of one transaction: one entitlement item
@@ -81,207 +87,185 @@ const maxGroup = 50
 // write kept finding the state changed, or transactions kept conflicting.
 var ErrContention = errors.New("entitlement kept changing under concurrent writers; retries exhausted")
 
-// Update applies records of one scope, in order, and returns one outcome
-// per record. Events whose keys were already applied come back Duplicate
-// (or Rejected IDEMPOTENCY_CONFLICT); nothing is written for rejections.
-// It never returns an error: transient failures are RETRY outcomes.
+// ErrInvalidWrite is the cause of RETRY when DynamoDB kept refusing a
+// single event's write as invalid although a fresh consistent read
+// explained nothing: a bug, never guessed around.
+var ErrInvalidWrite = errors.New("DynamoDB rejected the write as invalid even after a consistent re-read")
+
+// Update decides and applies records of one scope, in order, and returns
+// one outcome per record. Each group of up to 50 records is one atomic
+// transaction. It never returns an error: transient failures are RETRY
+// outcomes.
 func (s *Store) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	out := make([]usage.Outcome, 0, len(records))
 	for len(records) > 0 {
 		n := min(len(records), maxGroup)
-		out = append(out, s.updateGroup(ctx, scope, records[:n], decide)...)
+		out = append(out, s.updateGroup(ctx, scope, records[:n], decide, true)...)
 		records = records[n:]
 	}
 	return out
 }
 
-func (s *Store) updateGroup(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
-	out := make([]usage.Outcome, len(records))
-	pending := make([]int, len(records))
-	for i := range pending {
-		pending[i] = i
+// updateGroup: observe, decide, write; on a failed precondition learn
+// what changed and decide again; on an invalid write re-read
+// consistently, and if that explains nothing decide event by event.
+func (s *Store) updateGroup(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide, mayFallBack bool) []usage.Outcome {
+	key, ok := s.cfg.Keys.key(scope)
+	state, err := s.observe(ctx, scope, key, ok, false)
+	if err != nil {
+		return all(records, usage.Retry, err)
 	}
-	finish := func(status usage.Status, err error) []usage.Outcome {
-		for _, i := range pending {
-			out[i] = usage.Outcome{Status: status, Err: err}
-		}
-		return out
-	}
-
-	entPK, entSK, keyOK := s.cfg.Keys.values(scope)
-	if !keyOK {
-		return finish(usage.Rejected, &usage.RejectionError{Reason: usage.ReasonEntitlementNotFound,
-			Message: "userId and entitlementKey are too long to name an entitlement item"})
-	}
-
-	state, ok := s.cache.get(scope)
-	if !ok || s.cfg.DisableCache {
-		var err error
-		if state, err = s.read(ctx, entPK, entSK); err != nil {
-			return finish(usage.Retry, err)
-		}
-	}
-
-	for attempt, conflicts := 0, 0; ; attempt++ {
-		if attempt >= s.cfg.MaxAttempts {
-			return finish(usage.Retry, ErrContention)
-		}
+	reread := false
+	for attempt, conflicts := 0, 0; attempt < s.cfg.MaxAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return finish(usage.Retry, err)
+			return all(records, usage.Retry, err)
 		}
-		recs := make([]usage.Record, len(pending))
-		for j, i := range pending {
-			recs[j] = records[i]
+		plan := decide(state, records)
+		if len(plan.Writes) == 0 {
+			s.remember(scope, state.Entitlement.Observed)
+			return plan.Outcomes
 		}
-		plan := decide(state.ent, recs)
-		tx, ledgerOf := s.transaction(scope, entPK, entSK, state, recs, plan)
-		_, err := s.client.TransactWriteItems(ctx, tx)
+		err := s.write(ctx, scope, key, plan)
 		if err == nil {
-			for j, i := range pending {
-				out[i] = plan.Outcomes[j]
-			}
-			s.cache.put(scope, state.after(plan))
-			return out
+			s.remember(scope, plan.After(state.Entitlement.Observed))
+			return plan.Outcomes
 		}
-
-		var canceled *types.TransactionCanceledException
-		if !errors.As(err, &canceled) {
+		c, canceled := s.cancellation(err, plan)
+		switch {
+		case !canceled:
 			// The SDK already retried throttling, 5xx and network errors
 			// with backoff; what is left goes back to the queue.
 			s.cache.forget(scope)
-			return finish(usage.Retry, err)
-		}
-		reasons := canceled.CancellationReasons
-		resolved := map[int]bool{}
-		stateMoved, transient := false, false
-		for k, reason := range reasons {
-			code := aws.ToString(reason.Code)
-			switch {
-			case code == "None" || code == "":
-				continue
-			case code == "ConditionalCheckFailed" && k == 0:
-				state = s.parse(reason.Item)
-				stateMoved = true
-			case code == "ConditionalCheckFailed" && k-1 < len(ledgerOf):
-				// The key was already applied: every pending record with
-				// that key is a duplicate of the stored event.
-				stored := ledgerAmount(reason.Item)
-				key := recs[ledgerOf[k-1]].DedupKey()
-				for j, i := range pending {
-					if recs[j].DedupKey() == key {
-						out[i] = usage.DuplicateOutcome(stored, recs[j].Event.Amount)
-						resolved[i] = true
-					}
-				}
-			default: // TransactionConflict, ThrottlingError, ...
-				transient = true
+			return all(records, usage.Retry, err)
+		case c.invalid && reread:
+			s.cache.forget(scope)
+			if mayFallBack && len(records) > 1 {
+				return s.oneByOne(ctx, scope, records, decide)
 			}
-		}
-		if len(resolved) > 0 {
-			kept := pending[:0]
-			for _, i := range pending {
-				if !resolved[i] {
-					kept = append(kept, i)
-				}
+			return all(records, usage.Retry, ErrInvalidWrite)
+		case c.invalid:
+			s.cache.forget(scope)
+			reread = true
+			if state, err = s.observe(ctx, scope, key, ok, true); err != nil {
+				return all(records, usage.Retry, err)
 			}
-			pending = kept
-			if len(pending) == 0 {
-				// Keep the best state known (confirmed when the
-				// entitlement's condition held or returned the item); the
-				// next write's condition checks it anyway.
-				s.cache.put(scope, state)
-				return out
-			}
-		}
-		if !stateMoved && len(resolved) == 0 {
-			transient = true
-		}
-		if transient {
+		case c.learned():
+			state = c.apply(state)
+		default: // TransactionConflict, throttling of one item, ...
 			conflicts++
-			if err := sleep(ctx, backoff(conflicts)); err != nil {
-				return finish(usage.Retry, err)
+			if err := backoff.Sleep(ctx, conflictBackoff.Full(conflicts)); err != nil {
+				return all(records, usage.Retry, err)
 			}
 		}
+	}
+	return all(records, usage.Retry, ErrContention)
+}
+
+// conflictBackoff spreads racing consumers out instead of letting them
+// collide again in lockstep.
+var conflictBackoff = backoff.Exponential{Base: 10 * time.Millisecond, Max: time.Second}
+
+// oneByOne decides and writes each record alone, so that a write DynamoDB
+// refuses for one of them does not hold back the others: each gets its
+// own honest outcome.
+func (s *Store) oneByOne(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	out := make([]usage.Outcome, 0, len(records))
+	for i := range records {
+		out = append(out, s.updateGroup(ctx, scope, records[i:i+1], decide, false)...)
+	}
+	return out
+}
+
+func all(records []usage.Record, status usage.Status, err error) []usage.Outcome {
+	out := make([]usage.Outcome, len(records))
+	for i := range out {
+		out[i] = usage.Outcome{Status: status, Err: err}
+	}
+	return out
+}
+
+// observe returns what is known of the scope before deciding: the cached
+// entitlement, else a read (consistent when asked, after DynamoDB refused
+// a write that the cached or eventually consistent state allowed).
+func (s *Store) observe(ctx context.Context, scope usage.Scope, key entitlementKey, addressable, consistent bool) (usage.State, error) {
+	if !addressable {
+		return usage.State{Entitlement: usage.ParseEntitlement(usage.Item{Unaddressable: true})}, nil
+	}
+	if !consistent && !s.cfg.DisableCache {
+		if it, ok := s.cache.get(scope); ok {
+			return usage.State{Entitlement: usage.ParseEntitlement(it)}, nil
+		}
+	}
+	it, err := s.read(ctx, key, consistent)
+	if err != nil {
+		return usage.State{}, err
+	}
+	return usage.State{Entitlement: usage.ParseEntitlement(it)}, nil
+}
+
+// read fetches the entitlement attributes with a projected GetItem;
+// eventually consistent unless asked otherwise, since a stale answer is
+// caught by the preconditions of the write that follows.
+func (s *Store) read(ctx context.Context, key entitlementKey, consistent bool) (usage.Item, error) {
+	names := map[string]string{}
+	proj := make([]string, 0, len(usage.EntitlementAttrs)+1)
+	e := expression{names: names}
+	proj = append(proj, e.name(s.cfg.Keys.PartitionAttr))
+	for _, a := range usage.EntitlementAttrs {
+		proj = append(proj, e.name(a))
+	}
+	res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                aws.String(s.cfg.EntitlementsTable),
+		Key:                      key.attributes(s.cfg.Keys),
+		ProjectionExpression:     aws.String(strings.Join(proj, ", ")),
+		ExpressionAttributeNames: names,
+		ConsistentRead:           aws.Bool(consistent),
+	})
+	if err != nil {
+		return usage.Item{}, err
+	}
+	return observe(res.Item), nil
+}
+
+func (s *Store) remember(scope usage.Scope, it usage.Item) {
+	if !s.cfg.DisableCache && !it.Unaddressable {
+		s.cache.put(scope, it)
 	}
 }
 
-// transaction builds the atomic write for a plan. Item 0 is the
-// entitlement (an Update when something is applied, else a
-// ConditionCheck that confirms the observed state the rejections rest
-// on); then one ledger item per distinct dedup key: a Put for an applied
-// record, a ConditionCheck for a rejected one (so that a redelivered,
-// already applied event is reported as a duplicate, not as a rejection).
-// ledgerOf maps each ledger item (from 1) to its record.
-func (s *Store) transaction(scope usage.Scope, entPK, entSK string, state observed, recs []usage.Record, plan usage.Plan) (*dynamodb.TransactWriteItemsInput, []int) {
-	items := make([]types.TransactWriteItem, 0, len(recs)+1)
-	cond := state.condition(s.cfg.Keys.PartitionAttr, plan)
-	entKey := map[string]types.AttributeValue{
-		s.cfg.Keys.PartitionAttr: &types.AttributeValueMemberS{Value: entPK},
-		s.cfg.Keys.SortAttr:      &types.AttributeValueMemberS{Value: entSK},
-	}
-	if plan.Applied() {
-		update, names, values := updateExpression(plan)
-		for k, v := range names {
-			cond.names[k] = v
-		}
-		for k, v := range values {
-			cond.values[k] = v
-		}
-		items = append(items, types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(s.cfg.EntitlementsTable), Key: entKey,
-			UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond.expr),
-			ExpressionAttributeNames: cond.names, ExpressionAttributeValues: nilIfEmpty(cond.values),
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}})
-	} else {
-		items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-			TableName: aws.String(s.cfg.EntitlementsTable), Key: entKey,
-			ConditionExpression: aws.String(cond.expr), ExpressionAttributeNames: cond.names,
-			ExpressionAttributeValues:           nilIfEmpty(cond.values),
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}})
-	}
+// write sends the plan's writes as one transaction.
+func (s *Store) write(ctx context.Context, scope usage.Scope, key entitlementKey, plan usage.Plan) error {
+	_, err := s.client.TransactWriteItems(ctx, s.transaction(scope, key, plan))
+	return err
+}
 
+// transaction translates a plan: one transaction item per write, in the
+// plan's order (cancellation reasons come back in the same order).
+func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Plan) *dynamodb.TransactWriteItemsInput {
 	now := s.cfg.Now().UTC()
-	period := state.raw[attrPeriodStart]
-	if plan.Reset {
-		period = &types.AttributeValueMemberS{Value: usage.FormatInstant(plan.PeriodStart)}
-	}
-	seen := map[string]bool{}
-	var ledgerOf []int
-	// Puts first, so a key that is applied and also rejected in the same
-	// group gets the Put (one item may appear only once in a transaction).
-	for pass := 0; pass < 2; pass++ {
-		for j, r := range recs {
-			o := plan.Outcomes[j]
-			key := r.DedupKey()
-			isPut := o.Status == usage.Applied
-			if seen[key] || (pass == 0) != isPut || o.Status == usage.Duplicate || o.Reason() == usage.ReasonIdempotencyConflict {
-				continue
-			}
-			seen[key] = true
-			pk, sk := LedgerKey(scope, key)
-			lkey := map[string]types.AttributeValue{
-				ledgerPK: &types.AttributeValueMemberS{Value: pk},
-				ledgerSK: &types.AttributeValueMemberS{Value: sk},
-			}
-			notApplied := aws.String("attribute_not_exists(#pk)")
-			names := map[string]string{"#pk": ledgerPK}
-			if isPut {
-				item := ledgerItem(scope, r, key, lkey, period, now, now.Add(s.cfg.Retention))
-				items = append(items, types.TransactWriteItem{Put: &types.Put{
-					TableName: aws.String(s.cfg.LedgerTable), Item: item,
-					ConditionExpression: notApplied, ExpressionAttributeNames: names,
-					ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-				}})
-			} else {
-				items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-					TableName: aws.String(s.cfg.LedgerTable), Key: lkey,
-					ConditionExpression: notApplied, ExpressionAttributeNames: names,
-					ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-				}})
-			}
-			ledgerOf = append(ledgerOf, j)
+	items := make([]types.TransactWriteItem, len(plan.Writes))
+	for i, w := range plan.Writes {
+		table, keyAttr, itemKey := s.cfg.EntitlementsTable, s.cfg.Keys.PartitionAttr, key.attributes(s.cfg.Keys)
+		if w.Target.Ledger {
+			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(scope, w.Target.Key)
+		}
+		e := translate(w, keyAttr)
+		allOld := types.ReturnValuesOnConditionCheckFailureAllOld
+		switch w.Action {
+		case usage.Update:
+			items[i].Update = &types.Update{TableName: aws.String(table), Key: itemKey,
+				UpdateExpression: aws.String(e.update), ConditionExpression: nilIfBlank(e.condition),
+				ExpressionAttributeNames: e.names, ExpressionAttributeValues: nilIfEmpty(e.values),
+				ReturnValuesOnConditionCheckFailure: allOld}
+		case usage.Put:
+			items[i].Put = &types.Put{TableName: aws.String(table),
+				Item:                ledgerItem(scope, w.Entry, now, now.Add(s.cfg.Retention)),
+				ConditionExpression: nilIfBlank(e.condition), ExpressionAttributeNames: nilIfNoNames(e.names),
+				ExpressionAttributeValues: nilIfEmpty(e.values), ReturnValuesOnConditionCheckFailure: allOld}
+		case usage.Check:
+			items[i].ConditionCheck = &types.ConditionCheck{TableName: aws.String(table), Key: itemKey,
+				ConditionExpression: aws.String(e.condition), ExpressionAttributeNames: e.names,
+				ExpressionAttributeValues: nilIfEmpty(e.values), ReturnValuesOnConditionCheckFailure: allOld}
 		}
 	}
 	return &dynamodb.TransactWriteItemsInput{
@@ -294,7 +278,7 @@ func (s *Store) transaction(scope usage.Scope, entPK, entSK string, state observ
 		// attempt's success instead of failing the ledger conditions, so
 		// the events are reported APPLIED, not DUPLICATE.
 		ClientRequestToken: aws.String(requestToken()),
-	}, ledgerOf
+	}
 }
 
 func requestToken() string {
@@ -303,58 +287,65 @@ func requestToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-func updateExpression(plan usage.Plan) (string, map[string]string, map[string]types.AttributeValue) {
-	names := map[string]string{"#used": attrUsed}
-	values := map[string]types.AttributeValue{":delta": number(plan.Delta)}
-	if plan.Reset {
-		names["#periodStart"] = attrPeriodStart
-		values[":newPeriodStart"] = &types.AttributeValueMemberS{Value: usage.FormatInstant(plan.PeriodStart)}
-		return "SET #used = :delta, #periodStart = :newPeriodStart", names, values
-	}
-	values[":zero"] = &types.AttributeValueMemberN{Value: "0"}
-	return "SET #used = if_not_exists(#used, :zero) + :delta", names, values
+// cancellation is what a canceled transaction taught: the current
+// entitlement when its preconditions failed, the stored ledger entries
+// whose absence was assumed, and whether DynamoDB found a write invalid.
+type cancellation struct {
+	entitlement *usage.Item
+	applied     map[string]usage.LedgerEntry
+	invalid     bool
 }
 
-func ledgerItem(scope usage.Scope, r usage.Record, key string, lkey map[string]types.AttributeValue, period types.AttributeValue, now, expires time.Time) map[string]types.AttributeValue {
-	item := map[string]types.AttributeValue{
-		"userId":         &types.AttributeValueMemberS{Value: scope.UserID},
-		"entitlementKey": &types.AttributeValueMemberS{Value: scope.EntitlementKey},
-		"dedupKey":       &types.AttributeValueMemberS{Value: key},
-		"amount":         number(r.Event.Amount),
-		"appliedAt":      &types.AttributeValueMemberS{Value: now.Format(time.RFC3339Nano)},
-		ledgerExpiresAt:  &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)},
+// cancellation reads a failed transaction's reasons, one per write in
+// order. ok is false when err is not a canceled transaction at all.
+func (s *Store) cancellation(err error, plan usage.Plan) (c cancellation, ok bool) {
+	var canceled *types.TransactionCanceledException
+	if !errors.As(err, &canceled) {
+		return c, false
 	}
-	for k, v := range lkey {
-		item[k] = v
-	}
-	if r.MessageID != "" {
-		item["messageId"] = &types.AttributeValueMemberS{Value: r.MessageID}
-	}
-	if r.Event.IdempotencyKey != "" {
-		item["keySource"] = &types.AttributeValueMemberS{Value: "idempotencyKey"}
-	} else {
-		item["keySource"] = &types.AttributeValueMemberS{Value: "messageId"}
-	}
-	if s, ok := period.(*types.AttributeValueMemberS); ok {
-		item["periodStart"] = s
-	}
-	if len(r.Event.Metadata) > 0 {
-		item["metadata"] = &types.AttributeValueMemberS{Value: string(r.Event.Metadata)}
-	}
-	return item
-}
-
-func ledgerAmount(item map[string]types.AttributeValue) usage.Decimal {
-	if n, ok := item["amount"].(*types.AttributeValueMemberN); ok {
-		if d, err := usage.ParseDecimal(n.Value); err == nil {
-			return d
+	for k, reason := range canceled.CancellationReasons {
+		switch aws.ToString(reason.Code) {
+		case "", "None":
+		case "ConditionalCheckFailed":
+			if k >= len(plan.Writes) {
+				continue
+			}
+			if t := plan.Writes[k].Target; t.Ledger {
+				if c.applied == nil {
+					c.applied = map[string]usage.LedgerEntry{}
+				}
+				c.applied[t.Key] = ledgerEntry(reason.Item)
+			} else {
+				it := observe(reason.Item)
+				c.entitlement = &it
+			}
+		case "ValidationError":
+			// For example used became a string, or a concurrent writer's
+			// increments made the sum need more than 38 digits: the state
+			// behind the plan is not what DynamoDB holds.
+			c.invalid = true
 		}
 	}
-	return usage.Decimal{}
+	return c, true
 }
 
-func number(d usage.Decimal) *types.AttributeValueMemberN {
-	return &types.AttributeValueMemberN{Value: d.String()}
+func (c cancellation) learned() bool { return c.entitlement != nil || len(c.applied) > 0 }
+
+func (c cancellation) apply(st usage.State) usage.State {
+	if c.entitlement != nil {
+		st.Entitlement = usage.ParseEntitlement(*c.entitlement)
+	}
+	if len(c.applied) > 0 {
+		known := make(map[string]usage.LedgerEntry, len(st.Applied)+len(c.applied))
+		for k, v := range st.Applied {
+			known[k] = v
+		}
+		for k, v := range c.applied {
+			known[k] = v
+		}
+		st.Applied = known
+	}
+	return st
 }
 
 func nilIfEmpty(m map[string]types.AttributeValue) map[string]types.AttributeValue {
@@ -364,22 +355,18 @@ func nilIfEmpty(m map[string]types.AttributeValue) map[string]types.AttributeVal
 	return m
 }
 
-// backoff is capped exponential backoff with full jitter, so racing
-// consumers spread out instead of colliding again in lockstep.
-func backoff(attempt int) time.Duration {
-	ceiling := min(10*time.Millisecond<<min(attempt, 7), time.Second)
-	return time.Duration(rand.Int64N(int64(ceiling)) + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
+func nilIfNoNames(m map[string]string) map[string]string {
+	if len(m) == 0 {
 		return nil
 	}
+	return m
+}
+
+func nilIfBlank(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }
 
 // stateCache remembers, per process, the entitlement state learned from
@@ -387,19 +374,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 // costs one failed condition, which returns the fresh state.
 type stateCache struct {
 	mu sync.Mutex
-	m  map[usage.Scope]observed
+	m  map[usage.Scope]usage.Item
 }
 
 const maxCached = 100_000
 
-func (c *stateCache) get(s usage.Scope) (observed, bool) {
+func (c *stateCache) get(s usage.Scope) (usage.Item, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o, ok := c.m[s]
 	return o, ok
 }
 
-func (c *stateCache) put(s usage.Scope, o observed) {
+func (c *stateCache) put(s usage.Scope, o usage.Item) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= maxCached {

@@ -90,8 +90,8 @@ func (e *env) ledgerEntries(t *testing.T, user, key string) []dynamodb.LedgerEnt
 
 func (e *env) apply(s *dynamodb.Store, records ...usage.Record) []usage.Outcome {
 	scope := records[0].Event.Scope()
-	return s.Update(context.Background(), scope, records, func(ent usage.Entitlement, r []usage.Record) usage.Plan {
-		return usage.PlanUsage(ent, r, e.now)
+	return s.Update(context.Background(), scope, records, func(st usage.State, r []usage.Record) usage.Plan {
+		return usage.PlanUsage(st, r, e.now)
 	})
 }
 
@@ -298,7 +298,7 @@ func TestLedgerEntryIsTheAuditRecord(t *testing.T) {
 	got := entries[0]
 	want := dynamodb.LedgerEntry{DedupKey: "idem-1", KeySource: "idempotencyKey", Amount: usage.MustDecimal("2.5"),
 		AppliedAt: "2026-11-26T12:00:00Z", MessageID: "msg-1", PeriodStart: "2026-11-01T00:00:00Z",
-		Metadata: `{"resourceId":"session-456"}`, ExpiresAt: e.now.Add(7 * 24 * time.Hour).Unix()}
+		Metadata: `{"resourceId":"session-456"}`, ExpiresAt: e.now.Add(dynamodb.DefaultRetention).Unix()}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}

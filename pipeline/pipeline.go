@@ -151,7 +151,7 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 					outcomes[i] = usage.Outcome{Status: usage.Retry, Err: ErrDeadline}
 				}
 			} else {
-				decide := func(e usage.Entitlement, r []usage.Record) usage.Plan { return usage.PlanUsage(e, r, now()) }
+				decide := func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now()) }
 				outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
 			}
 			for j, i := range g.index {

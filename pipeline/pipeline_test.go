@@ -12,57 +12,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/internal/memstore"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// memoryStore applies the domain rule to in-memory entitlements. It
-// stands in for the storage port in tests of batching logic only; the
-// port's real behaviour is specified by the dynamodb package's tests
-// against DynamoDB Local.
+// memoryStore is memstore's in-memory Store (which passes the same
+// contract suite as the DynamoDB store), recording the message IDs of
+// each Update call, for tests of batching logic.
 type memoryStore struct {
-	mu      sync.Mutex
-	ents    map[usage.Scope]usage.Entitlement
-	applied map[string]usage.Decimal
-	calls   [][]string // message IDs per Update call
+	*memstore.Store
+	mu    sync.Mutex
+	calls [][]string // message IDs per Update call
 }
 
-func newMemoryStore() *memoryStore {
-	return &memoryStore{ents: map[usage.Scope]usage.Entitlement{}, applied: map[string]usage.Decimal{}}
-}
+func newMemoryStore() *memoryStore { return &memoryStore{Store: memstore.New()} }
 
-func (m *memoryStore) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+func (m *memoryStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	var ids []string
 	for _, r := range records {
 		ids = append(ids, r.MessageID)
 	}
+	m.mu.Lock()
 	m.calls = append(m.calls, ids)
-	out := make([]usage.Outcome, len(records))
-	var pending []usage.Record
-	var index []int
-	for i, r := range records {
-		if prev, ok := m.applied[fmt.Sprint(scope, r.DedupKey())]; ok {
-			out[i] = usage.DuplicateOutcome(prev, r.Event.Amount)
-			continue
-		}
-		pending = append(pending, r)
-		index = append(index, i)
-	}
-	plan := decide(m.ents[scope], pending)
-	for j, i := range index {
-		out[i] = plan.Outcomes[j]
-		if plan.Outcomes[j].Status == usage.Applied {
-			m.applied[fmt.Sprint(scope, pending[j].DedupKey())] = pending[j].Event.Amount
-		}
-	}
-	if plan.Applied() {
-		e := m.ents[scope]
-		e.Used = plan.NewUsed
-		m.ents[scope] = e
-	}
-	return out
+	m.mu.Unlock()
+	return m.Store.Update(ctx, scope, records, decide)
 }
 
 func msg(id, body string) pipeline.Message {
@@ -88,8 +62,8 @@ func statusText(rs []pipeline.Result) string {
 func TestProcessorGroupsByEntitlementInMessageOrder(t *testing.T) {
 	store := newMemoryStore()
 	limit := usage.MustDecimal("2")
-	store.ents[usage.Scope{UserID: "a", EntitlementKey: "k"}] = usage.Entitlement{Exists: true, Limit: &limit, ResetPeriod: usage.ResetNone}
-	store.ents[usage.Scope{UserID: "b", EntitlementKey: "k"}] = usage.Entitlement{Exists: true, ResetPeriod: usage.ResetNone}
+	store.PutEntitlement(usage.Scope{UserID: "a", EntitlementKey: "k"}, map[string]usage.Value{usage.AttrLimit: usage.NumberValue(limit)})
+	store.PutEntitlement(usage.Scope{UserID: "b", EntitlementKey: "k"}, nil)
 	p := &pipeline.Processor{Store: store}
 	got := p.Handle(context.Background(), []pipeline.Message{
 		msg("1", body("a", "k", 1)), msg("2", body("b", "k", 5)), msg("3", `{"userId":"a"}`),
@@ -116,7 +90,7 @@ func TestProcessorGroupsByEntitlementInMessageOrder(t *testing.T) {
 
 func TestAReplayKeepsTheFirstDeliverysIDAsDedupKey(t *testing.T) {
 	store := newMemoryStore()
-	store.ents[usage.Scope{UserID: "a", EntitlementKey: "k"}] = usage.Entitlement{Exists: true, ResetPeriod: usage.ResetNone}
+	store.PutEntitlement(usage.Scope{UserID: "a", EntitlementKey: "k"}, nil)
 	p := &pipeline.Processor{Store: store}
 	first := p.Handle(context.Background(), []pipeline.Message{{ID: "m-1", Body: body("a", "k", 1)}})
 	replay := p.Handle(context.Background(), []pipeline.Message{{ID: "m-2", OriginalID: "m-1", Body: body("a", "k", 1)}})

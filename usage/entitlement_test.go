@@ -1,28 +1,19 @@
 package usage_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/internal/memstore"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 var now = time.Date(2026, 11, 26, 15, 4, 5, 0, time.UTC)
 
 func dec(s string) usage.Decimal { return usage.MustDecimal(s) }
-func decp(s string) *usage.Decimal {
-	d := dec(s)
-	return &d
-}
-func instant(s string) *time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return &t
-}
 
 func record(id, amount string) usage.Record {
 	ev := usage.NewEvent("u", "k")
@@ -51,105 +42,195 @@ func statuses(p usage.Plan) string {
 	return s
 }
 
-func TestPlanUsage(t *testing.T) {
-	monthly := func(limit, used, periodStart string) usage.Entitlement {
-		e := usage.Entitlement{Exists: true, Used: dec(used), ResetPeriod: usage.ResetMonthly, PeriodStart: instant(periodStart)}
-		if limit != "" {
-			e.Limit = decp(limit)
+// stored builds an observed entitlement item from attribute/value pairs:
+// a value that parses as a number is stored as N, anything else as S.
+func stored(pairs ...string) usage.Entitlement {
+	it := usage.Item{Exists: true, Attrs: map[string]usage.Value{}}
+	for i := 0; i < len(pairs); i += 2 {
+		if d, err := usage.ParseDecimal(pairs[i+1]); err == nil {
+			it.Attrs[pairs[i]] = usage.NumberValue(d)
+		} else {
+			it.Attrs[pairs[i]] = usage.StringValue(pairs[i+1])
 		}
-		return e
 	}
+	return usage.ParseEntitlement(it)
+}
+
+func monthly(limit, used, periodStart string) usage.Entitlement {
+	pairs := []string{usage.AttrUsed, used, usage.AttrResetPeriod, "MONTHLY", usage.AttrPeriodStart, periodStart}
+	if limit != "" {
+		pairs = append(pairs, usage.AttrLimit, limit)
+	}
+	return stored(pairs...)
+}
+
+// usedAfterIs reports whether used, as the plan's writes leave the
+// observed item, is want: "absent", a number, or a string's contents.
+func usedAfterIs(e usage.Entitlement, p usage.Plan, want string) (usage.Value, bool) {
+	v := p.After(e.Observed).Get(usage.AttrUsed)
+	switch d, err := usage.ParseDecimal(want); {
+	case want == "absent":
+		return v, !v.Present()
+	case err == nil:
+		return v, v.Kind == usage.KindNumber && v.Num.Cmp(d) == 0
+	default:
+		return v, v.Kind == usage.KindString && v.Str == want
+	}
+}
+
+// entitlementWrite is the plan's write of the entitlement item.
+func entitlementWrite(p usage.Plan) (usage.Write, bool) {
+	for _, w := range p.Writes {
+		if w.Target == usage.EntitlementItem {
+			return w, true
+		}
+	}
+	return usage.Write{}, false
+}
+
+// pinsUsed: a precondition that holds only for exactly the observed used.
+func pinsUsed(w usage.Write) bool {
+	for _, c := range w.Conds {
+		if c.Attr == usage.AttrUsed && (c.Op == usage.OpEquals || c.Op == usage.OpAbsent || c.Op == usage.OpType && !c.OrAbsent) {
+			return true
+		}
+	}
+	return false
+}
+
+func resets(w usage.Write) bool {
+	for _, a := range w.Set {
+		if a.Attr == usage.AttrPeriodStart {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPlanUsage(t *testing.T) {
+	missing := usage.ParseEntitlement(usage.Item{})
 	tests := []struct {
-		name      string
-		ent       usage.Entitlement
-		records   []usage.Record
-		want      string
-		newUsed   string
-		reset     bool
-		dependsOn bool
+		name    string
+		ent     usage.Entitlement
+		records []usage.Record
+		want    string
+		used    string // used after the plan's writes: every row, rejected rows unchanged
+		reset   bool
+		pinned  bool // the decision holds only for exactly the observed used
 	}{
-		{"no item", usage.Entitlement{}, []usage.Record{record("a", "1")}, "ENTITLEMENT_NOT_FOUND", "0", false, false},
-		{"malformed item", usage.Entitlement{Exists: true, Malformed: fmt.Errorf("limit is text")}, []usage.Record{record("a", "1")}, "INVALID_ENTITLEMENT", "0", false, false},
-		{"unlimited counts usage", usage.Entitlement{Exists: true, Used: dec("5"), ResetPeriod: usage.ResetNone}, []usage.Record{record("a", "2.5")}, "APPLIED", "7.5", false, false},
+		{"no item", missing, []usage.Record{record("a", "1")}, "ENTITLEMENT_NOT_FOUND", "absent", false, false},
+		{"malformed item", stored(usage.AttrLimit, "text"), []usage.Record{record("a", "1")}, "INVALID_ENTITLEMENT", "absent", false, true},
+		{"used stored as a string", stored(usage.AttrUsed, "six"), []usage.Record{record("a", "1")}, "INVALID_ENTITLEMENT", "six", false, true},
+		{"unlimited counts usage", stored(usage.AttrUsed, "5"), []usage.Record{record("a", "2.5")}, "APPLIED", "7.5", false, false},
 		{"exactly at the limit fits", monthly("10", "9", "2026-11-01T00:00:00Z"), []usage.Record{record("a", "1")}, "APPLIED", "10", false, false},
 		{"one over the limit is rejected", monthly("10", "10", "2026-11-01T00:00:00Z"), []usage.Record{record("a", "1")}, "LIMIT_EXCEEDED", "10", false, true},
 		{"a smaller later event still fits", monthly("10", "7", "2026-11-01T00:00:00Z"), []usage.Record{record("a", "5"), record("b", "3")}, "LIMIT_EXCEEDED APPLIED", "10", false, true},
 		{"prefix of equal amounts", monthly("3", "0", "2026-11-01T00:00:00Z"), []usage.Record{record("a", "1"), record("b", "1"), record("c", "1"), record("d", "1")}, "APPLIED APPLIED APPLIED LIMIT_EXCEEDED", "3", false, true},
 		{"new month resets before consuming", monthly("10", "10", "2026-10-01T00:00:00Z"), []usage.Record{record("a", "4")}, "APPLIED", "4", true, false},
-		{"first use starts a period", usage.Entitlement{Exists: true, Limit: decp("10"), ResetPeriod: usage.ResetDaily}, []usage.Record{record("a", "1")}, "APPLIED", "1", true, false},
-		{"reset then over the limit", monthly("5", "5", "2026-10-01T00:00:00Z"), []usage.Record{record("a", "6")}, "LIMIT_EXCEEDED", "0", true, true},
+		{"first use starts a period", stored(usage.AttrLimit, "10", usage.AttrResetPeriod, "DAILY"), []usage.Record{record("a", "1")}, "APPLIED", "1", true, false},
+		{"reset then over the limit", monthly("5", "5", "2026-10-01T00:00:00Z"), []usage.Record{record("a", "6")}, "LIMIT_EXCEEDED", "5", false, true},
 		{"duplicate key in the batch counts once", monthly("10", "0", "2026-11-01T00:00:00Z"), []usage.Record{keyed("a", "k1", "2"), keyed("b", "k1", "2")}, "APPLIED DUPLICATE", "2", false, false},
 		{"same message ID redelivered in the batch", monthly("10", "0", "2026-11-01T00:00:00Z"), []usage.Record{record("a", "2"), record("a", "2")}, "APPLIED DUPLICATE", "2", false, false},
 		{"reused key with another amount conflicts", monthly("10", "0", "2026-11-01T00:00:00Z"), []usage.Record{keyed("a", "k1", "2"), keyed("b", "k1", "3")}, "APPLIED IDEMPOTENCY_CONFLICT", "2", false, false},
 		{"a rejected key may be applied later in the batch", monthly("3", "0", "2026-11-01T00:00:00Z"), []usage.Record{keyed("a", "k1", "5"), keyed("b", "k1", "1")}, "LIMIT_EXCEEDED APPLIED", "1", false, true},
 		{"decimals are exact", monthly("0.3", "0.1", "2026-11-01T00:00:00Z"), []usage.Record{record("a", "0.1"), record("b", "0.1"), record("c", "0.1")}, "APPLIED APPLIED LIMIT_EXCEEDED", "0.3", false, true},
-		{"precision overflow is rejected, not rounded", usage.Entitlement{Exists: true, Used: dec("1E+30")}, []usage.Record{record("a", "1E-10")}, "INVALID_AMOUNT", "1E+30", false, false},
+		{"precision overflow is rejected, not rounded, and pinned to used", stored(usage.AttrUsed, "1E+30"), []usage.Record{record("a", "1E-10")}, "INVALID_AMOUNT", "1E+30", false, true},
+		{"precision overflow beside an applied event pins used", stored(usage.AttrUsed, "1E+30"), []usage.Record{record("a", "1E-10"), record("b", "1")}, "INVALID_AMOUNT APPLIED", "1000000000000000000000000000001", false, true},
+		// Each running total fits in 38 digits, the delta does not: the
+		// new value is written exactly, for exactly the observed used.
+		{"a delta wider than 38 digits writes the total", stored(usage.AttrUsed, "1E-18"), []usage.Record{record("a", "9E-18"), record("b", "1E+20")}, "APPLIED APPLIED", "100000000000000000000.00000000000000001", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := usage.PlanUsage(tt.ent, tt.records, now)
+			p := usage.PlanUsage(usage.State{Entitlement: tt.ent}, tt.records, now)
 			if got := statuses(p); got != tt.want {
 				t.Errorf("outcomes %q, want %q", got, tt.want)
 			}
-			if p.Applied() && p.NewUsed.Cmp(dec(tt.newUsed)) != 0 {
-				t.Errorf("new used %s, want %s", p.NewUsed, tt.newUsed)
+			if got, ok := usedAfterIs(tt.ent, p, tt.used); !ok {
+				t.Errorf("used after %s, want %s", got, tt.used)
 			}
-			if p.Reset != tt.reset {
-				t.Errorf("reset %v, want %v", p.Reset, tt.reset)
+			w, _ := entitlementWrite(p)
+			if got := resets(w); got != tt.reset {
+				t.Errorf("reset %v, want %v", got, tt.reset)
 			}
-			if p.DependsOnUsed != tt.dependsOn {
-				t.Errorf("DependsOnUsed %v, want %v", p.DependsOnUsed, tt.dependsOn)
+			if got := pinsUsed(w); got != tt.pinned {
+				t.Errorf("pins used %v, want %v (conditions %+v)", got, tt.pinned, w.Conds)
 			}
 		})
 	}
 }
 
-// TestPlanUsageEqualsOneByOne is the coalescing guarantee: planning a
-// group at once gives exactly the outcomes and final usage of planning
-// each record alone, in order, against the state the previous one left.
+func TestPlanUsageWrites(t *testing.T) {
+	ent := monthly("10", "4", "2026-11-01T00:00:00Z")
+	p := usage.PlanUsage(usage.State{Entitlement: ent}, []usage.Record{record("a", "2"), record("b", "9"), keyed("c", "k", "1")}, now)
+	if got := statuses(p); got != "APPLIED LIMIT_EXCEEDED APPLIED" {
+		t.Fatalf("outcomes %q", got)
+	}
+	want := []usage.Target{usage.EntitlementItem, usage.LedgerItem("a"), usage.LedgerItem("k"), usage.LedgerItem("b")}
+	actions := []usage.Action{usage.Update, usage.Put, usage.Put, usage.Check}
+	if len(p.Writes) != len(want) {
+		t.Fatalf("%d writes, want %d: %+v", len(p.Writes), len(want), p.Writes)
+	}
+	for i, w := range p.Writes {
+		if w.Target != want[i] || w.Action != actions[i] {
+			t.Errorf("write %d: %+v %v, want %+v %v", i, w.Target, w.Action, want[i], actions[i])
+		}
+	}
+	if e := p.Writes[2].Entry; e == nil || e.KeySource != "idempotencyKey" || e.PeriodStart != "2026-11-01T00:00:00Z" || e.Amount.String() != "1" {
+		t.Errorf("ledger entry %+v", e)
+	}
+
+	// A key known to be applied is a duplicate, takes precedence over the
+	// limit, and is neither written nor confirmed.
+	known := map[string]usage.LedgerEntry{"b": {DedupKey: "b", Amount: dec("9")}}
+	p = usage.PlanUsage(usage.State{Entitlement: ent, Applied: known}, []usage.Record{record("b", "9")}, now)
+	if got := statuses(p); got != "DUPLICATE" || len(p.Writes) != 0 {
+		t.Errorf("known duplicate: %q with %d writes", got, len(p.Writes))
+	}
+
+	// Too long to name an item: rejected, nothing to write.
+	p = usage.PlanUsage(usage.State{Entitlement: usage.ParseEntitlement(usage.Item{Unaddressable: true})}, []usage.Record{record("a", "1")}, now)
+	if got := statuses(p); got != "ENTITLEMENT_NOT_FOUND" || len(p.Writes) != 0 {
+		t.Errorf("unaddressable: %q with %d writes", got, len(p.Writes))
+	}
+}
+
+// TestPlanUsageEqualsOneByOne is the coalescing guarantee: a group
+// decided and written at once gives exactly the outcomes, usage and ledger
+// of deciding and writing each record alone, in order. Both run through
+// memstore, which evaluates the plans' preconditions and assignments as
+// written.
 func TestPlanUsageEqualsOneByOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	scope := usage.Scope{UserID: "u", EntitlementKey: "k"}
+	decide := func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now) }
 	for i := range 2000 {
-		ent := usage.Entitlement{Exists: true, Used: usage.DecimalFromInt(rng.Int64N(6)), ResetPeriod: usage.ResetNone}
+		attrs := map[string]usage.Value{usage.AttrUsed: usage.NumberValue(usage.DecimalFromInt(rng.Int64N(6)))}
 		if rng.IntN(4) > 0 {
-			ent.Limit = decp(fmt.Sprint(rng.IntN(12)))
+			attrs[usage.AttrLimit] = usage.NumberValue(dec(fmt.Sprint(rng.IntN(12))))
 		}
 		if rng.IntN(2) == 0 {
-			ent.ResetPeriod = usage.ResetDaily
-			ent.PeriodStart = instant([]string{"2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"}[rng.IntN(2)])
+			attrs[usage.AttrResetPeriod] = usage.StringValue("DAILY")
+			attrs[usage.AttrPeriodStart] = usage.StringValue([]string{"2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"}[rng.IntN(2)])
 		}
 		var recs []usage.Record
 		for j := range 1 + rng.IntN(20) {
-			r := keyed(fmt.Sprint("m", j), fmt.Sprint("k", rng.IntN(8)), fmt.Sprint(1+rng.IntN(4)))
-			recs = append(recs, r)
+			recs = append(recs, keyed(fmt.Sprint("m", j), fmt.Sprint("k", rng.IntN(8)), fmt.Sprint(1+rng.IntN(4))))
 		}
-		group := usage.PlanUsage(ent, recs, now)
-
-		state := ent
-		applied := map[string]usage.Decimal{}
+		group, single := memstore.New(), memstore.New()
+		group.PutEntitlement(scope, attrs)
+		single.PutEntitlement(scope, attrs)
+		got := group.Update(context.Background(), scope, recs, decide)
 		for j, r := range recs {
-			var want usage.Outcome
-			if prev, ok := applied[r.DedupKey()]; ok {
-				want = usage.DuplicateOutcome(prev, r.Event.Amount)
-			} else {
-				p := usage.PlanUsage(state, []usage.Record{r}, now)
-				want = p.Outcomes[0]
-				if p.Applied() {
-					state.Used = p.NewUsed
-					if p.Reset {
-						ps := p.PeriodStart
-						state.PeriodStart = &ps
-					}
-					applied[r.DedupKey()] = r.Event.Amount
-				}
-			}
-			got := group.Outcomes[j]
-			if got.Status != want.Status || got.Reason() != want.Reason() {
-				t.Fatalf("case %d record %d: group says %s %s, one by one says %s %s", i, j, got.Status, got.Reason(), want.Status, want.Reason())
+			want := single.Update(context.Background(), scope, []usage.Record{r}, decide)[0]
+			if got[j].Status != want.Status || got[j].Reason() != want.Reason() {
+				t.Fatalf("case %d record %d: group says %s %s, one by one says %s %s", i, j, got[j].Status, got[j].Reason(), want.Status, want.Reason())
 			}
 		}
-		if group.Applied() && group.NewUsed.Cmp(state.Used) != 0 {
-			t.Fatalf("case %d: group ends at used %s, one by one at %s", i, group.NewUsed, state.Used)
+		g, s := group.Entitlement(scope).Get(usage.AttrUsed), single.Entitlement(scope).Get(usage.AttrUsed)
+		if g.Num.Cmp(s.Num) != 0 || len(group.Ledger(scope)) != len(single.Ledger(scope)) {
+			t.Fatalf("case %d: group ends at used %s with %d entries, one by one at %s with %d",
+				i, g, len(group.Ledger(scope)), s, len(single.Ledger(scope)))
 		}
 	}
 }

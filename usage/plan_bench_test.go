@@ -35,11 +35,11 @@ func batch(scopeOf func(i int) usage.Scope) (bodies [][]byte, ids []string) {
 // by (user, entitlement) as pipeline.Processor does, and plan each group
 // against its entitlement with PlanUsage. No I/O.
 func BenchmarkBatch20(b *testing.B) {
-	limit := usage.MustDecimal("1000000")
-	anchor := time.Date(2026, 1, 15, 0, 0, 0, 0, time.UTC)
-	periodStart := time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC)
-	ent := usage.Entitlement{Exists: true, Limit: &limit, Used: usage.MustDecimal("41.5"),
-		ResetPeriod: usage.ResetMonthly, ResetAnchor: &anchor, PeriodStart: &periodStart}
+	state := usage.State{Entitlement: usage.ParseEntitlement(usage.Item{Exists: true, Attrs: map[string]usage.Value{
+		usage.AttrLimit: usage.NumberValue(usage.MustDecimal("1000000")), usage.AttrUsed: usage.NumberValue(usage.MustDecimal("41.5")),
+		usage.AttrResetPeriod: usage.StringValue("MONTHLY"), usage.AttrResetAnchor: usage.StringValue("2026-01-15T00:00:00Z"),
+		usage.AttrPeriodStart: usage.StringValue("2026-11-15T00:00:00Z"),
+	}})}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	scope := func(u, e int) usage.Scope {
 		return usage.Scope{UserID: fmt.Sprintf("user-%05d", u), EntitlementKey: []string{"AI_TUTOR_ACCESS", "API_CALLS"}[e]}
@@ -80,8 +80,8 @@ func BenchmarkBatch20(b *testing.B) {
 					byScope[s] = append(byScope[s], usage.Record{Event: ev, MessageID: ids[i]})
 				}
 				for _, s := range order {
-					p := usage.PlanUsage(ent, byScope[s], now)
-					if !p.Applied() {
+					p := usage.PlanUsage(state, byScope[s], now)
+					if p.Outcomes[0].Status != usage.Applied {
 						b.Fatal("nothing applied")
 					}
 				}

@@ -251,21 +251,24 @@ func (n *Naive) apply(ctx context.Context, rec usage.Record) (usage.Outcome, err
 		if err != nil {
 			return usage.Outcome{}, err
 		}
-		ent, raw := parseEntitlement(got.Item)
-		plan := usage.PlanUsage(ent, []usage.Record{rec}, n.now())
-		if !plan.Applied() {
+		ent := ddbstore.ParseEntitlement(got.Item)
+		plan := usage.PlanUsage(usage.State{Entitlement: ent}, []usage.Record{rec}, n.now())
+		if plan.Outcomes[0].Status != usage.Applied {
 			return plan.Outcomes[0], nil
 		}
-		names := map[string]string{"#pk": keys.PartitionAttr, "#used": "used", "#ps": "periodStart"}
-		values := map[string]types.AttributeValue{":new": number(plan.NewUsed)}
+		// The plan's new values, written with a plain read-modify-write:
+		// used and periodStart exactly as read, as such a consumer does.
+		after := plan.After(ent.Observed)
+		names := map[string]string{"#pk": keys.PartitionAttr, "#used": usage.AttrUsed, "#ps": usage.AttrPeriodStart}
+		values := map[string]types.AttributeValue{":new": number(after.Get(usage.AttrUsed).Num)}
 		update := "SET #used = :new"
-		if plan.Reset {
+		if ps := after.Get(usage.AttrPeriodStart); ps != ent.Observed.Get(usage.AttrPeriodStart) {
 			update += ", #ps = :newps"
-			values[":newps"] = &types.AttributeValueMemberS{Value: usage.FormatInstant(plan.PeriodStart)}
+			values[":newps"] = &types.AttributeValueMemberS{Value: ps.Str}
 		}
 		cond := []string{"attribute_exists(#pk)"}
-		for attr, name := range map[string]string{"used": "#used", "periodStart": "#ps"} {
-			if v, ok := raw[attr]; ok {
+		for attr, name := range map[string]string{usage.AttrUsed: "#used", usage.AttrPeriodStart: "#ps"} {
+			if v, ok := got.Item[attr]; ok {
 				values[":old_"+attr] = v
 				cond = append(cond, name+" = :old_"+attr)
 			} else {
@@ -288,45 +291,6 @@ func (n *Naive) apply(ctx context.Context, rec usage.Record) (usage.Outcome, err
 		}
 	}
 	return usage.Outcome{}, errRetriesExhausted
-}
-
-// parseEntitlement reads the attributes metering needs from an item.
-func parseEntitlement(item map[string]types.AttributeValue) (usage.Entitlement, map[string]types.AttributeValue) {
-	if item == nil {
-		return usage.Entitlement{}, nil
-	}
-	e := usage.Entitlement{Exists: true, ResetPeriod: usage.ResetNone}
-	bad := func(err error) {
-		if e.Malformed == nil {
-			e.Malformed = err
-		}
-	}
-	if v, ok := item["limit"].(*types.AttributeValueMemberN); ok {
-		d, err := usage.ParseDecimal(v.Value)
-		bad(err)
-		e.Limit = &d
-	}
-	if v, ok := item["used"].(*types.AttributeValueMemberN); ok {
-		d, err := usage.ParseDecimal(v.Value)
-		bad(err)
-		e.Used = d
-	}
-	if v, ok := item["resetPeriod"].(*types.AttributeValueMemberS); ok {
-		p, err := usage.ParseResetPeriod(v.Value)
-		bad(err)
-		e.ResetPeriod = p
-	}
-	if v, ok := item["resetAnchor"].(*types.AttributeValueMemberS); ok {
-		t, err := usage.ParseInstant(v.Value)
-		bad(err)
-		e.ResetAnchor = &t
-	}
-	if v, ok := item["periodStart"].(*types.AttributeValueMemberS); ok {
-		t, err := usage.ParseInstant(v.Value)
-		bad(err)
-		e.PeriodStart = &t
-	}
-	return e, item
 }
 
 // naiveBackoff: capped exponential backoff with full jitter before a

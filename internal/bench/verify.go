@@ -180,7 +180,7 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 	for i := range w.Entitlements {
 		e := &w.Entitlements[i]
 		ch.EntitlementsChecked++
-		ent, _ := parseEntitlement(stored[e.Scope])
+		ent := ddbstore.ParseEntitlement(stored[e.Scope])
 		if !ent.Exists {
 			fail("entitlement %v is missing", e.Scope)
 			continue

@@ -59,7 +59,7 @@ func TestTransactionConflictsAreRetriedWithoutLossOrDoubleCount(t *testing.T) {
 				ev := usage.NewEvent("u", "k")
 				ev.IdempotencyKey = fmt.Sprintf("c%d-e%d", c, i)
 				records := []usage.Record{{Event: ev, MessageID: ev.IdempotencyKey}}
-				o := store.Update(ctx, ev.Scope(), records, func(e usage.Entitlement, r []usage.Record) usage.Plan {
+				o := store.Update(ctx, ev.Scope(), records, func(e usage.State, r []usage.Record) usage.Plan {
 					return usage.PlanUsage(e, r, time.Now())
 				})[0]
 				mu.Lock()

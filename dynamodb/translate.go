@@ -1,0 +1,127 @@
+package dynamodb
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// expression is one item's condition and update expressions with their
+// placeholders, translated mechanically from a usage.Write.
+type expression struct {
+	condition string
+	update    string
+	names     map[string]string
+	values    map[string]types.AttributeValue
+}
+
+// translate renders a write's preconditions and assignments. keyAttr is
+// the partition key attribute of the write's table, whose presence is
+// the item's existence.
+func translate(w usage.Write, keyAttr string) expression {
+	e := expression{names: map[string]string{}, values: map[string]types.AttributeValue{}}
+	parts := make([]string, 0, len(w.Conds))
+	for _, c := range w.Conds {
+		parts = append(parts, e.cond(c, keyAttr))
+	}
+	e.condition = strings.Join(parts, " AND ")
+	if w.Action == usage.Update {
+		sets := make([]string, 0, len(w.Set))
+		for _, a := range w.Set {
+			sets = append(sets, e.assign(a))
+		}
+		e.update = "SET " + strings.Join(sets, ", ")
+	}
+	return e
+}
+
+func (e *expression) cond(c usage.Cond, keyAttr string) string {
+	var s string
+	switch c.Op {
+	case usage.OpExists:
+		return "attribute_exists(" + e.name(keyAttr) + ")"
+	case usage.OpNotExists:
+		return "attribute_not_exists(" + e.name(keyAttr) + ")"
+	case usage.OpAbsent:
+		return "attribute_not_exists(" + e.name(c.Attr) + ")"
+	case usage.OpEquals:
+		s = e.name(c.Attr) + " = " + e.value(c.Attr, attributeValue(c.Value))
+	case usage.OpLE:
+		s = e.name(c.Attr) + " <= " + e.value(c.Attr, attributeValue(c.Value))
+	case usage.OpLT:
+		s = e.name(c.Attr) + " < " + e.value(c.Attr, attributeValue(c.Value))
+	case usage.OpType:
+		s = "attribute_type(" + e.name(c.Attr) + ", " + e.value("type"+c.Type, &types.AttributeValueMemberS{Value: c.Type}) + ")"
+	default:
+		panic(fmt.Sprintf("dynamodb: unknown precondition op %d", c.Op))
+	}
+	if c.OrAbsent {
+		return "(attribute_not_exists(" + e.name(c.Attr) + ") OR " + s + ")"
+	}
+	return s
+}
+
+func (e *expression) assign(a usage.Assign) string {
+	n := e.name(a.Attr)
+	if a.Add {
+		zero := e.value("zero", &types.AttributeValueMemberN{Value: "0"})
+		return n + " = if_not_exists(" + n + ", " + zero + ") + " + e.value("add_"+a.Attr, attributeValue(a.Value))
+	}
+	return n + " = " + e.value("new_"+a.Attr, attributeValue(a.Value))
+}
+
+// name returns the placeholder of an attribute name: "#" and the name
+// itself where it is a plain identifier, so expressions stay readable.
+func (e *expression) name(attr string) string {
+	base := "#" + identifier(attr)
+	for p, i := base, 2; ; p, i = fmt.Sprintf("%s_%d", base, i), i+1 {
+		if got, ok := e.names[p]; !ok || got == attr {
+			e.names[p] = attr
+			return p
+		}
+	}
+}
+
+// value returns a new placeholder for v, named after hint; the same
+// value under the same hint shares one placeholder.
+func (e *expression) value(hint string, v types.AttributeValue) string {
+	base := ":" + identifier(hint)
+	for p, i := base, 2; ; p, i = fmt.Sprintf("%s_%d", base, i), i+1 {
+		got, ok := e.values[p]
+		if !ok {
+			e.values[p] = v
+			return p
+		}
+		if sameValue(got, v) {
+			return p
+		}
+	}
+}
+
+func identifier(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func sameValue(a, b types.AttributeValue) bool {
+	switch x := a.(type) {
+	case *types.AttributeValueMemberN:
+		y, ok := b.(*types.AttributeValueMemberN)
+		return ok && x.Value == y.Value
+	case *types.AttributeValueMemberS:
+		y, ok := b.(*types.AttributeValueMemberS)
+		return ok && x.Value == y.Value
+	case *types.AttributeValueMemberNULL:
+		_, ok := b.(*types.AttributeValueMemberNULL)
+		return ok
+	}
+	return false
+}

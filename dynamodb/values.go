@@ -1,0 +1,142 @@
+package dynamodb
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// value reads one attribute value into the domain's terms (nil: absent).
+func value(av types.AttributeValue) usage.Value {
+	switch v := av.(type) {
+	case nil:
+		return usage.Value{}
+	case *types.AttributeValueMemberNULL:
+		return usage.Value{Kind: usage.KindNull}
+	case *types.AttributeValueMemberN:
+		if d, err := usage.ParseDecimal(v.Value); err == nil {
+			return usage.NumberValue(d)
+		}
+		return usage.Value{Kind: usage.KindOther, Type: "N"} // DynamoDB never stores such a number
+	case *types.AttributeValueMemberS:
+		return usage.StringValue(v.Value)
+	case *types.AttributeValueMemberM:
+		return usage.Value{Kind: usage.KindOther, Type: "M"}
+	case *types.AttributeValueMemberL:
+		return usage.Value{Kind: usage.KindOther, Type: "L"}
+	case *types.AttributeValueMemberBOOL:
+		return usage.Value{Kind: usage.KindOther, Type: "BOOL"}
+	case *types.AttributeValueMemberB:
+		return usage.Value{Kind: usage.KindOther, Type: "B"}
+	case *types.AttributeValueMemberSS:
+		return usage.Value{Kind: usage.KindOther, Type: "SS"}
+	case *types.AttributeValueMemberNS:
+		return usage.Value{Kind: usage.KindOther, Type: "NS"}
+	case *types.AttributeValueMemberBS:
+		return usage.Value{Kind: usage.KindOther, Type: "BS"}
+	default:
+		return usage.Value{Kind: usage.KindOther, Type: "?"}
+	}
+}
+
+// attributeValue writes a domain value. Only numbers, strings and NULL
+// are ever written or compared with; other kinds are pinned by type.
+func attributeValue(v usage.Value) types.AttributeValue {
+	switch v.Kind {
+	case usage.KindNumber:
+		return number(v.Num)
+	case usage.KindString:
+		return &types.AttributeValueMemberS{Value: v.Str}
+	default:
+		return &types.AttributeValueMemberNULL{Value: true}
+	}
+}
+
+func number(d usage.Decimal) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: d.String()}
+}
+
+// observe turns a read item (nil: none) into what the domain decides on:
+// the entitlement attributes only.
+func observe(item map[string]types.AttributeValue) usage.Item {
+	if item == nil {
+		return usage.Item{}
+	}
+	it := usage.Item{Exists: true, Attrs: make(map[string]usage.Value, len(usage.EntitlementAttrs))}
+	for _, a := range usage.EntitlementAttrs {
+		if av, ok := item[a]; ok {
+			it.Attrs[a] = value(av)
+		}
+	}
+	return it
+}
+
+// ParseEntitlement interprets an entitlement item as read (nil: none),
+// by the domain's one rule for it (usage.ParseEntitlement).
+func ParseEntitlement(item map[string]types.AttributeValue) usage.Entitlement {
+	return usage.ParseEntitlement(observe(item))
+}
+
+// Ledger item attributes besides the key.
+const (
+	ledgerUserID         = "userId"
+	ledgerEntitlementKey = "entitlementKey"
+	ledgerDedupKey       = "dedupKey"
+	ledgerAmount         = "amount"
+	ledgerAppliedAt      = "appliedAt"
+	ledgerMessageID      = "messageId"
+	ledgerKeySource      = "keySource"
+	ledgerPeriodStart    = "periodStart"
+	ledgerMetadata       = "metadata"
+)
+
+// ledgerItem lays out a ledger entry for a Put.
+func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time) map[string]types.AttributeValue {
+	pk, sk := LedgerKey(scope, e.DedupKey)
+	item := map[string]types.AttributeValue{
+		ledgerPK:             &types.AttributeValueMemberS{Value: pk},
+		ledgerSK:             &types.AttributeValueMemberS{Value: sk},
+		ledgerUserID:         &types.AttributeValueMemberS{Value: scope.UserID},
+		ledgerEntitlementKey: &types.AttributeValueMemberS{Value: scope.EntitlementKey},
+		ledgerDedupKey:       &types.AttributeValueMemberS{Value: e.DedupKey},
+		ledgerAmount:         number(e.Amount),
+		ledgerAppliedAt:      &types.AttributeValueMemberS{Value: now.Format(time.RFC3339Nano)},
+		ledgerKeySource:      &types.AttributeValueMemberS{Value: e.KeySource},
+		ledgerExpiresAt:      &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)},
+	}
+	optional := map[string]string{ledgerMessageID: e.MessageID, ledgerPeriodStart: e.PeriodStart, ledgerMetadata: string(e.Metadata)}
+	for attr, v := range optional {
+		if v != "" {
+			item[attr] = &types.AttributeValueMemberS{Value: v}
+		}
+	}
+	return item
+}
+
+// ledgerEntry reads a stored ledger item.
+func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
+	e := usage.LedgerEntry{
+		DedupKey: str(item[ledgerDedupKey]), KeySource: str(item[ledgerKeySource]),
+		MessageID: str(item[ledgerMessageID]), PeriodStart: str(item[ledgerPeriodStart]),
+	}
+	if v := value(item[ledgerAmount]); v.Kind == usage.KindNumber {
+		e.Amount = v.Num
+	}
+	if m := str(item[ledgerMetadata]); m != "" {
+		e.Metadata = []byte(m)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, str(item[ledgerAppliedAt])); err == nil {
+		e.AppliedAt = t
+	}
+	return e
+}
+
+func str(v types.AttributeValue) string {
+	if s, ok := v.(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}

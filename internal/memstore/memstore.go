@@ -1,0 +1,237 @@
+// Package memstore is an in-memory pipeline.Store for tests that need no
+// DynamoDB: it applies a usage.Plan by evaluating its preconditions and
+// assignments exactly as written, one Update at a time. It passes the same
+// contract suite (internal/storetest) as the DynamoDB store, which shows
+// that a plan carries everything its write needs.
+package memstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Store holds entitlement items and ledger entries in memory. The zero
+// value is not usable; call New.
+type Store struct {
+	mu     sync.Mutex
+	ents   map[usage.Scope]map[string]usage.Value
+	ledger map[usage.Scope]map[string]usage.LedgerEntry
+	order  map[usage.Scope][]string // ledger keys in write order
+	// Now is the clock for ledger timestamps (time.Now when nil).
+	Now func() time.Time
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		ents:   map[usage.Scope]map[string]usage.Value{},
+		ledger: map[usage.Scope]map[string]usage.LedgerEntry{},
+		order:  map[usage.Scope][]string{},
+	}
+}
+
+// PutEntitlement writes an entitlement item's attributes, as
+// access-service would; attributes not given are absent.
+func (m *Store) PutEntitlement(scope usage.Scope, attrs map[string]usage.Value) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	item := map[string]usage.Value{}
+	for k, v := range attrs {
+		if v.Present() {
+			item[k] = v
+		}
+	}
+	m.ents[scope] = item
+}
+
+// Entitlement returns the item as stored.
+func (m *Store) Entitlement(scope usage.Scope) usage.Item {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.item(scope)
+}
+
+// Ledger returns the scope's ledger entries in the order they were written.
+func (m *Store) Ledger(scope usage.Scope) []usage.LedgerEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]usage.LedgerEntry, 0, len(m.order[scope]))
+	for _, k := range m.order[scope] {
+		out = append(out, m.ledger[scope][k])
+	}
+	return out
+}
+
+func (m *Store) item(scope usage.Scope) usage.Item {
+	attrs, ok := m.ents[scope]
+	if !ok {
+		return usage.Item{}
+	}
+	it := usage.Item{Exists: true, Attrs: map[string]usage.Value{}}
+	for _, a := range usage.EntitlementAttrs {
+		if v, ok := attrs[a]; ok {
+			it.Attrs[a] = v
+		}
+	}
+	return it
+}
+
+// errInvalid is what DynamoDB's ValidationError is here: an assignment
+// that cannot be evaluated (adding to a non-number).
+var errInvalid = errors.New("memstore: assignment adds to a value that is not a number")
+
+// Update decides and applies records of one scope atomically, deciding
+// again on what a failed precondition reveals, like the DynamoDB store.
+func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}}
+	for range 10 {
+		plan := decide(st, records)
+		failed := false
+		for _, w := range plan.Writes {
+			if m.holds(scope, w) {
+				continue
+			}
+			failed = true
+			if w.Target.Ledger {
+				st.Applied[w.Target.Key] = m.ledger[scope][w.Target.Key]
+			} else {
+				st.Entitlement = usage.ParseEntitlement(m.item(scope))
+			}
+		}
+		if failed {
+			continue
+		}
+		if err := m.apply(scope, plan); err != nil {
+			return retry(records, err)
+		}
+		return plan.Outcomes
+	}
+	return retry(records, errors.New("memstore: the plan kept failing its preconditions"))
+}
+
+func retry(records []usage.Record, err error) []usage.Outcome {
+	out := make([]usage.Outcome, len(records))
+	for i := range out {
+		out[i] = usage.Outcome{Status: usage.Retry, Err: err}
+	}
+	return out
+}
+
+// holds evaluates a write's preconditions against the stored item.
+func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
+	var exists bool
+	var attrs map[string]usage.Value
+	if w.Target.Ledger {
+		e, ok := m.ledger[scope][w.Target.Key]
+		exists, attrs = ok, map[string]usage.Value{"amount": usage.NumberValue(e.Amount)}
+	} else {
+		attrs, exists = m.ents[scope]
+	}
+	for _, c := range w.Conds {
+		if !holds(c, exists, attrs[c.Attr]) {
+			return false
+		}
+	}
+	return true
+}
+
+func holds(c usage.Cond, exists bool, v usage.Value) bool {
+	if c.OrAbsent && !v.Present() {
+		return true
+	}
+	switch c.Op {
+	case usage.OpExists:
+		return exists
+	case usage.OpNotExists:
+		return !exists
+	case usage.OpAbsent:
+		return !v.Present()
+	case usage.OpEquals:
+		return equal(v, c.Value)
+	case usage.OpType:
+		return typeCode(v) == c.Type
+	case usage.OpLE:
+		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) <= 0
+	case usage.OpLT:
+		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) < 0
+	}
+	return false
+}
+
+func equal(a, b usage.Value) bool {
+	switch {
+	case a.Kind != b.Kind:
+		return false
+	case a.Kind == usage.KindNumber:
+		return a.Num.Cmp(b.Num) == 0
+	default:
+		return a.Str == b.Str
+	}
+}
+
+func typeCode(v usage.Value) string {
+	switch v.Kind {
+	case usage.KindNull:
+		return "NULL"
+	case usage.KindNumber:
+		return "N"
+	case usage.KindString:
+		return "S"
+	case usage.KindOther:
+		return v.Type
+	}
+	return ""
+}
+
+// apply performs a plan whose preconditions hold, all or nothing.
+func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	next := map[string]usage.Value{}
+	for k, v := range m.ents[scope] {
+		next[k] = v
+	}
+	var puts []usage.LedgerEntry
+	for _, w := range plan.Writes {
+		switch {
+		case w.Action == usage.Put && w.Entry != nil:
+			e := *w.Entry
+			e.AppliedAt = now().UTC()
+			puts = append(puts, e)
+		case w.Action == usage.Update && !w.Target.Ledger:
+			for _, a := range w.Set {
+				v := a.Value
+				if a.Add {
+					old := next[a.Attr]
+					if old.Present() && old.Kind != usage.KindNumber {
+						return errInvalid
+					}
+					v = usage.NumberValue(old.Num.Add(a.Value.Num))
+					if !v.Num.FitsDynamoDB() {
+						return errInvalid
+					}
+				}
+				next[a.Attr] = v
+			}
+		}
+	}
+	if _, ok := m.ents[scope]; ok {
+		m.ents[scope] = next
+	}
+	if m.ledger[scope] == nil {
+		m.ledger[scope] = map[string]usage.LedgerEntry{}
+	}
+	for _, e := range puts {
+		m.ledger[scope][e.DedupKey] = e
+		m.order[scope] = append(m.order[scope], e.DedupKey)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package usage
+
+import (
+	"fmt"
+)
+
+// The entitlement attributes metering reads; access-service owns the item
+// and every other attribute on it is neither read nor written.
+const (
+	AttrLimit       = "limit"
+	AttrUsed        = "used"
+	AttrResetPeriod = "resetPeriod"
+	AttrResetAnchor = "resetAnchor"
+	AttrPeriodStart = "periodStart"
+)
+
+// EntitlementAttrs lists the attributes a decision may depend on: a store
+// reads (and a cache keeps) exactly these.
+var EntitlementAttrs = []string{AttrLimit, AttrUsed, AttrResetPeriod, AttrResetAnchor, AttrPeriodStart}
+
+// Kind is the shape of a stored attribute value, as far as a decision
+// needs to tell values apart.
+type Kind uint8
+
+const (
+	KindAbsent Kind = iota // the attribute is not on the item
+	KindNull               // DynamoDB's NULL
+	KindNumber             // N
+	KindString             // S
+	KindOther              // any other type (map, list, bool, binary, sets): only its type code matters
+)
+
+// Value is one stored attribute value in the domain's terms: just enough
+// of DynamoDB's data model to state "this attribute is still exactly what
+// the decision saw". A number keeps its exact decimal value.
+type Value struct {
+	Kind Kind
+	Num  Decimal // KindNumber
+	Str  string  // KindString
+	// Type is DynamoDB's type code for KindOther ("M", "L", "BOOL", "B",
+	// "SS", "NS", "BS"); a precondition on such a value pins its type only,
+	// since a decision never depends on its contents.
+	Type string
+}
+
+// NumberValue and StringValue make Values.
+func NumberValue(d Decimal) Value { return Value{Kind: KindNumber, Num: d} }
+func StringValue(s string) Value  { return Value{Kind: KindString, Str: s} }
+
+// Present reports whether the attribute is on the item.
+func (v Value) Present() bool { return v.Kind != KindAbsent }
+
+func (v Value) String() string {
+	switch v.Kind {
+	case KindAbsent:
+		return "absent"
+	case KindNull:
+		return "NULL"
+	case KindNumber:
+		return v.Num.String()
+	case KindString:
+		return fmt.Sprintf("%q", v.Str)
+	default:
+		return v.Type
+	}
+}
+
+// Item is a stored item as observed: whether it exists, and the values of
+// the attributes that were read (absent ones are simply missing).
+type Item struct {
+	Exists bool
+	// Unaddressable is set when no item can exist under this scope's key
+	// (the IDs make a key longer than the store allows): nothing is read
+	// and nothing can be written.
+	Unaddressable bool
+	Attrs         map[string]Value
+}
+
+// Get returns the attribute's value (Kind Absent when it is not there).
+func (it Item) Get(attr string) Value { return it.Attrs[attr] }
+
+// ParseEntitlement interprets an observed entitlement item. A NULL
+// attribute reads as absent, except used, which must be a number to be
+// added to. Anything else that cannot be interpreted makes the
+// entitlement Malformed: events against it are rejected rather than
+// guessed at.
+func ParseEntitlement(it Item) Entitlement {
+	e := Entitlement{Exists: it.Exists, ResetPeriod: ResetNone, Observed: it}
+	if !it.Exists {
+		return e
+	}
+	malformed := func(format string, args ...any) {
+		if e.Malformed == nil {
+			e.Malformed = fmt.Errorf(format, args...)
+		}
+	}
+	switch v := it.Get(AttrLimit); v.Kind {
+	case KindAbsent, KindNull:
+	case KindNumber:
+		d := v.Num
+		e.Limit = &d
+	default:
+		malformed("limit must be a number")
+	}
+	switch v := it.Get(AttrUsed); v.Kind {
+	case KindAbsent:
+	case KindNumber:
+		e.Used = v.Num
+	default:
+		malformed("used must be a number")
+	}
+	switch v := it.Get(AttrResetPeriod); v.Kind {
+	case KindAbsent, KindNull:
+	case KindString:
+		if p, err := ParseResetPeriod(v.Str); err != nil {
+			malformed("resetPeriod %q: %v", v.Str, err)
+		} else {
+			e.ResetPeriod = p
+		}
+	default:
+		malformed("resetPeriod must be a string")
+	}
+	for _, a := range []string{AttrResetAnchor, AttrPeriodStart} {
+		switch v := it.Get(a); v.Kind {
+		case KindAbsent, KindNull:
+		case KindString:
+			t, err := ParseInstant(v.Str)
+			if err != nil {
+				malformed("%s %q: %v", a, v.Str, err)
+				continue
+			}
+			if a == AttrResetAnchor {
+				e.ResetAnchor = &t
+			} else {
+				e.PeriodStart = &t
+			}
+		default:
+			malformed("%s must be an RFC 3339 string", a)
+		}
+	}
+	return e
+}

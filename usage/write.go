@@ -1,0 +1,151 @@
+package usage
+
+import "time"
+
+// A decision is data: the outcomes, and the writes that make them so,
+// each with the exact preconditions the decision relied on. A store
+// translates it into one atomic conditional write mechanically; it adds
+// no rule of its own. If any precondition fails, nothing is written and
+// the decision is taken again on what the store then knows.
+
+// Op is a precondition's test.
+type Op uint8
+
+const (
+	OpExists    Op = iota + 1 // the item exists
+	OpNotExists               // the item does not exist
+	OpAbsent                  // the attribute is not on the item
+	OpEquals                  // the attribute equals Value (a number compares numerically)
+	OpType                    // the attribute has DynamoDB type Type ("N", "S", "NULL", "M", ...)
+	OpLE                      // the attribute is a number <= Value
+	OpLT                      // the attribute is a number < Value
+)
+
+// Cond is one precondition. With OrAbsent, an absent attribute satisfies
+// it too (for attributes whose absence means zero).
+type Cond struct {
+	Op       Op
+	Attr     string // empty for OpExists and OpNotExists
+	Value    Value  // OpEquals, OpLE, OpLT
+	Type     string // OpType
+	OrAbsent bool
+}
+
+// Pin is the precondition "attr is still exactly v": equal for numbers
+// and strings, absent for absent, the same type for anything else.
+func Pin(attr string, v Value) Cond {
+	switch v.Kind {
+	case KindAbsent:
+		return Cond{Op: OpAbsent, Attr: attr}
+	case KindNull:
+		return Cond{Op: OpType, Attr: attr, Type: "NULL"}
+	case KindNumber, KindString:
+		return Cond{Op: OpEquals, Attr: attr, Value: v}
+	default:
+		return Cond{Op: OpType, Attr: attr, Type: v.Type}
+	}
+}
+
+// Assign sets one attribute. With Add, the attribute becomes its current
+// value (0 when absent) plus Value, evaluated by the store, so that
+// concurrent increments compose without reading each other.
+type Assign struct {
+	Attr  string
+	Value Value
+	Add   bool
+}
+
+// Action is what a Write does to its item.
+type Action uint8
+
+const (
+	Update Action = iota + 1 // set the Assigns
+	Put                      // create the item (its content is Entry)
+	Check                    // write nothing; only the conditions count
+)
+
+// Target names the item a write is about, within the scope being decided.
+type Target struct {
+	// Ledger is false for the entitlement item, true for the ledger entry
+	// with dedup key Key.
+	Ledger bool
+	Key    string
+}
+
+// EntitlementItem is the Target of the scope's entitlement.
+var EntitlementItem = Target{}
+
+// LedgerItem is the Target of the scope's ledger entry under key.
+func LedgerItem(key string) Target { return Target{Ledger: true, Key: key} }
+
+// Write is one item's part of the atomic write.
+type Write struct {
+	Target Target
+	Action Action
+	Conds  []Cond
+	Set    []Assign     // Update
+	Entry  *LedgerEntry // Put of a ledger item
+}
+
+// LedgerEntry is the audit and dedup record of one applied event.
+type LedgerEntry struct {
+	DedupKey string
+	Amount   Decimal
+	// KeySource says where DedupKey came from: "idempotencyKey" or "messageId".
+	KeySource string
+	MessageID string
+	// PeriodStart is the period the event counted in, as stored on the
+	// entitlement ("" for entitlements that never reset).
+	PeriodStart string
+	Metadata    []byte
+	// AppliedAt is set by the store when it writes or reads the entry.
+	AppliedAt time.Time
+}
+
+// State is what a store knows when it asks for a decision: the
+// entitlement as observed, and the ledger entries known to exist for dedup
+// keys of the records being decided (learned from failed writes).
+type State struct {
+	Entitlement Entitlement
+	Applied     map[string]LedgerEntry
+}
+
+// Decide is the rule a store applies under its conditional write: given
+// what it knows and the pending records of one scope, in order, what
+// happens to each and what must be written. PlanUsage, with the
+// processing time bound, is the rule in production.
+type Decide func(State, []Record) Plan
+
+// Plan is a decision: one outcome per record, in order, and the writes
+// that make them so, in one atomic transaction. No writes means nothing
+// needs to be written (every record is a known duplicate, or the
+// entitlement cannot exist).
+type Plan struct {
+	Outcomes []Outcome
+	Writes   []Write
+}
+
+// After returns the entitlement item as it is right after the plan's
+// writes committed, assuming the observed values; a value added to is a
+// lower bound under concurrent writers, which the next write's
+// preconditions check anyway.
+func (p Plan) After(it Item) Item {
+	for _, w := range p.Writes {
+		if w.Target != EntitlementItem || w.Action != Update {
+			continue
+		}
+		attrs := make(map[string]Value, len(it.Attrs)+len(w.Set))
+		for k, v := range it.Attrs {
+			attrs[k] = v
+		}
+		for _, a := range w.Set {
+			v := a.Value
+			if a.Add {
+				v = NumberValue(attrs[a.Attr].Num.Add(a.Value.Num))
+			}
+			attrs[a.Attr] = v
+		}
+		it.Attrs = attrs
+	}
+	return it
+}
