@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -297,10 +298,17 @@ type cancellation struct {
 }
 
 // cancellation reads a failed transaction's reasons, one per write in
-// order. ok is false when err is not a canceled transaction at all.
+// order. ok is false when err is neither a canceled transaction nor a
+// refusal of the request as invalid.
 func (s *Store) cancellation(err error, plan usage.Plan) (c cancellation, ok bool) {
 	var canceled *types.TransactionCanceledException
+	var api smithy.APIError
 	if !errors.As(err, &canceled) {
+		// DynamoDB Local refuses a sum beyond 38 digits for the whole
+		// request rather than as the item's cancellation reason.
+		if errors.As(err, &api) && api.ErrorCode() == "ValidationException" {
+			return cancellation{invalid: true}, true
+		}
 		return c, false
 	}
 	for k, reason := range canceled.CancellationReasons {
