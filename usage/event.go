@@ -16,8 +16,9 @@ import (
 const (
 	MaxIDLength = 256 // userId, entitlementKey and idempotencyKey, in characters (Unicode code points)
 	// MaxMetadataBytes bounds the compacted metadata JSON. The ledger keeps
-	// it as the audit record, and 20 events must fit one DynamoDB
-	// transaction (4 MB) while each ledger item stays far below 400 KB.
+	// it as the audit record: a group of 50 events, the most one DynamoDB
+	// transaction carries here, stays well inside its 4 MB, and each ledger
+	// item far below DynamoDB's 400 KB.
 	MaxMetadataBytes = 32 << 10
 )
 
@@ -227,7 +228,7 @@ func splitObject(body []byte) (map[string]json.RawMessage, error) {
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return nil, reject(ReasonInvalidJSON, "", "body is not valid JSON: %v", jsonError(err))
 	}
-	if _, err := dec.Token(); !errors.Is(err, errEOF) {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, reject(ReasonInvalidJSON, "", "unexpected data after the JSON object")
 	}
 	return fields, nil
@@ -242,7 +243,7 @@ func knownField(name string) bool {
 }
 
 func jsonError(err error) error {
-	if errors.Is(err, errEOF) {
+	if errors.Is(err, io.EOF) {
 		return errors.New("unexpected end of input")
 	}
 	return err
@@ -321,6 +322,9 @@ func checkID(name, value string, required bool) error {
 		return reject(ReasonInvalidField, name, "must be 1 to %d characters, got an empty string", MaxIDLength)
 	case strings.TrimSpace(value) == "":
 		return reject(ReasonInvalidField, name, "must not be only whitespace")
+	case strings.IndexFunc(value, isControl) >= 0:
+		r, _ := utf8.DecodeRuneInString(value[strings.IndexFunc(value, isControl):])
+		return reject(ReasonInvalidField, name, "must not contain control characters (U+0000 to U+001F, U+007F), found U+%04X", r)
 	case n > MaxIDLength:
 		return reject(ReasonInvalidField, name, "must be at most %d characters, got %d", MaxIDLength, n)
 	case !utf8.ValidString(value):
@@ -328,6 +332,11 @@ func checkID(name, value string, required bool) error {
 	}
 	return nil
 }
+
+// isControl: the C0 controls and DEL. They are invisible in logs and
+// consoles, and NUL in particular has meant "end of string" to too many
+// tools to be allowed in an ID.
+func isControl(r rune) bool { return r <= 0x1F || r == 0x7F }
 
 func parseAmount(raw json.RawMessage) (Decimal, error) {
 	if b := firstByte(raw); b != '-' && (b < '0' || b > '9') {
@@ -362,4 +371,3 @@ func checkMetadata(raw json.RawMessage) error {
 	return nil
 }
 
-var errEOF = io.EOF
