@@ -2,8 +2,6 @@ package dynamodb_test
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,8 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/storetest"
+	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -130,157 +130,61 @@ func outcomeText(os []usage.Outcome) string {
 	return s
 }
 
-func TestUpdate(t *testing.T) {
-	type step struct {
-		records []usage.Record
-		want    string
+// TestContract runs pipeline.Store's contract against DynamoDB Local.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend { return newEnv(t, dynamodb.DefaultEntitlementKeys) })
+}
+
+// The env is the contract suite's backend.
+
+func (e *env) Store(*testing.T) pipeline.Store { return e.store() }
+
+func (e *env) Put(t *testing.T, scope usage.Scope, attrs map[string]usage.Value) {
+	t.Helper()
+	item := map[string]types.AttributeValue{
+		e.keys.PartitionAttr: &types.AttributeValueMemberS{Value: e.keys.UserPrefix + scope.UserID},
+		e.keys.SortAttr:      &types.AttributeValueMemberS{Value: e.keys.KeyPrefix + scope.EntitlementKey},
 	}
-	tests := []struct {
-		name     string
-		item     *dynamodb.EntitlementItem
-		steps    []step
-		wantUsed string
-		wantPS   string // periodStart after, "" = absent
-		ledger   int
-	}{
-		{
-			name:     "applies an event and records it",
-			item:     &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("10")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "3", "m1", "")}, "APPLIED"}},
-			wantUsed: "3", ledger: 1,
-		},
-		{
-			name:  "no item is ENTITLEMENT_NOT_FOUND and writes nothing",
-			steps: []step{{[]usage.Record{rec("u", "k", "1", "m1", "")}, "ENTITLEMENT_NOT_FOUND"}},
-		},
-		{
-			name:     "over the limit is rejected and changes nothing",
-			item:     &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("5"), Used: dp("4")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "2", "m1", "")}, "LIMIT_EXCEEDED"}},
-			wantUsed: "4", ledger: 0,
-		},
-		{
-			name:     "exactly reaching the limit is allowed",
-			item:     &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("5"), Used: dp("4")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "1", "m1", "")}, "APPLIED"}},
-			wantUsed: "5", ledger: 1,
-		},
-		{
-			name: "a new period resets before consuming",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("5"), Used: dp("5"),
-				ResetPeriod: usage.ResetMonthly, PeriodStart: tp("2026-10-01T00:00:00Z")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "2", "m1", "")}, "APPLIED"}},
-			wantUsed: "2", wantPS: "2026-11-01T00:00:00Z", ledger: 1,
-		},
-		{
-			name: "an anchored period resets on the anchor's day",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("5"), Used: dp("5"),
-				ResetPeriod: usage.ResetMonthly, ResetAnchor: tp("2026-01-15T10:00:00Z"), PeriodStart: tp("2026-10-15T10:00:00Z")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "1", "m1", "")}, "APPLIED"}},
-			wantUsed: "1", wantPS: "2026-11-15T10:00:00Z", ledger: 1,
-		},
-		{
-			name:     "first use of a periodic entitlement starts the period",
-			item:     &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("5"), ResetPeriod: usage.ResetDaily},
-			steps:    []step{{[]usage.Record{rec("u", "k", "1", "m1", "")}, "APPLIED"}},
-			wantUsed: "1", wantPS: "2026-11-26T00:00:00Z", ledger: 1,
-		},
-		{
-			name: "the same period does not reset",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("5"), Used: dp("4"),
-				ResetPeriod: usage.ResetDaily, PeriodStart: tp("2026-11-26T00:00:00Z")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "2", "m1", "")}, "LIMIT_EXCEEDED"}},
-			wantUsed: "4", wantPS: "2026-11-26T00:00:00Z",
-		},
-		{
-			name: "a redelivered message is a duplicate",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k"},
-			steps: []step{
-				{[]usage.Record{rec("u", "k", "1", "m1", "")}, "APPLIED"},
-				{[]usage.Record{rec("u", "k", "1", "m1", "")}, "DUPLICATE"},
-			},
-			wantUsed: "1", ledger: 1,
-		},
-		{
-			name: "an idempotency key dedups across message IDs",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k"},
-			steps: []step{
-				{[]usage.Record{rec("u", "k", "1", "m1", "key-1")}, "APPLIED"},
-				{[]usage.Record{rec("u", "k", "1", "m2", "key-1")}, "DUPLICATE"},
-			},
-			wantUsed: "1", ledger: 1,
-		},
-		{
-			name: "a reused key with another amount is IDEMPOTENCY_CONFLICT",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k"},
-			steps: []step{
-				{[]usage.Record{rec("u", "k", "1", "m1", "key-1")}, "APPLIED"},
-				{[]usage.Record{rec("u", "k", "7", "m2", "key-1")}, "IDEMPOTENCY_CONFLICT"},
-			},
-			wantUsed: "1", ledger: 1,
-		},
-		{
-			name: "a duplicate of an applied event stays a duplicate once the limit is reached",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("1")},
-			steps: []step{
-				{[]usage.Record{rec("u", "k", "1", "m1", "")}, "APPLIED"},
-				{[]usage.Record{rec("u", "k", "1", "m1", "")}, "DUPLICATE"},
-			},
-			wantUsed: "1", ledger: 1,
-		},
-		{
-			name: "a group is applied in order in one write",
-			item: &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("4")},
-			steps: []step{{[]usage.Record{
-				rec("u", "k", "2", "m1", ""), rec("u", "k", "3", "m2", ""), rec("u", "k", "1", "m3", ""),
-				rec("u", "k", "1", "m3", ""), rec("u", "k", "1", "m4", ""), rec("u", "k", "1", "m5", ""),
-			}, "APPLIED LIMIT_EXCEEDED APPLIED DUPLICATE APPLIED LIMIT_EXCEEDED"}},
-			wantUsed: "4", ledger: 3,
-		},
-		{
-			name:     "decimals add exactly",
-			item:     &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("0.3")},
-			steps:    []step{{[]usage.Record{rec("u", "k", "0.1", "m1", ""), rec("u", "k", "0.1", "m2", ""), rec("u", "k", "0.1", "m3", "")}, "APPLIED APPLIED APPLIED"}},
-			wantUsed: "0.3", ledger: 3,
-		},
-		{
-			name:     "an unknown resetPeriod is INVALID_ENTITLEMENT",
-			item:     &dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", ResetPeriod: "FORTNIGHTLY"},
-			steps:    []step{{[]usage.Record{rec("u", "k", "1", "m1", "")}, "INVALID_ENTITLEMENT"}},
-			wantUsed: "0",
-		},
+	for k, v := range attrs {
+		switch v.Kind {
+		case usage.KindNumber:
+			item[k] = &types.AttributeValueMemberN{Value: v.Num.String()}
+		case usage.KindString:
+			item[k] = &types.AttributeValueMemberS{Value: v.Str}
+		case usage.KindNull:
+			item[k] = &types.AttributeValueMemberNULL{Value: true}
+		case usage.KindOther:
+			item[k] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, dynamodb.DefaultEntitlementKeys)
-			if tt.item != nil {
-				e.put(t, *tt.item)
-			}
-			s := e.store()
-			for i, st := range tt.steps {
-				if got := outcomeText(e.apply(s, st.records...)); got != st.want {
-					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
-				}
-			}
-			if got := len(e.ledgerEntries(t, "u", "k")); got != tt.ledger {
-				t.Errorf("ledger has %d entries, want %d", got, tt.ledger)
-			}
-			if tt.item == nil {
-				return
-			}
-			ent := e.get(t, "u", "k")
-			if ent.Used.Cmp(usage.MustDecimal(tt.wantUsed)) != 0 {
-				t.Errorf("used %s, want %s", ent.Used, tt.wantUsed)
-			}
-			ps := ""
-			if ent.PeriodStart != nil {
-				ps = usage.FormatInstant(*ent.PeriodStart)
-			}
-			if ps != tt.wantPS {
-				t.Errorf("periodStart %q, want %q", ps, tt.wantPS)
-			}
-		})
+	if _, err := e.client.PutItem(context.Background(), &awsdynamodb.PutItemInput{TableName: aws.String(e.entitlements), Item: item}); err != nil {
+		t.Fatal(err)
 	}
+}
+
+func (e *env) Get(t *testing.T, scope usage.Scope) usage.Item {
+	t.Helper()
+	out, err := e.client.GetItem(context.Background(), &awsdynamodb.GetItemInput{
+		TableName: aws.String(e.entitlements), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{
+			e.keys.PartitionAttr: &types.AttributeValueMemberS{Value: e.keys.UserPrefix + scope.UserID},
+			e.keys.SortAttr:      &types.AttributeValueMemberS{Value: e.keys.KeyPrefix + scope.EntitlementKey},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dynamodb.ParseEntitlement(out.Item).Observed
+}
+
+func (e *env) Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry {
+	t.Helper()
+	var out []usage.LedgerEntry
+	for _, l := range e.ledgerEntries(t, scope.UserID, scope.EntitlementKey) {
+		out = append(out, usage.LedgerEntry{DedupKey: l.DedupKey, Amount: l.Amount, KeySource: l.KeySource,
+			MessageID: l.MessageID, PeriodStart: l.PeriodStart, Metadata: []byte(l.Metadata)})
+	}
+	return out
 }
 
 func TestLedgerEntryIsTheAuditRecord(t *testing.T) {
@@ -339,132 +243,5 @@ func TestCustomKeyLayout(t *testing.T) {
 	}
 	if used := e.get(t, "u", "k").Used; used.Cmp(usage.MustDecimal("1")) != 0 {
 		t.Errorf("used %s", used)
-	}
-}
-
-// TestAStaleCacheCostsARetryNotCorrectness: access-service lowers the
-// limit behind a consumer's back; the consumer's cached state is wrong,
-// its condition fails, and it decides again on the fresh state.
-func TestAStaleCacheCostsARetryNotCorrectness(t *testing.T) {
-	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
-	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("100")})
-	s := e.store()
-	if got := outcomeText(e.apply(s, rec("u", "k", "1", "m1", ""))); got != "APPLIED" {
-		t.Fatal(got)
-	}
-	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("2"), Used: dp("2")})
-	if got := outcomeText(e.apply(s, rec("u", "k", "1", "m2", ""))); got != "LIMIT_EXCEEDED" {
-		t.Fatalf("got %s with a stale cache", got)
-	}
-	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("2"), Used: dp("0")})
-	if got := outcomeText(e.apply(s, rec("u", "k", "1", "m3", ""))); got != "APPLIED" {
-		t.Fatalf("got %s after usage was lowered", got)
-	}
-}
-
-// TestRacingConsumersNeverLoseOrOvershoot is the product: many consumers
-// (each with its own cache, as separate Lambda instances would be) race on
-// one entitlement. used must equal exactly the sum of applied amounts,
-// never exceed the limit, and every applied event has one ledger entry.
-func TestRacingConsumersNeverLoseOrOvershoot(t *testing.T) {
-	tests := []struct {
-		name      string
-		limit     *usage.Decimal
-		consumers int
-		events    int
-	}{
-		{"limited entitlement under pressure", dp("150"), 8, 240},
-		{"unlimited entitlement", nil, 8, 240},
-		{"sixteen consumers", dp("100"), 16, 160},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, dynamodb.DefaultEntitlementKeys)
-			e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: tt.limit, ResetPeriod: usage.ResetDaily, PeriodStart: tp("2026-11-25T00:00:00Z"), Used: dp("40")})
-			var mu sync.Mutex
-			applied, rejected := usage.Decimal{}, 0
-			appliedCount := 0
-			var wg sync.WaitGroup
-			for c := range tt.consumers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					s := e.store()
-					for i := c; i < tt.events; i += tt.consumers {
-						amount := fmt.Sprint(1 + i%3)
-						// A few are sent twice, as SQS redeliveries would be.
-						batch := []usage.Record{rec("u", "k", amount, fmt.Sprint("m", i), "")}
-						if i%10 == 0 {
-							batch = append(batch, batch[0])
-						}
-						for _, o := range e.apply(s, batch...)[:1] {
-							mu.Lock()
-							switch o.Status {
-							case usage.Applied:
-								applied = applied.Add(usage.MustDecimal(amount))
-								appliedCount++
-							case usage.Rejected:
-								if o.Reason() != usage.ReasonLimitExceeded {
-									t.Errorf("unexpected rejection %v", o.Err)
-								}
-								rejected++
-							default:
-								t.Errorf("unexpected outcome %s %v", o.Status, o.Err)
-							}
-							mu.Unlock()
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			ent := e.get(t, "u", "k")
-			if ent.Used.Cmp(applied) != 0 {
-				t.Errorf("used %s, but the applied events add up to %s", ent.Used, applied)
-			}
-			if tt.limit != nil && ent.Used.Cmp(*tt.limit) > 0 {
-				t.Errorf("used %s exceeds the limit %s", ent.Used, tt.limit)
-			}
-			if tt.limit != nil && rejected == 0 {
-				t.Errorf("the limit was never reached: the test exercises nothing")
-			}
-			if n := len(e.ledgerEntries(t, "u", "k")); n != appliedCount {
-				t.Errorf("ledger has %d entries for %d applied events", n, appliedCount)
-			}
-			t.Logf("applied %d (sum %s), rejected %d", appliedCount, applied, rejected)
-		})
-	}
-}
-
-// TestADuplicateSentManyTimesAppliesOnce: the same event, delivered 40
-// times to 8 consumers at once, is applied exactly once; every other
-// delivery is a DUPLICATE, a success.
-func TestADuplicateSentManyTimesAppliesOnce(t *testing.T) {
-	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
-	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("100")})
-	var mu sync.Mutex
-	counts := map[usage.Status]int{}
-	var wg sync.WaitGroup
-	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := e.store()
-			for i := range 5 {
-				o := e.apply(s, rec("u", "k", "3", fmt.Sprintf("delivery-%d-%d", c, i), "the-one-key"))[0]
-				mu.Lock()
-				counts[o.Status]++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if counts[usage.Applied] != 1 || counts[usage.Duplicate] != 39 {
-		t.Errorf("outcomes %v, want 1 APPLIED and 39 DUPLICATE", counts)
-	}
-	if used := e.get(t, "u", "k").Used; used.Cmp(usage.MustDecimal("3")) != 0 {
-		t.Errorf("used %s, want 3", used)
-	}
-	if n := len(e.ledgerEntries(t, "u", "k")); n != 1 {
-		t.Errorf("%d ledger entries", n)
 	}
 }

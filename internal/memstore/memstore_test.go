@@ -1,0 +1,27 @@
+package memstore_test
+
+import (
+	"testing"
+
+	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/storetest"
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// backend: every consumer shares the one in-memory store (it has no
+// cache of its own to make them differ).
+type backend struct{ s *memstore.Store }
+
+func (b backend) Store(*testing.T) pipeline.Store { return b.s }
+func (b backend) Put(_ *testing.T, scope usage.Scope, attrs map[string]usage.Value) {
+	b.s.PutEntitlement(scope, attrs)
+}
+func (b backend) Get(_ *testing.T, scope usage.Scope) usage.Item { return b.s.Entitlement(scope) }
+func (b backend) Ledger(_ *testing.T, scope usage.Scope) []usage.LedgerEntry {
+	return b.s.Ledger(scope)
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(*testing.T) storetest.Backend { return backend{memstore.New()} })
+}

@@ -1,0 +1,341 @@
+// Package storetest is the contract of pipeline.Store: one suite of
+// behaviours that every implementation must show, run by each of them
+// (the DynamoDB store against DynamoDB Local, memstore in memory). A
+// store is correct when its outcomes, usage and ledger are those of
+// applying each record alone, in order, whatever the grouping,
+// redeliveries, concurrent consumers and changes behind its back.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Backend is one implementation under test: fresh, empty tables per call
+// of the factory given to Run.
+type Backend interface {
+	// Store returns a new consumer of the backend's tables, with its own
+	// cache, as a separate process would be.
+	Store(t *testing.T) pipeline.Store
+	// Put writes an entitlement item as access-service would (attrs may
+	// hold any kind of value, malformed ones included).
+	Put(t *testing.T, scope usage.Scope, attrs map[string]usage.Value)
+	// Get reads the entitlement item as stored.
+	Get(t *testing.T, scope usage.Scope) usage.Item
+	// Ledger lists the scope's ledger entries.
+	Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry
+}
+
+// Now is the processing time of every decision in the suite.
+var Now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+var scope = usage.Scope{UserID: "u", EntitlementKey: "k"}
+
+// Run runs the whole contract against backends made by newBackend.
+func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
+	t.Run("Decisions", func(t *testing.T) { testDecisions(t, newBackend) })
+	t.Run("StateChangedBehindTheCache", func(t *testing.T) { testStateChangedBehindTheCache(t, newBackend) })
+	t.Run("RacingConsumers", func(t *testing.T) { testRacingConsumers(t, newBackend) })
+	t.Run("ADuplicateSentManyTimesAppliesOnce", func(t *testing.T) { testDuplicateManyTimes(t, newBackend) })
+}
+
+// Num, Str and attrs build entitlement items.
+func Num(s string) usage.Value { return usage.NumberValue(usage.MustDecimal(s)) }
+func Str(s string) usage.Value { return usage.StringValue(s) }
+
+// Rec is a consume record of u/k.
+func Rec(amount, messageID, idempotencyKey string) usage.Record {
+	ev := usage.NewEvent(scope.UserID, scope.EntitlementKey)
+	ev.Amount = usage.MustDecimal(amount)
+	ev.IdempotencyKey = idempotencyKey
+	return usage.Record{Event: ev, MessageID: messageID}
+}
+
+func apply(s pipeline.Store, now time.Time, records ...usage.Record) []usage.Outcome {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.Update(ctx, scope, records, func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now) })
+}
+
+// Text is outcomes as "APPLIED LIMIT_EXCEEDED ...".
+func Text(os []usage.Outcome) string {
+	s := make([]string, len(os))
+	for i, o := range os {
+		if o.Status == usage.Rejected {
+			s[i] = string(o.Reason())
+		} else {
+			s[i] = string(o.Status)
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// valueIs: want is "" for absent, a quoted string for a string, else a number.
+func valueIs(v usage.Value, want string) bool {
+	if want == "" {
+		return !v.Present()
+	}
+	if s, err := strconv.Unquote(want); err == nil {
+		return v.Kind == usage.KindString && v.Str == s
+	}
+	return v.Kind == usage.KindNumber && v.Num.Cmp(usage.MustDecimal(want)) == 0
+}
+
+func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
+	type step struct {
+		records []usage.Record
+		want    string
+		at      time.Time               // zero: Now
+		before  map[string]usage.Value // set on the item before the step (access-service writing)
+	}
+	monthly := map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("5"),
+		usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
+	tests := []struct {
+		name     string
+		item     map[string]usage.Value // nil: no item
+		steps    []step
+		wantUsed string // "" = absent; a number; else a string's contents
+		wantPS   string
+		ledger   int
+	}{
+		{name: "applies an event and records it", item: map[string]usage.Value{usage.AttrLimit: Num("10")},
+			steps: []step{{records: []usage.Record{Rec("3", "m1", "")}, want: "APPLIED"}}, wantUsed: "3", ledger: 1},
+		{name: "no item is ENTITLEMENT_NOT_FOUND and writes nothing",
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "ENTITLEMENT_NOT_FOUND"}}},
+		{name: "over the limit is rejected and changes nothing", item: map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("4")},
+			steps: []step{{records: []usage.Record{Rec("2", "m1", "")}, want: "LIMIT_EXCEEDED"}}, wantUsed: "4"},
+		{name: "exactly reaching the limit is allowed", item: map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("4")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}}, wantUsed: "5", ledger: 1},
+		{name: "a new period resets before consuming", item: monthly,
+			steps: []step{{records: []usage.Record{Rec("2", "m1", "")}, want: "APPLIED"}}, wantUsed: "2", wantPS: `"2026-11-01T00:00:00Z"`, ledger: 1},
+		{name: "an anchored period resets on the anchor's day",
+			item: map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("5"), usage.AttrResetPeriod: Str("MONTHLY"),
+				usage.AttrResetAnchor: Str("2026-01-15T10:00:00Z"), usage.AttrPeriodStart: Str("2026-10-15T10:00:00Z")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}}, wantUsed: "1", wantPS: `"2026-11-15T10:00:00Z"`, ledger: 1},
+		{name: "first use of a periodic entitlement starts the period", item: map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrResetPeriod: Str("DAILY")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}}, wantUsed: "1", wantPS: `"2026-11-26T00:00:00Z"`, ledger: 1},
+		{name: "a redelivered message is a duplicate", item: map[string]usage.Value{},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m1", "")}, want: "DUPLICATE"}},
+			wantUsed: "1", ledger: 1},
+		{name: "an idempotency key dedups across message IDs", item: map[string]usage.Value{},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "key-1")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m2", "key-1")}, want: "DUPLICATE"}},
+			wantUsed: "1", ledger: 1},
+		{name: "a reused key with another amount is IDEMPOTENCY_CONFLICT", item: map[string]usage.Value{},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "key-1")}, want: "APPLIED"}, {records: []usage.Record{Rec("7", "m2", "key-1")}, want: "IDEMPOTENCY_CONFLICT"}},
+			wantUsed: "1", ledger: 1},
+		{name: "a duplicate stays a duplicate once the limit is reached", item: map[string]usage.Value{usage.AttrLimit: Num("1")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m1", "")}, want: "DUPLICATE"}},
+			wantUsed: "1", ledger: 1},
+		{name: "a group is applied in order in one write", item: map[string]usage.Value{usage.AttrLimit: Num("4")},
+			steps: []step{{records: []usage.Record{Rec("2", "m1", ""), Rec("3", "m2", ""), Rec("1", "m3", ""), Rec("1", "m3", ""), Rec("1", "m4", ""), Rec("1", "m5", "")},
+				want: "APPLIED LIMIT_EXCEEDED APPLIED DUPLICATE APPLIED LIMIT_EXCEEDED"}},
+			wantUsed: "4", ledger: 3},
+		{name: "decimals add exactly", item: map[string]usage.Value{usage.AttrLimit: Num("0.3")},
+			steps:    []step{{records: []usage.Record{Rec("0.1", "m1", ""), Rec("0.1", "m2", ""), Rec("0.1", "m3", "")}, want: "APPLIED APPLIED APPLIED"}},
+			wantUsed: "0.3", ledger: 3},
+		{name: "an unknown resetPeriod is INVALID_ENTITLEMENT", item: map[string]usage.Value{usage.AttrResetPeriod: Str("FORTNIGHTLY")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "INVALID_ENTITLEMENT"}}},
+		{name: "a NULL limit is unlimited", item: map[string]usage.Value{usage.AttrLimit: {Kind: usage.KindNull}},
+			steps: []step{{records: []usage.Record{Rec("1000", "m1", "")}, want: "APPLIED"}}, wantUsed: "1000", ledger: 1},
+		{name: "a used stored as a string is INVALID_ENTITLEMENT", item: map[string]usage.Value{usage.AttrUsed: Str("6")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "INVALID_ENTITLEMENT"}}, wantUsed: `"6"`},
+		{name: "a used that became a string is INVALID_ENTITLEMENT, also for a cached consumer", item: map[string]usage.Value{},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"},
+				{records: []usage.Record{Rec("1", "m2", "")}, want: "INVALID_ENTITLEMENT", before: map[string]usage.Value{usage.AttrUsed: Str("6")}}},
+			wantUsed: `"6"`, ledger: 1},
+		{name: "a reset does not overwrite a used that became a string",
+			item: map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrUsed: Num("5"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED", at: time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)},
+				{records: []usage.Record{Rec("1", "m2", "")}, want: "INVALID_ENTITLEMENT", before: map[string]usage.Value{usage.AttrUsed: Str("6")}}},
+			wantUsed: `"6"`, wantPS: `"2026-10-01T00:00:00Z"`, ledger: 1},
+		{name: "a coalesced delta wider than 38 digits applies as one by one would", item: map[string]usage.Value{usage.AttrUsed: Num("1E-18")},
+			steps:    []step{{records: []usage.Record{Rec("9E-18", "m1", ""), Rec("1E20", "m2", "")}, want: "APPLIED APPLIED"}},
+			wantUsed: "100000000000000000000.00000000000000001", ledger: 2},
+		{name: "a precision rejection rests on exactly the used it saw", item: map[string]usage.Value{usage.AttrUsed: Num("1E30")},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"},
+				{records: []usage.Record{Rec("1E-10", "m2", ""), Rec("1", "m3", "")}, want: "APPLIED APPLIED", before: map[string]usage.Value{usage.AttrUsed: Num("0")}}},
+			wantUsed: "1.0000000001", ledger: 3},
+		{name: "a sum beyond 38 digits after a concurrent write is INVALID_AMOUNT", item: map[string]usage.Value{},
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"},
+				{records: []usage.Record{Rec("0.5", "m2", ""), Rec("0.25", "m3", "")}, want: "INVALID_AMOUNT INVALID_AMOUNT",
+					before: map[string]usage.Value{usage.AttrUsed: Num(strings.Repeat("9", 38))}}},
+			wantUsed: strings.Repeat("9", 38), ledger: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			if tt.item != nil {
+				b.Put(t, scope, tt.item)
+			}
+			s := b.Store(t)
+			for i, st := range tt.steps {
+				if st.before != nil {
+					item := map[string]usage.Value{}
+					for k, v := range b.Get(t, scope).Attrs {
+						item[k] = v
+					}
+					for k, v := range st.before {
+						item[k] = v
+					}
+					b.Put(t, scope, item)
+				}
+				at := st.at
+				if at.IsZero() {
+					at = Now
+				}
+				if got := Text(apply(s, at, st.records...)); got != st.want {
+					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
+				}
+			}
+			if got := len(b.Ledger(t, scope)); got != tt.ledger {
+				t.Errorf("ledger has %d entries, want %d", got, tt.ledger)
+			}
+			if tt.item == nil {
+				if b.Get(t, scope).Exists {
+					t.Error("an entitlement item was created")
+				}
+				return
+			}
+			it := b.Get(t, scope)
+			if v := it.Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
+				t.Errorf("used %s, want %q", v, tt.wantUsed)
+			}
+			if v := it.Get(usage.AttrPeriodStart); !valueIs(v, tt.wantPS) {
+				t.Errorf("periodStart %s, want %q", v, tt.wantPS)
+			}
+		})
+	}
+}
+
+// testStateChangedBehindTheCache: access-service lowers the limit and
+// then the usage behind a consumer's back; the consumer decides on what
+// is stored, not on what it saw last.
+func testStateChangedBehindTheCache(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("100")})
+	s := b.Store(t)
+	if got := Text(apply(s, Now, Rec("1", "m1", ""))); got != "APPLIED" {
+		t.Fatal(got)
+	}
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("2"), usage.AttrUsed: Num("2")})
+	if got := Text(apply(s, Now, Rec("1", "m2", ""))); got != "LIMIT_EXCEEDED" {
+		t.Fatalf("got %s after the limit was lowered", got)
+	}
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("2"), usage.AttrUsed: Num("0")})
+	if got := Text(apply(s, Now, Rec("1", "m3", ""))); got != "APPLIED" {
+		t.Fatalf("got %s after usage was lowered", got)
+	}
+}
+
+// testRacingConsumers is the product: many consumers, each with its own
+// cache, race on one entitlement. used equals exactly the sum of applied
+// amounts, never exceeds the limit, and every applied event has one
+// ledger entry.
+func testRacingConsumers(t *testing.T, newBackend func(t *testing.T) Backend) {
+	tests := []struct {
+		name      string
+		limit     string
+		consumers int
+		events    int
+	}{
+		{"limited entitlement under pressure", "150", 8, 240},
+		{"unlimited entitlement", "", 8, 240},
+		{"sixteen consumers", "100", 16, 160},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			item := map[string]usage.Value{usage.AttrResetPeriod: Str("DAILY"), usage.AttrPeriodStart: Str("2026-11-25T00:00:00Z"), usage.AttrUsed: Num("40")}
+			if tt.limit != "" {
+				item[usage.AttrLimit] = Num(tt.limit)
+			}
+			b.Put(t, scope, item)
+			var mu sync.Mutex
+			applied, appliedCount, rejected := usage.Decimal{}, 0, 0
+			var wg sync.WaitGroup
+			for c := range tt.consumers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := b.Store(t)
+					for i := c; i < tt.events; i += tt.consumers {
+						amount := fmt.Sprint(1 + i%3)
+						// A few are sent twice, as SQS redeliveries would be.
+						batch := []usage.Record{Rec(amount, fmt.Sprint("m", i), "")}
+						if i%10 == 0 {
+							batch = append(batch, batch[0])
+						}
+						o := apply(s, Now, batch...)[0]
+						mu.Lock()
+						switch {
+						case o.Status == usage.Applied:
+							applied = applied.Add(usage.MustDecimal(amount))
+							appliedCount++
+						case o.Reason() == usage.ReasonLimitExceeded:
+							rejected++
+						default:
+							t.Errorf("unexpected outcome %s %v", o.Status, o.Err)
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			used := b.Get(t, scope).Get(usage.AttrUsed).Num
+			if used.Cmp(applied) != 0 {
+				t.Errorf("used %s, but the applied events add up to %s", used, applied)
+			}
+			if tt.limit != "" && used.Cmp(usage.MustDecimal(tt.limit)) > 0 {
+				t.Errorf("used %s exceeds the limit %s", used, tt.limit)
+			}
+			if tt.limit != "" && rejected == 0 {
+				t.Errorf("the limit was never reached: the test exercises nothing")
+			}
+			if n := len(b.Ledger(t, scope)); n != appliedCount {
+				t.Errorf("ledger has %d entries for %d applied events", n, appliedCount)
+			}
+		})
+	}
+}
+
+// testDuplicateManyTimes: the same event, delivered 40 times to 8
+// consumers at once, is applied exactly once; every other delivery is a
+// DUPLICATE, a success.
+func testDuplicateManyTimes(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("100")})
+	var mu sync.Mutex
+	counts := map[usage.Status]int{}
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := b.Store(t)
+			for i := range 5 {
+				o := apply(s, Now, Rec("3", fmt.Sprintf("delivery-%d-%d", c, i), "the-one-key"))[0]
+				mu.Lock()
+				counts[o.Status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if counts[usage.Applied] != 1 || counts[usage.Duplicate] != 39 {
+		t.Errorf("outcomes %v, want 1 APPLIED and 39 DUPLICATE", counts)
+	}
+	if used := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(used, "3") {
+		t.Errorf("used %s, want 3", used)
+	}
+	if n := len(b.Ledger(t, scope)); n != 1 {
+		t.Errorf("%d ledger entries", n)
+	}
+}
