@@ -370,4 +370,3 @@ func checkMetadata(raw json.RawMessage) error {
 	}
 	return nil
 }
-

@@ -93,7 +93,7 @@ func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
 	type step struct {
 		records []usage.Record
 		want    string
-		at      time.Time               // zero: Now
+		at      time.Time              // zero: Now
 		before  map[string]usage.Value // set on the item before the step (access-service writing)
 	}
 	monthly := map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("5"),
@@ -123,16 +123,16 @@ func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{name: "first use of a periodic entitlement starts the period", item: map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrResetPeriod: Str("DAILY")},
 			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}}, wantUsed: "1", wantPS: `"2026-11-26T00:00:00Z"`, ledger: 1},
 		{name: "a redelivered message is a duplicate", item: map[string]usage.Value{},
-			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m1", "")}, want: "DUPLICATE"}},
+			steps:    []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m1", "")}, want: "DUPLICATE"}},
 			wantUsed: "1", ledger: 1},
 		{name: "an idempotency key dedups across message IDs", item: map[string]usage.Value{},
-			steps: []step{{records: []usage.Record{Rec("1", "m1", "key-1")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m2", "key-1")}, want: "DUPLICATE"}},
+			steps:    []step{{records: []usage.Record{Rec("1", "m1", "key-1")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m2", "key-1")}, want: "DUPLICATE"}},
 			wantUsed: "1", ledger: 1},
 		{name: "a reused key with another amount is IDEMPOTENCY_CONFLICT", item: map[string]usage.Value{},
-			steps: []step{{records: []usage.Record{Rec("1", "m1", "key-1")}, want: "APPLIED"}, {records: []usage.Record{Rec("7", "m2", "key-1")}, want: "IDEMPOTENCY_CONFLICT"}},
+			steps:    []step{{records: []usage.Record{Rec("1", "m1", "key-1")}, want: "APPLIED"}, {records: []usage.Record{Rec("7", "m2", "key-1")}, want: "IDEMPOTENCY_CONFLICT"}},
 			wantUsed: "1", ledger: 1},
 		{name: "a duplicate stays a duplicate once the limit is reached", item: map[string]usage.Value{usage.AttrLimit: Num("1")},
-			steps: []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m1", "")}, want: "DUPLICATE"}},
+			steps:    []step{{records: []usage.Record{Rec("1", "m1", "")}, want: "APPLIED"}, {records: []usage.Record{Rec("1", "m1", "")}, want: "DUPLICATE"}},
 			wantUsed: "1", ledger: 1},
 		{name: "a group is applied in order in one write", item: map[string]usage.Value{usage.AttrLimit: Num("4")},
 			steps: []step{{records: []usage.Record{Rec("2", "m1", ""), Rec("3", "m2", ""), Rec("1", "m3", ""), Rec("1", "m3", ""), Rec("1", "m4", ""), Rec("1", "m5", "")},
