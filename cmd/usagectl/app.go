@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/spf13/cobra"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/config"
@@ -31,6 +30,9 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// started is set when a command's own code begins: an error before
+	// that is cobra rejecting the command line.
+	started bool
 }
 
 // usageError is a mistake in the command line or the configuration: exit
@@ -42,67 +44,38 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// errHelp: help was asked for and printed.
-var errHelp = errors.New("help shown")
+const rootLong = `usagectl: send and inspect usage events for usage-event-service.
 
-// command is one usagectl command.
-type command struct {
-	name     string // "send", "dlq list"
-	synopsis string // one line for the command list
-	run      func(ctx context.Context, a *app, args []string) error
-}
-
-func commands() []command {
-	return []command{
-		{"send", "send usage events to the queue (one from flags, or a JSON-lines file)", runSend},
-		{"usage", "show a user's entitlements: used, limit, current period, next reset", runUsage},
-		{"entitlement put", "write an entitlement item the way access-service would (development and tests)", runEntitlementPut},
-		{"setup", "create the ledger table and the queues (and, with --local, the entitlements table)", runSetup},
-		{"dlq list", "list dead-lettered events with their rejection reasons", runDLQList},
-		{"dlq redrive", "move dead-lettered events back to the queue, bodies unchanged", runDLQRedrive},
-	}
-}
-
-const overview = `usagectl: send and inspect usage events for usage-event-service.
-
-Usage:
-  usagectl <command> [flags]
-  usagectl <command> --help
-
-Commands:
-%s
 Configuration comes from the same environment variables as the service,
 and flags override them:
   USAGE_EVENT_QUEUE_URL   the usage event queue (--queue-url)
   DEAD_LETTER_QUEUE_URL   its dead-letter queue (--dlq-url)
   ENTITLEMENTS_TABLE      access-service's entitlements table (--table)
   USAGE_LEDGER_TABLE      the ledger table (--ledger-table)
+  DEDUP_RETENTION         how long the service deduplicates (--dedup-retention
+                          of dlq redrive; default 336h)
   ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX,
   ENTITLEMENT_SK_PREFIX   the entitlements table's key layout
   AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB, ...
                           read by the AWS SDK as usual
 
-Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
-`
-
-func (a *app) printOverview(w io.Writer) {
-	var b strings.Builder
-	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-16s %s\n", c.name, c.synopsis)
-	}
-	fmt.Fprintf(w, overview, b.String())
-}
+Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.`
 
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
-	err := a.dispatch(ctx, args)
+	root := a.root()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
 	var ue usageError
 	switch {
-	case err == nil, errors.Is(err, errHelp):
+	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "usagectl: %v\nRun 'usagectl %s--help' for usage.\n", err, helpPrefix(args))
+	case errors.As(err, &ue) || !a.started:
+		fmt.Fprintf(stderr, "usagectl: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
 		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "usagectl: %v\n", err)
@@ -110,131 +83,96 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-// helpPrefix names the command the user was running, for the hint after a
-// usage error.
-func helpPrefix(args []string) string {
-	for _, c := range commands() {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return c.name + " "
-		}
-		if group, _, ok := strings.Cut(c.name, " "); ok && len(args) > 0 && args[0] == group {
-			return group + " "
+// root is the command tree. Every command's own code runs through a.runE.
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "usagectl",
+		Short:         "send and inspect usage events for usage-event-service",
+		Long:          rootLong,
+		SilenceErrors: true, // run reports them, with the exit code
+		SilenceUsage:  true,
+		// Suggest commands within two edits of a mistyped one.
+		SuggestionsMinimumDistance: 2,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q (run 'usagectl help' for the list)", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageError{errors.New(msg)}
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprint(a.stderr, cmd.UsageString())
+			return usagef("no command given")
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		a.sendCmd(),
+		a.usageCmd(),
+		group("entitlement", "write test entitlements", a.entitlementPutCmd()),
+		a.setupCmd(),
+		group("dlq", "list or redrive dead-lettered events", a.dlqListCmd(), a.dlqRedriveCmd()),
+	)
+	// cobra's "completion bash|zsh|fish|powershell", made a group like
+	// ours so that an unknown shell is a usage error.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			asGroup(c)
 		}
 	}
-	return ""
+	return root
 }
 
-func (a *app) dispatch(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		a.printOverview(a.stderr)
-		return usagef("no command given")
+// runE wraps a command's own code: errors from here on are the
+// command's, not cobra's.
+func (a *app) runE(fn func(ctx context.Context, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		a.started = true
+		return fn(cmd.Context(), cmd)
 	}
-	switch args[0] {
-	case "-h", "-help", "--help":
-		a.printOverview(a.stdout)
-		return nil
-	case "help":
-		if len(args) == 1 {
-			a.printOverview(a.stdout)
-			return nil
-		}
-		return a.dispatch(ctx, append(append([]string{}, args[1:]...), "--help"))
-	}
-	// Longest match first: "dlq list" before a bare "dlq".
-	cmds := commands()
-	sort.SliceStable(cmds, func(i, j int) bool { return len(cmds[i].name) > len(cmds[j].name) })
-	for _, c := range cmds {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return c.run(ctx, a, args[len(words):])
-		}
-	}
-	// A group name alone ("dlq", "entitlement") or with a bad subcommand.
-	var subs []string
-	for _, c := range commands() {
-		if group, sub, ok := strings.Cut(c.name, " "); ok && group == args[0] {
-			subs = append(subs, sub)
-		}
-	}
-	if len(subs) > 0 {
-		if len(args) > 1 && isHelp(args[1]) {
-			fmt.Fprintf(a.stdout, "usage: usagectl %s <%s> [flags]\n\nRun 'usagectl %s <subcommand> --help' for details.\n", args[0], strings.Join(subs, "|"), args[0])
-			return nil
-		}
-		if len(args) == 1 {
-			return usagef("%s: missing subcommand (one of: %s)", args[0], strings.Join(subs, ", "))
-		}
-		return usagef("%s: unknown subcommand %q (one of: %s)", args[0], args[1], strings.Join(subs, ", "))
-	}
-	return usagef("unknown command %q (run 'usagectl help' for the list)", args[0])
 }
 
-func isHelp(s string) bool { return s == "-h" || s == "-help" || s == "--help" || s == "help" }
-
-// flags is a command's flag set with its help text.
-type flags struct {
-	*flag.FlagSet
-	a       *app
-	usage   string // "usagectl send --user U --key K [...]"
-	details string // paragraphs after the usage line
-}
-
-func (a *app) newFlags(name, usage, details string) *flags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by run, help by parse
-	fs.Usage = func() {}
-	return &flags{FlagSet: fs, a: a, usage: usage, details: details}
-}
-
-// parse parses args. It prints the help to stdout and returns errHelp for
-// -h/--help, and returns a usageError for anything wrong, including
-// positional arguments (no command takes any).
-func (f *flags) parse(args []string) error {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			f.printHelp(f.a.stdout)
-			return errHelp
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok {
-			return usagef("unknown flag --%s", strings.TrimLeft(name, "-"))
-		}
-		return usageError{err}
-	}
-	if f.NArg() > 0 {
-		return usagef("unexpected argument %q (flags start with --)", f.Arg(0))
+// noArgs rejects positional arguments: no command takes any.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (flags start with --)", args[0])
 	}
 	return nil
 }
 
-// printHelp prints the usage line, the details and the flags, spelled
-// with two dashes as the rest of the help is (the flag package accepts
-// both).
-func (f *flags) printHelp(w io.Writer) {
-	fmt.Fprintf(w, "usage: %s\n\n%s\nFlags:\n", f.usage, f.details)
-	f.VisitAll(func(fl *flag.Flag) {
-		kind, usage := flag.UnquoteUsage(fl)
-		line := "  --" + fl.Name
-		if kind != "" {
-			line += " " + kind
-		}
-		fmt.Fprintf(w, "%s\n      %s", line, usage)
-		if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" {
-			fmt.Fprintf(w, " (default %s)", fl.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
+// group is a command that only holds subcommands.
+func group(name, short string, subs ...*cobra.Command) *cobra.Command {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.Name()
+	}
+	g := &cobra.Command{Use: name + " <" + strings.Join(names, "|") + ">", Short: short}
+	g.AddCommand(subs...)
+	asGroup(g)
+	return g
 }
 
-// set reports whether the flag was given on the command line.
-func (f *flags) set(name string) bool {
-	found := false
-	f.Visit(func(fl *flag.Flag) {
-		if fl.Name == name {
-			found = true
+// asGroup makes g, a command that only holds subcommands, reject being
+// run alone or with a subcommand it does not have, as a usage error.
+func asGroup(g *cobra.Command) {
+	var names []string
+	for _, s := range g.Commands() {
+		names = append(names, s.Name())
+	}
+	list := strings.Join(names, ", ")
+	g.Args = func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("%s: unknown subcommand %q (one of: %s)", g.Name(), args[0], list)
 		}
-	})
-	return found
+		return nil
+	}
+	g.RunE = func(*cobra.Command, []string) error {
+		return usagef("%s: missing subcommand (one of: %s)", g.Name(), list)
+	}
 }
 
 // setting resolves a value from its flag or, when the flag was not
@@ -267,23 +205,14 @@ func (a *app) table(flagValue, flagName, envName string) (string, error) {
 	return t, nil
 }
 
-// entitlementKeys reads the entitlements table's key layout from the
-// service's variables.
-func (a *app) entitlementKeys() dynamodb.EntitlementKeys {
-	k := dynamodb.DefaultEntitlementKeys
-	if v := strings.TrimSpace(a.getenv("ENTITLEMENT_PK_ATTRIBUTE")); v != "" {
-		k.PartitionAttr = v
+// entitlementKeys reads the entitlements table's key layout exactly as
+// the service does.
+func (a *app) entitlementKeys() (dynamodb.EntitlementKeys, error) {
+	l, err := config.LoadKeyLayout(a.getenv)
+	if err != nil {
+		return dynamodb.EntitlementKeys{}, usageError{err}
 	}
-	if v := strings.TrimSpace(a.getenv("ENTITLEMENT_SK_ATTRIBUTE")); v != "" {
-		k.SortAttr = v
-	}
-	if v := a.getenv("ENTITLEMENT_PK_PREFIX"); v != "" { // prefixes are data: spaces kept, as the service does
-		k.UserPrefix = v
-	}
-	if v := a.getenv("ENTITLEMENT_SK_PREFIX"); v != "" {
-		k.KeyPrefix = v
-	}
-	return k
+	return dynamodb.EntitlementKeys(l), nil
 }
 
 // awsConfig loads the AWS configuration the way the service does: the
@@ -325,7 +254,7 @@ func (a *app) writeJSON(v any) error {
 }
 
 // isTerminal reports whether w is a terminal (a character device), where
-// a progress bar helps rather than pollutes.
+// a progress display helps rather than pollutes.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -333,4 +262,13 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// completions completes a flag with a fixed list of values.
+func completions[T ~string](values []T) cobra.CompletionFunc {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	return cobra.FixedCompletions(s, cobra.ShellCompDirectiveNoFileComp)
 }

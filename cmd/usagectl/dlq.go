@@ -2,24 +2,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/spf13/cobra"
 
-	"github.com/usage-event-service/usage-event-service/producer"
+	"github.com/usage-event-service/usage-event-service/internal/config"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
-
-const dlqListUsage = `usagectl dlq list [--max N] [--visibility-timeout D] [--dlq-url URL] [--json]`
 
 const dlqListDetails = `Lists the messages in the dead-letter queue (DEAD_LETTER_QUEUE_URL or
 --dlq-url) with the attributes the service sets when it rejects an event:
@@ -31,10 +26,7 @@ them and are shown as such.
 SQS has no way to peek: listing receives the messages, which hides them from
 other consumers for --visibility-timeout and adds one to their receive
 count. When the listing is done usagectl makes them visible again at once;
-if it is interrupted they reappear after the timeout.
-`
-
-const dlqRedriveUsage = `usagectl dlq redrive (--all | --id MESSAGE_ID ...) [--reason CODE] [--queue-url URL] [--dlq-url URL] [--json]`
+if it is interrupted they reappear after the timeout.`
 
 const dlqRedriveDetails = `Moves dead-lettered messages back to the usage event queue
 (USAGE_EVENT_QUEUE_URL or --queue-url), bodies unchanged: each message is
@@ -47,104 +39,71 @@ Select the messages with --all or with one --id per message (the IDs that
 policy. Fix the cause first: an event redriven unchanged into the same
 conditions is rejected again.
 
-A redriven message gets a new message ID. An event without an
-idempotencyKey is deduplicated by message ID, so if it had in fact been
-applied already (the service applied it but could not delete it), redriving
-it applies it again; events with an idempotency key are safe.
-`
+A redriven message gets a new message ID, so it carries the message ID of
+the event's first delivery in usage.originalMessageId, and the service keeps
+that as the dedup key of an event without an idempotencyKey: two copies of
+one dead letter, or a message redriven twice, are applied once. (SQS's own
+redrive, StartMessageMoveTask or "Start DLQ redrive" in the console, does
+not: use it only for events that carry an idempotencyKey.)
 
-// dlqMessage is a dead-lettered message as listed.
-type dlqMessage struct {
-	MessageID string `json:"messageId"`
-	Body      string `json:"body"`
-	// The service's attributes; all null when the redrive policy moved it.
-	Reason            *string `json:"reason"`
-	ReasonMessage     *string `json:"reasonMessage"`
-	OriginalMessageID *string `json:"originalMessageId"`
-	ReceiveCount      *int    `json:"receiveCount"` // receives of the original message before the rejection
-	RejectedAt        *string `json:"rejectedAt"`
-	// MovedByRedrivePolicy: no usage.reason, so SQS moved it after
-	// maxReceiveCount receives (or someone sent it by hand).
-	MovedByRedrivePolicy bool   `json:"movedByRedrivePolicy"`
-	SentAt               string `json:"sentAt,omitempty"`  // SQS SentTimestamp
-	GroupID              string `json:"groupId,omitempty"` // FIFO only
-}
+Dedup lasts DEDUP_RETENTION (--dedup-retention; default 336h). A message
+whose event was first sent longer ago is refused, unless --force: its dedup
+key may have expired, so a replay could apply it twice. Refused messages are
+listed with their age and stay in the dead-letter queue. The age counts from
+the earliest send time the message carries: usage.originalSentAt, which
+every redriven message gets, else its SentTimestamp (for a message the
+service dead-lettered, the time of the rejection).
 
-type dlqListing struct {
-	QueueURL string `json:"queueUrl"`
-	// ApproximateNumberOfMessages before listing (SQS's estimate).
-	Approximate int          `json:"approximateNumberOfMessages"`
-	Messages    []dlqMessage `json:"messages"`
-}
+The exit code is 1 if any selected message was refused, failed or not found.`
 
-func runDLQList(ctx context.Context, a *app, args []string) error {
-	f := a.newFlags("dlq list", dlqListUsage, dlqListDetails)
-	dlqURL := f.String("dlq-url", "", "dead-letter queue (default $DEAD_LETTER_QUEUE_URL)")
-	maxN := f.Int("max", 100, "list at most `N` messages")
-	vis := f.Duration("visibility-timeout", 30*time.Second, "how long listed messages stay hidden if usagectl cannot make them visible again")
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
+func (a *app) dlqListCmd() *cobra.Command {
+	var dlqURL string
+	var maxN int
+	var vis time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [flags]",
+		Short: "list dead-lettered events with their rejection reasons",
+		Long:  dlqListDetails,
+		Args:  noArgs,
 	}
-	if *maxN < 1 {
-		return usagef("--max must be at least 1, got %d", *maxN)
-	}
-	if err := checkVisibility(*vis); err != nil {
-		return err
-	}
-	url, err := a.queueURL(*dlqURL, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
-	if err != nil {
-		return err
-	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	c := awssqs.NewFromConfig(cfg)
-	listing := dlqListing{QueueURL: url, Messages: []dlqMessage{}}
-	attrs, err := c.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages},
-	})
-	if err != nil {
-		return fmt.Errorf("dead-letter queue %s: %w", url, err)
-	}
-	listing.Approximate, _ = strconv.Atoi(attrs.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
-
-	var received []types.Message
-	seen := map[string]bool{}
-	for len(received) < *maxN {
-		msgs, err := receiveDLQ(ctx, c, url, min(10, *maxN-len(received)), *vis)
-		if err != nil {
-			releaseAll(context.WithoutCancel(ctx), c, url, received)
-			return fmt.Errorf("receive from %s: %w", url, err)
+	fl := cmd.Flags()
+	fl.StringVar(&dlqURL, "dlq-url", "", "dead-letter queue (default $DEAD_LETTER_QUEUE_URL)")
+	fl.IntVar(&maxN, "max", 100, "list at most `N` messages")
+	fl.DurationVar(&vis, "visibility-timeout", 30*time.Second, "how long listed messages stay hidden if usagectl cannot make them visible again")
+	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.RunE = a.runE(func(ctx context.Context, _ *cobra.Command) error {
+		if maxN < 1 {
+			return usagef("--max must be at least 1, got %d", maxN)
 		}
-		fresh := 0
-		for _, m := range msgs {
-			if id := aws.ToString(m.MessageId); !seen[id] {
-				seen[id] = true
-				fresh++
-				received = append(received, m)
-			}
-		}
-		if fresh == 0 {
-			break
-		}
-	}
-	releaseErr := releaseAll(context.WithoutCancel(ctx), c, url, received)
-	for _, m := range received {
-		listing.Messages = append(listing.Messages, viewDLQ(m))
-	}
-	if *asJSON {
-		if err := a.writeJSON(listing); err != nil {
+		if err := checkVisibility(vis); err != nil {
 			return err
 		}
-	} else {
-		a.printDLQ(listing, *maxN)
-	}
-	if releaseErr != nil {
-		return fmt.Errorf("listed, but could not make the messages visible again; they reappear after %v: %w", *vis, releaseErr)
-	}
-	return nil
+		url, err := a.queueURL(dlqURL, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
+		if err != nil {
+			return err
+		}
+		cfg, err := a.awsConfig(ctx)
+		if err != nil {
+			return err
+		}
+		listing, err := sqs.ListDeadLetters(ctx, awssqs.NewFromConfig(cfg), url, maxN, vis)
+		if err != nil && !errors.Is(err, sqs.ErrNotReleased) {
+			return err
+		}
+		if asJSON {
+			if err := a.writeJSON(listing); err != nil {
+				return err
+			}
+		} else {
+			a.printDLQ(listing, maxN)
+		}
+		if err != nil {
+			return fmt.Errorf("listed, but they reappear only after %v: %w", vis, err)
+		}
+		return nil
+	})
+	return cmd
 }
 
 func checkVisibility(d time.Duration) error {
@@ -154,71 +113,7 @@ func checkVisibility(d time.Duration) error {
 	return nil
 }
 
-// receiveDLQ receives up to n messages with every attribute. It waits up
-// to a second: short polls sample only some SQS servers and can come back
-// empty while messages exist.
-func receiveDLQ(ctx context.Context, c *awssqs.Client, url string, n int, vis time.Duration) ([]types.Message, error) {
-	out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
-		QueueUrl:                    aws.String(url),
-		MaxNumberOfMessages:         int32(n),
-		VisibilityTimeout:           int32(vis / time.Second),
-		WaitTimeSeconds:             1,
-		MessageAttributeNames:       []string{"All"},
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out.Messages, nil
-}
-
-// releaseAll makes received messages visible again at once.
-func releaseAll(ctx context.Context, c *awssqs.Client, url string, msgs []types.Message) error {
-	var errs []error
-	for chunk := range slices.Chunk(msgs, 10) {
-		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(chunk))
-		for i, m := range chunk {
-			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}
-		}
-		out, err := c.ChangeMessageVisibilityBatch(ctx, &awssqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(url), Entries: entries})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, fe := range out.Failed {
-			errs = append(errs, fmt.Errorf("%s: %s", aws.ToString(fe.Code), aws.ToString(fe.Message)))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func viewDLQ(m types.Message) dlqMessage {
-	v := dlqMessage{MessageID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
-	attr := func(name string) *string {
-		if a, ok := m.MessageAttributes[name]; ok && a.StringValue != nil {
-			s := *a.StringValue
-			return &s
-		}
-		return nil
-	}
-	v.Reason = attr(sqs.AttrReason)
-	v.ReasonMessage = attr(sqs.AttrReasonMessage)
-	v.OriginalMessageID = attr(sqs.AttrOriginalMessageID)
-	v.RejectedAt = attr(sqs.AttrRejectedAt)
-	if s := attr(sqs.AttrReceiveCount); s != nil {
-		if n, err := strconv.Atoi(*s); err == nil {
-			v.ReceiveCount = &n
-		}
-	}
-	v.MovedByRedrivePolicy = v.Reason == nil
-	if ms, err := strconv.ParseInt(m.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
-		v.SentAt = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
-	}
-	v.GroupID = m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
-	return v
-}
-
-func (a *app) printDLQ(l dlqListing, maxN int) {
+func (a *app) printDLQ(l sqs.DeadLetterListing, maxN int) {
 	w := a.stdout
 	fmt.Fprintf(w, "dead-letter queue %s: messages: about %d", l.QueueURL, l.Approximate)
 	if len(l.Messages) == maxN && l.Approximate > maxN {
@@ -240,6 +135,9 @@ func (a *app) printDLQ(l dlqListing, maxN int) {
 		}
 		if m.SentAt != "" {
 			fmt.Fprintf(w, "  sent at         %s\n", m.SentAt)
+		}
+		if m.FirstSentAt != "" && m.FirstSentAt != m.SentAt {
+			fmt.Fprintf(w, "  first sent      %s\n", m.FirstSentAt)
 		}
 		fmt.Fprintf(w, "  body            %s\n", shorten(m.Body, 300))
 	}
@@ -267,285 +165,121 @@ func shorten(s string, n int) string {
 	return s[:n] + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
-// redriveReport is the outcome of a redrive.
-type redriveReport struct {
-	From     string           `json:"from"`
-	To       string           `json:"to"`
-	Redriven []redriven       `json:"redriven"`
-	Failed   []redriveFailure `json:"failed"`
-	NotFound []string         `json:"notFound"` // --id values not seen in the DLQ
+// dlqRedriveFlags are the flags of usagectl dlq redrive.
+type dlqRedriveFlags struct {
+	all, force, asJSON                  bool
+	ids                                 []string
+	reason, queueURL, dlqURL, retention string
+	vis                                 time.Duration
 }
 
-type redriven struct {
-	MessageID    string `json:"messageId"`    // in the dead-letter queue
-	NewMessageID string `json:"newMessageId"` // in the usage event queue
-	Reason       string `json:"reason,omitempty"`
+func (a *app) dlqRedriveCmd() *cobra.Command {
+	var f dlqRedriveFlags
+	cmd := &cobra.Command{
+		Use:   "redrive (--all | --id MESSAGE_ID ...) [flags]",
+		Short: "move dead-lettered events back to the queue, bodies unchanged",
+		Long:  dlqRedriveDetails,
+		Example: `  usagectl dlq redrive --all --reason ENTITLEMENT_NOT_FOUND
+  usagectl dlq redrive --id 3f0c1b9e-... --id 7a21d4c0-...`,
+		Args: noArgs,
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.all, "all", false, "redrive every message (narrowed by --reason)")
+	fl.StringArrayVar(&f.ids, "id", nil, "redrive the message with this `MESSAGE_ID` (repeat for several)")
+	fl.StringVar(&f.reason, "reason", "", "only messages with this reason `CODE`, or none for those moved by the redrive policy")
+	fl.StringVar(&f.queueURL, "queue-url", "", "queue to redrive to (default $USAGE_EVENT_QUEUE_URL)")
+	fl.StringVar(&f.dlqURL, "dlq-url", "", "dead-letter queue (default $DEAD_LETTER_QUEUE_URL)")
+	fl.StringVar(&f.retention, "dedup-retention", "", "the service's dedup `retention`: older events are refused (default $DEDUP_RETENTION, else 336h)")
+	fl.BoolVar(&f.force, "force", false, "redrive events older than the dedup retention too (they may be applied twice)")
+	fl.DurationVar(&f.vis, "visibility-timeout", 60*time.Second, "how long messages stay hidden while the redrive runs")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
+	reasons := append([]usage.Reason{sqs.ReasonNone}, usage.Reasons...)
+	cmd.RegisterFlagCompletionFunc("reason", completions(reasons))
+	cmd.RunE = a.runE(func(ctx context.Context, _ *cobra.Command) error { return a.redrive(ctx, f) })
+	return cmd
 }
 
-type redriveFailure struct {
-	MessageID string `json:"messageId"`
-	Error     string `json:"error"`
-	// Sent: the message reached the queue but could not be deleted from
-	// the dead-letter queue, so it is in both.
-	Sent bool `json:"sent"`
-}
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-func runDLQRedrive(ctx context.Context, a *app, args []string) error {
-	f := a.newFlags("dlq redrive", dlqRedriveUsage, dlqRedriveDetails)
-	all := f.Bool("all", false, "redrive every message (narrowed by --reason)")
-	var ids stringList
-	f.Var(&ids, "id", "redrive the message with this `MESSAGE_ID` (repeat for several)")
-	reason := f.String("reason", "", "only messages with this reason `CODE`, or none for those moved by the redrive policy")
-	queueURL := f.String("queue-url", "", "queue to redrive to (default $USAGE_EVENT_QUEUE_URL)")
-	dlqURL := f.String("dlq-url", "", "dead-letter queue (default $DEAD_LETTER_QUEUE_URL)")
-	vis := f.Duration("visibility-timeout", 60*time.Second, "how long messages stay hidden while the redrive runs")
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	switch {
-	case *all && len(ids) > 0:
-		return usagef("--all and --id exclude each other")
-	case !*all && len(ids) == 0:
-		return usagef("say which messages: --all, or --id MESSAGE_ID (repeatable)")
-	}
-	if *reason != "" && *reason != "none" && !slices.Contains(usage.Reasons, usage.Reason(*reason)) {
-		codes := make([]string, len(usage.Reasons))
-		for i, r := range usage.Reasons {
-			codes[i] = string(r)
-		}
-		return usagef("--reason %q is not a reason code: want none or one of %s", *reason, strings.Join(codes, ", "))
-	}
-	if err := checkVisibility(*vis); err != nil {
-		return err
-	}
-	to, err := a.queueURL(*queueURL, "--queue-url", "USAGE_EVENT_QUEUE_URL")
+func (a *app) redrive(ctx context.Context, f dlqRedriveFlags) error {
+	rd, err := a.redriveOf(f)
 	if err != nil {
 		return err
-	}
-	from, err := a.queueURL(*dlqURL, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
-	if err != nil {
-		return err
-	}
-	if to == from {
-		return usagef("the queue and the dead-letter queue are the same (%s)", to)
 	}
 	cfg, err := a.awsConfig(ctx)
 	if err != nil {
 		return err
 	}
-	c := awssqs.NewFromConfig(cfg)
-
-	wanted := map[string]bool{}
-	for _, id := range ids {
-		wanted[id] = true
-	}
-	selected := func(m dlqMessage) bool {
-		if len(ids) > 0 && !wanted[m.MessageID] {
-			return false
-		}
-		switch *reason {
-		case "":
-			return true
-		case "none":
-			return m.MovedByRedrivePolicy
-		default:
-			return m.Reason != nil && *m.Reason == *reason
+	rd.Client = awssqs.NewFromConfig(cfg)
+	if isTerminal(a.stderr) {
+		rd.Progress = func(r sqs.RedriveReport) {
+			fmt.Fprintf(a.stderr, "\rredriven %d, refused %d, failed %d\x1b[K", len(r.Redriven), len(r.Refused), len(r.Failed))
 		}
 	}
-
-	rep := redriveReport{From: from, To: to, Redriven: []redriven{}, Failed: []redriveFailure{}, NotFound: []string{}}
-	var held []types.Message // received but not selected: made visible again at the end
-	seen := map[string]bool{}
-	found := 0
-	for ctx.Err() == nil {
-		msgs, err := receiveDLQ(ctx, c, from, 10, *vis)
-		if err != nil {
-			if ctx.Err() == nil {
-				rep.Failed = append(rep.Failed, redriveFailure{Error: fmt.Sprintf("receive from %s: %v", from, err)})
-			}
-			break
-		}
-		var picked []types.Message
-		fresh := 0
-		for _, m := range msgs {
-			id := aws.ToString(m.MessageId)
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			fresh++
-			if selected(viewDLQ(m)) {
-				picked = append(picked, m)
-				if wanted[id] {
-					found++
-				}
-			} else {
-				held = append(held, m)
-			}
-		}
-		if fresh == 0 {
-			break
-		}
-		held = append(held, redriveBatch(context.WithoutCancel(ctx), c, from, to, picked, &rep)...)
-		if len(ids) > 0 && found == len(wanted) {
-			break
-		}
+	rep, err := rd.Run(ctx)
+	if rd.Progress != nil {
+		fmt.Fprintln(a.stderr)
 	}
-	releaseErr := releaseAll(context.WithoutCancel(ctx), c, from, held)
-	for _, id := range ids {
-		if !seen[id] {
-			rep.NotFound = append(rep.NotFound, id)
-		}
-	}
-
-	if *asJSON {
+	if f.asJSON {
 		if err := a.writeJSON(rep); err != nil {
 			return err
 		}
 	} else {
-		a.printRedrive(rep)
+		a.printRedrive(rep, rd.Retention)
 	}
 	switch {
 	case ctx.Err() != nil:
 		return errors.New("interrupted; the report lists what was redriven")
-	case len(rep.Failed) > 0 || len(rep.NotFound) > 0:
-		return fmt.Errorf("%d redriven, %d failed, %d not found", len(rep.Redriven), len(rep.Failed), len(rep.NotFound))
-	case releaseErr != nil:
-		return fmt.Errorf("could not make the messages not redriven visible again; they reappear after %v: %w", *vis, releaseErr)
+	case len(rep.Failed) > 0 || len(rep.NotFound) > 0 || len(rep.Refused) > 0:
+		return fmt.Errorf("%d redriven, %d refused, %d failed, %d not found", len(rep.Redriven), len(rep.Refused), len(rep.Failed), len(rep.NotFound))
+	case err != nil:
+		return fmt.Errorf("the messages not redriven reappear only after %v: %w", f.vis, err)
 	}
 	return nil
 }
 
-// redriveBatch sends msgs to the queue and deletes from the dead-letter
-// queue exactly those whose send succeeded. It returns the messages to
-// make visible again (those not sent).
-// originalID is the message ID of the event's first delivery: the
-// service's attribute, or, for a message the redrive policy moved (SQS
-// keeps the ID when it moves a message), its own ID.
-func originalID(m types.Message) string {
-	if v, ok := m.MessageAttributes[sqs.AttrOriginalMessageID]; ok && aws.ToString(v.StringValue) != "" && aws.ToString(v.StringValue) != "-" {
-		return aws.ToString(v.StringValue)
+// redriveOf checks the flags and settings of a redrive.
+func (a *app) redriveOf(f dlqRedriveFlags) (sqs.Redrive, error) {
+	switch {
+	case f.all && len(f.ids) > 0:
+		return sqs.Redrive{}, usagef("--all and --id exclude each other")
+	case !f.all && len(f.ids) == 0:
+		return sqs.Redrive{}, usagef("say which messages: --all, or --id MESSAGE_ID (repeatable)")
 	}
-	return aws.ToString(m.MessageId)
-}
-
-func redriveBatch(ctx context.Context, c *awssqs.Client, from, to string, msgs []types.Message, rep *redriveReport) (unsent []types.Message) {
-	fifo := strings.HasSuffix(to, ".fifo")
-	for _, chunk := range chunkBySize(msgs) {
-		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
-		for i, m := range chunk {
-			entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: m.Body,
-				// The event keeps the identity of its first delivery, which
-				// stays its dedup key: redriving two copies of one dead
-				// letter, or redriving twice, applies it once.
-				MessageAttributes: map[string]types.MessageAttributeValue{
-					sqs.AttrOriginalMessageID: {DataType: aws.String("String"), StringValue: aws.String(originalID(m))},
-				}}
-			if fifo {
-				entries[i].MessageGroupId = aws.String(fifoGroup(m))
-				entries[i].MessageDeduplicationId = m.MessageId
-			}
+	if f.reason != "" && f.reason != sqs.ReasonNone && !slices.Contains(usage.Reasons, usage.Reason(f.reason)) {
+		codes := make([]string, len(usage.Reasons))
+		for i, r := range usage.Reasons {
+			codes[i] = string(r)
 		}
-		out, err := c.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(to), Entries: entries})
+		return sqs.Redrive{}, usagef("--reason %q is not a reason code: want none or one of %s", f.reason, strings.Join(codes, ", "))
+	}
+	if err := checkVisibility(f.vis); err != nil {
+		return sqs.Redrive{}, err
+	}
+	retention, err := config.LoadDedupRetention(a.getenv)
+	if f.retention != "" {
+		retention, err = config.ParseRetention(f.retention)
 		if err != nil {
-			for _, m := range chunk {
-				rep.Failed = append(rep.Failed, redriveFailure{MessageID: aws.ToString(m.MessageId), Error: "send: " + err.Error()})
-			}
-			unsent = append(unsent, chunk...)
-			continue
-		}
-		for _, fe := range out.Failed {
-			i, _ := strconv.Atoi(aws.ToString(fe.Id))
-			if i < 0 || i >= len(chunk) {
-				continue
-			}
-			rep.Failed = append(rep.Failed, redriveFailure{MessageID: aws.ToString(chunk[i].MessageId), Error: fmt.Sprintf("send: %s: %s", aws.ToString(fe.Code), aws.ToString(fe.Message))})
-			unsent = append(unsent, chunk[i])
-		}
-		var del []types.DeleteMessageBatchRequestEntry
-		sent := map[string]redriven{}
-		for _, s := range out.Successful {
-			i, err := strconv.Atoi(aws.ToString(s.Id))
-			if err != nil || i < 0 || i >= len(chunk) {
-				continue
-			}
-			m := chunk[i]
-			r := redriven{MessageID: aws.ToString(m.MessageId), NewMessageID: aws.ToString(s.MessageId), Reason: deref(viewDLQ(m).Reason)}
-			if r.Reason == "-" {
-				r.Reason = ""
-			}
-			sent[strconv.Itoa(i)] = r
-			del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
-		}
-		if len(del) == 0 {
-			continue
-		}
-		dout, err := c.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(from), Entries: del})
-		if err != nil {
-			for _, r := range sent {
-				rep.Failed = append(rep.Failed, redriveFailure{MessageID: r.MessageID, Sent: true, Error: "sent as " + r.NewMessageID + ", but not deleted from the dead-letter queue: " + err.Error()})
-			}
-			continue
-		}
-		for _, fe := range dout.Failed {
-			r := sent[aws.ToString(fe.Id)]
-			delete(sent, aws.ToString(fe.Id))
-			rep.Failed = append(rep.Failed, redriveFailure{MessageID: r.MessageID, Sent: true, Error: fmt.Sprintf("sent as %s, but not deleted from the dead-letter queue: %s: %s", r.NewMessageID, aws.ToString(fe.Code), aws.ToString(fe.Message))})
-		}
-		for _, d := range del {
-			if r, ok := sent[aws.ToString(d.Id)]; ok {
-				rep.Redriven = append(rep.Redriven, r)
-			}
+			err = fmt.Errorf("--dedup-retention: %w", err)
 		}
 	}
-	return unsent
+	if err != nil {
+		return sqs.Redrive{}, usageError{err}
+	}
+	to, err := a.queueURL(f.queueURL, "--queue-url", "USAGE_EVENT_QUEUE_URL")
+	if err != nil {
+		return sqs.Redrive{}, err
+	}
+	from, err := a.queueURL(f.dlqURL, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
+	if err != nil {
+		return sqs.Redrive{}, err
+	}
+	if to == from {
+		return sqs.Redrive{}, usagef("the queue and the dead-letter queue are the same (%s)", to)
+	}
+	return sqs.Redrive{DeadLetterURL: from, QueueURL: to, IDs: f.ids, Reason: f.reason,
+		Retention: retention, Force: f.force, VisibilityTimeout: f.vis}, nil
 }
 
-// chunkBySize splits messages into SendMessageBatch calls within the
-// payload limit every SQS deployment accepts.
-func chunkBySize(msgs []types.Message) [][]types.Message {
-	var chunks [][]types.Message
-	var cur []types.Message
-	size := 0
-	for _, m := range msgs {
-		n := len(aws.ToString(m.Body))
-		if len(cur) == producer.MaxBatchEntries || (len(cur) > 0 && size+n > producer.MaxBatchBytes) {
-			chunks = append(chunks, cur)
-			cur, size = nil, 0
-		}
-		cur = append(cur, m)
-		size += n
-	}
-	if len(cur) > 0 {
-		chunks = append(chunks, cur)
-	}
-	return chunks
-}
-
-// fifoGroup is the message group of a message redriven to a FIFO queue:
-// its group in the dead-letter queue, which the service kept from the
-// original.
-func fifoGroup(m types.Message) string {
-	if g := m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]; g != "" {
-		return g
-	}
-	var ev struct {
-		UserID string `json:"userId"`
-	}
-	if json.Unmarshal([]byte(aws.ToString(m.Body)), &ev) == nil && ev.UserID != "" {
-		return producer.FIFOID(ev.UserID) // the group the producer library would have used
-	}
-	return "redrive"
-}
-
-func (a *app) printRedrive(r redriveReport) {
+func (a *app) printRedrive(r sqs.RedriveReport, retention time.Duration) {
 	w := a.stdout
 	fmt.Fprintf(w, "redrove %d message(s) from %s to %s\n", len(r.Redriven), r.From, r.To)
 	for _, m := range r.Redriven {
@@ -554,6 +288,12 @@ func (a *app) printRedrive(r redriveReport) {
 			reason = "(redrive policy)"
 		}
 		fmt.Fprintf(w, "  %s -> %s  %s\n", m.MessageID, m.NewMessageID, reason)
+	}
+	if len(r.Refused) > 0 {
+		fmt.Fprintf(w, "refused (%d) with a dedup retention of %v; they stay in the dead-letter queue (--force redrives them anyway):\n", len(r.Refused), retention)
+		for _, x := range r.Refused {
+			fmt.Fprintf(w, "  %s: %s\n", x.MessageID, x.Error)
+		}
 	}
 	if len(r.Failed) > 0 {
 		fmt.Fprintf(w, "not redriven (%d):\n", len(r.Failed))

@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
-
-const entitlementPutUsage = `usagectl entitlement put --user U --key K [--limit N] [--used N] [--reset-period P]
-                              [--period-start TIME] [--reset-anchor TIME] [--table NAME] [--json]`
 
 const entitlementPutDetails = `Writes (creates or replaces) an entitlement item in the entitlements table
 (ENTITLEMENTS_TABLE or --table) the way access-service writes it, with the
@@ -20,31 +19,47 @@ ENTITLEMENT_PK_PREFIX and ENTITLEMENT_SK_PREFIX. For local development and
 tests: in AWS the table and its items belong to access-service.
 
 Attributes whose flag is not given are left out of the item: no --limit
-means unlimited, no --used means 0, no --reset-period means NONE.
-`
+means unlimited, no --used means 0, no --reset-period means NONE.`
 
-func runEntitlementPut(ctx context.Context, a *app, args []string) error {
-	f := a.newFlags("entitlement put", entitlementPutUsage, entitlementPutDetails)
-	user := f.String("user", "", "`userId` (required)")
-	key := f.String("key", "", "`entitlementKey` (required)")
-	limit := f.String("limit", "", "usage `limit`, a decimal (default: unlimited)")
-	used := f.String("used", "", "usage so far, a `decimal` (default: absent, read as 0)")
-	period := f.String("reset-period", "", "`period`: NONE, DAILY, WEEKLY, MONTHLY or YEARLY (default: absent, read as NONE)")
-	periodStart := f.String("period-start", "", "start of the stored period, an RFC 3339 `instant` (e.g. 2026-11-01T00:00:00Z)")
-	anchor := f.String("reset-anchor", "", "RFC 3339 `instant` periods are aligned to, offset kept (default: UTC calendar)")
-	table := f.String("table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
-	asJSON := f.Bool("json", false, "print the written entitlement as JSON")
-	if err := f.parse(args); err != nil {
-		return err
+// entitlementPutFlags are the flags of usagectl entitlement put.
+type entitlementPutFlags struct {
+	user, key, limit, used, period, periodStart, anchor, table string
+	asJSON                                                     bool
+}
+
+func (a *app) entitlementPutCmd() *cobra.Command {
+	var f entitlementPutFlags
+	cmd := &cobra.Command{
+		Use:   "put --user U --key K [flags]",
+		Short: "write an entitlement item the way access-service would (development and tests)",
+		Long:  entitlementPutDetails,
+		Args:  noArgs,
 	}
-	if *user == "" || *key == "" {
+	fl := cmd.Flags()
+	fl.StringVar(&f.user, "user", "", "`userId` (required)")
+	fl.StringVar(&f.key, "key", "", "`entitlementKey` (required)")
+	fl.StringVar(&f.limit, "limit", "", "usage `limit`, a decimal (default: unlimited)")
+	fl.StringVar(&f.used, "used", "", "usage so far, a `decimal` (default: absent, read as 0)")
+	fl.StringVar(&f.period, "reset-period", "", "`period`: NONE, DAILY, WEEKLY, MONTHLY or YEARLY (default: absent, read as NONE)")
+	fl.StringVar(&f.periodStart, "period-start", "", "start of the stored period, an RFC 3339 `instant` (e.g. 2026-11-01T00:00:00Z)")
+	fl.StringVar(&f.anchor, "reset-anchor", "", "RFC 3339 `instant` periods are aligned to, offset kept (default: UTC calendar)")
+	fl.StringVar(&f.table, "table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
+	fl.BoolVar(&f.asJSON, "json", false, "print the written entitlement as JSON")
+	periods := []usage.ResetPeriod{usage.ResetNone, usage.ResetDaily, usage.ResetWeekly, usage.ResetMonthly, usage.ResetYearly}
+	cmd.RegisterFlagCompletionFunc("reset-period", completions(periods))
+	cmd.RunE = a.runE(func(ctx context.Context, _ *cobra.Command) error { return a.putEntitlement(ctx, f) })
+	return cmd
+}
+
+func (a *app) putEntitlement(ctx context.Context, f entitlementPutFlags) error {
+	if f.user == "" || f.key == "" {
 		return usagef("--user and --key are required")
 	}
-	item := dynamodb.EntitlementItem{UserID: *user, EntitlementKey: *key}
+	item := dynamodb.EntitlementItem{UserID: f.user, EntitlementKey: f.key}
 	for _, d := range []struct {
 		flag, value string
 		dst         **usage.Decimal
-	}{{"--limit", *limit, &item.Limit}, {"--used", *used, &item.Used}} {
+	}{{"--limit", f.limit, &item.Limit}, {"--used", f.used, &item.Used}} {
 		if d.value == "" {
 			continue
 		}
@@ -54,8 +69,8 @@ func runEntitlementPut(ctx context.Context, a *app, args []string) error {
 		}
 		*d.dst = &n
 	}
-	if *period != "" {
-		p, err := usage.ParseResetPeriod(*period)
+	if f.period != "" {
+		p, err := usage.ParseResetPeriod(f.period)
 		if err != nil {
 			return usagef("--reset-period: %v", err)
 		}
@@ -64,7 +79,7 @@ func runEntitlementPut(ctx context.Context, a *app, args []string) error {
 	for _, t := range []struct {
 		flag, value string
 		dst         **time.Time
-	}{{"--period-start", *periodStart, &item.PeriodStart}, {"--reset-anchor", *anchor, &item.ResetAnchor}} {
+	}{{"--period-start", f.periodStart, &item.PeriodStart}, {"--reset-anchor", f.anchor, &item.ResetAnchor}} {
 		if t.value == "" {
 			continue
 		}
@@ -74,7 +89,7 @@ func runEntitlementPut(ctx context.Context, a *app, args []string) error {
 		}
 		*t.dst = &v
 	}
-	tableName, err := a.table(*table, "--table", "ENTITLEMENTS_TABLE")
+	tableName, err := a.table(f.table, "--table", "ENTITLEMENTS_TABLE")
 	if err != nil {
 		return err
 	}
@@ -82,10 +97,14 @@ func runEntitlementPut(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := dynamodb.PutEntitlement(ctx, a.dynamoDB(cfg), tableName, a.entitlementKeys(), item); err != nil {
-		return fmt.Errorf("put entitlement %q of user %q into %s: %w", *key, *user, tableName, err)
+	keys, err := a.entitlementKeys()
+	if err != nil {
+		return err
 	}
-	if *asJSON {
+	if err := dynamodb.PutEntitlement(ctx, a.dynamoDB(cfg), tableName, keys, item); err != nil {
+		return fmt.Errorf("put entitlement %q of user %q into %s: %w", f.key, f.user, tableName, err)
+	}
+	if f.asJSON {
 		out := struct {
 			Table          string       `json:"table"`
 			UserID         string       `json:"userId"`
@@ -95,7 +114,7 @@ func runEntitlementPut(ctx context.Context, a *app, args []string) error {
 			ResetPeriod    string       `json:"resetPeriod,omitempty"`
 			PeriodStart    *string      `json:"periodStart"`
 			ResetAnchor    *string      `json:"resetAnchor"`
-		}{Table: tableName, UserID: *user, EntitlementKey: *key, ResetPeriod: string(item.ResetPeriod)}
+		}{Table: tableName, UserID: f.user, EntitlementKey: f.key, ResetPeriod: string(item.ResetPeriod)}
 		if item.Limit != nil {
 			n := number(*item.Limit)
 			out.Limit = &n
@@ -114,6 +133,6 @@ func runEntitlementPut(ctx context.Context, a *app, args []string) error {
 		}
 		return a.writeJSON(out)
 	}
-	fmt.Fprintf(a.stdout, "put entitlement %s of user %s in %s\n", *key, *user, tableName)
+	fmt.Fprintf(a.stdout, "put entitlement %s of user %s in %s\n", f.key, f.user, tableName)
 	return nil
 }

@@ -8,12 +8,11 @@ import (
 	"time"
 
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/spf13/cobra"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/sqs"
 )
-
-const setupUsage = `usagectl setup [--queue NAME] [--ledger-table NAME] [--entitlements-table NAME] [--local] [--json]`
 
 const setupDetails = `Creates, if they do not exist, the ledger table, the usage event queue and
 its dead-letter queue (NAME-dlq, with a redrive policy after
@@ -28,8 +27,7 @@ infra/services/usage-event-service creates the ledger and the queues.
 Names default to the service's variables (USAGE_LEDGER_TABLE,
 ENTITLEMENTS_TABLE, the last part of USAGE_EVENT_QUEUE_URL), then to
 usage-ledger, entitlements and usage-event-queue. A queue name ending in
-.fifo makes FIFO queues.
-`
+.fifo makes FIFO queues.`
 
 type setupResult struct {
 	LedgerTable       tableResult  `json:"ledgerTable"`
@@ -48,43 +46,62 @@ type queueResult struct {
 	ARN string `json:"arn"`
 }
 
-func runSetup(ctx context.Context, a *app, args []string) error {
-	f := a.newFlags("setup", setupUsage, setupDetails)
-	queue := f.String("queue", "", "queue `name` (default: from $USAGE_EVENT_QUEUE_URL, else usage-event-queue)")
-	ledger := f.String("ledger-table", "", "ledger table `name` (default $USAGE_LEDGER_TABLE, else usage-ledger)")
-	ents := f.String("entitlements-table", "", "entitlements table `name` for --local (default $ENTITLEMENTS_TABLE, else entitlements)")
-	local := f.Bool("local", false, "also create the entitlements table (local development only)")
-	maxReceives := f.Int("max-receive-count", 5, "receives before SQS moves a message to the dead-letter queue")
-	visibility := f.Duration("visibility-timeout", 30*time.Second, "the queue's visibility timeout")
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
+// setupFlags are the flags of usagectl setup.
+type setupFlags struct {
+	queue, ledger, ents string
+	local, asJSON       bool
+	maxReceives         int
+	visibility          time.Duration
+}
+
+func (a *app) setupCmd() *cobra.Command {
+	var f setupFlags
+	cmd := &cobra.Command{
+		Use:   "setup [flags]",
+		Short: "create the ledger table and the queues (and, with --local, the entitlements table)",
+		Long:  setupDetails,
+		Args:  noArgs,
 	}
-	if f.set("entitlements-table") && !*local {
-		return usagef("--entitlements-table needs --local: in AWS the entitlements table belongs to access-service")
+	fl := cmd.Flags()
+	fl.StringVar(&f.queue, "queue", "", "queue `name` (default: from $USAGE_EVENT_QUEUE_URL, else usage-event-queue)")
+	fl.StringVar(&f.ledger, "ledger-table", "", "ledger table `name` (default $USAGE_LEDGER_TABLE, else usage-ledger)")
+	fl.StringVar(&f.ents, "entitlements-table", "", "entitlements table `name` for --local (default $ENTITLEMENTS_TABLE, else entitlements)")
+	fl.BoolVar(&f.local, "local", false, "also create the entitlements table (local development only)")
+	fl.IntVar(&f.maxReceives, "max-receive-count", 5, "receives before SQS moves a message to the dead-letter queue")
+	fl.DurationVar(&f.visibility, "visibility-timeout", 30*time.Second, "the queue's visibility timeout")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
+	cmd.RunE = a.runE(func(ctx context.Context, cmd *cobra.Command) error {
+		if cmd.Flags().Changed("entitlements-table") && !f.local {
+			return usagef("--entitlements-table needs --local: in AWS the entitlements table belongs to access-service")
+		}
+		return a.setup(ctx, f)
+	})
+	return cmd
+}
+
+func (a *app) setup(ctx context.Context, f setupFlags) error {
+	if f.maxReceives < 1 || f.maxReceives > 1000 {
+		return usagef("--max-receive-count must be 1 to 1000, got %d", f.maxReceives)
 	}
-	if *maxReceives < 1 || *maxReceives > 1000 {
-		return usagef("--max-receive-count must be 1 to 1000, got %d", *maxReceives)
+	if f.visibility < 0 || f.visibility > 12*time.Hour || f.visibility%time.Second != 0 {
+		return usagef("--visibility-timeout must be whole seconds from 0s to 12h, got %v", f.visibility)
 	}
-	if *visibility < 0 || *visibility > 12*time.Hour || *visibility%time.Second != 0 {
-		return usagef("--visibility-timeout must be whole seconds from 0s to 12h, got %v", *visibility)
-	}
-	queueName := *queue
+	queueName := f.queue
 	if queueName == "" {
 		queueName = "usage-event-queue"
 		if u, err := url.Parse(a.getenv("USAGE_EVENT_QUEUE_URL")); err == nil && path.Base(u.Path) != "." && path.Base(u.Path) != "/" {
 			queueName = path.Base(u.Path)
 		}
 	}
-	ledgerName := a.setting(*ledger, "USAGE_LEDGER_TABLE")
+	ledgerName := a.setting(f.ledger, "USAGE_LEDGER_TABLE")
 	if ledgerName == "" {
 		ledgerName = "usage-ledger"
 	}
-	entsName := a.setting(*ents, "ENTITLEMENTS_TABLE")
+	entsName := a.setting(f.ents, "ENTITLEMENTS_TABLE")
 	if entsName == "" {
 		entsName = "entitlements"
 	}
-	if *local && entsName == ledgerName {
+	if f.local && entsName == ledgerName {
 		return usagef("the ledger and entitlements tables must differ (both are %q)", ledgerName)
 	}
 
@@ -98,20 +115,24 @@ func runSetup(ctx context.Context, a *app, args []string) error {
 	if res.LedgerTable.Created, err = dynamodb.CreateLedgerTable(ctx, ddb, ledgerName); err != nil {
 		return fmt.Errorf("ledger table: %w", err)
 	}
-	if *local {
+	if f.local {
 		res.EntitlementsTable = &tableResult{Name: entsName}
-		if res.EntitlementsTable.Created, err = dynamodb.CreateEntitlementsTable(ctx, ddb, entsName, a.entitlementKeys()); err != nil {
+		keys, err := a.entitlementKeys()
+		if err != nil {
+			return err
+		}
+		if res.EntitlementsTable.Created, err = dynamodb.CreateEntitlementsTable(ctx, ddb, entsName, keys); err != nil {
 			return fmt.Errorf("entitlements table: %w", err)
 		}
 	}
-	q, err := sqs.CreateQueues(ctx, awssqs.NewFromConfig(cfg), queueName, *maxReceives, int(*visibility/time.Second))
+	q, err := sqs.CreateQueues(ctx, awssqs.NewFromConfig(cfg), queueName, f.maxReceives, int(f.visibility/time.Second))
 	if err != nil {
 		return err
 	}
 	res.Queue = queueResult{URL: q.URL, ARN: q.ARN}
 	res.DeadLetterQueue = queueResult{URL: q.DeadLetterURL, ARN: q.DeadLetterARN}
 
-	if *asJSON {
+	if f.asJSON {
 		return a.writeJSON(res)
 	}
 	w := a.stdout

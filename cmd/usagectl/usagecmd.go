@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
-
-const usageUsage = `usagectl usage --user U [--key K] [--at TIME] [--table NAME] [--json]`
 
 const usageDetails = `Shows a user's entitlements as stored in the entitlements table
 (ENTITLEMENTS_TABLE or --table), read with strong consistency: used, limit,
@@ -20,8 +20,7 @@ Usage is reset lazily, by the first event of a new period, so the stored
 "used" can belong to a period that is over. "used now" is what the next
 event is checked against: 0 when the stored period is over (usage.NeedsReset).
 
-With --key, exits 1 when the user has no such entitlement.
-`
+With --key, exits 1 when the user has no such entitlement.`
 
 // entitlementView is one entitlement as usagectl usage reports it.
 // Numbers are JSON numbers with their exact decimal text.
@@ -47,28 +46,43 @@ type usageView struct {
 	Entitlements []entitlementView `json:"entitlements"`
 }
 
-func runUsage(ctx context.Context, a *app, args []string) error {
-	f := a.newFlags("usage", usageUsage, usageDetails)
-	user := f.String("user", "", "`userId` whose entitlements to show (required)")
-	key := f.String("key", "", "show only this `entitlementKey`")
-	at := f.String("at", "", "evaluate periods at this RFC 3339 `instant` instead of now")
-	table := f.String("table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
-	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.parse(args); err != nil {
-		return err
+// usageFlags are the flags of usagectl usage.
+type usageFlags struct {
+	user, key, at, table string
+	asJSON               bool
+}
+
+func (a *app) usageCmd() *cobra.Command {
+	var f usageFlags
+	cmd := &cobra.Command{
+		Use:   "usage --user U [flags]",
+		Short: "show a user's entitlements: used, limit, current period, next reset",
+		Long:  usageDetails,
+		Args:  noArgs,
 	}
-	if *user == "" {
+	fl := cmd.Flags()
+	fl.StringVar(&f.user, "user", "", "`userId` whose entitlements to show (required)")
+	fl.StringVar(&f.key, "key", "", "show only this `entitlementKey`")
+	fl.StringVar(&f.at, "at", "", "evaluate periods at this RFC 3339 `instant` instead of now")
+	fl.StringVar(&f.table, "table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
+	cmd.RunE = a.runE(func(ctx context.Context, _ *cobra.Command) error { return a.showUsage(ctx, f) })
+	return cmd
+}
+
+func (a *app) showUsage(ctx context.Context, f usageFlags) error {
+	if f.user == "" {
 		return usagef("--user is required")
 	}
 	now := time.Now().UTC()
-	if *at != "" {
-		t, err := usage.ParseInstant(*at)
+	if f.at != "" {
+		t, err := usage.ParseInstant(f.at)
 		if err != nil {
 			return usagef("--at: %v", err)
 		}
 		now = t.UTC()
 	}
-	tableName, err := a.table(*table, "--table", "ENTITLEMENTS_TABLE")
+	tableName, err := a.table(f.table, "--table", "ENTITLEMENTS_TABLE")
 	if err != nil {
 		return err
 	}
@@ -76,23 +90,27 @@ func runUsage(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	ents, err := dynamodb.ListEntitlements(ctx, a.dynamoDB(cfg), tableName, a.entitlementKeys(), *user, *key)
+	keys, err := a.entitlementKeys()
 	if err != nil {
-		return fmt.Errorf("read entitlements of %q from %s: %w", *user, tableName, err)
+		return err
 	}
-	view := usageView{UserID: *user, At: usage.FormatInstant(now), Table: tableName, Entitlements: []entitlementView{}}
+	ents, err := dynamodb.ListEntitlements(ctx, a.dynamoDB(cfg), tableName, keys, f.user, f.key)
+	if err != nil {
+		return fmt.Errorf("read entitlements of %q from %s: %w", f.user, tableName, err)
+	}
+	view := usageView{UserID: f.user, At: usage.FormatInstant(now), Table: tableName, Entitlements: []entitlementView{}}
 	for _, e := range ents {
 		view.Entitlements = append(view.Entitlements, viewOf(e, now))
 	}
-	if *asJSON {
+	if f.asJSON {
 		if err := a.writeJSON(view); err != nil {
 			return err
 		}
 	} else {
 		a.printUsage(view)
 	}
-	if *key != "" && len(ents) == 0 {
-		return fmt.Errorf("user %q has no entitlement %q in %s", *user, *key, tableName)
+	if f.key != "" && len(ents) == 0 {
+		return fmt.Errorf("user %q has no entitlement %q in %s", f.user, f.key, tableName)
 	}
 	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/pipeline"
@@ -153,6 +157,25 @@ func (s *stack) receiveBodies(t *testing.T, url string) []string {
 	}
 }
 
+// receiveAll receives every visible message of a queue with its
+// attributes (hiding them for the rest of the test).
+func (s *stack) receiveAll(t *testing.T, url string) []sqstypes.Message {
+	t.Helper()
+	var msgs []sqstypes.Message
+	for {
+		out, err := s.sqs.ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, VisibilityTimeout: 600, MessageAttributeNames: []string{"All"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return msgs
+		}
+		msgs = append(msgs, out.Messages...)
+	}
+}
+
 func TestUsagectl(t *testing.T) {
 	c := build(t)
 	emulator.Env(t)
@@ -170,9 +193,25 @@ func TestUsagectl(t *testing.T) {
 			}
 		}
 		r := c.run(t, "", "send", "--help")
-		for _, want := range []string{"usage: usagectl send --user U --key K", "--idempotency-key", "--file", "--queue-url", "(default 1)"} {
+		for _, want := range []string{"usagectl send (--user U --key K | --file FILE|-)", "--idempotency-key", "--file", "--queue-url", `(default "1")`} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("send --help lacks %q:\n%s", want, r.stdout)
+			}
+		}
+	})
+
+	t.Run("completion scripts for bash, zsh and fish", func(t *testing.T) {
+		for shell, want := range map[string]string{"bash": "complete -o default -F __start_usagectl usagectl", "zsh": "#compdef usagectl", "fish": "complete -c usagectl"} {
+			r := c.run(t, "", "completion", shell)
+			if r.code != 0 || !strings.Contains(r.stdout, want) || r.stderr != "" {
+				t.Errorf("completion %s: exit %d, stderr %q, script lacks %q", shell, r.code, r.stderr, want)
+			}
+		}
+		// The hidden request the scripts make: flag values complete too.
+		r := c.run(t, "", "__complete", "dlq", "redrive", "--reason", "")
+		for _, want := range []string{"none", "ENTITLEMENT_NOT_FOUND", "LIMIT_EXCEEDED"} {
+			if !strings.Contains(r.stdout, want+"\n") {
+				t.Errorf("completing --reason: %q lacks %s", r.stdout, want)
 			}
 		}
 	})
@@ -187,7 +226,8 @@ func TestUsagectl(t *testing.T) {
 		}{
 			{"no command", c, nil, "no command given"},
 			{"unknown command", c, []string{"sned"}, `unknown command "sned"`},
-			{"unknown flag", c, []string{"send", "--bogus"}, "unknown flag --bogus"},
+			{"unknown flag", c, []string{"send", "--bogus"}, "unknown flag: --bogus"},
+			{"bad flag value", c, []string{"send", "--file", "x", "--concurrency", "many"}, `invalid argument "many" for "--concurrency"`},
 			{"positional argument", c, []string{"usage", "u-1"}, `unexpected argument "u-1"`},
 			{"missing --user", c, []string{"send", "--key", "k"}, "--user is required"},
 			{"invalid amount", c, []string{"send", "--user", "u", "--key", "k", "--amount", "0"}, "INVALID_AMOUNT"},
@@ -207,6 +247,10 @@ func TestUsagectl(t *testing.T) {
 			{"redrive with an unknown reason", c, []string{"dlq", "redrive", "--all", "--reason", "BAD"}, "not a reason code"},
 			{"no dead-letter queue configured", noQueue, []string{"dlq", "list"}, "DEAD_LETTER_QUEUE_URL"},
 			{"--entitlements-table without --local", c, []string{"setup", "--entitlements-table", "x"}, "needs --local"},
+			{"redrive with a bad --dedup-retention", c, []string{"dlq", "redrive", "--all", "--dedup-retention", "5m"}, "--dedup-retention: \"5m\" is shorter than 1h"},
+			{"redrive with a bad DEDUP_RETENTION", c.with("DEDUP_RETENTION=soon"), []string{"dlq", "redrive", "--all"}, "DEDUP_RETENTION"},
+			{"a key layout the service would refuse", c.with("ENTITLEMENT_SK_ATTRIBUTE=pk"), []string{"usage", "--user", "u", "--table", "t"}, "ENTITLEMENT_SK_ATTRIBUTE: must differ"},
+			{"completion for an unknown shell", c, []string{"completion", "tcsh"}, "tcsh"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -246,6 +290,55 @@ func TestUsagectl(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEveryHelpNamesExactlyTheFlagsItsCommandHas: the flag list of each
+// --help is generated from the command's flags, and the prose (usage line,
+// description, examples) mentions no flag the command does not have.
+func TestEveryHelpNamesExactlyTheFlagsItsCommandHas(t *testing.T) {
+	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	root := a.root()
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	mention := regexp.MustCompile(`--[a-z][a-z-]*`)
+	anyCommand := map[string]bool{}
+	var commands []*cobra.Command
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.InitDefaultHelpFlag()
+		commands = append(commands, c)
+		c.Flags().VisitAll(func(f *pflag.Flag) { anyCommand[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, c := range commands {
+		var help bytes.Buffer
+		c.SetOut(&help)
+		if err := c.Help(); err != nil {
+			t.Fatal(err)
+		}
+		has := func(f *pflag.Flag) {
+			if !f.Hidden && !strings.Contains(help.String(), "--"+f.Name+" ") {
+				t.Errorf("%s --help does not list its flag --%s", c.CommandPath(), f.Name)
+			}
+		}
+		c.LocalFlags().VisitAll(has)
+		c.InheritedFlags().VisitAll(has)
+		if c.Name() == "help" || c.Name() == "completion" || (c.HasParent() && c.Parent().Name() == "completion") {
+			continue // cobra's own
+		}
+		for _, m := range mention.FindAllString(c.Use+"\n"+c.Long+"\n"+c.Example, -1) {
+			name := strings.TrimPrefix(m, "--")
+			switch {
+			case c == root && !anyCommand[name]:
+				t.Errorf("usagectl --help mentions %s, which no command has", m)
+			case c != root && c.Flags().Lookup(name) == nil && c.InheritedFlags().Lookup(name) == nil:
+				t.Errorf("%s --help mentions %s, which it does not have", c.CommandPath(), m)
+			}
+		}
+	}
 }
 
 // TestUsagectlAgainstAStack covers the commands that need resources.
@@ -448,9 +541,9 @@ func TestUsagectlDeadLetterQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	list := func(t *testing.T) dlqListing {
+	list := func(t *testing.T) sqs.DeadLetterListing {
 		t.Helper()
-		return decodeJSON[dlqListing](t, s.must(t, "dlq", "list", "--json").stdout)
+		return decodeJSON[sqs.DeadLetterListing](t, s.must(t, "dlq", "list", "--json").stdout)
 	}
 	l := list(t)
 	if len(l.Messages) != 3 {
@@ -487,7 +580,7 @@ func TestUsagectlDeadLetterQueue(t *testing.T) {
 
 	// Listing made them visible again: a redrive right after finds them.
 	r := s.must(t, "dlq", "redrive", "--id", ids["ENTITLEMENT_NOT_FOUND"], "--json")
-	rep := decodeJSON[redriveReport](t, r.stdout)
+	rep := decodeJSON[sqs.RedriveReport](t, r.stdout)
 	if len(rep.Redriven) != 1 || rep.Redriven[0].MessageID != ids["ENTITLEMENT_NOT_FOUND"] || rep.Redriven[0].Reason != "ENTITLEMENT_NOT_FOUND" {
 		t.Errorf("redrive --id: %+v", rep)
 	}
@@ -516,5 +609,55 @@ func TestUsagectlDeadLetterQueue(t *testing.T) {
 	}
 	if got := s.receiveBodies(t, s.queues.Queue.URL); len(got) != 1 || got[0] != letters[1].Message.Body {
 		t.Errorf("main queue holds %q after redrive --all", got)
+	}
+
+	// An event first sent longer ago than the dedup retention (as a replay
+	// carries it in usage.originalSentAt) is refused unless the retention
+	// covers it or --force is given.
+	sendOld := func(t *testing.T, id string, age time.Duration) string {
+		t.Helper()
+		sentAt := time.Now().Add(-age).UTC().Format(time.RFC3339Nano)
+		_, err := s.sqs.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(s.queues.DeadLetterQueue.URL),
+			MessageBody: aws.String(`{"userId":"u-9","entitlementKey":"k","amount":7}`),
+			MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+				sqs.AttrOriginalMessageID: {DataType: aws.String("String"), StringValue: aws.String(id)},
+				sqs.AttrOriginalSentAt:    {DataType: aws.String("String"), StringValue: aws.String(sentAt)},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sentAt
+	}
+	twentyDays := sendOld(t, "orig-20d", 20*24*time.Hour)
+	r = s.run(t, "", "dlq", "redrive", "--all")
+	if r.code != 1 || !strings.Contains(r.stdout, "refused (1) with a dedup retention of 336h0m0s") ||
+		!strings.Contains(r.stdout, "first sent "+twentyDays) || !strings.Contains(r.stderr, "1 refused") {
+		t.Errorf("redrive of a 20-day-old event: exit %d, want 1 and the refusal\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if l := list(t); len(l.Messages) != 1 || l.Messages[0].FirstSentAt != twentyDays {
+		t.Errorf("after the refusal the DLQ holds %+v, want the event, first sent %s", l.Messages, twentyDays)
+	}
+	if got := s.receiveBodies(t, s.queues.Queue.URL); len(got) != 0 {
+		t.Errorf("a refused event reached the queue: %q", got)
+	}
+	rep = decodeJSON[sqs.RedriveReport](t, s.with("DEDUP_RETENTION=720h").must(t, "dlq", "redrive", "--all", "--json").stdout)
+	if len(rep.Redriven) != 1 || len(rep.Refused) != 0 || rep.Redriven[0].OriginalMessageID != "orig-20d" {
+		t.Errorf("with DEDUP_RETENTION=720h: %+v, want it redriven", rep)
+	}
+	replayed := s.receiveAll(t, s.queues.Queue.URL)
+	if len(replayed) != 1 || aws.ToString(replayed[0].MessageAttributes[sqs.AttrOriginalSentAt].StringValue) != twentyDays ||
+		aws.ToString(replayed[0].MessageAttributes[sqs.AttrOriginalMessageID].StringValue) != "orig-20d" {
+		t.Errorf("the replay does not carry its first send and delivery: %+v", replayed)
+	}
+
+	sendOld(t, "orig-40d", 40*24*time.Hour)
+	if r := s.with("DEDUP_RETENTION=720h").run(t, "", "dlq", "redrive", "--all", "--json"); r.code != 1 || len(decodeJSON[sqs.RedriveReport](t, r.stdout).Refused) != 1 {
+		t.Errorf("a 40-day-old event with DEDUP_RETENTION=720h: exit %d, want 1 and a refusal\n%s", r.code, r.stdout)
+	}
+	if r := s.must(t, "dlq", "redrive", "--all", "--force"); !strings.Contains(r.stdout, "redrove 1 message(s)") {
+		t.Errorf("redrive --force:\n%s", r.stdout)
+	}
+	if l := list(t); len(l.Messages) != 0 {
+		t.Errorf("DLQ still holds %+v after redrive --force", l.Messages)
 	}
 }

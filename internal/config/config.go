@@ -24,38 +24,34 @@ type Config struct {
 	DeadLetterQueueURL string // optional: direct dead-lettering
 	LogLevel           slog.Level
 	DedupRetention     time.Duration
-	PartitionAttr      string
-	SortAttr           string
-	UserPrefix         string
-	KeyPrefix          string
+	KeyLayout          // the entitlements table's key layout
 	ApplyConcurrency   int
 	WorkerPollers      int
 	StateCache         bool
 	MetricsAddr        string // worker only: opt-in Prometheus endpoint
 }
 
-// Variable describes one environment variable, for errors and docs.
-type Variable struct {
-	Name, Default, Meaning string
+// DefaultDedupRetention is how long applied keys are remembered when
+// DEDUP_RETENTION is not set: 14 days, the longest SQS keeps a message and
+// the dead-letter queue's retention in the Terraform module, so that any
+// message that can still be redriven is still deduplicated.
+const DefaultDedupRetention = 14 * 24 * time.Hour
+
+// KeyLayout is the entitlements table's key layout: the fields of
+// dynamodb.EntitlementKeys, to which it converts
+// (dynamodb.EntitlementKeys(l)). It is declared here rather than imported
+// so that the producer library, which imports this package, does not
+// pull in the DynamoDB client.
+type KeyLayout struct {
+	PartitionAttr string // ENTITLEMENT_PK_ATTRIBUTE
+	SortAttr      string // ENTITLEMENT_SK_ATTRIBUTE
+	UserPrefix    string // ENTITLEMENT_PK_PREFIX, before the userId
+	KeyPrefix     string // ENTITLEMENT_SK_PREFIX, before the entitlementKey
 }
 
-// Variables lists every setting, in README order.
-var Variables = []Variable{
-	{"ENTITLEMENTS_TABLE", "(required)", "access-service's entitlements table"},
-	{"USAGE_LEDGER_TABLE", "(required)", "the service's ledger table (dedup + audit)"},
-	{"USAGE_EVENT_QUEUE_URL", "(required by the worker)", "queue the worker long-polls (or --queue-url)"},
-	{"DEAD_LETTER_QUEUE_URL", "(unset)", "when set, rejected messages are sent there at once with their reason"},
-	{"LOG_LEVEL", "INFO", "DEBUG, INFO, WARN or ERROR"},
-	{"DEDUP_RETENTION", "168h", "how long applied keys are remembered (Go duration, or days as 7d); at least 1h"},
-	{"ENTITLEMENT_PK_ATTRIBUTE", "pk", "partition key attribute of the entitlements table"},
-	{"ENTITLEMENT_SK_ATTRIBUTE", "sk", "sort key attribute of the entitlements table"},
-	{"ENTITLEMENT_PK_PREFIX", "USER#", "prefix of the partition key value before the userId"},
-	{"ENTITLEMENT_SK_PREFIX", "ENTITLEMENT#", "prefix of the sort key value before the entitlementKey"},
-	{"APPLY_CONCURRENCY", "8", "entitlements applied in parallel within one batch"},
-	{"WORKER_POLLERS", "4", "concurrent long-poll loops in the worker"},
-	{"STATE_CACHE", "true", "cache entitlement state per process to save reads (never affects correctness)"},
-	{"METRICS_ADDR", "(unset)", "worker only: serve Prometheus metrics and /healthz on this address, e.g. :9090"},
-}
+// DefaultKeyLayout is access-service's documented layout
+// (dynamodb.DefaultEntitlementKeys; a test keeps the two equal).
+var DefaultKeyLayout = KeyLayout{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}
 
 var (
 	tableName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
@@ -65,12 +61,7 @@ var (
 // Load reads the configuration through getenv (os.Getenv in production).
 // It reports every problem at once.
 func Load(getenv func(string) string) (Config, error) {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
+	get := func(name, def string) string { return trimmed(getenv, name, def) }
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
@@ -80,10 +71,6 @@ func Load(getenv func(string) string) (Config, error) {
 		LedgerTable:        get("USAGE_LEDGER_TABLE", ""),
 		QueueURL:           get("USAGE_EVENT_QUEUE_URL", ""),
 		DeadLetterQueueURL: get("DEAD_LETTER_QUEUE_URL", ""),
-		PartitionAttr:      get("ENTITLEMENT_PK_ATTRIBUTE", "pk"),
-		SortAttr:           get("ENTITLEMENT_SK_ATTRIBUTE", "sk"),
-		UserPrefix:         getenvRaw(getenv, "ENTITLEMENT_PK_PREFIX", "USER#"),
-		KeyPrefix:          getenvRaw(getenv, "ENTITLEMENT_SK_PREFIX", "ENTITLEMENT#"),
 		MetricsAddr:        get("METRICS_ADDR", ""),
 	}
 	for _, t := range []struct{ name, value string }{{"ENTITLEMENTS_TABLE", c.EntitlementsTable}, {"USAGE_LEDGER_TABLE", c.LedgerTable}} {
@@ -107,13 +94,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.DeadLetterQueueURL != "" && c.DeadLetterQueueURL == c.QueueURL {
 		bad("DEAD_LETTER_QUEUE_URL", "must differ from USAGE_EVENT_QUEUE_URL")
 	}
-	for _, a := range []struct{ name, value string }{{"ENTITLEMENT_PK_ATTRIBUTE", c.PartitionAttr}, {"ENTITLEMENT_SK_ATTRIBUTE", c.SortAttr}} {
-		if !attrName.MatchString(a.value) {
-			bad(a.name, "must be 1-255 characters")
-		}
-	}
-	if c.PartitionAttr == c.SortAttr {
-		bad("ENTITLEMENT_SK_ATTRIBUTE", "must differ from ENTITLEMENT_PK_ATTRIBUTE")
+	var err error
+	if c.KeyLayout, err = LoadKeyLayout(getenv); err != nil {
+		errs = append(errs, err)
 	}
 
 	switch level := strings.ToUpper(get("LOG_LEVEL", "INFO")); level {
@@ -129,9 +112,8 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("LOG_LEVEL", "%q is not one of DEBUG, INFO, WARN, ERROR", level)
 	}
 
-	var err error
-	if c.DedupRetention, err = ParseRetention(get("DEDUP_RETENTION", "168h")); err != nil {
-		bad("DEDUP_RETENTION", "%v", err)
+	if c.DedupRetention, err = LoadDedupRetention(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", "8"), "APPLY_CONCURRENCY", 1, 256, bad)
 	c.WorkerPollers = positiveInt(get("WORKER_POLLERS", "4"), "WORKER_POLLERS", 1, 256, bad)
@@ -145,9 +127,55 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// getenvRaw keeps surrounding spaces: a key prefix is data, not a setting
-// to tidy up. Unset (empty) means the default.
-func getenvRaw(getenv func(string) string, name, def string) string {
+// LoadKeyLayout reads the entitlements table's key layout from
+// ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX
+// and ENTITLEMENT_SK_PREFIX; unset (empty) means DefaultKeyLayout's value.
+// The service (Load) and usagectl both read the layout here, so they
+// cannot disagree about where an entitlement is stored. Attribute names
+// are trimmed; prefixes keep surrounding spaces, because a prefix is data,
+// not a setting to tidy up.
+func LoadKeyLayout(getenv func(string) string) (KeyLayout, error) {
+	l := KeyLayout{
+		PartitionAttr: trimmed(getenv, "ENTITLEMENT_PK_ATTRIBUTE", DefaultKeyLayout.PartitionAttr),
+		SortAttr:      trimmed(getenv, "ENTITLEMENT_SK_ATTRIBUTE", DefaultKeyLayout.SortAttr),
+		UserPrefix:    raw(getenv, "ENTITLEMENT_PK_PREFIX", DefaultKeyLayout.UserPrefix),
+		KeyPrefix:     raw(getenv, "ENTITLEMENT_SK_PREFIX", DefaultKeyLayout.KeyPrefix),
+	}
+	var errs []error
+	for _, a := range []struct{ name, value string }{{"ENTITLEMENT_PK_ATTRIBUTE", l.PartitionAttr}, {"ENTITLEMENT_SK_ATTRIBUTE", l.SortAttr}} {
+		if !attrName.MatchString(a.value) {
+			errs = append(errs, fmt.Errorf("%s: must be 1-255 characters", a.name))
+		}
+	}
+	if l.PartitionAttr == l.SortAttr {
+		errs = append(errs, errors.New("ENTITLEMENT_SK_ATTRIBUTE: must differ from ENTITLEMENT_PK_ATTRIBUTE"))
+	}
+	return l, errors.Join(errs...)
+}
+
+// LoadDedupRetention reads DEDUP_RETENTION (ParseRetention's syntax),
+// DefaultDedupRetention when unset. usagectl reads it too: "dlq redrive"
+// refuses events older than it.
+func LoadDedupRetention(getenv func(string) string) (time.Duration, error) {
+	s := strings.TrimSpace(getenv("DEDUP_RETENTION"))
+	if s == "" {
+		return DefaultDedupRetention, nil
+	}
+	d, err := ParseRetention(s)
+	if err != nil {
+		return 0, fmt.Errorf("DEDUP_RETENTION: %w", err)
+	}
+	return d, nil
+}
+
+func trimmed(getenv func(string) string, name, def string) string {
+	if v := strings.TrimSpace(getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func raw(getenv func(string) string, name, def string) string {
 	if v := getenv(name); v != "" {
 		return v
 	}
@@ -163,21 +191,21 @@ func positiveInt(s, name string, lo, hi int, bad func(string, string, ...any)) i
 	return n
 }
 
-// ParseRetention accepts a Go duration ("168h", "90m") or whole days
-// ("7d"), at least one hour: shorter would let SQS redeliveries (which
+// ParseRetention accepts a Go duration ("336h", "90m") or whole days
+// ("14d"), at least one hour: shorter would let SQS redeliveries (which
 // can arrive hours later) through dedup.
 func ParseRetention(s string) (time.Duration, error) {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("%q is not a duration (use e.g. 168h or 7d)", s)
+			return 0, fmt.Errorf("%q is not a duration (use e.g. 336h or 14d)", s)
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%q is not a duration (use e.g. 168h or 7d)", s)
+			return 0, fmt.Errorf("%q is not a duration (use e.g. 336h or 14d)", s)
 		}
 	}
 	if d < time.Hour {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 )
 
@@ -26,7 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DedupRetention != 168*time.Hour || c.LogLevel != slog.LevelInfo || c.PartitionAttr != "pk" || c.SortAttr != "sk" ||
+	if c.DedupRetention != 336*time.Hour || c.LogLevel != slog.LevelInfo || c.PartitionAttr != "pk" || c.SortAttr != "sk" ||
 		c.UserPrefix != "USER#" || c.KeyPrefix != "ENTITLEMENT#" || !c.StateCache || c.ApplyConcurrency != 8 || c.WorkerPollers != 4 {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -47,6 +48,9 @@ func TestLoadNamesEveryBadSetting(t *testing.T) {
 		{"bad queue URL", base(map[string]string{"USAGE_EVENT_QUEUE_URL": "my-queue"}), []string{"USAGE_EVENT_QUEUE_URL", "not a queue URL"}},
 		{"bad concurrency", base(map[string]string{"APPLY_CONCURRENCY": "0"}), []string{"APPLY_CONCURRENCY"}},
 		{"bad boolean", base(map[string]string{"STATE_CACHE": "maybe"}), []string{"STATE_CACHE"}},
+		{"same key attribute twice", base(map[string]string{"ENTITLEMENT_SK_ATTRIBUTE": "pk"}), []string{"ENTITLEMENT_SK_ATTRIBUTE: must differ"}},
+		{"several at once", base(map[string]string{"LOG_LEVEL": "loud", "DEDUP_RETENTION": "5m", "ENTITLEMENT_PK_ATTRIBUTE": strings.Repeat("a", 256)}),
+			[]string{"LOG_LEVEL", "DEDUP_RETENTION", "ENTITLEMENT_PK_ATTRIBUTE: must be 1-255 characters"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +71,71 @@ func TestParseRetention(t *testing.T) {
 	for in, want := range map[string]time.Duration{"7d": 168 * time.Hour, "1h": time.Hour, "36h30m": 36*time.Hour + 30*time.Minute} {
 		if got, err := config.ParseRetention(in); err != nil || got != want {
 			t.Errorf("%s: got %v %v, want %v", in, got, err, want)
+		}
+	}
+}
+
+// TestLoadKeyLayout: one parser for the key layout, shared by the service
+// and usagectl.
+func TestLoadKeyLayout(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    config.KeyLayout
+		wantErr string
+	}{
+		{"unset: the documented layout", nil, config.DefaultKeyLayout, ""},
+		{"all set; attribute names trimmed, prefixes kept as written",
+			map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": " PK ", "ENTITLEMENT_SK_ATTRIBUTE": "SK", "ENTITLEMENT_PK_PREFIX": "u ", "ENTITLEMENT_SK_PREFIX": " e|"},
+			config.KeyLayout{PartitionAttr: "PK", SortAttr: "SK", UserPrefix: "u ", KeyPrefix: " e|"}, ""},
+		{"blank attribute name: the default", map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": "  "}, config.DefaultKeyLayout, ""},
+		{"same attribute twice", map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": "k", "ENTITLEMENT_SK_ATTRIBUTE": "k"}, config.KeyLayout{}, "ENTITLEMENT_SK_ATTRIBUTE: must differ from ENTITLEMENT_PK_ATTRIBUTE"},
+		{"attribute name too long", map[string]string{"ENTITLEMENT_SK_ATTRIBUTE": strings.Repeat("s", 256)}, config.KeyLayout{}, "ENTITLEMENT_SK_ATTRIBUTE: must be 1-255 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.LoadKeyLayout(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultKeyLayoutIsTheStoresDefault(t *testing.T) {
+	if got := dynamodb.EntitlementKeys(config.DefaultKeyLayout); got != dynamodb.DefaultEntitlementKeys {
+		t.Errorf("config.DefaultKeyLayout %+v, dynamodb.DefaultEntitlementKeys %+v", got, dynamodb.DefaultEntitlementKeys)
+	}
+}
+
+func TestLoadDedupRetention(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr string
+	}{
+		{"", config.DefaultDedupRetention, ""},
+		{" 14d ", 336 * time.Hour, ""},
+		{"720h", 720 * time.Hour, ""},
+		{"30m", 0, "DEDUP_RETENTION: \"30m\" is shorter than 1h"},
+		{"two weeks", 0, "DEDUP_RETENTION: \"two weeks\" is not a duration"},
+	}
+	for _, tt := range tests {
+		got, err := config.LoadDedupRetention(env(map[string]string{"DEDUP_RETENTION": tt.value}))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: error %v, want %q", tt.value, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%q: got %v, %v; want %v", tt.value, got, err, tt.want)
 		}
 	}
 }
