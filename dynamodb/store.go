@@ -31,19 +31,13 @@ type Client interface {
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
-// DefaultRetention is how long applied keys are remembered unless
-// configured: at least the 14 days a dead-letter queue keeps a message
-// at most, so that anything that can still be replayed is still
-// deduplicated.
-const DefaultRetention = 14 * 24 * time.Hour
-
 // Config configures a Store.
 type Config struct {
 	EntitlementsTable string
 	LedgerTable       string
 	Keys              EntitlementKeys
 	// Retention is how long ledger entries (and so dedup) last; DynamoDB's
-	// TTL deletes them some time after. Default DefaultRetention.
+	// TTL deletes them some time after. Default usage.DefaultDedupRetention.
 	Retention time.Duration
 	// MaxAttempts bounds the conditional writes per group before its
 	// events are handed back to the queue as RETRY.
@@ -68,7 +62,7 @@ func NewStore(client Client, cfg Config) *Store {
 		cfg.Keys = DefaultEntitlementKeys
 	}
 	if cfg.Retention <= 0 {
-		cfg.Retention = DefaultRetention
+		cfg.Retention = usage.DefaultDedupRetention
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 12

@@ -202,7 +202,7 @@ func TestLedgerEntryIsTheAuditRecord(t *testing.T) {
 	got := entries[0]
 	want := dynamodb.LedgerEntry{DedupKey: "idem-1", KeySource: "idempotencyKey", Amount: usage.MustDecimal("2.5"),
 		AppliedAt: "2026-11-26T12:00:00Z", MessageID: "msg-1", PeriodStart: "2026-11-01T00:00:00Z",
-		Metadata: `{"resourceId":"session-456"}`, ExpiresAt: e.now.Add(dynamodb.DefaultRetention).Unix()}
+		Metadata: `{"resourceId":"session-456"}`, ExpiresAt: e.now.Add(usage.DefaultDedupRetention).Unix()}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}

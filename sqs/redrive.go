@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/usage-event-service/usage-event-service/internal/config"
 	"github.com/usage-event-service/usage-event-service/producer"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 // AttrOriginalSentAt is the message attribute in which a redriven message
@@ -241,7 +241,7 @@ type Redrive struct {
 	// usage.reason, else that reason code.
 	Reason string
 	// Retention is the dedup retention (default
-	// config.DefaultDedupRetention).
+	// usage.DefaultDedupRetention).
 	Retention time.Duration
 	// Force redrives messages older than Retention too.
 	Force bool
@@ -364,7 +364,7 @@ func (r Redrive) Run(ctx context.Context) (RedriveReport, error) {
 
 func (r *Redrive) defaults() {
 	if r.Retention <= 0 {
-		r.Retention = config.DefaultDedupRetention
+		r.Retention = usage.DefaultDedupRetention
 	}
 	if r.VisibilityTimeout <= 0 {
 		r.VisibilityTimeout = 60 * time.Second

@@ -25,6 +25,12 @@ type Entitlement struct {
 	Observed Item
 }
 
+// DefaultDedupRetention is how long applied keys are remembered unless
+// configured (DEDUP_RETENTION): 14 days, the longest SQS keeps a message
+// and the dead-letter queue's retention in the Terraform module, so that
+// any message that can still be redriven is still deduplicated.
+const DefaultDedupRetention = 14 * 24 * time.Hour
+
 // Record is an event as received: the event plus the queue's message ID,
 // which is the dedup key when the producer gave no idempotency key.
 type Record struct {

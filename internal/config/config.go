@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 // Config is the service's configuration. AWS endpoints, region and
@@ -30,12 +32,6 @@ type Config struct {
 	StateCache         bool
 	MetricsAddr        string // worker only: opt-in Prometheus endpoint
 }
-
-// DefaultDedupRetention is how long applied keys are remembered when
-// DEDUP_RETENTION is not set: 14 days, the longest SQS keeps a message and
-// the dead-letter queue's retention in the Terraform module, so that any
-// message that can still be redriven is still deduplicated.
-const DefaultDedupRetention = 14 * 24 * time.Hour
 
 // KeyLayout is the entitlements table's key layout: the fields of
 // dynamodb.EntitlementKeys, to which it converts
@@ -154,12 +150,12 @@ func LoadKeyLayout(getenv func(string) string) (KeyLayout, error) {
 }
 
 // LoadDedupRetention reads DEDUP_RETENTION (ParseRetention's syntax),
-// DefaultDedupRetention when unset. usagectl reads it too: "dlq redrive"
+// usage.DefaultDedupRetention when unset. usagectl reads it too: "dlq redrive"
 // refuses events older than it.
 func LoadDedupRetention(getenv func(string) string) (time.Duration, error) {
 	s := strings.TrimSpace(getenv("DEDUP_RETENTION"))
 	if s == "" {
-		return DefaultDedupRetention, nil
+		return usage.DefaultDedupRetention, nil
 	}
 	d, err := ParseRetention(s)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/config"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -120,7 +121,7 @@ func TestLoadDedupRetention(t *testing.T) {
 		want    time.Duration
 		wantErr string
 	}{
-		{"", config.DefaultDedupRetention, ""},
+		{"", usage.DefaultDedupRetention, ""},
 		{" 14d ", 336 * time.Hour, ""},
 		{"720h", 720 * time.Hour, ""},
 		{"30m", 0, "DEDUP_RETENTION: \"30m\" is shorter than 1h"},
