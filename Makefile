@@ -5,6 +5,9 @@ export PATH := $(CURDIR)/.cache/bin:$(PATH)
 STATICCHECK_VERSION := v0.8.2
 GOARCH_LAMBDA ?= arm64
 FUZZTIME ?= 15s
+# The benchmark is a module of its own, so that the service module does not
+# carry its chart's dependencies (gonum/plot, fonts, LaTeX, PDF).
+BENCH_MODULE := internal/bench
 
 .PHONY: demo test unit lint fuzz terraform-check package bench tools clean
 
@@ -16,6 +19,7 @@ demo:
 test: tools lint
 	go run ./internal/emulator/cmd/emulators install
 	go test -race -count=1 -timeout 20m ./...
+	cd $(BENCH_MODULE) && go test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 	bash scripts/terraform-check.sh
 
@@ -25,8 +29,12 @@ unit:
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go mod tidy -diff
+	cd $(BENCH_MODULE) && go mod tidy -diff
 	go vet ./...
+	cd $(BENCH_MODULE) && go vet ./...
 	staticcheck ./...
+	cd $(BENCH_MODULE) && staticcheck ./...
 
 ## fuzz: short fuzz runs of the message parser and the decimal parser (seed corpus in usage/testdata/fuzz)
 fuzz:
@@ -44,9 +52,11 @@ package:
 	@ls -l dist/bootstrap dist/function.zip; sha256sum dist/bootstrap
 
 ## bench: build everything, start the local stack, run the workload against ours and the naive baseline, print JSON
+# (built in the benchmark's module, run from the repository root: relative paths in BENCH_FLAGS are the root's)
 bench:
 	go run ./internal/emulator/cmd/emulators install
-	go run ./cmd/usage-bench $(BENCH_FLAGS)
+	go -C $(BENCH_MODULE) build -o $(CURDIR)/bin/usage-bench ./cmd/usage-bench
+	bin/usage-bench $(BENCH_FLAGS)
 
 tools: .cache/bin/staticcheck
 

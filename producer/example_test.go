@@ -28,7 +28,7 @@ func ExamplePublisher_Publish() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	pub, err := producer.New(cfg, os.Getenv("USAGE_EVENT_QUEUE_URL"), producer.WithAutoIdempotencyKeys())
+	pub, err := producer.New(cfg, os.Getenv("USAGE_EVENT_QUEUE_URL"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func ExamplePublisher_Publish() {
 	}
 
 	// Many events at once: one result per event, in order. Events without a
-	// key get a UUIDv7 (WithAutoIdempotencyKeys) before the first attempt.
+	// key get a generated UUIDv7 key before the first attempt.
 	results, err := pub.PublishBatch(ctx, []usage.Event{
 		usage.NewEvent("user-123", "exports"),
 		usage.NewEvent("user-456", "exports"),
@@ -68,12 +68,4 @@ func ExamplePublisher_Publish() {
 		}
 	}
 	fmt.Println(len(results), "results")
-}
-
-// Automatic idempotency keys are UUIDv7: time-ordered, so they sort in
-// the order they were made.
-func ExampleNewUUIDv7() {
-	a, b := producer.NewUUIDv7(), producer.NewUUIDv7()
-	fmt.Println(len(a), a[14:15], a < b)
-	// Output: 36 7 true
 }

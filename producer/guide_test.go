@@ -99,6 +99,6 @@ func TestGuideExampleRuns(t *testing.T) {
 		}
 	}
 	if keys["user-123/api-calls"] != "invoice-7781:line-3" || !isUUIDv7(keys["user-123/exports"]) || !isUUIDv7(keys["user-456/exports"]) {
-		t.Errorf("keys %v: want the explicit key and two automatic UUIDv7 keys", keys)
+		t.Errorf("keys %v: want the explicit key and two generated UUIDv7 keys", keys)
 	}
 }

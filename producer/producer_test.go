@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/google/uuid"
 
 	"github.com/usage-event-service/usage-event-service/producer"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -51,6 +52,7 @@ func TestPublishedBodiesRoundTripWithExactAmounts(t *testing.T) {
 		if r.MessageID == "" || r.Attempts != 1 {
 			t.Errorf("receipt %+v: want a message ID after 1 attempt", r)
 		}
+		ev.IdempotencyKey = r.IdempotencyKey // the caller's, or the generated one
 		body, _ := ev.MarshalJSON()
 		want = append(want, string(body))
 	}
@@ -298,7 +300,7 @@ func TestValidationErrorsAreReturnedBeforeAnyRequest(t *testing.T) {
 	cfg, c := awsEnv(t)
 	url := newQueue(t, c, "", nil)
 	rec := &recorder{next: awssqs.NewFromConfig(cfg)}
-	pub, err := producer.New(cfg, url, producer.WithClient(rec), producer.WithAutoIdempotencyKeys())
+	pub, err := producer.New(cfg, url, producer.WithClient(rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,23 +355,21 @@ func TestIdempotencyKeys(t *testing.T) {
 	cfg, c := awsEnv(t)
 	tests := []struct {
 		name     string
-		auto     bool
+		opts     []producer.Option
 		explicit string
 		wantKey  func(string) bool
 	}{
-		{"auto keys are UUIDv7", true, "", isUUIDv7},
-		{"an explicit key wins over auto", true, "invoice-7:line-2", func(k string) bool { return k == "invoice-7:line-2" }},
-		{"no key without auto keys", false, "", func(k string) bool { return k == "" }},
-		{"an explicit key is sent without auto keys", false, "order-9", func(k string) bool { return k == "order-9" }},
+		{"by default a key is generated, a UUIDv7", nil, "", isUUIDv7},
+		{"an explicit key wins over a generated one", nil, "invoice-7:line-2", func(k string) bool { return k == "invoice-7:line-2" }},
+		{"no key with WithoutGeneratedKeys", []producer.Option{producer.WithoutGeneratedKeys()}, "", func(k string) bool { return k == "" }},
+		{"an explicit key is sent with WithoutGeneratedKeys", []producer.Option{producer.WithoutGeneratedKeys()}, "order-9", func(k string) bool { return k == "order-9" }},
+		{"WithAutoIdempotencyKeys is the default", []producer.Option{producer.WithAutoIdempotencyKeys()}, "", isUUIDv7},
+		{"the later option wins", []producer.Option{producer.WithAutoIdempotencyKeys(), producer.WithoutGeneratedKeys()}, "", func(k string) bool { return k == "" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := newQueue(t, c, "", nil)
-			var opts []producer.Option
-			if tt.auto {
-				opts = append(opts, producer.WithAutoIdempotencyKeys())
-			}
-			pub, err := producer.New(cfg, url, opts...)
+			pub, err := producer.New(cfg, url, tt.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -394,10 +394,10 @@ func TestIdempotencyKeys(t *testing.T) {
 	}
 }
 
-func TestAutoKeysAreTimeOrderedAndUniqueAcrossConcurrentPublishers(t *testing.T) {
+func TestGeneratedKeysAreTimeOrderedAndUniqueAcrossConcurrentPublishers(t *testing.T) {
 	cfg, c := awsEnv(t)
 	url := newQueue(t, c, "", nil)
-	pub, err := producer.New(cfg, url, producer.WithAutoIdempotencyKeys())
+	pub, err := producer.New(cfg, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func TestAutoKeysAreTimeOrderedAndUniqueAcrossConcurrentPublishers(t *testing.T)
 func TestFIFOQueuesGetGroupAndDeduplicationIDs(t *testing.T) {
 	cfg, c := awsEnv(t)
 	url := newQueue(t, c, ".fifo", nil)
-	pub, err := producer.New(cfg, url) // no auto keys: FIFO generates them anyway
+	pub, err := producer.New(cfg, url, producer.WithoutGeneratedKeys()) // FIFO generates keys anyway
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +511,7 @@ func TestCancelledContext(t *testing.T) {
 
 	t.Run("before publishing nothing is sent", func(t *testing.T) {
 		rec := &recorder{next: awssqs.NewFromConfig(cfg)}
-		pub, err := producer.New(cfg, url, producer.WithClient(rec), producer.WithAutoIdempotencyKeys())
+		pub, err := producer.New(cfg, url, producer.WithClient(rec))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -580,9 +580,8 @@ func TestNewRejectsBadSettings(t *testing.T) {
 	}
 }
 
+// isUUIDv7 reports whether s is a UUIDv7 in canonical (lower-case) form.
 func isUUIDv7(s string) bool {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' || s[14] != '7' || !strings.ContainsRune("89ab", rune(s[19])) {
-		return false
-	}
-	return strings.Trim(strings.ReplaceAll(s, "-", ""), "0123456789abcdef") == ""
+	u, err := uuid.Parse(s)
+	return err == nil && u.Version() == 7 && u.Variant() == uuid.RFC4122 && u.String() == s
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	ddbstore "github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -70,6 +70,12 @@ const (
 )
 
 var errRetriesExhausted = errors.New("entitlement kept changing; retries exhausted")
+
+// naiveBackoff is the wait before a re-read after a failed conditional
+// write: capped exponential with full jitter (attempt n waits up to 5 ms
+// << n, at most 500 ms), the same shape as the store's for transaction
+// conflicts.
+var naiveBackoff = backoff.Exponential{Base: 5 * time.Millisecond, Max: 500 * time.Millisecond}
 
 // ErrInProgress is the cause of RETRY when another invocation holds the
 // event's idempotency lock (Powertools' IdempotencyAlreadyInProgressError).
@@ -241,7 +247,7 @@ func (n *Naive) apply(ctx context.Context, rec usage.Record) (usage.Outcome, err
 	}
 	for attempt := 0; attempt < attempts; attempt++ {
 		if attempt > 0 {
-			if err := sleep(ctx, naiveBackoff(attempt)); err != nil {
+			if err := backoff.Sleep(ctx, naiveBackoff.Full(attempt)); err != nil {
 				return usage.Outcome{}, err
 			}
 		}
@@ -291,24 +297,6 @@ func (n *Naive) apply(ctx context.Context, rec usage.Record) (usage.Outcome, err
 		}
 	}
 	return usage.Outcome{}, errRetriesExhausted
-}
-
-// naiveBackoff: capped exponential backoff with full jitter before a
-// re-read, the same shape as the store's for transaction conflicts.
-func naiveBackoff(attempt int) time.Duration {
-	ceiling := min(5*time.Millisecond<<min(attempt, 7), 500*time.Millisecond)
-	return time.Duration(rand.Int64N(int64(ceiling)) + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func number(d usage.Decimal) *types.AttributeValueMemberN {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 )
 
 // RTT models network round-trip time to DynamoDB: a fixed delay before
@@ -55,7 +57,7 @@ func (r *RTT) APIOption(stack *middleware.Stack) error {
 func (r *RTT) wait(ctx context.Context) error {
 	wait := r.sleep
 	if wait == nil {
-		wait = sleep // naive.go: a timer that ctx can cut short
+		wait = backoff.Sleep // a timer that ctx can cut short
 	}
 	t0 := time.Now()
 	err := wait(ctx, r.Delay)

@@ -294,8 +294,11 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 		var h pipeline.Handler
 		switch sys {
 		case Ours:
-			// As cmd/usage-event-service wires it (minus SQS and the
-			// dead-letter queue): Store, Processor, Logging, FIFOOrder.
+			// The store and processor as cmd/usage-event-service builds
+			// them (default keys and retention, state cache on), the
+			// store wrapped only to attribute each group's requests. The
+			// middlewares, added below for both systems, are the
+			// service's minus metrics: Logging, FIFOOrder, DeadLetters.
 			store := ddbstore.NewStore(client, ddbstore.Config{
 				EntitlementsTable: tb.entitlements,
 				LedgerTable:       tb.ledger,

@@ -176,6 +176,27 @@ func TestCacheDir(t *testing.T) {
 	}
 }
 
+// A nested module (the benchmark's) shares the repository's root and so
+// its cache.
+func TestModuleRootIsTheOutermostModule(t *testing.T) {
+	repo := t.TempDir()
+	pkg := filepath.Join(repo, "internal", "bench", "cmd", "usage-bench")
+	if err := os.MkdirAll(pkg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{repo, filepath.Join(repo, "internal", "bench")} {
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/m\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, wd := range []string{repo, filepath.Join(repo, "internal"), filepath.Join(repo, "internal", "bench"), pkg} {
+		t.Chdir(wd)
+		if got, err := emulator.ModuleRoot(); err != nil || got != repo {
+			t.Errorf("from %s: ModuleRoot() = %q, %v; want %q", wd, got, err, repo)
+		}
+	}
+}
+
 // stopAndCheck stops p and checks that the process is gone, its log removed
 // and a second Stop harmless.
 func stopAndCheck(t *testing.T, p *emulator.Process) {

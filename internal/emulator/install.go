@@ -40,10 +40,10 @@ const (
 )
 
 // CacheDir returns the directory emulators are installed into: $USAGE_CACHE_DIR
-// if set, else <repo root>/.cache (git-ignored), where the repo root is the
-// nearest ancestor of the working directory holding go.mod. Tests run with
-// the package directory as working directory, so every test binary of the
-// module shares one cache.
+// if set, else <repo root>/.cache (git-ignored), where the repo root is
+// ModuleRoot. Tests run with the package directory as working directory, so
+// every test binary of the repository, the nested benchmark module's
+// included, shares one cache.
 func CacheDir() (string, error) {
 	if d := os.Getenv("USAGE_CACHE_DIR"); d != "" {
 		return filepath.Abs(d)
@@ -55,23 +55,31 @@ func CacheDir() (string, error) {
 	return filepath.Join(root, ".cache"), nil
 }
 
-// ModuleRoot is the nearest directory at or above the working directory
+// ModuleRoot is the outermost directory at or above the working directory
 // that holds go.mod: the repository, wherever a command or test runs in it.
+// Outermost, not nearest, because the benchmark (internal/bench) is a
+// module of its own nested in the repository, and it too must find the
+// repository's single .cache and its cmd/ directories.
 func ModuleRoot() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
+	root := ""
 	for dir := wd; ; {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
+			root = dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s", wd)
+			break
 		}
 		dir = parent
 	}
+	if root == "" {
+		return "", fmt.Errorf("no go.mod above %s", wd)
+	}
+	return root, nil
 }
 
 // InstallAll fetches every emulator into the cache so that later starts need

@@ -1,13 +1,18 @@
 // Command usage-bench measures usage-event-service against a naive
-// per-event baseline on DynamoDB Local, which it starts itself:
+// per-event baseline on DynamoDB Local, which it starts itself. It lives in
+// the benchmark's own module (internal/bench), so that the service module
+// does not carry the chart's dependencies; from the repository root:
 //
-//	go run ./cmd/usage-bench                      # default workload, concurrency 8
-//	go run ./cmd/usage-bench --sweep 1,2,4,8,16   # one run per concurrency, and a chart
-//	go run ./cmd/usage-bench --json               # machine-readable report only on stdout
-//	go run ./cmd/usage-bench --rtt 5ms            # model a 5 ms network round trip per DynamoDB request
+//	make bench                                                  # default workload, concurrency 8
+//	make bench BENCH_FLAGS="--sweep 1,2,4,8,16"                 # one run per concurrency, and a chart
+//	go -C internal/bench run ./cmd/usage-bench --json           # machine-readable report only on stdout
+//	go -C internal/bench run ./cmd/usage-bench --rtt 5ms        # model a 5 ms network round trip per DynamoDB request
 //
-// See docs/performance.md. Exit codes: 0 done, 1 a failure (a correctness
-// check included), 2 bad flags.
+// The default chart path is in the repository's docs/images wherever the
+// command runs; paths given with --chart and --json-out are relative to the
+// working directory as usual (internal/bench under go -C, the repository
+// root under make bench). See docs/performance.md. Exit codes: 0 done, 1 a
+// failure (a correctness check included), 2 bad flags.
 package main
 
 import (
@@ -18,12 +23,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/internal/bench"
+	"github.com/usage-event-service/usage-event-service/internal/emulator"
 )
 
 func main() {
@@ -50,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ApplyConcurrency, "apply-concurrency", 8, "entitlements applied in parallel within a batch (APPLY_CONCURRENCY)")
 	fs.IntVar(&o.WarmupEvents, "warmup", 5000, "events run through both systems first, not reported (0: none)")
 	fs.IntVar(&o.ColdStarts, "cold-starts", 3, "cold starts of the bootstrap under the Lambda RIE (0: skip)")
-	chart := fs.String("chart", "", "PNG chart path (default with --sweep: docs/images/performance.png, or docs/images/performance-rtt<RTT>.png with --rtt)")
+	chart := fs.String("chart", "", "PNG chart path (default with --sweep: the repository's docs/images/performance.png, or docs/images/performance-rtt<RTT>.png with --rtt)")
 	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
 	fs.StringVar(&o.JSONPath, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Calibrate, "calibrate", false, "first measure DynamoDB Local's CPU time per request shape")
@@ -79,7 +86,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			o.Sweep = append(o.Sweep, c)
 		}
 		if *chart == "" {
-			*chart = defaultChart(o.RTT)
+			root, err := emulator.ModuleRoot()
+			if err != nil {
+				fmt.Fprintf(stderr, "usage-bench: --chart: no default outside the repository: %v\n", err)
+				return 2
+			}
+			*chart = filepath.Join(root, defaultChart(o.RTT))
 		}
 	}
 	o.ChartPath = *chart
@@ -104,8 +116,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// defaultChart is the chart's path for a sweep: the zero-latency chart
-// is not overwritten by a sweep with a modelled round trip.
+// defaultChart is the chart's path for a sweep, relative to the
+// repository root: the zero-latency chart is not overwritten by a sweep
+// with a modelled round trip.
 func defaultChart(rtt time.Duration) string {
 	if rtt <= 0 {
 		return "docs/images/performance.png"

@@ -1,0 +1,54 @@
+package producer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCallsStayWithinTheEntryAndByteLimits(t *testing.T) {
+	entries := func(n, size int) []entry {
+		es := make([]entry, n)
+		for i := range es {
+			es[i] = entry{index: i, body: strings.Repeat("x", size)}
+		}
+		return es
+	}
+	tests := []struct {
+		name    string
+		entries []entry
+		want    []int // entries per call
+	}{
+		{"none", nil, nil},
+		{"one", entries(1, 100), []int{1}},
+		{"small ones: ten per call", entries(25, 300), []int{10, 10, 5}},
+		{"exactly ten", entries(10, 300), []int{10}},
+		{"30 KiB each: eight fit in 256 KiB", entries(10, 30<<10), []int{8, 2}},
+		{"one of the whole limit each", entries(3, MaxBatchBytes), []int{1, 1, 1}},
+		{"mixed: the byte limit closes a call of fewer than ten", append(entries(9, 30<<10), entries(12, 10)...), []int{8, 10, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := calls(tt.entries)
+			var sizes []int
+			var flat []entry
+			for _, c := range got {
+				sizes = append(sizes, len(c))
+				n := 0
+				for _, e := range c {
+					n += len(e.body)
+				}
+				if n > MaxBatchBytes {
+					t.Errorf("a call of %d bytes, more than %d", n, MaxBatchBytes)
+				}
+				flat = append(flat, c...)
+			}
+			if !slices.Equal(sizes, tt.want) {
+				t.Errorf("entries per call = %v, want %v", sizes, tt.want)
+			}
+			if !slices.EqualFunc(flat, tt.entries, func(a, b entry) bool { return a.index == b.index }) {
+				t.Errorf("calls do not hold every entry once, in order")
+			}
+		})
+	}
+}
