@@ -103,8 +103,8 @@ func (a *app) send(ctx context.Context, cmd *cobra.Command, f sendFlags) error {
 		return err
 	}
 	var opts []producer.Option
-	if f.autoKey {
-		opts = append(opts, producer.WithAutoIdempotencyKeys())
+	if !f.autoKey {
+		opts = append(opts, producer.WithoutGeneratedKeys())
 	}
 	pub, err := producer.New(cfg, url, opts...)
 	if err != nil {
