@@ -182,11 +182,14 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 	return out, nil
 }
 
-// LedgerEntry is the audit record of one applied event.
+// LedgerEntry is the audit record of one applied operation.
 type LedgerEntry struct {
 	DedupKey    string
 	KeySource   string
+	Operation   usage.Operation // consume ("" in entries written before operations existed) or refund
 	Amount      usage.Decimal
+	RefundOf    string        // a refund's consume
+	Refunded    usage.Decimal // how much of a consume refunds gave back
 	AppliedAt   string
 	MessageID   string
 	PeriodStart string
@@ -214,6 +217,7 @@ func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Sc
 		for _, item := range res.Items {
 			stored := ledgerEntry(item)
 			e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
+				Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
 				AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
 				Metadata: string(stored.Metadata)}
 			if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {

@@ -11,6 +11,7 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,12 @@ func (s *Store) updateGroup(ctx context.Context, scope usage.Scope, records []us
 			return all(records, usage.Retry, err)
 		}
 		plan := decide(state, records)
+		if len(plan.Reads) > 0 {
+			if state, err = s.readLedger(ctx, scope, state, plan.Reads); err != nil {
+				return all(records, usage.Retry, err)
+			}
+			continue
+		}
 		if len(plan.Writes) == 0 {
 			s.remember(scope, state.Entitlement.Observed)
 			return plan.Outcomes
@@ -222,6 +229,26 @@ func (s *Store) read(ctx context.Context, key entitlementKey, consistent bool) (
 	return observe(res.Item), nil
 }
 
+// readLedger learns the ledger entries a decision asked for (a refund's
+// target), with consistent reads: an entry applied a moment ago counts.
+func (s *Store) readLedger(ctx context.Context, scope usage.Scope, st usage.State, keys []string) (usage.State, error) {
+	c := cancellation{applied: map[string]usage.LedgerEntry{}, absent: map[string]bool{}}
+	for _, key := range keys {
+		res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: aws.String(s.cfg.LedgerTable), Key: ledgerKeyAttributes(scope, key), ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			return st, err
+		}
+		if res.Item == nil {
+			c.absent[key] = true
+		} else {
+			c.applied[key] = ledgerEntry(res.Item)
+		}
+	}
+	return c.apply(st), nil
+}
+
 func (s *Store) remember(scope usage.Scope, it usage.Item) {
 	if !s.cfg.DisableCache && !it.Unaddressable {
 		s.cache.put(scope, it)
@@ -288,6 +315,7 @@ func requestToken() string {
 type cancellation struct {
 	entitlement *usage.Item
 	applied     map[string]usage.LedgerEntry
+	absent      map[string]bool
 	invalid     bool
 }
 
@@ -312,11 +340,10 @@ func (s *Store) cancellation(err error, plan usage.Plan) (c cancellation, ok boo
 			if k >= len(plan.Writes) {
 				continue
 			}
-			if t := plan.Writes[k].Target; t.Ledger {
-				if c.applied == nil {
-					c.applied = map[string]usage.LedgerEntry{}
-				}
-				c.applied[t.Key] = ledgerEntry(reason.Item)
+			if t := plan.Writes[k].Target; t.Ledger && reason.Item == nil {
+				c.absent = setKey(c.absent, t.Key, true)
+			} else if t.Ledger {
+				c.applied = setKey(c.applied, t.Key, ledgerEntry(reason.Item))
 			} else {
 				it := observe(reason.Item)
 				c.entitlement = &it
@@ -331,22 +358,35 @@ func (s *Store) cancellation(err error, plan usage.Plan) (c cancellation, ok boo
 	return c, true
 }
 
-func (c cancellation) learned() bool { return c.entitlement != nil || len(c.applied) > 0 }
+func setKey[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
+}
 
+func (c cancellation) learned() bool {
+	return c.entitlement != nil || len(c.applied) > 0 || len(c.absent) > 0
+}
+
+// apply adds what was learned to the state; a key learned to exist is no
+// longer absent and the other way round.
 func (c cancellation) apply(st usage.State) usage.State {
 	if c.entitlement != nil {
 		st.Entitlement = usage.ParseEntitlement(*c.entitlement)
 	}
-	if len(c.applied) > 0 {
-		known := make(map[string]usage.LedgerEntry, len(st.Applied)+len(c.applied))
-		for k, v := range st.Applied {
-			known[k] = v
-		}
-		for k, v := range c.applied {
-			known[k] = v
-		}
-		st.Applied = known
+	applied := maps.Clone(st.Applied)
+	absent := maps.Clone(st.Absent)
+	for k, v := range c.applied {
+		applied = setKey(applied, k, v)
+		delete(absent, k)
 	}
+	for k := range c.absent {
+		absent = setKey(absent, k, true)
+		delete(applied, k)
+	}
+	st.Applied, st.Absent = applied, absent
 	return st
 }
 

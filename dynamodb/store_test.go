@@ -182,7 +182,8 @@ func (e *env) Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry {
 	var out []usage.LedgerEntry
 	for _, l := range e.ledgerEntries(t, scope.UserID, scope.EntitlementKey) {
 		out = append(out, usage.LedgerEntry{DedupKey: l.DedupKey, Amount: l.Amount, KeySource: l.KeySource,
-			MessageID: l.MessageID, PeriodStart: l.PeriodStart, Metadata: []byte(l.Metadata)})
+			MessageID: l.MessageID, PeriodStart: l.PeriodStart, Metadata: []byte(l.Metadata),
+			Operation: l.Operation, RefundOf: l.RefundOf, Refunded: l.Refunded})
 	}
 	return out
 }
@@ -200,7 +201,7 @@ func TestLedgerEntryIsTheAuditRecord(t *testing.T) {
 		t.Fatalf("%d entries", len(entries))
 	}
 	got := entries[0]
-	want := dynamodb.LedgerEntry{DedupKey: "idem-1", KeySource: "idempotencyKey", Amount: usage.MustDecimal("2.5"),
+	want := dynamodb.LedgerEntry{DedupKey: "idem-1", KeySource: "idempotencyKey", Operation: usage.OperationConsume, Amount: usage.MustDecimal("2.5"),
 		AppliedAt: "2026-11-26T12:00:00Z", MessageID: "msg-1", PeriodStart: "2026-11-01T00:00:00Z",
 		Metadata: `{"resourceId":"session-456"}`, ExpiresAt: e.now.Add(usage.DefaultDedupRetention).Unix()}
 	if got != want {

@@ -91,6 +91,9 @@ const (
 	ledgerKeySource      = "keySource"
 	ledgerPeriodStart    = "periodStart"
 	ledgerMetadata       = "metadata"
+	ledgerOperation      = "operation"
+	ledgerRefundOf       = "refundOf"
+	ledgerRefunded       = usage.LedgerAttrRefunded
 )
 
 // ledgerItem lays out a ledger entry for a Put.
@@ -107,7 +110,11 @@ func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time)
 		ledgerKeySource:      &types.AttributeValueMemberS{Value: e.KeySource},
 		ledgerExpiresAt:      &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)},
 	}
-	optional := map[string]string{ledgerMessageID: e.MessageID, ledgerPeriodStart: e.PeriodStart, ledgerMetadata: string(e.Metadata)}
+	if !e.Refunded.IsZero() {
+		item[ledgerRefunded] = number(e.Refunded)
+	}
+	optional := map[string]string{ledgerMessageID: e.MessageID, ledgerPeriodStart: e.PeriodStart, ledgerMetadata: string(e.Metadata),
+		ledgerOperation: string(e.Operation), ledgerRefundOf: e.RefundOf}
 	for attr, v := range optional {
 		if v != "" {
 			item[attr] = &types.AttributeValueMemberS{Value: v}
@@ -121,9 +128,13 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 	e := usage.LedgerEntry{
 		DedupKey: str(item[ledgerDedupKey]), KeySource: str(item[ledgerKeySource]),
 		MessageID: str(item[ledgerMessageID]), PeriodStart: str(item[ledgerPeriodStart]),
+		Operation: usage.Operation(str(item[ledgerOperation])), RefundOf: str(item[ledgerRefundOf]),
 	}
 	if v := value(item[ledgerAmount]); v.Kind == usage.KindNumber {
 		e.Amount = v.Num
+	}
+	if v := value(item[ledgerRefunded]); v.Kind == usage.KindNumber {
+		e.Refunded = v.Num
 	}
 	if m := str(item[ledgerMetadata]); m != "" {
 		e.Metadata = []byte(m)

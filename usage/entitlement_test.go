@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,15 +197,22 @@ func TestPlanUsageWrites(t *testing.T) {
 	}
 }
 
-// TestPlanUsageEqualsOneByOne is the coalescing guarantee: a group
-// decided and written at once gives exactly the outcomes, usage and ledger
-// of deciding and writing each record alone, in order. Both run through
+// TestPlanUsageEqualsOneByOne is the coalescing guarantee: a group of
+// consumes and refunds decided and written at once gives exactly the
+// outcomes, usage and ledger of deciding and writing each record alone,
+// in order. Both run through
 // memstore, which evaluates the plans' preconditions and assignments as
 // written.
 func TestPlanUsageEqualsOneByOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	scope := usage.Scope{UserID: "u", EntitlementKey: "k"}
 	decide := func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now) }
+	refundsApplied := 0
+	defer func() {
+		if refundsApplied < 500 {
+			t.Errorf("only %d refunds applied: the test exercises too little", refundsApplied)
+		}
+	}()
 	for i := range 2000 {
 		attrs := map[string]usage.Value{usage.AttrUsed: usage.NumberValue(usage.DecimalFromInt(rng.Int64N(6)))}
 		if rng.IntN(4) > 0 {
@@ -215,22 +224,45 @@ func TestPlanUsageEqualsOneByOne(t *testing.T) {
 		}
 		var recs []usage.Record
 		for j := range 1 + rng.IntN(20) {
-			recs = append(recs, keyed(fmt.Sprint("m", j), fmt.Sprint("k", rng.IntN(8)), fmt.Sprint(1+rng.IntN(4))))
+			r := keyed(fmt.Sprint("m", j), fmt.Sprint("k", rng.IntN(8)), fmt.Sprint(1+rng.IntN(4)))
+			if rng.IntN(3) == 0 { // a refund of some key, perhaps applied, perhaps a refund itself
+				r.Event.Operation, r.Event.RefundOf = usage.OperationRefund, fmt.Sprint("k", rng.IntN(8))
+				if rng.IntN(4) > 0 {
+					r.Event.IdempotencyKey = fmt.Sprint("r", rng.IntN(8))
+				}
+				if rng.IntN(2) == 0 {
+					r.Event.Amount = usage.Decimal{} // all that remains
+				}
+			}
+			recs = append(recs, r)
 		}
 		group, single := memstore.New(), memstore.New()
 		group.PutEntitlement(scope, attrs)
 		single.PutEntitlement(scope, attrs)
 		got := group.Update(context.Background(), scope, recs, decide)
 		for j, r := range recs {
+			if r.Event.Is(usage.OperationRefund) && got[j].Status == usage.Applied {
+				refundsApplied++
+			}
 			want := single.Update(context.Background(), scope, []usage.Record{r}, decide)[0]
 			if got[j].Status != want.Status || got[j].Reason() != want.Reason() {
 				t.Fatalf("case %d record %d: group says %s %s, one by one says %s %s", i, j, got[j].Status, got[j].Reason(), want.Status, want.Reason())
 			}
 		}
 		g, s := group.Entitlement(scope).Get(usage.AttrUsed), single.Entitlement(scope).Get(usage.AttrUsed)
-		if g.Num.Cmp(s.Num) != 0 || len(group.Ledger(scope)) != len(single.Ledger(scope)) {
-			t.Fatalf("case %d: group ends at used %s with %d entries, one by one at %s with %d",
-				i, g, len(group.Ledger(scope)), s, len(single.Ledger(scope)))
+		if g.Num.Cmp(s.Num) != 0 || ledgerText(group.Ledger(scope)) != ledgerText(single.Ledger(scope)) {
+			t.Fatalf("case %d: group ends at used %s with %s, one by one at %s with %s",
+				i, g, ledgerText(group.Ledger(scope)), s, ledgerText(single.Ledger(scope)))
 		}
 	}
+}
+
+// ledgerText lists entries as key:operation:amount:refunded, sorted.
+func ledgerText(es []usage.LedgerEntry) string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = fmt.Sprintf("%s:%s:%s:%s", e.DedupKey, e.Operation, e.Amount, e.Refunded)
+	}
+	sort.Strings(s)
+	return strings.Join(s, " ")
 }

@@ -37,6 +37,32 @@ type Event struct {
 	// Metadata is a compact JSON object, or nil. It is stored verbatim in
 	// the ledger and never interpreted.
 	Metadata json.RawMessage
+	// Operation is "" or OperationConsume for a consume.
+	Operation Operation
+	// RefundOf is, for a refund, the dedup key of the consume it gives
+	// back. A refund's Amount may be zero: all that remains refundable.
+	RefundOf string
+}
+
+// Operation is what a request asks of an entitlement. The zero value is
+// a consume: every event written before operations existed is one.
+type Operation string
+
+const (
+	OperationConsume Operation = "consume" // add amount to used, within the limit
+	OperationRefund  Operation = "refund"  // give back (part of) an applied consume
+	OperationBalance Operation = "balance" // read used, limit, remaining: synchronous only
+)
+
+// Operations lists every operation, in documentation order.
+var Operations = []Operation{OperationConsume, OperationRefund, OperationBalance}
+
+// Is reports whether the event's operation is op (an empty one is a consume).
+func (e Event) Is(op Operation) bool {
+	if e.Operation == "" {
+		return op == OperationConsume
+	}
+	return e.Operation == op
 }
 
 // NewEvent returns an event of amount 1, the contract's default.
@@ -70,6 +96,12 @@ func ParseEvent(body []byte) (Event, error) {
 	}
 	if ev.EntitlementKey, err = requiredString(fields, "entitlementKey"); err != nil {
 		return Event{}, err
+	}
+	if ev.Operation, ev.RefundOf, err = parseOperation(fields); err != nil {
+		return Event{}, err
+	}
+	if ev.Is(OperationRefund) || ev.Is(OperationBalance) {
+		ev.Amount = Decimal{} // a refund's default is all that remains; a balance has none
 	}
 	if raw, ok := fields["amount"]; ok {
 		if ev.Amount, err = parseAmount(raw); err != nil {
@@ -106,7 +138,11 @@ func (e Event) Validate() error {
 	if err := checkID("entitlementKey", e.EntitlementKey, true); err != nil {
 		return err
 	}
-	if e.Amount.Sign() <= 0 {
+	if err := e.checkOperation(); err != nil {
+		return err
+	}
+	optional := e.Is(OperationRefund) || e.Is(OperationBalance)
+	if e.Amount.Sign() < 0 || e.Amount.Sign() == 0 && !optional {
 		return reject(ReasonInvalidAmount, "amount", "must be greater than 0, got %s", e.Amount)
 	}
 	if !e.Amount.FitsDynamoDB() {
@@ -134,8 +170,18 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	writeJSONString(&b, e.UserID)
 	b.WriteString(`,"entitlementKey":`)
 	writeJSONString(&b, e.EntitlementKey)
-	b.WriteString(`,"amount":`)
-	b.WriteString(e.Amount.String())
+	if e.Operation != "" {
+		b.WriteString(`,"operation":`)
+		writeJSONString(&b, string(e.Operation))
+	}
+	if e.RefundOf != "" {
+		b.WriteString(`,"refundOf":`)
+		writeJSONString(&b, e.RefundOf)
+	}
+	if !e.Amount.IsZero() {
+		b.WriteString(`,"amount":`)
+		b.WriteString(e.Amount.String())
+	}
 	if e.IdempotencyKey != "" {
 		b.WriteString(`,"idempotencyKey":`)
 		writeJSONString(&b, e.IdempotencyKey)
@@ -236,7 +282,7 @@ func splitObject(body []byte) (map[string]json.RawMessage, error) {
 
 func knownField(name string) bool {
 	switch name {
-	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata":
+	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf":
 		return true
 	}
 	return false
@@ -333,6 +379,52 @@ func checkID(name, value string, required bool) error {
 	return nil
 }
 
+// parseOperation reads operation and refundOf; Validate checks them.
+func parseOperation(fields map[string]json.RawMessage) (op Operation, refundOf string, err error) {
+	if raw, ok := fields["operation"]; ok && !isNull(raw) {
+		s, err := stringField("operation", raw)
+		if err != nil {
+			return "", "", err
+		}
+		op = Operation(s)
+	}
+	if raw, ok := fields["refundOf"]; ok && !isNull(raw) {
+		if refundOf, err = stringField("refundOf", raw); err != nil {
+			return "", "", err
+		}
+		if refundOf == "" {
+			return "", "", reject(ReasonInvalidField, "refundOf", "must be 1 to %d characters, got an empty string", MaxIDLength)
+		}
+	}
+	return op, refundOf, nil
+}
+
+// checkOperation: a known operation, and refundOf exactly on refunds.
+func (e Event) checkOperation() error {
+	known := e.Operation == ""
+	for _, op := range Operations {
+		known = known || e.Operation == op
+	}
+	switch {
+	case !known:
+		return reject(ReasonInvalidField, "operation", "must be one of consume, refund, balance; got %q", e.Operation)
+	case e.Is(OperationRefund):
+		return checkID("refundOf", e.RefundOf, true)
+	case e.RefundOf != "":
+		return reject(ReasonInvalidField, "refundOf", "is only for operation refund")
+	}
+	return nil
+}
+
+// CheckQueued rejects what only a synchronous caller can ask: from a
+// queue, nobody would receive a balance.
+func (e Event) CheckQueued() error {
+	if e.Is(OperationBalance) {
+		return reject(ReasonInvalidField, "operation", "%s is answered only synchronously (invoke the decisions function)", e.Operation)
+	}
+	return nil
+}
+
 // isControl: the C0 controls and DEL. They are invisible in logs and
 // consoles, and NUL in particular has meant "end of string" to too many
 // tools to be allowed in an ID.
@@ -345,6 +437,9 @@ func parseAmount(raw json.RawMessage) (Decimal, error) {
 	d, err := ParseDecimal(string(bytes.TrimSpace(raw)))
 	if err != nil {
 		return Decimal{}, reject(ReasonInvalidAmount, "amount", "%v", err)
+	}
+	if d.Sign() <= 0 { // also for a refund, whose zero Amount means "absent: all"
+		return Decimal{}, reject(ReasonInvalidAmount, "amount", "must be greater than 0, got %s", d)
 	}
 	return d, nil
 }

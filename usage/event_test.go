@@ -81,6 +81,15 @@ var badInputs = []struct {
 	{"numeric userId", `{"userId":123,"entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"object userId", `{"userId":{"id":"u"},"entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"whitespace-only userId", `{"userId":"  \t","entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
+	{"unknown operation", `{"userId":"u","entitlementKey":"k","operation":"reserve"}`, usage.ReasonInvalidField, "operation"},
+	{"operation in capitals", `{"userId":"u","entitlementKey":"k","operation":"REFUND","refundOf":"c"}`, usage.ReasonInvalidField, "operation"},
+	{"numeric operation", `{"userId":"u","entitlementKey":"k","operation":1}`, usage.ReasonInvalidField, "operation"},
+	{"refund without refundOf", `{"userId":"u","entitlementKey":"k","operation":"refund"}`, usage.ReasonMissingField, "refundOf"},
+	{"refund with an empty refundOf", `{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":""}`, usage.ReasonInvalidField, "refundOf"},
+	{"refundOf too long", `{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"` + strings.Repeat("r", 257) + `"}`, usage.ReasonInvalidField, "refundOf"},
+	{"NUL in refundOf", `{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"a\u0000"}`, usage.ReasonInvalidField, "refundOf"},
+	{"refundOf on a consume", `{"userId":"u","entitlementKey":"k","refundOf":"c"}`, usage.ReasonInvalidField, "refundOf"},
+	{"refund of amount 0", `{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"c","amount":0}`, usage.ReasonInvalidAmount, "amount"},
 	{"NUL in userId", `{"userId":"a\u0000b","entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"tab inside userId", `{"userId":"a\tb","entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"DEL in entitlementKey", `{"userId":"u","entitlementKey":"k\u007f"}`, usage.ReasonInvalidField, "entitlementKey"},
@@ -192,6 +201,8 @@ func FuzzParseEvent(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"userId":"user-123","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"optional-unique-key","metadata":{"resourceId":"session-456"}}`))
+	f.Add([]byte(`{"operation":"refund","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","refundOf":"c-1","amount":1,"idempotencyKey":"r-1"}`))
+	f.Add([]byte(`{"operation":"balance","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := usage.ParseEvent(body)
 		if err != nil {
@@ -212,8 +223,47 @@ func FuzzParseEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("round trip of %s failed: %v", out, err)
 		}
-		if back.UserID != ev.UserID || back.EntitlementKey != ev.EntitlementKey || back.Amount.Cmp(ev.Amount) != 0 || back.IdempotencyKey != ev.IdempotencyKey || string(back.Metadata) != string(ev.Metadata) {
+		if back.UserID != ev.UserID || back.EntitlementKey != ev.EntitlementKey || back.Amount.Cmp(ev.Amount) != 0 || back.IdempotencyKey != ev.IdempotencyKey || string(back.Metadata) != string(ev.Metadata) ||
+			back.Operation != ev.Operation || back.RefundOf != ev.RefundOf {
 			t.Fatalf("round trip changed %+v into %+v", ev, back)
 		}
 	})
+}
+
+func TestParseOperations(t *testing.T) {
+	tests := []struct {
+		body     string
+		op       usage.Operation
+		refundOf string
+		amount   string
+	}{
+		{`{"userId":"u","entitlementKey":"k"}`, usage.OperationConsume, "", "1"},
+		{`{"userId":"u","entitlementKey":"k","operation":"consume","amount":2}`, usage.OperationConsume, "", "2"},
+		{`{"userId":"u","entitlementKey":"k","operation":null}`, usage.OperationConsume, "", "1"},
+		{`{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"c-1"}`, usage.OperationRefund, "c-1", "0"},
+		{`{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"c-1","amount":0.5}`, usage.OperationRefund, "c-1", "0.5"},
+		{`{"userId":"u","entitlementKey":"k","operation":"balance"}`, usage.OperationBalance, "", "0"},
+	}
+	for _, tt := range tests {
+		ev, err := usage.ParseEvent([]byte(tt.body))
+		if err != nil {
+			t.Errorf("%s: %v", tt.body, err)
+			continue
+		}
+		if !ev.Is(tt.op) || ev.RefundOf != tt.refundOf || ev.Amount.Cmp(usage.MustDecimal(tt.amount)) != 0 {
+			t.Errorf("%s: operation %q refundOf %q amount %s", tt.body, ev.Operation, ev.RefundOf, ev.Amount)
+		}
+		// The wire form parses back to the same request.
+		b, err := ev.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := usage.ParseEvent(b)
+		if err != nil || back.Operation != ev.Operation || back.RefundOf != ev.RefundOf || back.Amount.Cmp(ev.Amount) != 0 {
+			t.Errorf("%s: round trip %s gives %+v, %v", tt.body, b, back, err)
+		}
+	}
+	if err := (usage.Event{UserID: "u", EntitlementKey: "k", Operation: usage.OperationBalance}).CheckQueued(); !errors.Is(err, usage.ErrInvalidField) {
+		t.Errorf("a queued balance: %v, want INVALID_FIELD", err)
+	}
 }

@@ -41,16 +41,20 @@ const (
 	ReasonInvalidMetadata Reason = "INVALID_METADATA" // metadata is not a JSON object or is too large
 
 	// Decisions made against the stored entitlement.
-	ReasonEntitlementNotFound Reason = "ENTITLEMENT_NOT_FOUND" // no item for (userId, entitlementKey)
-	ReasonLimitExceeded       Reason = "LIMIT_EXCEEDED"        // used + amount would exceed limit
-	ReasonInvalidEntitlement  Reason = "INVALID_ENTITLEMENT"   // the stored item is malformed (e.g. unknown resetPeriod)
-	ReasonIdempotencyConflict Reason = "IDEMPOTENCY_CONFLICT"  // key already applied with a different amount
+	ReasonEntitlementNotFound  Reason = "ENTITLEMENT_NOT_FOUND"   // no item for (userId, entitlementKey)
+	ReasonLimitExceeded        Reason = "LIMIT_EXCEEDED"          // used + amount would exceed limit
+	ReasonInvalidEntitlement   Reason = "INVALID_ENTITLEMENT"     // the stored item is malformed (e.g. unknown resetPeriod)
+	ReasonIdempotencyConflict  Reason = "IDEMPOTENCY_CONFLICT"    // key already applied with a different amount
+	ReasonRefundTargetNotFound Reason = "REFUND_TARGET_NOT_FOUND" // refundOf names no applied consume of this scope
+	ReasonRefundExceedsApplied Reason = "REFUND_EXCEEDS_APPLIED"  // more than remains refundable of that consume
+	ReasonPeriodEnded          Reason = "PERIOD_ENDED"            // the consume's period has ended (a reset happened since)
 )
 
 // Reasons lists every rejection reason, in documentation order.
 var Reasons = []Reason{
 	ReasonInvalidJSON, ReasonMissingField, ReasonInvalidField, ReasonInvalidAmount, ReasonInvalidMetadata,
 	ReasonEntitlementNotFound, ReasonLimitExceeded, ReasonInvalidEntitlement, ReasonIdempotencyConflict,
+	ReasonRefundTargetNotFound, ReasonRefundExceedsApplied, ReasonPeriodEnded,
 }
 
 // RejectionError is a permanent rejection: a reason code for machines and
@@ -76,16 +80,25 @@ func (e *RejectionError) Is(target error) bool {
 
 // Sentinels for errors.Is. They carry only the reason.
 var (
-	ErrInvalidJSON         = &RejectionError{Reason: ReasonInvalidJSON}
-	ErrMissingField        = &RejectionError{Reason: ReasonMissingField}
-	ErrInvalidField        = &RejectionError{Reason: ReasonInvalidField}
-	ErrInvalidAmount       = &RejectionError{Reason: ReasonInvalidAmount}
-	ErrInvalidMetadata     = &RejectionError{Reason: ReasonInvalidMetadata}
-	ErrEntitlementNotFound = &RejectionError{Reason: ReasonEntitlementNotFound}
-	ErrLimitExceeded       = &RejectionError{Reason: ReasonLimitExceeded}
-	ErrInvalidEntitlement  = &RejectionError{Reason: ReasonInvalidEntitlement}
-	ErrIdempotencyConflict = &RejectionError{Reason: ReasonIdempotencyConflict}
+	ErrInvalidJSON          = &RejectionError{Reason: ReasonInvalidJSON}
+	ErrMissingField         = &RejectionError{Reason: ReasonMissingField}
+	ErrInvalidField         = &RejectionError{Reason: ReasonInvalidField}
+	ErrInvalidAmount        = &RejectionError{Reason: ReasonInvalidAmount}
+	ErrInvalidMetadata      = &RejectionError{Reason: ReasonInvalidMetadata}
+	ErrEntitlementNotFound  = &RejectionError{Reason: ReasonEntitlementNotFound}
+	ErrLimitExceeded        = &RejectionError{Reason: ReasonLimitExceeded}
+	ErrInvalidEntitlement   = &RejectionError{Reason: ReasonInvalidEntitlement}
+	ErrIdempotencyConflict  = &RejectionError{Reason: ReasonIdempotencyConflict}
+	ErrRefundTargetNotFound = &RejectionError{Reason: ReasonRefundTargetNotFound}
+	ErrRefundExceedsApplied = &RejectionError{Reason: ReasonRefundExceedsApplied}
+	ErrPeriodEnded          = &RejectionError{Reason: ReasonPeriodEnded}
 )
+
+// ErrTargetPending is the cause of RETRY for a queued refund whose target
+// is not applied yet: a standard queue does not keep order, so the
+// consume may still arrive. It is rejected once the message is older than
+// the wait (Rules.TargetWait).
+var ErrTargetPending = errors.New("the refunded consume is not applied (yet); waiting for it")
 
 func reject(reason Reason, field, format string, args ...any) *RejectionError {
 	return &RejectionError{Reason: reason, Field: field, Message: fmt.Sprintf(format, args...)}
@@ -96,6 +109,11 @@ type Outcome struct {
 	Status Status
 	// Err is set for Rejected (a *RejectionError) and Retry (the cause).
 	Err error
+	// Original is, for a Duplicate (and an IDEMPOTENCY_CONFLICT), the
+	// entry first applied under the key: the original decision.
+	Original *LedgerEntry
+	// Entry is, for Applied, what was recorded (a refund's resolved amount).
+	Entry *LedgerEntry
 }
 
 // Reason returns the rejection reason, or "" when the outcome is not a rejection.

@@ -87,10 +87,23 @@ type Write struct {
 	Entry  *LedgerEntry // Put of a ledger item
 }
 
-// LedgerEntry is the audit and dedup record of one applied event.
+// The ledger attributes a decision reads or sets besides the entry's
+// content: how much of a consume has been refunded.
+const (
+	LedgerAttrRefunded = "refunded"
+)
+
+// LedgerEntry is the audit and dedup record of one applied operation.
 type LedgerEntry struct {
 	DedupKey string
-	Amount   Decimal
+	// Operation is consume or refund ("" in entries written before
+	// operations existed: a consume).
+	Operation Operation
+	Amount    Decimal
+	// RefundOf is, for a refund, the dedup key of the consume it gave back.
+	RefundOf string
+	// Refunded is, for a consume, how much of it refunds have given back.
+	Refunded Decimal
 	// KeySource says where DedupKey came from: "idempotencyKey" or "messageId".
 	KeySource string
 	MessageID string
@@ -102,12 +115,22 @@ type LedgerEntry struct {
 	AppliedAt time.Time
 }
 
+// Is reports whether the entry is of operation op.
+func (e LedgerEntry) Is(op Operation) bool {
+	if e.Operation == "" {
+		return op == OperationConsume
+	}
+	return e.Operation == op
+}
+
 // State is what a store knows when it asks for a decision: the
-// entitlement as observed, and the ledger entries known to exist for dedup
-// keys of the records being decided (learned from failed writes).
+// entitlement as observed, the ledger entries known to exist (learned
+// from failed writes and from the reads a plan asked for), and the keys
+// known to have no entry.
 type State struct {
 	Entitlement Entitlement
 	Applied     map[string]LedgerEntry
+	Absent      map[string]bool
 }
 
 // Decide is the rule a store applies under its conditional write: given
@@ -123,6 +146,10 @@ type Decide func(State, []Record) Plan
 type Plan struct {
 	Outcomes []Outcome
 	Writes   []Write
+	// Reads are ledger keys the decision needs to know first (a refund's
+	// target): the store reads them into State.Applied / State.Absent and
+	// asks again, writing nothing meanwhile.
+	Reads []string
 }
 
 // After returns the entitlement item as it is right after the plan's

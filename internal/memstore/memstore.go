@@ -89,9 +89,15 @@ var errInvalid = errors.New("memstore: assignment adds to a value that is not a 
 func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}}
+	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}, Absent: map[string]bool{}}
 	for range 10 {
 		plan := decide(st, records)
+		for _, key := range plan.Reads {
+			m.learn(scope, &st, key)
+		}
+		if len(plan.Reads) > 0 {
+			continue
+		}
 		failed := false
 		for _, w := range plan.Writes {
 			if m.holds(scope, w) {
@@ -99,7 +105,7 @@ func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Rec
 			}
 			failed = true
 			if w.Target.Ledger {
-				st.Applied[w.Target.Key] = m.ledger[scope][w.Target.Key]
+				m.learn(scope, &st, w.Target.Key)
 			} else {
 				st.Entitlement = usage.ParseEntitlement(m.item(scope))
 			}
@@ -113,6 +119,17 @@ func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Rec
 		return plan.Outcomes
 	}
 	return retry(records, errors.New("memstore: the plan kept failing its preconditions"))
+}
+
+// learn records what the ledger holds under key.
+func (m *Store) learn(scope usage.Scope, st *usage.State, key string) {
+	if e, ok := m.ledger[scope][key]; ok {
+		st.Applied[key] = e
+		delete(st.Absent, key)
+	} else {
+		st.Absent[key] = true
+		delete(st.Applied, key)
+	}
 }
 
 func retry(records []usage.Record, err error) []usage.Outcome {
@@ -130,6 +147,9 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 	if w.Target.Ledger {
 		e, ok := m.ledger[scope][w.Target.Key]
 		exists, attrs = ok, map[string]usage.Value{"amount": usage.NumberValue(e.Amount)}
+		if !e.Refunded.IsZero() {
+			attrs[usage.LedgerAttrRefunded] = usage.NumberValue(e.Refunded)
+		}
 	} else {
 		attrs, exists = m.ents[scope]
 	}
@@ -200,12 +220,20 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		next[k] = v
 	}
 	var puts []usage.LedgerEntry
+	refunds := map[string]usage.Decimal{}
 	for _, w := range plan.Writes {
 		switch {
 		case w.Action == usage.Put && w.Entry != nil:
 			e := *w.Entry
 			e.AppliedAt = now().UTC()
 			puts = append(puts, e)
+		case w.Action == usage.Update && w.Target.Ledger:
+			for _, a := range w.Set {
+				if a.Attr != usage.LedgerAttrRefunded || !a.Add {
+					return errors.New("memstore: a ledger update sets only refunded, by adding")
+				}
+				refunds[w.Target.Key] = refunds[w.Target.Key].Add(a.Value.Num)
+			}
 		case w.Action == usage.Update && !w.Target.Ledger:
 			for _, a := range w.Set {
 				v := a.Value
@@ -228,6 +256,11 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	}
 	if m.ledger[scope] == nil {
 		m.ledger[scope] = map[string]usage.LedgerEntry{}
+	}
+	for key, r := range refunds {
+		e := m.ledger[scope][key]
+		e.Refunded = e.Refunded.Add(r)
+		m.ledger[scope][key] = e
 	}
 	for _, e := range puts {
 		m.ledger[scope][e.DedupKey] = e

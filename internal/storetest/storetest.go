@@ -9,6 +9,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,20 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("StateChangedBehindTheCache", func(t *testing.T) { testStateChangedBehindTheCache(t, newBackend) })
 	t.Run("RacingConsumers", func(t *testing.T) { testRacingConsumers(t, newBackend) })
 	t.Run("ADuplicateSentManyTimesAppliesOnce", func(t *testing.T) { testDuplicateManyTimes(t, newBackend) })
+	t.Run("Refunds", func(t *testing.T) { testRefunds(t, newBackend) })
+	t.Run("ARefundWaitsForItsTarget", func(t *testing.T) { testRefundWaits(t, newBackend) })
+	t.Run("RacingConsumesAndRefunds", func(t *testing.T) { testRacingRefunds(t, newBackend) })
+}
+
+// Refund is a refund record of u/k giving back amount ("" for all that
+// remains) of the consume applied under target.
+func Refund(amount, target, idempotencyKey string) usage.Record {
+	ev := usage.NewEvent(scope.UserID, scope.EntitlementKey)
+	ev.Operation, ev.RefundOf, ev.IdempotencyKey, ev.Amount = usage.OperationRefund, target, idempotencyKey, usage.Decimal{}
+	if amount != "" {
+		ev.Amount = usage.MustDecimal(amount)
+	}
+	return usage.Record{Event: ev, MessageID: "msg-" + idempotencyKey}
 }
 
 // Num, Str and attrs build entitlement items.
@@ -60,9 +75,25 @@ func Rec(amount, messageID, idempotencyKey string) usage.Record {
 }
 
 func apply(s pipeline.Store, now time.Time, records ...usage.Record) []usage.Outcome {
+	return applyRules(s, usage.Rules{Now: now}, records...)
+}
+
+func applyRules(s pipeline.Store, rules usage.Rules, records ...usage.Record) []usage.Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return s.Update(ctx, scope, records, func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now) })
+	return s.Update(ctx, scope, records, rules.Plan)
+}
+
+// entry is the scope's ledger entry under key.
+func entry(t *testing.T, b Backend, key string) usage.LedgerEntry {
+	t.Helper()
+	for _, e := range b.Ledger(t, scope) {
+		if e.DedupKey == key {
+			return e
+		}
+	}
+	t.Fatalf("no ledger entry %q", key)
+	return usage.LedgerEntry{}
 }
 
 // Text is outcomes as "APPLIED LIMIT_EXCEEDED ...".
@@ -337,5 +368,187 @@ func testDuplicateManyTimes(t *testing.T, newBackend func(t *testing.T) Backend)
 	}
 	if n := len(b.Ledger(t, scope)); n != 1 {
 		t.Errorf("%d ledger entries", n)
+	}
+}
+
+func testRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
+	type step struct {
+		records []usage.Record
+		want    string
+		at      time.Time
+		before  map[string]usage.Value
+	}
+	limited := map[string]usage.Value{usage.AttrLimit: Num("10")}
+	monthly := map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
+	october := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		item     map[string]usage.Value
+		steps    []step
+		wantUsed string
+		refunded map[string]string // consume key -> refunded
+		ledger   int
+	}{
+		{name: "a full refund gives back all that remains", item: limited,
+			steps:    []step{{records: []usage.Record{Rec("3", "m1", "c1")}, want: "APPLIED"}, {records: []usage.Record{Refund("", "c1", "r1")}, want: "APPLIED"}},
+			wantUsed: "0", refunded: map[string]string{"c1": "3"}, ledger: 2},
+		{name: "partial refunds add up, then nothing remains", item: limited,
+			steps: []step{{records: []usage.Record{Rec("5", "m1", "c1")}, want: "APPLIED"},
+				{records: []usage.Record{Refund("2", "c1", "r1")}, want: "APPLIED"},
+				{records: []usage.Record{Refund("3", "c1", "r2"), Refund("1", "c1", "r3")}, want: "APPLIED REFUND_EXCEEDS_APPLIED"},
+				{records: []usage.Record{Refund("", "c1", "r4")}, want: "REFUND_EXCEEDS_APPLIED"}},
+			wantUsed: "0", refunded: map[string]string{"c1": "5"}, ledger: 3},
+		{name: "a refund over what remains changes nothing", item: limited,
+			steps:    []step{{records: []usage.Record{Rec("2", "m1", "c1")}, want: "APPLIED"}, {records: []usage.Record{Refund("2.5", "c1", "r1")}, want: "REFUND_EXCEEDS_APPLIED"}},
+			wantUsed: "2", refunded: map[string]string{"c1": "0"}, ledger: 1},
+		{name: "a refund after a reset is PERIOD_ENDED", item: monthly,
+			steps: []step{{records: []usage.Record{Rec("4", "m1", "c1")}, want: "APPLIED", at: october},
+				{records: []usage.Record{Refund("1", "c1", "r1")}, want: "PERIOD_ENDED"}},
+			wantUsed: "4", refunded: map[string]string{"c1": "0"}, ledger: 1},
+		{name: "a refund in the same period applies", item: monthly,
+			steps: []step{{records: []usage.Record{Rec("4", "m1", "c1")}, want: "APPLIED", at: october},
+				{records: []usage.Record{Refund("1", "c1", "r1")}, want: "APPLIED", at: october}},
+			wantUsed: "3", refunded: map[string]string{"c1": "1"}, ledger: 2},
+		{name: "an unknown target is REFUND_TARGET_NOT_FOUND", item: limited,
+			steps: []step{{records: []usage.Record{Refund("1", "nope", "r1")}, want: "REFUND_TARGET_NOT_FOUND"}}, wantUsed: "", ledger: 0},
+		{name: "a refund of a refund is REFUND_TARGET_NOT_FOUND", item: limited,
+			steps: []step{{records: []usage.Record{Rec("3", "m1", "c1")}, want: "APPLIED"}, {records: []usage.Record{Refund("1", "c1", "r1")}, want: "APPLIED"},
+				{records: []usage.Record{Refund("1", "r1", "r2")}, want: "REFUND_TARGET_NOT_FOUND"}},
+			wantUsed: "2", refunded: map[string]string{"c1": "1"}, ledger: 2},
+		{name: "a duplicate refund is DUPLICATE, another target or amount a conflict", item: limited,
+			steps: []step{{records: []usage.Record{Rec("3", "m1", "c1"), Rec("3", "m2", "c2")}, want: "APPLIED APPLIED"},
+				{records: []usage.Record{Refund("1", "c1", "r1")}, want: "APPLIED"},
+				{records: []usage.Record{Refund("1", "c1", "r1"), Refund("", "c1", "r1"), Refund("1", "c2", "r1"), Refund("2", "c1", "r1")},
+					want: "DUPLICATE DUPLICATE IDEMPOTENCY_CONFLICT IDEMPOTENCY_CONFLICT"},
+				{records: []usage.Record{Rec("1", "m3", "r1"), Refund("1", "c2", "c1")}, want: "IDEMPOTENCY_CONFLICT IDEMPOTENCY_CONFLICT"}},
+			wantUsed: "5", refunded: map[string]string{"c1": "1", "c2": "0"}, ledger: 3},
+		{name: "a consume and its refund in one group", item: limited,
+			steps: []step{{records: []usage.Record{Rec("4", "m1", "c1"), Refund("1", "c1", "r1"), Rec("7", "m2", "c2"), Refund("", "c1", "r2")},
+				want: "APPLIED APPLIED APPLIED APPLIED"}},
+			wantUsed: "7", refunded: map[string]string{"c1": "4", "c2": "0"}, ledger: 4},
+		{name: "a refund never takes used below 0", item: limited,
+			steps: []step{{records: []usage.Record{Rec("4", "m1", "c1")}, want: "APPLIED"},
+				{records: []usage.Record{Refund("3", "c1", "r1")}, want: "APPLIED", before: map[string]usage.Value{usage.AttrUsed: Num("1")}}},
+			wantUsed: "0", refunded: map[string]string{"c1": "3"}, ledger: 2},
+		{name: "a refund lets a consume that did not fit apply", item: limited,
+			steps: []step{{records: []usage.Record{Rec("8", "m1", "c1"), Rec("5", "m2", "c2"), Refund("6", "c1", "r1"), Rec("5", "m3", "c3")},
+				want: "APPLIED LIMIT_EXCEEDED APPLIED APPLIED"}},
+			wantUsed: "7", refunded: map[string]string{"c1": "6", "c3": "0"}, ledger: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			b.Put(t, scope, tt.item)
+			s := b.Store(t)
+			for i, st := range tt.steps {
+				if st.before != nil {
+					item := maps.Clone(b.Get(t, scope).Attrs)
+					maps.Copy(item, st.before)
+					b.Put(t, scope, item)
+				}
+				at := st.at
+				if at.IsZero() {
+					at = Now
+				}
+				if got := Text(apply(s, at, st.records...)); got != st.want {
+					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
+				}
+			}
+			if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
+				t.Errorf("used %s, want %q", v, tt.wantUsed)
+			}
+			if got := len(b.Ledger(t, scope)); got != tt.ledger {
+				t.Errorf("ledger has %d entries, want %d", got, tt.ledger)
+			}
+			for key, want := range tt.refunded {
+				if e := entry(t, b, key); e.Refunded.Cmp(usage.MustDecimal(want)) != 0 {
+					t.Errorf("consume %s refunded %s, want %s", key, e.Refunded, want)
+				}
+			}
+		})
+	}
+}
+
+// testRefundWaits: from a queue, a refund may overtake its consume. It is
+// RETRY while the message is younger than the wait, and rejected after.
+func testRefundWaits(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("10")})
+	s := b.Store(t)
+	r := Refund("1", "c1", "r1")
+	r.SentAt = Now.Add(-time.Minute)
+	queued := usage.Rules{Now: Now, TargetWait: 15 * time.Minute}
+	o := applyRules(s, queued, r)[0]
+	if o.Status != usage.Retry || o.Err != usage.ErrTargetPending {
+		t.Fatalf("before its consume: %s %v, want RETRY %v", o.Status, o.Err, usage.ErrTargetPending)
+	}
+	if got := Text(applyRules(s, queued, Rec("2", "m1", "c1"))); got != "APPLIED" {
+		t.Fatal(got)
+	}
+	if got := Text(applyRules(s, queued, r)); got != "APPLIED" {
+		t.Fatalf("after its consume: %s", got)
+	}
+	late := Refund("1", "c-never", "r2")
+	late.SentAt = Now.Add(-16 * time.Minute)
+	if got := Text(applyRules(s, queued, late)); got != "REFUND_TARGET_NOT_FOUND" {
+		t.Fatalf("after the wait: %s", got)
+	}
+	if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, "1") {
+		t.Errorf("used %s, want 1", v)
+	}
+}
+
+// testRacingRefunds: consumers race consumes and refunds of earlier
+// consumes on one limited entitlement. used ends exactly at applied minus
+// refunded, never above the limit, and no consume is refunded beyond its
+// amount.
+func testRacingRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("60")})
+	const consumers, rounds = 6, 30
+	var mu sync.Mutex
+	applied, refunded := usage.Decimal{}, usage.Decimal{}
+	var wg sync.WaitGroup
+	for c := range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := b.Store(t)
+			for i := range rounds {
+				key := fmt.Sprintf("c-%d-%d", c, i)
+				// Consume, then refund 1 of this or of another consumer's
+				// consume (which may not exist, or be refunded already).
+				other := fmt.Sprintf("c-%d-%d", (c+1)%consumers, i)
+				out := apply(s, Now, Rec(fmt.Sprint(1+i%3), "m-"+key, key), Refund("1", other, "r-"+key), Refund("", key, "rr-"+key))
+				mu.Lock()
+				for j, o := range out {
+					switch {
+					case o.Status == usage.Applied && j == 0:
+						applied = applied.Add(usage.MustDecimal(fmt.Sprint(1 + i%3)))
+					case o.Status == usage.Applied:
+						refunded = refunded.Add(o.Entry.Amount)
+					case o.Status == usage.Retry:
+						t.Errorf("record %d of %s: RETRY %v", j, key, o.Err)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	used := b.Get(t, scope).Get(usage.AttrUsed).Num
+	if want := applied.Sub(refunded); used.Cmp(want) != 0 {
+		t.Errorf("used %s, applied %s - refunded %s = %s", used, applied, refunded, want)
+	}
+	if used.Cmp(usage.MustDecimal("60")) > 0 {
+		t.Errorf("used %s exceeds the limit", used)
+	}
+	for _, e := range b.Ledger(t, scope) {
+		if e.Refunded.Cmp(e.Amount) > 0 {
+			t.Errorf("consume %s refunded %s of %s", e.DedupKey, e.Refunded, e.Amount)
+		}
+	}
+	if refunded.IsZero() {
+		t.Error("nothing was refunded: the test exercises nothing")
 	}
 }

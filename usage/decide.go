@@ -1,0 +1,437 @@
+package usage
+
+import (
+	"time"
+)
+
+// Rules are the decision rule's settings.
+type Rules struct {
+	// Now is the processing time.
+	Now time.Time
+	// TargetWait is how long, from Record.SentAt, a refund whose target is
+	// not applied is RETRY (ErrTargetPending) rather than rejected
+	// REFUND_TARGET_NOT_FOUND: a standard queue does not keep order. Zero
+	// (synchronous requests) rejects at once.
+	TargetWait time.Duration
+}
+
+// PlanUsage decides a group of records of one scope with Rules{Now: now}.
+func PlanUsage(s State, records []Record, now time.Time) Plan {
+	return Rules{Now: now}.Plan(s, records)
+}
+
+// Plan decides a group of records of one scope, in order, exactly as
+// applying them one by one would: first the lazy reset, then each
+// operation. A consume that does not fit the limit is rejected and later,
+// smaller ones may still fit. A record whose key is already applied (in
+// the ledger, or by an earlier record of the group) is a duplicate, or a
+// conflict if it asks for something else; that takes precedence over any
+// rejection, which is why rejections are confirmed against the ledger too.
+func (r Rules) Plan(s State, records []Record) Plan {
+	if reads := r.unknownTargets(s, records); len(reads) > 0 {
+		p := Plan{Outcomes: make([]Outcome, len(records)), Reads: reads}
+		for i := range p.Outcomes {
+			p.Outcomes[i] = Outcome{Status: Retry, Err: errNeedsRead}
+		}
+		return p
+	}
+	d := newDecider(r, s)
+	return d.plan(records)
+}
+
+// errNeedsRead marks the outcomes of a plan that only asks for reads;
+// a store never returns them.
+var errNeedsRead = rejectionless("the refund targets must be read first")
+
+type rejectionless string
+
+func (e rejectionless) Error() string { return string(e) }
+
+// unknownTargets: refund targets neither known nor known absent.
+func (r Rules) unknownTargets(s State, records []Record) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, rec := range records {
+		t := rec.Event.RefundOf
+		if !rec.Event.Is(OperationRefund) || seen[t] {
+			continue
+		}
+		seen[t] = true
+		if _, ok := s.Applied[t]; !ok && !s.Absent[t] {
+			keys = append(keys, t)
+		}
+	}
+	return keys
+}
+
+// decider is the state of one Plan call.
+type decider struct {
+	rules  Rules
+	ent    Entitlement
+	known  map[string]LedgerEntry
+	absent map[string]bool
+
+	reset         bool
+	periodStart   string  // the current period's start as stored ("" for entitlements that never reset)
+	used          Decimal // running usage, assuming the observed used
+	delta         Decimal // sum of the applied consumes
+	refunded      bool    // a refund applied: used is then written exactly
+	dependsOnUsed bool    // a rejection rested on the observed used
+
+	group       map[string]*LedgerEntry // entries applied by this group, by key
+	order       []string                // their keys, in order
+	targets     map[string]*target      // refund targets outside the group
+	targetOrder []string
+}
+
+// target is what the group does to, and relies on of, one stored consume.
+type target struct {
+	entry    LedgerEntry
+	absent   bool
+	refund   Decimal // added to its refunded by the group
+	pinned   bool    // a rejection rested on its exact refunded
+	relied   bool    // a decision rested on it at all
+	isRefund bool    // it names a refund, not a consume
+}
+
+func newDecider(r Rules, s State) *decider {
+	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent,
+		group: map[string]*LedgerEntry{}, targets: map[string]*target{}}
+	if d.unusable() == nil {
+		if d.ent.ResetPeriod == "" {
+			d.ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
+		}
+		d.used = d.ent.Used
+		if v := d.ent.Observed.Get(AttrPeriodStart); v.Kind == KindString {
+			d.periodStart = v.Str
+		}
+		if NeedsReset(d.ent.ResetPeriod, d.ent.ResetAnchor, d.ent.PeriodStart, r.Now) {
+			d.reset = true
+			d.periodStart = FormatInstant(PeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, r.Now))
+			d.used = Decimal{}
+		}
+	}
+	return d
+}
+
+func (d *decider) plan(records []Record) Plan {
+	p := Plan{Outcomes: make([]Outcome, len(records))}
+	unusable := d.unusable()
+	for i, r := range records {
+		key := r.DedupKey()
+		if e, ok := d.known[key]; ok {
+			p.Outcomes[i] = duplicateOf(e, r)
+			continue
+		}
+		if e, ok := d.group[key]; ok {
+			p.Outcomes[i] = duplicateOf(*e, r)
+			continue
+		}
+		switch {
+		case r.Event.CheckQueued() != nil: // a balance is read, never planned
+			p.Outcomes[i] = Outcome{Status: Rejected, Err: r.Event.CheckQueued()}
+		case unusable != nil:
+			p.Outcomes[i] = Outcome{Status: Rejected, Err: unusable}
+		case r.Event.Is(OperationRefund):
+			p.Outcomes[i] = d.refund(r)
+		default:
+			p.Outcomes[i] = d.consume(r)
+		}
+	}
+	if d.ent.Observed.Unaddressable {
+		return p // no item can exist: nothing to write or confirm
+	}
+	p.Writes = d.writes(records, p.Outcomes)
+	return p
+}
+
+// unusable is the rejection of every record when the entitlement cannot
+// be used at all.
+func (d *decider) unusable() error {
+	switch {
+	case d.ent.Observed.Unaddressable:
+		return reject(ReasonEntitlementNotFound, "", "userId and entitlementKey are too long to name an entitlement item")
+	case !d.ent.Exists:
+		return reject(ReasonEntitlementNotFound, "", "no entitlement for this userId and entitlementKey")
+	case d.ent.Malformed != nil:
+		return reject(ReasonInvalidEntitlement, "", "the stored entitlement cannot be used: %v", d.ent.Malformed)
+	}
+	return nil
+}
+
+// consume decides one amount against the running usage.
+func (d *decider) consume(r Record) Outcome {
+	amount := r.Event.Amount
+	next := d.used.Add(amount)
+	if !next.FitsDynamoDB() {
+		d.dependsOnUsed = true
+		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
+			"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)}
+	}
+	if d.ent.Limit != nil && next.Cmp(*d.ent.Limit) > 0 {
+		d.dependsOnUsed = true
+		return Outcome{Status: Rejected, Err: reject(ReasonLimitExceeded, "amount",
+			"using %s more would exceed the limit of %s (used %s)", amount, *d.ent.Limit, d.used)}
+	}
+	d.used = next
+	d.delta = d.delta.Add(amount)
+	return d.record(r, &LedgerEntry{Operation: OperationConsume, Amount: amount})
+}
+
+// record adds an applied entry of the group.
+func (d *decider) record(r Record, e *LedgerEntry) Outcome {
+	e.DedupKey, e.KeySource, e.MessageID, e.Metadata = r.DedupKey(), r.keySource(), r.MessageID, r.Event.Metadata
+	e.PeriodStart = d.periodStart
+	d.group[e.DedupKey] = e
+	d.order = append(d.order, e.DedupKey)
+	return Outcome{Status: Applied, Entry: e}
+}
+
+// refund decides giving back (part of) a consume of the scope.
+func (d *decider) refund(r Record) Outcome {
+	key := r.Event.RefundOf
+	entry, t := d.targetOf(key)
+	switch {
+	case entry == nil && d.waiting(r):
+		return Outcome{Status: Retry, Err: ErrTargetPending}
+	case entry == nil:
+		return Outcome{Status: Rejected, Err: reject(ReasonRefundTargetNotFound, "refundOf", "no applied consume %q in this scope", key)}
+	case !entry.Is(OperationConsume):
+		if t != nil {
+			t.isRefund = true
+		}
+		return Outcome{Status: Rejected, Err: reject(ReasonRefundTargetNotFound, "refundOf", "%q is a %s, not a consume", key, entry.Operation)}
+	case d.ent.ResetPeriod != ResetNone && entry.PeriodStart != d.periodStart:
+		return Outcome{Status: Rejected, Err: reject(ReasonPeriodEnded, "refundOf",
+			"the consume counted in the period from %s, which has ended (the current one began %s)", entry.PeriodStart, d.periodStart)}
+	}
+	remaining := entry.Amount.Sub(entry.Refunded)
+	if t != nil {
+		remaining = remaining.Sub(t.refund)
+	}
+	amount := r.Event.Amount
+	if amount.IsZero() {
+		amount = remaining
+	}
+	if amount.Sign() <= 0 || amount.Cmp(remaining) > 0 {
+		if t != nil {
+			t.pinned = true
+		}
+		return Outcome{Status: Rejected, Err: reject(ReasonRefundExceedsApplied, "amount",
+			"%s of consume %q remains refundable (amount %s, refunded %s); asked for %s", remaining, key, entry.Amount, entry.Amount.Sub(remaining), amount)}
+	}
+	if t != nil {
+		t.refund = t.refund.Add(amount)
+	} else {
+		entry.Refunded = entry.Refunded.Add(amount) // a consume of this group
+	}
+	d.refunded = true
+	d.used = d.used.Sub(amount)
+	if d.used.Sign() < 0 {
+		d.used = Decimal{} // access-service lowered used by hand: never below 0
+	}
+	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
+}
+
+// targetOf finds a refund's target: a consume applied earlier in the
+// group (t nil), else the stored entry (tracked in t), else nil.
+func (d *decider) targetOf(key string) (*LedgerEntry, *target) {
+	if e, ok := d.group[key]; ok {
+		return e, nil
+	}
+	t := d.targets[key]
+	if t == nil {
+		e, ok := d.known[key]
+		t = &target{entry: e, absent: !ok}
+		d.targets[key] = t
+		d.targetOrder = append(d.targetOrder, key)
+	}
+	t.relied = true
+	if t.absent {
+		return nil, t
+	}
+	return &t.entry, t
+}
+
+// waiting: a queued refund may still see its target arrive.
+func (d *decider) waiting(r Record) bool {
+	return d.rules.TargetWait > 0 && !r.SentAt.IsZero() && d.rules.Now.Sub(r.SentAt) < d.rules.TargetWait
+}
+
+// writes: the entitlement first (an Update when something changes, else
+// a Check of the state the rejections rest on), then the ledger: a Put
+// per applied entry, the refunded consumes' updates, and a Check that the
+// key is not applied for each rejection that a redelivery of an applied
+// event could be mistaken for. An item appears once: Puts win over
+// target writes over Checks.
+func (d *decider) writes(records []Record, outcomes []Outcome) []Write {
+	var ledger []Write
+	seen := map[string]bool{}
+	for _, key := range d.order {
+		seen[key] = true
+		ledger = append(ledger, Write{Target: LedgerItem(key), Action: Put, Conds: []Cond{{Op: OpNotExists}}, Entry: d.group[key]})
+	}
+	for _, key := range d.targetOrder {
+		if w, ok := d.targets[key].write(key); ok && !seen[key] {
+			seen[key] = true
+			ledger = append(ledger, w)
+		}
+	}
+	for i, r := range records {
+		key := r.DedupKey()
+		if seen[key] || !confirmable(outcomes[i]) {
+			continue
+		}
+		seen[key] = true
+		ledger = append(ledger, Write{Target: LedgerItem(key), Action: Check, Conds: []Cond{{Op: OpNotExists}}})
+	}
+	if len(ledger) == 0 {
+		return nil // every record is a duplicate or waits: nothing to write or confirm
+	}
+	return append([]Write{d.entitlementWrite()}, ledger...)
+}
+
+// confirmable: a rejection that a redelivery of an applied event could
+// have been mistaken for, so it is confirmed against the ledger. A
+// conflict is not: its key is there.
+func confirmable(o Outcome) bool {
+	return o.Status == Rejected && o.Reason() != ReasonIdempotencyConflict
+}
+
+// write is what the group writes to, or checks of, a stored consume it
+// refunds: refunded grows by what the group gives back, and may not pass
+// the consume's amount; a rejection that rested on refunded pins it.
+// Entries never change otherwise, so a refund naming a refund or a
+// consume of an ended period rests on nothing that can move.
+func (t *target) write(key string) (Write, bool) {
+	w := Write{Target: LedgerItem(key)}
+	switch {
+	case t.absent:
+		w.Action, w.Conds = Check, []Cond{{Op: OpNotExists}}
+		return w, true
+	case t.refund.Sign() == 0 && !t.pinned:
+		return w, false
+	}
+	refunded := Cond{Op: OpLE, Attr: LedgerAttrRefunded, Value: NumberValue(t.entry.Amount.Sub(t.refund)), OrAbsent: true}
+	if t.pinned {
+		refunded = pinRefunded(t.entry.Refunded)
+	}
+	w.Conds = []Cond{{Op: OpExists}, refunded}
+	if t.refund.Sign() == 0 {
+		w.Action = Check
+		return w, true
+	}
+	w.Action, w.Set = Update, []Assign{{Attr: LedgerAttrRefunded, Value: NumberValue(t.refund), Add: true}}
+	return w, true
+}
+
+// pinRefunded: refunded is exactly r (absent counts as 0; it never
+// shrinks, so "at most 0" is "exactly 0").
+func pinRefunded(r Decimal) Cond {
+	if r.IsZero() {
+		return Cond{Op: OpLE, Attr: LedgerAttrRefunded, Value: NumberValue(r), OrAbsent: true}
+	}
+	return Cond{Op: OpEquals, Attr: LedgerAttrRefunded, Value: NumberValue(r)}
+}
+
+// entitlementWrite states what the decision relied on. Confirming
+// rejections rests on everything observed; changing usage rests on the
+// configuration (limit, resetPeriod, resetAnchor), the period, and used:
+// exactly when a rejection depended on it or a refund lowered it,
+// otherwise only "used is at most limit minus what we add", which
+// concurrent increments by other consumers do not disturb.
+func (d *decider) entitlementWrite() Write {
+	if !d.ent.Exists {
+		return Write{Target: EntitlementItem, Action: Check, Conds: []Cond{{Op: OpNotExists}}}
+	}
+	obs := d.ent.Observed
+	conds := []Cond{{Op: OpExists}, Pin(AttrLimit, obs.Get(AttrLimit)),
+		Pin(AttrResetPeriod, obs.Get(AttrResetPeriod)), Pin(AttrResetAnchor, obs.Get(AttrResetAnchor))}
+	changed := d.delta.Sign() > 0 || d.refunded
+	if !changed || d.ent.Malformed != nil {
+		conds = append(conds, Pin(AttrUsed, obs.Get(AttrUsed)), Pin(AttrPeriodStart, obs.Get(AttrPeriodStart)))
+		return Write{Target: EntitlementItem, Action: Check, Conds: conds}
+	}
+	if d.reset || d.ent.ResetPeriod != ResetNone {
+		conds = append(conds, Pin(AttrPeriodStart, obs.Get(AttrPeriodStart)))
+	}
+	if d.reset {
+		// used restarts from the new value; it only has to still be a
+		// number (or absent), or the entitlement is malformed.
+		conds = append(conds, Cond{Op: OpType, Attr: AttrUsed, Type: "N", OrAbsent: true})
+		return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{
+			{Attr: AttrUsed, Value: NumberValue(d.used)},
+			{Attr: AttrPeriodStart, Value: StringValue(d.periodStart)},
+		}}
+	}
+	used, set := d.usedCond()
+	return Write{Target: EntitlementItem, Action: Update, Conds: append(conds, used), Set: []Assign{set}}
+}
+
+// usedCond is the precondition on used and its new value without reset.
+func (d *decider) usedCond() (Cond, Assign) {
+	pinned := Pin(AttrUsed, d.ent.Observed.Get(AttrUsed))
+	exact := Assign{Attr: AttrUsed, Value: NumberValue(d.used)}
+	if d.refunded || !d.delta.FitsDynamoDB() {
+		// A refund's "never below 0", or a delta wider than 38 digits
+		// while each running total fits: write the new value itself,
+		// which holds only for exactly the observed used.
+		return pinned, exact
+	}
+	add := Assign{Attr: AttrUsed, Value: NumberValue(d.delta), Add: true}
+	switch {
+	case d.dependsOnUsed:
+		return pinned, add
+	case d.ent.Limit == nil:
+		return Cond{Op: OpType, Attr: AttrUsed, Type: "N", OrAbsent: true}, add
+	}
+	ceiling := d.ent.Limit.Sub(d.delta)
+	if !ceiling.FitsDynamoDB() {
+		// The ceiling cannot be written as a condition value; the exact
+		// observed value always can.
+		return pinned, add
+	}
+	return Cond{Op: OpLE, Attr: AttrUsed, Value: NumberValue(ceiling), OrAbsent: ceiling.Sign() >= 0}, add
+}
+
+// duplicateOf compares a record with the entry first applied under its
+// key: the same request again is a harmless redelivery; another one
+// reusing the key must not pass silently.
+func duplicateOf(e LedgerEntry, r Record) Outcome {
+	o := DuplicateOutcome(e.Amount, r.Event.Amount)
+	op := r.Event.Operation
+	if op == "" {
+		op = OperationConsume
+	}
+	switch {
+	case !e.Is(op):
+		o = Outcome{Status: Rejected, Err: reject(ReasonIdempotencyConflict, "idempotencyKey",
+			"was already applied to a %s, this is a %s", operationName(e.Operation), op)}
+	case op == OperationRefund && e.RefundOf != r.Event.RefundOf:
+		o = Outcome{Status: Rejected, Err: reject(ReasonIdempotencyConflict, "idempotencyKey",
+			"was already applied to a refund of %q, this one refunds %q", e.RefundOf, r.Event.RefundOf)}
+	case op == OperationRefund && r.Event.Amount.IsZero():
+		o = Outcome{Status: Duplicate} // "all that remained", as the original asked
+	}
+	o.Original = &e
+	return o
+}
+
+func operationName(op Operation) Operation {
+	if op == "" {
+		return OperationConsume
+	}
+	return op
+}
+
+// DuplicateOutcome compares a repeated event with the amount first
+// applied under its key. The same amount is a harmless redelivery; a
+// different amount means the producer reused a key for another event,
+// which must not pass silently.
+func DuplicateOutcome(appliedAmount, amount Decimal) Outcome {
+	if appliedAmount.Cmp(amount) == 0 {
+		return Outcome{Status: Duplicate}
+	}
+	return Outcome{Status: Rejected, Err: reject(ReasonIdempotencyConflict, "idempotencyKey",
+		"was already applied with amount %s, this event has amount %s", appliedAmount, amount)}
+}
