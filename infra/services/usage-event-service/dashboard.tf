@@ -17,6 +17,9 @@ locals {
     "LIMIT_EXCEEDED",
     "INVALID_ENTITLEMENT",
     "IDEMPOTENCY_CONFLICT",
+    "REFUND_TARGET_NOT_FOUND",
+    "REFUND_EXCEEDS_APPLIED",
+    "PERIOD_ENDED",
   ]
 
   service_metric = { for name in ["EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency"] :
