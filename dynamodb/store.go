@@ -249,6 +249,14 @@ func (s *Store) readLedger(ctx context.Context, scope usage.Scope, st usage.Stat
 	return c.apply(st), nil
 }
 
+// ReadEntitlement reads a scope's entitlement with a consistent read, for
+// a caller that wants the balance after its decision.
+func (s *Store) ReadEntitlement(ctx context.Context, scope usage.Scope) (usage.Entitlement, error) {
+	key, ok := s.cfg.Keys.key(scope)
+	st, err := s.observe(ctx, scope, key, ok, true)
+	return st.Entitlement, err
+}
+
 func (s *Store) remember(scope usage.Scope, it usage.Item) {
 	if !s.cfg.DisableCache && !it.Unaddressable {
 		s.cache.put(scope, it)

@@ -55,6 +55,11 @@ func (m *Store) Entitlement(scope usage.Scope) usage.Item {
 	return m.item(scope)
 }
 
+// ReadEntitlement is Entitlement, interpreted, for decision.Store.
+func (m *Store) ReadEntitlement(_ context.Context, scope usage.Scope) (usage.Entitlement, error) {
+	return usage.ParseEntitlement(m.Entitlement(scope)), nil
+}
+
 // Ledger returns the scope's ledger entries in the order they were written.
 func (m *Store) Ledger(scope usage.Scope) []usage.LedgerEntry {
 	m.mu.Lock()

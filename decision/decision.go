@@ -1,0 +1,208 @@
+// Package decision answers callers that need an answer now: a consume or
+// refund decided and written synchronously, or a balance read, through
+// the same store and decision rule as queued events, so synchronous and
+// queued traffic on one entitlement race safely. Every request gets an
+// Answer, never an error: a bad request is a REJECTED answer with its
+// reason, a transient failure a RETRY answer.
+package decision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Store is what the engine needs of storage: the atomic decide-and-write
+// of pipeline.Store, and a consistent read of an entitlement.
+type Store interface {
+	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
+	ReadEntitlement(ctx context.Context, scope usage.Scope) (usage.Entitlement, error)
+}
+
+// Status is an answer's status: an outcome's, or OK for a balance.
+type Status string
+
+const (
+	Applied   Status = "APPLIED"
+	Duplicate Status = "DUPLICATE"
+	Rejected  Status = "REJECTED"
+	Retry     Status = "RETRY"
+	OK        Status = "OK"
+)
+
+// Answer is the JSON answer to one request. Numbers are exact JSON
+// numbers. The balance fields show the entitlement no earlier than the
+// decision: under concurrent writers they may already include later
+// usage; in a quiet system they are exact.
+type Answer struct {
+	Status  Status       `json:"status"`
+	Reason  usage.Reason `json:"reason,omitempty"`
+	Message string       `json:"message,omitempty"`
+	// Amount is, for an applied consume or refund, the amount it moved (a
+	// refund without amount: what remained).
+	Amount *json.Number `json:"amount,omitempty"`
+	// Original is, for a DUPLICATE (or an IDEMPOTENCY_CONFLICT), the
+	// decision first taken under the idempotency key.
+	Original    *Original    `json:"original,omitempty"`
+	Used        *json.Number `json:"used,omitempty"`
+	Limit       *json.Number `json:"limit,omitempty"`
+	Remaining   *json.Number `json:"remaining,omitempty"`
+	ResetPeriod string       `json:"resetPeriod,omitempty"`
+	PeriodStart string       `json:"periodStart,omitempty"`
+	NextReset   string       `json:"nextReset,omitempty"`
+}
+
+// Original is a decision as the ledger recorded it.
+type Original struct {
+	Status      Status      `json:"status"`
+	Operation   string      `json:"operation"`
+	Amount      json.Number `json:"amount"`
+	RefundOf    string      `json:"refundOf,omitempty"`
+	AppliedAt   string      `json:"appliedAt,omitempty"`
+	PeriodStart string      `json:"periodStart,omitempty"`
+}
+
+// Engine decides synchronous requests.
+type Engine struct {
+	Store Store
+	// Now is the decision clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Handle parses one JSON request and answers it.
+func (e *Engine) Handle(ctx context.Context, body []byte) Answer {
+	ev, err := usage.ParseEvent(body)
+	if err != nil {
+		return rejected(err)
+	}
+	return e.Decide(ctx, ev)
+}
+
+// Decide answers one validated request.
+func (e *Engine) Decide(ctx context.Context, ev usage.Event) Answer {
+	if err := ev.Validate(); err != nil {
+		return rejected(err)
+	}
+	if ev.Is(usage.OperationBalance) {
+		return e.balance(ctx, ev.Scope())
+	}
+	if ev.IdempotencyKey == "" {
+		// The key is the only way a retry after a timeout learns what
+		// happened, so the synchronous door insists on one.
+		return rejected(&usage.RejectionError{Reason: usage.ReasonMissingField, Field: "idempotencyKey",
+			Message: "is required for a synchronous " + string(operation(ev))})
+	}
+	now := e.now()
+	rules := usage.Rules{Now: now} // no wait: a target not applied now is not found
+	o := e.Store.Update(ctx, ev.Scope(), []usage.Record{{Event: ev}}, rules.Plan)[0]
+	a := answerOf(o)
+	if a.Status == Retry || a.Reason == usage.ReasonEntitlementNotFound || a.Reason == usage.ReasonInvalidEntitlement {
+		return a
+	}
+	return e.withBalance(ctx, ev.Scope(), a)
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Engine) balance(ctx context.Context, scope usage.Scope) Answer {
+	return e.withBalance(ctx, scope, Answer{Status: OK})
+}
+
+// withBalance adds the entitlement's current balance, read consistently
+// after the decision.
+func (e *Engine) withBalance(ctx context.Context, scope usage.Scope, a Answer) Answer {
+	ent, err := e.Store.ReadEntitlement(ctx, scope)
+	if err != nil {
+		if a.Status == OK {
+			return Answer{Status: Retry, Message: err.Error()}
+		}
+		return a // decided and written; only the balance is missing
+	}
+	b, err := usage.BalanceOf(ent, e.now())
+	if err != nil {
+		if a.Status == OK {
+			return rejected(err)
+		}
+		return a
+	}
+	a.Used = number(b.Used)
+	if b.Limit != nil {
+		a.Limit, a.Remaining = number(*b.Limit), number(*b.Remaining)
+	}
+	a.ResetPeriod = string(b.ResetPeriod)
+	if b.PeriodStart != nil {
+		a.PeriodStart = usage.FormatInstant(*b.PeriodStart)
+	}
+	if b.NextReset != nil {
+		a.NextReset = usage.FormatInstant(*b.NextReset)
+	}
+	return a
+}
+
+func answerOf(o usage.Outcome) Answer {
+	var a Answer
+	switch o.Status {
+	case usage.Applied:
+		a.Status = Applied
+		if o.Entry != nil {
+			a.Amount = number(o.Entry.Amount)
+		}
+	case usage.Duplicate:
+		a.Status = Duplicate
+	case usage.Rejected:
+		a = rejected(o.Err)
+	default:
+		a.Status = Retry
+		if o.Err != nil {
+			a.Message = o.Err.Error()
+		}
+	}
+	if o.Original != nil {
+		a.Original = original(*o.Original)
+	}
+	return a
+}
+
+func original(e usage.LedgerEntry) *Original {
+	o := &Original{Status: Applied, Operation: string(usage.OperationConsume), Amount: json.Number(e.Amount.String()),
+		RefundOf: e.RefundOf, PeriodStart: e.PeriodStart}
+	if e.Operation != "" {
+		o.Operation = string(e.Operation)
+	}
+	if !e.AppliedAt.IsZero() {
+		o.AppliedAt = e.AppliedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return o
+}
+
+func rejected(err error) Answer {
+	var r *usage.RejectionError
+	if !errors.As(err, &r) {
+		return Answer{Status: Retry, Message: err.Error()}
+	}
+	msg := r.Message
+	if r.Field != "" {
+		msg = r.Field + ": " + msg
+	}
+	return Answer{Status: Rejected, Reason: r.Reason, Message: msg}
+}
+
+func number(d usage.Decimal) *json.Number {
+	n := json.Number(d.String())
+	return &n
+}
+
+func operation(ev usage.Event) usage.Operation {
+	if ev.Operation == "" {
+		return usage.OperationConsume
+	}
+	return ev.Operation
+}

@@ -1,0 +1,83 @@
+package decision_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/decision"
+	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+var now = time.Date(2026, 12, 14, 9, 30, 0, 0, time.UTC)
+
+func engine(items map[string]map[string]usage.Value) *decision.Engine {
+	s := memstore.New()
+	s.Now = func() time.Time { return now }
+	for key, attrs := range items {
+		s.PutEntitlement(usage.Scope{UserID: "u1", EntitlementKey: key}, attrs)
+	}
+	return &decision.Engine{Store: s, Now: func() time.Time { return now }}
+}
+
+func num(s string) usage.Value { return usage.NumberValue(usage.MustDecimal(s)) }
+
+func answer(t *testing.T, e *decision.Engine, body string) string {
+	t.Helper()
+	b, err := json.Marshal(e.Handle(context.Background(), []byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAnswers(t *testing.T) {
+	items := map[string]map[string]usage.Value{
+		"TUTOR":     {usage.AttrLimit: num("10"), usage.AttrUsed: num("2"), usage.AttrResetPeriod: usage.StringValue("MONTHLY"), usage.AttrPeriodStart: usage.StringValue("2026-12-01T00:00:00Z")},
+		"OLD":       {usage.AttrLimit: num("5"), usage.AttrUsed: num("5"), usage.AttrResetPeriod: usage.StringValue("MONTHLY"), usage.AttrPeriodStart: usage.StringValue("2026-11-01T00:00:00Z")},
+		"UNLIMITED": {usage.AttrUsed: num("0.5")},
+		"BROKEN":    {usage.AttrUsed: usage.StringValue("6")},
+	}
+	e := engine(items)
+	steps := []struct{ body, want string }{
+		{`{"userId":"u1","entitlementKey":"TUTOR","amount":1,"idempotencyKey":"c-1"}`,
+			`{"status":"APPLIED","amount":1,"used":3,"limit":10,"remaining":7,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"userId":"u1","entitlementKey":"TUTOR","amount":1,"idempotencyKey":"c-1"}`,
+			`{"status":"DUPLICATE","original":{"status":"APPLIED","operation":"consume","amount":1,"appliedAt":"2026-12-14T09:30:00Z","periodStart":"2026-12-01T00:00:00Z"},"used":3,"limit":10,"remaining":7,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"userId":"u1","entitlementKey":"TUTOR","amount":2,"idempotencyKey":"c-1"}`,
+			`{"status":"REJECTED","reason":"IDEMPOTENCY_CONFLICT","message":"idempotencyKey: was already applied with amount 1, this event has amount 2","original":{"status":"APPLIED","operation":"consume","amount":1,"appliedAt":"2026-12-14T09:30:00Z","periodStart":"2026-12-01T00:00:00Z"},"used":3,"limit":10,"remaining":7,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"userId":"u1","entitlementKey":"TUTOR","amount":8,"idempotencyKey":"c-2"}`,
+			`{"status":"REJECTED","reason":"LIMIT_EXCEEDED","message":"amount: using 8 more would exceed the limit of 10 (used 3)","used":3,"limit":10,"remaining":7,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"operation":"refund","userId":"u1","entitlementKey":"TUTOR","refundOf":"c-1","idempotencyKey":"r-1"}`,
+			`{"status":"APPLIED","amount":1,"used":2,"limit":10,"remaining":8,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"operation":"refund","userId":"u1","entitlementKey":"TUTOR","refundOf":"c-9","idempotencyKey":"r-2"}`,
+			`{"status":"REJECTED","reason":"REFUND_TARGET_NOT_FOUND","message":"refundOf: no applied consume \"c-9\" in this scope","used":2,"limit":10,"remaining":8,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"operation":"balance","userId":"u1","entitlementKey":"TUTOR"}`,
+			`{"status":"OK","used":2,"limit":10,"remaining":8,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		// An ended period reads as used 0 from the new period; nothing is written.
+		{`{"operation":"balance","userId":"u1","entitlementKey":"OLD"}`,
+			`{"status":"OK","used":0,"limit":5,"remaining":5,"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"}`},
+		{`{"operation":"balance","userId":"u1","entitlementKey":"UNLIMITED"}`,
+			`{"status":"OK","used":0.5,"resetPeriod":"NONE"}`},
+		{`{"operation":"balance","userId":"u1","entitlementKey":"NONE"}`,
+			`{"status":"REJECTED","reason":"ENTITLEMENT_NOT_FOUND","message":"no entitlement for this userId and entitlementKey"}`},
+		{`{"operation":"balance","userId":"u1","entitlementKey":"BROKEN"}`,
+			`{"status":"REJECTED","reason":"INVALID_ENTITLEMENT","message":"the stored entitlement cannot be used: used must be a number"}`},
+		{`{"userId":"u1","entitlementKey":"NONE","idempotencyKey":"c-3"}`,
+			`{"status":"REJECTED","reason":"ENTITLEMENT_NOT_FOUND","message":"no entitlement for this userId and entitlementKey"}`},
+		{`{"userId":"u1","entitlementKey":"TUTOR","amount":1}`,
+			`{"status":"REJECTED","reason":"MISSING_FIELD","message":"idempotencyKey: is required for a synchronous consume"}`},
+		{`{"userId":"u1","entitlementKey":"TUTOR","amount":"1","idempotencyKey":"c-4"}`,
+			`{"status":"REJECTED","reason":"INVALID_AMOUNT","message":"amount: must be a JSON number, got a string"}`},
+		{`not json`, `{"status":"REJECTED","reason":"INVALID_JSON","message":"body is not valid JSON: invalid character 'o' in literal null (expecting 'u')"}`},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR"}`,
+			`{"status":"REJECTED","reason":"INVALID_FIELD","message":"operation: must be one of consume, refund, balance; got \"reserve\""}`},
+	}
+	for i, st := range steps {
+		if got := answer(t, e, st.body); got != st.want {
+			t.Errorf("step %d: %s\n got %s\nwant %s", i, st.body, got, st.want)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package usage
+
+import "time"
+
+// Balance is an entitlement as a caller sees it at one instant, with the
+// lazy reset applied to the view (nothing is written): an ended period
+// reads as used 0 from the new period's start.
+type Balance struct {
+	Used Decimal
+	// Limit and Remaining are nil when the entitlement is unlimited.
+	// Remaining is never negative (access-service may set used above the
+	// limit by hand).
+	Limit, Remaining *Decimal
+	ResetPeriod      ResetPeriod
+	// PeriodStart is nil while no period has started (never for a
+	// periodic entitlement, whose view starts the current one).
+	PeriodStart *time.Time
+	// NextReset is nil for ResetNone.
+	NextReset *time.Time
+}
+
+// BalanceOf is the view of ent at now, or the rejection that a request
+// against it would get (no such entitlement, or one that cannot be read).
+func BalanceOf(ent Entitlement, now time.Time) (Balance, error) {
+	d := newDecider(Rules{Now: now}, State{Entitlement: ent})
+	if err := d.unusable(); err != nil {
+		return Balance{}, err
+	}
+	b := Balance{Used: d.used, Limit: ent.Limit, ResetPeriod: d.ent.ResetPeriod, PeriodStart: ent.PeriodStart}
+	if d.reset {
+		ps := PeriodStart(ent.ResetPeriod, ent.ResetAnchor, now)
+		b.PeriodStart = &ps
+	}
+	if ent.Limit != nil {
+		r := ent.Limit.Sub(d.used)
+		if r.Sign() < 0 {
+			r = Decimal{}
+		}
+		b.Remaining = &r
+	}
+	if d.ent.ResetPeriod != ResetNone {
+		next := NextPeriodStart(ent.ResetPeriod, ent.ResetAnchor, now)
+		b.NextReset = &next
+	}
+	return b, nil
+}
