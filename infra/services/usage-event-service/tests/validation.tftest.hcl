@@ -73,6 +73,7 @@ run "batch_size_over_sqs_maximum" {
 run "batch_over_10_without_a_batching_window" {
   command = plan
   variables {
+    batch_size                         = 11
     maximum_batching_window_in_seconds = 0
   }
   expect_failures = [aws_lambda_event_source_mapping.queue]
