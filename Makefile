@@ -9,11 +9,18 @@ FUZZTIME ?= 15s
 # carry its chart's dependencies (gonum/plot, fonts, LaTeX, PDF).
 BENCH_MODULE := internal/bench
 
-.PHONY: demo test unit lint fuzz terraform-check package bench tools clean
+.PHONY: demo up test unit lint fuzz terraform-check package bench tools clean
 
 ## demo: run the service end to end locally (DynamoDB Local, SQS emulator, worker, events)
 demo:
 	go run ./cmd/usage-demo
+
+## up: the playground: emulators, tables, queues, seeded entitlements and the worker in the foreground
+## until Ctrl-C; prints the export lines for usagectl in a second shell (README, "Try it yourself").
+## Built, then run by make itself (not `go run`, which exits 1 on Ctrl-C even after a clean stop).
+up:
+	go build -o bin/usage-playground ./cmd/usage-playground
+	bin/usage-playground
 
 ## test: everything CI runs: lint, all tests with -race against real emulators, fuzzing, Terraform checks
 test: tools lint

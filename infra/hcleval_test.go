@@ -367,6 +367,7 @@ var functions = map[string]function.Function{
 	"replace":    stdlib.ReplaceFunc,
 	"sum":        sumFunc,
 	"tonumber":   toNumberFunc,
+	"trimspace":  stdlib.TrimSpaceFunc,
 	"try":        tryfunc.TryFunc,
 	"upper":      stdlib.UpperFunc,
 }

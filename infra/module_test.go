@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,12 @@ const (
 	dlqARN       = "aws_sqs_queue.dead_letter.arn"
 	ledgerARN    = "aws_dynamodb_table.ledger.arn"
 	logStreamARN = "aws_cloudwatch_log_group.function.arn:*"
+
+	// deadlineMarginSeconds is pipeline.Processor's default DeadlineMargin
+	// (pipeline/pipeline.go; the Lambda adapter does not override it): no
+	// entitlement is started when less than this remains before the
+	// invocation deadline, so the function timeout must exceed it.
+	deadlineMarginSeconds = 2
 )
 
 // inputs returns the module's required inputs plus overrides.
@@ -566,16 +573,25 @@ func TestFunction(t *testing.T) {
 		return out
 	}
 	base := map[string]string{
-		"ENTITLEMENTS_TABLE": entitlementsTableName,
-		"USAGE_LEDGER_TABLE": "aws_dynamodb_table.ledger.name",
-		"DEDUP_RETENTION":    "336h",
-		"LOG_LEVEL":          "INFO",
+		"ENTITLEMENTS_TABLE":       entitlementsTableName,
+		"USAGE_LEDGER_TABLE":       "aws_dynamodb_table.ledger.name",
+		"DEDUP_RETENTION":          "336h",
+		"LOG_LEVEL":                "INFO",
+		"ENTITLEMENT_PK_ATTRIBUTE": "pk",
+		"ENTITLEMENT_SK_ATTRIBUTE": "sk",
+		"ENTITLEMENT_PK_PREFIX":    "USER#",
+		"ENTITLEMENT_SK_PREFIX":    "ENTITLEMENT#",
 	}
 	withDLQ := maps.Clone(base)
 	withDLQ["DEAD_LETTER_QUEUE_URL"] = "aws_sqs_queue.dead_letter.url"
 	custom := maps.Clone(withDLQ)
 	custom["LOG_LEVEL"] = "DEBUG"
 	custom["DEDUP_RETENTION"] = "720h"
+	layout := maps.Clone(withDLQ)
+	layout["ENTITLEMENT_PK_ATTRIBUTE"] = "PK"
+	layout["ENTITLEMENT_SK_ATTRIBUTE"] = "SK"
+	layout["ENTITLEMENT_PK_PREFIX"] = "TENANT#1#USER#"
+	layout["ENTITLEMENT_SK_PREFIX"] = "ENT#"
 	for _, c := range []struct {
 		name string
 		in   map[string]cty.Value
@@ -584,6 +600,10 @@ func TestFunction(t *testing.T) {
 		{"environment names both tables and the DLQ for direct dead-lettering", nil, withDLQ},
 		{"environment omits the DLQ when SQS alone dead-letters", map[string]cty.Value{"direct_dead_lettering": cty.False}, base},
 		{"environment passes dedup retention and the upper-cased log level", map[string]cty.Value{"log_level": cty.StringVal("debug"), "dedup_retention": cty.StringVal("720h")}, custom},
+		{"environment passes the entitlements table's key layout", map[string]cty.Value{
+			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("SK"),
+			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("ENT#"),
+		}, layout},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := env(c.in); !maps.Equal(got, c.want) {
@@ -903,6 +923,20 @@ func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
 		{"memory_size", num(10241), false},
 		{"timeout", num(900), true},
 		{"timeout", num(901), false},
+		{"timeout", num(deadlineMarginSeconds + 1), true},
+		{"timeout", num(deadlineMarginSeconds), false},
+		{"timeout", num(1), false},
+		{"timeout", num(0), false},
+		{"entitlement_pk_attribute", str("PK"), true},
+		{"entitlement_pk_attribute", str(""), false},
+		{"entitlement_pk_attribute", str(" pk"), false},
+		{"entitlement_pk_attribute", str(strings.Repeat("a", 256)), false},
+		{"entitlement_sk_attribute", str("entitlement key"), true},
+		{"entitlement_sk_attribute", str("sk\n"), false},
+		{"entitlement_pk_prefix", str("TENANT#1#USER#"), true},
+		{"entitlement_pk_prefix", str(""), false},
+		{"entitlement_sk_prefix", str("E "), true},
+		{"entitlement_sk_prefix", str(""), false},
 		{"batch_size", num(10000), true},
 		{"batch_size", num(0), false},
 		{"batch_size", num(10001), false},
@@ -978,6 +1012,120 @@ func TestDedupRetentionIsReadLikeTheFunctionReadsIt(t *testing.T) {
 	}
 }
 
+// A timeout the function can do nothing with is rejected at plan: the whole
+// invocation would be inside the deadline margin, so every message would be
+// redelivered until the redrive policy dead-letters it.
+func TestTimeoutMustExceedTheDeadlineMargin(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	for timeout := int64(1); timeout <= deadlineMarginSeconds+2; timeout++ {
+		want := timeout > deadlineMarginSeconds
+		if got := validationPasses(t, m, "timeout", cty.NumberIntVal(timeout)); got != want {
+			t.Errorf("timeout %d s: validation passed = %v, want %v", timeout, got, want)
+		}
+	}
+	b := m.block(t, "variable", "timeout")
+	var msgs []string
+	for _, v := range nested(b, "validation") {
+		msgs = append(msgs, asString(t, m.evaluator(t, inputs(nil)).evalAttr(t, v, "error_message")))
+	}
+	if !slices.ContainsFunc(msgs, func(s string) bool { return strings.Contains(s, "deadline margin") && strings.Contains(s, "2 s") }) {
+		t.Errorf("no validation message explains the deadline margin: %q", msgs)
+	}
+}
+
+// The environment the module gives the function is one the function starts
+// with (config.Load), and it reads the entitlements table's key layout
+// exactly as the module's inputs state it.
+func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	fn := m.resource(t, "aws_lambda_function", "this")
+	// Placeholders the function would reject (resource addresses) become
+	// what AWS fills in.
+	real := map[string]string{
+		"aws_dynamodb_table.ledger.name": ledgerName,
+		"aws_sqs_queue.dead_letter.url":  "https://sqs.eu-west-1.amazonaws.com/111122223333/" + dlqName,
+	}
+	for _, c := range []struct {
+		name string
+		in   map[string]cty.Value
+		want config.Config
+	}{
+		{"defaults: the documented layout", nil, config.Config{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}},
+		{"access-service's own layout", map[string]cty.Value{
+			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("entitlement key"),
+			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("E "),
+		}, config.Config{PartitionAttr: "PK", SortAttr: "entitlement key", UserPrefix: "TENANT#1#USER#", KeyPrefix: "E "}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := inputs(c.in)
+			for name, v := range c.in {
+				if !validationPasses(t, m, name, v) {
+					t.Fatalf("module rejects %s = %#v", name, v)
+				}
+			}
+			env := map[string]string{}
+			vars := m.evaluator(t, in).eval(t, attr(t, oneNested(t, fn, "environment"), "variables").Expr, nil)
+			for k, v := range vars.AsValueMap() {
+				env[k] = asString(t, v)
+				if r, ok := real[env[k]]; ok {
+					env[k] = r
+				}
+			}
+			cfg, err := config.Load(func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatalf("the function refuses the module's environment %v: %v", env, err)
+			}
+			got := config.Config{PartitionAttr: cfg.PartitionAttr, SortAttr: cfg.SortAttr, UserPrefix: cfg.UserPrefix, KeyPrefix: cfg.KeyPrefix}
+			if got != c.want {
+				t.Errorf("function reads key layout %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
+// Every setting the on-call guide tells the reader to check or change is one
+// the module can set on the function (worker-only settings aside: the module
+// deploys no worker).
+func TestOperationsGuideNamesOnlySettingsTheModuleSets(t *testing.T) {
+	guide, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerOnly := []string{"USAGE_EVENT_QUEUE_URL", "WORKER_POLLERS", "METRICS_ADDR"}
+	m := loadModule(t, moduleDir)
+	fn := m.resource(t, "aws_lambda_function", "this")
+	set := map[string]bool{}
+	for _, c := range configurations {
+		vars := m.evaluator(t, inputs(c.in)).eval(t, attr(t, oneNested(t, fn, "environment"), "variables").Expr, nil)
+		for k := range vars.AsValueMap() {
+			set[k] = true
+		}
+	}
+	for _, v := range config.Variables {
+		if !regexp.MustCompile(`\b`+v.Name+`\b`).Match(guide) || slices.Contains(workerOnly, v.Name) {
+			continue
+		}
+		if !set[v.Name] {
+			t.Errorf("docs/operations.md names %s, which the module never sets on the function: add a module variable for it", v.Name)
+		}
+	}
+}
+
+// Deduplication must outlive the DLQ's 14-day retention by default, so a
+// message redriven on its last day is still recognised as a duplicate.
+func TestDedupRetentionDefaultCoversTheDLQRetention(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(nil))
+	seconds, _ := e.local(t, "dedup_retention_seconds").AsBigFloat().Float64()
+	if seconds < 14*86400 {
+		t.Errorf("default dedup_retention is %v s, want at least 14 days (336h)", seconds)
+	}
+	d, err := config.ParseRetention(asString(t, e.eval(t, attr(t, m.block(t, "variable", "dedup_retention"), "default").Expr, nil)))
+	if err != nil || d.Hours() < 336 {
+		t.Errorf("the function reads the default dedup_retention as %v (%v), want at least 336h", d, err)
+	}
+}
+
 func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	str, num := cty.StringVal, cty.NumberIntVal
@@ -997,6 +1145,8 @@ func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 		{"dedup retention in whole days", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("14d")}, true},
 		{"dedup retention under the function's 1h minimum", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("30m"), "dlq_message_retention_seconds": num(60), "message_retention_seconds": num(60)}, false},
 		{"entitlements ARN of another table", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"entitlements_table_name": str("other-table")}, false},
+		{"one attribute for both entitlement keys", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"entitlement_sk_attribute": str("pk")}, false},
+		{"custom entitlement key attributes", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"entitlement_pk_attribute": str("PK"), "entitlement_sk_attribute": str("SK")}, true},
 		{"defaults are consistent: queue", [2]string{"aws_sqs_queue", "main"}, nil, true},
 		{"DLQ retention shorter than the queue's", [2]string{"aws_sqs_queue", "main"}, map[string]cty.Value{"dlq_message_retention_seconds": num(86400)}, false},
 		{"defaults are consistent: age alarm", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, nil, true},

@@ -5,7 +5,11 @@
 #      (the AWS provider comes from a filesystem mirror; nothing is downloaded,
 #      and the runs happen in a temporary copy so no .terraform/ or lock file
 #      lands in the tree)
-#   3. tflint with only its bundled terraform ruleset (infra/.tflint.hcl),
+#   3. terraform test in every module with a tests/ folder: plans against
+#      the mocked AWS provider (tests/mocks), asserting the module's contract;
+#      needs Terraform 1.11+ (mock providers with override_during) and the
+#      same provider mirror
+#   4. tflint with only its bundled terraform ruleset (infra/.tflint.hcl),
 #      built once from the Go module proxy into .cache/bin (git-ignored).
 #
 # A part whose tool is missing prints "skipping: ..." and does not fail the
@@ -34,6 +38,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 failures=()
 skipped=()
+initialised=() # the module dirs whose init succeeded (in $WORK)
 now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1fs", e - s }'; }
 section() { printf '\n== %s\n' "$*"; }
@@ -75,7 +80,7 @@ if command -v terraform >/dev/null 2>&1; then
   : >"$TF_CLI_CONFIG_FILE"
 fi
 
-section "1/3 terraform fmt -check -recursive infra"
+section "1/4 terraform fmt -check -recursive infra"
 if ! $have_terraform; then
   skip "terraform is not installed (fmt, init and validate)"
 else
@@ -87,7 +92,7 @@ else
   fi
 fi
 
-section "2/3 terraform init -backend=false && terraform validate"
+section "2/4 terraform init -backend=false && terraform validate"
 mirror=""
 if $have_terraform; then
   mirror="$(find_mirror)"
@@ -123,6 +128,7 @@ EOF
       fail "terraform init in $dir"
       continue
     fi
+    initialised+=("$dir")
     init_time="$(since "$start")"
     start="$(now)"
     # validate reads no files: the example's package_path may point nowhere.
@@ -137,9 +143,47 @@ EOF
   unset TF_DATA_DIR
 fi
 
+section "3/4 terraform test (mocked AWS provider, offline)"
+# The modules whose tests/ folder holds *.tftest.hcl files, run in the copy
+# that step 2 initialised (the provider comes from the mirror).
+tested=()
+for dir in "${MODULE_DIRS[@]}"; do
+  compgen -G "$ROOT/$dir/tests/*.tftest.hcl" >/dev/null && tested+=("$dir")
+done
+tf_version=""
+if $have_terraform; then
+  tf_version="$(terraform version -json 2>/dev/null | sed -n 's/.*"terraform_version": *"\([^"]*\)".*/\1/p')"
+fi
+if ! $have_terraform; then
+  skip "terraform is not installed, so the module's terraform tests did not run"
+elif [[ -z "$mirror" ]]; then
+  skip "no provider mirror, so the module's terraform tests did not run (they need hashicorp/aws, mocked, installed from it)"
+elif ! printf '%s\n1.11.0\n' "$tf_version" | sort -V -C -r; then
+  skip "terraform ${tf_version:-of unknown version} is older than 1.11 (mock providers with override_during), so the module's terraform tests did not run"
+elif ((${#tested[@]} == 0)); then
+  skip "no module has tests/*.tftest.hcl"
+else
+  for dir in "${tested[@]}"; do
+    if [[ ! " ${initialised[*]} " == *" $dir "* ]]; then
+      fail "terraform test in $dir: not run, terraform init failed above"
+      continue
+    fi
+    start="$(now)"
+    export TF_DATA_DIR="$WORK/data/${dir//\//_}"
+    log="$WORK/${dir//\//_}.test.log"
+    if terraform -chdir="$WORK/$dir" test -no-color >"$log" 2>&1; then
+      echo "$dir: $(tail -n 1 "$log") ($(since "$start"))"
+    else
+      cat "$log"
+      fail "terraform test in $dir ($(since "$start"))"
+    fi
+  done
+  unset TF_DATA_DIR
+fi
+
 # --- tflint ------------------------------------------------------------------
 
-section "3/3 tflint $TFLINT_VERSION (bundled terraform ruleset only)"
+section "4/4 tflint $TFLINT_VERSION (bundled terraform ruleset only)"
 tflint="$BIN_DIR/tflint"
 cached_version=""
 if [[ -x "$tflint" ]]; then

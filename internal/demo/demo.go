@@ -11,10 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -26,7 +24,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/devstack"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -41,21 +39,12 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
 	say("==> starting DynamoDB Local and the SQS emulator (first run downloads them into .cache/)")
-	ddbProc, err := emulator.StartDynamoDB(ctx)
+	emulators, err := devstack.StartEmulators(ctx)
 	if err != nil {
 		return err
 	}
-	defer ddbProc.Stop()
-	sqsProc, err := emulator.StartSQS(ctx)
-	if err != nil {
-		return err
-	}
-	defer sqsProc.Stop()
-	env := map[string]string{
-		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-		"AWS_ENDPOINT_URL_DYNAMODB": ddbProc.Endpoint, "AWS_ENDPOINT_URL_SQS": sqsProc.Endpoint,
-	}
-	for k, v := range env {
+	defer emulators.Stop()
+	for k, v := range emulators.Env() {
 		os.Setenv(k, v)
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(logging.Nop{}))
@@ -92,36 +81,27 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 		say("    %-6s %s limit=%s used=%s resetPeriod=%s%s", e.UserID, e.EntitlementKey, e.Limit, e.Used, e.ResetPeriod, periodNote(e))
 	}
 
-	bin, err := buildWorker(ctx)
+	// Build the service binary, so the demo runs exactly what ships.
+	binDir, err := os.MkdirTemp("", "usage-demo")
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(binDir)
+	if err := devstack.Build(ctx, binDir, os.Stderr, "./cmd/usage-event-service"); err != nil {
+		return err
+	}
+	bin := filepath.Join(binDir, "usage-event-service")
 	say("==> starting the worker: %s worker", bin)
-	worker := exec.CommandContext(ctx, bin, "worker")
-	worker.Env = os.Environ()
-	for k, v := range map[string]string{
+	worker, err := devstack.StartWorker(bin, devstack.Environ(map[string]string{
 		"ENTITLEMENTS_TABLE": entTable, "USAGE_LEDGER_TABLE": ledgerTable,
 		"USAGE_EVENT_QUEUE_URL": queues.URL, "DEAD_LETTER_QUEUE_URL": queues.DeadLetterURL, "LOG_LEVEL": "DEBUG",
-	} {
-		worker.Env = append(worker.Env, k+"="+v)
-	}
-	worker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	worker.Stderr = os.Stderr
-	stdout, err := worker.StdoutPipe()
+	}), os.Stderr)
 	if err != nil {
 		return err
 	}
-	if err := worker.Start(); err != nil {
-		return err
-	}
-	lines := newLogWatcher(stdout)
-	stopped := false
-	defer func() {
-		if !stopped {
-			worker.Process.Kill()
-			worker.Wait()
-		}
-	}()
+	defer worker.Logs.Close()
+	defer worker.Stop()
+	lines := newLogWatcher(worker.Logs)
 
 	steps := []step{
 		{"a normal event", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"demo-1","metadata":{"resourceId":"session-456"}}`},
@@ -177,10 +157,8 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	}
 
 	say("==> stopping the worker (SIGTERM: it finishes in-flight messages and exits 0)")
-	worker.Process.Signal(syscall.SIGTERM)
-	stopped = true
-	if err := worker.Wait(); err != nil {
-		return fmt.Errorf("worker did not stop cleanly: %w", err)
+	if err := worker.Stop(); err != nil {
+		return err
 	}
 	say("==> done; emulators stopped")
 	return nil
@@ -210,27 +188,6 @@ func attr(m sqstypes.Message, name string) string {
 		return aws.ToString(v.StringValue)
 	}
 	return ""
-}
-
-// buildWorker builds the service binary, so the demo runs exactly what
-// ships.
-func buildWorker(ctx context.Context) (string, error) {
-	dir, err := os.MkdirTemp("", "usage-demo")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "usage-event-service")
-	root, err := emulator.ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/usage-event-service")
-	cmd.Dir = root
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build the service: %w", err)
-	}
-	return bin, nil
 }
 
 // logRecord is the part of the worker's JSON log lines the demo reads.

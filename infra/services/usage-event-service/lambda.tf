@@ -54,6 +54,11 @@ resource "aws_lambda_function" "this" {
       condition     = endswith(var.entitlements_table_arn, ":table/${var.entitlements_table_name}")
       error_message = "entitlements_table_arn must be the ARN of entitlements_table_name."
     }
+    precondition {
+      # The function refuses to start with one attribute for both keys.
+      condition     = var.entitlement_pk_attribute != var.entitlement_sk_attribute
+      error_message = "entitlement_sk_attribute must differ from entitlement_pk_attribute."
+    }
   }
 }
 

@@ -65,10 +65,14 @@ locals {
 
   function_environment = merge(
     {
-      ENTITLEMENTS_TABLE = var.entitlements_table_name
-      USAGE_LEDGER_TABLE = aws_dynamodb_table.ledger.name
-      DEDUP_RETENTION    = var.dedup_retention
-      LOG_LEVEL          = upper(var.log_level)
+      ENTITLEMENTS_TABLE       = var.entitlements_table_name
+      USAGE_LEDGER_TABLE       = aws_dynamodb_table.ledger.name
+      DEDUP_RETENTION          = var.dedup_retention
+      LOG_LEVEL                = upper(var.log_level)
+      ENTITLEMENT_PK_ATTRIBUTE = var.entitlement_pk_attribute
+      ENTITLEMENT_SK_ATTRIBUTE = var.entitlement_sk_attribute
+      ENTITLEMENT_PK_PREFIX    = var.entitlement_pk_prefix
+      ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
     },
     var.direct_dead_lettering ? { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url } : {},
   )

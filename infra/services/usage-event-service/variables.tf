@@ -77,13 +77,20 @@ variable "memory_size" {
 }
 
 variable "timeout" {
-  description = "Function timeout in seconds (1-900). The queue's visibility timeout is derived from it (6 x timeout + batching window, as AWS recommends)."
+  description = "Function timeout in seconds (3-900). Must exceed the function's deadline margin of 2 s: it starts no entitlement when less than 2 s remain before the deadline, so a timeout of 2 s or less would apply nothing and redeliver every message. The queue's visibility timeout is derived from it (6 x timeout + batching window, as AWS recommends)."
   type        = number
   default     = 30
 
   validation {
     condition     = var.timeout >= 1 && var.timeout <= 900 && floor(var.timeout) == var.timeout
     error_message = "timeout must be a whole number of seconds between 1 and 900."
+  }
+
+  validation {
+    # pipeline.Processor's default DeadlineMargin (2 s); infra/module_test.go
+    # and tests/validation.tftest.hcl pin it.
+    condition     = var.timeout > 2
+    error_message = "timeout must be more than 2 seconds, the function's deadline margin: it starts no entitlement when less than 2 s remain before the deadline, so with a timeout of 2 s or less nothing would ever be applied and every message would be redelivered until it is dead-lettered."
   }
 }
 
@@ -161,6 +168,50 @@ variable "dedup_retention" {
   validation {
     condition     = can(regex("^([0-9]+d|([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$", var.dedup_retention))
     error_message = "dedup_retention must be a Go duration such as \"336h\" or \"1h30m\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces) or whole days such as \"14d\"."
+  }
+}
+
+variable "entitlement_pk_attribute" {
+  description = "Partition key attribute of access-service's entitlements table (1-255 characters, no surrounding spaces). Passed as ENTITLEMENT_PK_ATTRIBUTE. Default pk."
+  type        = string
+  default     = "pk"
+
+  validation {
+    condition     = can(regex("^.{1,255}$", var.entitlement_pk_attribute)) && trimspace(var.entitlement_pk_attribute) == var.entitlement_pk_attribute
+    error_message = "entitlement_pk_attribute must be a DynamoDB attribute name of 1-255 characters on one line, without leading or trailing spaces (the function trims them)."
+  }
+}
+
+variable "entitlement_sk_attribute" {
+  description = "Sort key attribute of access-service's entitlements table (1-255 characters, no surrounding spaces, different from entitlement_pk_attribute). Passed as ENTITLEMENT_SK_ATTRIBUTE. Default sk."
+  type        = string
+  default     = "sk"
+
+  validation {
+    condition     = can(regex("^.{1,255}$", var.entitlement_sk_attribute)) && trimspace(var.entitlement_sk_attribute) == var.entitlement_sk_attribute
+    error_message = "entitlement_sk_attribute must be a DynamoDB attribute name of 1-255 characters on one line, without leading or trailing spaces (the function trims them)."
+  }
+}
+
+variable "entitlement_pk_prefix" {
+  description = "Prefix of the entitlements table's partition key value before the userId (pk = <prefix><userId>). Passed verbatim as ENTITLEMENT_PK_PREFIX; not empty, because the function reads an empty value as the default. Default USER#."
+  type        = string
+  default     = "USER#"
+
+  validation {
+    condition     = var.entitlement_pk_prefix != ""
+    error_message = "entitlement_pk_prefix must not be empty: the function reads an empty ENTITLEMENT_PK_PREFIX as its default, \"USER#\"."
+  }
+}
+
+variable "entitlement_sk_prefix" {
+  description = "Prefix of the entitlements table's sort key value before the entitlementKey (sk = <prefix><entitlementKey>). Passed verbatim as ENTITLEMENT_SK_PREFIX; not empty, because the function reads an empty value as the default. Default ENTITLEMENT#."
+  type        = string
+  default     = "ENTITLEMENT#"
+
+  validation {
+    condition     = var.entitlement_sk_prefix != ""
+    error_message = "entitlement_sk_prefix must not be empty: the function reads an empty ENTITLEMENT_SK_PREFIX as its default, \"ENTITLEMENT#\"."
   }
 }
 

@@ -1,0 +1,304 @@
+# The module's contract, planned against the mocked AWS provider (offline,
+# no credentials): with its defaults and with each option. Run with
+# `terraform test` in the module directory, or `make test`
+# (scripts/terraform-check.sh). infra/module_test.go checks the same module
+# from Go, against the Go code's own lists (IAM actions, metric names).
+
+mock_provider "aws" {
+  source          = "./tests/mocks"
+  override_during = plan
+}
+
+variables {
+  project                 = "acme"
+  env                     = "prod"
+  entitlements_table_name = "acme-prod-entitlements"
+  entitlements_table_arn  = "arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-entitlements"
+  package_path            = "tests/testdata/function.zip"
+  alarm_actions           = ["arn:aws:sns:eu-west-1:111122223333:on-call"]
+}
+
+run "defaults" {
+  command = plan
+
+  # Batches and partial batch responses.
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.batch_size == 20
+    error_message = "The event source mapping must deliver batches of 20 by default, got ${aws_lambda_event_source_mapping.queue.batch_size}."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "The event source mapping must report partial batch failures (ReportBatchItemFailures), so only the failed messages of a batch are retried."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.maximum_batching_window_in_seconds == 1
+    error_message = "The default batching window must be 1 s (batches above 10 need one)."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.scaling_config[0].maximum_concurrency == 10
+    error_message = "The event source mapping must cap concurrency at 10 by default."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.event_source_arn == aws_sqs_queue.main.arn && aws_lambda_event_source_mapping.queue.function_name == aws_lambda_function.this.arn
+    error_message = "The event source mapping must connect the main queue to the function."
+  }
+
+  # The function.
+  assert {
+    condition     = aws_lambda_function.this.runtime == "provided.al2023" && aws_lambda_function.this.handler == "bootstrap" && aws_lambda_function.this.architectures == tolist(["arm64"])
+    error_message = "The function must run the bootstrap binary on provided.al2023, arm64 by default."
+  }
+  assert {
+    condition     = aws_lambda_function.this.timeout == 30 && aws_lambda_function.this.memory_size == 256
+    error_message = "The function must default to a 30 s timeout and 256 MB."
+  }
+  assert {
+    condition = aws_lambda_function.this.environment[0].variables == tomap({
+      ENTITLEMENTS_TABLE       = "acme-prod-entitlements"
+      USAGE_LEDGER_TABLE       = "acme-prod-usage-ledger"
+      DEDUP_RETENTION          = "336h"
+      LOG_LEVEL                = "INFO"
+      ENTITLEMENT_PK_ATTRIBUTE = "pk"
+      ENTITLEMENT_SK_ATTRIBUTE = "sk"
+      ENTITLEMENT_PK_PREFIX    = "USER#"
+      ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
+      DEAD_LETTER_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-dlq"
+    })
+    error_message = "Unexpected function environment: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
+  }
+  assert {
+    condition     = local.dedup_retention_seconds >= 14 * 86400
+    error_message = "The default dedup retention must be at least 14 days (336h), the DLQ's retention."
+  }
+
+  # Redrive.
+  assert {
+    condition     = jsondecode(aws_sqs_queue.main.redrive_policy) == { deadLetterTargetArn = aws_sqs_queue.dead_letter.arn, maxReceiveCount = 5 }
+    error_message = "The main queue must dead-letter to the DLQ after 5 receives, got ${aws_sqs_queue.main.redrive_policy}."
+  }
+  assert {
+    condition     = aws_sqs_queue_redrive_allow_policy.dead_letter.queue_url == aws_sqs_queue.dead_letter.id && jsondecode(aws_sqs_queue_redrive_allow_policy.dead_letter.redrive_allow_policy) == { redrivePermission = "byQueue", sourceQueueArns = [aws_sqs_queue.main.arn] }
+    error_message = "The DLQ must accept dead letters from the main queue only."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.visibility_timeout_seconds == 6 * 30 + 1
+    error_message = "The visibility timeout must be 6 function timeouts plus the batching window (181 s), got ${aws_sqs_queue.main.visibility_timeout_seconds}."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.message_retention_seconds == 4 * 86400 && aws_sqs_queue.dead_letter.message_retention_seconds == 14 * 86400
+    error_message = "Queues must keep messages 4 days (main) and 14 days (DLQ) by default."
+  }
+
+  # Encryption at rest.
+  assert {
+    condition     = aws_sqs_queue.main.sqs_managed_sse_enabled == true && aws_sqs_queue.dead_letter.sqs_managed_sse_enabled == true
+    error_message = "Both queues must use SQS-managed encryption (SSE-SQS) by default."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.kms_master_key_id == null && aws_sqs_queue.dead_letter.kms_master_key_id == null
+    error_message = "Without kms_key_arn no queue may name a KMS key."
+  }
+  assert {
+    condition     = aws_dynamodb_table.ledger.server_side_encryption[0].enabled
+    error_message = "The ledger table must be encrypted with the AWS managed key."
+  }
+
+  # TLS-only queue policies.
+  assert {
+    condition     = aws_sqs_queue_policy.main.queue_url == aws_sqs_queue.main.id && aws_sqs_queue_policy.dead_letter.queue_url == aws_sqs_queue.dead_letter.id
+    error_message = "Each queue must carry its own policy."
+  }
+  assert {
+    condition = alltrue([for doc in [data.aws_iam_policy_document.main_queue, data.aws_iam_policy_document.dead_letter_queue] : anytrue([
+      for s in doc.statement : s.effect == "Deny" && s.actions == toset(["sqs:*"]) &&
+      s.principals == toset([{ type = "*", identifiers = toset(["*"]) }]) &&
+      s.condition == toset([{ test = "Bool", variable = "aws:SecureTransport", values = tolist(["false"]) }])
+    ])])
+    error_message = "Both queue policies must deny every SQS action to everyone when aws:SecureTransport is false."
+  }
+  assert {
+    condition = [for s in data.aws_iam_policy_document.main_queue.statement : s.sid if s.effect == "Allow"] == ["AllowSendFromThisAccount"] && anytrue([
+      for s in data.aws_iam_policy_document.main_queue.statement : s.actions == toset(["sqs:SendMessage"]) &&
+      s.principals == toset([{ type = "AWS", identifiers = toset(["arn:aws:iam::111122223333:root"]) }]) &&
+      s.condition == toset([{ test = "StringEquals", variable = "aws:PrincipalAccount", values = tolist(["111122223333"]) }])
+    ])
+    error_message = "The main queue may allow only sqs:SendMessage, only to this account."
+  }
+  assert {
+    condition     = length([for s in data.aws_iam_policy_document.dead_letter_queue.statement : s if s.effect == "Allow"]) == 0
+    error_message = "The DLQ policy may allow nothing (the function sends with its own identity policy)."
+  }
+
+  # Least privilege: exactly these statements, each on one resource.
+  assert {
+    condition = { for s in data.aws_iam_policy_document.function.statement : s.sid => { effect = s.effect, actions = s.actions, resources = s.resources } } == {
+      UseEntitlementsTable = {
+        effect    = "Allow"
+        actions   = toset(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"])
+        resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-entitlements"])
+      }
+      UseLedgerTable = {
+        effect    = "Allow"
+        actions   = toset(["dynamodb:PutItem", "dynamodb:ConditionCheckItem"])
+        resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger"])
+      }
+      ConsumeUsageEventQueue = {
+        effect    = "Allow"
+        actions   = toset(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"])
+        resources = toset(["arn:aws:sqs:eu-west-1:111122223333:acme-prod-usage-event-queue"])
+      }
+      DeadLetterRejectedEvents = {
+        effect    = "Allow"
+        actions   = toset(["sqs:SendMessage"])
+        resources = toset(["arn:aws:sqs:eu-west-1:111122223333:acme-prod-usage-event-dlq"])
+      }
+      WriteOwnLogs = {
+        effect    = "Allow"
+        actions   = toset(["logs:CreateLogStream", "logs:PutLogEvents"])
+        resources = toset(["arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/acme-prod-usage-event-service:*"])
+      }
+    }
+    error_message = "The function's policy grants more or other than least privilege: ${jsonencode({ for s in data.aws_iam_policy_document.function.statement : s.sid => { effect = s.effect, actions = s.actions, resources = s.resources } })}."
+  }
+  assert {
+    condition     = aws_iam_role_policy.function.role == aws_iam_role.function.id
+    error_message = "The least-privilege policy must be the function role's."
+  }
+  assert {
+    condition = length(data.aws_iam_policy_document.assume_role.statement) == 1 && alltrue([
+      for s in data.aws_iam_policy_document.assume_role.statement : s.actions == toset(["sts:AssumeRole"]) &&
+      s.principals == toset([{ type = "Service", identifiers = toset(["lambda.amazonaws.com"]) }])
+    ])
+    error_message = "Only Lambda may assume the function's role."
+  }
+
+  # The ledger and the logs.
+  assert {
+    condition     = aws_dynamodb_table.ledger.hash_key == "pk" && aws_dynamodb_table.ledger.range_key == "sk" && aws_dynamodb_table.ledger.billing_mode == "PAY_PER_REQUEST"
+    error_message = "The ledger must be keyed pk/sk, on demand."
+  }
+  assert {
+    condition     = aws_dynamodb_table.ledger.ttl[0].attribute_name == "expiresAt" && aws_dynamodb_table.ledger.ttl[0].enabled && aws_dynamodb_table.ledger.point_in_time_recovery[0].enabled && aws_dynamodb_table.ledger.deletion_protection_enabled
+    error_message = "The ledger must expire records on expiresAt, have point-in-time recovery and deletion protection."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.function.name == "/aws/lambda/acme-prod-usage-event-service" && aws_cloudwatch_log_group.function.retention_in_days == 30
+    error_message = "The function's log group must be created with 30 days' retention."
+  }
+
+  # On-call.
+  assert {
+    condition = alltrue([for a in [
+      aws_cloudwatch_metric_alarm.dlq_not_empty, aws_cloudwatch_metric_alarm.queue_oldest_message_age,
+      aws_cloudwatch_metric_alarm.function_errors, aws_cloudwatch_metric_alarm.function_throttles,
+    ] : a.alarm_actions == toset(var.alarm_actions) && a.ok_actions == toset(var.alarm_actions)])
+    error_message = "Every alarm must notify alarm_actions when it fires and when it recovers."
+  }
+}
+
+run "customer_managed_key" {
+  command = plan
+
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+
+  assert {
+    condition     = aws_sqs_queue.main.kms_master_key_id == var.kms_key_arn && aws_sqs_queue.dead_letter.kms_master_key_id == var.kms_key_arn
+    error_message = "Both queues must be encrypted with kms_key_arn."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.sqs_managed_sse_enabled != true && aws_sqs_queue.dead_letter.sqs_managed_sse_enabled != true
+    error_message = "SSE-SQS must be off when a KMS key encrypts the queues."
+  }
+  assert {
+    condition = [for s in data.aws_iam_policy_document.function.statement : {
+      actions = s.actions, resources = s.resources, condition = s.condition
+      } if s.sid == "UseQueueKey"] == [{
+      actions   = toset(["kms:Decrypt", "kms:GenerateDataKey"])
+      resources = toset([var.kms_key_arn])
+      condition = toset([{ test = "StringEquals", variable = "kms:ViaService", values = tolist(["sqs.eu-west-1.amazonaws.com"]) }])
+    }]
+    error_message = "With direct dead-lettering the role may decrypt and generate data keys with kms_key_arn, only via SQS."
+  }
+}
+
+run "dead_lettering_by_sqs_only" {
+  command = plan
+
+  variables {
+    direct_dead_lettering = false
+    kms_key_arn           = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this.environment[0].variables), "DEAD_LETTER_QUEUE_URL")
+    error_message = "Without direct dead-lettering the function must not know the DLQ."
+  }
+  assert {
+    condition     = toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "WriteOwnLogs", "UseQueueKey"])
+    error_message = "Without direct dead-lettering the role may not send to the DLQ."
+  }
+  assert {
+    condition     = [for s in data.aws_iam_policy_document.function.statement : s.actions if s.sid == "UseQueueKey"] == [toset(["kms:Decrypt"])]
+    error_message = "Without direct dead-lettering the role only needs kms:Decrypt."
+  }
+}
+
+run "options" {
+  command = plan
+
+  variables {
+    timeout                            = 60
+    memory_size                        = 512
+    architecture                       = "x86_64"
+    batch_size                         = 10
+    maximum_batching_window_in_seconds = 0
+    maximum_concurrency                = 50
+    max_receive_count                  = 3
+    dedup_retention                    = "30d"
+    log_level                          = "debug"
+    log_retention_days                 = 365
+    ledger_deletion_protection         = false
+    entitlement_pk_attribute           = "PK"
+    entitlement_sk_attribute           = "SK"
+    entitlement_pk_prefix              = "TENANT#1#USER#"
+    entitlement_sk_prefix              = "ENT#"
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.batch_size == 10 && aws_lambda_event_source_mapping.queue.maximum_batching_window_in_seconds == 0 && aws_lambda_event_source_mapping.queue.scaling_config[0].maximum_concurrency == 50
+    error_message = "The event source mapping must take batch_size, the batching window and maximum_concurrency."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "Partial batch responses must stay on whatever the batch size."
+  }
+  assert {
+    condition     = aws_lambda_function.this.timeout == 60 && aws_lambda_function.this.memory_size == 512 && aws_lambda_function.this.architectures == tolist(["x86_64"])
+    error_message = "The function must take timeout, memory_size and architecture."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.visibility_timeout_seconds == 6 * 60
+    error_message = "The visibility timeout must follow the function timeout (6 x 60 s + 0 s window), got ${aws_sqs_queue.main.visibility_timeout_seconds}."
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.main.redrive_policy).maxReceiveCount == 3
+    error_message = "The redrive policy must take max_receive_count."
+  }
+  assert {
+    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if k != "DEAD_LETTER_QUEUE_URL" && k != "ENTITLEMENTS_TABLE" && k != "USAGE_LEDGER_TABLE" } == {
+      DEDUP_RETENTION          = "30d"
+      LOG_LEVEL                = "DEBUG"
+      ENTITLEMENT_PK_ATTRIBUTE = "PK"
+      ENTITLEMENT_SK_ATTRIBUTE = "SK"
+      ENTITLEMENT_PK_PREFIX    = "TENANT#1#USER#"
+      ENTITLEMENT_SK_PREFIX    = "ENT#"
+    }
+    error_message = "The function must get the dedup retention, the upper-cased log level and the key layout: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.function.retention_in_days == 365 && !aws_dynamodb_table.ledger.deletion_protection_enabled
+    error_message = "Log retention and the ledger's deletion protection must follow their inputs."
+  }
+}

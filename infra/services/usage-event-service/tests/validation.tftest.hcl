@@ -1,0 +1,177 @@
+# Bad inputs are rejected at plan, by the variable's validation or a
+# resource's precondition, before anything reaches AWS. Each run plans with
+# one bad value and expects exactly that rule to fail.
+
+mock_provider "aws" {
+  source          = "./tests/mocks"
+  override_during = plan
+}
+
+variables {
+  project                 = "acme"
+  env                     = "prod"
+  entitlements_table_name = "acme-prod-entitlements"
+  entitlements_table_arn  = "arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-entitlements"
+  package_path            = "tests/testdata/function.zip"
+  alarm_actions           = []
+}
+
+# The function starts no entitlement when less than 2 s remain before its
+# deadline (pipeline.Processor's DeadlineMargin), so a timeout must exceed it.
+
+run "timeout_at_the_deadline_margin" {
+  command = plan
+  variables {
+    timeout = 2
+  }
+  expect_failures = [var.timeout]
+}
+
+run "timeout_below_the_deadline_margin" {
+  command = plan
+  variables {
+    timeout = 1
+  }
+  expect_failures = [var.timeout]
+}
+
+run "timeout_just_above_the_deadline_margin" {
+  command = plan
+  variables {
+    timeout = 3
+  }
+  assert {
+    condition     = aws_lambda_function.this.timeout == 3
+    error_message = "A 3 s timeout leaves 1 s to work in and must be accepted."
+  }
+}
+
+run "timeout_over_lambdas_maximum" {
+  command = plan
+  variables {
+    timeout = 901
+  }
+  expect_failures = [var.timeout]
+}
+
+run "batch_size_zero" {
+  command = plan
+  variables {
+    batch_size = 0
+  }
+  expect_failures = [var.batch_size]
+}
+
+run "batch_size_over_sqs_maximum" {
+  command = plan
+  variables {
+    batch_size = 10001
+  }
+  expect_failures = [var.batch_size]
+}
+
+run "batch_over_10_without_a_batching_window" {
+  command = plan
+  variables {
+    batch_size                         = 11
+    maximum_batching_window_in_seconds = 0
+  }
+  expect_failures = [aws_lambda_event_source_mapping.queue]
+}
+
+run "concurrency_below_the_event_source_minimum" {
+  command = plan
+  variables {
+    maximum_concurrency = 1
+  }
+  expect_failures = [var.maximum_concurrency]
+}
+
+run "kms_alias_instead_of_key" {
+  command = plan
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:alias/queues"
+  }
+  expect_failures = [var.kms_key_arn]
+}
+
+run "wildcard_entitlements_table" {
+  command = plan
+  variables {
+    entitlements_table_arn = "arn:aws:dynamodb:eu-west-1:111122223333:table/*"
+  }
+  expect_failures = [var.entitlements_table_arn]
+}
+
+run "entitlements_arn_of_another_table" {
+  command = plan
+  variables {
+    entitlements_table_name = "other-table"
+  }
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "dedup_retention_not_a_duration" {
+  command = plan
+  variables {
+    dedup_retention = "2w"
+  }
+  expect_failures = [var.dedup_retention]
+}
+
+run "dedup_retention_shorter_than_the_dlq_retention" {
+  command = plan
+  variables {
+    dedup_retention = "168h"
+  }
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "dlq_retention_shorter_than_the_queues" {
+  command = plan
+  variables {
+    dlq_message_retention_seconds = 86400
+    dedup_retention               = "1d"
+  }
+  expect_failures = [aws_sqs_queue.main]
+}
+
+run "entitlement_key_attribute_with_spaces" {
+  command = plan
+  variables {
+    entitlement_pk_attribute = " pk"
+  }
+  expect_failures = [var.entitlement_pk_attribute]
+}
+
+run "entitlement_key_attributes_equal" {
+  command = plan
+  variables {
+    entitlement_sk_attribute = "pk"
+  }
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "empty_entitlement_key_prefix" {
+  command = plan
+  variables {
+    entitlement_sk_prefix = ""
+  }
+  expect_failures = [var.entitlement_sk_prefix]
+}
+
+run "log_retention_cloudwatch_does_not_offer" {
+  command = plan
+  variables {
+    log_retention_days = 31
+  }
+  expect_failures = [var.log_retention_days]
+}
+
+run "alarm_action_that_is_not_a_topic" {
+  command = plan
+  variables {
+    alarm_actions = ["arn:aws:sqs:eu-west-1:111122223333:q"]
+  }
+  expect_failures = [var.alarm_actions]
+}
