@@ -1050,11 +1050,11 @@ func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
 		in   map[string]cty.Value
 		want config.Config
 	}{
-		{"defaults: the documented layout", nil, config.Config{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}},
+		{"defaults: the documented layout", nil, config.Config{KeyLayout: config.KeyLayout{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}}},
 		{"access-service's own layout", map[string]cty.Value{
 			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("entitlement key"),
 			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("E "),
-		}, config.Config{PartitionAttr: "PK", SortAttr: "entitlement key", UserPrefix: "TENANT#1#USER#", KeyPrefix: "E "}},
+		}, config.Config{KeyLayout: config.KeyLayout{PartitionAttr: "PK", SortAttr: "entitlement key", UserPrefix: "TENANT#1#USER#", KeyPrefix: "E "}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := inputs(c.in)
@@ -1075,7 +1075,7 @@ func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the function refuses the module's environment %v: %v", env, err)
 			}
-			got := config.Config{PartitionAttr: cfg.PartitionAttr, SortAttr: cfg.SortAttr, UserPrefix: cfg.UserPrefix, KeyPrefix: cfg.KeyPrefix}
+			got := config.Config{KeyLayout: cfg.KeyLayout}
 			if got != c.want {
 				t.Errorf("function reads key layout %+v, want %+v", got, c.want)
 			}
@@ -1101,12 +1101,24 @@ func TestOperationsGuideNamesOnlySettingsTheModuleSets(t *testing.T) {
 			set[k] = true
 		}
 	}
-	for _, v := range config.Variables {
-		if !regexp.MustCompile(`\b`+v.Name+`\b`).Match(guide) || slices.Contains(workerOnly, v.Name) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every setting: the rows of the README's configuration table.
+	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	table, _, _ = strings.Cut(table, "\n## ")
+	settings := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\|").FindAllSubmatch([]byte(table), -1)
+	if len(settings) < 10 {
+		t.Fatalf("found %d settings in the README's configuration table", len(settings))
+	}
+	for _, m := range settings {
+		name := string(m[1])
+		if !regexp.MustCompile(`\b`+name+`\b`).Match(guide) || slices.Contains(workerOnly, name) {
 			continue
 		}
-		if !set[v.Name] {
-			t.Errorf("docs/operations.md names %s, which the module never sets on the function: add a module variable for it", v.Name)
+		if !set[name] {
+			t.Errorf("docs/operations.md names %s, which the module never sets on the function: add a module variable for it", name)
 		}
 	}
 }
