@@ -74,7 +74,13 @@ func Chain(h Handler, mws ...Middleware) Handler {
 	return h
 }
 
-// Store applies the records of one scope atomically (see package dynamodb).
+// Store applies the records of one scope, in order, and returns one
+// outcome per record. What is atomic is one conditional transaction: the
+// entitlement's new usage together with the ledger entries of the events
+// it counts. The DynamoDB store (package dynamodb) writes a scope's
+// records in transactions of at most 50, so a larger group is several
+// transactions, each all or nothing, and one of them may fail (RETRY)
+// after an earlier one committed.
 type Store interface {
 	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
 }
@@ -89,7 +95,7 @@ type Processor struct {
 	// Now is the processing clock (time.Now when nil).
 	Now func() time.Time
 	// Parallel bounds the scopes applied at once (default 8). Records of
-	// one scope are applied in message order, in one transaction.
+	// one scope are applied in message order, in one Store.Update call.
 	Parallel int
 	// DeadlineMargin: a scope is not started when less than this remains
 	// before the context's deadline (default 2s).
