@@ -150,6 +150,9 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// A panic applying this scope is RETRY for its messages only;
+			// it also covers a Store that returns too few outcomes.
+			defer retryOnPanic(results, g.index)
 			var outcomes []usage.Outcome
 			if d, ok := ctx.Deadline(); ok && time.Until(d) < margin {
 				outcomes = make([]usage.Outcome, len(g.records))
