@@ -56,12 +56,11 @@ func newStack(t *testing.T, queueName string) *stack {
 func (s *stack) handler(deadLetters bool) pipeline.Handler {
 	store := dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})
 	p := &pipeline.Processor{Store: store}
-	var mws []pipeline.Middleware
-	mws = append(mws, pipeline.FIFOOrder())
+	var opts pipeline.Options
 	if deadLetters {
-		mws = append(mws, pipeline.DeadLetters(sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}, nil))
+		opts.DeadLetters = sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}
 	}
-	return pipeline.Chain(p.Handle, mws...)
+	return pipeline.New(p.Handle, opts)
 }
 
 func (s *stack) send(t *testing.T, url string, bodies ...string) {
