@@ -1,7 +1,8 @@
 // Package pipeline turns a batch of queue messages into one outcome per
 // message. The same Handler serves the Lambda function and the worker;
-// dead-lettering, FIFO ordering, logging and metrics are middlewares
-// around it, not branches inside it.
+// dead-lettering, FIFO ordering, panic recovery, logging and metrics are
+// middlewares around it, not branches inside it, and New assembles them
+// in the one order that is correct.
 package pipeline
 
 import (
