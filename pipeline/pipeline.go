@@ -1,7 +1,8 @@
 // Package pipeline turns a batch of queue messages into one outcome per
 // message. The same Handler serves the Lambda function and the worker;
-// dead-lettering, FIFO ordering, logging and metrics are middlewares
-// around it, not branches inside it.
+// dead-lettering, FIFO ordering, panic recovery, logging and metrics are
+// middlewares around it, not branches inside it, and New assembles them
+// in the one order that is correct.
 package pipeline
 
 import (
@@ -74,7 +75,13 @@ func Chain(h Handler, mws ...Middleware) Handler {
 	return h
 }
 
-// Store applies the records of one scope atomically (see package dynamodb).
+// Store applies the records of one scope, in order, and returns one
+// outcome per record. What is atomic is one conditional transaction: the
+// entitlement's new usage together with the ledger entries of the events
+// it counts. The DynamoDB store (package dynamodb) writes a scope's
+// records in transactions of at most 50, so a larger group is several
+// transactions, each all or nothing, and one of them may fail (RETRY)
+// after an earlier one committed.
 type Store interface {
 	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
 }
@@ -89,7 +96,7 @@ type Processor struct {
 	// Now is the processing clock (time.Now when nil).
 	Now func() time.Time
 	// Parallel bounds the scopes applied at once (default 8). Records of
-	// one scope are applied in message order, in one transaction.
+	// one scope are applied in message order, in one Store.Update call.
 	Parallel int
 	// DeadlineMargin: a scope is not started when less than this remains
 	// before the context's deadline (default 2s).
@@ -144,6 +151,9 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// A panic applying this scope is RETRY for its messages only;
+			// it also covers a Store that returns too few outcomes.
+			defer retryOnPanic(results, g.index)
 			var outcomes []usage.Outcome
 			if d, ok := ctx.Deadline(); ok && time.Until(d) < margin {
 				outcomes = make([]usage.Outcome, len(g.records))

@@ -123,17 +123,16 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 	})
 	processor := &pipeline.Processor{Store: store, Parallel: cfg.ApplyConcurrency}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
-	mws := []pipeline.Middleware{pipeline.Logging(logger)}
+	opts := pipeline.Options{Logger: logger}
 	if recorder != nil {
-		mws = append(mws, metrics.Middleware(recorder))
+		opts.Metrics = metrics.Middleware(recorder)
 	}
-	mws = append(mws, pipeline.FIFOOrder())
 	if cfg.DeadLetterQueueURL != "" {
-		mws = append(mws, pipeline.DeadLetters(sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}, nil))
+		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
 	}
 	return &app{
 		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient,
-		handler: pipeline.Chain(processor.Handle, mws...),
+		handler: pipeline.New(processor.Handle, opts),
 	}, nil
 }
 
