@@ -21,12 +21,16 @@ type Options struct {
 	DeadLetters DeadLetterSender
 	// Now stamps dead letters' RejectedAt (time.Now when nil).
 	Now func() time.Time
+	// Visibility, when set, stretches the redeliveries of messages that
+	// wait (Redeliveries); when nil they come back after the queue's
+	// visibility timeout.
+	Visibility VisibilityChanger
 }
 
 // New is the one place the handler chain is built, for the Lambda
 // function, the worker and the benchmark alike. Outermost first:
 //
-//	Logging → Metrics → FIFOOrder → DeadLetters → Recover → core
+//	Logging → Metrics → Redeliveries → FIFOOrder → DeadLetters → Recover → core
 //
 // The order is a matter of correctness, not taste:
 //
@@ -46,6 +50,8 @@ type Options struct {
 //     had applied it), and a rejection is dead-lettered only once the
 //     send succeeded. Logging is outermost, so its batch duration covers
 //     everything.
+//   - Redeliveries is outside FIFOOrder, so that it stretches only what
+//     is finally left on the queue.
 func New(core Handler, o Options) Handler {
 	var mws []Middleware
 	if o.Logger != nil {
@@ -53,6 +59,9 @@ func New(core Handler, o Options) Handler {
 	}
 	if o.Metrics != nil {
 		mws = append(mws, o.Metrics)
+	}
+	if o.Visibility != nil {
+		mws = append(mws, Redeliveries(o.Visibility))
 	}
 	mws = append(mws, FIFOOrder())
 	if o.DeadLetters != nil {

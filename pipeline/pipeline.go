@@ -28,6 +28,8 @@ type Message struct {
 	// replayed copy of an event that was applied meanwhile, or two copies
 	// of one dead letter, are applied once.
 	OriginalID string
+	// ReceiptHandle is this delivery's handle, for changing its visibility.
+	ReceiptHandle string
 }
 
 // OriginalIDAttribute is the message attribute that carries OriginalID.
@@ -54,6 +56,10 @@ type Result struct {
 	// DeadLetterErr is why a rejected message could not be dead-lettered
 	// (it stays on the queue and is retried).
 	DeadLetterErr error
+	// RedeliverAfter, when set on a RETRY, is how long the message should
+	// stay invisible before its next delivery (a refund waiting for its
+	// consume): see Redeliveries.
+	RedeliverAfter time.Duration
 }
 
 // Done reports whether the message can leave the queue: applied, a
@@ -99,9 +105,20 @@ type Processor struct {
 	// one scope are applied in message order, in one Store.Update call.
 	Parallel int
 	// DeadlineMargin: a scope is not started when less than this remains
-	// before the context's deadline (default 2s).
+	// before the context's deadline (default DefaultDeadlineMargin).
 	DeadlineMargin time.Duration
+	// TargetWait is how long, from a message's SentAt, a refund whose
+	// consume is not applied yet is RETRY before it is rejected
+	// REFUND_TARGET_NOT_FOUND (REFUND_TARGET_WAIT; zero rejects at once).
+	TargetWait time.Duration
 }
+
+// Defaults of a Processor.
+const (
+	DefaultParallel       = 8
+	DefaultDeadlineMargin = 2 * time.Second
+	DefaultTargetWait     = 15 * time.Minute
+)
 
 // Handle is a Handler.
 func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
@@ -111,11 +128,11 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 	}
 	parallel := p.Parallel
 	if parallel <= 0 {
-		parallel = 8
+		parallel = DefaultParallel
 	}
 	margin := p.DeadlineMargin
 	if margin <= 0 {
-		margin = 2 * time.Second
+		margin = DefaultDeadlineMargin
 	}
 
 	results := make([]Result, len(msgs))
@@ -129,6 +146,9 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 	for i, m := range msgs {
 		results[i].MessageID = m.ID
 		ev, err := usage.ParseEvent([]byte(m.Body))
+		if err == nil {
+			err = ev.CheckQueued()
+		}
 		if err != nil {
 			results[i].Outcome = usage.Outcome{Status: usage.Rejected, Err: err}
 			continue
@@ -141,7 +161,7 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 			groups = append(groups, g)
 		}
 		g.index = append(g.index, i)
-		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID()})
+		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID(), SentAt: m.SentAt})
 	}
 
 	sem := make(chan struct{}, parallel)
@@ -161,11 +181,16 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 					outcomes[i] = usage.Outcome{Status: usage.Retry, Err: ErrDeadline}
 				}
 			} else {
-				decide := func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now()) }
+				decide := func(st usage.State, r []usage.Record) usage.Plan {
+					return usage.Rules{Now: now(), TargetWait: p.TargetWait}.Plan(st, r)
+				}
 				outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
 			}
 			for j, i := range g.index {
 				results[i].Outcome = outcomes[j]
+				if errors.Is(outcomes[j].Err, usage.ErrTargetPending) {
+					results[i].RedeliverAfter = WaitDelay(msgs[i].SentAt, now(), p.TargetWait)
+				}
 			}
 		}()
 	}

@@ -243,7 +243,7 @@ func TestWorkerDeletesWhatIsDoneTenPerRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := pipeline.Message{ID: "m-00", Body: "b", ReceiveCount: 3, SentAt: time.UnixMilli(1700000000123).UTC(), GroupID: "g", OriginalID: "orig"}
+	want := pipeline.Message{ID: "m-00", Body: "b", ReceiveCount: 3, SentAt: time.UnixMilli(1700000000123).UTC(), GroupID: "g", OriginalID: "orig", ReceiptHandle: "rh-00"}
 	if len(got) != 25 || got[0] != want {
 		t.Errorf("handler got %d messages, first %+v; want %+v", len(got), got[0], want)
 	}

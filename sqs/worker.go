@@ -132,7 +132,7 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
 var receiveBackoff = backoff.Exponential{Base: time.Second, Max: 20 * time.Second}
 
 func toMessage(m types.Message) pipeline.Message {
-	msg := pipeline.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
+	msg := pipeline.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body), ReceiptHandle: aws.ToString(m.ReceiptHandle)}
 	attrs := m.Attributes
 	if n, err := strconv.Atoi(attrs[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil {
 		msg.ReceiveCount = n
