@@ -35,6 +35,7 @@ type Batch struct {
 	Panics         int
 	Rejected       map[usage.Reason]int
 	AmountConsumed float64 // a metric, so float is fine; the ledger has the exact amounts
+	AmountRefunded float64 // given back by applied refunds
 	Duration       time.Duration
 }
 
@@ -45,8 +46,16 @@ func Count(results []pipeline.Result, d time.Duration) Batch {
 		switch r.Status {
 		case usage.Applied:
 			b.Applied++
-			f, _ := strconv.ParseFloat(r.Event.Amount.String(), 64)
-			b.AmountConsumed += f
+			amount := r.Event.Amount
+			if r.Entry != nil {
+				amount = r.Entry.Amount // a refund's resolved amount
+			}
+			f, _ := strconv.ParseFloat(amount.String(), 64)
+			if r.Event.Is(usage.OperationRefund) {
+				b.AmountRefunded += f
+			} else {
+				b.AmountConsumed += f
+			}
 		case usage.Duplicate:
 			b.Duplicates++
 		case usage.Rejected:
@@ -112,11 +121,12 @@ func (e *EMF) Record(_ context.Context, b Batch) {
 		"EventsDeadLettered": b.DeadLettered,
 		"Panics":             b.Panics,
 		"AmountConsumed":     b.AmountConsumed,
+		"AmountRefunded":     b.AmountRefunded,
 		"ProcessingLatency":  float64(b.Duration.Microseconds()) / 1000,
 	}
 	metrics := []emfMetric{
 		{"EventsApplied", "Count"}, {"EventsDuplicate", "Count"}, {"EventsRejected", "Count"},
-		{"EventsRetried", "Count"}, {"EventsDeadLettered", "Count"}, {"Panics", "Count"}, {"AmountConsumed", "None"},
+		{"EventsRetried", "Count"}, {"EventsDeadLettered", "Count"}, {"Panics", "Count"}, {"AmountConsumed", "None"}, {"AmountRefunded", "None"},
 		{"ProcessingLatency", "Milliseconds"},
 	}
 	lines := []map[string]any{withMeta(doc, ts, [][]string{{"FunctionName"}}, metrics)}
@@ -160,6 +170,7 @@ type Prometheus struct {
 	deadLettered prometheus.Counter
 	panics       prometheus.Counter
 	amount       prometheus.Counter
+	refunded     prometheus.Counter
 	duration     prometheus.Histogram
 }
 
@@ -181,7 +192,10 @@ func NewPrometheus() *Prometheus {
 			Name: "usage_panics_total", Help: "Recovered panics; their messages were left on the queue to be retried.",
 		}),
 		amount: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_amount_consumed_total", Help: "Sum of applied amounts.",
+			Name: "usage_amount_consumed_total", Help: "Sum of applied consumes' amounts.",
+		}),
+		refunded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_amount_refunded_total", Help: "Sum of what applied refunds gave back.",
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "usage_batch_duration_seconds", Help: "Time to process one received batch.",
@@ -196,7 +210,7 @@ func NewPrometheus() *Prometheus {
 	for _, r := range usage.Reasons {
 		p.rejected.WithLabelValues(string(r))
 	}
-	p.registry.MustRegister(p.events, p.rejected, p.deadLettered, p.panics, p.amount, p.duration,
+	p.registry.MustRegister(p.events, p.rejected, p.deadLettered, p.panics, p.amount, p.refunded, p.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -215,6 +229,7 @@ func (p *Prometheus) Record(_ context.Context, b Batch) {
 	p.deadLettered.Add(float64(b.DeadLettered))
 	p.panics.Add(float64(b.Panics))
 	p.amount.Add(b.AmountConsumed)
+	p.refunded.Add(b.AmountRefunded)
 	p.duration.Observe(b.Duration.Seconds())
 }
 

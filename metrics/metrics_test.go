@@ -19,9 +19,12 @@ func results() []pipeline.Result {
 	ev := usage.NewEvent("u", "k")
 	ev.Amount = usage.MustDecimal("2.5")
 	limit := &usage.RejectionError{Reason: usage.ReasonLimitExceeded, Message: "x"}
+	refund := usage.NewEvent("u", "k")
+	refund.Operation, refund.RefundOf, refund.Amount = usage.OperationRefund, "c", usage.Decimal{} // all that remained: 1.5
 	return []pipeline.Result{
 		{Event: ev, Outcome: usage.Outcome{Status: usage.Applied}},
 		{Event: ev, Outcome: usage.Outcome{Status: usage.Applied}},
+		{Event: refund, Outcome: usage.Outcome{Status: usage.Applied, Entry: &usage.LedgerEntry{Amount: usage.MustDecimal("1.5")}}},
 		{Outcome: usage.Outcome{Status: usage.Duplicate}},
 		{Outcome: usage.Outcome{Status: usage.Rejected, Err: limit}, DeadLettered: true},
 		{Outcome: usage.Outcome{Status: usage.Rejected, Err: &usage.RejectionError{Reason: usage.ReasonInvalidJSON, Message: "x"}}},
@@ -46,7 +49,7 @@ func TestEMFPublishesOneDocumentPerDimensionSet(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &doc); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"EventsApplied": 2, "EventsDuplicate": 1, "EventsRejected": 2, "EventsRetried": 3, "EventsDeadLettered": 1, "Panics": 1, "AmountConsumed": 5, "ProcessingLatency": 12}
+	want := map[string]float64{"EventsApplied": 3, "EventsDuplicate": 1, "EventsRejected": 2, "EventsRetried": 3, "EventsDeadLettered": 1, "Panics": 1, "AmountConsumed": 5, "AmountRefunded": 1.5, "ProcessingLatency": 12}
 	for k, v := range want {
 		if doc[k] != v {
 			t.Errorf("%s = %v, want %v", k, doc[k], v)
@@ -84,11 +87,11 @@ func TestPrometheusExposesCountersAndHealth(t *testing.T) {
 	defer srv.Close()
 	for path, want := range map[string][]string{
 		"/metrics": {
-			`usage_events_total{outcome="applied"} 2`, `usage_events_total{outcome="rejected"} 2`,
+			`usage_events_total{outcome="applied"} 3`, `usage_events_total{outcome="rejected"} 2`,
 			`usage_events_total{outcome="duplicate"} 1`, `usage_events_total{outcome="retry"} 3`,
 			`usage_events_rejected_total{reason="LIMIT_EXCEEDED"} 1`, `usage_events_rejected_total{reason="IDEMPOTENCY_CONFLICT"} 0`,
 			`usage_events_dead_lettered_total 1`, `usage_panics_total 1`,
-			`usage_amount_consumed_total 5`, `usage_batch_duration_seconds_count 1`, `usage_batch_duration_seconds_bucket{le="0.05"} 1`,
+			`usage_amount_consumed_total 5`, `usage_amount_refunded_total 1.5`, `usage_batch_duration_seconds_count 1`, `usage_batch_duration_seconds_bucket{le="0.05"} 1`,
 			`usage_batch_duration_seconds_bucket{le="0.025"} 0`,
 			"# TYPE usage_batch_duration_seconds histogram", "go_goroutines ", "process_resident_memory_bytes ",
 		},
