@@ -146,7 +146,7 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 	}
 	return &app{
 		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient,
-		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store},
+		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store, Logger: logger},
 	}, nil
 }
 
