@@ -139,7 +139,7 @@ run "defaults" {
       }
       UseLedgerTable = {
         effect    = "Allow"
-        actions   = toset(["dynamodb:PutItem", "dynamodb:ConditionCheckItem"])
+        actions   = toset(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"])
         resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger"])
       }
       ConsumeUsageEventQueue = {
