@@ -286,3 +286,22 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "decisions_enabled" {
+  description = "Deploy the decisions function, which answers synchronous consume, refund and balance requests (Lambda Invoke) from the same package, with its own role (DynamoDB only, no SQS) and log group. true by default; false deploys only the queue consumer, and the decisions_* outputs are null."
+  type        = bool
+  default     = true
+}
+
+variable "decisions_reserved_concurrency" {
+  description = "Reserved concurrency of the decisions function: that many concurrent executions are set aside for it and it never runs more, so synchronous requests and the queue consumer cannot take each other's capacity. null (the default) reserves nothing: the function shares the account's unreserved pool, unbounded. At least 1 when set (0 would throttle every request); AWS refuses a reservation that leaves the account fewer than 100 unreserved executions."
+  type        = number
+  default     = null
+
+  validation {
+    # A conditional, not ||: Terraform's || does not short-circuit, and
+    # null >= 1 is an error.
+    condition     = var.decisions_reserved_concurrency == null ? true : var.decisions_reserved_concurrency >= 1 && floor(var.decisions_reserved_concurrency) == var.decisions_reserved_concurrency
+    error_message = "decisions_reserved_concurrency must be null (unreserved) or a whole number of at least 1; 0 would throttle every request."
+  }
+}
