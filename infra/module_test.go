@@ -662,12 +662,15 @@ func TestFunction(t *testing.T) {
 		"ENTITLEMENT_SK_ATTRIBUTE": "sk",
 		"ENTITLEMENT_PK_PREFIX":    "USER#",
 		"ENTITLEMENT_SK_PREFIX":    "ENTITLEMENT#",
+		"USAGE_EVENT_QUEUE_URL":    "aws_sqs_queue.main.url",
+		"REFUND_TARGET_WAIT":       "15m",
 	}
 	withDLQ := maps.Clone(base)
 	withDLQ["DEAD_LETTER_QUEUE_URL"] = "aws_sqs_queue.dead_letter.url"
 	custom := maps.Clone(withDLQ)
 	custom["LOG_LEVEL"] = "DEBUG"
 	custom["DEDUP_RETENTION"] = "720h"
+	custom["REFUND_TARGET_WAIT"] = "2m"
 	layout := maps.Clone(withDLQ)
 	layout["ENTITLEMENT_PK_ATTRIBUTE"] = "PK"
 	layout["ENTITLEMENT_SK_ATTRIBUTE"] = "SK"
@@ -680,7 +683,7 @@ func TestFunction(t *testing.T) {
 	}{
 		{"environment names both tables and the DLQ for direct dead-lettering", nil, withDLQ},
 		{"environment omits the DLQ when SQS alone dead-letters", map[string]cty.Value{"direct_dead_lettering": cty.False}, base},
-		{"environment passes dedup retention and the upper-cased log level", map[string]cty.Value{"log_level": cty.StringVal("debug"), "dedup_retention": cty.StringVal("720h")}, custom},
+		{"environment passes dedup retention, the refund wait and the upper-cased log level", map[string]cty.Value{"log_level": cty.StringVal("debug"), "dedup_retention": cty.StringVal("720h"), "refund_target_wait": cty.StringVal("2m")}, custom},
 		{"environment passes the entitlements table's key layout", map[string]cty.Value{
 			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("SK"),
 			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("ENT#"),
@@ -1082,9 +1085,11 @@ func TestDecisionsFunction(t *testing.T) {
 		for _, c := range configurations {
 			e := m.evaluator(t, inputs(c.in))
 			got, want := env(e, fn), env(e, consumer)
-			delete(want, "DEAD_LETTER_QUEUE_URL")
+			for _, queued := range []string{"DEAD_LETTER_QUEUE_URL", "USAGE_EVENT_QUEUE_URL", "REFUND_TARGET_WAIT"} {
+				delete(want, queued)
+			}
 			if !maps.Equal(got, want) {
-				t.Errorf("%s: environment %v, want the consumer's without the DLQ %v", c.name, got, want)
+				t.Errorf("%s: environment %v, want the consumer's without the queue's settings %v", c.name, got, want)
 			}
 			got["USAGE_LEDGER_TABLE"] = ledgerName // what AWS fills in
 			if _, err := config.Load(func(k string) string { return got[k] }); err != nil {
@@ -1301,6 +1306,7 @@ func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
 	real := map[string]string{
 		"aws_dynamodb_table.ledger.name": ledgerName,
 		"aws_sqs_queue.dead_letter.url":  "https://sqs.eu-west-1.amazonaws.com/111122223333/" + dlqName,
+		"aws_sqs_queue.main.url":         "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-events",
 	}
 	for _, c := range []struct {
 		name string

@@ -70,8 +70,8 @@ locals {
 
   # What both functions read at start (internal/config): the tables, the
   # dedup retention, the log level and the entitlements table's key layout.
-  # The decisions function gets exactly this; the queue consumer also the
-  # DLQ, when it dead-letters directly.
+  # The decisions function gets exactly this; the queue consumer also its
+  # queue, the refund wait and the DLQ, when it dead-letters directly.
   shared_environment = {
     ENTITLEMENTS_TABLE       = var.entitlements_table_name
     USAGE_LEDGER_TABLE       = aws_dynamodb_table.ledger.name
@@ -83,8 +83,11 @@ locals {
     ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
   }
 
+  # The queue consumer also knows its queue (to stretch the redeliveries
+  # of refunds that wait for their consume) and how long they wait.
   function_environment = merge(
     local.shared_environment,
+    { USAGE_EVENT_QUEUE_URL = aws_sqs_queue.main.url, REFUND_TARGET_WAIT = var.refund_target_wait },
     var.direct_dead_lettering ? { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url } : {},
   )
 

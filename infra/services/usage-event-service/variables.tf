@@ -128,7 +128,7 @@ variable "maximum_concurrency" {
 }
 
 variable "max_receive_count" {
-  description = "Receives before SQS moves a message to the dead-letter queue (1-1000)."
+  description = "Receives before SQS moves a message to the dead-letter queue (1-1000). Keep it at least 4: a queued refund waiting for its consume (refund_target_wait) is received up to 4 times."
   type        = number
   default     = 5
 
@@ -168,6 +168,17 @@ variable "dedup_retention" {
   validation {
     condition     = can(regex("^([0-9]+d|([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$", var.dedup_retention))
     error_message = "dedup_retention must be a Go duration such as \"336h\" or \"1h30m\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces) or whole days such as \"14d\"."
+  }
+}
+
+variable "refund_target_wait" {
+  description = "How long a queued refund whose consume is not applied yet is retried, from when it was sent, before it is rejected REFUND_TARGET_NOT_FOUND: a Go duration from 0s to 24h (the function's REFUND_TARGET_WAIT). Its redeliveries are stretched, so it is received at most 4 times within the wait. Default 15m."
+  type        = string
+  default     = "15m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$", var.refund_target_wait))
+    error_message = "refund_target_wait must be a Go duration such as \"15m\" or \"1h30m\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces), at most 24h."
   }
 }
 

@@ -63,6 +63,8 @@ run "defaults" {
       ENTITLEMENT_PK_PREFIX    = "USER#"
       ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
       DEAD_LETTER_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-dlq"
+      USAGE_EVENT_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-queue"
+      REFUND_TARGET_WAIT       = "15m"
     })
     error_message = "Unexpected function environment: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
   }
@@ -400,8 +402,9 @@ run "options" {
     batch_size                         = 10
     maximum_batching_window_in_seconds = 0
     maximum_concurrency                = 50
-    max_receive_count                  = 3
+    max_receive_count                  = 4
     dedup_retention                    = "30d"
+    refund_target_wait                 = "2m"
     log_level                          = "debug"
     log_retention_days                 = 365
     ledger_deletion_protection         = false
@@ -428,11 +431,12 @@ run "options" {
     error_message = "The visibility timeout must follow the function timeout (6 x 60 s + 0 s window), got ${aws_sqs_queue.main.visibility_timeout_seconds}."
   }
   assert {
-    condition     = jsondecode(aws_sqs_queue.main.redrive_policy).maxReceiveCount == 3
+    condition     = jsondecode(aws_sqs_queue.main.redrive_policy).maxReceiveCount == 4
     error_message = "The redrive policy must take max_receive_count."
   }
   assert {
-    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if k != "DEAD_LETTER_QUEUE_URL" && k != "ENTITLEMENTS_TABLE" && k != "USAGE_LEDGER_TABLE" } == {
+    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if k != "DEAD_LETTER_QUEUE_URL" && k != "ENTITLEMENTS_TABLE" && k != "USAGE_LEDGER_TABLE" && k != "USAGE_EVENT_QUEUE_URL" } == {
+      REFUND_TARGET_WAIT       = "2m"
       DEDUP_RETENTION          = "30d"
       LOG_LEVEL                = "DEBUG"
       ENTITLEMENT_PK_ATTRIBUTE = "PK"
