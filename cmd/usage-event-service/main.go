@@ -205,8 +205,9 @@ func runWorker(args []string, getenv func(string) string, stderr io.Writer) erro
 		defer srv.Close()
 		a.logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
-	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "deadLetterQueue", a.cfg.DeadLetterQueueURL)
-	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers, Logger: a.logger}
+	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(), "deadLetterQueue", a.cfg.DeadLetterQueueURL)
+	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers,
+		CoalesceWindow: a.cfg.CoalesceWindow, Logger: a.logger}
 	if err := w.Run(ctx); err != nil {
 		return err
 	}

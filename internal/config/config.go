@@ -33,7 +33,18 @@ type Config struct {
 	StateCache         bool
 	MetricsAddr        string // worker only: opt-in Prometheus endpoint
 	RefundTargetWait   time.Duration
+	CoalesceWindow     time.Duration // worker only
 }
+
+// DefaultCoalesceWindow is COALESCE_WINDOW's default: how long the worker
+// keeps received messages for more of the same entitlement from later
+// receives (chosen from the benchmark, docs/performance.md).
+const DefaultCoalesceWindow = 25 * time.Millisecond
+
+// MaxCoalesceWindow bounds COALESCE_WINDOW: a message waits at most about
+// that long before its decision starts, which must stay far inside any
+// visibility timeout (the module's is minutes; SQS's default 30 s).
+const MaxCoalesceWindow = time.Second
 
 // KeyLayout is the entitlements table's key layout: the fields of
 // dynamodb.EntitlementKeys, to which it converts
@@ -121,6 +132,12 @@ func Load(getenv func(string) string) (Config, error) {
 		c.RefundTargetWait = d
 	}
 	c.WorkerPollers = positiveInt(get("WORKER_POLLERS", "4"), "WORKER_POLLERS", 1, 256, bad)
+	window := get("COALESCE_WINDOW", DefaultCoalesceWindow.String())
+	if d, err := time.ParseDuration(window); err != nil || d < 0 || d > MaxCoalesceWindow {
+		bad("COALESCE_WINDOW", "%q is not a Go duration from 0s to %v (e.g. 25ms)", window, MaxCoalesceWindow)
+	} else {
+		c.CoalesceWindow = d
+	}
 	switch v := strings.ToLower(get("STATE_CACHE", "true")); v {
 	case "true", "1", "yes", "on":
 		c.StateCache = true
