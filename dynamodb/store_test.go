@@ -177,6 +177,15 @@ func (e *env) Get(t *testing.T, scope usage.Scope) usage.Item {
 	return dynamodb.ParseEntitlement(out.Item).Observed
 }
 
+func (e *env) Notifications(t *testing.T, scope usage.Scope) []usage.Notification {
+	t.Helper()
+	got, err := dynamodb.ListNotifications(context.Background(), e.client, e.ledger, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func (e *env) Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry {
 	t.Helper()
 	var out []usage.LedgerEntry

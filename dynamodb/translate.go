@@ -53,6 +53,8 @@ func (e *expression) cond(c usage.Cond, keyAttr string) string {
 		s = e.name(c.Attr) + " <= " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpLT:
 		s = e.name(c.Attr) + " < " + e.value(c.Attr, attributeValue(c.Value))
+	case usage.OpGE:
+		s = e.name(c.Attr) + " >= " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpType:
 		s = "attribute_type(" + e.name(c.Attr) + ", " + e.value("type"+c.Type, &types.AttributeValueMemberS{Value: c.Type}) + ")"
 	default:

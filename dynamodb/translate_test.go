@@ -132,7 +132,7 @@ func TestTransactionFollowsThePlan(t *testing.T) {
 		return usage.Record{Event: ev, MessageID: id}
 	}
 	plan := usage.PlanUsage(usage.State{Entitlement: ent}, []usage.Record{rec("m1", "2"), rec("m2", "5")}, s.cfg.Now())
-	tx := s.transaction(scope, key, plan)
+	tx, _ := s.transaction(scope, key, plan)
 	if len(tx.TransactItems) != 3 {
 		t.Fatalf("%d items, want 3", len(tx.TransactItems))
 	}

@@ -26,7 +26,15 @@ func value(av types.AttributeValue) usage.Value {
 	case *types.AttributeValueMemberM:
 		return usage.Value{Kind: usage.KindOther, Type: "M"}
 	case *types.AttributeValueMemberL:
-		return usage.Value{Kind: usage.KindOther, Type: "L"}
+		nums := make([]usage.Decimal, 0, len(v.Value))
+		for _, e := range v.Value {
+			if n := value(e); n.Kind == usage.KindNumber {
+				nums = append(nums, n.Num)
+			} else {
+				return usage.Value{Kind: usage.KindOther, Type: "L"}
+			}
+		}
+		return usage.Value{Kind: usage.KindOther, Type: "L", Nums: nums}
 	case *types.AttributeValueMemberBOOL:
 		return usage.Value{Kind: usage.KindOther, Type: "BOOL"}
 	case *types.AttributeValueMemberB:

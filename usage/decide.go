@@ -13,6 +13,9 @@ type Rules struct {
 	// REFUND_TARGET_NOT_FOUND: a standard queue does not keep order. Zero
 	// (synchronous requests) rejects at once.
 	TargetWait time.Duration
+	// Notify, when set, records notifications in the write that causes
+	// them (see Notification); nil records none.
+	Notify *Notify
 }
 
 // PlanUsage decides a group of records of one scope with Rules{Now: now}.
@@ -78,6 +81,12 @@ type decider struct {
 	refunded      bool    // a refund applied: used is then written exactly
 	dependsOnUsed bool    // a rejection rested on the observed used
 
+	percents, levels []Decimal       // notification thresholds, and the usage they stand for
+	crossed          map[int]string  // threshold index -> the event whose consume crossed it
+	rejection        *Notification   // the period's first LIMIT_EXCEEDED, to record
+	notified         map[string]bool // notification keys known to be recorded
+	scope            Scope
+
 	group       map[string]*LedgerEntry // entries applied by this group, by key
 	order       []string                // their keys, in order
 	targets     map[string]*target      // refund targets outside the group
@@ -95,8 +104,8 @@ type target struct {
 }
 
 func newDecider(r Rules, s State) *decider {
-	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent,
-		group: map[string]*LedgerEntry{}, targets: map[string]*target{}}
+	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified,
+		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]string{}}
 	if d.unusable() == nil {
 		if d.ent.ResetPeriod == "" {
 			d.ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
@@ -110,12 +119,16 @@ func newDecider(r Rules, s State) *decider {
 			d.periodStart = FormatInstant(PeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, r.Now))
 			d.used = Decimal{}
 		}
+		d.percents, d.levels = r.Notify.thresholds(d.ent)
 	}
 	return d
 }
 
 func (d *decider) plan(records []Record) Plan {
 	p := Plan{Outcomes: make([]Outcome, len(records))}
+	if len(records) > 0 {
+		d.scope = records[0].Event.Scope()
+	}
 	unusable := d.unusable()
 	for i, r := range records {
 		key := r.DedupKey()
@@ -142,7 +155,61 @@ func (d *decider) plan(records []Record) Plan {
 		return p // no item can exist: nothing to write or confirm
 	}
 	p.Writes = d.writes(records, p.Outcomes)
+	if len(p.Writes) > 0 {
+		p.Writes = append(p.Writes, d.notifications()...)
+	} else if n := d.notifications(); len(n) > 0 {
+		p.Writes = append([]Write{d.entitlementWrite()}, n...)
+	}
 	return p
+}
+
+// thresholdKey is the notification key of threshold i in this period.
+func (d *decider) thresholdKey(i int) string {
+	return newNotification(NotifyThresholdReached, d.scope, d.periodStart, &d.percents[i]).Key
+}
+
+// rejected notes the period's first LIMIT_EXCEEDED, when notified.
+func (d *decider) rejected(r Record, amount Decimal) {
+	if d.rules.Notify == nil || !d.rules.Notify.LimitRejected || d.rejection != nil {
+		return
+	}
+	n := newNotification(NotifyLimitRejected, d.scope, d.periodStart, nil)
+	a := amount
+	n.Amount, n.Limit, n.Used, n.EventID = &a, *d.ent.Limit, d.used, r.DedupKey()
+	d.rejection = &n
+}
+
+// notifications are the Puts of what this write records: each threshold
+// it crossed and the period's first rejection, unless already recorded.
+// A Put fails if the same notification was recorded meanwhile, and the
+// decision is taken again knowing it.
+func (d *decider) notifications() []Write {
+	var notes []Notification
+	for i := range d.levels {
+		key, ok := d.crossed[i]
+		if !ok {
+			continue
+		}
+		p := d.percents[i]
+		n := newNotification(NotifyThresholdReached, d.scope, d.periodStart, &p)
+		n.Limit, n.Used, n.EventID = *d.ent.Limit, d.used, key
+		notes = append(notes, n)
+	}
+	if d.rejection != nil {
+		notes = append(notes, *d.rejection)
+	}
+	var writes []Write
+	for i := range notes {
+		n := &notes[i]
+		if d.notified[n.Key] {
+			continue
+		}
+		if d.ent.ResetPeriod != ResetNone {
+			n.KeepUntil = NextPeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, d.rules.Now)
+		}
+		writes = append(writes, Write{Target: NotificationItem(n.Key), Action: Put, Conds: []Cond{{Op: OpNotExists}}, Notice: n})
+	}
+	return writes
 }
 
 // unusable is the rejection of every record when the entitlement cannot
@@ -170,8 +237,14 @@ func (d *decider) consume(r Record) Outcome {
 	}
 	if d.ent.Limit != nil && next.Cmp(*d.ent.Limit) > 0 {
 		d.dependsOnUsed = true
+		d.rejected(r, amount)
 		return Outcome{Status: Rejected, Err: reject(ReasonLimitExceeded, "amount",
 			"using %s more would exceed the limit of %s (used %s)", amount, *d.ent.Limit, d.used)}
+	}
+	for i, level := range d.levels {
+		if _, ok := d.crossed[i]; !ok && !d.notified[d.thresholdKey(i)] && d.used.Cmp(level) < 0 && next.Cmp(level) >= 0 {
+			d.crossed[i] = r.DedupKey()
+		}
 	}
 	d.used = next
 	d.delta = d.delta.Add(amount)
@@ -365,17 +438,43 @@ func (d *decider) entitlementWrite() Write {
 		}}
 	}
 	used, set := d.usedCond()
-	return Write{Target: EntitlementItem, Action: Update, Conds: append(conds, used), Set: []Assign{set}}
+	conds = append(conds, used)
+	if used.Op != OpEquals && used.Op != OpAbsent {
+		conds = append(conds, d.notCrossing()...)
+	}
+	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{set}}
+}
+
+// notCrossing: an increment that did not see itself cross a threshold
+// must provably not cross it, whatever used really is: still below it
+// after the increment, or at or above it already. Thresholds recorded
+// this period need nothing. Contention around a crossing is rare, so the
+// crossing write itself pins used exactly instead.
+func (d *decider) notCrossing() []Cond {
+	var conds []Cond
+	for i, level := range d.levels {
+		if d.notified[d.thresholdKey(i)] {
+			continue
+		}
+		if d.ent.Used.Cmp(level) >= 0 {
+			conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(level)})
+			continue
+		}
+		below := level.Sub(d.delta)
+		conds = append(conds, Cond{Op: OpLT, Attr: AttrUsed, Value: NumberValue(below), OrAbsent: below.Sign() > 0})
+	}
+	return conds
 }
 
 // usedCond is the precondition on used and its new value without reset.
 func (d *decider) usedCond() (Cond, Assign) {
 	pinned := Pin(AttrUsed, d.ent.Observed.Get(AttrUsed))
 	exact := Assign{Attr: AttrUsed, Value: NumberValue(d.used)}
-	if d.refunded || !d.delta.FitsDynamoDB() {
-		// A refund's "never below 0", or a delta wider than 38 digits
-		// while each running total fits: write the new value itself,
-		// which holds only for exactly the observed used.
+	if d.refunded || !d.delta.FitsDynamoDB() || len(d.crossed) > 0 {
+		// A refund's "never below 0", a delta wider than 38 digits while
+		// each running total fits, or a notification that must know the
+		// exact value it crossed from: write the new value itself, which
+		// holds only for exactly the observed used.
 		return pinned, exact
 	}
 	add := Assign{Attr: AttrUsed, Value: NumberValue(d.delta), Add: true}

@@ -20,6 +20,9 @@ type Entitlement struct {
 	// non-numeric limit, an unknown resetPeriod...). Events against it are
 	// rejected INVALID_ENTITLEMENT rather than guessed at.
 	Malformed error
+	// NotifyThresholds overrides the default notification thresholds
+	// (percentages of Limit) when the item lists its own; nil otherwise.
+	NotifyThresholds *[]Decimal
 	// Observed is the item as read: the exact values a decision pins in
 	// its preconditions (see ParseEntitlement).
 	Observed Item

@@ -19,6 +19,7 @@ const (
 	OpType                    // the attribute has DynamoDB type Type ("N", "S", "NULL", "M", ...)
 	OpLE                      // the attribute is a number <= Value
 	OpLT                      // the attribute is a number < Value
+	OpGE                      // the attribute is a number >= Value
 )
 
 // Cond is one precondition. With OrAbsent, an absent attribute satisfies
@@ -64,27 +65,38 @@ const (
 	Check                    // write nothing; only the conditions count
 )
 
+// ItemKind is the kind of item a write is about.
+type ItemKind uint8
+
+const (
+	EntitlementKind  ItemKind = iota // the scope's entitlement (access-service's item)
+	LedgerKind                       // a ledger entry, by dedup key
+	NotificationKind                 // a recorded notification (the outbox), by Notification.Key
+)
+
 // Target names the item a write is about, within the scope being decided.
 type Target struct {
-	// Ledger is false for the entitlement item, true for the ledger entry
-	// with dedup key Key.
-	Ledger bool
-	Key    string
+	Kind ItemKind
+	Key  string
 }
 
 // EntitlementItem is the Target of the scope's entitlement.
 var EntitlementItem = Target{}
 
 // LedgerItem is the Target of the scope's ledger entry under key.
-func LedgerItem(key string) Target { return Target{Ledger: true, Key: key} }
+func LedgerItem(key string) Target { return Target{Kind: LedgerKind, Key: key} }
+
+// NotificationItem is the Target of the scope's notification under key.
+func NotificationItem(key string) Target { return Target{Kind: NotificationKind, Key: key} }
 
 // Write is one item's part of the atomic write.
 type Write struct {
 	Target Target
 	Action Action
 	Conds  []Cond
-	Set    []Assign     // Update
-	Entry  *LedgerEntry // Put of a ledger item
+	Set    []Assign      // Update
+	Entry  *LedgerEntry  // Put of a ledger item
+	Notice *Notification // Put of a notification
 }
 
 // The ledger attributes a decision reads or sets besides the entry's
@@ -131,6 +143,9 @@ type State struct {
 	Entitlement Entitlement
 	Applied     map[string]LedgerEntry
 	Absent      map[string]bool
+	// Notified holds the keys of notifications known to be recorded
+	// (Notification.Key): they are never recorded twice.
+	Notified map[string]bool
 }
 
 // Decide is the rule a store applies under its conditional write: given

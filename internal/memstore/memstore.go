@@ -21,6 +21,7 @@ type Store struct {
 	ents   map[usage.Scope]map[string]usage.Value
 	ledger map[usage.Scope]map[string]usage.LedgerEntry
 	order  map[usage.Scope][]string // ledger keys in write order
+	notes  map[usage.Scope]map[string]usage.Notification
 	// Now is the clock for ledger timestamps (time.Now when nil).
 	Now func() time.Time
 }
@@ -31,7 +32,19 @@ func New() *Store {
 		ents:   map[usage.Scope]map[string]usage.Value{},
 		ledger: map[usage.Scope]map[string]usage.LedgerEntry{},
 		order:  map[usage.Scope][]string{},
+		notes:  map[usage.Scope]map[string]usage.Notification{},
 	}
+}
+
+// Notifications returns the notifications recorded for a scope, by key.
+func (m *Store) Notifications(scope usage.Scope) map[string]usage.Notification {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]usage.Notification{}
+	for k, n := range m.notes[scope] {
+		out[k] = n
+	}
+	return out
 }
 
 // PutEntitlement writes an entitlement item's attributes, as
@@ -94,7 +107,8 @@ var errInvalid = errors.New("memstore: assignment adds to a value that is not a 
 func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}, Absent: map[string]bool{}}
+	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}, Absent: map[string]bool{},
+		Notified: map[string]bool{}}
 	for range 10 {
 		plan := decide(st, records)
 		for _, key := range plan.Reads {
@@ -109,9 +123,12 @@ func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Rec
 				continue
 			}
 			failed = true
-			if w.Target.Ledger {
+			switch w.Target.Kind {
+			case usage.NotificationKind:
+				st.Notified[w.Target.Key] = true
+			case usage.LedgerKind:
 				m.learn(scope, &st, w.Target.Key)
-			} else {
+			default:
 				st.Entitlement = usage.ParseEntitlement(m.item(scope))
 			}
 		}
@@ -149,7 +166,9 @@ func retry(records []usage.Record, err error) []usage.Outcome {
 func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 	var exists bool
 	var attrs map[string]usage.Value
-	if w.Target.Ledger {
+	if w.Target.Kind == usage.NotificationKind {
+		_, exists = m.notes[scope][w.Target.Key]
+	} else if w.Target.Kind == usage.LedgerKind {
 		e, ok := m.ledger[scope][w.Target.Key]
 		exists, attrs = ok, map[string]usage.Value{"amount": usage.NumberValue(e.Amount)}
 		if !e.Refunded.IsZero() {
@@ -185,6 +204,8 @@ func holds(c usage.Cond, exists bool, v usage.Value) bool {
 		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) <= 0
 	case usage.OpLT:
 		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) < 0
+	case usage.OpGE:
+		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) >= 0
 	}
 	return false
 }
@@ -225,21 +246,26 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		next[k] = v
 	}
 	var puts []usage.LedgerEntry
+	var notes []usage.Notification
 	refunds := map[string]usage.Decimal{}
 	for _, w := range plan.Writes {
 		switch {
+		case w.Action == usage.Put && w.Notice != nil:
+			n := *w.Notice
+			n.OccurredAt = now().UTC()
+			notes = append(notes, n)
 		case w.Action == usage.Put && w.Entry != nil:
 			e := *w.Entry
 			e.AppliedAt = now().UTC()
 			puts = append(puts, e)
-		case w.Action == usage.Update && w.Target.Ledger:
+		case w.Action == usage.Update && w.Target.Kind == usage.LedgerKind:
 			for _, a := range w.Set {
 				if a.Attr != usage.LedgerAttrRefunded || !a.Add {
 					return errors.New("memstore: a ledger update sets only refunded, by adding")
 				}
 				refunds[w.Target.Key] = refunds[w.Target.Key].Add(a.Value.Num)
 			}
-		case w.Action == usage.Update && !w.Target.Ledger:
+		case w.Action == usage.Update && w.Target.Kind == usage.EntitlementKind:
 			for _, a := range w.Set {
 				v := a.Value
 				if a.Add {
@@ -270,6 +296,12 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	for _, e := range puts {
 		m.ledger[scope][e.DedupKey] = e
 		m.order[scope] = append(m.order[scope], e.DedupKey)
+	}
+	if len(notes) > 0 && m.notes[scope] == nil {
+		m.notes[scope] = map[string]usage.Notification{}
+	}
+	for _, n := range notes {
+		m.notes[scope][n.Key] = n
 	}
 	return nil
 }

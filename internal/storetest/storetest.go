@@ -33,6 +33,8 @@ type Backend interface {
 	Get(t *testing.T, scope usage.Scope) usage.Item
 	// Ledger lists the scope's ledger entries.
 	Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry
+	// Notifications lists the scope's recorded notifications.
+	Notifications(t *testing.T, scope usage.Scope) []usage.Notification
 }
 
 // Now is the processing time of every decision in the suite.
@@ -49,6 +51,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Refunds", func(t *testing.T) { testRefunds(t, newBackend) })
 	t.Run("ARefundWaitsForItsTarget", func(t *testing.T) { testRefundWaits(t, newBackend) })
 	t.Run("RacingConsumesAndRefunds", func(t *testing.T) { testRacingRefunds(t, newBackend) })
+	t.Run("NotificationsUnderRacingConsumers", func(t *testing.T) { testRacingNotifications(t, newBackend) })
 }
 
 // Refund is a refund record of u/k giving back amount ("" for all that
@@ -550,5 +553,75 @@ func testRacingRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}
 	if refunded.IsZero() {
 		t.Error("nothing was refunded: the test exercises nothing")
+	}
+}
+
+// testRacingNotifications: consumers race one entitlement across 80 %
+// and 100 %, with redeliveries and a flood of rejections: exactly one
+// notification per threshold and one usage.limit.rejected, each recorded
+// by the write that caused it, with the exact used it crossed to.
+func testRacingNotifications(t *testing.T, newBackend func(t *testing.T) Backend) {
+	for run := range 3 {
+		t.Run(fmt.Sprint("run ", run), func(t *testing.T) {
+			b := newBackend(t)
+			b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("100"), usage.AttrUsed: Num("50"),
+				usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-11-01T00:00:00Z")})
+			rules := usage.Rules{Now: Now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80"), usage.MustDecimal("100")}, LimitRejected: true}}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			applied := map[string]usage.Decimal{}
+			for c := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := b.Store(t)
+					for i := range 12 {
+						key := fmt.Sprintf("c-%d-%d-%d", run, c, i)
+						batch := []usage.Record{Rec(fmt.Sprint(1+(c+i)%2), "m-"+key, key)}
+						if i%3 == 0 {
+							batch = append(batch, batch[0]) // a redelivery in the same batch
+						}
+						o := applyRules(s, rules, batch...)[0]
+						if o.Status == usage.Retry {
+							t.Errorf("%s: RETRY %v", key, o.Err)
+						}
+						if o.Status == usage.Applied {
+							mu.Lock()
+							applied[key] = batch[0].Event.Amount
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			notes := b.Notifications(t, scope)
+			byKey := map[string]usage.Notification{}
+			for _, n := range notes {
+				if _, dup := byKey[n.Key]; dup {
+					t.Errorf("notification %s recorded twice", n.Key)
+				}
+				byKey[n.Key] = n
+			}
+			want := []string{"2026-11-01T00:00:00Z#usage.threshold.reached#80", "2026-11-01T00:00:00Z#usage.threshold.reached#100", "2026-11-01T00:00:00Z#usage.limit.rejected#-"}
+			if len(notes) != len(want) {
+				t.Errorf("%d notifications %v, want %v", len(notes), byKey, want)
+			}
+			for _, k := range want {
+				n, ok := byKey[k]
+				if !ok {
+					t.Errorf("no notification %s", k)
+					continue
+				}
+				if n.ThresholdPercent != nil {
+					if _, ok := applied[n.EventID]; !ok {
+						t.Errorf("%s names event %s, which was not applied", k, n.EventID)
+					}
+					level := n.Limit.Mul(*n.ThresholdPercent).Shift(-2)
+					if n.Used.Cmp(level) < 0 || n.Used.Sub(applied[n.EventID]).Cmp(level) >= 0 {
+						t.Errorf("%s: used %s after %s's write does not cross %s", k, n.Used, n.EventID, level)
+					}
+				}
+			}
+		})
 	}
 }
