@@ -50,18 +50,27 @@ type rejectionless string
 
 func (e rejectionless) Error() string { return string(e) }
 
-// unknownTargets: refund targets neither known nor known absent.
+// unknownTargets: the ledger keys the decision needs that are neither
+// known nor known absent: refund targets, and the keys of redelivered
+// records (a cheap read saves a write that would fail on them).
 func (r Rules) unknownTargets(s State, records []Record) []string {
 	var keys []string
 	seen := map[string]bool{}
-	for _, rec := range records {
-		t := rec.Event.RefundOf
-		if !rec.Event.Is(OperationRefund) || seen[t] {
-			continue
+	need := func(k string) {
+		if seen[k] {
+			return
 		}
-		seen[t] = true
-		if _, ok := s.Applied[t]; !ok && !s.Absent[t] {
-			keys = append(keys, t)
+		seen[k] = true
+		if _, ok := s.Applied[k]; !ok && !s.Absent[k] {
+			keys = append(keys, k)
+		}
+	}
+	for _, rec := range records {
+		if rec.Event.Is(OperationRefund) {
+			need(rec.Event.RefundOf)
+		}
+		if rec.Redelivered {
+			need(rec.DedupKey())
 		}
 	}
 	return keys

@@ -266,3 +266,40 @@ func ledgerText(es []usage.LedgerEntry) string {
 	sort.Strings(s)
 	return strings.Join(s, " ")
 }
+
+// TestCondHolds: the preconditions evaluated in Go agree with DynamoDB's
+// reading of the same expressions (the translation test pins those).
+func TestCondHolds(t *testing.T) {
+	n := func(s string) usage.Value { return usage.NumberValue(dec(s)) }
+	absent := usage.Value{}
+	tests := []struct {
+		cond   usage.Cond
+		exists bool
+		v      usage.Value
+		want   bool
+	}{
+		{usage.Cond{Op: usage.OpExists}, true, absent, true},
+		{usage.Cond{Op: usage.OpExists}, false, absent, false},
+		{usage.Cond{Op: usage.OpNotExists}, false, absent, true},
+		{usage.Pin("used", absent), true, absent, true},
+		{usage.Pin("used", absent), true, n("0"), false},
+		{usage.Pin("used", n("5")), true, n("5.0"), true},
+		{usage.Pin("used", n("5")), true, usage.StringValue("5"), false},
+		{usage.Pin("periodStart", usage.StringValue("x")), true, usage.StringValue("x"), true},
+		{usage.Pin("limit", usage.Value{Kind: usage.KindNull}), true, usage.Value{Kind: usage.KindNull}, true},
+		{usage.Pin("limit", usage.Value{Kind: usage.KindOther, Type: "M"}), true, usage.Value{Kind: usage.KindOther, Type: "L"}, false},
+		{usage.Cond{Op: usage.OpType, Attr: "used", Type: "N", OrAbsent: true}, true, absent, true},
+		{usage.Cond{Op: usage.OpType, Attr: "used", Type: "N", OrAbsent: true}, true, usage.StringValue("6"), false},
+		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7")}, true, n("7"), true},
+		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7")}, true, absent, false},
+		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7"), OrAbsent: true}, true, absent, true},
+		{usage.Cond{Op: usage.OpLT, Attr: "used", Value: n("7")}, true, n("7"), false},
+		{usage.Cond{Op: usage.OpGE, Attr: "used", Value: n("7")}, true, n("7"), true},
+		{usage.Cond{Op: usage.OpGE, Attr: "used", Value: n("7")}, true, usage.StringValue("9"), false},
+	}
+	for i, tt := range tests {
+		if got := tt.cond.Holds(tt.exists, tt.v); got != tt.want {
+			t.Errorf("%d: %+v on %v (exists %v) = %v, want %v", i, tt.cond, tt.v, tt.exists, got, tt.want)
+		}
+	}
+}

@@ -178,61 +178,11 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 		attrs, exists = m.ents[scope]
 	}
 	for _, c := range w.Conds {
-		if !holds(c, exists, attrs[c.Attr]) {
+		if !c.Holds(exists, attrs[c.Attr]) {
 			return false
 		}
 	}
 	return true
-}
-
-func holds(c usage.Cond, exists bool, v usage.Value) bool {
-	if c.OrAbsent && !v.Present() {
-		return true
-	}
-	switch c.Op {
-	case usage.OpExists:
-		return exists
-	case usage.OpNotExists:
-		return !exists
-	case usage.OpAbsent:
-		return !v.Present()
-	case usage.OpEquals:
-		return equal(v, c.Value)
-	case usage.OpType:
-		return typeCode(v) == c.Type
-	case usage.OpLE:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) <= 0
-	case usage.OpLT:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) < 0
-	case usage.OpGE:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) >= 0
-	}
-	return false
-}
-
-func equal(a, b usage.Value) bool {
-	switch {
-	case a.Kind != b.Kind:
-		return false
-	case a.Kind == usage.KindNumber:
-		return a.Num.Cmp(b.Num) == 0
-	default:
-		return a.Str == b.Str
-	}
-}
-
-func typeCode(v usage.Value) string {
-	switch v.Kind {
-	case usage.KindNull:
-		return "NULL"
-	case usage.KindNumber:
-		return "N"
-	case usage.KindString:
-		return "S"
-	case usage.KindOther:
-		return v.Type
-	}
-	return ""
 }
 
 // apply performs a plan whose preconditions hold, all or nothing.
