@@ -20,7 +20,9 @@
 // (errors.Is(err, ErrRetry): transient, retry with the same idempotency
 // key), a *FunctionError (the function failed: a bug), or an error of the
 // AWS SDK or the context, which leaves the outcome unknown; retrying with
-// the same idempotency key is safe then too.
+// the same idempotency key is safe then too. A retry of a request that had
+// been decided (the SDK's own, after a lost response, or the caller's)
+// answers DUPLICATE: treat it as the original decision it carries.
 package client
 
 import (

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/client"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
@@ -211,4 +217,53 @@ func TestUsagectlBalanceRefundHistory(t *testing.T) {
 			t.Errorf("history of nothing: %q", r.stdout)
 		}
 	})
+}
+
+// A ledger longer than one Query page (1 MB) is read to the end, and
+// --limit keeps the latest entries.
+func TestUsagectlHistoryOverSeveralQueryPages(t *testing.T) {
+	c := build(t)
+	s := newStack(t, c)
+	s.must(t, "entitlement", "put", "--user", "u-p", "--key", "k")
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := client.NewLocal(cfg, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40 // of 30 KB each: 1.2 MB
+	metadata := []byte(`{"pad":"` + strings.Repeat("x", 30<<10) + `"}`)
+	for i := range n {
+		if _, err := local.Consume(context.Background(), client.ConsumeRequest{UserID: "u-p", EntitlementKey: "k",
+			IdempotencyKey: fmt.Sprintf("order-%02d", i), Metadata: metadata}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pk, _ := dynamodb.LedgerKey(usage.Scope{UserID: "u-p", EntitlementKey: "k"}, "")
+	page, err := awsdynamodb.NewFromConfig(cfg).Query(context.Background(), &awsdynamodb.QueryInput{
+		TableName:                 aws.String(s.queues.LedgerTable.Name),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
+	})
+	if err != nil || page.LastEvaluatedKey == nil || len(page.Items) == n {
+		t.Fatalf("the ledger fits one Query page (%v): the test shows nothing", err)
+	}
+
+	v := decodeJSON[historyView](t, s.must(t, "history", "--user", "u-p", "--key", "k", "--limit", "0", "--json").stdout)
+	if v.Total != n || len(v.Entries) != n {
+		t.Fatalf("total %d, %d entries; want %d", v.Total, len(v.Entries), n)
+	}
+	for i, e := range v.Entries {
+		var got bytes.Buffer
+		json.Compact(&got, e.Metadata)
+		if want := fmt.Sprintf("order-%02d", i); e.Key != want || !bytes.Equal(got.Bytes(), metadata) {
+			t.Errorf("entry %d is %s (metadata of %d bytes), want %s and its metadata, in the order applied", i, e.Key, got.Len(), want)
+		}
+	}
+	v = decodeJSON[historyView](t, s.must(t, "history", "--user", "u-p", "--key", "k", "--limit", "3", "--json").stdout)
+	if v.Total != n || len(v.Entries) != 3 || v.Entries[0].Key != "order-37" || v.Entries[2].Key != "order-39" {
+		t.Errorf("--limit 3: total %d, entries %v; want order-37 to order-39", v.Total, v.Entries)
+	}
 }
