@@ -52,9 +52,9 @@ terraform-check:
 	bash scripts/terraform-check.sh
 
 ## package: dist/function.zip for the provided.al2023 runtime (GOARCH_LAMBDA=amd64 for x86_64)
+## (the build flags are defined once, in internal/emulator/build.go, and shared with the tests that run the bootstrap)
 package:
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_LAMBDA) go build -tags lambda.norpc -trimpath -buildvcs=false \
-		-ldflags '-s -w -buildid=' -o dist/bootstrap ./cmd/usage-event-service
+	go run ./internal/emulator/cmd/lambdabuild -goarch $(GOARCH_LAMBDA) -o dist/bootstrap
 	go run ./internal/packaging dist/bootstrap dist/function.zip
 	@ls -l dist/bootstrap dist/function.zip; sha256sum dist/bootstrap
 

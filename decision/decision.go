@@ -10,8 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -70,15 +72,37 @@ type Engine struct {
 	Store Store
 	// Now is the decision clock (time.Now when nil).
 	Now func() time.Time
+	// Logger, when set, gets one line per answer (DEBUG for APPLIED and
+	// OK): request ID, status, reason, user and entitlement; never the
+	// request's metadata.
+	Logger *slog.Logger
 }
 
 // Handle parses one JSON request and answers it.
 func (e *Engine) Handle(ctx context.Context, body []byte) Answer {
 	ev, err := usage.ParseEvent(body)
+	var a Answer
 	if err != nil {
-		return rejected(err)
+		a = rejected(err)
+	} else {
+		a = e.Decide(ctx, ev)
 	}
-	return e.Decide(ctx, ev)
+	e.log(ctx, ev, a)
+	return a
+}
+
+func (e *Engine) log(ctx context.Context, ev usage.Event, a Answer) {
+	if e.Logger == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if a.Status == Applied || a.Status == OK {
+		level = slog.LevelDebug
+	}
+	e.Logger.LogAttrs(ctx, level, "request answered", slog.String("requestId", pipeline.RequestID(ctx)),
+		slog.String("operation", string(operation(ev))), slog.String("status", string(a.Status)), slog.String("reason", string(a.Reason)),
+		slog.String("message", a.Message), slog.String("userId", ev.UserID), slog.String("entitlementKey", ev.EntitlementKey),
+		slog.String("idempotencyKey", ev.IdempotencyKey))
 }
 
 // Decide answers one validated request.

@@ -9,7 +9,10 @@ package infra_test
 //   - a resource or data source attribute (aws_sqs_queue.main.arn) evaluates
 //     to its own address as a string ("aws_sqs_queue.main.arn"), so a test
 //     can assert which resource an expression points at, even through locals,
-//     jsonencode and conditionals; the account, partition and region data
+//     jsonencode and conditionals; an instance of a counted one
+//     (aws_lambda_function.decisions[0].arn) likewise, index included
+//     ("aws_lambda_function.decisions[0].arn"), whatever the count (a test
+//     evaluates count itself); the account, partition and region data
 //     sources get fixed, realistic values;
 //   - the functions the module uses come from cty's stdlib (the same code
 //     Terraform calls) plus a few Terraform-only ones defined below.
@@ -19,6 +22,7 @@ package infra_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -266,6 +270,7 @@ func (e *evaluator) context(expr hclsyntax.Expression, extra map[string]cty.Valu
 		"local": cty.ObjectVal(e.locals),
 	}
 	tree := map[string]any{}
+	counted := map[string]map[int]map[string]bool{} // type.name -> index -> attributes
 	for _, trav := range expr.Variables() {
 		root := trav.RootName()
 		if _, ok := vars[root]; ok {
@@ -279,6 +284,19 @@ func (e *evaluator) context(expr hclsyntax.Expression, extra map[string]cty.Valu
 		if root == "data" {
 			want = 4 // data.type.name.attribute
 		}
+		if len(names) == want-1 {
+			if i, a, ok := instanceAttr(trav[len(names):]); ok {
+				addr := strings.Join(names, ".")
+				if counted[addr] == nil {
+					counted[addr] = map[int]map[string]bool{}
+				}
+				if counted[addr][i] == nil {
+					counted[addr][i] = map[string]bool{}
+				}
+				counted[addr][i][a] = true
+			}
+			continue
+		}
 		if len(names) < want {
 			continue
 		}
@@ -289,6 +307,9 @@ func (e *evaluator) context(expr hclsyntax.Expression, extra map[string]cty.Valu
 			val = cty.StringVal(addr)
 		}
 		insert(tree, names, val)
+	}
+	for addr, instances := range counted {
+		insert(tree, strings.Split(addr, "."), instancePlaceholders(addr, instances))
 	}
 	for root, sub := range tree {
 		vars[root] = toObject(sub)
@@ -314,6 +335,38 @@ func addressOf(trav hcl.Traversal) []string {
 		}
 	}
 	return names
+}
+
+// instanceAttr reads "[i].attribute", what follows a counted resource's
+// address in a reference to one of its instances.
+func instanceAttr(rest hcl.Traversal) (int, string, bool) {
+	if len(rest) < 2 {
+		return 0, "", false
+	}
+	idx, ok := rest[0].(hcl.TraverseIndex)
+	a, ok2 := rest[1].(hcl.TraverseAttr)
+	if !ok || !ok2 || idx.Key.Type() != cty.Number {
+		return 0, "", false
+	}
+	i, acc := idx.Key.AsBigFloat().Int64()
+	if acc != 0 || i < 0 {
+		return 0, "", false
+	}
+	return int(i), a.Name, true
+}
+
+// instancePlaceholders is a counted resource as a tuple of instances, each
+// attribute referenced its own address ("aws_iam_role.decisions[0].arn").
+func instancePlaceholders(addr string, instances map[int]map[string]bool) cty.Value {
+	elems := make([]cty.Value, slices.Max(slices.Collect(maps.Keys(instances)))+1)
+	for i := range elems {
+		attrs := map[string]cty.Value{}
+		for a := range instances[i] {
+			attrs[a] = cty.StringVal(fmt.Sprintf("%s[%d].%s", addr, i, a))
+		}
+		elems[i] = cty.ObjectVal(attrs)
+	}
+	return cty.TupleVal(elems)
 }
 
 func insert(tree map[string]any, path []string, val cty.Value) {
@@ -503,6 +556,9 @@ func (e *evaluator) policyStatements(t *testing.T, doc string) []statement {
 	t.Helper()
 	b := e.m.block(t, "data", "aws_iam_policy_document", doc)
 	for name := range b.Body.Attributes {
+		if name == "count" { // instances(): whether the document exists at all
+			continue
+		}
 		// source_policy_documents and the like would merge statements this
 		// test cannot see.
 		t.Fatalf("policy document %s sets %s; keep every statement in its own statement block", doc, name)
@@ -585,21 +641,39 @@ func (e *evaluator) statement(t *testing.T, doc string, body *hclsyntax.Body, ex
 	return st
 }
 
-// allPolicyStatements returns the statements of every policy document in the module.
+// allPolicyStatements returns the statements of every policy document the
+// module renders for the evaluator's inputs (a document with count = 0 has none).
 func (e *evaluator) allPolicyStatements(t *testing.T) []statement {
 	t.Helper()
 	var out []statement
 	for _, b := range e.m.blocksOf("data", "aws_iam_policy_document") {
-		out = append(out, e.policyStatements(t, b.Labels[1])...)
+		if e.instances(t, b) > 0 {
+			out = append(out, e.policyStatements(t, b.Labels[1])...)
+		}
 	}
 	return out
 }
 
-// policyDocName extracts X from the placeholder "data.aws_iam_policy_document.X.json".
+// instances is how many instances of a resource or data source the inputs
+// create: its count, or 1 without one. (The module uses no for_each.)
+func (e *evaluator) instances(t *testing.T, b *hclsyntax.Block) int64 {
+	t.Helper()
+	if _, ok := b.Body.Attributes["for_each"]; ok {
+		t.Fatalf("%s %s uses for_each, which this harness does not evaluate", b.Type, strings.Join(b.Labels, "."))
+	}
+	if _, ok := b.Body.Attributes["count"]; !ok {
+		return 1
+	}
+	return asInt(t, e.evalAttr(t, b, "count"))
+}
+
+// policyDocName extracts X from the placeholder "data.aws_iam_policy_document.X.json"
+// (or "data.aws_iam_policy_document.X[0].json" for a counted document).
 func policyDocName(t *testing.T, ref string) string {
 	t.Helper()
 	name, ok := strings.CutPrefix(ref, "data.aws_iam_policy_document.")
 	name, ok2 := strings.CutSuffix(name, ".json")
+	name = strings.TrimSuffix(name, "[0]")
 	if !ok || !ok2 {
 		t.Fatalf("policy is %q, want data.aws_iam_policy_document.<name>.json", ref)
 	}

@@ -3,7 +3,8 @@ package infra_test
 // Offline checks of the Terraform module infra/services/usage-event-service
 // (and the example that calls it). Nothing here needs terraform or a
 // provider: the HCL is parsed and evaluated by hcleval_test.go. Least
-// privilege is checked against the Go code itself: the DynamoDB grants must
+// privilege is checked against the Go code itself: the DynamoDB grants of both
+// execution roles (the queue consumer's and the decisions function's) must
 // equal dynamodb.IAMActions, the dashboard must chart every usage.Reasons in
 // metrics.Namespace, and DEDUP_RETENTION must parse as config.ParseRetention
 // parses it.
@@ -38,16 +39,21 @@ const (
 	kmsKeyARN             = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	snsTopicARN           = "arn:aws:sns:eu-west-1:111122223333:on-call"
 
-	functionName = "acme-prod-usage-event-service"
-	queueName    = "acme-prod-usage-event-queue"
-	dlqName      = "acme-prod-usage-event-dlq"
-	ledgerName   = "acme-prod-usage-ledger"
+	functionName          = "acme-prod-usage-event-service"
+	decisionsFunctionName = "acme-prod-usage-decisions"
+	queueName             = "acme-prod-usage-event-queue"
+	dlqName               = "acme-prod-usage-event-dlq"
+	ledgerName            = "acme-prod-usage-ledger"
 
 	// Placeholders: a resource attribute evaluates to its own address.
 	mainQueueARN = "aws_sqs_queue.main.arn"
 	dlqARN       = "aws_sqs_queue.dead_letter.arn"
 	ledgerARN    = "aws_dynamodb_table.ledger.arn"
 	logStreamARN = "aws_cloudwatch_log_group.function.arn:*"
+
+	// The decisions function's resources are counted (decisions_enabled).
+	decisionsARN          = "aws_lambda_function.decisions[0].arn"
+	decisionsLogStreamARN = "aws_cloudwatch_log_group.decisions[0].arn:*"
 
 	// deadlineMarginSeconds is pipeline.Processor's default DeadlineMargin
 	// (pipeline/pipeline.go; the Lambda adapter does not override it): no
@@ -91,30 +97,64 @@ func withKMS(in map[string]cty.Value) bool {
 	return ok
 }
 
-// functionPolicy returns the statements of the function role's inline policy.
+// roles are the module's execution roles (aws_iam_role resource names):
+// the queue consumer's and the decisions function's.
+var roles = []string{"function", "decisions"}
+
+// functionPolicy returns the statements of the queue consumer role's inline policy.
 func functionPolicy(t *testing.T, e *evaluator) []statement {
+	t.Helper()
+	return rolePolicy(t, e, "function")
+}
+
+// decisionsPolicy returns the statements of the decisions role's inline policy.
+func decisionsPolicy(t *testing.T, e *evaluator) []statement {
+	t.Helper()
+	return rolePolicy(t, e, "decisions")
+}
+
+// rolePolicy returns the statements of the one inline policy of
+// aws_iam_role.<role>, after checking that no role of the module carries
+// anything else (managed policies, inline_policy blocks, a second policy).
+func rolePolicy(t *testing.T, e *evaluator, role string) []statement {
 	t.Helper()
 	m := e.m
 	if bs := m.blocksOf("resource", "aws_iam_role_policy_attachment"); len(bs) > 0 {
-		t.Fatalf("the module attaches managed policies (%v); the role must carry only its least-privilege inline policy", bs[0].Labels)
+		t.Fatalf("the module attaches managed policies (%v); each role must carry only its least-privilege inline policy", bs[0].Labels)
 	}
 	if bs := m.blocksOf("resource", "aws_iam_policy"); len(bs) > 0 {
-		t.Fatalf("the module defines managed policy %v; keep the grants in the inline policy", bs[0].Labels)
+		t.Fatalf("the module defines managed policy %v; keep the grants in the inline policies", bs[0].Labels)
 	}
-	role := m.resource(t, "aws_iam_role", "function")
-	for _, forbidden := range []string{"managed_policy_arns", "inline_policy"} {
-		if _, ok := role.Body.Attributes[forbidden]; ok {
-			t.Fatalf("aws_iam_role.function sets %s", forbidden)
+	if got := len(m.blocksOf("resource", "aws_iam_role")); got != len(roles) {
+		t.Fatalf("the module has %d aws_iam_role resources, want %d (%v): a new role needs its own least-privilege tests", got, len(roles), roles)
+	}
+	for _, name := range roles {
+		b := m.resource(t, "aws_iam_role", name)
+		for _, forbidden := range []string{"managed_policy_arns", "inline_policy"} {
+			if _, ok := b.Body.Attributes[forbidden]; ok {
+				t.Fatalf("aws_iam_role.%s sets %s", name, forbidden)
+			}
 		}
 	}
-	policies := m.blocksOf("resource", "aws_iam_role_policy")
-	if len(policies) != 1 {
-		t.Fatalf("want exactly one aws_iam_role_policy, have %d", len(policies))
+	var mine []*hclsyntax.Block
+	for _, p := range m.blocksOf("resource", "aws_iam_role_policy") {
+		got := strings.Replace(asString(t, e.evalAttr(t, p, "role")), "[0]", "", 1)
+		attached, ok := strings.CutPrefix(got, "aws_iam_role.")
+		attached, ok2 := strings.CutSuffix(attached, ".id")
+		if !ok2 {
+			attached, ok2 = strings.CutSuffix(attached, ".name")
+		}
+		if !ok || !ok2 || !slices.Contains(roles, attached) {
+			t.Fatalf("aws_iam_role_policy.%s is attached to %s, not to a role of the module", p.Labels[1], got)
+		}
+		if attached == role {
+			mine = append(mine, p)
+		}
 	}
-	if got := asString(t, e.evalAttr(t, policies[0], "role")); got != "aws_iam_role.function.id" && got != "aws_iam_role.function.name" {
-		t.Fatalf("the inline policy is attached to %s, want aws_iam_role.function", got)
+	if len(mine) != 1 {
+		t.Fatalf("want exactly one aws_iam_role_policy on aws_iam_role.%s, have %d", role, len(mine))
 	}
-	return e.policyStatements(t, policyDocName(t, asString(t, e.evalAttr(t, policies[0], "policy"))))
+	return e.policyStatements(t, policyDocName(t, asString(t, e.evalAttr(t, mine[0], "policy"))))
 }
 
 // grants maps resource -> sorted actions for the Allow statements whose
@@ -148,8 +188,10 @@ func assertGrants(t *testing.T, what string, got, want map[string][]string) {
 	}
 }
 
-func TestFunctionRoleGrantsExactlyTheDynamoDBActionsTheGoCodeUses(t *testing.T) {
-	m := loadModule(t, moduleDir)
+// dynamoDBGrants is dynamodb.IAMActions with each table replaced by the
+// ARN the module grants it on.
+func dynamoDBGrants(t *testing.T) map[string][]string {
+	t.Helper()
 	// Where each table of dynamodb.IAMActions lives in the module.
 	tableARN := map[dynamodb.Table]string{
 		dynamodb.EntitlementsTable: entitlementsTableARN, // var.entitlements_table_arn
@@ -163,10 +205,43 @@ func TestFunctionRoleGrantsExactlyTheDynamoDBActionsTheGoCodeUses(t *testing.T) 
 		}
 		want[arn] = slices.Clone(actions)
 	}
+	return want
+}
+
+func TestFunctionRoleGrantsExactlyTheDynamoDBActionsTheGoCodeUses(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	want := dynamoDBGrants(t)
 	for _, c := range configurations {
 		t.Run(c.name, func(t *testing.T) {
 			stmts := functionPolicy(t, m.evaluator(t, inputs(c.in)))
 			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), maps.Clone(want))
+		})
+	}
+}
+
+// The decisions function answers synchronous requests with the same
+// DynamoDB calls as the consumer, and nothing of the queue: its role grants
+// exactly dynamodb.IAMActions, its own log streams, and no SQS or KMS
+// action, whatever the queue options.
+func TestDecisionsRoleGrantsExactlyTheDynamoDBActionsAndNothingOfTheQueue(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	want := dynamoDBGrants(t)
+	for _, c := range configurations {
+		t.Run(c.name, func(t *testing.T) {
+			stmts := decisionsPolicy(t, m.evaluator(t, inputs(c.in)))
+			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), maps.Clone(want))
+			assertGrants(t, "CloudWatch Logs", grants(t, stmts, "logs:"),
+				map[string][]string{decisionsLogStreamARN: {"logs:CreateLogStream", "logs:PutLogEvents"}})
+			for _, st := range stmts {
+				if st.Effect != "Allow" || len(st.NotActions) > 0 || len(st.NotResources) > 0 {
+					t.Errorf("%s: want only Allow statements naming their actions and resources", st)
+				}
+				for _, a := range st.Actions {
+					if service, _, _ := strings.Cut(a, ":"); service != "dynamodb" && service != "logs" {
+						t.Errorf("%s: unexpected action %s (the decisions role reaches DynamoDB and its logs only)", st, a)
+					}
+				}
+			}
 		})
 	}
 }
@@ -241,16 +316,20 @@ func TestFunctionRoleGrantsNoOtherService(t *testing.T) {
 	}
 }
 
-func TestFunctionRoleIsAssumedOnlyByLambda(t *testing.T) {
+func TestRolesAreAssumedOnlyByLambda(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	e := m.evaluator(t, inputs(nil))
-	doc := policyDocName(t, asString(t, e.evalAttr(t, m.resource(t, "aws_iam_role", "function"), "assume_role_policy")))
-	stmts := e.policyStatements(t, doc)
-	if len(stmts) != 1 || !slices.Equal(stmts[0].Actions, []string{"sts:AssumeRole"}) ||
-		!slices.EqualFunc(stmts[0].Principals, []principal{{"Service", []string{"lambda.amazonaws.com"}}}, func(a, b principal) bool {
-			return a.Type == b.Type && slices.Equal(a.Identifiers, b.Identifiers)
-		}) {
-		t.Errorf("trust policy %v, want one statement letting lambda.amazonaws.com sts:AssumeRole", stmts)
+	for _, role := range roles {
+		t.Run(role, func(t *testing.T) {
+			doc := policyDocName(t, asString(t, e.evalAttr(t, m.resource(t, "aws_iam_role", role), "assume_role_policy")))
+			stmts := e.policyStatements(t, doc)
+			if len(stmts) != 1 || !slices.Equal(stmts[0].Actions, []string{"sts:AssumeRole"}) ||
+				!slices.EqualFunc(stmts[0].Principals, []principal{{"Service", []string{"lambda.amazonaws.com"}}}, func(a, b principal) bool {
+					return a.Type == b.Type && slices.Equal(a.Identifiers, b.Identifiers)
+				}) {
+				t.Errorf("trust policy %v, want one statement letting lambda.amazonaws.com sts:AssumeRole", stmts)
+			}
+		})
 	}
 }
 
@@ -260,7 +339,7 @@ func TestFunctionRoleIsAssumedOnlyByLambda(t *testing.T) {
 //     every caller, so the TLS-only Deny covers all of them;
 //   - Deny statements may use "sqs:*": a Deny must cover every action,
 //     including ones added later;
-//   - the function's log streams, "<log group ARN>:*": Lambda names each
+//   - each function's log streams, "<log group ARN>:*": Lambda names each
 //     stream at run time, so they cannot be listed.
 func wildcardViolations(st statement) []string {
 	var out []string
@@ -274,7 +353,7 @@ func wildcardViolations(st statement) []string {
 		}
 	}
 	for _, r := range st.Resources {
-		if strings.Contains(r, "*") && r != logStreamARN {
+		if strings.Contains(r, "*") && r != logStreamARN && r != decisionsLogStreamARN {
 			out = append(out, "resource "+r)
 		}
 	}
@@ -304,6 +383,8 @@ func TestPoliciesUseNoWildcardsButThoseAWSRequires(t *testing.T) {
 		{"not_actions", statement{Effect: "Allow", NotActions: []string{"iam:CreateUser"}, Resources: []string{mainQueueARN}}, true},
 		{"TLS deny for everyone", statement{Effect: "Deny", Actions: []string{"sqs:*"}, Resources: []string{mainQueueARN}, Principals: []principal{{"*", []string{"*"}}}}, false},
 		{"log streams of the function's group", statement{Effect: "Allow", Actions: []string{"logs:PutLogEvents"}, Resources: []string{logStreamARN}}, false},
+		{"log streams of the decisions function's group", statement{Effect: "Allow", Actions: []string{"logs:PutLogEvents"}, Resources: []string{decisionsLogStreamARN}}, false},
+		{"every lambda function", statement{Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"arn:aws:lambda:eu-west-1:111122223333:function:*"}}, true},
 	}
 	for _, d := range detector {
 		t.Run("detects/"+d.name, func(t *testing.T) {
@@ -581,12 +662,15 @@ func TestFunction(t *testing.T) {
 		"ENTITLEMENT_SK_ATTRIBUTE": "sk",
 		"ENTITLEMENT_PK_PREFIX":    "USER#",
 		"ENTITLEMENT_SK_PREFIX":    "ENTITLEMENT#",
+		"USAGE_EVENT_QUEUE_URL":    "aws_sqs_queue.main.url",
+		"REFUND_TARGET_WAIT":       "15m",
 	}
 	withDLQ := maps.Clone(base)
 	withDLQ["DEAD_LETTER_QUEUE_URL"] = "aws_sqs_queue.dead_letter.url"
 	custom := maps.Clone(withDLQ)
 	custom["LOG_LEVEL"] = "DEBUG"
 	custom["DEDUP_RETENTION"] = "720h"
+	custom["REFUND_TARGET_WAIT"] = "2m"
 	layout := maps.Clone(withDLQ)
 	layout["ENTITLEMENT_PK_ATTRIBUTE"] = "PK"
 	layout["ENTITLEMENT_SK_ATTRIBUTE"] = "SK"
@@ -599,7 +683,7 @@ func TestFunction(t *testing.T) {
 	}{
 		{"environment names both tables and the DLQ for direct dead-lettering", nil, withDLQ},
 		{"environment omits the DLQ when SQS alone dead-letters", map[string]cty.Value{"direct_dead_lettering": cty.False}, base},
-		{"environment passes dedup retention and the upper-cased log level", map[string]cty.Value{"log_level": cty.StringVal("debug"), "dedup_retention": cty.StringVal("720h")}, custom},
+		{"environment passes dedup retention, the refund wait and the upper-cased log level", map[string]cty.Value{"log_level": cty.StringVal("debug"), "dedup_retention": cty.StringVal("720h"), "refund_target_wait": cty.StringVal("2m")}, custom},
 		{"environment passes the entitlements table's key layout", map[string]cty.Value{
 			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("SK"),
 			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("ENT#"),
@@ -847,15 +931,17 @@ func TestOutputs(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	e := m.evaluator(t, inputs(nil))
 	for name, want := range map[string]string{
-		"usage_event_queue_url": "aws_sqs_queue.main.url",
-		"usage_event_queue_arn": mainQueueARN,
-		"dead_letter_queue_url": "aws_sqs_queue.dead_letter.url",
-		"dead_letter_queue_arn": dlqARN,
-		"function_name":         "aws_lambda_function.this.function_name",
-		"function_arn":          "aws_lambda_function.this.arn",
-		"ledger_table_name":     "aws_dynamodb_table.ledger.name",
-		"ledger_table_arn":      ledgerARN,
-		"dashboard_name":        "aws_cloudwatch_dashboard.this.dashboard_name",
+		"usage_event_queue_url":   "aws_sqs_queue.main.url",
+		"usage_event_queue_arn":   mainQueueARN,
+		"dead_letter_queue_url":   "aws_sqs_queue.dead_letter.url",
+		"dead_letter_queue_arn":   dlqARN,
+		"function_name":           "aws_lambda_function.this.function_name",
+		"function_arn":            "aws_lambda_function.this.arn",
+		"ledger_table_name":       "aws_dynamodb_table.ledger.name",
+		"ledger_table_arn":        ledgerARN,
+		"dashboard_name":          "aws_cloudwatch_dashboard.this.dashboard_name",
+		"decisions_function_name": "aws_lambda_function.decisions[0].function_name",
+		"decisions_function_arn":  decisionsARN,
 	} {
 		t.Run(name, func(t *testing.T) {
 			out := m.block(t, "output", name)
@@ -866,6 +952,176 @@ func TestOutputs(t *testing.T) {
 				t.Error("no description")
 			}
 		})
+	}
+	t.Run("decisions outputs are null without the decisions function", func(t *testing.T) {
+		e := m.evaluator(t, inputs(map[string]cty.Value{"decisions_enabled": cty.False}))
+		for _, name := range []string{"decisions_function_name", "decisions_function_arn", "decisions_invoke_policy_json"} {
+			if got := e.evalAttr(t, m.block(t, "output", name), "value"); !got.IsNull() {
+				t.Errorf("%s = %#v, want null", name, got)
+			}
+		}
+	})
+}
+
+// What a caller attaches: one statement allowing exactly
+// lambda:InvokeFunction on exactly the decisions function.
+func TestDecisionsInvokePolicyGrantsOnlyInvokingTheDecisionsFunction(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	e := m.evaluator(t, inputs(nil))
+	out := m.block(t, "output", "decisions_invoke_policy_json")
+	if got := m.source(attr(t, out, "value").Expr.Range()); got != "local.decisions_invoke_policy_json" {
+		t.Fatalf("decisions_invoke_policy_json = %s, want local.decisions_invoke_policy_json", got)
+	}
+	var doc struct {
+		Version   string
+		Statement []map[string]any
+	}
+	if err := json.Unmarshal([]byte(asString(t, e.evalAttr(t, out, "value"))), &doc); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	want := []map[string]any{{"Sid": "InvokeUsageDecisions", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": decisionsARN}}
+	if doc.Version != "2012-10-17" || !slices.EqualFunc(doc.Statement, want, maps.Equal) {
+		t.Errorf("invoke policy %+v, want version 2012-10-17 and exactly %v", doc, want)
+	}
+}
+
+// The decisions function runs the consumer's package under its own name,
+// role and log group, with the consumer's configuration minus the queue.
+func TestDecisionsFunction(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	fn := m.resource(t, "aws_lambda_function", "decisions")
+	consumer := m.resource(t, "aws_lambda_function", "this")
+	e := m.evaluator(t, inputs(nil))
+
+	t.Run("exists unless decisions_enabled is false, with everything it needs", func(t *testing.T) {
+		for _, c := range []struct {
+			in   map[string]cty.Value
+			want int64
+		}{{nil, 1}, {map[string]cty.Value{"decisions_enabled": cty.True}, 1}, {map[string]cty.Value{"decisions_enabled": cty.False}, 0}} {
+			e := m.evaluator(t, inputs(c.in))
+			for _, b := range []*hclsyntax.Block{
+				fn, m.resource(t, "aws_iam_role", "decisions"), m.resource(t, "aws_iam_role_policy", "decisions"),
+				m.resource(t, "aws_cloudwatch_log_group", "decisions"), m.block(t, "data", "aws_iam_policy_document", "decisions"),
+			} {
+				if got := e.instances(t, b); got != c.want {
+					t.Errorf("inputs %v: %s %s has %d instances, want %d", c.in, b.Type, strings.Join(b.Labels, "."), got, c.want)
+				}
+			}
+			if got := e.instances(t, consumer); got != 1 {
+				t.Errorf("inputs %v: the queue consumer has %d instances", c.in, got)
+			}
+		}
+	})
+	for _, c := range []struct {
+		name, attr string
+		want       cty.Value
+	}{
+		{"is named after project and env", "function_name", cty.StringVal(decisionsFunctionName)},
+		{"runs as its own role", "role", cty.StringVal("aws_iam_role.decisions[0].arn")},
+		{"is unreserved by default", "reserved_concurrent_executions", cty.NumberIntVal(-1)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := e.evalAttr(t, fn, c.attr); !got.RawEquals(c.want) {
+				t.Errorf("%s = %#v, want %#v", c.attr, got, c.want)
+			}
+		})
+	}
+	t.Run("runs the consumer's package the same way", func(t *testing.T) {
+		for _, in := range []map[string]cty.Value{nil, {
+			"architecture": cty.StringVal("x86_64"), "memory_size": cty.NumberIntVal(512), "timeout": cty.NumberIntVal(60),
+		}} {
+			e := m.evaluator(t, inputs(in))
+			for _, a := range []string{"runtime", "handler", "architectures", "filename", "memory_size", "timeout"} {
+				if got, want := e.evalAttr(t, fn, a), e.evalAttr(t, consumer, a); !got.RawEquals(want) {
+					t.Errorf("inputs %v: %s = %#v, the consumer's is %#v", in, a, got, want)
+				}
+			}
+			if got, want := m.source(attr(t, fn, "source_code_hash").Expr.Range()), m.source(attr(t, consumer, "source_code_hash").Expr.Range()); got != want {
+				t.Errorf("source_code_hash = %s, the consumer's is %s", got, want)
+			}
+		}
+	})
+	t.Run("reserves the concurrency asked for", func(t *testing.T) {
+		for _, n := range []int64{1, 25} {
+			e := m.evaluator(t, inputs(map[string]cty.Value{"decisions_reserved_concurrency": cty.NumberIntVal(n)}))
+			if got := asInt(t, e.evalAttr(t, fn, "reserved_concurrent_executions")); got != n {
+				t.Errorf("decisions_reserved_concurrency %d: reserved_concurrent_executions %d", n, got)
+			}
+		}
+		if _, ok := consumer.Body.Attributes["reserved_concurrent_executions"]; ok {
+			t.Errorf("the queue consumer reserves concurrency; its event source's maximum_concurrency bounds it")
+		}
+	})
+	t.Run("logs JSON to its own log group, created first", func(t *testing.T) {
+		logging := oneNested(t, fn, "logging_config")
+		if got := asString(t, e.evalAttr(t, logging, "log_format")); got != "JSON" {
+			t.Errorf("log_format %q", got)
+		}
+		if got := asString(t, e.evalAttr(t, logging, "log_group")); got != "aws_cloudwatch_log_group.decisions[0].name" {
+			t.Errorf("log_group %q", got)
+		}
+		if deps := m.source(attr(t, fn, "depends_on").Expr.Range()); !strings.Contains(deps, "aws_cloudwatch_log_group.decisions") || !strings.Contains(deps, "aws_iam_role_policy.decisions") {
+			t.Errorf("depends_on %s lacks the log group or the role's policy", deps)
+		}
+		lg := m.resource(t, "aws_cloudwatch_log_group", "decisions")
+		for _, days := range []int64{30, 365} {
+			e := m.evaluator(t, inputs(map[string]cty.Value{"log_retention_days": cty.NumberIntVal(days)}))
+			if got := asString(t, e.evalAttr(t, lg, "name")); got != "/aws/lambda/"+decisionsFunctionName {
+				t.Errorf("log group %q", got)
+			}
+			if got := asInt(t, e.evalAttr(t, lg, "retention_in_days")); got != days {
+				t.Errorf("retention %d, want %d", got, days)
+			}
+		}
+	})
+	t.Run("gets the consumer's configuration without the queue, and starts with it", func(t *testing.T) {
+		env := func(e *evaluator, b *hclsyntax.Block) map[string]string {
+			out := map[string]string{}
+			for k, v := range e.eval(t, attr(t, oneNested(t, b, "environment"), "variables").Expr, nil).AsValueMap() {
+				out[k] = asString(t, v)
+			}
+			return out
+		}
+		for _, c := range configurations {
+			e := m.evaluator(t, inputs(c.in))
+			got, want := env(e, fn), env(e, consumer)
+			for _, queued := range []string{"DEAD_LETTER_QUEUE_URL", "USAGE_EVENT_QUEUE_URL", "REFUND_TARGET_WAIT"} {
+				delete(want, queued)
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("%s: environment %v, want the consumer's without the queue's settings %v", c.name, got, want)
+			}
+			got["USAGE_LEDGER_TABLE"] = ledgerName // what AWS fills in
+			if _, err := config.Load(func(k string) string { return got[k] }); err != nil {
+				t.Errorf("%s: the function refuses the environment %v: %v", c.name, got, err)
+			}
+		}
+	})
+}
+
+// Lambda function and IAM role names are at most 64 characters: with the
+// longest project and env the validation admits, every name still fits.
+func TestNamesFitAWSLimitsForTheLongestProjectAndEnv(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	in := inputs(map[string]cty.Value{
+		"project": cty.StringVal("a" + strings.Repeat("b", 19)),
+		"env":     cty.StringVal("e" + strings.Repeat("f", 15)),
+	})
+	for name, v := range in {
+		if (name == "project" || name == "env") && !validationPasses(t, m, name, v) {
+			t.Fatalf("%s %#v is not the longest valid value", name, v)
+		}
+	}
+	e := m.evaluator(t, in)
+	for _, c := range []struct{ typ, name, attr string }{
+		{"aws_lambda_function", "this", "function_name"},
+		{"aws_lambda_function", "decisions", "function_name"},
+		{"aws_iam_role", "function", "name"},
+		{"aws_iam_role", "decisions", "name"},
+	} {
+		if got := asString(t, e.evalAttr(t, m.resource(t, c.typ, c.name), c.attr)); len(got) > 64 {
+			t.Errorf("%s.%s %s %q is %d characters, AWS allows 64", c.typ, c.name, c.attr, got, len(got))
+		}
 	}
 }
 
@@ -972,6 +1228,12 @@ func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
 		{"alarm_actions", cty.ListVal([]cty.Value{str(snsTopicARN)}), true},
 		{"alarm_actions", cty.ListVal([]cty.Value{str("arn:aws:sqs:eu-west-1:111122223333:q")}), false},
 		{"oldest_message_age_alarm_seconds", num(59), false},
+		{"decisions_reserved_concurrency", cty.NullVal(cty.Number), true},
+		{"decisions_reserved_concurrency", num(1), true},
+		{"decisions_reserved_concurrency", num(100), true},
+		{"decisions_reserved_concurrency", num(0), false},
+		{"decisions_reserved_concurrency", num(-1), false},
+		{"decisions_reserved_concurrency", cty.NumberFloatVal(2.5), false},
 	} {
 		name := "rejects"
 		if c.valid {
@@ -1044,6 +1306,7 @@ func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
 	real := map[string]string{
 		"aws_dynamodb_table.ledger.name": ledgerName,
 		"aws_sqs_queue.dead_letter.url":  "https://sqs.eu-west-1.amazonaws.com/111122223333/" + dlqName,
+		"aws_sqs_queue.main.url":         "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-events",
 	}
 	for _, c := range []struct {
 		name string
@@ -1206,10 +1469,13 @@ func TestExampleWiresTheModuleToAccessServiceTable(t *testing.T) {
 			}
 		}
 	})
-	t.Run("re-exports the queue URL and ARN", func(t *testing.T) {
+	t.Run("re-exports the queue and the decisions function", func(t *testing.T) {
 		for name, want := range map[string]string{
-			"usage_event_queue_url": "module.usage_event_service.usage_event_queue_url",
-			"usage_event_queue_arn": "module.usage_event_service.usage_event_queue_arn",
+			"usage_event_queue_url":        "module.usage_event_service.usage_event_queue_url",
+			"usage_event_queue_arn":        "module.usage_event_service.usage_event_queue_arn",
+			"decisions_function_name":      "module.usage_event_service.decisions_function_name",
+			"decisions_function_arn":       "module.usage_event_service.decisions_function_arn",
+			"decisions_invoke_policy_json": "module.usage_event_service.decisions_invoke_policy_json",
 		} {
 			if got := ex.source(attr(t, ex.block(t, "output", name), "value").Expr.Range()); got != want {
 				t.Errorf("output %s = %s, want %s", name, got, want)

@@ -38,6 +38,20 @@ func Function(h pipeline.Handler, d *decision.Engine) func(context.Context, json
 	}
 }
 
+// Bytes adapts f to aws-lambda-go's raw handler, so that even a payload
+// that is not JSON (which Lambda's Invoke refuses, but an emulator may
+// pass) reaches f and is answered.
+type Bytes func(context.Context, json.RawMessage) (any, error)
+
+// Invoke implements lambda.Handler.
+func (f Bytes) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := f(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
+}
+
 // isSQSEvent: {"Records":[{"eventSource":"aws:sqs",...}]}. A request
 // object has no Records field.
 func isSQSEvent(payload json.RawMessage) bool {

@@ -38,7 +38,7 @@ func Handler(h pipeline.Handler) func(context.Context, events.SQSEvent) (events.
 }
 
 func toMessage(r events.SQSMessage) pipeline.Message {
-	m := pipeline.Message{ID: r.MessageId, Body: r.Body, GroupID: r.Attributes["MessageGroupId"]}
+	m := pipeline.Message{ID: r.MessageId, Body: r.Body, GroupID: r.Attributes["MessageGroupId"], ReceiptHandle: r.ReceiptHandle}
 	if v, ok := r.MessageAttributes[pipeline.OriginalIDAttribute]; ok && v.StringValue != nil {
 		m.OriginalID = *v.StringValue
 	}

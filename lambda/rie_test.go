@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -26,24 +24,6 @@ import (
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }
-
-// buildBootstrap builds the real function binary for this machine, the
-// way `make package` does for Lambda.
-func buildBootstrap(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/usage-event-service")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build bootstrap: %v\n%s", err, b)
-	}
-	return out
-}
 
 // peakRSS reads the high-water mark of resident memory of the running
 // bootstrap from /proc (the emulator's REPORT line only repeats the
@@ -115,12 +95,8 @@ func failures(r events.SQSEventResponse) map[string]bool {
 // the official Runtime Interface Emulator against DynamoDB Local, with
 // batches of 20 as Lambda sends them.
 func TestRealBootstrapUnderTheLambdaEmulator(t *testing.T) {
-	emulator.Env(t)
+	cfg := emulator.Stack(t)
 	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ddb := awsdynamodb.NewFromConfig(cfg)
 	entTable, ledgerTable := emulator.UniqueName(t, "ent"), emulator.UniqueName(t, "ledger")
 	if _, err := dynamodb.CreateEntitlementsTable(ctx, ddb, entTable, dynamodb.DefaultEntitlementKeys); err != nil {
@@ -141,7 +117,7 @@ func TestRealBootstrapUnderTheLambdaEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bootstrap := buildBootstrap(t)
+	bootstrap := emulator.LambdaBootstrap(t) // built as `make package` does, for this machine
 	if fi, err := os.Stat(bootstrap); err == nil {
 		t.Logf("bootstrap (host architecture, stripped): %d bytes", fi.Size())
 	}

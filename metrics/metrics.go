@@ -1,19 +1,23 @@
 // Package metrics counts outcomes for operators: as CloudWatch Embedded
 // Metric Format lines in Lambda (CloudWatch Logs turns them into metrics
-// without any API call), and as Prometheus text for the worker.
+// without any API call), and with the Prometheus client library for the
+// worker. EMF is written by hand: it is a JSON shape, and no maintained
+// Go library writes it.
 package metrics
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -26,20 +30,32 @@ const Namespace = "UsageEventService"
 // Batch is what one processed batch contributes.
 type Batch struct {
 	Applied, Duplicates, Retried, DeadLettered int
-	Rejected                                   map[usage.Reason]int
-	AmountConsumed                             float64 // a metric, so float is fine; the ledger has the exact amounts
-	Duration                                   time.Duration
+	// Panics is the number of recovered panics (pipeline.ErrPanic); their
+	// messages are among Retried.
+	Panics         int
+	Rejected       map[usage.Reason]int
+	AmountConsumed float64 // a metric, so float is fine; the ledger has the exact amounts
+	AmountRefunded float64 // given back by applied refunds
+	Duration       time.Duration
 }
 
 // Count summarises a batch's results.
 func Count(results []pipeline.Result, d time.Duration) Batch {
-	b := Batch{Rejected: map[usage.Reason]int{}, Duration: d}
+	b := Batch{Rejected: map[usage.Reason]int{}, Duration: d, Panics: len(pipeline.Panics(results))}
 	for _, r := range results {
 		switch r.Status {
 		case usage.Applied:
 			b.Applied++
-			f, _ := strconv.ParseFloat(r.Event.Amount.String(), 64)
-			b.AmountConsumed += f
+			amount := r.Event.Amount
+			if r.Entry != nil {
+				amount = r.Entry.Amount // a refund's resolved amount
+			}
+			f, _ := strconv.ParseFloat(amount.String(), 64)
+			if r.Event.Is(usage.OperationRefund) {
+				b.AmountRefunded += f
+			} else {
+				b.AmountConsumed += f
+			}
 		case usage.Duplicate:
 			b.Duplicates++
 		case usage.Rejected:
@@ -103,12 +119,14 @@ func (e *EMF) Record(_ context.Context, b Batch) {
 		"EventsRejected":     rejected,
 		"EventsRetried":      b.Retried,
 		"EventsDeadLettered": b.DeadLettered,
+		"Panics":             b.Panics,
 		"AmountConsumed":     b.AmountConsumed,
+		"AmountRefunded":     b.AmountRefunded,
 		"ProcessingLatency":  float64(b.Duration.Microseconds()) / 1000,
 	}
 	metrics := []emfMetric{
 		{"EventsApplied", "Count"}, {"EventsDuplicate", "Count"}, {"EventsRejected", "Count"},
-		{"EventsRetried", "Count"}, {"EventsDeadLettered", "Count"}, {"AmountConsumed", "None"},
+		{"EventsRetried", "Count"}, {"EventsDeadLettered", "Count"}, {"Panics", "Count"}, {"AmountConsumed", "None"}, {"AmountRefunded", "None"},
 		{"ProcessingLatency", "Milliseconds"},
 	}
 	lines := []map[string]any{withMeta(doc, ts, [][]string{{"FunctionName"}}, metrics)}
@@ -143,92 +161,83 @@ func sortedReasons(m map[usage.Reason]int) []usage.Reason {
 	return out
 }
 
-// Prometheus accumulates counters for the worker's /metrics endpoint.
+// Prometheus holds the worker's metrics for its /metrics endpoint, with
+// the Go runtime's (go_*) and the process's (process_*) next to them.
 type Prometheus struct {
-	mu           sync.Mutex
-	applied      int64
-	duplicates   int64
-	retried      int64
-	deadLettered int64
-	rejected     map[usage.Reason]int64
-	amount       float64
-	batches      int64
-	durationSum  float64
-	buckets      []int64 // cumulative counts per durationBuckets bound
+	registry     *prometheus.Registry
+	events       *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	deadLettered prometheus.Counter
+	panics       prometheus.Counter
+	amount       prometheus.Counter
+	refunded     prometheus.Counter
+	duration     prometheus.Histogram
 }
 
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
+// NewPrometheus registers the metrics on a registry of their own, so
+// that tests and several workers in one process never collide.
 func NewPrometheus() *Prometheus {
-	return &Prometheus{rejected: map[usage.Reason]int64{}, buckets: make([]int64, len(durationBuckets))}
+	p := &Prometheus{
+		registry: prometheus.NewRegistry(),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usage_events_total", Help: "Usage events processed, by outcome.",
+		}, []string{"outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usage_events_rejected_total", Help: "Rejected usage events, by reason code.",
+		}, []string{"reason"}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_events_dead_lettered_total", Help: "Rejected events sent to the dead-letter queue by the service.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_panics_total", Help: "Recovered panics; their messages were left on the queue to be retried.",
+		}),
+		amount: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_amount_consumed_total", Help: "Sum of applied consumes' amounts.",
+		}),
+		refunded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_amount_refunded_total", Help: "Sum of what applied refunds gave back.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "usage_batch_duration_seconds", Help: "Time to process one received batch.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}),
+	}
+	// Every series exists from the start, at zero: a rate() over a
+	// counter that appears only with its first increment misses it.
+	for _, o := range []string{"applied", "duplicate", "rejected", "retry"} {
+		p.events.WithLabelValues(o)
+	}
+	for _, r := range usage.Reasons {
+		p.rejected.WithLabelValues(string(r))
+	}
+	p.registry.MustRegister(p.events, p.rejected, p.deadLettered, p.panics, p.amount, p.refunded, p.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return p
 }
 
+// Record adds a batch.
 func (p *Prometheus) Record(_ context.Context, b Batch) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.applied += int64(b.Applied)
-	p.duplicates += int64(b.Duplicates)
-	p.retried += int64(b.Retried)
-	p.deadLettered += int64(b.DeadLettered)
+	rejected := 0
 	for r, n := range b.Rejected {
-		p.rejected[r] += int64(n)
-	}
-	p.amount += b.AmountConsumed
-	p.batches++
-	s := b.Duration.Seconds()
-	p.durationSum += s
-	for i, le := range durationBuckets {
-		if s <= le {
-			p.buckets[i]++
-		}
-	}
-}
-
-// WriteTo writes the Prometheus text exposition format.
-func (p *Prometheus) WriteTo(w io.Writer) (int64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var b strings.Builder
-	counter := func(name, help string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-	}
-	counter("usage_events_total", "Usage events processed, by outcome.")
-	for _, o := range []struct {
-		name string
-		n    int64
-	}{{"applied", p.applied}, {"duplicate", p.duplicates}, {"retry", p.retried}} {
-		fmt.Fprintf(&b, "usage_events_total{outcome=%q} %d\n", o.name, o.n)
-	}
-	var rejected int64
-	for _, n := range p.rejected {
+		p.rejected.WithLabelValues(string(r)).Add(float64(n))
 		rejected += n
 	}
-	fmt.Fprintf(&b, "usage_events_total{outcome=\"rejected\"} %d\n", rejected)
-	counter("usage_events_rejected_total", "Rejected usage events, by reason code.")
-	for _, r := range usage.Reasons {
-		fmt.Fprintf(&b, "usage_events_rejected_total{reason=%q} %d\n", r, p.rejected[r])
-	}
-	counter("usage_events_dead_lettered_total", "Rejected events sent to the dead-letter queue by the service.")
-	fmt.Fprintf(&b, "usage_events_dead_lettered_total %d\n", p.deadLettered)
-	counter("usage_amount_consumed_total", "Sum of applied amounts.")
-	fmt.Fprintf(&b, "usage_amount_consumed_total %s\n", strconv.FormatFloat(p.amount, 'g', -1, 64))
-	fmt.Fprintf(&b, "# HELP usage_batch_duration_seconds Time to process one received batch.\n# TYPE usage_batch_duration_seconds histogram\n")
-	for i, le := range durationBuckets {
-		fmt.Fprintf(&b, "usage_batch_duration_seconds_bucket{le=%q} %d\n", strconv.FormatFloat(le, 'g', -1, 64), p.buckets[i])
-	}
-	fmt.Fprintf(&b, "usage_batch_duration_seconds_bucket{le=\"+Inf\"} %d\n", p.batches)
-	fmt.Fprintf(&b, "usage_batch_duration_seconds_sum %s\nusage_batch_duration_seconds_count %d\n", strconv.FormatFloat(p.durationSum, 'g', -1, 64), p.batches)
-	n, err := io.WriteString(w, b.String())
-	return int64(n), err
+	p.events.WithLabelValues("applied").Add(float64(b.Applied))
+	p.events.WithLabelValues("duplicate").Add(float64(b.Duplicates))
+	p.events.WithLabelValues("rejected").Add(float64(rejected))
+	p.events.WithLabelValues("retry").Add(float64(b.Retried))
+	p.deadLettered.Add(float64(b.DeadLettered))
+	p.panics.Add(float64(b.Panics))
+	p.amount.Add(b.AmountConsumed)
+	p.refunded.Add(b.AmountRefunded)
+	p.duration.Observe(b.Duration.Seconds())
 }
 
-// Handler serves /metrics and /healthz.
+// Handler serves /metrics (the Prometheus exposition formats, negotiated
+// by promhttp) and /healthz.
 func (p *Prometheus) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		p.WriteTo(w)
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -19,15 +19,23 @@ func results() []pipeline.Result {
 	ev := usage.NewEvent("u", "k")
 	ev.Amount = usage.MustDecimal("2.5")
 	limit := &usage.RejectionError{Reason: usage.ReasonLimitExceeded, Message: "x"}
+	refund := usage.NewEvent("u", "k")
+	refund.Operation, refund.RefundOf, refund.Amount = usage.OperationRefund, "c", usage.Decimal{} // all that remained: 1.5
 	return []pipeline.Result{
 		{Event: ev, Outcome: usage.Outcome{Status: usage.Applied}},
 		{Event: ev, Outcome: usage.Outcome{Status: usage.Applied}},
+		{Event: refund, Outcome: usage.Outcome{Status: usage.Applied, Entry: &usage.LedgerEntry{Amount: usage.MustDecimal("1.5")}}},
 		{Outcome: usage.Outcome{Status: usage.Duplicate}},
 		{Outcome: usage.Outcome{Status: usage.Rejected, Err: limit}, DeadLettered: true},
 		{Outcome: usage.Outcome{Status: usage.Rejected, Err: &usage.RejectionError{Reason: usage.ReasonInvalidJSON, Message: "x"}}},
 		{Outcome: usage.Outcome{Status: usage.Retry, Err: errors.New("throttled")}},
+		{Outcome: usage.Outcome{Status: usage.Retry, Err: crash}},
+		{Outcome: usage.Outcome{Status: usage.Retry, Err: crash}},
 	}
 }
+
+// crash is one recovered panic shared by the messages of its scope.
+var crash = &pipeline.PanicError{Value: "boom"}
 
 func TestEMFPublishesOneDocumentPerDimensionSet(t *testing.T) {
 	var out bytes.Buffer
@@ -41,7 +49,7 @@ func TestEMFPublishesOneDocumentPerDimensionSet(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &doc); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"EventsApplied": 2, "EventsDuplicate": 1, "EventsRejected": 2, "EventsRetried": 1, "EventsDeadLettered": 1, "AmountConsumed": 5, "ProcessingLatency": 12}
+	want := map[string]float64{"EventsApplied": 3, "EventsDuplicate": 1, "EventsRejected": 2, "EventsRetried": 3, "EventsDeadLettered": 1, "Panics": 1, "AmountConsumed": 5, "AmountRefunded": 1.5, "ProcessingLatency": 12}
 	for k, v := range want {
 		if doc[k] != v {
 			t.Errorf("%s = %v, want %v", k, doc[k], v)
@@ -51,6 +59,19 @@ func TestEMFPublishesOneDocumentPerDimensionSet(t *testing.T) {
 	cw := aws["CloudWatchMetrics"].([]any)[0].(map[string]any)
 	if cw["Namespace"] != metrics.Namespace || aws["Timestamp"] != float64(1700000000000) {
 		t.Errorf("metadata %v", aws)
+	}
+	// Every value in the document is declared as a metric, and only those.
+	declared := map[string]bool{}
+	for _, m := range cw["Metrics"].([]any) {
+		declared[m.(map[string]any)["Name"].(string)] = true
+	}
+	for k := range doc {
+		if k != "_aws" && k != "FunctionName" && !declared[k] {
+			t.Errorf("%s is in the document but not declared", k)
+		}
+	}
+	if len(declared) != len(want) {
+		t.Errorf("declared %v, want %d metrics", declared, len(want))
 	}
 	var byReason map[string]any
 	json.Unmarshal([]byte(lines[1]), &byReason)
@@ -66,9 +87,13 @@ func TestPrometheusExposesCountersAndHealth(t *testing.T) {
 	defer srv.Close()
 	for path, want := range map[string][]string{
 		"/metrics": {
-			`usage_events_total{outcome="applied"} 2`, `usage_events_total{outcome="rejected"} 2`,
-			`usage_events_rejected_total{reason="LIMIT_EXCEEDED"} 1`, `usage_events_dead_lettered_total 1`,
-			`usage_amount_consumed_total 5`, `usage_batch_duration_seconds_count 1`, `usage_batch_duration_seconds_bucket{le="0.05"} 1`,
+			`usage_events_total{outcome="applied"} 3`, `usage_events_total{outcome="rejected"} 2`,
+			`usage_events_total{outcome="duplicate"} 1`, `usage_events_total{outcome="retry"} 3`,
+			`usage_events_rejected_total{reason="LIMIT_EXCEEDED"} 1`, `usage_events_rejected_total{reason="IDEMPOTENCY_CONFLICT"} 0`,
+			`usage_events_dead_lettered_total 1`, `usage_panics_total 1`,
+			`usage_amount_consumed_total 5`, `usage_amount_refunded_total 1.5`, `usage_batch_duration_seconds_count 1`, `usage_batch_duration_seconds_bucket{le="0.05"} 1`,
+			`usage_batch_duration_seconds_bucket{le="0.025"} 0`,
+			"# TYPE usage_batch_duration_seconds histogram", "go_goroutines ", "process_resident_memory_bytes ",
 		},
 		"/healthz": {"ok"},
 	} {

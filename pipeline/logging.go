@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -23,7 +25,8 @@ func RequestID(ctx context.Context) string {
 }
 
 // Logging writes one line per message that was not applied (debug level
-// for applied ones) and one summary line per batch. It logs identifiers
+// for applied ones), one error line with the stack per recovered panic
+// (see ErrPanic) and one summary line per batch. It logs identifiers
 // and reasons, never bodies or metadata, which may carry personal data.
 func Logging(logger *slog.Logger) Middleware {
 	return func(next Handler) Handler {
@@ -58,13 +61,32 @@ func Logging(logger *slog.Logger) Middleware {
 					logger.WarnContext(ctx, "event will be retried", append(attrs, "error", errText(r.Err))...)
 				}
 			}
+			panics := Panics(results)
+			for _, p := range panics {
+				logPanic(ctx, logger, reqID, p, results)
+			}
 			logger.InfoContext(ctx, "batch processed", "requestId", reqID, "messages", len(msgs),
 				"applied", counts[usage.Applied], "duplicates", counts[usage.Duplicate],
 				"rejected", counts[usage.Rejected], "retried", counts[usage.Retry],
-				"deadLettered", deadLettered, "durationMs", time.Since(start).Milliseconds())
+				"deadLettered", deadLettered, "panics", len(panics), "durationMs", time.Since(start).Milliseconds())
 			return results
 		}
 	}
+}
+
+// logPanic writes one error line per recovered panic, with its stack and
+// the messages it sent back to the queue (each also has its own "event
+// will be retried" line).
+func logPanic(ctx context.Context, logger *slog.Logger, reqID string, p *PanicError, results []Result) {
+	var ids []string
+	for _, r := range results {
+		var rp *PanicError
+		if errors.As(r.Err, &rp) && rp == p {
+			ids = append(ids, r.MessageID)
+		}
+	}
+	logger.ErrorContext(ctx, "panic while processing; its messages will be retried", "requestId", reqID,
+		"panic", fmt.Sprint(p.Value), "stack", string(p.Stack), "messageIds", ids)
 }
 
 func errText(err error) string {

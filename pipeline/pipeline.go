@@ -1,7 +1,8 @@
 // Package pipeline turns a batch of queue messages into one outcome per
 // message. The same Handler serves the Lambda function and the worker;
-// dead-lettering, FIFO ordering, logging and metrics are middlewares
-// around it, not branches inside it.
+// dead-lettering, FIFO ordering, panic recovery, logging and metrics are
+// middlewares around it, not branches inside it, and New assembles them
+// in the one order that is correct.
 package pipeline
 
 import (
@@ -27,6 +28,8 @@ type Message struct {
 	// replayed copy of an event that was applied meanwhile, or two copies
 	// of one dead letter, are applied once.
 	OriginalID string
+	// ReceiptHandle is this delivery's handle, for changing its visibility.
+	ReceiptHandle string
 }
 
 // OriginalIDAttribute is the message attribute that carries OriginalID.
@@ -53,6 +56,10 @@ type Result struct {
 	// DeadLetterErr is why a rejected message could not be dead-lettered
 	// (it stays on the queue and is retried).
 	DeadLetterErr error
+	// RedeliverAfter, when set on a RETRY, is how long the message should
+	// stay invisible before its next delivery (a refund waiting for its
+	// consume): see Redeliveries.
+	RedeliverAfter time.Duration
 }
 
 // Done reports whether the message can leave the queue: applied, a
@@ -74,7 +81,13 @@ func Chain(h Handler, mws ...Middleware) Handler {
 	return h
 }
 
-// Store applies the records of one scope atomically (see package dynamodb).
+// Store applies the records of one scope, in order, and returns one
+// outcome per record. What is atomic is one conditional transaction: the
+// entitlement's new usage together with the ledger entries of the events
+// it counts. The DynamoDB store (package dynamodb) writes a scope's
+// records in transactions of at most 50, so a larger group is several
+// transactions, each all or nothing, and one of them may fail (RETRY)
+// after an earlier one committed.
 type Store interface {
 	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
 }
@@ -89,12 +102,23 @@ type Processor struct {
 	// Now is the processing clock (time.Now when nil).
 	Now func() time.Time
 	// Parallel bounds the scopes applied at once (default 8). Records of
-	// one scope are applied in message order, in one transaction.
+	// one scope are applied in message order, in one Store.Update call.
 	Parallel int
 	// DeadlineMargin: a scope is not started when less than this remains
-	// before the context's deadline (default 2s).
+	// before the context's deadline (default DefaultDeadlineMargin).
 	DeadlineMargin time.Duration
+	// TargetWait is how long, from a message's SentAt, a refund whose
+	// consume is not applied yet is RETRY before it is rejected
+	// REFUND_TARGET_NOT_FOUND (REFUND_TARGET_WAIT; zero rejects at once).
+	TargetWait time.Duration
 }
+
+// Defaults of a Processor.
+const (
+	DefaultParallel       = 8
+	DefaultDeadlineMargin = 2 * time.Second
+	DefaultTargetWait     = 15 * time.Minute
+)
 
 // Handle is a Handler.
 func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
@@ -104,11 +128,11 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 	}
 	parallel := p.Parallel
 	if parallel <= 0 {
-		parallel = 8
+		parallel = DefaultParallel
 	}
 	margin := p.DeadlineMargin
 	if margin <= 0 {
-		margin = 2 * time.Second
+		margin = DefaultDeadlineMargin
 	}
 
 	results := make([]Result, len(msgs))
@@ -122,6 +146,9 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 	for i, m := range msgs {
 		results[i].MessageID = m.ID
 		ev, err := usage.ParseEvent([]byte(m.Body))
+		if err == nil {
+			err = ev.CheckQueued()
+		}
 		if err != nil {
 			results[i].Outcome = usage.Outcome{Status: usage.Rejected, Err: err}
 			continue
@@ -134,7 +161,7 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 			groups = append(groups, g)
 		}
 		g.index = append(g.index, i)
-		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID()})
+		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID(), SentAt: m.SentAt})
 	}
 
 	sem := make(chan struct{}, parallel)
@@ -144,6 +171,9 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// A panic applying this scope is RETRY for its messages only;
+			// it also covers a Store that returns too few outcomes.
+			defer retryOnPanic(results, g.index)
 			var outcomes []usage.Outcome
 			if d, ok := ctx.Deadline(); ok && time.Until(d) < margin {
 				outcomes = make([]usage.Outcome, len(g.records))
@@ -151,11 +181,16 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 					outcomes[i] = usage.Outcome{Status: usage.Retry, Err: ErrDeadline}
 				}
 			} else {
-				decide := func(st usage.State, r []usage.Record) usage.Plan { return usage.PlanUsage(st, r, now()) }
+				decide := func(st usage.State, r []usage.Record) usage.Plan {
+					return usage.Rules{Now: now(), TargetWait: p.TargetWait}.Plan(st, r)
+				}
 				outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
 			}
 			for j, i := range g.index {
 				results[i].Outcome = outcomes[j]
+				if errors.Is(outcomes[j].Err, usage.ErrTargetPending) {
+					results[i].RedeliverAfter = WaitDelay(msgs[i].SentAt, now(), p.TargetWait)
+				}
 			}
 		}()
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -197,5 +198,179 @@ func TestLoggingNamesEveryMessageThatWasNotApplied(t *testing.T) {
 	json.Unmarshal([]byte(lines[1]), &rec)
 	if rec["msg"] != "batch processed" || rec["applied"] != float64(1) || rec["rejected"] != float64(1) {
 		t.Errorf("summary line %v", rec)
+	}
+}
+
+// panickingStore panics for one scope and applies the others.
+type panickingStore struct {
+	*memoryStore
+	scope usage.Scope
+}
+
+func (p panickingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	if scope == p.scope {
+		var none []usage.Outcome
+		return none[:len(records)] // a real runtime panic, not a prepared value
+	}
+	return p.memoryStore.Update(ctx, scope, records, decide)
+}
+
+func TestAPanicApplyingOneScopeRetriesItsMessagesOnly(t *testing.T) {
+	store := newMemoryStore()
+	for _, u := range []string{"a", "b", "c"} {
+		store.PutEntitlement(usage.Scope{UserID: u, EntitlementKey: "k"}, nil)
+	}
+	p := &pipeline.Processor{Store: panickingStore{store, usage.Scope{UserID: "b", EntitlementKey: "k"}}, Parallel: 2}
+	got := p.Handle(context.Background(), []pipeline.Message{
+		msg("1", body("a", "k", 1)), msg("2", body("b", "k", 1)), msg("3", body("c", "k", 1)), msg("4", body("b", "k", 2)), msg("5", "{"),
+	})
+	if want := "APPLIED RETRY APPLIED RETRY INVALID_JSON"; statusText(got) != want {
+		t.Fatalf("got %s, want %s", statusText(got), want)
+	}
+	var pe *pipeline.PanicError
+	if !errors.Is(got[1].Err, pipeline.ErrPanic) || !errors.As(got[3].Err, &pe) {
+		t.Fatalf("retry causes %v, %v; want ErrPanic", got[1].Err, got[3].Err)
+	}
+	if !strings.Contains(pe.Error(), "slice bounds out of range") || !strings.Contains(string(pe.Stack), "panickingStore.Update") {
+		t.Errorf("panic %v with stack:\n%s", pe, pe.Stack)
+	}
+	if ps := pipeline.Panics(got); len(ps) != 1 || ps[0] != pe {
+		t.Errorf("Panics = %v, want the one panic of scope b", ps)
+	}
+	// The process is alive and the store usable: the same batch again.
+	again := p.Handle(context.Background(), []pipeline.Message{msg("1", body("a", "k", 1)), msg("6", body("c", "k", 1))})
+	if statusText(again) != "DUPLICATE APPLIED" {
+		t.Errorf("next batch: %s", statusText(again))
+	}
+}
+
+func TestRecoverTurnsAPanicOfTheWholeHandlerIntoRetries(t *testing.T) {
+	h := pipeline.Chain(func(context.Context, []pipeline.Message) []pipeline.Result { panic("boom") }, pipeline.Recover())
+	got := h(context.Background(), []pipeline.Message{msg("1", ""), msg("2", "")})
+	if statusText(got) != "RETRY RETRY" || got[1].MessageID != "2" || !errors.Is(got[0].Err, pipeline.ErrPanic) || len(pipeline.Panics(got)) != 1 {
+		t.Errorf("got %s %+v", statusText(got), got)
+	}
+}
+
+func TestLoggingWritesEachPanicOnceWithItsStack(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	h := pipeline.Chain(func(context.Context, []pipeline.Message) []pipeline.Result { panic("boom") }, pipeline.Logging(logger), pipeline.Recover())
+	h(context.Background(), []pipeline.Message{msg("m1", ""), msg("m2", "")})
+	var panics, summaries int
+	for line := range strings.Lines(buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		switch rec["msg"] {
+		case "panic while processing; its messages will be retried":
+			panics++
+			if rec["level"] != "ERROR" || rec["panic"] != "boom" || !strings.Contains(rec["stack"].(string), "runtime/debug.Stack") || fmt.Sprint(rec["messageIds"]) != "[m1 m2]" {
+				t.Errorf("panic line %v", rec)
+			}
+		case "batch processed":
+			summaries++
+			if rec["panics"] != float64(1) || rec["retried"] != float64(2) {
+				t.Errorf("summary %v", rec)
+			}
+		}
+	}
+	if panics != 1 || summaries != 1 {
+		t.Errorf("%d panic lines and %d summaries, want 1 and 1:\n%s", panics, summaries, buf.String())
+	}
+}
+
+// scripted is a core handler whose result for a message is named by its
+// body: "applied", "rejected", "retry", or "panic" (the whole handler).
+func scripted(_ context.Context, msgs []pipeline.Message) []pipeline.Result {
+	out := make([]pipeline.Result, len(msgs))
+	for i, m := range msgs {
+		out[i].MessageID = m.ID
+		switch strings.TrimSuffix(m.Body, "+dlq-down") {
+		case "applied":
+			out[i].Outcome = usage.Outcome{Status: usage.Applied}
+		case "rejected":
+			out[i] = rejected(usage.ReasonLimitExceeded)
+			out[i].MessageID = m.ID
+		case "panic":
+			panic("core panicked")
+		default:
+			out[i].Outcome = usage.Outcome{Status: usage.Retry, Err: errors.New("throttled")}
+		}
+	}
+	return out
+}
+
+// bodySender fails the dead letters whose body ends in "+dlq-down".
+type bodySender struct{ sent []string }
+
+func (s *bodySender) SendDeadLetters(_ context.Context, letters []pipeline.DeadLetter) []error {
+	errs := make([]error, len(letters))
+	for i, l := range letters {
+		if strings.HasSuffix(l.Message.Body, "+dlq-down") {
+			errs[i] = errors.New("dead-letter queue unavailable")
+		} else {
+			s.sent = append(s.sent, l.Message.ID)
+		}
+	}
+	return errs
+}
+
+// TestNewOrdersTheChainForFIFOCorrectness pins the consequences of New's
+// order on one FIFO batch: a dead-lettered message is done and holds
+// nothing back; a message after a failed one (a retry, or a rejection
+// whose dead-lettering failed) in its group is held back; logging and
+// metrics see those final outcomes; a panic of the core is RETRY for all.
+func TestNewOrdersTheChainForFIFOCorrectness(t *testing.T) {
+	type m struct{ id, group, body string }
+	in := []m{
+		{"a1", "a", "rejected"}, {"a2", "a", "applied"}, // dead-lettered: holds nothing back
+		{"b1", "b", "retry"}, {"b2", "b", "rejected"}, {"b3", "b", "applied"}, // b2 exempt, b3 held back
+		{"c1", "c", "rejected+dlq-down"}, {"c2", "c", "applied"}, // not dead-lettered: holds back
+		{"s1", "", "applied"},
+	}
+	msgs := make([]pipeline.Message, len(in))
+	for i, x := range in {
+		msgs[i] = pipeline.Message{ID: x.id, GroupID: x.group, Body: x.body}
+	}
+	var logs bytes.Buffer
+	var seen []pipeline.Result
+	record := func(next pipeline.Handler) pipeline.Handler {
+		return func(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
+			results := next(ctx, msgs)
+			seen = slices.Clone(results) // as they were when it recorded them
+			return results
+		}
+	}
+	sender := &bodySender{}
+	h := pipeline.New(scripted, pipeline.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: record, DeadLetters: sender})
+	got := h(context.Background(), msgs)
+
+	wantDone := map[string]bool{"a1": true, "a2": true, "b2": true, "s1": true}
+	for i, r := range got {
+		if r.Done() != wantDone[in[i].id] {
+			t.Errorf("%s (%s): done %v, want %v (%s %v)", in[i].id, in[i].body, r.Done(), wantDone[in[i].id], r.Status, r.Err)
+		}
+	}
+	for _, i := range []int{4, 6} {
+		if !errors.Is(got[i].Err, pipeline.ErrFIFOBlocked) {
+			t.Errorf("%s: cause %v, want ErrFIFOBlocked", in[i].id, got[i].Err)
+		}
+	}
+	if fmt.Sprint(sender.sent) != "[a1 b2]" {
+		t.Errorf("dead-lettered %v, want [a1 b2]", sender.sent)
+	}
+	if len(seen) != len(msgs) || seen[4].Status != usage.Retry || !seen[0].DeadLettered {
+		t.Errorf("the metrics middleware saw %s, not the final outcomes", statusText(seen))
+	}
+	if !strings.Contains(logs.String(), `"messageId":"b3","outcome":"RETRY"`) || !strings.Contains(logs.String(), `"deadLettered":2`) {
+		t.Errorf("the log does not show the final outcomes:\n%s", logs.String())
+	}
+
+	msgs[7].Body = "panic"
+	got = h(context.Background(), msgs)
+	if len(got) != len(msgs) || len(pipeline.Panics(got)) != 1 || got[0].Done() || len(pipeline.Panics(seen)) != 1 {
+		t.Errorf("a panicking core: %s", statusText(got))
 	}
 }

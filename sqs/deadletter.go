@@ -3,9 +3,11 @@ package sqs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -25,6 +27,10 @@ const (
 	AttrRejectedAt        = "usage.rejectedAt"
 )
 
+// FIFODeadLetterGroup is the message group of dead letters from a
+// standard queue sent to a FIFO dead-letter queue, which requires one.
+const FIFODeadLetterGroup = "dead-letters"
+
 // DeadLetterQueue sends rejected messages, body unchanged, to a queue.
 type DeadLetterQueue struct {
 	Client   Client
@@ -32,49 +38,62 @@ type DeadLetterQueue struct {
 }
 
 // SendDeadLetters implements pipeline.DeadLetterSender with
-// SendMessageBatch calls of at most 10 entries.
+// SendMessageBatch calls of at most 10 entries (the most SQS takes). A
+// request that fails fails each of its letters; an entry SQS reports as
+// failed fails only its own letter.
 func (q DeadLetterQueue) SendDeadLetters(ctx context.Context, letters []pipeline.DeadLetter) []error {
-	errs := make([]error, len(letters))
+	errs := make([]error, 0, len(letters))
 	fifo := strings.HasSuffix(q.QueueURL, ".fifo")
-	for start := 0; start < len(letters); start += 10 {
-		chunk := letters[start:min(start+10, len(letters))]
+	for chunk := range slices.Chunk(letters, 10) {
 		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
 		for i, l := range chunk {
-			e := types.SendMessageBatchRequestEntry{
-				Id:          aws.String(batchEntryID(i)),
-				MessageBody: aws.String(l.Message.Body),
-				MessageAttributes: map[string]types.MessageAttributeValue{
-					AttrReason:            stringAttr(string(l.Reason)),
-					AttrReasonMessage:     stringAttr(truncate(l.Detail, 1024)),
-					AttrOriginalMessageID: stringAttr(l.Message.EventID()),
-					AttrReceiveCount:      {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(l.Message.ReceiveCount))},
-					AttrRejectedAt:        stringAttr(l.RejectedAt.Format(time.RFC3339Nano)),
-				},
-			}
-			if fifo {
-				group := l.Message.GroupID
-				if group == "" {
-					group = "dead-letters"
-				}
-				e.MessageGroupId = aws.String(group)
-				e.MessageDeduplicationId = aws.String(l.Message.ID)
-			}
-			entries[i] = e
+			entries[i] = deadLetterEntry(strconv.Itoa(i), l, fifo)
 		}
+		chunkErrs := make([]error, len(chunk))
 		out, err := q.Client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.QueueURL), Entries: entries})
 		if err != nil {
-			for i := range chunk {
-				errs[start+i] = fmt.Errorf("send to dead-letter queue: %w", err)
+			for i := range chunkErrs {
+				chunkErrs[i] = fmt.Errorf("send to dead-letter queue: %w", err)
 			}
-			continue
-		}
-		for _, f := range out.Failed {
-			if i, err := strconv.Atoi(strings.TrimPrefix(aws.ToString(f.Id), "m")); err == nil && i < len(chunk) {
-				errs[start+i] = fmt.Errorf("send to dead-letter queue: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+		} else {
+			for _, f := range out.Failed {
+				if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(chunk) {
+					chunkErrs[i] = fmt.Errorf("send to dead-letter queue: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+				}
 			}
 		}
+		errs = append(errs, chunkErrs...)
 	}
 	return errs
+}
+
+// deadLetterEntry is one letter as a batch entry: the body unchanged, the
+// reason in attributes. On a FIFO dead-letter queue it keeps its message
+// group (standard-queue messages share one group), and its deduplication
+// ID is its message ID, so a message dead-lettered twice within SQS's
+// five-minute deduplication interval (redelivered after the delete was
+// lost) is stored once.
+func deadLetterEntry(id string, l pipeline.DeadLetter, fifo bool) types.SendMessageBatchRequestEntry {
+	e := types.SendMessageBatchRequestEntry{
+		Id:          aws.String(id),
+		MessageBody: aws.String(l.Message.Body),
+		MessageAttributes: map[string]types.MessageAttributeValue{
+			AttrReason:            stringAttr(string(l.Reason)),
+			AttrReasonMessage:     stringAttr(truncate(l.Detail, 1024)),
+			AttrOriginalMessageID: stringAttr(l.Message.EventID()),
+			AttrReceiveCount:      {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(l.Message.ReceiveCount))},
+			AttrRejectedAt:        stringAttr(l.RejectedAt.Format(time.RFC3339Nano)),
+		},
+	}
+	if fifo {
+		group := l.Message.GroupID
+		if group == "" {
+			group = FIFODeadLetterGroup
+		}
+		e.MessageGroupId = aws.String(group)
+		e.MessageDeduplicationId = aws.String(l.Message.ID)
+	}
+	return e
 }
 
 func stringAttr(s string) types.MessageAttributeValue {
@@ -88,10 +107,8 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n] + "…"
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

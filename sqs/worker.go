@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 )
 
@@ -99,7 +101,7 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
 			}
 			failures++
 			logger.Warn("receive failed", "queue", w.QueueURL, "error", err.Error(), "consecutiveFailures", failures)
-			if sleep(ctx, min(time.Duration(failures)*time.Second, 20*time.Second)) != nil {
+			if backoff.Sleep(ctx, receiveBackoff.Equal(failures-1)) != nil {
 				return nil
 			}
 			continue
@@ -125,8 +127,12 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
 	return nil
 }
 
+// receiveBackoff spaces out receives while SQS keeps failing: from about
+// a second up to the long-poll duration, never close to immediate.
+var receiveBackoff = backoff.Exponential{Base: time.Second, Max: 20 * time.Second}
+
 func toMessage(m types.Message) pipeline.Message {
-	msg := pipeline.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
+	msg := pipeline.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body), ReceiptHandle: aws.ToString(m.ReceiptHandle)}
 	attrs := m.Attributes
 	if n, err := strconv.Atoi(attrs[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil {
 		msg.ReceiveCount = n
@@ -141,50 +147,39 @@ func toMessage(m types.Message) pipeline.Message {
 	return msg
 }
 
-// deleteDone deletes done messages in batches of 10. A failed delete is
-// logged, not retried: the message reappears and comes back a duplicate.
+// deleteDone deletes done messages, ten per DeleteMessageBatch (the
+// most SQS takes). A failed delete is logged, not retried: the message
+// reappears and comes back a duplicate.
 func (w *Worker) deleteDone(ctx context.Context, logger *slog.Logger, results []pipeline.Result, receipts map[string]string) {
-	var entries []types.DeleteMessageBatchRequestEntry
-	ids := map[string]string{} // batch entry ID -> message ID
-	flush := func() {
-		if len(entries) == 0 {
-			return
+	var done []string // message IDs
+	for _, r := range results {
+		if r.Done() {
+			done = append(done, r.MessageID)
+		}
+	}
+	for chunk := range slices.Chunk(done, 10) {
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(chunk))
+		for i, id := range chunk {
+			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(receipts[id])}
 		}
 		out, err := w.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(w.QueueURL), Entries: entries})
 		if err != nil {
 			logger.Warn("delete failed; the messages will be redelivered and dedup absorbs them", "count", len(entries), "error", err.Error())
-		} else {
-			for _, f := range out.Failed {
-				logger.Warn("delete failed; the message will be redelivered and dedup absorbs it", "messageId", ids[aws.ToString(f.Id)], "error", aws.ToString(f.Message))
-			}
-		}
-		entries = entries[:0]
-	}
-	for _, r := range results {
-		if !r.Done() {
 			continue
 		}
-		id := batchEntryID(len(entries))
-		ids[id] = r.MessageID
-		entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(id), ReceiptHandle: aws.String(receipts[r.MessageID])})
-		if len(entries) == 10 {
-			flush()
+		for _, f := range out.Failed {
+			logger.Warn("delete failed; the message will be redelivered and dedup absorbs it", "messageId", entryMessageID(chunk, f.Id), "error", aws.ToString(f.Message))
 		}
 	}
-	flush()
 }
 
-// batchEntryID: SQS batch entry IDs allow only [A-Za-z0-9_-], up to 80;
-// message IDs usually qualify but nothing promises it.
-func batchEntryID(i int) string { return "m" + strconv.Itoa(i) }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+// entryMessageID maps a batch entry ID back to the message ID of its
+// chunk. Entry IDs are indexes within the request: SQS allows only
+// [A-Za-z0-9_-] there, and message IDs are not promised to qualify.
+func entryMessageID(chunk []string, entryID *string) string {
+	i, err := strconv.Atoi(aws.ToString(entryID))
+	if err != nil || i < 0 || i >= len(chunk) {
+		return "entry " + aws.ToString(entryID)
 	}
+	return chunk[i]
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -33,12 +32,9 @@ type stack struct {
 
 func newStack(t *testing.T, queueName string) *stack {
 	t.Helper()
-	emulator.Env(t)
+	cfg := emulator.Stack(t)
 	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	s := &stack{ddb: awsdynamodb.NewFromConfig(cfg), sqs: awssqs.NewFromConfig(cfg),
 		entitlements: emulator.UniqueName(t, "ent"), ledger: emulator.UniqueName(t, "ledger")}
 	if _, err := dynamodb.CreateEntitlementsTable(ctx, s.ddb, s.entitlements, dynamodb.DefaultEntitlementKeys); err != nil {
@@ -56,12 +52,11 @@ func newStack(t *testing.T, queueName string) *stack {
 func (s *stack) handler(deadLetters bool) pipeline.Handler {
 	store := dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})
 	p := &pipeline.Processor{Store: store}
-	var mws []pipeline.Middleware
-	mws = append(mws, pipeline.FIFOOrder())
+	var opts pipeline.Options
 	if deadLetters {
-		mws = append(mws, pipeline.DeadLetters(sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}, nil))
+		opts.DeadLetters = sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}
 	}
-	return pipeline.Chain(p.Handle, mws...)
+	return pipeline.New(p.Handle, opts)
 }
 
 func (s *stack) send(t *testing.T, url string, bodies ...string) {

@@ -27,6 +27,7 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/awslog"
 	"github.com/usage-event-service/usage-event-service/internal/config"
@@ -39,7 +40,8 @@ import (
 const usageText = `usage: usage-event-service [worker [--queue-url URL] [--pollers N]]
 
 Without arguments, under the AWS Lambda runtime (AWS_LAMBDA_RUNTIME_API set),
-serves SQS-triggered invocations. "worker" long-polls the queue instead.
+serves SQS-triggered invocations and direct (synchronous) requests, told
+apart by their shape. "worker" long-polls the queue instead.
 Configuration comes from the environment; see the README.
 `
 
@@ -83,11 +85,23 @@ func dispatch(args []string, getenv func(string) string, stderr io.Writer) error
 
 // app is everything both run modes share.
 type app struct {
-	cfg     config.Config
-	aws     aws.Config
-	logger  *slog.Logger
-	handler pipeline.Handler
-	sqs     *awssqs.Client
+	cfg    config.Config
+	aws    aws.Config
+	logger *slog.Logger
+	core   pipeline.Handler
+	opts   pipeline.Options
+	engine *decision.Engine
+	sqs    *awssqs.Client
+}
+
+// handler is the pipeline for messages of queueURL ("" when unknown:
+// then waiting messages come back after the visibility timeout).
+func (a *app) handler(queueURL string) pipeline.Handler {
+	opts := a.opts
+	if queueURL != "" {
+		opts.Visibility = sqs.Visibility{Client: a.sqs, QueueURL: queueURL}
+	}
+	return pipeline.New(a.core, opts)
 }
 
 func setup(ctx context.Context, getenv func(string) string, recorder metrics.Recorder) (*app, error) {
@@ -121,19 +135,18 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 		Retention:    cfg.DedupRetention,
 		DisableCache: !cfg.StateCache,
 	})
-	processor := &pipeline.Processor{Store: store, Parallel: cfg.ApplyConcurrency}
+	processor := &pipeline.Processor{Store: store, Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
-	mws := []pipeline.Middleware{pipeline.Logging(logger)}
+	opts := pipeline.Options{Logger: logger}
 	if recorder != nil {
-		mws = append(mws, metrics.Middleware(recorder))
+		opts.Metrics = metrics.Middleware(recorder)
 	}
-	mws = append(mws, pipeline.FIFOOrder())
 	if cfg.DeadLetterQueueURL != "" {
-		mws = append(mws, pipeline.DeadLetters(sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}, nil))
+		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
 	}
 	return &app{
 		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient,
-		handler: pipeline.Chain(processor.Handle, mws...),
+		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store, Logger: logger},
 	}, nil
 }
 
@@ -143,7 +156,9 @@ func serveLambda(getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	lambda.Start(lambdaadapter.Handler(a.handler))
+	// One function serves SQS batches and direct (synchronous) requests,
+	// told apart by their shape.
+	lambda.Start(lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine)))
 	return nil
 }
 
@@ -191,7 +206,7 @@ func runWorker(args []string, getenv func(string) string, stderr io.Writer) erro
 		a.logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "deadLetterQueue", a.cfg.DeadLetterQueueURL)
-	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler, Pollers: *pollers, Logger: a.logger}
+	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers, Logger: a.logger}
 	if err := w.Run(ctx); err != nil {
 		return err
 	}

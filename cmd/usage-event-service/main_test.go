@@ -3,17 +3,18 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -26,11 +27,7 @@ func TestMain(m *testing.M) { emulator.Main(m) }
 
 func build(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "usage-event-service")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return emulator.Binary(t, "./cmd/usage-event-service")
 }
 
 func run(t *testing.T, bin string, env []string, args ...string) (code int, stdout, stderr string) {
@@ -93,32 +90,10 @@ func TestExitCodesAndMessages(t *testing.T) {
 	}
 }
 
-// lockedBuffer is written by the child's output copier while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestWorkerAgainstTheEmulators(t *testing.T) {
-	emulator.Env(t)
+	cfg := emulator.Stack(t)
 	bin := build(t)
 	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ddb, sq := awsdynamodb.NewFromConfig(cfg), awssqs.NewFromConfig(cfg)
 	ent, ledger := emulator.UniqueName(t, "ent"), emulator.UniqueName(t, "ledger")
 	dynamodb.CreateEntitlementsTable(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys)
@@ -140,10 +115,10 @@ func TestWorkerAgainstTheEmulators(t *testing.T) {
 		}
 	})
 
-	t.Run("SIGTERM stops the worker cleanly", func(t *testing.T) {
+	t.Run("SIGTERM stops the worker cleanly; it served its metrics until then", func(t *testing.T) {
 		cmd := exec.Command(bin, "worker", "--queue-url", queues.URL)
 		cmd.Env = append(env, "METRICS_ADDR=127.0.0.1:0", "PATH="+os.Getenv("PATH"))
-		var out lockedBuffer
+		var out emulator.LockedBuffer
 		cmd.Stdout = &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -152,6 +127,7 @@ func TestWorkerAgainstTheEmulators(t *testing.T) {
 		for !strings.Contains(out.String(), "worker started") && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
+		checkMetricsEndpoint(t, out.String())
 		cmd.Process.Signal(syscall.SIGTERM)
 		err := cmd.Wait()
 		if err != nil {
@@ -163,4 +139,38 @@ func TestWorkerAgainstTheEmulators(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkMetricsEndpoint scrapes the worker's /metrics and /healthz at the
+// address its "metrics listening" line names.
+func checkMetricsEndpoint(t *testing.T, output string) {
+	t.Helper()
+	var addr string
+	for line := range strings.Lines(output) {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
+			addr = rec.Addr
+		}
+	}
+	if addr == "" {
+		t.Errorf("no metrics address logged:\n%s", output)
+		return
+	}
+	for path, want := range map[string][]string{
+		"/metrics": {`usage_events_total{outcome="applied"} 0`, "usage_panics_total 0", "# TYPE usage_batch_duration_seconds histogram", "go_goroutines ", "process_start_time_seconds "},
+		"/healthz": {"ok"},
+	} {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Errorf("GET %s: %v", path, err)
+			continue
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, w := range want {
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(body), w) {
+				t.Errorf("GET %s: %d, lacks %q:\n%.2000s", path, res.StatusCode, w, body)
+			}
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -31,6 +32,7 @@ type Config struct {
 	WorkerPollers      int
 	StateCache         bool
 	MetricsAddr        string // worker only: opt-in Prometheus endpoint
+	RefundTargetWait   time.Duration
 }
 
 // KeyLayout is the entitlements table's key layout: the fields of
@@ -111,7 +113,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.DedupRetention, err = LoadDedupRetention(getenv); err != nil {
 		errs = append(errs, err)
 	}
-	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", "8"), "APPLY_CONCURRENCY", 1, 256, bad)
+	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", strconv.Itoa(pipeline.DefaultParallel)), "APPLY_CONCURRENCY", 1, 256, bad)
+	wait := get("REFUND_TARGET_WAIT", pipeline.DefaultTargetWait.String())
+	if d, err := time.ParseDuration(wait); err != nil || d < 0 || d > 24*time.Hour {
+		bad("REFUND_TARGET_WAIT", "%q is not a Go duration from 0s to 24h (e.g. 15m)", wait)
+	} else {
+		c.RefundTargetWait = d
+	}
 	c.WorkerPollers = positiveInt(get("WORKER_POLLERS", "4"), "WORKER_POLLERS", 1, 256, bad)
 	switch v := strings.ToLower(get("STATE_CACHE", "true")); v {
 	case "true", "1", "yes", "on":

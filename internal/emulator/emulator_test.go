@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 func TestMain(m *testing.M) { emulator.Main(m) }
 
 func TestStartDynamoDB(t *testing.T) {
+	emulator.SkipShort(t)
 	t.Parallel()
 	start := time.Now()
 	p, err := emulator.StartDynamoDB(t.Context())
@@ -41,6 +41,7 @@ func TestStartDynamoDB(t *testing.T) {
 }
 
 func TestStartSQS(t *testing.T) {
+	emulator.SkipShort(t)
 	t.Parallel()
 	start := time.Now()
 	p, err := emulator.StartSQS(t.Context())
@@ -59,17 +60,13 @@ func TestStartSQS(t *testing.T) {
 // checks that env reaches it and that Stop also kills it, although the RIE
 // puts it in a process group of its own.
 func TestStartLambda(t *testing.T) {
+	emulator.SkipShort(t)
 	t.Parallel()
 	ctx := t.Context()
 	if err := emulator.InstallAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bootstrap, "./testdata/echo")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building bootstrap: %v\n%s", err, out)
-	}
+	bootstrap := emulator.Binary(t, "./internal/emulator/testdata/echo")
 	p, err := emulator.StartLambda(ctx, bootstrap, []string{"ECHO_ENV=from-test"})
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +108,7 @@ func TestStartLambdaRejectsMissingBootstrap(t *testing.T) {
 // TestStartErrors runs sequentially because it changes PATH: the parallel
 // tests only resume after all sequential ones have finished.
 func TestStartErrors(t *testing.T) {
+	emulator.SkipShort(t)
 	if err := emulator.InstallAll(t.Context()); err != nil {
 		t.Fatal(err)
 	}

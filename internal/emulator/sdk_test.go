@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -13,21 +12,17 @@ import (
 )
 
 // TestEnvWithSDK checks the contract the rest of the module relies on: after
-// Env, the production way of building clients (LoadDefaultConfig, no
-// endpoint options) reaches the shared emulators, and both accept the SDK's
+// Env, the production way of building clients (LoadDefaultConfig, as Stack
+// does, with no endpoint options) reaches the shared emulators, and both accept the SDK's
 // signed requests and protocols (DynamoDB JSON 1.0, SQS JSON).
 func TestEnvWithSDK(t *testing.T) {
 	t.Parallel()
-	emulator.Env(t)
+	cfg := emulator.Stack(t)
 	ctx := t.Context()
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	ddb := dynamodb.NewFromConfig(cfg)
 	table := emulator.UniqueName(t, "usage")
-	_, err = ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
+	_, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(table),
 		BillingMode:          ddbtypes.BillingModePayPerRequest,
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS}},

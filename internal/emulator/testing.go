@@ -1,16 +1,24 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // Main runs the package's tests and stops every emulator this process
@@ -24,6 +32,7 @@ import (
 func Main(m *testing.M) {
 	code := m.Run()
 	failed := code != 0
+	removeBinaries()
 	stopped, err := stopAll(failed)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "emulator:", err)
@@ -63,11 +72,23 @@ func (s *sharedEmulator) get(start func(context.Context) (*Process, error)) (*Pr
 	return s.p, s.err
 }
 
+// SkipShort skips a test that needs an emulator (or a real process of the
+// service) when the tests run with -short. DynamoDB, SQS, Env and Stack
+// call it, so every test that asks for an emulator is skipped the same way;
+// tests that start emulators or binaries themselves call it first.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the emulators or the service's binaries; skipped with -short")
+	}
+}
+
 // DynamoDB returns the endpoint of the DynamoDB Local shared by this test
 // binary, starting it on first use. Tables persist for the binary's lifetime,
 // so tests should use UniqueName for theirs.
 func DynamoDB(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	p, err := shared.dynamodb.get(StartDynamoDB)
 	if err != nil {
 		t.Fatalf("emulator: DynamoDB Local is not available: %v", err)
@@ -79,6 +100,7 @@ func DynamoDB(t testing.TB) string {
 // it on first use.
 func SQS(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	p, err := shared.sqs.get(StartSQS)
 	if err != nil {
 		t.Fatalf("emulator: SQS emulator (fauxqs) is not available: %v", err)
@@ -94,6 +116,7 @@ func SQS(t testing.TB) string {
 // developer's ~/.aws cannot leak real settings or credentials into tests.
 func Env(t testing.TB) {
 	t.Helper()
+	SkipShort(t)
 	// Start both at once: DynamoDB Local's JVM dominates, fauxqs hides in it.
 	var wg sync.WaitGroup
 	wg.Go(func() { shared.dynamodb.get(StartDynamoDB) })
@@ -122,6 +145,135 @@ func Env(t testing.TB) {
 	})
 	if err != nil {
 		t.Fatalf("emulator: setting AWS environment: %v", err)
+	}
+}
+
+// Stack is the set-up of a test that talks to AWS: it starts the shared
+// DynamoDB Local and SQS emulator (Env) and returns the SDK configuration
+// loaded the production way, from the standard variables alone.
+func Stack(t testing.TB) aws.Config {
+	t.Helper()
+	Env(t)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatalf("emulator: loading the AWS configuration: %v", err)
+	}
+	return cfg
+}
+
+// LockedBuffer collects a child process's output: exec's copier writes it
+// while the test reads it.
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// RaceEnabled reports whether this binary runs with the race detector.
+const RaceEnabled = raceEnabled
+
+// builtBinaries are the binaries built by this test binary, each once,
+// in one directory that Main removes.
+var builtBinaries struct {
+	sync.Mutex
+	dir   string
+	paths map[string]*builtBinary
+}
+
+type builtBinary struct {
+	dir  string // within builtBinaries.dir
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary builds the main package pkg (an import path, or a path relative
+// to the module root such as "./cmd/usagectl") once per test binary and
+// returns its path; with the race detector when the tests run with it,
+// so that the processes they start are checked too. The package's
+// TestMain must be Main, which removes the binaries.
+func Binary(t testing.TB, pkg string) string {
+	t.Helper()
+	var flags []string
+	if RaceEnabled {
+		flags = append(flags, "-race")
+	}
+	return build(t, pkg, path.Base(pkg), func(ctx context.Context, out string) (*exec.Cmd, error) {
+		return GoBuild(ctx, out, pkg, flags...)
+	})
+}
+
+// LambdaBootstrap builds the function's bootstrap as it ships
+// (LambdaBuild), for this machine's architecture, once per test binary.
+func LambdaBootstrap(t testing.TB) string {
+	t.Helper()
+	return build(t, "lambda bootstrap", "bootstrap", func(ctx context.Context, out string) (*exec.Cmd, error) {
+		return LambdaBuild(ctx, runtime.GOARCH, out)
+	})
+}
+
+// build runs command once per key, into a directory of its own as name.
+func build(t testing.TB, key, name string, command func(ctx context.Context, out string) (*exec.Cmd, error)) string {
+	t.Helper()
+	builtBinaries.Lock()
+	if builtBinaries.paths == nil {
+		builtBinaries.paths = map[string]*builtBinary{}
+	}
+	b := builtBinaries.paths[key]
+	if b == nil {
+		b = &builtBinary{dir: strconv.Itoa(len(builtBinaries.paths))}
+		builtBinaries.paths[key] = b
+	}
+	builtBinaries.Unlock()
+	b.once.Do(func() {
+		builtBinaries.Lock()
+		if builtBinaries.dir == "" {
+			builtBinaries.dir, b.err = os.MkdirTemp("", "emulator-bin-")
+		}
+		dir := filepath.Join(builtBinaries.dir, b.dir)
+		builtBinaries.Unlock()
+		if b.err == nil {
+			b.err = os.Mkdir(dir, 0o755)
+		}
+		if b.err != nil {
+			return
+		}
+		out := filepath.Join(dir, name)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd, err := command(ctx, out)
+		if err != nil {
+			b.err = err
+			return
+		}
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%s: %v\n%s", cmd, err, o)
+			return
+		}
+		b.path = out
+	})
+	if b.err != nil {
+		t.Fatalf("emulator: building %s: %v", key, b.err)
+	}
+	return b.path
+}
+
+func removeBinaries() {
+	builtBinaries.Lock()
+	defer builtBinaries.Unlock()
+	if builtBinaries.dir != "" {
+		os.RemoveAll(builtBinaries.dir)
 	}
 }
 

@@ -21,9 +21,6 @@ const crashSeed = 20260515
 // after the visibility timeout and are absorbed as duplicates; the
 // verification is the same as under injected faults.
 func TestExactlyOnceAcrossWorkerCrashes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end proof with the worker binary; skipped with -short")
-	}
 	const kills = 4
 	w := newWorld(t)
 	bin := buildWorker(t)

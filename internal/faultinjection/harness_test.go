@@ -5,14 +5,12 @@ package faultinjection_test
 // reads only DynamoDB and the queues, never the service's own reports.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,7 +21,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -58,12 +55,9 @@ const (
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	emulator.Env(t)
+	cfg := emulator.Stack(t)
 	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	w := &world{
 		ddb: awsdynamodb.NewFromConfig(cfg), sqs: awssqs.NewFromConfig(cfg),
 		entitlements: emulator.UniqueName(t, "ent"), ledger: emulator.UniqueName(t, "ledger"),
@@ -357,21 +351,17 @@ func (w *world) send(t *testing.T, msgs []message) {
 // ---------------------------------------------------------------------
 // The worker: the production binary, configured the production way.
 
-// buildWorker builds cmd/usage-event-service; with the race detector when
-// the test binary has it, so that the worker under faults is checked too.
+// buildWorker builds cmd/usage-event-service (emulator.Binary: with the
+// race detector when the test binary has it, so that the worker under
+// faults is checked too).
 func buildWorker(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "usage-event-service")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/usage-event-service/usage-event-service/cmd/usage-event-service")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin
+	return emulator.Binary(t, "./cmd/usage-event-service")
 }
+
+// workerPollers is the worker's WORKER_POLLERS: its receive loops, and
+// so the batches it has in flight at most.
+const workerPollers = 4
 
 // workerEnv is the worker's whole environment: the service's variables and
 // the AWS SDK's standard ones, with DynamoDB at dynamoEndpoint (the proxy,
@@ -381,7 +371,7 @@ func (w *world) workerEnv(dynamoEndpoint string) []string {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(),
 		"ENTITLEMENTS_TABLE=" + w.entitlements, "USAGE_LEDGER_TABLE=" + w.ledger,
 		"USAGE_EVENT_QUEUE_URL=" + w.queues.URL, "DEAD_LETTER_QUEUE_URL=" + w.queues.DeadLetterURL,
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dynamoEndpoint,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + dynamoEndpoint, "WORKER_POLLERS=" + strconv.Itoa(workerPollers),
 	}
 	for _, k := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_SQS",
 		"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"} {
@@ -390,28 +380,10 @@ func (w *world) workerEnv(dynamoEndpoint string) []string {
 	return env
 }
 
-// lockedBuffer is written by the child's output copier while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // workerProcess is one run of the worker binary.
 type workerProcess struct {
 	cmd    *exec.Cmd
-	out    lockedBuffer
+	out    emulator.LockedBuffer
 	exited chan struct{}
 	err    error // valid once exited is closed
 }

@@ -3,7 +3,6 @@ package faultinjection_test
 import (
 	"context"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,9 +26,6 @@ import (
 // carries the first delivery's ID (usage.originalMessageId), which the
 // service keeps as the dedup key.
 func TestRedriveOfARepeatedDeadLetterAppliesItOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end with the worker and usagectl binaries; skipped with -short")
-	}
 	w := newWorld(t)
 	ctx := context.Background()
 
@@ -52,11 +48,7 @@ func TestRedriveOfARepeatedDeadLetterAppliesItOnce(t *testing.T) {
 	// The runbook: fix the cause, then redrive.
 	started := time.Now()
 	w.provision(t, []entitlement{{scope: usage.Scope{UserID: "late-user", EntitlementKey: "SEATS"}}}, started)
-	usagectl := filepath.Join(t.TempDir(), "usagectl")
-	if out, err := exec.Command("go", "build", "-o", usagectl, "github.com/usage-event-service/usage-event-service/cmd/usagectl").CombinedOutput(); err != nil {
-		t.Fatalf("go build usagectl: %v\n%s", err, out)
-	}
-	redrive := exec.Command(usagectl, "dlq", "redrive", "--all")
+	redrive := exec.Command(emulator.Binary(t, "./cmd/usagectl"), "dlq", "redrive", "--all")
 	redrive.Env = w.workerEnv(emulator.DynamoDB(t))
 	if out, err := redrive.CombinedOutput(); err != nil {
 		t.Fatalf("usagectl dlq redrive --all: %v\n%s", err, out)

@@ -11,7 +11,12 @@ locals {
   dlq_name          = "${local.name_prefix}-usage-event-dlq"
   ledger_table_name = "${local.name_prefix}-usage-ledger"
   log_group_name    = "/aws/lambda/${local.function_name}"
-  dashboard_name    = local.function_name
+  # Not "<function_name>-decisions": with the longest project and env that
+  # would pass Lambda's and IAM's 64-character limit for function and role
+  # names; this stays within it (at most 53 characters).
+  decisions_function_name  = "${local.name_prefix}-usage-decisions"
+  decisions_log_group_name = "/aws/lambda/${local.decisions_function_name}"
+  dashboard_name           = local.function_name
 
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
@@ -63,17 +68,40 @@ locals {
     "sqs:ChangeMessageVisibility",
   ]
 
+  # What both functions read at start (internal/config): the tables, the
+  # dedup retention, the log level and the entitlements table's key layout.
+  # The decisions function gets exactly this; the queue consumer also its
+  # queue, the refund wait and the DLQ, when it dead-letters directly.
+  shared_environment = {
+    ENTITLEMENTS_TABLE       = var.entitlements_table_name
+    USAGE_LEDGER_TABLE       = aws_dynamodb_table.ledger.name
+    DEDUP_RETENTION          = var.dedup_retention
+    LOG_LEVEL                = upper(var.log_level)
+    ENTITLEMENT_PK_ATTRIBUTE = var.entitlement_pk_attribute
+    ENTITLEMENT_SK_ATTRIBUTE = var.entitlement_sk_attribute
+    ENTITLEMENT_PK_PREFIX    = var.entitlement_pk_prefix
+    ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
+  }
+
+  # The queue consumer also knows its queue (to stretch the redeliveries
+  # of refunds that wait for their consume) and how long they wait.
   function_environment = merge(
-    {
-      ENTITLEMENTS_TABLE       = var.entitlements_table_name
-      USAGE_LEDGER_TABLE       = aws_dynamodb_table.ledger.name
-      DEDUP_RETENTION          = var.dedup_retention
-      LOG_LEVEL                = upper(var.log_level)
-      ENTITLEMENT_PK_ATTRIBUTE = var.entitlement_pk_attribute
-      ENTITLEMENT_SK_ATTRIBUTE = var.entitlement_sk_attribute
-      ENTITLEMENT_PK_PREFIX    = var.entitlement_pk_prefix
-      ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
-    },
+    local.shared_environment,
+    { USAGE_EVENT_QUEUE_URL = aws_sqs_queue.main.url, REFUND_TARGET_WAIT = var.refund_target_wait },
     var.direct_dead_lettering ? { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url } : {},
   )
+
+  # For callers of the decisions function: exactly lambda:InvokeFunction on
+  # its (unqualified) ARN, the only way the module publishes it. Written with
+  # jsonencode rather than an aws_iam_policy_document so that what the tests
+  # read is the JSON callers get, not a provider's rendering of it.
+  decisions_invoke_policy_json = var.decisions_enabled ? jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "InvokeUsageDecisions"
+      Effect   = "Allow"
+      Action   = "lambda:InvokeFunction"
+      Resource = aws_lambda_function.decisions[0].arn
+    }]
+  }) : null
 }

@@ -42,3 +42,18 @@ output "dashboard_name" {
   description = "Name of the CloudWatch dashboard for on-call."
   value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
+
+output "decisions_function_name" {
+  description = "Name of the decisions function, which answers synchronous consume, refund and balance requests (Lambda Invoke); null when decisions_enabled is false."
+  value       = var.decisions_enabled ? aws_lambda_function.decisions[0].function_name : null
+}
+
+output "decisions_function_arn" {
+  description = "ARN of the decisions function; null when decisions_enabled is false."
+  value       = var.decisions_enabled ? aws_lambda_function.decisions[0].arn : null
+}
+
+output "decisions_invoke_policy_json" {
+  description = "IAM policy document (JSON) granting exactly lambda:InvokeFunction on the decisions function, for callers to attach to their role (e.g. aws_iam_role_policy); null when decisions_enabled is false."
+  value       = local.decisions_invoke_policy_json
+}

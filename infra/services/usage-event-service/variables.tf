@@ -128,7 +128,7 @@ variable "maximum_concurrency" {
 }
 
 variable "max_receive_count" {
-  description = "Receives before SQS moves a message to the dead-letter queue (1-1000)."
+  description = "Receives before SQS moves a message to the dead-letter queue (1-1000). Keep it at least 4: a queued refund waiting for its consume (refund_target_wait) is received up to 4 times."
   type        = number
   default     = 5
 
@@ -168,6 +168,17 @@ variable "dedup_retention" {
   validation {
     condition     = can(regex("^([0-9]+d|([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$", var.dedup_retention))
     error_message = "dedup_retention must be a Go duration such as \"336h\" or \"1h30m\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces) or whole days such as \"14d\"."
+  }
+}
+
+variable "refund_target_wait" {
+  description = "How long a queued refund whose consume is not applied yet is retried, from when it was sent, before it is rejected REFUND_TARGET_NOT_FOUND: a Go duration from 0s to 24h (the function's REFUND_TARGET_WAIT). Its redeliveries are stretched, so it is received at most 4 times within the wait. Default 15m."
+  type        = string
+  default     = "15m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$", var.refund_target_wait))
+    error_message = "refund_target_wait must be a Go duration such as \"15m\" or \"1h30m\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces), at most 24h."
   }
 }
 
@@ -285,4 +296,23 @@ variable "tags" {
   description = "Tags added to every taggable resource (merged over Service and Environment)."
   type        = map(string)
   default     = {}
+}
+
+variable "decisions_enabled" {
+  description = "Deploy the decisions function, which answers synchronous consume, refund and balance requests (Lambda Invoke) from the same package, with its own role (DynamoDB only, no SQS) and log group. true by default; false deploys only the queue consumer, and the decisions_* outputs are null."
+  type        = bool
+  default     = true
+}
+
+variable "decisions_reserved_concurrency" {
+  description = "Reserved concurrency of the decisions function: that many concurrent executions are set aside for it and it never runs more, so synchronous requests and the queue consumer cannot take each other's capacity. null (the default) reserves nothing: the function shares the account's unreserved pool, unbounded. At least 1 when set (0 would throttle every request); AWS refuses a reservation that leaves the account fewer than 100 unreserved executions."
+  type        = number
+  default     = null
+
+  validation {
+    # A conditional, not ||: Terraform's || does not short-circuit, and
+    # null >= 1 is an error.
+    condition     = var.decisions_reserved_concurrency == null ? true : var.decisions_reserved_concurrency >= 1 && floor(var.decisions_reserved_concurrency) == var.decisions_reserved_concurrency
+    error_message = "decisions_reserved_concurrency must be null (unreserved) or a whole number of at least 1; 0 would throttle every request."
+  }
 }

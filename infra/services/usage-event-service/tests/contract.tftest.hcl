@@ -63,6 +63,8 @@ run "defaults" {
       ENTITLEMENT_PK_PREFIX    = "USER#"
       ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
       DEAD_LETTER_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-dlq"
+      USAGE_EVENT_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-queue"
+      REFUND_TARGET_WAIT       = "15m"
     })
     error_message = "Unexpected function environment: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
   }
@@ -139,7 +141,7 @@ run "defaults" {
       }
       UseLedgerTable = {
         effect    = "Allow"
-        actions   = toset(["dynamodb:PutItem", "dynamodb:ConditionCheckItem"])
+        actions   = toset(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"])
         resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger"])
       }
       ConsumeUsageEventQueue = {
@@ -193,6 +195,151 @@ run "defaults" {
       aws_cloudwatch_metric_alarm.function_errors, aws_cloudwatch_metric_alarm.function_throttles,
     ] : a.alarm_actions == toset(var.alarm_actions) && a.ok_actions == toset(var.alarm_actions)])
     error_message = "Every alarm must notify alarm_actions when it fires and when it recovers."
+  }
+}
+
+# The decisions function (decisions_enabled defaults to true): the same
+# package as the consumer, its own name, role, log group and concurrency,
+# DynamoDB only.
+run "decisions" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_lambda_function.decisions[0].function_name == "acme-prod-usage-decisions" &&
+      aws_lambda_function.decisions[0].runtime == aws_lambda_function.this.runtime &&
+      aws_lambda_function.decisions[0].handler == aws_lambda_function.this.handler &&
+      aws_lambda_function.decisions[0].architectures == aws_lambda_function.this.architectures &&
+      aws_lambda_function.decisions[0].filename == aws_lambda_function.this.filename &&
+      aws_lambda_function.decisions[0].source_code_hash == aws_lambda_function.this.source_code_hash &&
+      aws_lambda_function.decisions[0].memory_size == aws_lambda_function.this.memory_size &&
+      aws_lambda_function.decisions[0].timeout == aws_lambda_function.this.timeout
+    )
+    error_message = "The decisions function must run the consumer's package (bootstrap on provided.al2023, same architecture, memory and timeout) under its own name."
+  }
+  assert {
+    condition     = aws_lambda_function.decisions[0].role == aws_iam_role.decisions[0].arn && aws_iam_role.decisions[0].arn != aws_iam_role.function.arn && aws_iam_role.decisions[0].name == "acme-prod-usage-decisions"
+    error_message = "The decisions function must run as its own role, not the consumer's."
+  }
+  assert {
+    condition     = aws_iam_role_policy.decisions[0].role == aws_iam_role.decisions[0].id && aws_iam_role.decisions[0].assume_role_policy == aws_iam_role.function.assume_role_policy
+    error_message = "The decisions role must carry its own least-privilege policy and be assumable by Lambda only."
+  }
+  assert {
+    condition     = aws_lambda_function.decisions[0].reserved_concurrent_executions == -1
+    error_message = "Without decisions_reserved_concurrency the decisions function must be unreserved (-1), got ${aws_lambda_function.decisions[0].reserved_concurrent_executions}."
+  }
+  assert {
+    condition = aws_lambda_function.decisions[0].environment[0].variables == tomap({
+      ENTITLEMENTS_TABLE       = "acme-prod-entitlements"
+      USAGE_LEDGER_TABLE       = "acme-prod-usage-ledger"
+      DEDUP_RETENTION          = "336h"
+      LOG_LEVEL                = "INFO"
+      ENTITLEMENT_PK_ATTRIBUTE = "pk"
+      ENTITLEMENT_SK_ATTRIBUTE = "sk"
+      ENTITLEMENT_PK_PREFIX    = "USER#"
+      ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
+    })
+    error_message = "The decisions function must get the consumer's configuration without the queue: ${jsonencode(aws_lambda_function.decisions[0].environment[0].variables)}."
+  }
+  assert {
+    condition     = aws_lambda_function.decisions[0].logging_config[0].log_format == "JSON" && aws_lambda_function.decisions[0].logging_config[0].log_group == "/aws/lambda/acme-prod-usage-decisions"
+    error_message = "The decisions function must log JSON to its own log group."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.decisions[0].name == "/aws/lambda/acme-prod-usage-decisions" && aws_cloudwatch_log_group.decisions[0].retention_in_days == 30
+    error_message = "The decisions function's log group must be created with the consumer's retention."
+  }
+
+  # Least privilege: the DynamoDB actions on the two tables and its own logs.
+  assert {
+    condition = { for s in data.aws_iam_policy_document.decisions[0].statement : s.sid => { effect = s.effect, actions = s.actions, resources = s.resources } } == {
+      UseEntitlementsTable = {
+        effect    = "Allow"
+        actions   = toset(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"])
+        resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-entitlements"])
+      }
+      UseLedgerTable = {
+        effect    = "Allow"
+        actions   = toset(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"])
+        resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger"])
+      }
+      WriteOwnLogs = {
+        effect    = "Allow"
+        actions   = toset(["logs:CreateLogStream", "logs:PutLogEvents"])
+        resources = toset(["arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/acme-prod-usage-decisions:*"])
+      }
+    }
+    error_message = "The decisions role grants more or other than least privilege: ${jsonencode({ for s in data.aws_iam_policy_document.decisions[0].statement : s.sid => { effect = s.effect, actions = s.actions, resources = s.resources } })}."
+  }
+  assert {
+    condition     = length(flatten([for s in data.aws_iam_policy_document.decisions[0].statement : [for a in s.actions : a if startswith(a, "sqs:")]])) == 0
+    error_message = "The decisions role may grant no SQS action."
+  }
+
+  # What callers attach, and the outputs.
+  assert {
+    condition = jsondecode(output.decisions_invoke_policy_json) == {
+      Version = "2012-10-17"
+      Statement = [{
+        Sid      = "InvokeUsageDecisions"
+        Effect   = "Allow"
+        Action   = "lambda:InvokeFunction"
+        Resource = "arn:aws:lambda:eu-west-1:111122223333:function:acme-prod-usage-decisions"
+      }]
+    }
+    error_message = "decisions_invoke_policy_json must grant exactly lambda:InvokeFunction on the decisions function, got ${output.decisions_invoke_policy_json}."
+  }
+  assert {
+    condition     = output.decisions_function_arn == aws_lambda_function.decisions[0].arn && output.decisions_function_name == "acme-prod-usage-decisions"
+    error_message = "The decisions function's ARN and name must be outputs."
+  }
+}
+
+run "decisions_reserved_concurrency" {
+  command = plan
+
+  variables {
+    decisions_reserved_concurrency = 25
+    kms_key_arn                    = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+
+  assert {
+    condition     = aws_lambda_function.decisions[0].reserved_concurrent_executions == 25
+    error_message = "decisions_reserved_concurrency must become the decisions function's reserved concurrency, got ${aws_lambda_function.decisions[0].reserved_concurrent_executions}."
+  }
+  assert {
+    condition     = aws_lambda_function.this.reserved_concurrent_executions != 25
+    error_message = "decisions_reserved_concurrency must not reserve concurrency for the queue consumer."
+  }
+  assert {
+    condition     = toset([for s in data.aws_iam_policy_document.decisions[0].statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "WriteOwnLogs"])
+    error_message = "The queue key is for SQS: the decisions role must not be granted it."
+  }
+}
+
+run "decisions_disabled" {
+  command = plan
+
+  variables {
+    decisions_enabled = false
+  }
+
+  assert {
+    condition = (
+      length(aws_lambda_function.decisions) == 0 && length(aws_iam_role.decisions) == 0 &&
+      length(aws_iam_role_policy.decisions) == 0 && length(aws_cloudwatch_log_group.decisions) == 0 &&
+      length(data.aws_iam_policy_document.decisions) == 0
+    )
+    error_message = "With decisions_enabled = false no decisions resource may be planned."
+  }
+  assert {
+    condition     = output.decisions_function_arn == null && output.decisions_function_name == null && output.decisions_invoke_policy_json == null
+    error_message = "With decisions_enabled = false the decisions outputs must be null."
+  }
+  assert {
+    condition     = aws_lambda_function.this.function_name == "acme-prod-usage-event-service"
+    error_message = "The queue consumer must not depend on the decisions function."
   }
 }
 
@@ -255,8 +402,9 @@ run "options" {
     batch_size                         = 10
     maximum_batching_window_in_seconds = 0
     maximum_concurrency                = 50
-    max_receive_count                  = 3
+    max_receive_count                  = 4
     dedup_retention                    = "30d"
+    refund_target_wait                 = "2m"
     log_level                          = "debug"
     log_retention_days                 = 365
     ledger_deletion_protection         = false
@@ -283,11 +431,12 @@ run "options" {
     error_message = "The visibility timeout must follow the function timeout (6 x 60 s + 0 s window), got ${aws_sqs_queue.main.visibility_timeout_seconds}."
   }
   assert {
-    condition     = jsondecode(aws_sqs_queue.main.redrive_policy).maxReceiveCount == 3
+    condition     = jsondecode(aws_sqs_queue.main.redrive_policy).maxReceiveCount == 4
     error_message = "The redrive policy must take max_receive_count."
   }
   assert {
-    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if k != "DEAD_LETTER_QUEUE_URL" && k != "ENTITLEMENTS_TABLE" && k != "USAGE_LEDGER_TABLE" } == {
+    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if k != "DEAD_LETTER_QUEUE_URL" && k != "ENTITLEMENTS_TABLE" && k != "USAGE_LEDGER_TABLE" && k != "USAGE_EVENT_QUEUE_URL" } == {
+      REFUND_TARGET_WAIT       = "2m"
       DEDUP_RETENTION          = "30d"
       LOG_LEVEL                = "DEBUG"
       ENTITLEMENT_PK_ATTRIBUTE = "PK"

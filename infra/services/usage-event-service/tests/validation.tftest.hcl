@@ -175,3 +175,40 @@ run "alarm_action_that_is_not_a_topic" {
   }
   expect_failures = [var.alarm_actions]
 }
+
+# Reserved concurrency 0 would throttle every synchronous request.
+
+run "decisions_reserved_concurrency_zero" {
+  command = plan
+  variables {
+    decisions_reserved_concurrency = 0
+  }
+  expect_failures = [var.decisions_reserved_concurrency]
+}
+
+run "decisions_reserved_concurrency_negative" {
+  command = plan
+  variables {
+    decisions_reserved_concurrency = -1
+  }
+  expect_failures = [var.decisions_reserved_concurrency]
+}
+
+run "decisions_reserved_concurrency_fraction" {
+  command = plan
+  variables {
+    decisions_reserved_concurrency = 1.5
+  }
+  expect_failures = [var.decisions_reserved_concurrency]
+}
+
+run "decisions_reserved_concurrency_one" {
+  command = plan
+  variables {
+    decisions_reserved_concurrency = 1
+  }
+  assert {
+    condition     = aws_lambda_function.decisions[0].reserved_concurrent_executions == 1
+    error_message = "A reserved concurrency of 1 is valid and must be passed through."
+  }
+}

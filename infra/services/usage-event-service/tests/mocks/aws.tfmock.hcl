@@ -82,3 +82,27 @@ override_resource {
     arn = "arn:aws:lambda:eu-west-1:111122223333:function:acme-prod-usage-event-service"
   }
 }
+
+# The decisions function (decisions_enabled, the default): count = 1.
+
+override_resource {
+  target = aws_cloudwatch_log_group.decisions
+  values = {
+    arn = "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/acme-prod-usage-decisions"
+  }
+}
+
+override_resource {
+  target = aws_iam_role.decisions
+  values = {
+    arn = "arn:aws:iam::111122223333:role/acme-prod-usage-decisions"
+    id  = "acme-prod-usage-decisions"
+  }
+}
+
+override_resource {
+  target = aws_lambda_function.decisions
+  values = {
+    arn = "arn:aws:lambda:eu-west-1:111122223333:function:acme-prod-usage-decisions"
+  }
+}

@@ -1,5 +1,5 @@
 //go:build !race
 
-package faultinjection_test
+package emulator
 
 const raceEnabled = false
