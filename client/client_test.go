@@ -3,9 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,9 +60,7 @@ func tables(t *testing.T) (dynamodb.Config, func(*testing.T, dynamodb.Entitlemen
 }
 
 func TestLocalContract(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs DynamoDB Local")
-	}
+	emulator.SkipShort(t)
 	clienttest.Run(t, func(t *testing.T) clienttest.Backend {
 		store, put := tables(t)
 		c, err := client.NewLocal(awsConfig(t), store, noChecksum)
@@ -74,29 +69,6 @@ func TestLocalContract(t *testing.T) {
 		}
 		return clienttest.Backend{Client: c, Put: put}
 	})
-}
-
-// bootstrapPackage is the shipped function binary.
-const bootstrapPackage = "./cmd/usage-event-service"
-
-// buildBootstrap builds the real function binary, the way `make package`
-// does for Lambda.
-func buildBootstrap(t *testing.T) string {
-	t.Helper()
-	return build(t, bootstrapPackage)
-}
-
-// build builds a Lambda function binary of the module's package pkg.
-func build(t *testing.T, pkg string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, pkg)
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build bootstrap: %v\n%s", err, b)
-	}
-	return out
 }
 
 // startFunction runs the bootstrap under the Runtime Interface Emulator
@@ -116,10 +88,8 @@ func startFunction(t *testing.T, bootstrap string, env ...string) {
 const rieFunction = "function"
 
 func TestLambdaContract(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the Lambda Runtime Interface Emulator and DynamoDB Local")
-	}
-	bootstrap := buildBootstrap(t)
+	emulator.SkipShort(t)
+	bootstrap := emulator.LambdaBootstrap(t)
 	clienttest.Run(t, func(t *testing.T) clienttest.Backend {
 		store, put := tables(t)
 		startFunction(t, bootstrap, "ENTITLEMENTS_TABLE="+store.EntitlementsTable, "USAGE_LEDGER_TABLE="+store.LedgerTable)
@@ -135,11 +105,9 @@ func TestLambdaContract(t *testing.T) {
 // errorType/errorMessage payload (Lambda also sets FunctionError): a
 // *client.FunctionError, never an answer.
 func TestLambdaHandlerError(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the Lambda Runtime Interface Emulator")
-	}
+	emulator.SkipShort(t)
 	emulator.Env(t)
-	startFunction(t, build(t, "./client/testdata/failingfunction"))
+	startFunction(t, emulator.Binary(t, "./client/testdata/failingfunction"))
 	c, err := client.NewLambda(awsConfig(t), rieFunction)
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +123,9 @@ func TestLambdaHandlerError(t *testing.T) {
 // emulator answers 502, an error of the SDK, neither an answer nor a
 // rejection.
 func TestLambdaFunctionThatCannotStart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the Lambda Runtime Interface Emulator")
-	}
+	emulator.SkipShort(t)
 	emulator.Env(t)
-	startFunction(t, buildBootstrap(t), "ENTITLEMENTS_TABLE=", "USAGE_LEDGER_TABLE=")
+	startFunction(t, emulator.LambdaBootstrap(t), "ENTITLEMENTS_TABLE=", "USAGE_LEDGER_TABLE=")
 	c, err := client.NewLambda(awsConfig(t), rieFunction)
 	if err != nil {
 		t.Fatal(err)
@@ -181,9 +147,7 @@ func TestNewLambdaNeedsAFunction(t *testing.T) {
 // A Local client without a ledger table reads balances and refuses
 // writes before touching anything.
 func TestLocalWithoutALedgerTable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs DynamoDB Local")
-	}
+	emulator.SkipShort(t)
 	store, put := tables(t)
 	put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Used: &[]usage.Decimal{usage.MustDecimal("2")}[0]})
 	store.LedgerTable = ""
@@ -207,9 +171,7 @@ func TestLocalWithoutALedgerTable(t *testing.T) {
 // A store that keeps failing is a RETRY answer: client.ErrRetry, with the
 // answer.
 func TestLocalRetry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs DynamoDB Local")
-	}
+	emulator.SkipShort(t)
 	store, put := tables(t)
 	put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k"})
 	store.LedgerTable = "no-such-ledger"

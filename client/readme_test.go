@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -76,13 +77,11 @@ func TestREADMESnippetIsTheExample(t *testing.T) {
 }
 
 func TestExampleRuns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the Lambda Runtime Interface Emulator and DynamoDB Local")
-	}
+	emulator.SkipShort(t)
 	store, put := tables(t)
 	limit := usage.MustDecimal("10")
 	put(t, dynamodb.EntitlementItem{UserID: "user-123", EntitlementKey: "api-calls", Limit: &limit, ResetPeriod: usage.ResetMonthly})
-	startFunction(t, buildBootstrap(t), "ENTITLEMENTS_TABLE="+store.EntitlementsTable, "USAGE_LEDGER_TABLE="+store.LedgerTable)
+	startFunction(t, emulator.LambdaBootstrap(t), "ENTITLEMENTS_TABLE="+store.EntitlementsTable, "USAGE_LEDGER_TABLE="+store.LedgerTable)
 	t.Setenv("DECISIONS_FUNCTION", rieFunction)
 
 	r, w, err := os.Pipe()

@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,25 +20,14 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// bootstrapPackage is the shipped function binary, which answers direct
-// invocations with decisions.
-const bootstrapPackage = "./cmd/usage-event-service"
-
-// startDecisionsFunction builds the real bootstrap, runs it under the
+// startDecisionsFunction runs the real bootstrap under the
 // Lambda Runtime Interface Emulator over the stack's tables, and returns
 // the stack's cli pointed at it through AWS_ENDPOINT_URL_LAMBDA and
 // DECISIONS_FUNCTION ("function", the one name the emulator serves). The
 // emulator serves one invocation at a time: usagectl makes one.
 func (s *stack) startDecisionsFunction(t *testing.T) cli {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, bootstrapPackage)
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build bootstrap: %v\n%s", err, out)
-	}
-	fn, err := emulator.StartLambda(context.Background(), bin, []string{"LOG_LEVEL=WARN",
+	fn, err := emulator.StartLambda(context.Background(), emulator.LambdaBootstrap(t), []string{"LOG_LEVEL=WARN",
 		"ENTITLEMENTS_TABLE=" + s.queues.EntitlementsTable.Name, "USAGE_LEDGER_TABLE=" + s.queues.LedgerTable.Name})
 	if err != nil {
 		t.Fatal(err)
