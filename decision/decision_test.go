@@ -72,8 +72,8 @@ func TestAnswers(t *testing.T) {
 		{`{"userId":"u1","entitlementKey":"TUTOR","amount":"1","idempotencyKey":"c-4"}`,
 			`{"status":"REJECTED","reason":"INVALID_AMOUNT","message":"amount: must be a JSON number, got a string"}`},
 		{`not json`, `{"status":"REJECTED","reason":"INVALID_JSON","message":"body is not valid JSON: invalid character 'o' in literal null (expecting 'u')"}`},
-		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR"}`,
-			`{"status":"REJECTED","reason":"INVALID_FIELD","message":"operation: must be one of consume, refund, balance; got \"reserve\""}`},
+		{`{"operation":"transfer","userId":"u1","entitlementKey":"TUTOR"}`,
+			`{"status":"REJECTED","reason":"INVALID_FIELD","message":"operation: must be one of consume, refund, balance, reserve, commit, release; got \"transfer\""}`},
 	}
 	for i, st := range steps {
 		if got := answer(t, e, st.body); got != st.want {

@@ -263,17 +263,23 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 
 // LedgerEntry is the audit record of one applied operation.
 type LedgerEntry struct {
-	DedupKey    string
-	KeySource   string
-	Operation   usage.Operation // consume ("" in entries written before operations existed) or refund
-	Amount      usage.Decimal
-	RefundOf    string        // a refund's consume
-	Refunded    usage.Decimal // how much of a consume refunds gave back
-	AppliedAt   string
-	MessageID   string
-	PeriodStart string
-	Metadata    string
-	ExpiresAt   int64
+	DedupKey  string
+	KeySource string
+	Operation usage.Operation // consume ("" in entries written before operations existed) or refund
+	Amount    usage.Decimal
+	RefundOf  string        // a refund's consume
+	Refunded  usage.Decimal // how much of a consume refunds gave back
+	// A reserve's hold: its state, when it expires, what was committed
+	// (nil until settled) and when it settled.
+	HoldState     string
+	HoldExpiresAt time.Time
+	Actual        *usage.Decimal
+	SettledAt     time.Time
+	AppliedAt     string
+	MessageID     string
+	PeriodStart   string
+	Metadata      string
+	ExpiresAt     int64
 }
 
 // ListLedger returns the applied events of a scope, oldest key first.
@@ -328,6 +334,7 @@ func listedEntry(item map[string]types.AttributeValue) LedgerEntry {
 	stored := ledgerEntry(item)
 	e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
 		Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
+		HoldState: stored.HoldState, HoldExpiresAt: stored.HoldExpiresAt, Actual: stored.Actual, SettledAt: stored.SettledAt,
 		AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
 		Metadata: string(stored.Metadata)}
 	if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {

@@ -225,13 +225,22 @@ func TestPlanUsageEqualsOneByOne(t *testing.T) {
 		var recs []usage.Record
 		for j := range 1 + rng.IntN(20) {
 			r := keyed(fmt.Sprint("m", j), fmt.Sprint("k", rng.IntN(8)), fmt.Sprint(1+rng.IntN(4)))
-			if rng.IntN(3) == 0 { // a refund of some key, perhaps applied, perhaps a refund itself
+			switch rng.IntN(6) {
+			case 0, 1: // a refund of some key, perhaps applied, perhaps a refund itself
 				r.Event.Operation, r.Event.RefundOf = usage.OperationRefund, fmt.Sprint("k", rng.IntN(8))
 				if rng.IntN(4) > 0 {
 					r.Event.IdempotencyKey = fmt.Sprint("r", rng.IntN(8))
 				}
 				if rng.IntN(2) == 0 {
 					r.Event.Amount = usage.Decimal{} // all that remains
+				}
+			case 2: // a hold
+				r.Event.Operation, r.Event.IdempotencyKey = usage.OperationReserve, fmt.Sprint("h", rng.IntN(4))
+			case 3: // settling some hold, perhaps none
+				ops := []usage.Operation{usage.OperationCommit, usage.OperationRelease}
+				r.Event = usage.Event{UserID: "u", EntitlementKey: "k", Operation: ops[rng.IntN(2)], HoldID: fmt.Sprint("h", rng.IntN(5))}
+				if rng.IntN(2) == 0 {
+					r.Event.Amount, r.Event.AmountGiven = usage.DecimalFromInt(rng.Int64N(4)), true
 				}
 			}
 			recs = append(recs, r)
@@ -261,7 +270,7 @@ func TestPlanUsageEqualsOneByOne(t *testing.T) {
 func ledgerText(es []usage.LedgerEntry) string {
 	s := make([]string, len(es))
 	for i, e := range es {
-		s[i] = fmt.Sprintf("%s:%s:%s:%s", e.DedupKey, e.Operation, e.Amount, e.Refunded)
+		s[i] = fmt.Sprintf("%s:%s:%s:%s:%s", e.DedupKey, e.Operation, e.Amount, e.Refunded, e.HoldState)
 	}
 	sort.Strings(s)
 	return strings.Join(s, " ")

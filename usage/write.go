@@ -97,6 +97,8 @@ type Assign struct {
 	Attr  string
 	Value Value
 	Add   bool
+	// Remove removes the attribute instead (Value and Add unused).
+	Remove bool
 }
 
 // Action is what a Write does to its item.
@@ -159,6 +161,12 @@ type LedgerEntry struct {
 	RefundOf string
 	// Refunded is, for a consume, how much of it refunds have given back.
 	Refunded Decimal
+	// For a reserve: the hold's state (HoldActive, ...), when it expires,
+	// and once settled the committed amount (0 when released) and when.
+	HoldState     string
+	HoldExpiresAt time.Time
+	Actual        *Decimal
+	SettledAt     time.Time
 	// KeySource says where DedupKey came from: "idempotencyKey" or "messageId".
 	KeySource string
 	MessageID string
@@ -225,7 +233,11 @@ func (p Plan) After(it Item) Item {
 		}
 		for _, a := range w.Set {
 			v := a.Value
-			if a.Add {
+			switch {
+			case a.Remove:
+				delete(attrs, a.Attr)
+				continue
+			case a.Add:
 				v = NumberValue(attrs[a.Attr].Num.Add(a.Value.Num))
 			}
 			attrs[a.Attr] = v
