@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sort"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -23,16 +25,23 @@ type AdminClient interface {
 	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	UpdateTimeToLive(context.Context, *dynamodb.UpdateTimeToLiveInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+	UpdateTable(context.Context, *dynamodb.UpdateTableInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
 // CreateLedgerTable creates the ledger table (pk S, sk S, on-demand, TTL on
-// expiresAt) if it does not exist. It returns whether it created it.
+// expiresAt, the sparse index PendingIndex) if it does not exist, and adds
+// the index to one that lacks it. It returns whether it created the table.
 func CreateLedgerTable(ctx context.Context, c AdminClient, name string) (bool, error) {
-	created, err := createTable(ctx, c, name, ledgerPK, ledgerSK)
+	created, err := createTable(ctx, c, name, ledgerPK, ledgerSK, pendingIndex())
 	if err != nil {
 		return false, err
+	}
+	if !created {
+		if err := ensureIndex(ctx, c, name, pendingIndex()); err != nil {
+			return false, err
+		}
 	}
 	_, err = c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 		TableName:               aws.String(name),
@@ -55,18 +64,42 @@ func CreateEntitlementsTable(ctx context.Context, c AdminClient, name string, ke
 	return createTable(ctx, c, name, keys.PartitionAttr, keys.SortAttr)
 }
 
-func createTable(ctx context.Context, c AdminClient, name, pk, sk string) (bool, error) {
+// pendingIndex is the ledger's sparse index of work left to do (see
+// PendingIndex): only items that carry pendingPk are in it.
+func pendingIndex() types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{
+		IndexName: aws.String(PendingIndex),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(pendingPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(pendingAt), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+	}
+}
+
+func indexAttributes(indexes []types.GlobalSecondaryIndex) []types.AttributeDefinition {
+	var defs []types.AttributeDefinition
+	for _, ix := range indexes {
+		for _, k := range ix.KeySchema {
+			defs = append(defs, types.AttributeDefinition{AttributeName: k.AttributeName, AttributeType: types.ScalarAttributeTypeS})
+		}
+	}
+	return defs
+}
+
+func createTable(ctx context.Context, c AdminClient, name, pk, sk string, indexes ...types.GlobalSecondaryIndex) (bool, error) {
 	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName: aws.String(name),
-		AttributeDefinitions: []types.AttributeDefinition{
+		AttributeDefinitions: append([]types.AttributeDefinition{
 			{AttributeName: aws.String(pk), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(sk), AttributeType: types.ScalarAttributeTypeS},
-		},
+		}, indexAttributes(indexes)...),
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(pk), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(sk), KeyType: types.KeyTypeRange},
 		},
-		BillingMode: types.BillingModePayPerRequest,
+		GlobalSecondaryIndexes: nilIfNoIndexes(indexes),
+		BillingMode:            types.BillingModePayPerRequest,
 	})
 	var inUse *types.ResourceInUseException
 	switch {
@@ -80,6 +113,52 @@ func createTable(ctx context.Context, c AdminClient, name, pk, sk string) (bool,
 		return true, fmt.Errorf("wait for table %s: %w", name, err)
 	}
 	return true, nil
+}
+
+func nilIfNoIndexes(ix []types.GlobalSecondaryIndex) []types.GlobalSecondaryIndex {
+	if len(ix) == 0 {
+		return nil
+	}
+	return ix
+}
+
+// ensureIndex adds an index to an existing table that lacks it (a ledger
+// table made before the index existed), and waits until it is active.
+func ensureIndex(ctx context.Context, c AdminClient, table string, ix types.GlobalSecondaryIndex) error {
+	desc, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("describe table %s: %w", table, err)
+	}
+	for _, have := range desc.Table.GlobalSecondaryIndexes {
+		if aws.ToString(have.IndexName) == aws.ToString(ix.IndexName) {
+			return nil
+		}
+	}
+	_, err = c.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: indexAttributes([]types.GlobalSecondaryIndex{ix}),
+		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+			IndexName: ix.IndexName, KeySchema: ix.KeySchema, Projection: ix.Projection,
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("add index %s to %s: %w", aws.ToString(ix.IndexName), table, err)
+	}
+	for range 120 {
+		desc, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err != nil {
+			return err
+		}
+		for _, have := range desc.Table.GlobalSecondaryIndexes {
+			if aws.ToString(have.IndexName) == aws.ToString(ix.IndexName) && have.IndexStatus == types.IndexStatusActive {
+				return nil
+			}
+		}
+		if err := backoff.Sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("index %s of %s did not become active", aws.ToString(ix.IndexName), table)
 }
 
 // EntitlementItem is an entitlement as access-service writes it.
@@ -184,50 +263,82 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 
 // LedgerEntry is the audit record of one applied operation.
 type LedgerEntry struct {
-	DedupKey    string
-	KeySource   string
-	Operation   usage.Operation // consume ("" in entries written before operations existed) or refund
-	Amount      usage.Decimal
-	RefundOf    string        // a refund's consume
-	Refunded    usage.Decimal // how much of a consume refunds gave back
-	AppliedAt   string
-	MessageID   string
-	PeriodStart string
-	Metadata    string
-	ExpiresAt   int64
+	DedupKey  string
+	KeySource string
+	Operation usage.Operation // consume ("" in entries written before operations existed) or refund
+	Amount    usage.Decimal
+	RefundOf  string        // a refund's consume
+	Refunded  usage.Decimal // how much of a consume refunds gave back
+	// A reserve's hold: its state, when it expires, what was committed
+	// (nil until settled) and when it settled.
+	HoldState     string
+	HoldExpiresAt time.Time
+	Actual        *usage.Decimal
+	SettledAt     time.Time
+	AppliedAt     string
+	MessageID     string
+	PeriodStart   string
+	Metadata      string
+	ExpiresAt     int64
 }
 
 // ListLedger returns the applied events of a scope, oldest key first.
 func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Scope) ([]LedgerEntry, error) {
-	pk, _ := LedgerKey(scope, "")
 	var out []LedgerEntry
-	var start map[string]types.AttributeValue
-	for {
-		res, err := c.Query(ctx, &dynamodb.QueryInput{
-			TableName:                 aws.String(table),
-			KeyConditionExpression:    aws.String("#pk = :pk"),
-			ExpressionAttributeNames:  map[string]string{"#pk": ledgerPK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
-			ConsistentRead:            aws.Bool(true),
-			ExclusiveStartKey:         start,
-		})
+	for e, err := range LedgerEntries(ctx, c, table, scope) {
 		if err != nil {
 			return nil, err
 		}
-		for _, item := range res.Items {
-			stored := ledgerEntry(item)
-			e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
-				Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
-				AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
-				Metadata: string(stored.Metadata)}
-			if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
-				fmt.Sscan(n.Value, &e.ExpiresAt)
-			}
-			out = append(out, e)
-		}
-		if start = res.LastEvaluatedKey; start == nil {
-			break
-		}
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// LedgerEntries yields the applied events of a scope in ListLedger's
+// order, reading one Query page at a time, so that a caller can keep only
+// some of a long ledger, or stop early. An error is yielded last.
+func LedgerEntries(ctx context.Context, c AdminClient, table string, scope usage.Scope) iter.Seq2[LedgerEntry, error] {
+	return func(yield func(LedgerEntry, error) bool) {
+		pk, _ := LedgerKey(scope, "")
+		var start map[string]types.AttributeValue
+		for {
+			res, err := c.Query(ctx, &dynamodb.QueryInput{
+				TableName: aws.String(table),
+				// KEY# and KEYHASH#: the applied operations, not the
+				// partition's recorded notifications.
+				KeyConditionExpression:   aws.String("#pk = :pk AND begins_with(#sk, :key)"),
+				ExpressionAttributeNames: map[string]string{"#pk": ledgerPK, "#sk": ledgerSK},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":pk": &types.AttributeValueMemberS{Value: pk}, ":key": &types.AttributeValueMemberS{Value: "KEY"},
+				},
+				ConsistentRead:    aws.Bool(true),
+				ExclusiveStartKey: start,
+			})
+			if err != nil {
+				yield(LedgerEntry{}, err)
+				return
+			}
+			for _, item := range res.Items {
+				if !yield(listedEntry(item), nil) {
+					return
+				}
+			}
+			if start = res.LastEvaluatedKey; start == nil {
+				return
+			}
+		}
+	}
+}
+
+func listedEntry(item map[string]types.AttributeValue) LedgerEntry {
+	stored := ledgerEntry(item)
+	e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
+		Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
+		HoldState: stored.HoldState, HoldExpiresAt: stored.HoldExpiresAt, Actual: stored.Actual, SettledAt: stored.SettledAt,
+		AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
+		Metadata: string(stored.Metadata)}
+	if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
+		fmt.Sscan(n.Value, &e.ExpiresAt)
+	}
+	return e
 }

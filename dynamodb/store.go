@@ -30,6 +30,8 @@ import (
 type Client interface {
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	// Query lists a scope's holds and, in the sparse index, expired ones.
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
 // Config configures a Store.
@@ -48,6 +50,9 @@ type Config struct {
 	DisableCache bool
 	// Now is the clock for ledger timestamps and expiry.
 	Now func() time.Time
+	// Outbox, when set, is handed the notifications each committed write
+	// recorded, to publish them at once.
+	Outbox Outbox
 }
 
 // Store applies decisions with one conditional transaction per group.
@@ -71,7 +76,7 @@ func NewStore(client Client, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{client: client, cfg: cfg, cache: stateCache{m: map[usage.Scope]usage.Item{}}}
+	return &Store{client: client, cfg: cfg, cache: stateCache{m: map[usage.Scope]cached{}}}
 }
 
 // maxGroup bounds the records of one transaction: one entitlement item
@@ -124,12 +129,29 @@ func (s *Store) updateGroup(ctx context.Context, scope usage.Scope, records []us
 			continue
 		}
 		if len(plan.Writes) == 0 {
-			s.remember(scope, state.Entitlement.Observed)
+			s.remember(scope, state.Entitlement.Observed, state.Notified)
 			return plan.Outcomes
 		}
-		err := s.write(ctx, scope, key, plan)
+		if onlyChecks(plan) {
+			c, held, err := s.verify(ctx, scope, key, plan)
+			switch {
+			case err != nil:
+				return all(records, usage.Retry, err)
+			case held:
+				if c.entitlement != nil {
+					s.remember(scope, *c.entitlement, state.Notified)
+				}
+				return plan.Outcomes
+			}
+			state = c.apply(state)
+			continue
+		}
+		notes, err := s.write(ctx, scope, key, plan)
 		if err == nil {
-			s.remember(scope, plan.After(state.Entitlement.Observed))
+			s.remember(scope, plan.After(state.Entitlement.Observed), withKeys(state.Notified, notes))
+			if len(notes) > 0 && s.cfg.Outbox != nil {
+				s.cfg.Outbox.Recorded(ctx, notes)
+			}
 			return plan.Outcomes
 		}
 		c, canceled := s.cancellation(err, plan)
@@ -193,16 +215,29 @@ func (s *Store) observe(ctx context.Context, scope usage.Scope, key entitlementK
 	if !addressable {
 		return usage.State{Entitlement: usage.ParseEntitlement(usage.Item{Unaddressable: true})}, nil
 	}
-	if !consistent && !s.cfg.DisableCache {
-		if it, ok := s.cache.get(scope); ok {
-			return usage.State{Entitlement: usage.ParseEntitlement(it)}, nil
-		}
+	c, hit := s.cache.get(scope)
+	if hit && !consistent && !s.cfg.DisableCache {
+		return usage.State{Entitlement: usage.ParseEntitlement(c.item), Notified: maps.Clone(c.notified)}, nil
 	}
 	it, err := s.read(ctx, key, consistent)
 	if err != nil {
 		return usage.State{}, err
 	}
-	return usage.State{Entitlement: usage.ParseEntitlement(it)}, nil
+	// Recorded notifications stay recorded: what the cache knows of them
+	// holds whatever the entitlement's state.
+	return usage.State{Entitlement: usage.ParseEntitlement(it), Notified: maps.Clone(c.notified)}, nil
+}
+
+// withKeys adds the keys of recorded notifications to a set.
+func withKeys(known map[string]bool, notes []usage.Notification) map[string]bool {
+	if len(notes) == 0 {
+		return known
+	}
+	out := maps.Clone(known)
+	for _, n := range notes {
+		out = setKey(out, n.Key, true)
+	}
+	return out
 }
 
 // read fetches the entitlement attributes with a projected GetItem;
@@ -257,41 +292,111 @@ func (s *Store) ReadEntitlement(ctx context.Context, scope usage.Scope) (usage.E
 	return st.Entitlement, err
 }
 
-func (s *Store) remember(scope usage.Scope, it usage.Item) {
+func (s *Store) remember(scope usage.Scope, it usage.Item, notified map[string]bool) {
 	if !s.cfg.DisableCache && !it.Unaddressable {
-		s.cache.put(scope, it)
+		s.cache.put(scope, cached{item: it, notified: notified})
 	}
 }
 
-// write sends the plan's writes as one transaction.
-func (s *Store) write(ctx context.Context, scope usage.Scope, key entitlementKey, plan usage.Plan) error {
-	_, err := s.client.TransactWriteItems(ctx, s.transaction(scope, key, plan))
-	return err
+// onlyChecks: a plan that writes nothing (rejections and duplicates only).
+func onlyChecks(plan usage.Plan) bool {
+	for _, w := range plan.Writes {
+		if w.Action != usage.Check {
+			return false
+		}
+	}
+	return true
+}
+
+// verify confirms a plan of checks by consistent reads instead of a
+// transaction: a read unit each instead of two write units per item. The
+// entitlement is read first, then the ledger keys: a key absent after the
+// entitlement proved the rejection was absent when it did (entries are
+// never removed, only expired), so the rejection holds at that instant
+// and the DUPLICATE-over-rejection guarantee stands. held is false when a
+// check failed; c then holds what the reads taught.
+func (s *Store) verify(ctx context.Context, scope usage.Scope, key entitlementKey, plan usage.Plan) (c cancellation, held bool, err error) {
+	held = true
+	for _, w := range plan.Writes {
+		var it usage.Item
+		switch w.Target.Kind {
+		case usage.EntitlementKind:
+			if it, err = s.read(ctx, key, true); err != nil {
+				return c, false, err
+			}
+			c.entitlement = &it
+		default:
+			res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+				TableName: aws.String(s.cfg.LedgerTable), Key: ledgerKeyAttributes(scope, w.Target.Key), ConsistentRead: aws.Bool(true),
+			})
+			if err != nil {
+				return c, false, err
+			}
+			it = usage.Item{Exists: res.Item != nil, Attrs: map[string]usage.Value{}}
+			for k, v := range res.Item {
+				it.Attrs[k] = value(v)
+			}
+			if res.Item == nil {
+				c.absent = setKey(c.absent, w.Target.Key, true)
+			} else {
+				c.applied = setKey(c.applied, w.Target.Key, ledgerEntry(res.Item))
+			}
+		}
+		for _, cond := range w.Conds {
+			if !cond.Holds(it.Exists, it.Get(cond.Attr)) {
+				held = false
+			}
+		}
+		if !held {
+			return c, false, nil
+		}
+	}
+	return c, true, nil
+}
+
+// write sends the plan's writes as one transaction, and returns the
+// notifications it recorded.
+func (s *Store) write(ctx context.Context, scope usage.Scope, key entitlementKey, plan usage.Plan) ([]usage.Notification, error) {
+	tx, notes := s.transaction(scope, key, plan)
+	_, err := s.client.TransactWriteItems(ctx, tx)
+	return notes, err
 }
 
 // transaction translates a plan: one transaction item per write, in the
 // plan's order (cancellation reasons come back in the same order).
-func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Plan) *dynamodb.TransactWriteItemsInput {
+func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Plan) (*dynamodb.TransactWriteItemsInput, []usage.Notification) {
 	now := s.cfg.Now().UTC()
 	items := make([]types.TransactWriteItem, len(plan.Writes))
+	var notes []usage.Notification
 	for i, w := range plan.Writes {
 		table, keyAttr, itemKey := s.cfg.EntitlementsTable, s.cfg.Keys.PartitionAttr, key.attributes(s.cfg.Keys)
-		if w.Target.Ledger {
+		switch w.Target.Kind {
+		case usage.LedgerKind:
 			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(scope, w.Target.Key)
+		case usage.NotificationKind:
+			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(scope, w.Target.Key)
 		}
 		e := translate(w, keyAttr)
 		allOld := types.ReturnValuesOnConditionCheckFailureAllOld
 		switch w.Action {
+		case usage.Put:
+			var item map[string]types.AttributeValue
+			if w.Notice != nil {
+				n := *w.Notice
+				n.OccurredAt = now
+				notes = append(notes, n)
+				item = notificationItem(scope, &n, s.cfg.Retention)
+			} else {
+				item = ledgerItem(scope, w.Entry, now, now.Add(s.cfg.Retention))
+			}
+			items[i].Put = &types.Put{TableName: aws.String(table), Item: item,
+				ConditionExpression: nilIfBlank(e.condition), ExpressionAttributeNames: nilIfNoNames(e.names),
+				ExpressionAttributeValues: nilIfEmpty(e.values), ReturnValuesOnConditionCheckFailure: allOld}
 		case usage.Update:
 			items[i].Update = &types.Update{TableName: aws.String(table), Key: itemKey,
 				UpdateExpression: aws.String(e.update), ConditionExpression: nilIfBlank(e.condition),
 				ExpressionAttributeNames: e.names, ExpressionAttributeValues: nilIfEmpty(e.values),
 				ReturnValuesOnConditionCheckFailure: allOld}
-		case usage.Put:
-			items[i].Put = &types.Put{TableName: aws.String(table),
-				Item:                ledgerItem(scope, w.Entry, now, now.Add(s.cfg.Retention)),
-				ConditionExpression: nilIfBlank(e.condition), ExpressionAttributeNames: nilIfNoNames(e.names),
-				ExpressionAttributeValues: nilIfEmpty(e.values), ReturnValuesOnConditionCheckFailure: allOld}
 		case usage.Check:
 			items[i].ConditionCheck = &types.ConditionCheck{TableName: aws.String(table), Key: itemKey,
 				ConditionExpression: aws.String(e.condition), ExpressionAttributeNames: e.names,
@@ -308,7 +413,7 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 		// attempt's success instead of failing the ledger conditions, so
 		// the events are reported APPLIED, not DUPLICATE.
 		ClientRequestToken: aws.String(requestToken()),
-	}
+	}, notes
 }
 
 func requestToken() string {
@@ -324,6 +429,7 @@ type cancellation struct {
 	entitlement *usage.Item
 	applied     map[string]usage.LedgerEntry
 	absent      map[string]bool
+	notified    map[string]bool
 	invalid     bool
 }
 
@@ -348,9 +454,11 @@ func (s *Store) cancellation(err error, plan usage.Plan) (c cancellation, ok boo
 			if k >= len(plan.Writes) {
 				continue
 			}
-			if t := plan.Writes[k].Target; t.Ledger && reason.Item == nil {
+			if t := plan.Writes[k].Target; t.Kind == usage.NotificationKind {
+				c.notified = setKey(c.notified, t.Key, true)
+			} else if t.Kind == usage.LedgerKind && reason.Item == nil {
 				c.absent = setKey(c.absent, t.Key, true)
-			} else if t.Ledger {
+			} else if t.Kind == usage.LedgerKind {
 				c.applied = setKey(c.applied, t.Key, ledgerEntry(reason.Item))
 			} else {
 				it := observe(reason.Item)
@@ -375,7 +483,7 @@ func setKey[V any](m map[string]V, k string, v V) map[string]V {
 }
 
 func (c cancellation) learned() bool {
-	return c.entitlement != nil || len(c.applied) > 0 || len(c.absent) > 0
+	return c.entitlement != nil || len(c.applied) > 0 || len(c.absent) > 0 || len(c.notified) > 0
 }
 
 // apply adds what was learned to the state; a key learned to exist is no
@@ -395,6 +503,12 @@ func (c cancellation) apply(st usage.State) usage.State {
 		delete(applied, k)
 	}
 	st.Applied, st.Absent = applied, absent
+	if len(c.notified) > 0 {
+		st.Notified = maps.Clone(st.Notified)
+		for k := range c.notified {
+			st.Notified = setKey(st.Notified, k, true)
+		}
+	}
 	return st
 }
 
@@ -424,19 +538,27 @@ func nilIfBlank(s string) *string {
 // costs one failed condition, which returns the fresh state.
 type stateCache struct {
 	mu sync.Mutex
-	m  map[usage.Scope]usage.Item
+	m  map[usage.Scope]cached
+}
+
+// cached is what the cache knows of a scope: its entitlement, and the
+// keys of notifications known to be recorded (so that a flood of
+// rejections does not try to record the period's one again and again).
+type cached struct {
+	item     usage.Item
+	notified map[string]bool
 }
 
 const maxCached = 100_000
 
-func (c *stateCache) get(s usage.Scope) (usage.Item, bool) {
+func (c *stateCache) get(s usage.Scope) (cached, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o, ok := c.m[s]
 	return o, ok
 }
 
-func (c *stateCache) put(s usage.Scope, o usage.Item) {
+func (c *stateCache) put(s usage.Scope, o cached) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= maxCached {

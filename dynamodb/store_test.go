@@ -177,13 +177,23 @@ func (e *env) Get(t *testing.T, scope usage.Scope) usage.Item {
 	return dynamodb.ParseEntitlement(out.Item).Observed
 }
 
+func (e *env) Notifications(t *testing.T, scope usage.Scope) []usage.Notification {
+	t.Helper()
+	got, err := dynamodb.ListNotifications(context.Background(), e.client, e.ledger, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func (e *env) Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry {
 	t.Helper()
 	var out []usage.LedgerEntry
 	for _, l := range e.ledgerEntries(t, scope.UserID, scope.EntitlementKey) {
 		out = append(out, usage.LedgerEntry{DedupKey: l.DedupKey, Amount: l.Amount, KeySource: l.KeySource,
 			MessageID: l.MessageID, PeriodStart: l.PeriodStart, Metadata: []byte(l.Metadata),
-			Operation: l.Operation, RefundOf: l.RefundOf, Refunded: l.Refunded})
+			Operation: l.Operation, RefundOf: l.RefundOf, Refunded: l.Refunded,
+			HoldState: l.HoldState, HoldExpiresAt: l.HoldExpiresAt, Actual: l.Actual, SettledAt: l.SettledAt})
 	}
 	return out
 }

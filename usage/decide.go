@@ -13,6 +13,9 @@ type Rules struct {
 	// REFUND_TARGET_NOT_FOUND: a standard queue does not keep order. Zero
 	// (synchronous requests) rejects at once.
 	TargetWait time.Duration
+	// Notify, when set, records notifications in the write that causes
+	// them (see Notification); nil records none.
+	Notify *Notify
 }
 
 // PlanUsage decides a group of records of one scope with Rules{Now: now}.
@@ -47,18 +50,31 @@ type rejectionless string
 
 func (e rejectionless) Error() string { return string(e) }
 
-// unknownTargets: refund targets neither known nor known absent.
+// unknownTargets: the ledger keys the decision needs that are neither
+// known nor known absent: refund targets, and the keys of redelivered
+// records (a cheap read saves a write that would fail on them).
 func (r Rules) unknownTargets(s State, records []Record) []string {
 	var keys []string
 	seen := map[string]bool{}
-	for _, rec := range records {
-		t := rec.Event.RefundOf
-		if !rec.Event.Is(OperationRefund) || seen[t] {
-			continue
+	need := func(k string) {
+		if seen[k] {
+			return
 		}
-		seen[t] = true
-		if _, ok := s.Applied[t]; !ok && !s.Absent[t] {
-			keys = append(keys, t)
+		seen[k] = true
+		if _, ok := s.Applied[k]; !ok && !s.Absent[k] {
+			keys = append(keys, k)
+		}
+	}
+	for _, rec := range records {
+		switch {
+		case rec.Event.Is(OperationRefund):
+			need(rec.Event.RefundOf)
+		case rec.Event.settles():
+			need(rec.Event.HoldID)
+			continue // a settlement has no entry of its own
+		}
+		if rec.Redelivered {
+			need(rec.DedupKey())
 		}
 	}
 	return keys
@@ -78,6 +94,12 @@ type decider struct {
 	refunded      bool    // a refund applied: used is then written exactly
 	dependsOnUsed bool    // a rejection rested on the observed used
 
+	percents, levels []Decimal       // notification thresholds, and the usage they stand for
+	crossed          map[int]string  // threshold index -> the event whose consume crossed it
+	rejection        *Notification   // the period's first LIMIT_EXCEEDED, to record
+	notified         map[string]bool // notification keys known to be recorded
+	scope            Scope
+
 	group       map[string]*LedgerEntry // entries applied by this group, by key
 	order       []string                // their keys, in order
 	targets     map[string]*target      // refund targets outside the group
@@ -86,17 +108,19 @@ type decider struct {
 
 // target is what the group does to, and relies on of, one stored consume.
 type target struct {
-	entry    LedgerEntry
-	absent   bool
-	refund   Decimal // added to its refunded by the group
-	pinned   bool    // a rejection rested on its exact refunded
-	relied   bool    // a decision rested on it at all
-	isRefund bool    // it names a refund, not a consume
+	entry     LedgerEntry
+	absent    bool
+	refund    Decimal      // added to its refunded by the group
+	pinned    bool         // a rejection rested on its exact refunded
+	relied    bool         // a decision rested on it at all
+	isRefund  bool         // it names a refund, not a consume
+	settled   *LedgerEntry // a hold as the group settles it
+	pinnedSet bool         // a decision rested on the hold's state
 }
 
 func newDecider(r Rules, s State) *decider {
-	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent,
-		group: map[string]*LedgerEntry{}, targets: map[string]*target{}}
+	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified,
+		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]string{}}
 	if d.unusable() == nil {
 		if d.ent.ResetPeriod == "" {
 			d.ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
@@ -110,30 +134,38 @@ func newDecider(r Rules, s State) *decider {
 			d.periodStart = FormatInstant(PeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, r.Now))
 			d.used = Decimal{}
 		}
+		d.percents, d.levels = r.Notify.thresholds(d.ent)
 	}
 	return d
 }
 
 func (d *decider) plan(records []Record) Plan {
 	p := Plan{Outcomes: make([]Outcome, len(records))}
+	if len(records) > 0 {
+		d.scope = records[0].Event.Scope()
+	}
 	unusable := d.unusable()
 	for i, r := range records {
 		key := r.DedupKey()
-		if e, ok := d.known[key]; ok {
+		// A settlement has no entry of its own: the hold's state is its
+		// idempotency.
+		if e, ok := d.known[key]; ok && !r.Event.settles() {
 			p.Outcomes[i] = duplicateOf(e, r)
 			continue
 		}
-		if e, ok := d.group[key]; ok {
+		if e, ok := d.group[key]; ok && !r.Event.settles() {
 			p.Outcomes[i] = duplicateOf(*e, r)
 			continue
 		}
 		switch {
-		case r.Event.CheckQueued() != nil: // a balance is read, never planned
+		case r.Event.Is(OperationBalance): // a balance is read, never planned
 			p.Outcomes[i] = Outcome{Status: Rejected, Err: r.Event.CheckQueued()}
 		case unusable != nil:
 			p.Outcomes[i] = Outcome{Status: Rejected, Err: unusable}
 		case r.Event.Is(OperationRefund):
 			p.Outcomes[i] = d.refund(r)
+		case r.Event.settles():
+			p.Outcomes[i] = d.settle(r)
 		default:
 			p.Outcomes[i] = d.consume(r)
 		}
@@ -142,7 +174,61 @@ func (d *decider) plan(records []Record) Plan {
 		return p // no item can exist: nothing to write or confirm
 	}
 	p.Writes = d.writes(records, p.Outcomes)
+	if len(p.Writes) > 0 {
+		p.Writes = append(p.Writes, d.notifications()...)
+	} else if n := d.notifications(); len(n) > 0 {
+		p.Writes = append([]Write{d.entitlementWrite()}, n...)
+	}
 	return p
+}
+
+// thresholdKey is the notification key of threshold i in this period.
+func (d *decider) thresholdKey(i int) string {
+	return newNotification(NotifyThresholdReached, d.scope, d.periodStart, &d.percents[i]).Key
+}
+
+// rejected notes the period's first LIMIT_EXCEEDED, when notified.
+func (d *decider) rejected(r Record, amount Decimal) {
+	if d.rules.Notify == nil || !d.rules.Notify.LimitRejected || d.rejection != nil {
+		return
+	}
+	n := newNotification(NotifyLimitRejected, d.scope, d.periodStart, nil)
+	a := amount
+	n.Amount, n.Limit, n.Used, n.EventID = &a, *d.ent.Limit, d.used, r.DedupKey()
+	d.rejection = &n
+}
+
+// notifications are the Puts of what this write records: each threshold
+// it crossed and the period's first rejection, unless already recorded.
+// A Put fails if the same notification was recorded meanwhile, and the
+// decision is taken again knowing it.
+func (d *decider) notifications() []Write {
+	var notes []Notification
+	for i := range d.levels {
+		key, ok := d.crossed[i]
+		if !ok {
+			continue
+		}
+		p := d.percents[i]
+		n := newNotification(NotifyThresholdReached, d.scope, d.periodStart, &p)
+		n.Limit, n.Used, n.EventID = *d.ent.Limit, d.used, key
+		notes = append(notes, n)
+	}
+	if d.rejection != nil {
+		notes = append(notes, *d.rejection)
+	}
+	var writes []Write
+	for i := range notes {
+		n := &notes[i]
+		if d.notified[n.Key] {
+			continue
+		}
+		if d.ent.ResetPeriod != ResetNone {
+			n.KeepUntil = NextPeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, d.rules.Now)
+		}
+		writes = append(writes, Write{Target: NotificationItem(n.Key), Action: Put, Conds: []Cond{{Op: OpNotExists}}, Notice: n})
+	}
+	return writes
 }
 
 // unusable is the rejection of every record when the entitlement cannot
@@ -170,12 +256,27 @@ func (d *decider) consume(r Record) Outcome {
 	}
 	if d.ent.Limit != nil && next.Cmp(*d.ent.Limit) > 0 {
 		d.dependsOnUsed = true
+		d.rejected(r, amount)
 		return Outcome{Status: Rejected, Err: reject(ReasonLimitExceeded, "amount",
 			"using %s more would exceed the limit of %s (used %s)", amount, *d.ent.Limit, d.used)}
 	}
+	for i, level := range d.levels {
+		if _, ok := d.crossed[i]; !ok && !d.notified[d.thresholdKey(i)] && d.used.Cmp(level) < 0 && next.Cmp(level) >= 0 {
+			d.crossed[i] = r.DedupKey()
+		}
+	}
 	d.used = next
 	d.delta = d.delta.Add(amount)
-	return d.record(r, &LedgerEntry{Operation: OperationConsume, Amount: amount})
+	e := &LedgerEntry{Operation: OperationConsume, Amount: amount}
+	if r.Event.Is(OperationReserve) {
+		seconds := r.Event.HoldSeconds
+		if seconds == 0 {
+			seconds = DefaultHoldSeconds
+		}
+		e.Operation, e.HoldState = OperationReserve, HoldActive
+		e.HoldExpiresAt = d.rules.Now.Add(time.Duration(seconds) * time.Second).UTC()
+	}
+	return d.record(r, e)
 }
 
 // record adds an applied entry of the group.
@@ -225,12 +326,19 @@ func (d *decider) refund(r Record) Outcome {
 	} else {
 		entry.Refunded = entry.Refunded.Add(amount) // a consume of this group
 	}
+	d.giveBack(amount)
+	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
+}
+
+// giveBack lowers the running usage (a refund, or the unused part of a
+// hold), never below 0 should access-service have lowered used by hand;
+// used is then written exactly.
+func (d *decider) giveBack(amount Decimal) {
 	d.refunded = true
 	d.used = d.used.Sub(amount)
 	if d.used.Sign() < 0 {
-		d.used = Decimal{} // access-service lowered used by hand: never below 0
+		d.used = Decimal{}
 	}
-	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
 }
 
 // targetOf finds a refund's target: a consume applied earlier in the
@@ -279,7 +387,7 @@ func (d *decider) writes(records []Record, outcomes []Outcome) []Write {
 	}
 	for i, r := range records {
 		key := r.DedupKey()
-		if seen[key] || !confirmable(outcomes[i]) {
+		if seen[key] || !confirmable(outcomes[i]) || r.Event.settles() {
 			continue
 		}
 		seen[key] = true
@@ -309,6 +417,8 @@ func (t *target) write(key string) (Write, bool) {
 	case t.absent:
 		w.Action, w.Conds = Check, []Cond{{Op: OpNotExists}}
 		return w, true
+	case t.settled != nil || t.pinnedSet:
+		return t.holdWrite(w), true
 	case t.refund.Sign() == 0 && !t.pinned:
 		return w, false
 	}
@@ -365,17 +475,43 @@ func (d *decider) entitlementWrite() Write {
 		}}
 	}
 	used, set := d.usedCond()
-	return Write{Target: EntitlementItem, Action: Update, Conds: append(conds, used), Set: []Assign{set}}
+	conds = append(conds, used)
+	if used.Op != OpEquals && used.Op != OpAbsent {
+		conds = append(conds, d.notCrossing()...)
+	}
+	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{set}}
+}
+
+// notCrossing: an increment that did not see itself cross a threshold
+// must provably not cross it, whatever used really is: still below it
+// after the increment, or at or above it already. Thresholds recorded
+// this period need nothing. Contention around a crossing is rare, so the
+// crossing write itself pins used exactly instead.
+func (d *decider) notCrossing() []Cond {
+	var conds []Cond
+	for i, level := range d.levels {
+		if d.notified[d.thresholdKey(i)] {
+			continue
+		}
+		if d.ent.Used.Cmp(level) >= 0 {
+			conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(level)})
+			continue
+		}
+		below := level.Sub(d.delta)
+		conds = append(conds, Cond{Op: OpLT, Attr: AttrUsed, Value: NumberValue(below), OrAbsent: below.Sign() > 0})
+	}
+	return conds
 }
 
 // usedCond is the precondition on used and its new value without reset.
 func (d *decider) usedCond() (Cond, Assign) {
 	pinned := Pin(AttrUsed, d.ent.Observed.Get(AttrUsed))
 	exact := Assign{Attr: AttrUsed, Value: NumberValue(d.used)}
-	if d.refunded || !d.delta.FitsDynamoDB() {
-		// A refund's "never below 0", or a delta wider than 38 digits
-		// while each running total fits: write the new value itself,
-		// which holds only for exactly the observed used.
+	if d.refunded || !d.delta.FitsDynamoDB() || len(d.crossed) > 0 {
+		// A refund's "never below 0", a delta wider than 38 digits while
+		// each running total fits, or a notification that must know the
+		// exact value it crossed from: write the new value itself, which
+		// holds only for exactly the observed used.
 		return pinned, exact
 	}
 	add := Assign{Attr: AttrUsed, Value: NumberValue(d.delta), Add: true}

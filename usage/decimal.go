@@ -398,3 +398,21 @@ func (d Decimal) String() string {
 	}
 	return b.String()
 }
+
+// Mul returns d × e, exactly.
+func (d Decimal) Mul(e Decimal) Decimal {
+	if d.digits == "" || e.digits == "" {
+		return Decimal{}
+	}
+	x, y := d.bigInt(), e.bigInt()
+	return fromBig(x.Mul(x, y), d.exp+e.exp)
+}
+
+// Shift returns d × 10^n, exactly.
+func (d Decimal) Shift(n int) Decimal {
+	if d.digits == "" {
+		return d
+	}
+	d.exp += n
+	return d
+}

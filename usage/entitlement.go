@@ -20,6 +20,9 @@ type Entitlement struct {
 	// non-numeric limit, an unknown resetPeriod...). Events against it are
 	// rejected INVALID_ENTITLEMENT rather than guessed at.
 	Malformed error
+	// NotifyThresholds overrides the default notification thresholds
+	// (percentages of Limit) when the item lists its own; nil otherwise.
+	NotifyThresholds *[]Decimal
 	// Observed is the item as read: the exact values a decision pins in
 	// its preconditions (see ParseEntitlement).
 	Observed Item
@@ -39,6 +42,10 @@ type Record struct {
 	// SentAt is when the message was first sent (zero: unknown, as for a
 	// synchronous request); a refund waits for its target from then on.
 	SentAt time.Time
+	// Redelivered marks a message received before (or replayed): its key
+	// is looked up before it joins a write, since it is likely applied
+	// already and a write that fails on it costs write units for nothing.
+	Redelivered bool
 }
 
 // DedupKey is the key under which the event is applied at most once in

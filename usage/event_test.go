@@ -81,7 +81,7 @@ var badInputs = []struct {
 	{"numeric userId", `{"userId":123,"entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"object userId", `{"userId":{"id":"u"},"entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"whitespace-only userId", `{"userId":"  \t","entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
-	{"unknown operation", `{"userId":"u","entitlementKey":"k","operation":"reserve"}`, usage.ReasonInvalidField, "operation"},
+	{"unknown operation", `{"userId":"u","entitlementKey":"k","operation":"transfer"}`, usage.ReasonInvalidField, "operation"},
 	{"operation in capitals", `{"userId":"u","entitlementKey":"k","operation":"REFUND","refundOf":"c"}`, usage.ReasonInvalidField, "operation"},
 	{"numeric operation", `{"userId":"u","entitlementKey":"k","operation":1}`, usage.ReasonInvalidField, "operation"},
 	{"refund without refundOf", `{"userId":"u","entitlementKey":"k","operation":"refund"}`, usage.ReasonMissingField, "refundOf"},

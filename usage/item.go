@@ -16,7 +16,7 @@ const (
 
 // EntitlementAttrs lists the attributes a decision may depend on: a store
 // reads (and a cache keeps) exactly these.
-var EntitlementAttrs = []string{AttrLimit, AttrUsed, AttrResetPeriod, AttrResetAnchor, AttrPeriodStart}
+var EntitlementAttrs = []string{AttrLimit, AttrUsed, AttrResetPeriod, AttrResetAnchor, AttrPeriodStart, AttrNotifyThresholds}
 
 // Kind is the shape of a stored attribute value, as far as a decision
 // needs to tell values apart.
@@ -41,6 +41,9 @@ type Value struct {
 	// "SS", "NS", "BS"); a precondition on such a value pins its type only,
 	// since a decision never depends on its contents.
 	Type string
+	// Nums holds a list's elements when every one is a number (non-nil,
+	// possibly empty); nil otherwise.
+	Nums []Decimal
 }
 
 // NumberValue and StringValue make Values.
@@ -119,6 +122,11 @@ func ParseEntitlement(it Item) Entitlement {
 		}
 	default:
 		malformed("resetPeriod must be a string")
+	}
+	if v := it.Get(AttrNotifyThresholds); v.Nums != nil {
+		// Notification settings, not usage: a list that is not all
+		// numbers is ignored (the defaults apply), never a rejection.
+		e.NotifyThresholds = &v.Nums
 	}
 	for _, a := range []string{AttrResetAnchor, AttrPeriodStart} {
 		switch v := it.Get(a); v.Kind {

@@ -19,6 +19,7 @@ const (
 	OpType                    // the attribute has DynamoDB type Type ("N", "S", "NULL", "M", ...)
 	OpLE                      // the attribute is a number <= Value
 	OpLT                      // the attribute is a number < Value
+	OpGE                      // the attribute is a number >= Value
 )
 
 // Cond is one precondition. With OrAbsent, an absent attribute satisfies
@@ -46,6 +47,49 @@ func Pin(attr string, v Value) Cond {
 	}
 }
 
+// Holds evaluates the precondition against an item as stored: whether it
+// exists, and the value of c.Attr on it. A store that can evaluate it by
+// reading (a check that writes nothing) gives the same answer as the
+// conditional write would.
+func (c Cond) Holds(exists bool, v Value) bool {
+	if c.OrAbsent && !v.Present() {
+		return true
+	}
+	switch c.Op {
+	case OpExists:
+		return exists
+	case OpNotExists:
+		return !exists
+	case OpAbsent:
+		return !v.Present()
+	case OpEquals:
+		return v.Kind == c.Value.Kind && (v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) == 0 || v.Kind != KindNumber && v.Str == c.Value.Str)
+	case OpType:
+		return v.typeCode() == c.Type
+	case OpLE:
+		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) <= 0
+	case OpLT:
+		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) < 0
+	case OpGE:
+		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) >= 0
+	}
+	return false
+}
+
+func (v Value) typeCode() string {
+	switch v.Kind {
+	case KindNull:
+		return "NULL"
+	case KindNumber:
+		return "N"
+	case KindString:
+		return "S"
+	case KindOther:
+		return v.Type
+	}
+	return ""
+}
+
 // Assign sets one attribute. With Add, the attribute becomes its current
 // value (0 when absent) plus Value, evaluated by the store, so that
 // concurrent increments compose without reading each other.
@@ -53,6 +97,8 @@ type Assign struct {
 	Attr  string
 	Value Value
 	Add   bool
+	// Remove removes the attribute instead (Value and Add unused).
+	Remove bool
 }
 
 // Action is what a Write does to its item.
@@ -64,27 +110,38 @@ const (
 	Check                    // write nothing; only the conditions count
 )
 
+// ItemKind is the kind of item a write is about.
+type ItemKind uint8
+
+const (
+	EntitlementKind  ItemKind = iota // the scope's entitlement (access-service's item)
+	LedgerKind                       // a ledger entry, by dedup key
+	NotificationKind                 // a recorded notification (the outbox), by Notification.Key
+)
+
 // Target names the item a write is about, within the scope being decided.
 type Target struct {
-	// Ledger is false for the entitlement item, true for the ledger entry
-	// with dedup key Key.
-	Ledger bool
-	Key    string
+	Kind ItemKind
+	Key  string
 }
 
 // EntitlementItem is the Target of the scope's entitlement.
 var EntitlementItem = Target{}
 
 // LedgerItem is the Target of the scope's ledger entry under key.
-func LedgerItem(key string) Target { return Target{Ledger: true, Key: key} }
+func LedgerItem(key string) Target { return Target{Kind: LedgerKind, Key: key} }
+
+// NotificationItem is the Target of the scope's notification under key.
+func NotificationItem(key string) Target { return Target{Kind: NotificationKind, Key: key} }
 
 // Write is one item's part of the atomic write.
 type Write struct {
 	Target Target
 	Action Action
 	Conds  []Cond
-	Set    []Assign     // Update
-	Entry  *LedgerEntry // Put of a ledger item
+	Set    []Assign      // Update
+	Entry  *LedgerEntry  // Put of a ledger item
+	Notice *Notification // Put of a notification
 }
 
 // The ledger attributes a decision reads or sets besides the entry's
@@ -104,6 +161,12 @@ type LedgerEntry struct {
 	RefundOf string
 	// Refunded is, for a consume, how much of it refunds have given back.
 	Refunded Decimal
+	// For a reserve: the hold's state (HoldActive, ...), when it expires,
+	// and once settled the committed amount (0 when released) and when.
+	HoldState     string
+	HoldExpiresAt time.Time
+	Actual        *Decimal
+	SettledAt     time.Time
 	// KeySource says where DedupKey came from: "idempotencyKey" or "messageId".
 	KeySource string
 	MessageID string
@@ -131,6 +194,9 @@ type State struct {
 	Entitlement Entitlement
 	Applied     map[string]LedgerEntry
 	Absent      map[string]bool
+	// Notified holds the keys of notifications known to be recorded
+	// (Notification.Key): they are never recorded twice.
+	Notified map[string]bool
 }
 
 // Decide is the rule a store applies under its conditional write: given
@@ -167,7 +233,11 @@ func (p Plan) After(it Item) Item {
 		}
 		for _, a := range w.Set {
 			v := a.Value
-			if a.Add {
+			switch {
+			case a.Remove:
+				delete(attrs, a.Attr)
+				continue
+			case a.Add:
 				v = NumberValue(attrs[a.Attr].Num.Add(a.Value.Num))
 			}
 			attrs[a.Attr] = v

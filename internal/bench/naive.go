@@ -305,7 +305,7 @@ func (n *Naive) apply(ctx context.Context, rec usage.Record) (usage.Outcome, err
 		names := map[string]string{"#pk": keys.PartitionAttr, "#used": usage.AttrUsed, "#ps": usage.AttrPeriodStart}
 		values := map[string]types.AttributeValue{":new": number(after.Get(usage.AttrUsed).Num)}
 		update := "SET #used = :new"
-		if ps := after.Get(usage.AttrPeriodStart); ps != ent.Observed.Get(usage.AttrPeriodStart) {
+		if ps := after.Get(usage.AttrPeriodStart); ps.Str != ent.Observed.Get(usage.AttrPeriodStart).Str {
 			update += ", #ps = :newps"
 			values[":newps"] = &types.AttributeValueMemberS{Value: ps.Str}
 		}

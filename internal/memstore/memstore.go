@@ -8,6 +8,7 @@ package memstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ type Store struct {
 	ents   map[usage.Scope]map[string]usage.Value
 	ledger map[usage.Scope]map[string]usage.LedgerEntry
 	order  map[usage.Scope][]string // ledger keys in write order
+	notes  map[usage.Scope]map[string]usage.Notification
 	// Now is the clock for ledger timestamps (time.Now when nil).
 	Now func() time.Time
 }
@@ -31,7 +33,19 @@ func New() *Store {
 		ents:   map[usage.Scope]map[string]usage.Value{},
 		ledger: map[usage.Scope]map[string]usage.LedgerEntry{},
 		order:  map[usage.Scope][]string{},
+		notes:  map[usage.Scope]map[string]usage.Notification{},
 	}
+}
+
+// Notifications returns the notifications recorded for a scope, by key.
+func (m *Store) Notifications(scope usage.Scope) map[string]usage.Notification {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]usage.Notification{}
+	for k, n := range m.notes[scope] {
+		out[k] = n
+	}
+	return out
 }
 
 // PutEntitlement writes an entitlement item's attributes, as
@@ -53,6 +67,17 @@ func (m *Store) Entitlement(scope usage.Scope) usage.Item {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.item(scope)
+}
+
+// ActiveHolds lists the scope's active holds, for decision.Store.
+func (m *Store) ActiveHolds(_ context.Context, scope usage.Scope) ([]usage.LedgerEntry, error) {
+	var out []usage.LedgerEntry
+	for _, e := range m.Ledger(scope) {
+		if e.Is(usage.OperationReserve) && e.HoldState == usage.HoldActive {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // ReadEntitlement is Entitlement, interpreted, for decision.Store.
@@ -94,7 +119,8 @@ var errInvalid = errors.New("memstore: assignment adds to a value that is not a 
 func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}, Absent: map[string]bool{}}
+	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}, Absent: map[string]bool{},
+		Notified: map[string]bool{}}
 	for range 10 {
 		plan := decide(st, records)
 		for _, key := range plan.Reads {
@@ -109,9 +135,12 @@ func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Rec
 				continue
 			}
 			failed = true
-			if w.Target.Ledger {
+			switch w.Target.Kind {
+			case usage.NotificationKind:
+				st.Notified[w.Target.Key] = true
+			case usage.LedgerKind:
 				m.learn(scope, &st, w.Target.Key)
-			} else {
+			default:
 				st.Entitlement = usage.ParseEntitlement(m.item(scope))
 			}
 		}
@@ -124,6 +153,28 @@ func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Rec
 		return plan.Outcomes
 	}
 	return retry(records, errors.New("memstore: the plan kept failing its preconditions"))
+}
+
+// updateEntry applies a ledger update's assignments to an entry: the
+// attributes a decision may set on one (refunded, a hold's settlement).
+func updateEntry(e *usage.LedgerEntry, set []usage.Assign) error {
+	for _, a := range set {
+		switch {
+		case a.Attr == usage.LedgerAttrRefunded && a.Add:
+			e.Refunded = e.Refunded.Add(a.Value.Num)
+		case a.Attr == usage.LedgerAttrHoldState:
+			e.HoldState = a.Value.Str
+		case a.Attr == usage.LedgerAttrActual:
+			v := a.Value.Num
+			e.Actual = &v
+		case a.Attr == usage.LedgerAttrSettledAt:
+			e.SettledAt, _ = time.Parse(time.RFC3339Nano, a.Value.Str)
+		case a.Remove && (a.Attr == usage.LedgerAttrPendingPK || a.Attr == usage.LedgerAttrPendingAt):
+		default:
+			return fmt.Errorf("memstore: a ledger update cannot set %s", a.Attr)
+		}
+	}
+	return nil
 }
 
 // learn records what the ledger holds under key.
@@ -149,69 +200,26 @@ func retry(records []usage.Record, err error) []usage.Outcome {
 func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 	var exists bool
 	var attrs map[string]usage.Value
-	if w.Target.Ledger {
+	if w.Target.Kind == usage.NotificationKind {
+		_, exists = m.notes[scope][w.Target.Key]
+	} else if w.Target.Kind == usage.LedgerKind {
 		e, ok := m.ledger[scope][w.Target.Key]
 		exists, attrs = ok, map[string]usage.Value{"amount": usage.NumberValue(e.Amount)}
 		if !e.Refunded.IsZero() {
 			attrs[usage.LedgerAttrRefunded] = usage.NumberValue(e.Refunded)
 		}
+		if e.HoldState != "" {
+			attrs[usage.LedgerAttrHoldState] = usage.StringValue(e.HoldState)
+		}
 	} else {
 		attrs, exists = m.ents[scope]
 	}
 	for _, c := range w.Conds {
-		if !holds(c, exists, attrs[c.Attr]) {
+		if !c.Holds(exists, attrs[c.Attr]) {
 			return false
 		}
 	}
 	return true
-}
-
-func holds(c usage.Cond, exists bool, v usage.Value) bool {
-	if c.OrAbsent && !v.Present() {
-		return true
-	}
-	switch c.Op {
-	case usage.OpExists:
-		return exists
-	case usage.OpNotExists:
-		return !exists
-	case usage.OpAbsent:
-		return !v.Present()
-	case usage.OpEquals:
-		return equal(v, c.Value)
-	case usage.OpType:
-		return typeCode(v) == c.Type
-	case usage.OpLE:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) <= 0
-	case usage.OpLT:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) < 0
-	}
-	return false
-}
-
-func equal(a, b usage.Value) bool {
-	switch {
-	case a.Kind != b.Kind:
-		return false
-	case a.Kind == usage.KindNumber:
-		return a.Num.Cmp(b.Num) == 0
-	default:
-		return a.Str == b.Str
-	}
-}
-
-func typeCode(v usage.Value) string {
-	switch v.Kind {
-	case usage.KindNull:
-		return "NULL"
-	case usage.KindNumber:
-		return "N"
-	case usage.KindString:
-		return "S"
-	case usage.KindOther:
-		return v.Type
-	}
-	return ""
 }
 
 // apply performs a plan whose preconditions hold, all or nothing.
@@ -225,21 +233,21 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		next[k] = v
 	}
 	var puts []usage.LedgerEntry
-	refunds := map[string]usage.Decimal{}
+	var notes []usage.Notification
+	updates := map[string][]usage.Assign{}
 	for _, w := range plan.Writes {
 		switch {
+		case w.Action == usage.Put && w.Notice != nil:
+			n := *w.Notice
+			n.OccurredAt = now().UTC()
+			notes = append(notes, n)
 		case w.Action == usage.Put && w.Entry != nil:
 			e := *w.Entry
 			e.AppliedAt = now().UTC()
 			puts = append(puts, e)
-		case w.Action == usage.Update && w.Target.Ledger:
-			for _, a := range w.Set {
-				if a.Attr != usage.LedgerAttrRefunded || !a.Add {
-					return errors.New("memstore: a ledger update sets only refunded, by adding")
-				}
-				refunds[w.Target.Key] = refunds[w.Target.Key].Add(a.Value.Num)
-			}
-		case w.Action == usage.Update && !w.Target.Ledger:
+		case w.Action == usage.Update && w.Target.Kind == usage.LedgerKind:
+			updates[w.Target.Key] = w.Set
+		case w.Action == usage.Update && w.Target.Kind == usage.EntitlementKind:
 			for _, a := range w.Set {
 				v := a.Value
 				if a.Add {
@@ -262,14 +270,22 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	if m.ledger[scope] == nil {
 		m.ledger[scope] = map[string]usage.LedgerEntry{}
 	}
-	for key, r := range refunds {
+	for key, set := range updates {
 		e := m.ledger[scope][key]
-		e.Refunded = e.Refunded.Add(r)
+		if err := updateEntry(&e, set); err != nil {
+			return err
+		}
 		m.ledger[scope][key] = e
 	}
 	for _, e := range puts {
 		m.ledger[scope][e.DedupKey] = e
 		m.order[scope] = append(m.order[scope], e.DedupKey)
+	}
+	if len(notes) > 0 && m.notes[scope] == nil {
+		m.notes[scope] = map[string]usage.Notification{}
+	}
+	for _, n := range notes {
+		m.notes[scope][n.Key] = n
 	}
 	return nil
 }

@@ -22,6 +22,14 @@ func (b backend) Ledger(_ *testing.T, scope usage.Scope) []usage.LedgerEntry {
 	return b.s.Ledger(scope)
 }
 
+func (b backend) Notifications(_ *testing.T, scope usage.Scope) []usage.Notification {
+	var out []usage.Notification
+	for _, n := range b.s.Notifications(scope) {
+		out = append(out, n)
+	}
+	return out
+}
+
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(*testing.T) storetest.Backend { return backend{memstore.New()} })
 }

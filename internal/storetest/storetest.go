@@ -33,6 +33,8 @@ type Backend interface {
 	Get(t *testing.T, scope usage.Scope) usage.Item
 	// Ledger lists the scope's ledger entries.
 	Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry
+	// Notifications lists the scope's recorded notifications.
+	Notifications(t *testing.T, scope usage.Scope) []usage.Notification
 }
 
 // Now is the processing time of every decision in the suite.
@@ -49,6 +51,35 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Refunds", func(t *testing.T) { testRefunds(t, newBackend) })
 	t.Run("ARefundWaitsForItsTarget", func(t *testing.T) { testRefundWaits(t, newBackend) })
 	t.Run("RacingConsumesAndRefunds", func(t *testing.T) { testRacingRefunds(t, newBackend) })
+	t.Run("NotificationsUnderRacingConsumers", func(t *testing.T) { testRacingNotifications(t, newBackend) })
+	t.Run("Holds", func(t *testing.T) { testHolds(t, newBackend) })
+	t.Run("RacingReserves", func(t *testing.T) { testRacingReserves(t, newBackend) })
+	t.Run("ACommitRacingTheSweeper", func(t *testing.T) { testCommitRacingSweeper(t, newBackend) })
+}
+
+// Reserve, Commit, Release and Expire are hold records of u/k.
+func Reserve(amount, holdID string, seconds int) usage.Record {
+	ev := usage.NewEvent(scope.UserID, scope.EntitlementKey)
+	ev.Operation, ev.Amount, ev.IdempotencyKey, ev.HoldSeconds = usage.OperationReserve, usage.MustDecimal(amount), holdID, seconds
+	return usage.Record{Event: ev}
+}
+
+func settle(op usage.Operation, holdID, amount, msg string) usage.Record {
+	ev := usage.Event{UserID: scope.UserID, EntitlementKey: scope.EntitlementKey, Operation: op, HoldID: holdID}
+	if amount != "" {
+		ev.Amount, ev.AmountGiven = usage.MustDecimal(amount), true
+	}
+	return usage.Record{Event: ev, MessageID: msg}
+}
+
+func Commit(holdID, amount string) usage.Record {
+	return settle(usage.OperationCommit, holdID, amount, "commit-"+holdID)
+}
+func Release(holdID string) usage.Record {
+	return settle(usage.OperationRelease, holdID, "", "release-"+holdID)
+}
+func Expire(holdID string) usage.Record {
+	return settle(usage.OperationExpire, holdID, "", "expire:"+holdID)
 }
 
 // Refund is a refund record of u/k giving back amount ("" for all that
@@ -550,5 +581,259 @@ func testRacingRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}
 	if refunded.IsZero() {
 		t.Error("nothing was refunded: the test exercises nothing")
+	}
+}
+
+// testRacingNotifications: consumers race one entitlement across 80 %
+// and 100 %, with redeliveries and a flood of rejections: exactly one
+// notification per threshold and one usage.limit.rejected, each recorded
+// by the write that caused it, with the exact used it crossed to.
+func testRacingNotifications(t *testing.T, newBackend func(t *testing.T) Backend) {
+	for run := range 3 {
+		t.Run(fmt.Sprint("run ", run), func(t *testing.T) {
+			b := newBackend(t)
+			b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("100"), usage.AttrUsed: Num("50"),
+				usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-11-01T00:00:00Z")})
+			rules := usage.Rules{Now: Now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80"), usage.MustDecimal("100")}, LimitRejected: true}}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			applied := map[string]usage.Decimal{}
+			for c := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := b.Store(t)
+					for i := range 12 {
+						key := fmt.Sprintf("c-%d-%d-%d", run, c, i)
+						batch := []usage.Record{Rec(fmt.Sprint(1+(c+i)%2), "m-"+key, key)}
+						if i%3 == 0 {
+							batch = append(batch, batch[0]) // a redelivery in the same batch
+						}
+						o := applyRules(s, rules, batch...)[0]
+						if o.Status == usage.Retry {
+							t.Errorf("%s: RETRY %v", key, o.Err)
+						}
+						if o.Status == usage.Applied {
+							mu.Lock()
+							applied[key] = batch[0].Event.Amount
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			notes := b.Notifications(t, scope)
+			byKey := map[string]usage.Notification{}
+			for _, n := range notes {
+				if _, dup := byKey[n.Key]; dup {
+					t.Errorf("notification %s recorded twice", n.Key)
+				}
+				byKey[n.Key] = n
+			}
+			want := []string{"2026-11-01T00:00:00Z#usage.threshold.reached#80", "2026-11-01T00:00:00Z#usage.threshold.reached#100", "2026-11-01T00:00:00Z#usage.limit.rejected#-"}
+			if len(notes) != len(want) {
+				t.Errorf("%d notifications %v, want %v", len(notes), byKey, want)
+			}
+			for _, k := range want {
+				n, ok := byKey[k]
+				if !ok {
+					t.Errorf("no notification %s", k)
+					continue
+				}
+				if n.ThresholdPercent != nil {
+					if _, ok := applied[n.EventID]; !ok {
+						t.Errorf("%s names event %s, which was not applied", k, n.EventID)
+					}
+					level := n.Limit.Mul(*n.ThresholdPercent).Shift(-2)
+					if n.Used.Cmp(level) < 0 || n.Used.Sub(applied[n.EventID]).Cmp(level) >= 0 {
+						t.Errorf("%s: used %s after %s's write does not cross %s", k, n.Used, n.EventID, level)
+					}
+				}
+			}
+		})
+	}
+}
+
+func testHolds(t *testing.T, newBackend func(t *testing.T) Backend) {
+	type step struct {
+		records []usage.Record
+		want    string
+		at      time.Time
+	}
+	limited := map[string]usage.Value{usage.AttrLimit: Num("10")}
+	monthly := map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
+	october := time.Date(2026, 10, 31, 23, 50, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		item     map[string]usage.Value
+		steps    []step
+		wantUsed string
+		state    string // of hold h1 at the end
+	}{
+		{name: "reserve then a partial commit leaves exactly the actual amount used", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Commit("h1", "3.2")}, want: "APPLIED"}},
+			wantUsed: "3.2", state: usage.HoldCommitted},
+		{name: "reserve then release leaves nothing", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Release("h1")}, want: "APPLIED"}},
+			wantUsed: "0", state: usage.HoldReleased},
+		{name: "a commit without amount commits the whole hold; commit 0 gives it all back", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("4", "h1", 0), Reserve("3", "h2", 0)}, want: "APPLIED APPLIED"},
+				{records: []usage.Record{Commit("h1", ""), Commit("h2", "0")}, want: "APPLIED APPLIED"}},
+			wantUsed: "4", state: usage.HoldCommitted},
+		{name: "a reserve that does not fit is LIMIT_EXCEEDED and changes nothing", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("8", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Reserve("3", "h2", 0)}, want: "LIMIT_EXCEEDED"}},
+			wantUsed: "8", state: usage.HoldActive},
+		{name: "a duplicate reserve returns the original; another amount conflicts", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"},
+				{records: []usage.Record{Reserve("5", "h1", 0), Reserve("6", "h1", 0)}, want: "DUPLICATE IDEMPOTENCY_CONFLICT"}},
+			wantUsed: "5", state: usage.HoldActive},
+		{name: "a hold settles once: the same settlement again is DUPLICATE, another HOLD_NOT_ACTIVE", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"},
+				{records: []usage.Record{Commit("h1", "2")}, want: "APPLIED"},
+				{records: []usage.Record{Commit("h1", "2"), Commit("h1", "3"), Release("h1"), Expire("h1")}, want: "DUPLICATE HOLD_NOT_ACTIVE HOLD_NOT_ACTIVE DUPLICATE"}},
+			wantUsed: "2", state: usage.HoldCommitted},
+		{name: "release after release is DUPLICATE", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"},
+				{records: []usage.Record{Release("h1"), Release("h1")}, want: "APPLIED DUPLICATE"}},
+			wantUsed: "0", state: usage.HoldReleased},
+		{name: "a commit for more than the hold is COMMIT_EXCEEDS_HOLD", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Commit("h1", "5.5")}, want: "COMMIT_EXCEEDS_HOLD"}},
+			wantUsed: "5", state: usage.HoldActive},
+		{name: "an unknown hold is HOLD_NOT_FOUND, a consume is no hold", item: limited,
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "c1")}, want: "APPLIED"},
+				{records: []usage.Record{Commit("nope", ""), Release("c1")}, want: "HOLD_NOT_FOUND HOLD_NOT_FOUND"}},
+			wantUsed: "1"},
+		{name: "an expired hold is released by the sweeper's expire, and a late commit is HOLD_NOT_ACTIVE", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 2)}, want: "APPLIED"},
+				{records: []usage.Record{Expire("h1")}, want: "RETRY"}, // not due yet
+				{records: []usage.Record{Expire("h1")}, want: "APPLIED", at: Now.Add(3 * time.Second)},
+				{records: []usage.Record{Commit("h1", "1")}, want: "HOLD_NOT_ACTIVE", at: Now.Add(4 * time.Second)}},
+			wantUsed: "0", state: usage.HoldExpired},
+		{name: "a reserve before a reset settled after it changes no usage but settles", item: monthly,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 3600)}, want: "APPLIED", at: october},
+				{records: []usage.Record{Rec("2", "m1", "c1")}, want: "APPLIED"}, // November: reset, used 2
+				{records: []usage.Record{Commit("h1", "1")}, want: "APPLIED"}},
+			wantUsed: "2", state: usage.HoldCommitted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			b.Put(t, scope, tt.item)
+			s := b.Store(t)
+			for i, st := range tt.steps {
+				at := st.at
+				if at.IsZero() {
+					at = Now
+				}
+				if got := Text(apply(s, at, st.records...)); got != st.want {
+					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
+				}
+			}
+			if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
+				t.Errorf("used %s, want %q", v, tt.wantUsed)
+			}
+			if tt.state != "" {
+				if e := entry(t, b, "h1"); e.HoldState != tt.state {
+					t.Errorf("hold h1 is %s, want %s", e.HoldState, tt.state)
+				}
+			}
+		})
+	}
+}
+
+// testRacingReserves: many concurrent reserves of equal amounts on one
+// limit: exactly floor(limit / amount) succeed.
+func testRacingReserves(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("100")})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted, rejected := 0, 0
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := b.Store(t)
+			for i := range 8 {
+				o := apply(s, Now, Reserve("7", fmt.Sprintf("h-%d-%d", c, i), 0))[0]
+				mu.Lock()
+				switch {
+				case o.Status == usage.Applied:
+					granted++
+				case o.Reason() == usage.ReasonLimitExceeded:
+					rejected++
+				default:
+					t.Errorf("reserve: %s %v", o.Status, o.Err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if granted != 14 || rejected != 50 {
+		t.Errorf("%d reserves of 7 granted on a limit of 100 (%d rejected), want exactly 14", granted, rejected)
+	}
+	if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, "98") {
+		t.Errorf("used %s, want 98", v)
+	}
+}
+
+// testCommitRacingSweeper: commits race the sweeper's expire of the same
+// holds from several consumers: exactly one wins each hold, and used
+// agrees with the winners.
+func testCommitRacingSweeper(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("1000")})
+	s := b.Store(t)
+	const holds = 20
+	for i := range holds {
+		if got := Text(apply(s, Now, Reserve("10", fmt.Sprint("h", i), 1))); got != "APPLIED" {
+			t.Fatal(got)
+		}
+	}
+	later := Now.Add(2 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := map[string][]string{}
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := b.Store(t)
+			for i := range holds {
+				id := fmt.Sprint("h", i)
+				r, name := Commit(id, "4"), "commit"
+				if (c+i)%2 == 0 {
+					r, name = Expire(id), "expire"
+				}
+				o := apply(s, later, r)[0]
+				if o.Status == usage.Applied {
+					mu.Lock()
+					winners[id] = append(winners[id], name)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := usage.Decimal{}
+	for i := range holds {
+		id := fmt.Sprint("h", i)
+		if len(winners[id]) != 1 {
+			t.Errorf("hold %s settled by %v, want exactly one", id, winners[id])
+			continue
+		}
+		e := entry(t, b, id)
+		if winners[id][0] == "commit" {
+			want = want.Add(usage.MustDecimal("4"))
+			if e.HoldState != usage.HoldCommitted {
+				t.Errorf("hold %s committed but is %s", id, e.HoldState)
+			}
+		} else if e.HoldState != usage.HoldExpired {
+			t.Errorf("hold %s expired but is %s", id, e.HoldState)
+		}
+	}
+	if v := b.Get(t, scope).Get(usage.AttrUsed); v.Num.Cmp(want) != 0 {
+		t.Errorf("used %s, the winners say %s", v, want)
 	}
 }
