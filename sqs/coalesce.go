@@ -24,7 +24,10 @@ import (
 // races itself on a hot entitlement (no TransactionConflict with its own
 // writes, no stale cache from its own concurrent commits), the events of
 // one entitlement are decided in the order they were received, and what
-// arrives while a batch is in flight coalesces into the next one.
+// arrives while a batch is in flight coalesces into the next one. With
+// ReleaseEarly around the Processor's store, an entitlement is free again
+// as soon as its own Store.Update returns, not only when its whole batch
+// (other entitlements' writes, dead letters, deletes) is done.
 
 // DefaultCoalesceMax bounds the messages handed to the pipeline at once.
 const DefaultCoalesceMax = 100
@@ -52,21 +55,59 @@ type coalescer struct {
 	window time.Duration
 	max    int
 	// run decides one batch and deletes what is done; it must return.
-	run func(batch []pipeline.Message)
+	// free, put in the handler's context (withFree), lets ReleaseEarly
+	// free the batch's entitlements one by one.
+	run func(free func(usage.Scope), batch []pipeline.Message)
 	// onClose is told how many messages were pending at shutdown.
 	onClose func(pending int)
 
 	in       chan []arrival
-	finished chan []arrival
+	finished chan flight
+	released chan freed
 	stopped  chan struct{}
 }
 
-func newCoalescer(window time.Duration, limit int, run func([]pipeline.Message), onClose func(int)) *coalescer {
+// flight is a batch being decided, by its number.
+type flight struct {
+	id    int
+	batch []arrival
+}
+
+// freed is an entitlement of batch id decided.
+type freed struct {
+	id    int
+	scope usage.Scope
+}
+
+type releaseKey struct{}
+
+// withFree carries a batch's free function to ReleaseEarly.
+func withFree(ctx context.Context, free func(usage.Scope)) context.Context {
+	return context.WithValue(ctx, releaseKey{}, free)
+}
+
+// ReleaseEarly wraps the store of the Processor a Worker runs: within a
+// worker's batch, each entitlement is released for the next batch as
+// soon as its Store.Update returns. Anywhere else (Lambda) it only passes
+// the call through.
+func ReleaseEarly(s pipeline.Store) pipeline.Store { return releasingStore{s} }
+
+type releasingStore struct{ inner pipeline.Store }
+
+func (s releasingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	out := s.inner.Update(ctx, scope, records, decide)
+	if free, ok := ctx.Value(releaseKey{}).(func(usage.Scope)); ok {
+		free(scope)
+	}
+	return out
+}
+
+func newCoalescer(window time.Duration, limit int, run func(func(usage.Scope), []pipeline.Message), onClose func(int)) *coalescer {
 	if limit <= 0 {
 		limit = DefaultCoalesceMax
 	}
 	c := &coalescer{window: window, max: limit, run: run, onClose: onClose,
-		in: make(chan []arrival), finished: make(chan []arrival), stopped: make(chan struct{})}
+		in: make(chan []arrival), finished: make(chan flight), released: make(chan freed, 64), stopped: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -84,8 +125,8 @@ func (c *coalescer) close() {
 func (c *coalescer) loop() {
 	defer close(c.stopped)
 	var pending []arrival
-	busy := map[usage.Scope]bool{}
-	inflight := 0
+	busy := map[usage.Scope]int{} // entitlement → the batch deciding it
+	inflight, seq := 0, 0
 	closing := false
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -97,9 +138,11 @@ func (c *coalescer) loop() {
 				break
 			}
 			pending = rest
+			seq++
+			id := seq
 			for _, a := range batch {
 				if a.keyed {
-					busy[a.scope] = true
+					busy[a.scope] = id
 				}
 			}
 			inflight++
@@ -108,8 +151,8 @@ func (c *coalescer) loop() {
 				for i, a := range batch {
 					msgs[i] = a.msg
 				}
-				c.run(msgs)
-				c.finished <- batch
+				c.run(func(s usage.Scope) { c.released <- freed{id: id, scope: s} }, msgs)
+				c.finished <- flight{id: id, batch: batch}
 			}()
 		}
 		if closing && len(pending) == 0 && inflight == 0 {
@@ -131,10 +174,16 @@ func (c *coalescer) loop() {
 			}
 			pending = append(pending, as...)
 		case <-timer.C:
-		case batch := <-c.finished:
+		case r := <-c.released:
+			if busy[r.scope] == r.id {
+				delete(busy, r.scope)
+			}
+		case f := <-c.finished:
 			inflight--
-			for _, a := range batch {
-				delete(busy, a.scope)
+			for _, a := range f.batch {
+				if busy[a.scope] == f.id {
+					delete(busy, a.scope)
+				}
 			}
 		}
 	}
@@ -146,10 +195,10 @@ func (c *coalescer) loop() {
 // waited the window, when max messages are ready, or at shutdown; it
 // takes up to max ready messages, and the rest of an entitlement cut off
 // by max waits for the next batch (its entitlement is then in flight).
-func (c *coalescer) due(pending []arrival, busy map[usage.Scope]bool, closing bool, now time.Time) (batch, rest []arrival) {
+func (c *coalescer) due(pending []arrival, busy map[usage.Scope]int, closing bool, now time.Time) (batch, rest []arrival) {
 	ready, oldest := 0, time.Time{}
 	for _, a := range pending {
-		if a.keyed && busy[a.scope] {
+		if a.keyed && busy[a.scope] != 0 {
 			continue
 		}
 		if ready == 0 {
@@ -161,7 +210,7 @@ func (c *coalescer) due(pending []arrival, busy map[usage.Scope]bool, closing bo
 		return nil, pending
 	}
 	for _, a := range pending {
-		if len(batch) < c.max && !(a.keyed && busy[a.scope]) {
+		if len(batch) < c.max && !(a.keyed && busy[a.scope] != 0) {
 			batch = append(batch, a)
 		} else {
 			rest = append(rest, a)
@@ -171,9 +220,9 @@ func (c *coalescer) due(pending []arrival, busy map[usage.Scope]bool, closing bo
 }
 
 // nextDue is when the oldest ready message's window ends.
-func (c *coalescer) nextDue(pending []arrival, busy map[usage.Scope]bool) (time.Time, bool) {
+func (c *coalescer) nextDue(pending []arrival, busy map[usage.Scope]int) (time.Time, bool) {
 	for _, a := range pending {
-		if !(a.keyed && busy[a.scope]) {
+		if !(a.keyed && busy[a.scope] != 0) {
 			return a.at.Add(c.window), true
 		}
 	}

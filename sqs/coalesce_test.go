@@ -185,7 +185,7 @@ func runCoalesced(t *testing.T, cfg coalesceRun, receives [][]msg) ([]string, *m
 	seed(store)
 	rec := newRecordingStore(t, store)
 	rec.hold = cfg.hold
-	inner := processor(rec)
+	inner := processor(sqs.ReleaseEarly(rec))
 	var mu sync.Mutex
 	got := map[string]string{} // receipt handle → outcome
 	handler := func(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
@@ -407,5 +407,63 @@ func TestAQuietEntitlementIsDecidedWhenItsWindowEnds(t *testing.T) {
 	got, _, _, q := runCoalesced(t, coalesceRun{window: 30 * time.Millisecond, drain: true}, [][]msg{{{"m1", ev("u", "1", ""), 1}}})
 	if got[0] != "APPLIED" || !q.deletedHandles()[handle(0, 0)] {
 		t.Errorf("outcome %v, deleted %v", got, q.deletedHandles())
+	}
+}
+
+// blockingStore blocks Update calls of one scope until unblocked, and
+// reports every other call.
+type blockingStore struct {
+	inner   pipeline.Store
+	block   usage.Scope
+	unblock chan struct{}
+	calls   chan []string
+}
+
+func (s blockingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	if scope == s.block {
+		<-s.unblock
+	} else {
+		ids := make([]string, len(records))
+		for i, r := range records {
+			ids[i] = r.MessageID
+		}
+		s.calls <- ids
+	}
+	return s.inner.Update(ctx, scope, records, decide)
+}
+
+// TestReleaseEarlyFreesAnEntitlementBeforeItsBatchEnds: with ReleaseEarly
+// around the store, an entitlement decided in a batch takes its next
+// events into a new batch while another entitlement of the first batch
+// is still being written.
+func TestReleaseEarlyFreesAnEntitlementBeforeItsBatchEnds(t *testing.T) {
+	store := memstore.New()
+	seed(store)
+	bs := blockingStore{inner: store, block: scopeU, unblock: make(chan struct{}), calls: make(chan []string, 10)}
+	q := newScriptedQueue()
+	w := &sqs.Worker{Client: q, QueueURL: "http://sqs.local/000000000000/q", Handler: processor(sqs.ReleaseEarly(bs)), Pollers: 1}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	msgOf := func(id, body string) sqstypes.Message {
+		return sqstypes.Message{MessageId: aws.String(id), Body: aws.String(body), ReceiptHandle: aws.String("rh-" + id)}
+	}
+	q.receives <- []sqstypes.Message{msgOf("u1", ev("u", "1", "")), msgOf("v1", ev("v", "1", ""))}
+	if got := <-bs.calls; fmt.Sprint(got) != "[v1]" {
+		t.Fatalf("first call %v", got)
+	}
+	q.receives <- []sqstypes.Message{msgOf("v2", ev("v", "1", ""))}
+	select {
+	case got := <-bs.calls:
+		if fmt.Sprint(got) != "[v2]" {
+			t.Errorf("second call %v, want v2", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("v2 waited for u's write in the first batch")
+	}
+	close(bs.unblock)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 // Client is the part of the SQS API the worker and dead-letter sender call.
@@ -79,9 +80,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	// outcomes are decided, and deleting what is done now saves a
 	// redelivery.
 	work := context.WithoutCancel(ctx)
-	c := newCoalescer(w.CoalesceWindow, limit, func(msgs []pipeline.Message) {
+	c := newCoalescer(w.CoalesceWindow, limit, func(free func(usage.Scope), msgs []pipeline.Message) {
 		defer room.give(len(msgs))
-		results := w.Handler(pipeline.WithRequestID(work, "worker-"+msgs[0].ID), msgs)
+		results := w.Handler(pipeline.WithRequestID(withFree(work, free), "worker-"+msgs[0].ID), msgs)
 		w.deleteDone(work, logger, msgs, results)
 	}, func(pending int) {
 		if pending > 0 {

@@ -135,7 +135,9 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 		Retention:    cfg.DedupRetention,
 		DisableCache: !cfg.StateCache,
 	})
-	processor := &pipeline.Processor{Store: store, Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait}
+	// ReleaseEarly: in the worker, an entitlement is free for the next
+	// batch as soon as its own write returns (a pass-through in Lambda).
+	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(store), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
 	opts := pipeline.Options{Logger: logger}
 	if recorder != nil {
