@@ -461,6 +461,9 @@ func PrintReport(out io.Writer, rep *Report) error {
 		if len(o.FailedCalls)+len(b.FailedCalls) > 0 {
 			fmt.Fprintf(out, "  failed calls: ours %s; baseline %s\n", kv(o.FailedCalls), kv(b.FailedCalls))
 		}
+		if len(o.FailedConditions) > 0 {
+			fmt.Fprintf(out, "  ours' canceled transactions, failed conditions by item: %s\n", kv(o.FailedConditions))
+		}
 		fmt.Fprintln(out)
 	}
 	if len(rep.Sweep) > 0 {

@@ -164,14 +164,14 @@ func newHandler(sys System, client *dynamodb.Client, tb tables, cfg RunConfig, c
 	switch sys {
 	case Ours:
 		// The store and processor as cmd/usage-event-service builds them
-		// (default keys and retention, state cache on), the store wrapped
-		// only to attribute each group's requests to it.
+		// (default keys and retention, state cache on, ReleaseEarly), the
+		// store wrapped only to attribute each group's requests to it.
 		store := ddbstore.NewStore(client, ddbstore.Config{
 			EntitlementsTable: tb.entitlements,
 			LedgerTable:       tb.ledger,
 			Keys:              ddbstore.DefaultEntitlementKeys,
 		})
-		proc := &pipeline.Processor{Store: &measuredStore{inner: store, c: col, seen: seen}, Parallel: cfg.ApplyConcurrency}
+		proc := &pipeline.Processor{Store: sqs.ReleaseEarly(&measuredStore{inner: store, c: col, seen: seen}), Parallel: cfg.ApplyConcurrency}
 		h = proc.Handle
 	default:
 		n := &Naive{Client: client, EntitlementsTable: tb.entitlements, IdempotencyTable: tb.idempotency, Sequential: cfg.FIFO}

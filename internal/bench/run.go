@@ -455,6 +455,9 @@ type Result struct {
 	RequestsByOperation map[string]int     `json:"requestsByOperation"`
 	MeanCallMs          map[string]float64 `json:"meanCallMsByOperation"`
 	FailedCalls         map[string]int     `json:"failedCalls,omitempty"`
+	// FailedConditions: ours' canceled transactions' failed conditions by
+	// item (Meter.FailedConditionsBy).
+	FailedConditions map[string]int `json:"failedConditions,omitempty"`
 	// Outcomes of every delivery, by status or status:reason.
 	Outcomes map[string]int `json:"outcomes"`
 	// FinalOutcomes: the last outcome of each message.
@@ -513,7 +516,7 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 		Deliveries: len(col.deliveries), Batches: len(col.batches), WallSeconds: wall.Seconds(),
 		DDBRequests: m.Requests, WCU: m.WCU, RCU: m.RCU, WRU: m.WRU, RRU: m.RRU, FailedWRU: m.FailedWRU,
 		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
-		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures,
+		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
 		Outcomes: map[string]int{}, FinalOutcomes: map[string]int{}, Units: len(col.units),
 		DeadLettered: col.deadLetters,
 	}

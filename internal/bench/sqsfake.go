@@ -25,7 +25,8 @@ type sqsFake struct {
 	dlqURL   string
 	maxRecv  int
 	mu       sync.Mutex
-	inHand   map[string]held // receipt handle → delivery
+	inHand   map[string]held    // receipt handle → delivery, while in hand
+	issued   map[string]pending // receipt handle → delivery, every one issued
 	seq      int
 	requests map[string]int // by operation
 	letters  int
@@ -39,7 +40,7 @@ type held struct {
 
 func newSQSFake(q *queue, w *Workload, maxReceives int) *sqsFake {
 	return &sqsFake{q: q, w: w, dlqURL: "https://sqs.bench.local/000000000000/bench-dlq", maxRecv: maxReceives,
-		inHand: map[string]held{}, requests: map[string]int{}}
+		inHand: map[string]held{}, issued: map[string]pending{}, requests: map[string]int{}}
 }
 
 func (f *sqsFake) count(op string) {
@@ -86,6 +87,7 @@ func (f *sqsFake) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInpu
 			f.seq++
 			h := "rh-" + strconv.Itoa(f.seq)
 			f.inHand[h] = held{p: p, deadline: now.Add(f.q.visibility)}
+			f.issued[h] = p
 			out.Messages = append(out.Messages, f.message(p, h))
 		}
 		f.q.markIdle(now)
@@ -115,12 +117,13 @@ func (f *sqsFake) message(p pending, receipt string) types.Message {
 	return types.Message{MessageId: aws.String(m.ID), Body: aws.String(m.Body), ReceiptHandle: aws.String(receipt), Attributes: attrs}
 }
 
-// delivery is the delivery a receipt handle stands for.
+// delivery is the delivery a receipt handle stands for (also once its
+// visibility timeout has run out).
 func (f *sqsFake) delivery(receipt string) (pending, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, ok := f.inHand[receipt]
-	return d.p, ok
+	p, ok := f.issued[receipt]
+	return p, ok
 }
 
 func (f *sqsFake) DeleteMessageBatch(_ context.Context, in *sqs.DeleteMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
