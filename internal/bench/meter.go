@@ -19,21 +19,21 @@ import (
 // included, and ReturnConsumedCapacity=TOTAL is set on inputs that lack it.
 type Meter struct {
 	mu        sync.Mutex
-	attempts  map[string]int     // HTTP attempts by operation
-	calls     map[string]int     // API calls by operation (an SDK retry is one call)
-	failures  map[string]int     // failed calls by "Operation: ErrorCode[reasons]"
-	canceled  int                // TransactWriteItems canceled
-	canceledN int                // items in canceled transactions
+	attempts  map[string]int // HTTP attempts by operation
+	calls     map[string]int // API calls by operation (an SDK retry is one call)
+	failures  map[string]int // failed calls by "Operation: ErrorCode[reasons]"
+	canceled  int            // TransactWriteItems canceled
+	canceledN int            // items in canceled transactions
 	// canceledBy: canceled transactions by the item whose condition
 	// failed: "entitlement" (the first item, or a table other than the
 	// ledger's) or "ledger" (a ledger key assumed absent was there, or a
 	// refunded consume moved).
 	canceledBy map[string]int
-	condFail  int                // single-item writes whose condition failed
-	units     map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
-	maxPut    int                // largest item written by a Put, in bytes
-	warnings  int                // SDK warnings logged
-	took      map[string]time.Duration
+	condFail   int                // single-item writes whose condition failed
+	units      map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
+	maxPut     int                // largest item written by a Put, in bytes
+	warnings   int                // SDK warnings logged
+	took       map[string]time.Duration
 }
 
 func (m *Meter) warning() {
