@@ -212,3 +212,24 @@ run "decisions_reserved_concurrency_one" {
     error_message = "A reserved concurrency of 1 is valid and must be passed through."
   }
 }
+
+# Lambda takes at most 10 messages a batch and no batching window from a
+# FIFO queue.
+
+run "fifo_batch_over_10" {
+  command = plan
+  variables {
+    fifo_queue = true
+    batch_size = 20
+  }
+  expect_failures = [aws_lambda_event_source_mapping.queue]
+}
+
+run "fifo_with_a_batching_window" {
+  command = plan
+  variables {
+    fifo_queue                         = true
+    maximum_batching_window_in_seconds = 1
+  }
+  expect_failures = [aws_lambda_event_source_mapping.queue]
+}
