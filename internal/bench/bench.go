@@ -32,10 +32,11 @@ type Options struct {
 	BatchSizes       []int
 	Windows          []time.Duration
 	ApplyConcurrency int
-	// Mode, Rate and FIFO: see RunConfig.
-	Mode Mode
-	Rate float64
-	FIFO bool
+	// Mode, Rate, FIFO and CoalesceMax: see RunConfig.
+	Mode        Mode
+	Rate        float64
+	FIFO        bool
+	CoalesceMax int
 	// WarmupEvents are run through both systems first and not reported,
 	// so that neither is measured on a cold JVM (0: no warm-up).
 	WarmupEvents int
@@ -165,8 +166,8 @@ type Report struct {
 }
 
 // Prepare fills in the defaults (concurrency 8 invocations or 2 worker
-// processes; batch size 20, or 10 for FIFO; window 1 s, 0 for FIFO, or
-// the worker's COALESCE_WINDOW default) and refuses settings the real
+// processes; the Terraform module's batch size of 100, or 10 for FIFO,
+// and window of 1 s, 0 for FIFO; or the worker's COALESCE_WINDOW default) and refuses settings the real
 // consumer refuses or the benchmark cannot sweep.
 func (o *Options) Prepare() error {
 	if o.Mode == "" {
@@ -179,7 +180,7 @@ func (o *Options) Prepare() error {
 		}
 	}
 	if len(o.BatchSizes) == 0 {
-		o.BatchSizes = []int{20}
+		o.BatchSizes = []int{100} // the Terraform module's defaults
 		if o.FIFO {
 			o.BatchSizes = []int{10}
 		}
@@ -251,7 +252,7 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	}
 	run := func(sys System, w *Workload, p point, prefix string) (*Result, error) {
 		return Run(ctx, sys, w, RunConfig{Concurrency: p.concurrency, BatchSize: p.batchSize, Window: p.window,
-			ApplyConcurrency: opts.ApplyConcurrency, Mode: opts.Mode, Rate: opts.Rate, Seed: opts.Workload.Seed, FIFO: opts.FIFO,
+			ApplyConcurrency: opts.ApplyConcurrency, Mode: opts.Mode, Rate: opts.Rate, Seed: opts.Workload.Seed, FIFO: opts.FIFO, CoalesceMax: opts.CoalesceMax,
 			TablePrefix: prefix, Progress: stderr, EmulatorPID: ddb.PID, RTT: opts.RTT})
 	}
 

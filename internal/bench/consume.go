@@ -248,7 +248,7 @@ func runWorkers(ctx context.Context, sys System, w *Workload, cfg RunConfig, q *
 	for range cfg.Concurrency {
 		h := recordDeliveries(handler(sqs.DeadLetterQueue{Client: fake, QueueURL: fake.dlqURL}), fake, col, arrival)
 		if sys == Ours {
-			wk := &sqs.Worker{Client: fake, QueueURL: benchQueueURL, Handler: h, Pollers: 4, CoalesceWindow: cfg.Window,
+			wk := &sqs.Worker{Client: fake, QueueURL: benchQueueURL, Handler: h, Pollers: 4, CoalesceWindow: cfg.Window, CoalesceMax: cfg.CoalesceMax,
 				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 			wg.Go(func() { wk.Run(wctx) })
 		} else {

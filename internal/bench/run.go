@@ -73,6 +73,8 @@ type RunConfig struct {
 	// Window is Lambda's maximum batching window, or the worker's
 	// COALESCE_WINDOW (the baseline's worker does not coalesce).
 	Window time.Duration
+	// CoalesceMax is the worker's bound on a batch (0: its default).
+	CoalesceMax int
 	// Rate, when positive, is the mean arrival rate in events per second
 	// (exponential gaps, seeded by Seed): an open loop, in which batches
 	// form as messages arrive. 0: every message is in the queue at the
@@ -375,6 +377,7 @@ type Result struct {
 	WindowMs      float64 `json:"windowMs"`
 	RatePerSecond float64 `json:"ratePerSecond"`
 	FIFO          bool    `json:"fifo,omitempty"`
+	CoalesceMax   int     `json:"coalesceMax,omitempty"`
 	// Events is the number of generated messages; Deliveries counts
 	// redeliveries of messages that were not done too.
 	Events     int `json:"events"`
@@ -512,7 +515,7 @@ func costPerMillion(wru, rru float64) float64 { return wru*Prices.WRU + rru*Pric
 func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m MeterSnapshot, col *collector) *Result {
 	r := &Result{
 		System: string(sys), Concurrency: cfg.Concurrency, Mode: string(cfg.Mode), BatchSize: cfg.BatchSize,
-		WindowMs: ms(cfg.Window), RatePerSecond: cfg.Rate, FIFO: cfg.FIFO, Events: len(w.Messages),
+		WindowMs: ms(cfg.Window), RatePerSecond: cfg.Rate, FIFO: cfg.FIFO, CoalesceMax: cfg.CoalesceMax, Events: len(w.Messages),
 		Deliveries: len(col.deliveries), Batches: len(col.batches), WallSeconds: wall.Seconds(),
 		DDBRequests: m.Requests, WCU: m.WCU, RCU: m.RCU, WRU: m.WRU, RRU: m.RRU, FailedWRU: m.FailedWRU,
 		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
