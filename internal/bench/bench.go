@@ -313,19 +313,7 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	}
 
 	if opts.ChartPath != "" && len(comps) > 1 {
-		sub := fmt.Sprintf("usage-event-service vs naive baseline on DynamoDB Local, %d events, %s, %d cores, %s",
-			opts.Workload.Events, rep.CPUModel, rep.NProc, rep.Date[:10])
-		if opts.RTT > 0 {
-			sub = fmt.Sprintf("usage-event-service vs naive baseline on DynamoDB Local + %v modelled RTT per request, %d events, %d cores, %s",
-				opts.RTT, opts.Workload.Events, rep.NProc, rep.Date[:10])
-		}
-		var err error
-		if sweepOf == "concurrency" {
-			err = WriteChart(opts.ChartPath, comps, sub)
-		} else {
-			err = WriteSettingChart(opts.ChartPath, comps, sweepOf, opts.Mode, sub)
-		}
-		if err != nil {
+		if err := DrawChart(rep, opts.ChartPath); err != nil {
 			return nil, fmt.Errorf("chart: %w", err)
 		}
 		rep.Chart = opts.ChartPath
@@ -347,6 +335,48 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 		return rep, err
 	}
 	return rep, PrintReport(stdout, rep)
+}
+
+// DrawChart draws a sweep's chart from its report: events/s and p99 batch
+// latency against concurrency, or the whole bill and p99 end-to-end
+// latency against the batch size or window.
+func DrawChart(rep *Report, path string) error {
+	if len(rep.Sweep) < 2 {
+		return fmt.Errorf("the report holds no sweep")
+	}
+	wc := rep.Workload
+	date := rep.Date
+	if len(date) >= 10 {
+		date = date[:10]
+	}
+	sub := fmt.Sprintf("ours vs naive baseline on DynamoDB Local, %d events %s, %d users x %d, %d hot with %.0f%%, %d cores, %s",
+		wc.Events, rateText(rep.RatePerSecond), wc.Users, wc.EntitlementsPerUser, wc.HotUsers, 100*wc.HotShare, rep.NProc, date)
+	if rep.RTTMs > 0 {
+		sub += fmt.Sprintf(", +%g ms RTT", rep.RTTMs)
+	}
+	if rep.SweepOf == "concurrency" || rep.SweepOf == "" {
+		return WriteChart(path, rep.Sweep, sub)
+	}
+	return WriteSettingChart(path, rep.Sweep, rep.SweepOf, Mode(rep.Mode), sub)
+}
+
+// LoadReport reads a JSON report (--json-out), for redrawing its chart.
+func LoadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for i := range rep.Sweep {
+		rep.Sweep[i].Ours = rep.Sweep[i].Result
+	}
+	if rep.Comparison != nil {
+		rep.Comparison.Ours = rep.Comparison.Result
+	}
+	return &rep, nil
 }
 
 // checkDelivery refuses settings that the real consumer refuses.

@@ -2,7 +2,10 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -341,5 +344,39 @@ func TestSteadyStateDropsOnlyCacheFills(t *testing.T) {
 	base := summarize(Baseline, w, RunConfig{Concurrency: 1}, time.Second, m, col)
 	if ss := base.SteadyState; ss.CacheFillReads != 0 || ss.DDBRequests != 4 {
 		t.Errorf("the baseline has no cache to fill: %+v", ss)
+	}
+}
+
+// A saved sweep report draws its chart again (--chart-from).
+func TestRedrawFromASavedReport(t *testing.T) {
+	dir := t.TempDir()
+	res := func(sys string, batch int, usd float64) *Result {
+		return &Result{System: sys, Mode: string(Lambda), BatchSize: batch, WindowMs: 1000, TotalUSDPerMillionEvents: usd, EndToEndP99Ms: float64(batch)}
+	}
+	rep := &Report{Date: "2026-12-01T00:00:00Z", SweepOf: "batchSize", Mode: string(Lambda), NProc: 2, Workload: WorkloadConfig{Events: 10, Users: 1, EntitlementsPerUser: 1}}
+	for _, b := range []int{10, 100} {
+		rep.Sweep = append(rep.Sweep, compare(res("ours", b, 2), res("baseline", b, 3)))
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(path, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Sweep[1].Ours == nil || loaded.Sweep[1].Ours.BatchSize != 100 || loaded.Sweep[1].Baseline.TotalUSDPerMillionEvents != 3 || loaded.Sweep[1].CostRatio != 2.0/3 {
+		t.Fatalf("loaded %+v", loaded.Sweep[1])
+	}
+	png := filepath.Join(dir, "chart.png")
+	if err := DrawChart(loaded, png); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
+		t.Fatalf("chart: %v", err)
 	}
 }

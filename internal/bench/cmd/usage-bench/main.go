@@ -61,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	worker := fs.Bool("worker", false, "consume with worker processes (sqs.Worker, coalescing across receives) instead of Lambda invocations")
 	fs.BoolVar(&o.FIFO, "fifo", false, "deliver as a FIFO queue grouped by entitlement (producer.GroupID)")
 	fs.IntVar(&o.CoalesceMax, "coalesce-max", 0, "with --worker: the most messages of one batch (0: the worker's default)")
+	chartFrom := fs.String("chart-from", "", "draw the chart of a sweep's JSON report (--json-out) to --chart, and run nothing")
 	fs.IntVar(&o.ApplyConcurrency, "apply-concurrency", 8, "entitlements applied in parallel within a batch (APPLY_CONCURRENCY)")
 	fs.IntVar(&o.WarmupEvents, "warmup", 5000, "events run through both systems first, not reported (0: none)")
 	fs.IntVar(&o.ColdStarts, "cold-starts", 3, "cold starts of the bootstrap under the Lambda RIE (0: skip)")
@@ -82,6 +83,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.RTT < 0 {
 		fmt.Fprintf(stderr, "usage-bench: --rtt: %v is negative\n", o.RTT)
 		return 2
+	}
+	if *chartFrom != "" {
+		return redraw(*chartFrom, *chart, stderr)
 	}
 	if *worker {
 		o.Mode = bench.Worker
@@ -134,6 +138,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage-bench: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// redraw draws the chart of a saved report: to path, or the default path
+// of its sweep.
+func redraw(report, path string, stderr io.Writer) int {
+	rep, err := bench.LoadReport(report)
+	if err != nil {
+		fmt.Fprintf(stderr, "usage-bench: --chart-from: %v\n", err)
+		return 1
+	}
+	if path == "" {
+		root, err := emulator.ModuleRoot()
+		if err != nil {
+			fmt.Fprintf(stderr, "usage-bench: --chart: no default outside the repository: %v\n", err)
+			return 2
+		}
+		path = filepath.Join(root, defaultChartFor(rep.SweepOf, bench.Mode(rep.Mode), rep.FIFO, time.Duration(rep.RTTMs*float64(time.Millisecond))))
+	}
+	if err := bench.DrawChart(rep, path); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "==> chart written to %s\n", path)
 	return 0
 }
 
