@@ -108,7 +108,8 @@ func runSteps(t *testing.T, b Backend, s pipeline.Store, steps []step) {
 	t.Helper()
 	for i, st := range steps {
 		if st.before != nil {
-			item := maps.Clone(b.Get(t, scope).Attrs)
+			item := map[string]usage.Value{}
+			maps.Copy(item, b.Get(t, scope).Attrs)
 			maps.Copy(item, st.before)
 			b.Put(t, scope, item)
 		}
