@@ -11,6 +11,10 @@ package dynamodb
 var IAMActions = map[Table][]string{
 	EntitlementsTable: {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
 	LedgerTable:       {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
+	// The notification recovery sweep (PendingNotifications) queries the
+	// ledger's sparse index PendingIndex, and nothing else of it: the
+	// grant's resource is the index's ARN, <ledger table ARN>/index/pending.
+	LedgerPendingIndex: {"dynamodb:Query"},
 }
 
 // Table names a table by its role, not its physical name.
@@ -19,4 +23,6 @@ type Table string
 const (
 	EntitlementsTable Table = "entitlements"
 	LedgerTable       Table = "ledger"
+	// LedgerPendingIndex is the ledger table's index PendingIndex.
+	LedgerPendingIndex Table = "ledger-pending-index"
 )
