@@ -56,7 +56,8 @@ and flags override them:
                           of dlq redrive; default 336h)
   ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX,
   ENTITLEMENT_SK_PREFIX   the entitlements table's key layout
-  AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB, ...
+  AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB,
+  AWS_ENDPOINT_URL_SNS, ...
                           read by the AWS SDK as usual
 
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.`
@@ -115,6 +116,7 @@ func (a *app) root() *cobra.Command {
 		group("entitlement", "write test entitlements", a.entitlementPutCmd()),
 		a.setupCmd(),
 		group("dlq", "list or redrive dead-lettered events", a.dlqListCmd(), a.dlqRedriveCmd()),
+		a.notificationsCmd(),
 	)
 	// cobra's "completion bash|zsh|fish|powershell", made a group like
 	// ours so that an unknown shell is a usage error.
