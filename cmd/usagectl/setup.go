@@ -55,9 +55,9 @@ type queueResult struct {
 // setupFlags are the flags of usagectl setup.
 type setupFlags struct {
 	queue, ledger, ents, topic string
-	local, asJSON       bool
-	maxReceives         int
-	visibility          time.Duration
+	local, asJSON              bool
+	maxReceives                int
+	visibility                 time.Duration
 }
 
 func (a *app) setupCmd() *cobra.Command {
