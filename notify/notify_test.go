@@ -286,7 +286,7 @@ func TestANewPeriodRearms(t *testing.T) {
 }
 
 // TestWhichThresholds: an entitlement's notifyThresholds (a list of
-// numbers on its item) overrides the defaults; an unlimited entitlement
+// numbers on its item) overrides the defaults, an empty one means none; an unlimited entitlement
 // has no thresholds; without Notify nothing is recorded or written.
 func TestWhichThresholds(t *testing.T) {
 	w := newWorld(t, false)
@@ -294,6 +294,7 @@ func TestWhichThresholds(t *testing.T) {
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "custom", EntitlementKey: "K", Limit: dec("10"), Extra: thresholdsAttr("50", "90")})
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "unlimited", EntitlementKey: "K"})
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "off", EntitlementKey: "K", Limit: dec("10")})
+	w.entitlement(t, dynamodb.EntitlementItem{UserID: "none", EntitlementKey: "K", Limit: dec("10"), Extra: thresholdsAttr()})
 	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, nil)})
 	run := func(user string, notify *usage.Notify) {
 		rules := usage.Rules{Now: time.Now(), Notify: notify}
@@ -305,12 +306,13 @@ func TestWhichThresholds(t *testing.T) {
 	run("custom", defaults)
 	run("unlimited", defaults)
 	run("off", nil)
-	got := w.receive(t, 3, 3*time.Second, 20*time.Second)
+	run("none", defaults) // an empty list: no thresholds, the rejection still
+	got := w.receive(t, 4, 3*time.Second, 20*time.Second)
 	var seen []string
 	for _, d := range got {
 		seen = append(seen, d.msg.UserID+" "+d.msg.Type+" "+string(ptrNumber(d.msg.ThresholdPercent))+" used "+string(d.msg.Used))
 	}
-	want := "[custom usage.limit.rejected  used 10 custom usage.threshold.reached 50 used 5 custom usage.threshold.reached 90 used 9]"
+	want := "[custom usage.limit.rejected  used 10 custom usage.threshold.reached 50 used 5 custom usage.threshold.reached 90 used 9 none usage.limit.rejected  used 10]"
 	if slices.Sort(seen); fmt.Sprint(seen) != want {
 		t.Errorf("published %v\nwant      %s", seen, want)
 	}
