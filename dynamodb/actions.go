@@ -10,11 +10,7 @@ package dynamodb
 // Put -> PutItem, ConditionCheck -> ConditionCheckItem).
 var IAMActions = map[Table][]string{
 	EntitlementsTable: {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
-	LedgerTable:       {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
-	// The notification recovery sweep (PendingNotifications) queries the
-	// ledger's sparse index PendingIndex, and nothing else of it: the
-	// grant's resource is the index's ARN, <ledger table ARN>/index/pending.
-	LedgerPendingIndex: {"dynamodb:Query"},
+	LedgerTable:       {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"},
 }
 
 // Table names a table by its role, not its physical name.
@@ -23,6 +19,4 @@ type Table string
 const (
 	EntitlementsTable Table = "entitlements"
 	LedgerTable       Table = "ledger"
-	// LedgerPendingIndex is the ledger table's index PendingIndex.
-	LedgerPendingIndex Table = "ledger-pending-index"
 )

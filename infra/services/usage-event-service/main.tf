@@ -57,7 +57,7 @@ locals {
   # dynamodb.IAMActions (dynamodb/actions.go), the single source of truth.
   dynamodb_actions = {
     entitlements = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
-    ledger       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+    ledger       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
   }
 
   # What the Lambda SQS event source needs on the queue it polls.

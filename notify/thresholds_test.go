@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -11,22 +10,11 @@ import (
 )
 
 // TestARepeatedThresholdOnTheItemIsOneThreshold: an entitlement's
-// notifyThresholds that names one percentage twice ("80" and "80.0", or
-// 80 twice) is one threshold: the write that crosses it records exactly
-// one notification.
-//
-// It fails today (a bug in package usage, reported rather than fixed
-// here): Notify.thresholds does not deduplicate the item's list, so the
-// plan carries two Puts of one notification item; DynamoDB Local cancels
-// the second Put's condition, the store learns the notification as
-// recorded, and the event is APPLIED with none recorded: the crossing is
-// lost. (DynamoDB proper refuses two operations on one item in a
-// transaction as a ValidationException: RETRY for good.) Run it with
-// USAGE_BUG_REPROS=1.
+// notifyThresholds that names one percentage twice ("80" and "80.0") is
+// one threshold: the write that crosses it records exactly one
+// notification, end to end on DynamoDB Local (two Puts of one item in a
+// transaction used to lose the crossing there).
 func TestARepeatedThresholdOnTheItemIsOneThreshold(t *testing.T) {
-	if os.Getenv("USAGE_BUG_REPROS") == "" {
-		t.Skip("known bug in usage.Notify.thresholds (repeated notifyThresholds); USAGE_BUG_REPROS=1 runs it")
-	}
 	w := newWorld(t, false)
 	scope := usage.Scope{UserID: "u", EntitlementKey: "K"}
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "K", Limit: dec("10"), Extra: thresholdsAttr("80", "80.0")})
