@@ -3,12 +3,12 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/metrics"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -94,25 +94,23 @@ func (p *Publisher) Sweep(ctx context.Context) (SweepResult, error) {
 	return res, err
 }
 
-// Run sweeps at once and then every interval until ctx is done: the
-// worker's recovery, in-process. Errors are logged; the next sweep
-// retries.
-func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
-	for {
-		res, err := p.Sweep(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			p.logger().WarnContext(ctx, "notification recovery sweep failed", "error", err.Error(), "published", res.Published)
-		case res.Published > 0 || res.Left > 0:
-			p.logger().InfoContext(ctx, "notification recovery sweep", "published", res.Published, "failed", res.Failed,
-				"left", res.Left, "oldestUnpublishedSeconds", res.OldestUnpublished.Seconds())
-		}
-		if backoff.Sleep(ctx, interval) != nil {
-			return
-		}
+// Recover is one recovery sweep as periodic work: it logs what the
+// sweep did (when it did anything) and fails when it left notifications
+// unpublished, so that the scheduler reports it; the next sweep retries.
+func (p *Publisher) Recover(ctx context.Context) error {
+	res, err := p.Sweep(ctx)
+	switch {
+	case err != nil:
+		p.logger().WarnContext(ctx, "notification recovery sweep failed", "error", err.Error(), "published", res.Published)
+		return err
+	case res.Published > 0 || res.Left > 0:
+		p.logger().InfoContext(ctx, "notification recovery sweep", "published", res.Published, "failed", res.Failed,
+			"left", res.Left, "oldestUnpublishedSeconds", res.OldestUnpublished.Seconds())
 	}
+	if res.Left > 0 {
+		return fmt.Errorf("%d notifications left unpublished (%d publications failed)", res.Left, res.Failed)
+	}
+	return nil
 }
 
 // conditionFailed: MarkPublished found no item (it expired with its

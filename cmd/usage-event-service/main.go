@@ -32,6 +32,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/awslog"
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
 	"github.com/usage-event-service/usage-event-service/metrics"
@@ -192,19 +193,38 @@ func newPublisher(cfg config.Config, awsCfg aws.Config, ddb *awsdynamodb.Client,
 	return p
 }
 
-// periodic is the work a scheduled invocation does.
-func (a *app) periodic() []lambdaadapter.Periodic {
-	var tasks []lambdaadapter.Periodic
+// periodicTask is work done on a schedule rather than per event: the
+// worker runs each task every `every`, in its own process; the Lambda
+// function runs them all, in order, on each scheduled invocation.
+type periodicTask struct {
+	lambdaadapter.Periodic
+	every time.Duration
+}
+
+// periodic is the service's periodic work.
+func (a *app) periodic() []periodicTask {
+	var tasks []periodicTask
 	if a.publisher != nil {
-		tasks = append(tasks, lambdaadapter.Periodic{Name: "notification-recovery", Run: func(ctx context.Context) error {
-			res, err := a.publisher.Sweep(ctx)
-			if err == nil && res.Left > 0 {
-				err = fmt.Errorf("%d notifications left unpublished (%d publications failed)", res.Left, res.Failed)
-			}
-			return err
-		}})
+		tasks = append(tasks, periodicTask{lambdaadapter.Periodic{Name: "notification-recovery", Run: a.publisher.Recover}, a.cfg.NotifyRecoveryInterval})
 	}
 	return tasks
+}
+
+// runPeriodic runs each task at once and then every task.every until ctx
+// is done; a failure is the task's to log, and the next run retries.
+func runPeriodic(ctx context.Context, tasks []periodicTask) (wait func()) {
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() {
+			for {
+				t.Run(ctx)
+				if backoff.Sleep(ctx, t.every) != nil {
+					return
+				}
+			}
+		})
+	}
+	return wg.Wait
 }
 
 func serveLambda(lookup func(string) (string, bool)) error {
@@ -215,7 +235,11 @@ func serveLambda(lookup func(string) (string, bool)) error {
 	}
 	// One function serves SQS batches, scheduled events (the periodic
 	// work) and direct (synchronous) requests, told apart by their shape.
-	lambda.Start(lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine, a.periodic()...)))
+	var periodic []lambdaadapter.Periodic
+	for _, t := range a.periodic() {
+		periodic = append(periodic, t.Periodic)
+	}
+	lambda.Start(lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine, periodic...)))
 	return nil
 }
 
@@ -264,16 +288,13 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	}
 	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
 	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers, Logger: a.logger}
-	// The notification recovery sweep runs beside the pollers, in this
-	// process, and stops with them.
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	var sweeping sync.WaitGroup
-	if a.publisher != nil {
-		sweeping.Go(func() { a.publisher.Run(sweepCtx, a.cfg.NotifyRecoveryInterval) })
-	}
+	// The periodic work (the notification recovery sweep) runs beside
+	// the pollers, in this process, and stops with them.
+	periodicCtx, stopPeriodic := context.WithCancel(ctx)
+	periodicDone := runPeriodic(periodicCtx, a.periodic())
 	err = w.Run(ctx)
-	stopSweep()
-	sweeping.Wait()
+	stopPeriodic()
+	periodicDone()
 	if err != nil {
 		return err
 	}
