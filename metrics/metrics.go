@@ -161,6 +161,43 @@ func sortedReasons(m map[usage.Reason]int) []usage.Reason {
 	return out
 }
 
+// Notifications is what the notification outbox contributes: the
+// notifications writes recorded and the publications that succeeded or
+// failed (right after the write or by the recovery sweep), and, from a
+// sweep, the age of the oldest notification it left unpublished.
+type Notifications struct {
+	Recorded, Published, Failed int
+	// Swept is set by a recovery sweep, which measured OldestUnpublished
+	// (zero when it left nothing unpublished).
+	Swept             bool
+	OldestUnpublished time.Duration
+}
+
+// RecordNotifications writes one EMF document with the notification
+// metrics (the age only from a sweep, so that the alarm on it sees one
+// data point per sweep).
+func (e *EMF) RecordNotifications(_ context.Context, n Notifications) {
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	doc := map[string]any{
+		"FunctionName":           e.FunctionName,
+		"NotificationsRecorded":  n.Recorded,
+		"NotificationsPublished": n.Published,
+		"NotificationsFailed":    n.Failed,
+	}
+	ms := []emfMetric{{"NotificationsRecorded", "Count"}, {"NotificationsPublished", "Count"}, {"NotificationsFailed", "Count"}}
+	if n.Swept {
+		doc["OldestUnpublishedNotificationAge"] = n.OldestUnpublished.Seconds()
+		ms = append(ms, emfMetric{"OldestUnpublishedNotificationAge", "Seconds"})
+	}
+	enc, _ := json.Marshal(withMeta(doc, now().UnixMilli(), [][]string{{"FunctionName"}}, ms))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Out.Write(append(enc, '\n'))
+}
+
 // Prometheus holds the worker's metrics for its /metrics endpoint, with
 // the Go runtime's (go_*) and the process's (process_*) next to them.
 type Prometheus struct {
@@ -172,6 +209,9 @@ type Prometheus struct {
 	amount       prometheus.Counter
 	refunded     prometheus.Counter
 	duration     prometheus.Histogram
+
+	notesRecorded, notesPublished, notesFailed prometheus.Counter
+	oldestUnpublished                          prometheus.Gauge
 }
 
 // NewPrometheus registers the metrics on a registry of their own, so
@@ -201,6 +241,19 @@ func NewPrometheus() *Prometheus {
 			Name: "usage_batch_duration_seconds", Help: "Time to process one received batch.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}),
+		notesRecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_notifications_recorded_total", Help: "Notifications recorded in the outbox by the writes that caused them.",
+		}),
+		notesPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_notifications_published_total", Help: "Notifications published to the SNS topic (right after the write or by the recovery sweep).",
+		}),
+		notesFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_notifications_failed_total", Help: "Failed publications; the notification stays in the outbox for the recovery sweep.",
+		}),
+		oldestUnpublished: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "usage_notification_oldest_unpublished_age_seconds",
+			Help: "Age of the oldest notification the last recovery sweep left unpublished (0: none).",
+		}),
 	}
 	// Every series exists from the start, at zero: a rate() over a
 	// counter that appears only with its first increment misses it.
@@ -211,6 +264,7 @@ func NewPrometheus() *Prometheus {
 		p.rejected.WithLabelValues(string(r))
 	}
 	p.registry.MustRegister(p.events, p.rejected, p.deadLettered, p.panics, p.amount, p.refunded, p.duration,
+		p.notesRecorded, p.notesPublished, p.notesFailed, p.oldestUnpublished,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -231,6 +285,16 @@ func (p *Prometheus) Record(_ context.Context, b Batch) {
 	p.amount.Add(b.AmountConsumed)
 	p.refunded.Add(b.AmountRefunded)
 	p.duration.Observe(b.Duration.Seconds())
+}
+
+// RecordNotifications adds the outbox's counts; a sweep sets the age.
+func (p *Prometheus) RecordNotifications(_ context.Context, n Notifications) {
+	p.notesRecorded.Add(float64(n.Recorded))
+	p.notesPublished.Add(float64(n.Published))
+	p.notesFailed.Add(float64(n.Failed))
+	if n.Swept {
+		p.oldestUnpublished.Set(n.OldestUnpublished.Seconds())
+	}
 }
 
 // Handler serves /metrics (the Prometheus exposition formats, negotiated

@@ -58,7 +58,7 @@ and flags override them:
   ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX,
   ENTITLEMENT_SK_PREFIX   the entitlements table's key layout
   AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB,
-  AWS_ENDPOINT_URL_LAMBDA, ...
+  AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_SNS, ...
                           read by the AWS SDK as usual
 
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.`
@@ -120,6 +120,7 @@ func (a *app) root() *cobra.Command {
 		group("entitlement", "write test entitlements", a.entitlementPutCmd()),
 		a.setupCmd(),
 		group("dlq", "list or redrive dead-lettered events", a.dlqListCmd(), a.dlqRedriveCmd()),
+		a.notificationsCmd(),
 	)
 	// cobra's "completion bash|zsh|fish|powershell", made a group like
 	// ours so that an unknown shell is a usage error.

@@ -45,6 +45,8 @@ type Options struct {
 	// the correctness check, calibration and the cold start are not
 	// delayed.
 	RTT time.Duration
+	// Notify turns usage notifications on for ours (RunConfig.Notify).
+	Notify bool
 }
 
 // Comparison is ours and the baseline at one concurrency. In JSON, ours'
@@ -148,7 +150,7 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	}
 	run := func(sys System, w *Workload, c int, prefix string) (*Result, error) {
 		return Run(ctx, sys, w, RunConfig{Concurrency: c, BatchSize: opts.BatchSize, ApplyConcurrency: opts.ApplyConcurrency,
-			TablePrefix: prefix, Progress: stderr, EmulatorPID: ddb.PID, RTT: opts.RTT})
+			TablePrefix: prefix, Progress: stderr, EmulatorPID: ddb.PID, RTT: opts.RTT, Notify: opts.Notify})
 	}
 
 	if opts.WarmupEvents > 0 {
@@ -280,6 +282,9 @@ func PrintReport(out io.Writer, rep *Report) error {
 		row("CPU ms/event: DynamoDB Local", fmt.Sprintf("%.3f", o.EmulatorCPUMsPerEvent), fmt.Sprintf("%.3f", b.EmulatorCPUMsPerEvent), "")
 		row("events per DynamoDB unit of work", fmt.Sprintf("%.2f", o.MeanEventsPerUnit), fmt.Sprintf("%.2f", b.MeanEventsPerUnit), "(ours: per group)")
 		row("deliveries (incl. redeliveries)", strconv.Itoa(o.Deliveries), strconv.Itoa(b.Deliveries), "")
+		if o.Notifications > 0 {
+			row("notifications recorded (--notify)", strconv.Itoa(o.Notifications), "-", "")
+		}
 		row("correctness check", verdict(o.Check), verdict(b.Check), "")
 		tw.Flush()
 		fmt.Fprintf(out, "  requests by operation: ours %s; baseline %s\n", kv(o.RequestsByOperation), kv(b.RequestsByOperation))

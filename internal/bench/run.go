@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,6 +68,12 @@ type RunConfig struct {
 	// HTTP attempt of the measured client (see RTT); set-up, seeding and
 	// the correctness check are not delayed.
 	RTT time.Duration
+	// Notify turns usage notifications on for ours (NOTIFY_THRESHOLDS
+	// 80,100 and NOTIFY_LIMIT_REJECTED, as the service's defaults): the
+	// writes that cross record them, and each is marked published right
+	// after (dynamodb.MarkPublished on the measured client; SNS itself is
+	// not part of the bench).
+	Notify bool
 }
 
 func (c *RunConfig) defaults() {
@@ -285,6 +292,12 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	measured.APIOptions = append(measured.APIOptions, rtt.APIOption)
 	client := dynamodb.NewFromConfig(measured)
 	col := &collector{}
+	var outbox *markingOutbox
+	var notify *usage.Notify
+	if cfg.Notify && sys == Ours {
+		outbox = &markingOutbox{client: client, table: tb.ledger}
+		notify = &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80"), usage.MustDecimal("100")}, LimitRejected: true}
+	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	handlers := make([]pipeline.Handler, cfg.Concurrency)
 	for i := range handlers {
@@ -303,8 +316,9 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 				EntitlementsTable: tb.entitlements,
 				LedgerTable:       tb.ledger,
 				Keys:              ddbstore.DefaultEntitlementKeys,
+				Outbox:            outbox.orNil(),
 			})
-			proc := &pipeline.Processor{Store: &measuredStore{inner: store, c: col, seen: seen}, Parallel: cfg.ApplyConcurrency}
+			proc := &pipeline.Processor{Store: &measuredStore{inner: store, c: col, seen: seen}, Parallel: cfg.ApplyConcurrency, Notify: notify}
 			h = proc.Handle
 		default:
 			n := &Naive{Client: client, EntitlementsTable: tb.entitlements, IdempotencyTable: tb.idempotency}
@@ -343,6 +357,9 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	res.BenchCPUSeconds, res.EmulatorCPUSeconds = cpu.Seconds(), emu.Seconds()
 	res.BenchCPUMsPerEvent = ratio(float64(cpu)/float64(time.Millisecond), float64(res.Events))
 	res.EmulatorCPUMsPerEvent = ratio(float64(emu)/float64(time.Millisecond), float64(res.Events))
+	if outbox != nil {
+		res.Notifications = int(outbox.recorded.Load())
+	}
 	res.Check = verify(ctx, adminClient, sys, tb, w, col.deliveries)
 	if !res.Check.OK {
 		return res, fmt.Errorf("%s at concurrency %d: correctness check failed: %v", sys, cfg.Concurrency, res.Check.Errors)
@@ -626,6 +643,8 @@ type Result struct {
 	Units             int     `json:"units"`
 	DeadLettered      int     `json:"deadLettered"`
 	MeanEventsPerUnit float64 `json:"meanEventsPerUnit"`
+	// Notifications is how many notifications ours recorded (--notify).
+	Notifications int `json:"notifications,omitempty"`
 
 	SteadyState SteadyState `json:"steadyState"`
 	Check       Check       `json:"check"`
@@ -823,4 +842,28 @@ func emulatorCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// markingOutbox is the bench's dynamodb.Outbox: it takes each recorded
+// notification out of the outbox as the service's publisher does after
+// publishing it, so that the run pays the same DynamoDB writes.
+type markingOutbox struct {
+	client   *dynamodb.Client
+	table    string
+	recorded atomic.Int64
+}
+
+func (o *markingOutbox) Recorded(ctx context.Context, notes []usage.Notification) {
+	o.recorded.Add(int64(len(notes)))
+	for _, n := range notes {
+		ddbstore.MarkPublished(ctx, o.client, o.table, n, time.Now()) // a failure leaves it pending, as in the service
+	}
+}
+
+// orNil keeps a nil *markingOutbox from becoming a non-nil interface.
+func (o *markingOutbox) orNil() ddbstore.Outbox {
+	if o == nil {
+		return nil
+	}
+	return o
 }

@@ -63,6 +63,24 @@ func TestRunBothSystems(t *testing.T) {
 	}
 }
 
+// With notifications on, ours records them in the ledger table, marks
+// each published (an UpdateItem apiece), and the correctness check,
+// which ignores the notification items, passes.
+func TestRunWithNotifications(t *testing.T) {
+	emulator.Env(t)
+	w := smallWorkload(t)
+	res, err := Run(context.Background(), Ours, w, RunConfig{Concurrency: 3, TablePrefix: emulator.UniqueName(t, "ours"), Notify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Check.OK || res.Check.LedgerEntries != res.Check.AppliedEvents {
+		t.Fatalf("check %+v", res.Check)
+	}
+	if res.Notifications == 0 || res.RequestsByOperation["UpdateItem"] != res.Notifications {
+		t.Errorf("%d notifications, requests %v: want some, each marked published", res.Notifications, res.RequestsByOperation)
+	}
+}
+
 // With a modelled round trip, every measured attempt waits for it and the
 // run reports it; the correctness check is unaffected.
 func TestRunWithRTT(t *testing.T) {

@@ -61,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
 	fs.StringVar(&o.JSONPath, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Calibrate, "calibrate", false, "first measure DynamoDB Local's CPU time per request shape")
+	fs.BoolVar(&o.Notify, "notify", false, "ours records usage notifications (thresholds 80,100 and the first LIMIT_EXCEEDED per period) and marks each published, as with NOTIFY_TOPIC_ARN set")
 	fs.DurationVar(&o.RTT, "rtt", 0, "modelled network round trip added before every DynamoDB HTTP attempt (SDK retries included) of both systems, e.g. 5ms (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
