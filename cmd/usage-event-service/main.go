@@ -39,6 +39,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/notify"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 const usageText = `usage: usage-event-service [worker [--queue-url URL] [--pollers N]]
@@ -106,6 +107,8 @@ type app struct {
 	// publisher publishes notifications to NOTIFY_TOPIC_ARN; nil when
 	// unset.
 	publisher *notify.Publisher
+	store     *dynamodb.Store
+	holds     metrics.HoldRecorder // nil without metrics
 }
 
 // handler is the pipeline for messages of queueURL ("" when unknown:
@@ -165,10 +168,19 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	if cfg.DeadLetterQueueURL != "" {
 		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
 	}
-	return &app{
-		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher,
+	a := &app{
+		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store,
 		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store, Logger: logger, Notify: cfg.Notify},
-	}, nil
+	}
+	if hr, ok := recorder.(metrics.HoldRecorder); ok {
+		a.holds = hr
+		a.engine.Observe = func(ctx context.Context, ev usage.Event, o usage.Outcome) {
+			if h := metrics.HoldsOf([]usage.Event{ev}, []usage.Outcome{o}); h != (metrics.Holds{}) {
+				hr.RecordHolds(ctx, h)
+			}
+		}
+	}
+	return a, nil
 }
 
 // newPublisher is the notification publisher of NOTIFY_TOPIC_ARN (nil
@@ -203,11 +215,40 @@ type periodicTask struct {
 
 // periodic is the service's periodic work.
 func (a *app) periodic() []periodicTask {
-	var tasks []periodicTask
+	tasks := []periodicTask{{lambdaadapter.Periodic{Name: "hold-expiry", Run: a.sweepHolds}, a.cfg.HoldSweepInterval}}
 	if a.publisher != nil {
 		tasks = append(tasks, periodicTask{lambdaadapter.Periodic{Name: "notification-recovery", Run: a.publisher.Recover}, a.cfg.NotifyRecoveryInterval})
 	}
 	return tasks
+}
+
+// sweepHolds releases the holds that have expired, a page at a time
+// until none is left, through the one write path; it logs and counts
+// what it did. A failed sweep is retried by the next.
+func (a *app) sweepHolds(ctx context.Context) error {
+	total := metrics.Holds{Swept: true}
+	defer func() {
+		if a.holds != nil {
+			a.holds.RecordHolds(ctx, total)
+		}
+	}()
+	for {
+		now := time.Now()
+		sw, err := a.store.SweepExpiredHolds(ctx, now, 100, usage.Rules{Now: now, Notify: a.cfg.Notify}.Plan)
+		total.Expired += sw.Expired
+		total.OldestDue = max(total.OldestDue, sw.OldestDue)
+		if err != nil {
+			total.SweepFailed = true
+			a.logger.Warn("hold sweep failed", "err", err.Error(), "expired", total.Expired)
+			return err
+		}
+		if sw.Expired > 0 || sw.Failed > 0 {
+			a.logger.Info("expired holds released", "found", sw.Found, "expired", sw.Expired, "failed", sw.Failed, "oldestDueSeconds", sw.OldestDue.Seconds())
+		}
+		if sw.Expired == 0 || ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 }
 
 // runPeriodic runs each task at once and then every task.every until ctx

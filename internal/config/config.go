@@ -44,7 +44,13 @@ type Config struct {
 	// NotifyRecoveryInterval is how often the outbox's recovery sweep runs
 	// (NOTIFY_RECOVERY_INTERVAL).
 	NotifyRecoveryInterval time.Duration
+	// HoldSweepInterval is how often the worker releases expired holds
+	// (HOLD_SWEEP_INTERVAL); in Lambda the schedule decides.
+	HoldSweepInterval time.Duration
 }
+
+// DefaultHoldSweepInterval is the worker's hold sweep interval unless set.
+const DefaultHoldSweepInterval = 30 * time.Second
 
 // Defaults of the notification settings.
 const (
@@ -147,6 +153,12 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, err)
 	}
 	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", strconv.Itoa(pipeline.DefaultParallel)), "APPLY_CONCURRENCY", 1, 256, bad)
+	sweep := get("HOLD_SWEEP_INTERVAL", DefaultHoldSweepInterval.String())
+	if d, err := time.ParseDuration(sweep); err != nil || d < 100*time.Millisecond || d > time.Hour {
+		bad("HOLD_SWEEP_INTERVAL", "%q is not a Go duration from 100ms to 1h (e.g. 30s)", sweep)
+	} else {
+		c.HoldSweepInterval = d
+	}
 	wait := get("REFUND_TARGET_WAIT", pipeline.DefaultTargetWait.String())
 	if d, err := time.ParseDuration(wait); err != nil || d < 0 || d > 24*time.Hour {
 		bad("REFUND_TARGET_WAIT", "%q is not a Go duration from 0s to 24h (e.g. 15m)", wait)
