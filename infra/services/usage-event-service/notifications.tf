@@ -1,0 +1,107 @@
+# Usage notifications (docs/notifications.md). Both functions decide them in
+# the write that causes them, record them in the ledger's outbox and publish
+# them to this topic right after the write; what is left unpublished (the
+# publication failed, or the process died in between) is published by the
+# recovery sweep, which this schedule runs in the queue consumer every
+# minute.
+#
+# Everything here has count = 0 when var.notifications_enabled is false.
+#
+# A standard topic, not FIFO: subscribers get each notification at least
+# once whatever the topic type (a retried publication is a new message), and
+# drop the rare repeat by its notificationId; ordering across users means
+# nothing, and a FIFO topic would require a message group on every publish
+# and FIFO queues of its SQS subscribers.
+
+resource "aws_sns_topic" "notifications" {
+  count = var.notifications_enabled ? 1 : 0
+
+  name              = local.notifications_topic_name
+  kms_master_key_id = local.notifications_kms_key_id
+  tags              = local.tags
+}
+
+data "aws_iam_policy_document" "notifications_topic" {
+  count = var.notifications_enabled ? 1 : 0
+
+  # Subscribers in this account subscribe with their own identity policies
+  # (sns:Subscribe on the topic ARN); this states that intent on the topic
+  # and admits no other account. As for the queue, aws:PrincipalAccount is
+  # the key present on calls by IAM principals.
+  statement {
+    sid       = "AllowSubscribeFromThisAccount"
+    effect    = "Allow"
+    actions   = ["sns:Subscribe"]
+    resources = [aws_sns_topic.notifications[0].arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  # Wildcard required by AWS: a Deny for every caller needs principal "*".
+  # sns:Publish is the one action that carries message data in.
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.notifications[0].arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "notifications" {
+  count = var.notifications_enabled ? 1 : 0
+
+  arn    = aws_sns_topic.notifications[0].arn
+  policy = data.aws_iam_policy_document.notifications_topic[0].json
+}
+
+# The recovery sweep: EventBridge invokes the queue consumer every minute
+# with its scheduled event ("source": "aws.events"), which the binary tells
+# from an SQS batch by its shape and answers by publishing what the outbox
+# holds unpublished (dynamodb.PendingNotifications on the index "pending").
+resource "aws_cloudwatch_event_rule" "notification_sweep" {
+  count = var.notifications_enabled ? 1 : 0
+
+  name                = local.notification_sweep_rule_name
+  description         = "Runs the usage notifications' recovery sweep in ${local.function_name} every minute."
+  schedule_expression = "rate(1 minute)"
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "notification_sweep" {
+  count = var.notifications_enabled ? 1 : 0
+
+  rule = aws_cloudwatch_event_rule.notification_sweep[0].name
+  arn  = aws_lambda_function.this.arn
+  # No input: the function gets EventBridge's own scheduled event.
+}
+
+# EventBridge may invoke the consumer, for this rule only.
+resource "aws_lambda_permission" "notification_sweep" {
+  count = var.notifications_enabled ? 1 : 0
+
+  statement_id  = "AllowNotificationSweepSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.notification_sweep[0].arn
+}
