@@ -1547,6 +1547,10 @@ func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 		{"DLQ retention shorter than the queue's", [2]string{"aws_sqs_queue", "main"}, map[string]cty.Value{"dlq_message_retention_seconds": num(86400)}, false},
 		{"defaults are consistent: age alarm", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, nil, true},
 		{"age alarm beyond the queue's retention", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, map[string]cty.Value{"oldest_message_age_alarm_seconds": num(400000)}, false},
+		{"defaults are consistent: notifications topic", [2]string{"aws_sns_topic", "notifications"}, nil, true},
+		{"recovery interval under the functions' 1s", [2]string{"aws_sns_topic", "notifications"}, map[string]cty.Value{"notify_recovery_interval": str("500ms")}, false},
+		{"recovery interval over the functions' 24h", [2]string{"aws_sns_topic", "notifications"}, map[string]cty.Value{"notify_recovery_interval": str("24h1s")}, false},
+		{"recovery interval of 24h", [2]string{"aws_sns_topic", "notifications"}, map[string]cty.Value{"notify_recovery_interval": str("23h60m")}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := m.resource(t, c.resource[0], c.resource[1])

@@ -192,13 +192,31 @@ func TestNotificationsTopic(t *testing.T) {
 			}
 		})
 	}
-	t.Run("is a standard topic", func(t *testing.T) {
-		// A FIFO topic would need a message group on every publish, which
-		// the publisher does not set.
-		if _, ok := topic.Body.Attributes["fifo_topic"]; ok {
-			t.Error("fifo_topic is set")
-		}
-	})
+	for _, c := range []struct {
+		name string
+		in   map[string]cty.Value
+		fifo bool
+		want string
+	}{
+		{"is a standard topic by default", nil, false, topicName},
+		{"is a FIFO topic named .fifo when asked", map[string]cty.Value{"notifications_fifo": cty.True}, true, topicName + ".fifo"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := m.evaluator(t, inputs(c.in))
+			if got := asString(t, e.evalAttr(t, topic, "name")); got != c.want {
+				t.Errorf("name %q, want %q", got, c.want)
+			}
+			if got := e.evalAttr(t, topic, "fifo_topic"); !got.RawEquals(cty.BoolVal(c.fifo)) {
+				t.Errorf("fifo_topic = %#v, want %v", got, c.fifo)
+			}
+			// The functions set each message's deduplication ID (its
+			// notificationId): content-based deduplication would drop two
+			// notifications whose bodies happen to be equal, and nothing else.
+			if _, ok := topic.Body.Attributes["content_based_deduplication"]; ok {
+				t.Error("content_based_deduplication is set")
+			}
+		})
+	}
 	t.Run("policy admits this account only and denies publishing without TLS", func(t *testing.T) {
 		e := m.evaluator(t, inputs(nil))
 		pol := m.resource(t, "aws_sns_topic_policy", "notifications")
@@ -354,16 +372,28 @@ func TestOutboxAlarm(t *testing.T) {
 	})
 }
 
-// NOTIFY_RECOVERY_INTERVAL is a positive Go duration: what plan accepts,
-// the function's duration parser accepts, and more than zero.
-func TestRecoveryIntervalIsAGoDuration(t *testing.T) {
+// NOTIFY_RECOVERY_INTERVAL is a Go duration from 1s to 24h: what plan
+// accepts (the variable's validation, then the topic's precondition), the
+// functions accept.
+func TestRecoveryIntervalIsReadLikeTheFunctionsReadIt(t *testing.T) {
 	m := loadModule(t, moduleDir)
-	for _, s := range []string{"1m", "30s", "1m30s", "1.5m", "2h", "500ms", "0.5s", "0s", "0.0m", "1", "-1m", "1 m", "", "m", "1d"} {
+	topic := m.resource(t, "aws_sns_topic", "notifications")
+	for _, s := range []string{
+		"1m", "30s", "1m30s", "1.5m", "2h", "24h", "1s", "1000ms", "23h59m60s",
+		"500ms", "0.5s", "0s", "0.0m", "25h", "24h0m1s", "1", "-1m", "1 m", "", "m", "1d",
+	} {
 		t.Run(strconv.Quote(s), func(t *testing.T) {
 			d, goErr := time.ParseDuration(s)
-			goOK := goErr == nil && d > 0
-			if tfOK := validationPasses(t, m, "notify_recovery_interval", cty.StringVal(s)); tfOK != goOK {
-				t.Errorf("module accepts = %v, a positive time.ParseDuration = %v (%v, %v)", tfOK, goOK, d, goErr)
+			goOK := goErr == nil && d >= time.Second && d <= 24*time.Hour
+			in := inputs(map[string]cty.Value{"notify_recovery_interval": cty.StringVal(s)})
+			tfOK := validationPasses(t, m, "notify_recovery_interval", cty.StringVal(s))
+			if tfOK {
+				for _, pre := range nested(oneNested(t, topic, "lifecycle"), "precondition") {
+					tfOK = tfOK && m.evaluator(t, in).evalAttr(t, pre, "condition").True()
+				}
+			}
+			if tfOK != goOK {
+				t.Errorf("module accepts = %v, a time.ParseDuration from 1s to 24h = %v (%v, %v)", tfOK, goOK, d, goErr)
 			}
 		})
 	}

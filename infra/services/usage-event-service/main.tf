@@ -17,7 +17,9 @@ locals {
   decisions_function_name  = "${local.name_prefix}-usage-decisions"
   decisions_log_group_name = "/aws/lambda/${local.decisions_function_name}"
   dashboard_name           = local.function_name
-  notifications_topic_name = "${local.name_prefix}-usage-notifications"
+  # A FIFO topic's name must end in .fifo; the functions tell a FIFO topic
+  # by it, and then set each message's group and deduplication IDs.
+  notifications_topic_name = "${local.name_prefix}-usage-notifications${var.notifications_fifo ? ".fifo" : ""}"
   # EventBridge rule names are limited to 64 characters: this one fits with
   # the longest project and env (at most 56).
   notification_sweep_rule_name = "${local.name_prefix}-usage-notify-sweep"
@@ -58,6 +60,12 @@ locals {
   }
   dedup_retention_seconds = sum(concat([0], [
     for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h|d)", var.dedup_retention) :
+    tonumber(part[0]) * local.duration_unit_seconds[part[1]]
+  ]))
+  # var.notify_recovery_interval in seconds, for the precondition that it
+  # is within what the functions accept (1s to 24h).
+  notify_recovery_interval_seconds = sum(concat([0], [
+    for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h)", var.notify_recovery_interval) :
     tonumber(part[0]) * local.duration_unit_seconds[part[1]]
   ]))
 

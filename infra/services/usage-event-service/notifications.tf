@@ -7,18 +7,28 @@
 #
 # Everything here has count = 0 when var.notifications_enabled is false.
 #
-# A standard topic, not FIFO: subscribers get each notification at least
-# once whatever the topic type (a retried publication is a new message), and
-# drop the rare repeat by its notificationId; ordering across users means
-# nothing, and a FIFO topic would require a message group on every publish
-# and FIFO queues of its SQS subscribers.
+# A standard topic by default. With notifications_fifo a FIFO topic: the
+# functions publish each notification with its scope as the message group
+# (one user's entitlement's notifications stay in order) and its
+# notificationId as the deduplication ID, so SNS drops a repeat published
+# within its 5-minute deduplication window (a sweep re-publishing what was
+# published but not marked); subscribers are then SQS queues only, and
+# still drop a later repeat by notificationId.
 
 resource "aws_sns_topic" "notifications" {
   count = var.notifications_enabled ? 1 : 0
 
   name              = local.notifications_topic_name
+  fifo_topic        = var.notifications_fifo
   kms_master_key_id = local.notifications_kms_key_id
   tags              = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.notify_recovery_interval_seconds >= 1 && local.notify_recovery_interval_seconds <= 86400
+      error_message = "notify_recovery_interval must be from 1s to 24h, as the functions accept it."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "notifications_topic" {

@@ -334,6 +334,12 @@ variable "notifications_kms_key_arn" {
   }
 }
 
+variable "notifications_fifo" {
+  description = "Make the notifications topic FIFO ({project}-{env}-usage-notifications.fifo): each user's entitlement's notifications are delivered in order, and SNS drops a repeat of a notification (same notificationId, its deduplication ID) published within 5 minutes. Subscribers must then be SQS queues. false (the default): a standard topic, any protocol; subscribers drop the rare repeat by notificationId."
+  type        = bool
+  default     = false
+}
+
 variable "notify_thresholds" {
   description = "Percentages of an entitlement's limit (each above 0 and at most 100) whose crossing publishes usage.threshold.reached, once per threshold and period; env NOTIFY_THRESHOLDS, comma-separated. An entitlement's own notifyThresholds attribute overrides them. [] notifies no threshold (usage.limit.rejected is separate). Default [80, 100]."
   type        = list(number)
@@ -352,7 +358,7 @@ variable "notify_limit_rejected" {
 }
 
 variable "notify_recovery_interval" {
-  description = "A Go duration above zero such as \"1m\" or \"90s\", the functions' NOTIFY_RECOVERY_INTERVAL: how long a recorded notification may stay unpublished (its publication right after the write failed, or the process died in between) before the recovery sweep publishes it. The schedule runs the sweep every minute. Default 1m."
+  description = "The functions' NOTIFY_RECOVERY_INTERVAL, a Go duration from 1s to 24h such as \"1m\" or \"90s\" (checked at plan). It is how often the worker runs the recovery sweep; here the EventBridge schedule runs it every minute whatever this says, and it only shortens the sweep's grace for fresh notifications (left to the publication right after their write) to min(10s, interval). Default 1m."
   type        = string
   default     = "1m"
 

@@ -569,6 +569,19 @@ run "notifications" {
   }
 }
 
+run "notifications_fifo" {
+  command = plan
+
+  variables {
+    notifications_fifo = true
+  }
+
+  assert {
+    condition     = aws_sns_topic.notifications[0].name == "acme-prod-usage-notifications.fifo" && aws_sns_topic.notifications[0].fifo_topic && aws_sns_topic.notifications[0].content_based_deduplication != true
+    error_message = "notifications_fifo must make a FIFO topic named .fifo, deduplicated by the IDs the functions set (not by content)."
+  }
+}
+
 run "notifications_customer_managed_key" {
   command = plan
 

@@ -258,6 +258,22 @@ run "notify_recovery_interval_zero" {
   expect_failures = [var.notify_recovery_interval]
 }
 
+run "notify_recovery_interval_under_a_second" {
+  command = plan
+  variables {
+    notify_recovery_interval = "500ms"
+  }
+  expect_failures = [aws_sns_topic.notifications]
+}
+
+run "notify_recovery_interval_over_a_day" {
+  command = plan
+  variables {
+    notify_recovery_interval = "25h"
+  }
+  expect_failures = [aws_sns_topic.notifications]
+}
+
 run "notifications_kms_alias_instead_of_key" {
   command = plan
   variables {
