@@ -22,6 +22,8 @@ import (
 type Store interface {
 	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
 	ReadEntitlement(ctx context.Context, scope usage.Scope) (usage.Entitlement, error)
+	// ActiveHolds lists a scope's holds not settled yet.
+	ActiveHolds(ctx context.Context, scope usage.Scope) ([]usage.LedgerEntry, error)
 }
 
 // Status is an answer's status: an outcome's, or OK for a balance.
@@ -48,13 +50,38 @@ type Answer struct {
 	Amount *json.Number `json:"amount,omitempty"`
 	// Original is, for a DUPLICATE (or an IDEMPOTENCY_CONFLICT), the
 	// decision first taken under the idempotency key.
-	Original    *Original    `json:"original,omitempty"`
-	Used        *json.Number `json:"used,omitempty"`
+	Original *Original `json:"original,omitempty"`
+	// Hold is, for a reserve, commit or release, the hold as it now is.
+	Hold *Hold        `json:"hold,omitempty"`
+	Used *json.Number `json:"used,omitempty"`
+	// Held is the sum of the current period's active holds (already
+	// counted in used).
+	Held        *json.Number `json:"held,omitempty"`
 	Limit       *json.Number `json:"limit,omitempty"`
 	Remaining   *json.Number `json:"remaining,omitempty"`
 	ResetPeriod string       `json:"resetPeriod,omitempty"`
 	PeriodStart string       `json:"periodStart,omitempty"`
 	NextReset   string       `json:"nextReset,omitempty"`
+}
+
+// Hold is a hold as an answer shows it.
+type Hold struct {
+	HoldID    string       `json:"holdId"`
+	Amount    json.Number  `json:"amount"`
+	ExpiresAt string       `json:"expiresAt"`
+	State     string       `json:"state"`
+	Committed *json.Number `json:"committed,omitempty"`
+}
+
+func holdOf(e usage.LedgerEntry) *Hold {
+	if !e.Is(usage.OperationReserve) {
+		return nil
+	}
+	h := &Hold{HoldID: e.DedupKey, Amount: json.Number(e.Amount.String()), ExpiresAt: usage.FormatInstant(e.HoldExpiresAt), State: e.HoldState}
+	if e.HoldState == usage.HoldCommitted && e.Actual != nil {
+		h.Committed = number(*e.Actual)
+	}
+	return h
 }
 
 // Original is a decision as the ledger recorded it.
@@ -113,9 +140,11 @@ func (e *Engine) Decide(ctx context.Context, ev usage.Event) Answer {
 	if ev.Is(usage.OperationBalance) {
 		return e.balance(ctx, ev.Scope())
 	}
-	if ev.IdempotencyKey == "" {
+	if ev.IdempotencyKey == "" && (ev.Is(usage.OperationConsume) || ev.Is(usage.OperationRefund)) {
 		// The key is the only way a retry after a timeout learns what
-		// happened, so the synchronous door insists on one.
+		// happened, so the synchronous door insists on one. (A reserve's
+		// is its hold ID, required by validation; a settlement's
+		// idempotency is its hold's state.)
 		return rejected(&usage.RejectionError{Reason: usage.ReasonMissingField, Field: "idempotencyKey",
 			Message: "is required for a synchronous " + string(operation(ev))})
 	}
@@ -158,6 +187,9 @@ func (e *Engine) withBalance(ctx context.Context, scope usage.Scope, a Answer) A
 		return a
 	}
 	a.Used = number(b.Used)
+	if held, err := e.held(ctx, scope, b); err == nil {
+		a.Held = held
+	}
 	if b.Limit != nil {
 		a.Limit, a.Remaining = number(*b.Limit), number(*b.Remaining)
 	}
@@ -171,6 +203,29 @@ func (e *Engine) withBalance(ctx context.Context, scope usage.Scope, a Answer) A
 	return a
 }
 
+// held sums the active holds of the balance's period (absent when
+// there are none).
+func (e *Engine) held(ctx context.Context, scope usage.Scope, b usage.Balance) (*json.Number, error) {
+	holds, err := e.Store.ActiveHolds(ctx, scope)
+	if err != nil || len(holds) == 0 {
+		return nil, err
+	}
+	period := ""
+	if b.PeriodStart != nil {
+		period = usage.FormatInstant(*b.PeriodStart)
+	}
+	var sum usage.Decimal
+	for _, h := range holds {
+		if b.ResetPeriod == usage.ResetNone || h.PeriodStart == period {
+			sum = sum.Add(h.Amount)
+		}
+	}
+	if sum.IsZero() {
+		return nil, nil
+	}
+	return number(sum), nil
+}
+
 func answerOf(o usage.Outcome) Answer {
 	var a Answer
 	switch o.Status {
@@ -178,6 +233,7 @@ func answerOf(o usage.Outcome) Answer {
 		a.Status = Applied
 		if o.Entry != nil {
 			a.Amount = number(o.Entry.Amount)
+			a.Hold = holdOf(*o.Entry)
 		}
 	case usage.Duplicate:
 		a.Status = Duplicate
@@ -191,6 +247,9 @@ func answerOf(o usage.Outcome) Answer {
 	}
 	if o.Original != nil {
 		a.Original = original(*o.Original)
+		if a.Hold == nil {
+			a.Hold = holdOf(*o.Original)
+		}
 	}
 	return a
 }

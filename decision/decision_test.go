@@ -72,8 +72,40 @@ func TestAnswers(t *testing.T) {
 		{`{"userId":"u1","entitlementKey":"TUTOR","amount":"1","idempotencyKey":"c-4"}`,
 			`{"status":"REJECTED","reason":"INVALID_AMOUNT","message":"amount: must be a JSON number, got a string"}`},
 		{`not json`, `{"status":"REJECTED","reason":"INVALID_JSON","message":"body is not valid JSON: invalid character 'o' in literal null (expecting 'u')"}`},
-		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR"}`,
-			`{"status":"REJECTED","reason":"INVALID_FIELD","message":"operation: must be one of consume, refund, balance; got \"reserve\""}`},
+		{`{"operation":"transfer","userId":"u1","entitlementKey":"TUTOR"}`,
+			`{"status":"REJECTED","reason":"INVALID_FIELD","message":"operation: must be one of consume, refund, balance, reserve, commit, release; got \"transfer\""}`},
+	}
+	for i, st := range steps {
+		if got := answer(t, e, st.body); got != st.want {
+			t.Errorf("step %d: %s\n got %s\nwant %s", i, st.body, got, st.want)
+		}
+	}
+}
+
+func TestHoldAnswers(t *testing.T) {
+	e := engine(map[string]map[string]usage.Value{
+		"TUTOR": {usage.AttrLimit: num("10"), usage.AttrUsed: num("2"), usage.AttrResetPeriod: usage.StringValue("MONTHLY"), usage.AttrPeriodStart: usage.StringValue("2026-12-01T00:00:00Z")},
+	})
+	period := `"resetPeriod":"MONTHLY","periodStart":"2026-12-01T00:00:00Z","nextReset":"2027-01-01T00:00:00Z"`
+	steps := []struct{ body, want string }{
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","amount":5,"idempotencyKey":"job-77","holdSeconds":900}`,
+			`{"status":"APPLIED","amount":5,"hold":{"holdId":"job-77","amount":5,"expiresAt":"2026-12-14T09:45:00Z","state":"active"},"used":7,"held":5,"limit":10,"remaining":3,` + period + `}`},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","amount":5,"idempotencyKey":"job-77"}`,
+			`{"status":"DUPLICATE","original":{"status":"APPLIED","operation":"reserve","amount":5,"appliedAt":"2026-12-14T09:30:00Z","periodStart":"2026-12-01T00:00:00Z"},"hold":{"holdId":"job-77","amount":5,"expiresAt":"2026-12-14T09:45:00Z","state":"active"},"used":7,"held":5,"limit":10,"remaining":3,` + period + `}`},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","amount":4,"idempotencyKey":"job-78"}`,
+			`{"status":"REJECTED","reason":"LIMIT_EXCEEDED","message":"amount: using 4 more would exceed the limit of 10 (used 7)","used":7,"held":5,"limit":10,"remaining":3,` + period + `}`},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","amount":1}`,
+			`{"status":"REJECTED","reason":"MISSING_FIELD","message":"idempotencyKey: is required for a reserve: it is the hold's ID"}`},
+		{`{"operation":"commit","userId":"u1","entitlementKey":"TUTOR","holdId":"job-77","amount":3.2}`,
+			`{"status":"APPLIED","amount":5,"hold":{"holdId":"job-77","amount":5,"expiresAt":"2026-12-14T09:45:00Z","state":"committed","committed":3.2},"used":5.2,"limit":10,"remaining":4.8,` + period + `}`},
+		{`{"operation":"release","userId":"u1","entitlementKey":"TUTOR","holdId":"job-77"}`,
+			`{"status":"REJECTED","reason":"HOLD_NOT_ACTIVE","message":"holdId: the hold \"job-77\" is committed","original":{"status":"APPLIED","operation":"reserve","amount":5,"appliedAt":"2026-12-14T09:30:00Z","periodStart":"2026-12-01T00:00:00Z"},"hold":{"holdId":"job-77","amount":5,"expiresAt":"2026-12-14T09:45:00Z","state":"committed","committed":3.2},"used":5.2,"limit":10,"remaining":4.8,` + period + `}`},
+		{`{"operation":"commit","userId":"u1","entitlementKey":"TUTOR","holdId":"job-99"}`,
+			`{"status":"REJECTED","reason":"HOLD_NOT_FOUND","message":"holdId: no hold \"job-99\" in this scope","used":5.2,"limit":10,"remaining":4.8,` + period + `}`},
+		{`{"operation":"commit","userId":"u1","entitlementKey":"TUTOR"}`,
+			`{"status":"REJECTED","reason":"MISSING_FIELD","message":"holdId: is required"}`},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","idempotencyKey":"j","holdSeconds":0}`,
+			`{"status":"REJECTED","reason":"INVALID_FIELD","message":"holdSeconds: must be a whole number from 1 to 86400, got \"0\""}`},
 	}
 	for i, st := range steps {
 		if got := answer(t, e, st.body); got != st.want {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sort"
 	"time"
 
@@ -262,54 +263,82 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 
 // LedgerEntry is the audit record of one applied operation.
 type LedgerEntry struct {
-	DedupKey    string
-	KeySource   string
-	Operation   usage.Operation // consume ("" in entries written before operations existed) or refund
-	Amount      usage.Decimal
-	RefundOf    string        // a refund's consume
-	Refunded    usage.Decimal // how much of a consume refunds gave back
-	AppliedAt   string
-	MessageID   string
-	PeriodStart string
-	Metadata    string
-	ExpiresAt   int64
+	DedupKey  string
+	KeySource string
+	Operation usage.Operation // consume ("" in entries written before operations existed) or refund
+	Amount    usage.Decimal
+	RefundOf  string        // a refund's consume
+	Refunded  usage.Decimal // how much of a consume refunds gave back
+	// A reserve's hold: its state, when it expires, what was committed
+	// (nil until settled) and when it settled.
+	HoldState     string
+	HoldExpiresAt time.Time
+	Actual        *usage.Decimal
+	SettledAt     time.Time
+	AppliedAt     string
+	MessageID     string
+	PeriodStart   string
+	Metadata      string
+	ExpiresAt     int64
 }
 
 // ListLedger returns the applied events of a scope, oldest key first.
 func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Scope) ([]LedgerEntry, error) {
-	pk, _ := LedgerKey(scope, "")
 	var out []LedgerEntry
-	var start map[string]types.AttributeValue
-	for {
-		res, err := c.Query(ctx, &dynamodb.QueryInput{
-			TableName: aws.String(table),
-			// KEY# and KEYHASH#: the applied operations, not the partition's
-			// recorded notifications.
-			KeyConditionExpression:   aws.String("#pk = :pk AND begins_with(#sk, :key)"),
-			ExpressionAttributeNames: map[string]string{"#pk": ledgerPK, "#sk": ledgerSK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": &types.AttributeValueMemberS{Value: pk}, ":key": &types.AttributeValueMemberS{Value: "KEY"},
-			},
-			ConsistentRead:    aws.Bool(true),
-			ExclusiveStartKey: start,
-		})
+	for e, err := range LedgerEntries(ctx, c, table, scope) {
 		if err != nil {
 			return nil, err
 		}
-		for _, item := range res.Items {
-			stored := ledgerEntry(item)
-			e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
-				Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
-				AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
-				Metadata: string(stored.Metadata)}
-			if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
-				fmt.Sscan(n.Value, &e.ExpiresAt)
-			}
-			out = append(out, e)
-		}
-		if start = res.LastEvaluatedKey; start == nil {
-			break
-		}
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// LedgerEntries yields the applied events of a scope in ListLedger's
+// order, reading one Query page at a time, so that a caller can keep only
+// some of a long ledger, or stop early. An error is yielded last.
+func LedgerEntries(ctx context.Context, c AdminClient, table string, scope usage.Scope) iter.Seq2[LedgerEntry, error] {
+	return func(yield func(LedgerEntry, error) bool) {
+		pk, _ := LedgerKey(scope, "")
+		var start map[string]types.AttributeValue
+		for {
+			res, err := c.Query(ctx, &dynamodb.QueryInput{
+				TableName: aws.String(table),
+				// KEY# and KEYHASH#: the applied operations, not the
+				// partition's recorded notifications.
+				KeyConditionExpression:   aws.String("#pk = :pk AND begins_with(#sk, :key)"),
+				ExpressionAttributeNames: map[string]string{"#pk": ledgerPK, "#sk": ledgerSK},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":pk": &types.AttributeValueMemberS{Value: pk}, ":key": &types.AttributeValueMemberS{Value: "KEY"},
+				},
+				ConsistentRead:    aws.Bool(true),
+				ExclusiveStartKey: start,
+			})
+			if err != nil {
+				yield(LedgerEntry{}, err)
+				return
+			}
+			for _, item := range res.Items {
+				if !yield(listedEntry(item), nil) {
+					return
+				}
+			}
+			if start = res.LastEvaluatedKey; start == nil {
+				return
+			}
+		}
+	}
+}
+
+func listedEntry(item map[string]types.AttributeValue) LedgerEntry {
+	stored := ledgerEntry(item)
+	e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
+		Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
+		HoldState: stored.HoldState, HoldExpiresAt: stored.HoldExpiresAt, Actual: stored.Actual, SettledAt: stored.SettledAt,
+		AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
+		Metadata: string(stored.Metadata)}
+	if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
+		fmt.Sscan(n.Value, &e.ExpiresAt)
+	}
+	return e
 }

@@ -33,6 +33,10 @@ func (c *refusingClient) GetItem(_ context.Context, in *dynamodb.GetItemInput, _
 	}}, nil
 }
 
+func (c *refusingClient) Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	return &dynamodb.QueryOutput{}, nil
+}
+
 func (c *refusingClient) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	c.writes = append(c.writes, len(in.TransactItems))
 	if len(in.TransactItems) > c.maxItems {

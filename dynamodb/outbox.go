@@ -26,8 +26,8 @@ const (
 	// PendingIndex is the ledger table's sparse global secondary index of
 	// work left to do: unpublished notifications.
 	PendingIndex    = "pending"
-	pendingPK       = "pendingPk"
-	pendingAt       = "pendingAt"
+	pendingPK       = usage.LedgerAttrPendingPK
+	pendingAt       = usage.LedgerAttrPendingAt
 	notifyShards    = 4
 	notifyPendingPK = "NOTIFY#"
 )

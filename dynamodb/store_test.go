@@ -192,7 +192,8 @@ func (e *env) Ledger(t *testing.T, scope usage.Scope) []usage.LedgerEntry {
 	for _, l := range e.ledgerEntries(t, scope.UserID, scope.EntitlementKey) {
 		out = append(out, usage.LedgerEntry{DedupKey: l.DedupKey, Amount: l.Amount, KeySource: l.KeySource,
 			MessageID: l.MessageID, PeriodStart: l.PeriodStart, Metadata: []byte(l.Metadata),
-			Operation: l.Operation, RefundOf: l.RefundOf, Refunded: l.Refunded})
+			Operation: l.Operation, RefundOf: l.RefundOf, Refunded: l.Refunded,
+			HoldState: l.HoldState, HoldExpiresAt: l.HoldExpiresAt, Actual: l.Actual, SettledAt: l.SettledAt})
 	}
 	return out
 }

@@ -29,11 +29,22 @@ func translate(w usage.Write, keyAttr string) expression {
 	}
 	e.condition = strings.Join(parts, " AND ")
 	if w.Action == usage.Update {
-		sets := make([]string, 0, len(w.Set))
+		var sets, removes []string
 		for _, a := range w.Set {
-			sets = append(sets, e.assign(a))
+			if a.Remove {
+				removes = append(removes, e.name(a.Attr))
+			} else {
+				sets = append(sets, e.assign(a))
+			}
 		}
-		e.update = "SET " + strings.Join(sets, ", ")
+		var clauses []string
+		if len(sets) > 0 {
+			clauses = append(clauses, "SET "+strings.Join(sets, ", "))
+		}
+		if len(removes) > 0 {
+			clauses = append(clauses, "REMOVE "+strings.Join(removes, ", "))
+		}
+		e.update = strings.Join(clauses, " ")
 	}
 	return e
 }

@@ -88,6 +88,17 @@ func TestTranslate(t *testing.T) {
 			values:    map[string]types.AttributeValue{":used": n("5"), ":new_used": n("6")},
 		},
 		{
+			name: "settling a hold sets its state and leaves the sparse index",
+			write: usage.Write{Action: usage.Update,
+				Conds: []usage.Cond{{Op: usage.OpExists}, usage.Pin(usage.LedgerAttrHoldState, usage.StringValue("active"))},
+				Set: []usage.Assign{{Attr: usage.LedgerAttrHoldState, Value: usage.StringValue("committed")},
+					{Attr: usage.LedgerAttrPendingPK, Remove: true}, {Attr: usage.LedgerAttrPendingAt, Remove: true}}},
+			condition: "attribute_exists(#pk) AND #holdState = :holdState",
+			update:    "SET #holdState = :new_holdState REMOVE #pendingPk, #pendingAt",
+			names:     map[string]string{"#pk": "pk", "#holdState": "holdState", "#pendingPk": "pendingPk", "#pendingAt": "pendingAt"},
+			values:    map[string]types.AttributeValue{":holdState": s("active"), ":new_holdState": s("committed")},
+		},
+		{
 			name:      "attribute names that are not identifiers",
 			write:     usage.Write{Action: usage.Check, Conds: []usage.Cond{{Op: usage.OpExists}, {Op: usage.OpAbsent, Attr: "user-id"}, {Op: usage.OpAbsent, Attr: "user.id"}}},
 			condition: "attribute_exists(#PK_1) AND attribute_not_exists(#user_id) AND attribute_not_exists(#user_id_2)",

@@ -1,6 +1,8 @@
 package dynamodb
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"strconv"
 	"time"
 
@@ -102,6 +104,7 @@ const (
 	ledgerOperation      = "operation"
 	ledgerRefundOf       = "refundOf"
 	ledgerRefunded       = usage.LedgerAttrRefunded
+	ledgerHoldExpiresAt  = "holdExpiresAt"
 )
 
 // ledgerItem lays out a ledger entry for a Put.
@@ -120,6 +123,25 @@ func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time)
 	}
 	if !e.Refunded.IsZero() {
 		item[ledgerRefunded] = number(e.Refunded)
+	}
+	if e.HoldState != "" {
+		item[usage.LedgerAttrHoldState] = &types.AttributeValueMemberS{Value: e.HoldState}
+		holdExpires := e.HoldExpiresAt.UTC().Format(time.RFC3339Nano)
+		item[ledgerHoldExpiresAt] = &types.AttributeValueMemberS{Value: holdExpires}
+		if e.HoldState == usage.HoldActive {
+			// In the sparse index of work left to do until it settles.
+			item[usage.LedgerAttrPendingPK] = &types.AttributeValueMemberS{Value: holdShard(e.DedupKey)}
+			item[usage.LedgerAttrPendingAt] = &types.AttributeValueMemberS{Value: holdExpires}
+		}
+		if e.Actual != nil {
+			item[usage.LedgerAttrActual] = number(*e.Actual)
+			item[usage.LedgerAttrSettledAt] = &types.AttributeValueMemberS{Value: e.SettledAt.UTC().Format(time.RFC3339Nano)}
+		}
+		if keep := e.HoldExpiresAt.Add(24 * time.Hour); keep.After(expires) {
+			// A hold's record outlives its expiry by a day at least, so
+			// that the sweeper and late settlements find it.
+			item[ledgerExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(keep.Unix(), 10)}
+		}
 	}
 	optional := map[string]string{ledgerMessageID: e.MessageID, ledgerPeriodStart: e.PeriodStart, ledgerMetadata: string(e.Metadata),
 		ledgerOperation: string(e.Operation), ledgerRefundOf: e.RefundOf}
@@ -144,6 +166,12 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 	if v := value(item[ledgerRefunded]); v.Kind == usage.KindNumber {
 		e.Refunded = v.Num
 	}
+	e.HoldState = str(item[usage.LedgerAttrHoldState])
+	e.HoldExpiresAt, _ = time.Parse(time.RFC3339Nano, str(item[ledgerHoldExpiresAt]))
+	if v := value(item[usage.LedgerAttrActual]); v.Kind == usage.KindNumber {
+		e.Actual = &v.Num
+	}
+	e.SettledAt, _ = time.Parse(time.RFC3339Nano, str(item[usage.LedgerAttrSettledAt]))
 	if m := str(item[ledgerMetadata]); m != "" {
 		e.Metadata = []byte(m)
 	}
@@ -158,4 +186,16 @@ func str(v types.AttributeValue) string {
 		return s.Value
 	}
 	return ""
+}
+
+// Active holds are in the sparse index PendingIndex under HOLD#<shard>,
+// by expiry, until they settle.
+const (
+	holdShards    = 4
+	holdPendingPK = "HOLD#"
+)
+
+func holdShard(holdID string) string {
+	sum := sha256.Sum256([]byte(holdID))
+	return holdPendingPK + strconv.Itoa(int(binary.BigEndian.Uint32(sum[:4])%holdShards))
 }

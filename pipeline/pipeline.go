@@ -161,7 +161,8 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 			groups = append(groups, g)
 		}
 		g.index = append(g.index, i)
-		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID(), SentAt: m.SentAt})
+		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID(), SentAt: m.SentAt,
+			Redelivered: m.ReceiveCount > 1 || m.OriginalID != ""})
 	}
 
 	sem := make(chan struct{}, parallel)

@@ -50,18 +50,31 @@ type rejectionless string
 
 func (e rejectionless) Error() string { return string(e) }
 
-// unknownTargets: refund targets neither known nor known absent.
+// unknownTargets: the ledger keys the decision needs that are neither
+// known nor known absent: refund targets, and the keys of redelivered
+// records (a cheap read saves a write that would fail on them).
 func (r Rules) unknownTargets(s State, records []Record) []string {
 	var keys []string
 	seen := map[string]bool{}
-	for _, rec := range records {
-		t := rec.Event.RefundOf
-		if !rec.Event.Is(OperationRefund) || seen[t] {
-			continue
+	need := func(k string) {
+		if seen[k] {
+			return
 		}
-		seen[t] = true
-		if _, ok := s.Applied[t]; !ok && !s.Absent[t] {
-			keys = append(keys, t)
+		seen[k] = true
+		if _, ok := s.Applied[k]; !ok && !s.Absent[k] {
+			keys = append(keys, k)
+		}
+	}
+	for _, rec := range records {
+		switch {
+		case rec.Event.Is(OperationRefund):
+			need(rec.Event.RefundOf)
+		case rec.Event.settles():
+			need(rec.Event.HoldID)
+			continue // a settlement has no entry of its own
+		}
+		if rec.Redelivered {
+			need(rec.DedupKey())
 		}
 	}
 	return keys
@@ -95,12 +108,14 @@ type decider struct {
 
 // target is what the group does to, and relies on of, one stored consume.
 type target struct {
-	entry    LedgerEntry
-	absent   bool
-	refund   Decimal // added to its refunded by the group
-	pinned   bool    // a rejection rested on its exact refunded
-	relied   bool    // a decision rested on it at all
-	isRefund bool    // it names a refund, not a consume
+	entry     LedgerEntry
+	absent    bool
+	refund    Decimal      // added to its refunded by the group
+	pinned    bool         // a rejection rested on its exact refunded
+	relied    bool         // a decision rested on it at all
+	isRefund  bool         // it names a refund, not a consume
+	settled   *LedgerEntry // a hold as the group settles it
+	pinnedSet bool         // a decision rested on the hold's state
 }
 
 func newDecider(r Rules, s State) *decider {
@@ -132,21 +147,25 @@ func (d *decider) plan(records []Record) Plan {
 	unusable := d.unusable()
 	for i, r := range records {
 		key := r.DedupKey()
-		if e, ok := d.known[key]; ok {
+		// A settlement has no entry of its own: the hold's state is its
+		// idempotency.
+		if e, ok := d.known[key]; ok && !r.Event.settles() {
 			p.Outcomes[i] = duplicateOf(e, r)
 			continue
 		}
-		if e, ok := d.group[key]; ok {
+		if e, ok := d.group[key]; ok && !r.Event.settles() {
 			p.Outcomes[i] = duplicateOf(*e, r)
 			continue
 		}
 		switch {
-		case r.Event.CheckQueued() != nil: // a balance is read, never planned
+		case r.Event.Is(OperationBalance): // a balance is read, never planned
 			p.Outcomes[i] = Outcome{Status: Rejected, Err: r.Event.CheckQueued()}
 		case unusable != nil:
 			p.Outcomes[i] = Outcome{Status: Rejected, Err: unusable}
 		case r.Event.Is(OperationRefund):
 			p.Outcomes[i] = d.refund(r)
+		case r.Event.settles():
+			p.Outcomes[i] = d.settle(r)
 		default:
 			p.Outcomes[i] = d.consume(r)
 		}
@@ -248,7 +267,16 @@ func (d *decider) consume(r Record) Outcome {
 	}
 	d.used = next
 	d.delta = d.delta.Add(amount)
-	return d.record(r, &LedgerEntry{Operation: OperationConsume, Amount: amount})
+	e := &LedgerEntry{Operation: OperationConsume, Amount: amount}
+	if r.Event.Is(OperationReserve) {
+		seconds := r.Event.HoldSeconds
+		if seconds == 0 {
+			seconds = DefaultHoldSeconds
+		}
+		e.Operation, e.HoldState = OperationReserve, HoldActive
+		e.HoldExpiresAt = d.rules.Now.Add(time.Duration(seconds) * time.Second).UTC()
+	}
+	return d.record(r, e)
 }
 
 // record adds an applied entry of the group.
@@ -298,12 +326,19 @@ func (d *decider) refund(r Record) Outcome {
 	} else {
 		entry.Refunded = entry.Refunded.Add(amount) // a consume of this group
 	}
+	d.giveBack(amount)
+	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
+}
+
+// giveBack lowers the running usage (a refund, or the unused part of a
+// hold), never below 0 should access-service have lowered used by hand;
+// used is then written exactly.
+func (d *decider) giveBack(amount Decimal) {
 	d.refunded = true
 	d.used = d.used.Sub(amount)
 	if d.used.Sign() < 0 {
-		d.used = Decimal{} // access-service lowered used by hand: never below 0
+		d.used = Decimal{}
 	}
-	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
 }
 
 // targetOf finds a refund's target: a consume applied earlier in the
@@ -352,7 +387,7 @@ func (d *decider) writes(records []Record, outcomes []Outcome) []Write {
 	}
 	for i, r := range records {
 		key := r.DedupKey()
-		if seen[key] || !confirmable(outcomes[i]) {
+		if seen[key] || !confirmable(outcomes[i]) || r.Event.settles() {
 			continue
 		}
 		seen[key] = true
@@ -382,6 +417,8 @@ func (t *target) write(key string) (Write, bool) {
 	case t.absent:
 		w.Action, w.Conds = Check, []Cond{{Op: OpNotExists}}
 		return w, true
+	case t.settled != nil || t.pinnedSet:
+		return t.holdWrite(w), true
 	case t.refund.Sign() == 0 && !t.pinned:
 		return w, false
 	}

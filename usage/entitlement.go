@@ -42,6 +42,10 @@ type Record struct {
 	// SentAt is when the message was first sent (zero: unknown, as for a
 	// synchronous request); a refund waits for its target from then on.
 	SentAt time.Time
+	// Redelivered marks a message received before (or replayed): its key
+	// is looked up before it joins a write, since it is likely applied
+	// already and a write that fails on it costs write units for nothing.
+	Redelivered bool
 }
 
 // DedupKey is the key under which the event is applied at most once in

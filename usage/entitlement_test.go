@@ -225,13 +225,22 @@ func TestPlanUsageEqualsOneByOne(t *testing.T) {
 		var recs []usage.Record
 		for j := range 1 + rng.IntN(20) {
 			r := keyed(fmt.Sprint("m", j), fmt.Sprint("k", rng.IntN(8)), fmt.Sprint(1+rng.IntN(4)))
-			if rng.IntN(3) == 0 { // a refund of some key, perhaps applied, perhaps a refund itself
+			switch rng.IntN(6) {
+			case 0, 1: // a refund of some key, perhaps applied, perhaps a refund itself
 				r.Event.Operation, r.Event.RefundOf = usage.OperationRefund, fmt.Sprint("k", rng.IntN(8))
 				if rng.IntN(4) > 0 {
 					r.Event.IdempotencyKey = fmt.Sprint("r", rng.IntN(8))
 				}
 				if rng.IntN(2) == 0 {
 					r.Event.Amount = usage.Decimal{} // all that remains
+				}
+			case 2: // a hold
+				r.Event.Operation, r.Event.IdempotencyKey = usage.OperationReserve, fmt.Sprint("h", rng.IntN(4))
+			case 3: // settling some hold, perhaps none
+				ops := []usage.Operation{usage.OperationCommit, usage.OperationRelease}
+				r.Event = usage.Event{UserID: "u", EntitlementKey: "k", Operation: ops[rng.IntN(2)], HoldID: fmt.Sprint("h", rng.IntN(5))}
+				if rng.IntN(2) == 0 {
+					r.Event.Amount, r.Event.AmountGiven = usage.DecimalFromInt(rng.Int64N(4)), true
 				}
 			}
 			recs = append(recs, r)
@@ -261,8 +270,45 @@ func TestPlanUsageEqualsOneByOne(t *testing.T) {
 func ledgerText(es []usage.LedgerEntry) string {
 	s := make([]string, len(es))
 	for i, e := range es {
-		s[i] = fmt.Sprintf("%s:%s:%s:%s", e.DedupKey, e.Operation, e.Amount, e.Refunded)
+		s[i] = fmt.Sprintf("%s:%s:%s:%s:%s", e.DedupKey, e.Operation, e.Amount, e.Refunded, e.HoldState)
 	}
 	sort.Strings(s)
 	return strings.Join(s, " ")
+}
+
+// TestCondHolds: the preconditions evaluated in Go agree with DynamoDB's
+// reading of the same expressions (the translation test pins those).
+func TestCondHolds(t *testing.T) {
+	n := func(s string) usage.Value { return usage.NumberValue(dec(s)) }
+	absent := usage.Value{}
+	tests := []struct {
+		cond   usage.Cond
+		exists bool
+		v      usage.Value
+		want   bool
+	}{
+		{usage.Cond{Op: usage.OpExists}, true, absent, true},
+		{usage.Cond{Op: usage.OpExists}, false, absent, false},
+		{usage.Cond{Op: usage.OpNotExists}, false, absent, true},
+		{usage.Pin("used", absent), true, absent, true},
+		{usage.Pin("used", absent), true, n("0"), false},
+		{usage.Pin("used", n("5")), true, n("5.0"), true},
+		{usage.Pin("used", n("5")), true, usage.StringValue("5"), false},
+		{usage.Pin("periodStart", usage.StringValue("x")), true, usage.StringValue("x"), true},
+		{usage.Pin("limit", usage.Value{Kind: usage.KindNull}), true, usage.Value{Kind: usage.KindNull}, true},
+		{usage.Pin("limit", usage.Value{Kind: usage.KindOther, Type: "M"}), true, usage.Value{Kind: usage.KindOther, Type: "L"}, false},
+		{usage.Cond{Op: usage.OpType, Attr: "used", Type: "N", OrAbsent: true}, true, absent, true},
+		{usage.Cond{Op: usage.OpType, Attr: "used", Type: "N", OrAbsent: true}, true, usage.StringValue("6"), false},
+		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7")}, true, n("7"), true},
+		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7")}, true, absent, false},
+		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7"), OrAbsent: true}, true, absent, true},
+		{usage.Cond{Op: usage.OpLT, Attr: "used", Value: n("7")}, true, n("7"), false},
+		{usage.Cond{Op: usage.OpGE, Attr: "used", Value: n("7")}, true, n("7"), true},
+		{usage.Cond{Op: usage.OpGE, Attr: "used", Value: n("7")}, true, usage.StringValue("9"), false},
+	}
+	for i, tt := range tests {
+		if got := tt.cond.Holds(tt.exists, tt.v); got != tt.want {
+			t.Errorf("%d: %+v on %v (exists %v) = %v, want %v", i, tt.cond, tt.v, tt.exists, got, tt.want)
+		}
+	}
 }

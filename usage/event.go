@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -42,6 +43,14 @@ type Event struct {
 	// RefundOf is, for a refund, the dedup key of the consume it gives
 	// back. A refund's Amount may be zero: all that remains refundable.
 	RefundOf string
+	// HoldID names the hold a commit or release settles (the reserve's
+	// idempotencyKey).
+	HoldID string
+	// HoldSeconds is how long a reserve's hold lasts (0: the default).
+	HoldSeconds int
+	// AmountGiven is set when the request named an amount; a commit
+	// without one commits the whole hold, and one of 0 commits nothing.
+	AmountGiven bool
 }
 
 // Operation is what a request asks of an entitlement. The zero value is
@@ -52,10 +61,27 @@ const (
 	OperationConsume Operation = "consume" // add amount to used, within the limit
 	OperationRefund  Operation = "refund"  // give back (part of) an applied consume
 	OperationBalance Operation = "balance" // read used, limit, remaining: synchronous only
+	OperationReserve Operation = "reserve" // hold an amount before long work: synchronous only
+	OperationCommit  Operation = "commit"  // settle a hold with what was really used
+	OperationRelease Operation = "release" // settle a hold by giving all of it back
+	// OperationExpire is the sweeper's release of an expired hold; no
+	// request can ask for it.
+	OperationExpire Operation = "expire"
 )
 
-// Operations lists every operation, in documentation order.
-var Operations = []Operation{OperationConsume, OperationRefund, OperationBalance}
+// Operations lists every operation a request may name, in documentation order.
+var Operations = []Operation{OperationConsume, OperationRefund, OperationBalance, OperationReserve, OperationCommit, OperationRelease}
+
+// Hold limits: a hold lasts holdSeconds, 900 by default.
+const (
+	DefaultHoldSeconds = 900
+	MaxHoldSeconds     = 86400
+)
+
+// settles reports whether the operation settles a hold.
+func (e Event) settles() bool {
+	return e.Is(OperationCommit) || e.Is(OperationRelease) || e.Is(OperationExpire)
+}
 
 // Is reports whether the event's operation is op (an empty one is a consume).
 func (e Event) Is(op Operation) bool {
@@ -100,13 +126,17 @@ func ParseEvent(body []byte) (Event, error) {
 	if ev.Operation, ev.RefundOf, err = parseOperation(fields); err != nil {
 		return Event{}, err
 	}
-	if ev.Is(OperationRefund) || ev.Is(OperationBalance) {
-		ev.Amount = Decimal{} // a refund's default is all that remains; a balance has none
+	if ev.Is(OperationRefund) || ev.Is(OperationBalance) || ev.settles() {
+		ev.Amount = Decimal{} // defaults: all that remains, the whole hold; none for the others
 	}
 	if raw, ok := fields["amount"]; ok {
-		if ev.Amount, err = parseAmount(raw); err != nil {
+		if ev.Amount, err = parseAmount(raw, ev.Is(OperationCommit)); err != nil {
 			return Event{}, err
 		}
+		ev.AmountGiven = true
+	}
+	if ev.HoldID, ev.HoldSeconds, err = parseHold(fields); err != nil {
+		return Event{}, err
 	}
 	if raw, ok := fields["idempotencyKey"]; ok && !isNull(raw) {
 		if ev.IdempotencyKey, err = stringField("idempotencyKey", raw); err != nil {
@@ -141,7 +171,7 @@ func (e Event) Validate() error {
 	if err := e.checkOperation(); err != nil {
 		return err
 	}
-	optional := e.Is(OperationRefund) || e.Is(OperationBalance)
+	optional := e.Is(OperationRefund) || e.Is(OperationBalance) || e.settles()
 	if e.Amount.Sign() < 0 || e.Amount.Sign() == 0 && !optional {
 		return reject(ReasonInvalidAmount, "amount", "must be greater than 0, got %s", e.Amount)
 	}
@@ -178,9 +208,17 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		b.WriteString(`,"refundOf":`)
 		writeJSONString(&b, e.RefundOf)
 	}
-	if !e.Amount.IsZero() {
+	if !e.Amount.IsZero() || e.AmountGiven {
 		b.WriteString(`,"amount":`)
 		b.WriteString(e.Amount.String())
+	}
+	if e.HoldID != "" {
+		b.WriteString(`,"holdId":`)
+		writeJSONString(&b, e.HoldID)
+	}
+	if e.HoldSeconds != 0 {
+		b.WriteString(`,"holdSeconds":`)
+		b.WriteString(strconv.Itoa(e.HoldSeconds))
 	}
 	if e.IdempotencyKey != "" {
 		b.WriteString(`,"idempotencyKey":`)
@@ -282,7 +320,7 @@ func splitObject(body []byte) (map[string]json.RawMessage, error) {
 
 func knownField(name string) bool {
 	switch name {
-	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf":
+	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf", "holdId", "holdSeconds":
 		return true
 	}
 	return false
@@ -406,20 +444,52 @@ func (e Event) checkOperation() error {
 		known = known || e.Operation == op
 	}
 	switch {
-	case !known:
-		return reject(ReasonInvalidField, "operation", "must be one of consume, refund, balance; got %q", e.Operation)
+	case !known: // OperationExpire too: only the sweeper, never a request, expires a hold
+		return reject(ReasonInvalidField, "operation", "must be one of consume, refund, balance, reserve, commit, release; got %q", e.Operation)
+	case e.RefundOf != "" && !e.Is(OperationRefund):
+		return reject(ReasonInvalidField, "refundOf", "is only for operation refund")
+	case e.HoldID != "" && !e.settles():
+		return reject(ReasonInvalidField, "holdId", "is only for operations commit and release")
+	case e.HoldSeconds != 0 && !e.Is(OperationReserve):
+		return reject(ReasonInvalidField, "holdSeconds", "is only for operation reserve")
 	case e.Is(OperationRefund):
 		return checkID("refundOf", e.RefundOf, true)
-	case e.RefundOf != "":
-		return reject(ReasonInvalidField, "refundOf", "is only for operation refund")
+	case e.settles():
+		return checkID("holdId", e.HoldID, true)
+	case e.Is(OperationReserve) && e.IdempotencyKey == "":
+		return reject(ReasonMissingField, "idempotencyKey", "is required for a reserve: it is the hold's ID")
+	case e.HoldSeconds < 0 || e.HoldSeconds > MaxHoldSeconds:
+		return reject(ReasonInvalidField, "holdSeconds", "must be a whole number from 1 to %d, got %d", MaxHoldSeconds, e.HoldSeconds)
 	}
 	return nil
 }
 
+// parseHold reads holdId and holdSeconds; checkOperation checks where
+// they may appear.
+func parseHold(fields map[string]json.RawMessage) (holdID string, seconds int, err error) {
+	if raw, ok := fields["holdId"]; ok && !isNull(raw) {
+		if holdID, err = stringField("holdId", raw); err != nil {
+			return "", 0, err
+		}
+		if holdID == "" {
+			return "", 0, reject(ReasonInvalidField, "holdId", "must be 1 to %d characters, got an empty string", MaxIDLength)
+		}
+	}
+	if raw, ok := fields["holdSeconds"]; ok && !isNull(raw) {
+		n, err := strconv.Atoi(string(bytes.TrimSpace(raw)))
+		if err != nil || n < 1 || n > MaxHoldSeconds {
+			return "", 0, reject(ReasonInvalidField, "holdSeconds", "must be a whole number from 1 to %d, got %s", MaxHoldSeconds, quoteShort(string(raw)))
+		}
+		seconds = n
+	}
+	return holdID, seconds, nil
+}
+
 // CheckQueued rejects what only a synchronous caller can ask: from a
-// queue, nobody would receive a balance.
+// queue, nobody would receive a balance, or learn whether a hold was
+// granted.
 func (e Event) CheckQueued() error {
-	if e.Is(OperationBalance) {
+	if e.Is(OperationBalance) || e.Is(OperationReserve) {
 		return reject(ReasonInvalidField, "operation", "%s is answered only synchronously (invoke the decisions function)", e.Operation)
 	}
 	return nil
@@ -430,7 +500,7 @@ func (e Event) CheckQueued() error {
 // tools to be allowed in an ID.
 func isControl(r rune) bool { return r <= 0x1F || r == 0x7F }
 
-func parseAmount(raw json.RawMessage) (Decimal, error) {
+func parseAmount(raw json.RawMessage, zeroAllowed bool) (Decimal, error) {
 	if b := firstByte(raw); b != '-' && (b < '0' || b > '9') {
 		return Decimal{}, reject(ReasonInvalidAmount, "amount", "must be a JSON number, got %s", rawKind(raw))
 	}
@@ -438,7 +508,7 @@ func parseAmount(raw json.RawMessage) (Decimal, error) {
 	if err != nil {
 		return Decimal{}, reject(ReasonInvalidAmount, "amount", "%v", err)
 	}
-	if d.Sign() <= 0 { // also for a refund, whose zero Amount means "absent: all"
+	if d.Sign() < 0 || d.Sign() == 0 && !zeroAllowed { // a refund's zero Amount means "absent: all"
 		return Decimal{}, reject(ReasonInvalidAmount, "amount", "must be greater than 0, got %s", d)
 	}
 	return d, nil

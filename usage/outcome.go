@@ -48,6 +48,9 @@ const (
 	ReasonRefundTargetNotFound Reason = "REFUND_TARGET_NOT_FOUND" // refundOf names no applied consume of this scope
 	ReasonRefundExceedsApplied Reason = "REFUND_EXCEEDS_APPLIED"  // more than remains refundable of that consume
 	ReasonPeriodEnded          Reason = "PERIOD_ENDED"            // the consume's period has ended (a reset happened since)
+	ReasonHoldNotFound         Reason = "HOLD_NOT_FOUND"          // holdId names no hold of this scope
+	ReasonHoldNotActive        Reason = "HOLD_NOT_ACTIVE"         // the hold is settled or expired
+	ReasonCommitExceedsHold    Reason = "COMMIT_EXCEEDS_HOLD"     // a commit for more than was held
 )
 
 // Reasons lists every rejection reason, in documentation order.
@@ -55,6 +58,7 @@ var Reasons = []Reason{
 	ReasonInvalidJSON, ReasonMissingField, ReasonInvalidField, ReasonInvalidAmount, ReasonInvalidMetadata,
 	ReasonEntitlementNotFound, ReasonLimitExceeded, ReasonInvalidEntitlement, ReasonIdempotencyConflict,
 	ReasonRefundTargetNotFound, ReasonRefundExceedsApplied, ReasonPeriodEnded,
+	ReasonHoldNotFound, ReasonHoldNotActive, ReasonCommitExceedsHold,
 }
 
 // RejectionError is a permanent rejection: a reason code for machines and
@@ -92,6 +96,9 @@ var (
 	ErrRefundTargetNotFound = &RejectionError{Reason: ReasonRefundTargetNotFound}
 	ErrRefundExceedsApplied = &RejectionError{Reason: ReasonRefundExceedsApplied}
 	ErrPeriodEnded          = &RejectionError{Reason: ReasonPeriodEnded}
+	ErrHoldNotFound         = &RejectionError{Reason: ReasonHoldNotFound}
+	ErrHoldNotActive        = &RejectionError{Reason: ReasonHoldNotActive}
+	ErrCommitExceedsHold    = &RejectionError{Reason: ReasonCommitExceedsHold}
 )
 
 // ErrTargetPending is the cause of RETRY for a queued refund whose target

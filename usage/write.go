@@ -47,6 +47,49 @@ func Pin(attr string, v Value) Cond {
 	}
 }
 
+// Holds evaluates the precondition against an item as stored: whether it
+// exists, and the value of c.Attr on it. A store that can evaluate it by
+// reading (a check that writes nothing) gives the same answer as the
+// conditional write would.
+func (c Cond) Holds(exists bool, v Value) bool {
+	if c.OrAbsent && !v.Present() {
+		return true
+	}
+	switch c.Op {
+	case OpExists:
+		return exists
+	case OpNotExists:
+		return !exists
+	case OpAbsent:
+		return !v.Present()
+	case OpEquals:
+		return v.Kind == c.Value.Kind && (v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) == 0 || v.Kind != KindNumber && v.Str == c.Value.Str)
+	case OpType:
+		return v.typeCode() == c.Type
+	case OpLE:
+		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) <= 0
+	case OpLT:
+		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) < 0
+	case OpGE:
+		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) >= 0
+	}
+	return false
+}
+
+func (v Value) typeCode() string {
+	switch v.Kind {
+	case KindNull:
+		return "NULL"
+	case KindNumber:
+		return "N"
+	case KindString:
+		return "S"
+	case KindOther:
+		return v.Type
+	}
+	return ""
+}
+
 // Assign sets one attribute. With Add, the attribute becomes its current
 // value (0 when absent) plus Value, evaluated by the store, so that
 // concurrent increments compose without reading each other.
@@ -54,6 +97,8 @@ type Assign struct {
 	Attr  string
 	Value Value
 	Add   bool
+	// Remove removes the attribute instead (Value and Add unused).
+	Remove bool
 }
 
 // Action is what a Write does to its item.
@@ -116,6 +161,12 @@ type LedgerEntry struct {
 	RefundOf string
 	// Refunded is, for a consume, how much of it refunds have given back.
 	Refunded Decimal
+	// For a reserve: the hold's state (HoldActive, ...), when it expires,
+	// and once settled the committed amount (0 when released) and when.
+	HoldState     string
+	HoldExpiresAt time.Time
+	Actual        *Decimal
+	SettledAt     time.Time
 	// KeySource says where DedupKey came from: "idempotencyKey" or "messageId".
 	KeySource string
 	MessageID string
@@ -182,7 +233,11 @@ func (p Plan) After(it Item) Item {
 		}
 		for _, a := range w.Set {
 			v := a.Value
-			if a.Add {
+			switch {
+			case a.Remove:
+				delete(attrs, a.Attr)
+				continue
+			case a.Add:
 				v = NumberValue(attrs[a.Attr].Num.Add(a.Value.Num))
 			}
 			attrs[a.Attr] = v

@@ -185,6 +185,7 @@ func TestUsagectl(t *testing.T) {
 			{"--help"}, {"-h"}, {"help"}, {"help", "send"},
 			{"send", "--help"}, {"usage", "--help"}, {"entitlement", "put", "--help"}, {"setup", "--help"},
 			{"dlq", "list", "--help"}, {"dlq", "redrive", "--help"}, {"dlq", "--help"}, {"entitlement", "--help"},
+			{"balance", "--help"}, {"refund", "--help"}, {"history", "--help"},
 		}
 		for _, args := range cases {
 			r := c.run(t, "", args...)
@@ -251,6 +252,19 @@ func TestUsagectl(t *testing.T) {
 			{"redrive with a bad DEDUP_RETENTION", c.with("DEDUP_RETENTION=soon"), []string{"dlq", "redrive", "--all"}, "DEDUP_RETENTION"},
 			{"a key layout the service would refuse", c.with("ENTITLEMENT_SK_ATTRIBUTE=pk"), []string{"usage", "--user", "u", "--table", "t"}, "ENTITLEMENT_SK_ATTRIBUTE: must differ"},
 			{"completion for an unknown shell", c, []string{"completion", "tcsh"}, "tcsh"},
+			{"balance without --key", c, []string{"balance", "--user", "u"}, "--user and --key are required"},
+			{"balance with --table and --function", c, []string{"balance", "--user", "u", "--key", "k", "--table", "t", "--function", "f"}, "exclude each other"},
+			{"balance with no table configured", noQueue, []string{"balance", "--user", "u", "--key", "k"}, "ENTITLEMENTS_TABLE"},
+			{"refund without --refund-of", c, []string{"refund", "--user", "u", "--key", "k"}, "--refund-of is required"},
+			{"refund of amount 0", c, []string{"refund", "--user", "u", "--key", "k", "--refund-of", "o", "--amount", "0"}, "INVALID_AMOUNT"},
+			{"refund of a negative amount", c, []string{"refund", "--user", "u", "--key", "k", "--refund-of", "o", "--amount", "-1"}, "INVALID_AMOUNT"},
+			{"refund --sync without a function", c.with("DECISIONS_FUNCTION="), []string{"refund", "--user", "u", "--key", "k", "--refund-of", "o", "--sync"}, "DECISIONS_FUNCTION"},
+			{"refund --function without --sync", c, []string{"refund", "--user", "u", "--key", "k", "--refund-of", "o", "--function", "f"}, "--function needs --sync"},
+			{"refund --sync with --queue-url", c, []string{"refund", "--user", "u", "--key", "k", "--refund-of", "o", "--sync", "--queue-url", "http://localhost:1/q"}, "exclude each other"},
+			{"refund with no queue configured", noQueue, []string{"refund", "--user", "u", "--key", "k", "--refund-of", "o"}, "USAGE_EVENT_QUEUE_URL"},
+			{"history without --user", c, []string{"history", "--key", "k"}, "--user and --key are required"},
+			{"history with a negative --limit", c, []string{"history", "--user", "u", "--key", "k", "--limit", "-1"}, "--limit must be 0"},
+			{"history with no ledger table configured", c.with("USAGE_LEDGER_TABLE="), []string{"history", "--user", "u", "--key", "k"}, "USAGE_LEDGER_TABLE"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ package memstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -66,6 +67,17 @@ func (m *Store) Entitlement(scope usage.Scope) usage.Item {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.item(scope)
+}
+
+// ActiveHolds lists the scope's active holds, for decision.Store.
+func (m *Store) ActiveHolds(_ context.Context, scope usage.Scope) ([]usage.LedgerEntry, error) {
+	var out []usage.LedgerEntry
+	for _, e := range m.Ledger(scope) {
+		if e.Is(usage.OperationReserve) && e.HoldState == usage.HoldActive {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // ReadEntitlement is Entitlement, interpreted, for decision.Store.
@@ -143,6 +155,28 @@ func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Rec
 	return retry(records, errors.New("memstore: the plan kept failing its preconditions"))
 }
 
+// updateEntry applies a ledger update's assignments to an entry: the
+// attributes a decision may set on one (refunded, a hold's settlement).
+func updateEntry(e *usage.LedgerEntry, set []usage.Assign) error {
+	for _, a := range set {
+		switch {
+		case a.Attr == usage.LedgerAttrRefunded && a.Add:
+			e.Refunded = e.Refunded.Add(a.Value.Num)
+		case a.Attr == usage.LedgerAttrHoldState:
+			e.HoldState = a.Value.Str
+		case a.Attr == usage.LedgerAttrActual:
+			v := a.Value.Num
+			e.Actual = &v
+		case a.Attr == usage.LedgerAttrSettledAt:
+			e.SettledAt, _ = time.Parse(time.RFC3339Nano, a.Value.Str)
+		case a.Remove && (a.Attr == usage.LedgerAttrPendingPK || a.Attr == usage.LedgerAttrPendingAt):
+		default:
+			return fmt.Errorf("memstore: a ledger update cannot set %s", a.Attr)
+		}
+	}
+	return nil
+}
+
 // learn records what the ledger holds under key.
 func (m *Store) learn(scope usage.Scope, st *usage.State, key string) {
 	if e, ok := m.ledger[scope][key]; ok {
@@ -174,65 +208,18 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 		if !e.Refunded.IsZero() {
 			attrs[usage.LedgerAttrRefunded] = usage.NumberValue(e.Refunded)
 		}
+		if e.HoldState != "" {
+			attrs[usage.LedgerAttrHoldState] = usage.StringValue(e.HoldState)
+		}
 	} else {
 		attrs, exists = m.ents[scope]
 	}
 	for _, c := range w.Conds {
-		if !holds(c, exists, attrs[c.Attr]) {
+		if !c.Holds(exists, attrs[c.Attr]) {
 			return false
 		}
 	}
 	return true
-}
-
-func holds(c usage.Cond, exists bool, v usage.Value) bool {
-	if c.OrAbsent && !v.Present() {
-		return true
-	}
-	switch c.Op {
-	case usage.OpExists:
-		return exists
-	case usage.OpNotExists:
-		return !exists
-	case usage.OpAbsent:
-		return !v.Present()
-	case usage.OpEquals:
-		return equal(v, c.Value)
-	case usage.OpType:
-		return typeCode(v) == c.Type
-	case usage.OpLE:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) <= 0
-	case usage.OpLT:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) < 0
-	case usage.OpGE:
-		return v.Kind == usage.KindNumber && v.Num.Cmp(c.Value.Num) >= 0
-	}
-	return false
-}
-
-func equal(a, b usage.Value) bool {
-	switch {
-	case a.Kind != b.Kind:
-		return false
-	case a.Kind == usage.KindNumber:
-		return a.Num.Cmp(b.Num) == 0
-	default:
-		return a.Str == b.Str
-	}
-}
-
-func typeCode(v usage.Value) string {
-	switch v.Kind {
-	case usage.KindNull:
-		return "NULL"
-	case usage.KindNumber:
-		return "N"
-	case usage.KindString:
-		return "S"
-	case usage.KindOther:
-		return v.Type
-	}
-	return ""
 }
 
 // apply performs a plan whose preconditions hold, all or nothing.
@@ -247,7 +234,7 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	}
 	var puts []usage.LedgerEntry
 	var notes []usage.Notification
-	refunds := map[string]usage.Decimal{}
+	updates := map[string][]usage.Assign{}
 	for _, w := range plan.Writes {
 		switch {
 		case w.Action == usage.Put && w.Notice != nil:
@@ -259,12 +246,7 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 			e.AppliedAt = now().UTC()
 			puts = append(puts, e)
 		case w.Action == usage.Update && w.Target.Kind == usage.LedgerKind:
-			for _, a := range w.Set {
-				if a.Attr != usage.LedgerAttrRefunded || !a.Add {
-					return errors.New("memstore: a ledger update sets only refunded, by adding")
-				}
-				refunds[w.Target.Key] = refunds[w.Target.Key].Add(a.Value.Num)
-			}
+			updates[w.Target.Key] = w.Set
 		case w.Action == usage.Update && w.Target.Kind == usage.EntitlementKind:
 			for _, a := range w.Set {
 				v := a.Value
@@ -288,9 +270,11 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	if m.ledger[scope] == nil {
 		m.ledger[scope] = map[string]usage.LedgerEntry{}
 	}
-	for key, r := range refunds {
+	for key, set := range updates {
 		e := m.ledger[scope][key]
-		e.Refunded = e.Refunded.Add(r)
+		if err := updateEntry(&e, set); err != nil {
+			return err
+		}
 		m.ledger[scope][key] = e
 	}
 	for _, e := range puts {

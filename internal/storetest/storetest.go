@@ -52,6 +52,34 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("ARefundWaitsForItsTarget", func(t *testing.T) { testRefundWaits(t, newBackend) })
 	t.Run("RacingConsumesAndRefunds", func(t *testing.T) { testRacingRefunds(t, newBackend) })
 	t.Run("NotificationsUnderRacingConsumers", func(t *testing.T) { testRacingNotifications(t, newBackend) })
+	t.Run("Holds", func(t *testing.T) { testHolds(t, newBackend) })
+	t.Run("RacingReserves", func(t *testing.T) { testRacingReserves(t, newBackend) })
+	t.Run("ACommitRacingTheSweeper", func(t *testing.T) { testCommitRacingSweeper(t, newBackend) })
+}
+
+// Reserve, Commit, Release and Expire are hold records of u/k.
+func Reserve(amount, holdID string, seconds int) usage.Record {
+	ev := usage.NewEvent(scope.UserID, scope.EntitlementKey)
+	ev.Operation, ev.Amount, ev.IdempotencyKey, ev.HoldSeconds = usage.OperationReserve, usage.MustDecimal(amount), holdID, seconds
+	return usage.Record{Event: ev}
+}
+
+func settle(op usage.Operation, holdID, amount, msg string) usage.Record {
+	ev := usage.Event{UserID: scope.UserID, EntitlementKey: scope.EntitlementKey, Operation: op, HoldID: holdID}
+	if amount != "" {
+		ev.Amount, ev.AmountGiven = usage.MustDecimal(amount), true
+	}
+	return usage.Record{Event: ev, MessageID: msg}
+}
+
+func Commit(holdID, amount string) usage.Record {
+	return settle(usage.OperationCommit, holdID, amount, "commit-"+holdID)
+}
+func Release(holdID string) usage.Record {
+	return settle(usage.OperationRelease, holdID, "", "release-"+holdID)
+}
+func Expire(holdID string) usage.Record {
+	return settle(usage.OperationExpire, holdID, "", "expire:"+holdID)
 }
 
 // Refund is a refund record of u/k giving back amount ("" for all that
@@ -63,6 +91,36 @@ func Refund(amount, target, idempotencyKey string) usage.Record {
 		ev.Amount = usage.MustDecimal(amount)
 	}
 	return usage.Record{Event: ev, MessageID: "msg-" + idempotencyKey}
+}
+
+// step is one Update call of a table-driven case: its records, the
+// outcomes wanted, when (zero: Now), and what access-service writes on
+// the item before it (nil: nothing).
+type step struct {
+	records []usage.Record
+	want    string
+	at      time.Time
+	before  map[string]usage.Value
+}
+
+// runSteps applies the steps in order with one consumer.
+func runSteps(t *testing.T, b Backend, s pipeline.Store, steps []step) {
+	t.Helper()
+	for i, st := range steps {
+		if st.before != nil {
+			item := map[string]usage.Value{}
+			maps.Copy(item, b.Get(t, scope).Attrs)
+			maps.Copy(item, st.before)
+			b.Put(t, scope, item)
+		}
+		at := st.at
+		if at.IsZero() {
+			at = Now
+		}
+		if got := Text(apply(s, at, st.records...)); got != st.want {
+			t.Fatalf("step %d: got %q, want %q", i, got, st.want)
+		}
+	}
 }
 
 // Num, Str and attrs build entitlement items.
@@ -124,12 +182,6 @@ func valueIs(v usage.Value, want string) bool {
 }
 
 func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
-	type step struct {
-		records []usage.Record
-		want    string
-		at      time.Time              // zero: Now
-		before  map[string]usage.Value // set on the item before the step (access-service writing)
-	}
 	monthly := map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("5"),
 		usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
 	tests := []struct {
@@ -210,25 +262,7 @@ func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
 				b.Put(t, scope, tt.item)
 			}
 			s := b.Store(t)
-			for i, st := range tt.steps {
-				if st.before != nil {
-					item := map[string]usage.Value{}
-					for k, v := range b.Get(t, scope).Attrs {
-						item[k] = v
-					}
-					for k, v := range st.before {
-						item[k] = v
-					}
-					b.Put(t, scope, item)
-				}
-				at := st.at
-				if at.IsZero() {
-					at = Now
-				}
-				if got := Text(apply(s, at, st.records...)); got != st.want {
-					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
-				}
-			}
+			runSteps(t, b, s, tt.steps)
 			if got := len(b.Ledger(t, scope)); got != tt.ledger {
 				t.Errorf("ledger has %d entries, want %d", got, tt.ledger)
 			}
@@ -375,12 +409,6 @@ func testDuplicateManyTimes(t *testing.T, newBackend func(t *testing.T) Backend)
 }
 
 func testRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
-	type step struct {
-		records []usage.Record
-		want    string
-		at      time.Time
-		before  map[string]usage.Value
-	}
 	limited := map[string]usage.Value{usage.AttrLimit: Num("10")}
 	monthly := map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
 	october := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
@@ -443,20 +471,7 @@ func testRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
 			b := newBackend(t)
 			b.Put(t, scope, tt.item)
 			s := b.Store(t)
-			for i, st := range tt.steps {
-				if st.before != nil {
-					item := maps.Clone(b.Get(t, scope).Attrs)
-					maps.Copy(item, st.before)
-					b.Put(t, scope, item)
-				}
-				at := st.at
-				if at.IsZero() {
-					at = Now
-				}
-				if got := Text(apply(s, at, st.records...)); got != st.want {
-					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
-				}
-			}
+			runSteps(t, b, s, tt.steps)
 			if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
 				t.Errorf("used %s, want %q", v, tt.wantUsed)
 			}
@@ -623,5 +638,176 @@ func testRacingNotifications(t *testing.T, newBackend func(t *testing.T) Backend
 				}
 			}
 		})
+	}
+}
+
+func testHolds(t *testing.T, newBackend func(t *testing.T) Backend) {
+	limited := map[string]usage.Value{usage.AttrLimit: Num("10")}
+	monthly := map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
+	october := time.Date(2026, 10, 31, 23, 50, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		item     map[string]usage.Value
+		steps    []step
+		wantUsed string
+		state    string // of hold h1 at the end
+	}{
+		{name: "reserve then a partial commit leaves exactly the actual amount used", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Commit("h1", "3.2")}, want: "APPLIED"}},
+			wantUsed: "3.2", state: usage.HoldCommitted},
+		{name: "reserve then release leaves nothing", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Release("h1")}, want: "APPLIED"}},
+			wantUsed: "0", state: usage.HoldReleased},
+		{name: "a commit without amount commits the whole hold; commit 0 gives it all back", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("4", "h1", 0), Reserve("3", "h2", 0)}, want: "APPLIED APPLIED"},
+				{records: []usage.Record{Commit("h1", ""), Commit("h2", "0")}, want: "APPLIED APPLIED"}},
+			wantUsed: "4", state: usage.HoldCommitted},
+		{name: "a reserve that does not fit is LIMIT_EXCEEDED and changes nothing", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("8", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Reserve("3", "h2", 0)}, want: "LIMIT_EXCEEDED"}},
+			wantUsed: "8", state: usage.HoldActive},
+		{name: "a duplicate reserve returns the original; another amount conflicts", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"},
+				{records: []usage.Record{Reserve("5", "h1", 0), Reserve("6", "h1", 0)}, want: "DUPLICATE IDEMPOTENCY_CONFLICT"}},
+			wantUsed: "5", state: usage.HoldActive},
+		{name: "a hold settles once: the same settlement again is DUPLICATE, another HOLD_NOT_ACTIVE", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"},
+				{records: []usage.Record{Commit("h1", "2")}, want: "APPLIED"},
+				{records: []usage.Record{Commit("h1", "2"), Commit("h1", "3"), Release("h1"), Expire("h1")}, want: "DUPLICATE HOLD_NOT_ACTIVE HOLD_NOT_ACTIVE DUPLICATE"}},
+			wantUsed: "2", state: usage.HoldCommitted},
+		{name: "release after release is DUPLICATE", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"},
+				{records: []usage.Record{Release("h1"), Release("h1")}, want: "APPLIED DUPLICATE"}},
+			wantUsed: "0", state: usage.HoldReleased},
+		{name: "a commit for more than the hold is COMMIT_EXCEEDS_HOLD", item: limited,
+			steps:    []step{{records: []usage.Record{Reserve("5", "h1", 0)}, want: "APPLIED"}, {records: []usage.Record{Commit("h1", "5.5")}, want: "COMMIT_EXCEEDS_HOLD"}},
+			wantUsed: "5", state: usage.HoldActive},
+		{name: "an unknown hold is HOLD_NOT_FOUND, a consume is no hold", item: limited,
+			steps: []step{{records: []usage.Record{Rec("1", "m1", "c1")}, want: "APPLIED"},
+				{records: []usage.Record{Commit("nope", ""), Release("c1")}, want: "HOLD_NOT_FOUND HOLD_NOT_FOUND"}},
+			wantUsed: "1"},
+		{name: "an expired hold is released by the sweeper's expire, and a late commit is HOLD_NOT_ACTIVE", item: limited,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 2)}, want: "APPLIED"},
+				{records: []usage.Record{Expire("h1")}, want: "RETRY"}, // not due yet
+				{records: []usage.Record{Expire("h1")}, want: "APPLIED", at: Now.Add(3 * time.Second)},
+				{records: []usage.Record{Commit("h1", "1")}, want: "HOLD_NOT_ACTIVE", at: Now.Add(4 * time.Second)}},
+			wantUsed: "0", state: usage.HoldExpired},
+		{name: "a reserve before a reset settled after it changes no usage but settles", item: monthly,
+			steps: []step{{records: []usage.Record{Reserve("5", "h1", 3600)}, want: "APPLIED", at: october},
+				{records: []usage.Record{Rec("2", "m1", "c1")}, want: "APPLIED"}, // November: reset, used 2
+				{records: []usage.Record{Commit("h1", "1")}, want: "APPLIED"}},
+			wantUsed: "2", state: usage.HoldCommitted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			b.Put(t, scope, tt.item)
+			s := b.Store(t)
+			runSteps(t, b, s, tt.steps)
+			if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
+				t.Errorf("used %s, want %q", v, tt.wantUsed)
+			}
+			if tt.state != "" {
+				if e := entry(t, b, "h1"); e.HoldState != tt.state {
+					t.Errorf("hold h1 is %s, want %s", e.HoldState, tt.state)
+				}
+			}
+		})
+	}
+}
+
+// testRacingReserves: many concurrent reserves of equal amounts on one
+// limit: exactly floor(limit / amount) succeed.
+func testRacingReserves(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("100")})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted, rejected := 0, 0
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := b.Store(t)
+			for i := range 8 {
+				o := apply(s, Now, Reserve("7", fmt.Sprintf("h-%d-%d", c, i), 0))[0]
+				mu.Lock()
+				switch {
+				case o.Status == usage.Applied:
+					granted++
+				case o.Reason() == usage.ReasonLimitExceeded:
+					rejected++
+				default:
+					t.Errorf("reserve: %s %v", o.Status, o.Err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if granted != 14 || rejected != 50 {
+		t.Errorf("%d reserves of 7 granted on a limit of 100 (%d rejected), want exactly 14", granted, rejected)
+	}
+	if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, "98") {
+		t.Errorf("used %s, want 98", v)
+	}
+}
+
+// testCommitRacingSweeper: commits race the sweeper's expire of the same
+// holds from several consumers: exactly one wins each hold, and used
+// agrees with the winners.
+func testCommitRacingSweeper(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	b.Put(t, scope, map[string]usage.Value{usage.AttrLimit: Num("1000")})
+	s := b.Store(t)
+	const holds = 20
+	for i := range holds {
+		if got := Text(apply(s, Now, Reserve("10", fmt.Sprint("h", i), 1))); got != "APPLIED" {
+			t.Fatal(got)
+		}
+	}
+	later := Now.Add(2 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := map[string][]string{}
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := b.Store(t)
+			for i := range holds {
+				id := fmt.Sprint("h", i)
+				r, name := Commit(id, "4"), "commit"
+				if (c+i)%2 == 0 {
+					r, name = Expire(id), "expire"
+				}
+				o := apply(s, later, r)[0]
+				if o.Status == usage.Applied {
+					mu.Lock()
+					winners[id] = append(winners[id], name)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := usage.Decimal{}
+	for i := range holds {
+		id := fmt.Sprint("h", i)
+		if len(winners[id]) != 1 {
+			t.Errorf("hold %s settled by %v, want exactly one", id, winners[id])
+			continue
+		}
+		e := entry(t, b, id)
+		if winners[id][0] == "commit" {
+			want = want.Add(usage.MustDecimal("4"))
+			if e.HoldState != usage.HoldCommitted {
+				t.Errorf("hold %s committed but is %s", id, e.HoldState)
+			}
+		} else if e.HoldState != usage.HoldExpired {
+			t.Errorf("hold %s expired but is %s", id, e.HoldState)
+		}
+	}
+	if v := b.Get(t, scope).Get(usage.AttrUsed); v.Num.Cmp(want) != 0 {
+		t.Errorf("used %s, the winners say %s", v, want)
 	}
 }

@@ -20,6 +20,9 @@ locals {
     "REFUND_TARGET_NOT_FOUND",
     "REFUND_EXCEEDS_APPLIED",
     "PERIOD_ENDED",
+    "HOLD_NOT_FOUND",
+    "HOLD_NOT_ACTIVE",
+    "COMMIT_EXCEEDS_HOLD",
   ]
 
   service_metric = { for name in [
