@@ -25,7 +25,7 @@ import (
 )
 
 const (
-	sweepRuleARN = "aws_cloudwatch_event_rule.notification_sweep[0].arn"
+	sweepRuleARN = "aws_cloudwatch_event_rule.sweeps.arn"
 	consumerARN  = "aws_lambda_function.this.arn"
 )
 
@@ -148,9 +148,6 @@ func notificationBlocks(t *testing.T, m *tfModule) []*hclsyntax.Block {
 		m.resource(t, "aws_sns_topic", "notifications"),
 		m.resource(t, "aws_sns_topic_policy", "notifications"),
 		m.block(t, "data", "aws_iam_policy_document", "notifications_topic"),
-		m.resource(t, "aws_cloudwatch_event_rule", "notification_sweep"),
-		m.resource(t, "aws_cloudwatch_event_target", "notification_sweep"),
-		m.resource(t, "aws_lambda_permission", "notification_sweep"),
 		m.resource(t, "aws_cloudwatch_metric_alarm", "notifications_unpublished"),
 	}
 }
@@ -281,13 +278,22 @@ func TestRolesPublishOnlyToTheNotificationsTopic(t *testing.T) {
 }
 
 // EventBridge invokes the queue consumer every minute with its own scheduled
-// event, and only that rule may.
-func TestRecoverySweepSchedule(t *testing.T) {
+// event, and only that rule may: the notifications' recovery sweep and the
+// expired holds' run then. The schedule stays without notifications (the
+// holds need it).
+func TestSweepSchedule(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	e := m.evaluator(t, inputs(nil))
-	rule := m.resource(t, "aws_cloudwatch_event_rule", "notification_sweep")
-	target := m.resource(t, "aws_cloudwatch_event_target", "notification_sweep")
-	perm := m.resource(t, "aws_lambda_permission", "notification_sweep")
+	rule := m.resource(t, "aws_cloudwatch_event_rule", "sweeps")
+	target := m.resource(t, "aws_cloudwatch_event_target", "sweeps")
+	perm := m.resource(t, "aws_lambda_permission", "sweeps")
+	for _, in := range []map[string]cty.Value{nil, {"notifications_enabled": cty.False}} {
+		for _, b := range []*hclsyntax.Block{rule, target, perm} {
+			if got := m.evaluator(t, inputs(in)).instances(t, b); got != 1 {
+				t.Errorf("inputs %v: %s has %d instances, want 1", in, strings.Join(b.Labels, "."), got)
+			}
+		}
+	}
 	for _, c := range []struct {
 		name string
 		b    *hclsyntax.Block
@@ -296,7 +302,7 @@ func TestRecoverySweepSchedule(t *testing.T) {
 	}{
 		{"the rule is named after project and env", rule, "name", sweepRuleName},
 		{"the rule fires every minute", rule, "schedule_expression", "rate(1 minute)"},
-		{"the target is the rule's", target, "rule", "aws_cloudwatch_event_rule.notification_sweep[0].name"},
+		{"the target is the rule's", target, "rule", "aws_cloudwatch_event_rule.sweeps.name"},
 		{"the target is the queue consumer", target, "arn", consumerARN},
 		{"the permission lets EventBridge invoke", perm, "principal", "events.amazonaws.com"},
 		{"the permission is for invoking only", perm, "action", "lambda:InvokeFunction"},

@@ -89,7 +89,7 @@ resource "aws_cloudwatch_metric_alarm" "notifications_unpublished" {
   count = var.notifications_enabled ? 1 : 0
 
   alarm_name          = "${local.function_name}-notifications-unpublished"
-  alarm_description   = "A usage notification recorded in ${local.ledger_table_name} has waited more than ${var.oldest_unpublished_notification_alarm_seconds}s to be published to ${local.notifications_topic_name}. Check NotificationsFailed and Recent warnings and errors on the dashboard ${local.dashboard_name} (sns:Publish or KMS denied, throttling), and that the schedule ${local.notification_sweep_rule_name} invokes ${local.function_name}; usagectl notifications --user <id> shows what is unpublished."
+  alarm_description   = "A usage notification recorded in ${local.ledger_table_name} has waited more than ${var.oldest_unpublished_notification_alarm_seconds}s to be published to ${local.notifications_topic_name}. Check NotificationsFailed and Recent warnings and errors on the dashboard ${local.dashboard_name} (sns:Publish or KMS denied, throttling), and that the schedule ${local.sweep_rule_name} invokes ${local.function_name}; usagectl notifications --user <id> shows what is unpublished."
   namespace           = local.metric_namespace
   metric_name         = "OldestUnpublishedNotificationAge"
   dimensions          = { FunctionName = aws_lambda_function.this.function_name }

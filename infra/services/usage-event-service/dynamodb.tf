@@ -4,7 +4,8 @@
 # notifications' outbox: a NOTIFY# item per recorded notification, written in
 # the transaction that decided it; while unpublished it carries pendingPk and
 # pendingAt, the keys of the sparse index "pending", which its publication
-# removes, so the recovery sweep queries a few small partitions, never scans.
+# removes (an active hold is in the index too, until it settles), so the
+# sweeps query a few small partitions, never scan.
 # Exactly as dynamodb.CreateLedgerTable creates it (infra/module_test.go).
 resource "aws_dynamodb_table" "ledger" {
   name                        = local.ledger_table_name
@@ -33,8 +34,8 @@ resource "aws_dynamodb_table" "ledger" {
     type = "S"
   }
 
-  # Present whether or not notifications are enabled: an index that nothing
-  # is written to costs nothing, and enabling them later needs no backfill.
+  # Present whether or not notifications are enabled: holds use it too, and
+  # enabling notifications later needs no backfill.
   global_secondary_index {
     name            = local.pending_index_name
     hash_key        = "pendingPk"

@@ -55,18 +55,13 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
-  # The recovery sweep finds what is left to publish with a Query of the
-  # ledger's sparse index "pending", and only of it: the table itself is
-  # never queried.
-  dynamic "statement" {
-    for_each = var.notifications_enabled ? ["sweep"] : []
-
-    content {
-      sid       = "QueryPendingNotifications"
-      effect    = "Allow"
-      actions   = ["dynamodb:Query"]
-      resources = ["${aws_dynamodb_table.ledger.arn}/index/${local.pending_index_name}"]
-    }
+  # The sweeps (schedule.tf) find their work with a Query of the ledger's
+  # sparse index "pending": a grant on the table does not cover its indexes.
+  statement {
+    sid       = "QueryPendingIndex"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.ledger.arn}/index/${local.pending_index_name}"]
   }
 
   dynamic "statement" {

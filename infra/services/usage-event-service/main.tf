@@ -21,12 +21,13 @@ locals {
   # by it, and then set each message's group and deduplication IDs.
   notifications_topic_name = "${local.name_prefix}-usage-notifications${var.notifications_fifo ? ".fifo" : ""}"
   # EventBridge rule names are limited to 64 characters: this one fits with
-  # the longest project and env (at most 56).
-  notification_sweep_rule_name = "${local.name_prefix}-usage-notify-sweep"
+  # the longest project and env (at most 50).
+  sweep_rule_name = "${local.name_prefix}-usage-sweeps"
 
-  # The ledger's sparse index of unpublished notifications, as
-  # dynamodb.CreateLedgerTable creates it (dynamodb.PendingIndex); the queue
-  # consumer's recovery sweep queries it. infra/module_test.go ties the two.
+  # The ledger's sparse index of work left to do (unpublished notifications,
+  # active holds), as dynamodb.CreateLedgerTable creates it
+  # (dynamodb.PendingIndex); the queue consumer's sweeps query it.
+  # infra/module_test.go ties the two.
   pending_index_name = "pending"
 
   account_id = data.aws_caller_identity.current.account_id

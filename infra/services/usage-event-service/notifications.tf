@@ -2,8 +2,8 @@
 # the write that causes them, record them in the ledger's outbox and publish
 # them to this topic right after the write; what is left unpublished (the
 # publication failed, or the process died in between) is published by the
-# recovery sweep, which this schedule runs in the queue consumer every
-# minute.
+# recovery sweep, which the schedule (schedule.tf) runs in the queue
+# consumer every minute.
 #
 # Everything here has count = 0 when var.notifications_enabled is false.
 #
@@ -82,36 +82,4 @@ resource "aws_sns_topic_policy" "notifications" {
 
   arn    = aws_sns_topic.notifications[0].arn
   policy = data.aws_iam_policy_document.notifications_topic[0].json
-}
-
-# The recovery sweep: EventBridge invokes the queue consumer every minute
-# with its scheduled event ("source": "aws.events"), which the binary tells
-# from an SQS batch by its shape and answers by publishing what the outbox
-# holds unpublished (dynamodb.PendingNotifications on the index "pending").
-resource "aws_cloudwatch_event_rule" "notification_sweep" {
-  count = var.notifications_enabled ? 1 : 0
-
-  name                = local.notification_sweep_rule_name
-  description         = "Runs the usage notifications' recovery sweep in ${local.function_name} every minute."
-  schedule_expression = "rate(1 minute)"
-  tags                = local.tags
-}
-
-resource "aws_cloudwatch_event_target" "notification_sweep" {
-  count = var.notifications_enabled ? 1 : 0
-
-  rule = aws_cloudwatch_event_rule.notification_sweep[0].name
-  arn  = aws_lambda_function.this.arn
-  # No input: the function gets EventBridge's own scheduled event.
-}
-
-# EventBridge may invoke the consumer, for this rule only.
-resource "aws_lambda_permission" "notification_sweep" {
-  count = var.notifications_enabled ? 1 : 0
-
-  statement_id  = "AllowNotificationSweepSchedule"
-  action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this.function_name
-  principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.notification_sweep[0].arn
 }

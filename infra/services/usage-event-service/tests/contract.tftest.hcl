@@ -158,7 +158,7 @@ run "defaults" {
         actions   = toset(["sqs:SendMessage"])
         resources = toset(["arn:aws:sqs:eu-west-1:111122223333:acme-prod-usage-event-dlq"])
       }
-      QueryPendingNotifications = {
+      QueryPendingIndex = {
         effect    = "Allow"
         actions   = toset(["dynamodb:Query"])
         resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger/index/pending"])
@@ -407,7 +407,7 @@ run "dead_lettering_by_sqs_only" {
     error_message = "Without direct dead-lettering the function must not know the DLQ."
   }
   assert {
-    condition     = toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "QueryPendingNotifications", "PublishNotifications", "WriteOwnLogs", "UseQueueKey"])
+    condition     = toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "QueryPendingIndex", "PublishNotifications", "WriteOwnLogs", "UseQueueKey"])
     error_message = "Without direct dead-lettering the role may not send to the DLQ."
   }
   assert {
@@ -509,23 +509,24 @@ run "notifications" {
     error_message = "The ledger must declare its keys and the pending index's, all strings."
   }
 
-  # The recovery sweep: every minute, EventBridge's own event, the consumer only.
+  # The sweeps (the notifications' recovery among them): every minute,
+  # EventBridge's own event, the consumer only.
   assert {
-    condition     = aws_cloudwatch_event_rule.notification_sweep[0].schedule_expression == "rate(1 minute)" && aws_cloudwatch_event_rule.notification_sweep[0].name == "acme-prod-usage-notify-sweep"
-    error_message = "The sweep's schedule must fire every minute."
+    condition     = aws_cloudwatch_event_rule.sweeps.schedule_expression == "rate(1 minute)" && aws_cloudwatch_event_rule.sweeps.name == "acme-prod-usage-sweeps"
+    error_message = "The sweeps' schedule must fire every minute."
   }
   assert {
-    condition     = aws_cloudwatch_event_target.notification_sweep[0].rule == aws_cloudwatch_event_rule.notification_sweep[0].name && aws_cloudwatch_event_target.notification_sweep[0].arn == aws_lambda_function.this.arn && aws_cloudwatch_event_target.notification_sweep[0].input == null
+    condition     = aws_cloudwatch_event_target.sweeps.rule == aws_cloudwatch_event_rule.sweeps.name && aws_cloudwatch_event_target.sweeps.arn == aws_lambda_function.this.arn && aws_cloudwatch_event_target.sweeps.input == null
     error_message = "The schedule must invoke the queue consumer with EventBridge's own scheduled event."
   }
   assert {
     condition = (
-      aws_lambda_permission.notification_sweep[0].principal == "events.amazonaws.com" &&
-      aws_lambda_permission.notification_sweep[0].action == "lambda:InvokeFunction" &&
-      aws_lambda_permission.notification_sweep[0].function_name == aws_lambda_function.this.function_name &&
-      aws_lambda_permission.notification_sweep[0].source_arn == aws_cloudwatch_event_rule.notification_sweep[0].arn
+      aws_lambda_permission.sweeps.principal == "events.amazonaws.com" &&
+      aws_lambda_permission.sweeps.action == "lambda:InvokeFunction" &&
+      aws_lambda_permission.sweeps.function_name == aws_lambda_function.this.function_name &&
+      aws_lambda_permission.sweeps.source_arn == aws_cloudwatch_event_rule.sweeps.arn
     )
-    error_message = "EventBridge may invoke the queue consumer for the sweep's rule only."
+    error_message = "EventBridge may invoke the queue consumer for the sweeps' rule only."
   }
 
   # The topic's policy: this account may subscribe; nobody may publish without TLS.
@@ -624,8 +625,7 @@ run "notifications_disabled" {
   assert {
     condition = (
       length(aws_sns_topic.notifications) == 0 && length(aws_sns_topic_policy.notifications) == 0 &&
-      length(aws_cloudwatch_event_rule.notification_sweep) == 0 && length(aws_cloudwatch_event_target.notification_sweep) == 0 &&
-      length(aws_lambda_permission.notification_sweep) == 0 && length(aws_cloudwatch_metric_alarm.notifications_unpublished) == 0
+      length(aws_cloudwatch_metric_alarm.notifications_unpublished) == 0
     )
     error_message = "With notifications_enabled = false no notifications resource may be planned."
   }
@@ -639,10 +639,14 @@ run "notifications_disabled" {
   }
   assert {
     condition = (
-      toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "DeadLetterRejectedEvents", "WriteOwnLogs"]) &&
+      toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "DeadLetterRejectedEvents", "QueryPendingIndex", "WriteOwnLogs"]) &&
       toset([for s in data.aws_iam_policy_document.decisions[0].statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "WriteOwnLogs"])
     )
-    error_message = "With notifications_enabled = false no role may publish, use the topic's key or query the index."
+    error_message = "With notifications_enabled = false no role may publish or use the topic's key (the consumer still queries the index, for the holds)."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.sweeps.schedule_expression == "rate(1 minute)" && aws_lambda_permission.sweeps.source_arn == aws_cloudwatch_event_rule.sweeps.arn
+    error_message = "The sweeps' schedule stays without notifications: the holds' sweep runs on it."
   }
   assert {
     condition     = length(aws_dynamodb_table.ledger.global_secondary_index) == 1

@@ -117,10 +117,12 @@ override_resource {
   }
 }
 
+# The sweeps' schedule.
+
 override_resource {
-  target = aws_cloudwatch_event_rule.notification_sweep
+  target = aws_cloudwatch_event_rule.sweeps
   values = {
-    arn = "arn:aws:events:eu-west-1:111122223333:rule/acme-prod-usage-notify-sweep"
-    id  = "acme-prod-usage-notify-sweep"
+    arn = "arn:aws:events:eu-west-1:111122223333:rule/acme-prod-usage-sweeps"
+    id  = "acme-prod-usage-sweeps"
   }
 }
