@@ -78,3 +78,28 @@ resource "aws_cloudwatch_metric_alarm" "function_throttles" {
   ok_actions          = var.alarm_actions
   tags                = local.tags
 }
+
+# The outbox is draining: publication right after the write normally leaves
+# nothing behind, and the recovery sweep (every minute) publishes what it
+# did. An unpublished notification older than the threshold means the
+# topic keeps refusing (permissions, the key policy, throttling) or the
+# sweep does not run. The consumer measures it at each sweep, as the EMF
+# metric OldestUnpublishedNotificationAge (seconds).
+resource "aws_cloudwatch_metric_alarm" "notifications_unpublished" {
+  count = var.notifications_enabled ? 1 : 0
+
+  alarm_name          = "${local.function_name}-notifications-unpublished"
+  alarm_description   = "A usage notification recorded in ${local.ledger_table_name} has waited more than ${var.oldest_unpublished_notification_alarm_seconds}s to be published to ${local.notifications_topic_name}. Check NotificationsFailed and Recent warnings and errors on the dashboard ${local.dashboard_name} (sns:Publish or KMS denied, throttling), and that the schedule ${local.sweep_rule_name} invokes ${local.function_name}; usagectl notifications --user <id> shows what is unpublished."
+  namespace           = local.metric_namespace
+  metric_name         = "OldestUnpublishedNotificationAge"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = var.oldest_unpublished_notification_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}

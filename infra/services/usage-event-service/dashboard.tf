@@ -25,7 +25,10 @@ locals {
     "COMMIT_EXCEEDS_HOLD",
   ]
 
-  service_metric = { for name in ["EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency"] :
+  service_metric = { for name in [
+    "EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency",
+    "NotificationsRecorded", "NotificationsPublished", "NotificationsFailed", "OldestUnpublishedNotificationAge",
+    ] :
     name => [local.metric_namespace, name, "FunctionName", local.function_name]
   }
 
@@ -33,7 +36,7 @@ locals {
     name => ["AWS/Lambda", name, "FunctionName", local.function_name]
   }
 
-  dashboard_widgets = [
+  dashboard_widgets = concat([
     {
       type   = "text"
       x      = 0
@@ -56,12 +59,12 @@ locals {
       height = 2
       properties = {
         title = "Alarms"
-        alarms = [
+        alarms = concat([
           aws_cloudwatch_metric_alarm.dlq_not_empty.arn,
           aws_cloudwatch_metric_alarm.queue_oldest_message_age.arn,
           aws_cloudwatch_metric_alarm.function_errors.arn,
           aws_cloudwatch_metric_alarm.function_throttles.arn,
-        ]
+        ], var.notifications_enabled ? [aws_cloudwatch_metric_alarm.notifications_unpublished[0].arn] : [])
       }
     },
     {
@@ -267,7 +270,57 @@ locals {
         query  = "SOURCE '${local.log_group_name}' | fields @timestamp, level, msg, @message | filter level in [\"WARN\", \"ERROR\"] | sort @timestamp desc | limit 50"
       }
     },
-  ]
+  ], local.notification_widgets)
+
+  # With notifications_enabled: what the queue consumer recorded, published
+  # and failed to publish, and how old the oldest unpublished one is.
+  # (A filtering for expression rather than a conditional: the two widgets
+  # differ in shape, so "enabled ? [...] : []" has no single result type.)
+  notification_widgets = [for w in [
+    {
+      type   = "metric"
+      x      = 0
+      y      = 29
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Notifications (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.service_metric.NotificationsRecorded, [{ label = "Recorded", color = "#1f77b4" }]),
+          concat(local.service_metric.NotificationsPublished, [{ label = "Published", color = "#2ca02c" }]),
+          concat(local.service_metric.NotificationsFailed, [{ label = "Publication failed", color = "#d62728" }]),
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = 29
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Oldest unpublished notification (s)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.service_metric.OldestUnpublishedNotificationAge, [{ label = "Oldest unpublished" }]),
+        ]
+        annotations = {
+          horizontal = [{ label = "Alarm", value = var.oldest_unpublished_notification_alarm_seconds }]
+        }
+      }
+    },
+  ] : w if var.notifications_enabled]
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
