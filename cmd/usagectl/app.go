@@ -52,7 +52,8 @@ and flags override them:
   DEAD_LETTER_QUEUE_URL   its dead-letter queue (--dlq-url)
   ENTITLEMENTS_TABLE      access-service's entitlements table (--table)
   USAGE_LEDGER_TABLE      the ledger table (--ledger-table)
-  DECISIONS_FUNCTION      the decisions function of refund --sync (--function)
+  DECISIONS_FUNCTION      the decisions function of refund, commit and release
+                          --sync (--function)
   DEDUP_RETENTION         how long the service deduplicates (--dedup-retention
                           of dlq redrive; default 336h)
   ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX,
@@ -116,6 +117,10 @@ func (a *app) root() *cobra.Command {
 		a.usageCmd(),
 		a.balanceCmd(),
 		a.refundCmd(),
+		a.reserveCmd(),
+		a.commitCmd(),
+		a.releaseCmd(),
+		a.holdsCmd(),
 		a.historyCmd(),
 		group("entitlement", "write test entitlements", a.entitlementPutCmd()),
 		a.setupCmd(),

@@ -44,9 +44,16 @@ generated and printed, so that a retry can reuse it. Exits 0 when applied or
 a duplicate (already decided under the key), 1 when rejected (e.g.
 REFUND_EXCEEDS_APPLIED, REFUND_TARGET_NOT_FOUND) or not decided.`
 
+// decisions is what both decisions clients answer: client.Client and
+// the hold operations.
+type decisions interface {
+	client.Client
+	holder
+}
+
 // decisionsClient is the in-process client (function "") or the
 // decisions function's. ledgerTable may be "" for balances.
-func (a *app) decisionsClient(cfg aws.Config, function, entitlementsTable, ledgerTable string) (client.Client, error) {
+func (a *app) decisionsClient(cfg aws.Config, function, entitlementsTable, ledgerTable string) (decisions, error) {
 	if function != "" {
 		c, err := client.NewLambda(cfg, function)
 		if err != nil {
@@ -213,19 +220,7 @@ func (a *app) refund(ctx context.Context, cmd *cobra.Command, f refundFlags) err
 	if f.sync {
 		return a.refundNow(ctx, ev, f)
 	}
-	url, err := a.queueURL(f.queueURL, "--queue-url", "USAGE_EVENT_QUEUE_URL")
-	if err != nil {
-		return err
-	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	pub, err := producer.New(cfg, url)
-	if err != nil {
-		return usageError{err}
-	}
-	receipt, err := pub.Publish(ctx, ev)
+	receipt, err := a.publish(ctx, f.queueURL, ev)
 	if err != nil {
 		return err
 	}
@@ -234,6 +229,24 @@ func (a *app) refund(ctx context.Context, cmd *cobra.Command, f refundFlags) err
 	}
 	fmt.Fprintf(a.stdout, "sent refund message %s (idempotency key %s)\n", receipt.MessageID, receipt.IdempotencyKey)
 	return nil
+}
+
+// publish sends one validated event through the queue (the --queue-url
+// flag's value, or USAGE_EVENT_QUEUE_URL) with the producer library.
+func (a *app) publish(ctx context.Context, queueFlag string, ev usage.Event) (producer.Receipt, error) {
+	url, err := a.queueURL(queueFlag, "--queue-url", "USAGE_EVENT_QUEUE_URL")
+	if err != nil {
+		return producer.Receipt{}, err
+	}
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return producer.Receipt{}, err
+	}
+	pub, err := producer.New(cfg, url)
+	if err != nil {
+		return producer.Receipt{}, usageError{err}
+	}
+	return pub.Publish(ctx, ev)
 }
 
 // refundEvent checks the flags with the contract's own rules.
