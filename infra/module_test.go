@@ -11,6 +11,7 @@ package infra_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -857,12 +858,21 @@ func TestAlarmsNotifyOnCall(t *testing.T) {
 	for _, c := range []struct {
 		name, metric string
 		threshold    int64
+		// missing is how missing data counts: "notBreaching" unless the
+		// metric is published every minute whatever happens.
+		missing       string
+		periods, stat string
 	}{
-		{"when the DLQ holds a message", "AWS/SQS ApproximateNumberOfMessagesVisible aws_sqs_queue.dead_letter.name", 0},
-		{"when the oldest queued message is older than the threshold", "AWS/SQS ApproximateAgeOfOldestMessage aws_sqs_queue.main.name", 300},
-		{"when an invocation fails", "AWS/Lambda Errors aws_lambda_function.this.function_name", 0},
-		{"when the function is throttled", "AWS/Lambda Throttles aws_lambda_function.this.function_name", 0},
-		{"when a notification stays unpublished", metrics.Namespace + " OldestUnpublishedNotificationAge aws_lambda_function.this.function_name", 300},
+		{"when the DLQ holds a message", "AWS/SQS ApproximateNumberOfMessagesVisible aws_sqs_queue.dead_letter.name", 0, "notBreaching", "", ""},
+		{"when the oldest queued message is older than the threshold", "AWS/SQS ApproximateAgeOfOldestMessage aws_sqs_queue.main.name", 300, "notBreaching", "", ""},
+		{"when an invocation fails", "AWS/Lambda Errors aws_lambda_function.this.function_name", 0, "notBreaching", "", ""},
+		{"when the function is throttled", "AWS/Lambda Throttles aws_lambda_function.this.function_name", 0, "notBreaching", "", ""},
+		{"when a notification stays unpublished", metrics.Namespace + " OldestUnpublishedNotificationAge aws_lambda_function.this.function_name", 300, "notBreaching", "", ""},
+		// Every hold sweep (every minute, on the schedule) reports the
+		// age: no data means no sweep, which leaves expired holds
+		// counting as used too.
+		{"when an expired hold stays unreleased, or no hold sweep runs", metrics.Namespace + " OldestExpiredHoldAge aws_lambda_function.this.function_name", 300, "breaching", "2/2", "Maximum"},
+		{"when the hold sweeps keep failing", metrics.Namespace + " HoldSweepsFailed aws_lambda_function.this.function_name", 0, "notBreaching", "3/3", "Sum"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, ok := byMetric[c.metric]
@@ -875,8 +885,19 @@ func TestAlarmsNotifyOnCall(t *testing.T) {
 			if got := asInt(t, e.evalAttr(t, b, "threshold")); got != c.threshold {
 				t.Errorf("threshold %d, want %d", got, c.threshold)
 			}
-			if got := asString(t, e.evalAttr(t, b, "treat_missing_data")); got != "notBreaching" {
-				t.Errorf("treat_missing_data %s: an idle queue or function stops publishing, which is not an outage", got)
+			if got := asString(t, e.evalAttr(t, b, "treat_missing_data")); got != c.missing {
+				t.Errorf("treat_missing_data %s, want %s (an idle queue or function stops publishing, which is not an outage; a sweep that stops is)", got, c.missing)
+			}
+			if c.periods != "" {
+				got := fmt.Sprintf("%d/%d", asInt(t, e.evalAttr(t, b, "datapoints_to_alarm")), asInt(t, e.evalAttr(t, b, "evaluation_periods")))
+				if got != c.periods || asInt(t, e.evalAttr(t, b, "period")) != 60 {
+					t.Errorf("%s datapoints of one-minute periods, want %s", got, c.periods)
+				}
+			}
+			if c.stat != "" {
+				if got := asString(t, e.evalAttr(t, b, "statistic")); got != c.stat {
+					t.Errorf("statistic %s, want %s", got, c.stat)
+				}
 			}
 			for _, a := range []string{"alarm_actions", "ok_actions"} {
 				if got := asStrings(t, e.evalAttr(t, b, a)); !slices.Equal(got, []string{snsTopicARN}) {
@@ -962,6 +983,14 @@ func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 		cases["service metric "+name] = want{metrics.Namespace, name, fn, "Sum"}
 	}
 	cases["age of the oldest unpublished notification"] = want{metrics.Namespace, "OldestUnpublishedNotificationAge", fn, "Maximum"}
+	decisions := map[string]string{"FunctionName": decisionsFunctionName}
+	for _, name := range []string{"HoldsCommitted", "HoldsReleased", "HoldsExpired", "HoldSweepsFailed"} {
+		cases["service metric "+name] = want{metrics.Namespace, name, fn, "Sum"}
+	}
+	for _, name := range []string{"HoldsReserved", "HoldsCommitted", "HoldsReleased"} {
+		cases["the decisions function's "+name] = want{metrics.Namespace, name, decisions, "Sum"}
+	}
+	cases["age of the oldest expired hold"] = want{metrics.Namespace, "OldestExpiredHoldAge", fn, "Maximum"}
 	for _, stat := range []string{"p50", "p99"} {
 		cases["processing latency "+stat] = want{metrics.Namespace, "ProcessingLatency", fn, stat}
 		cases["function duration "+stat] = want{"AWS/Lambda", "Duration", fn, stat}
@@ -986,8 +1015,16 @@ func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 	}
 	t.Run("every service metric carries the FunctionName dimension", func(t *testing.T) {
 		for _, dm := range charted {
-			if dm.Namespace == metrics.Namespace && dm.Dimensions["FunctionName"] != functionName {
-				t.Errorf("%s %v lacks FunctionName=%s; EMF publishes every metric with it", dm.Name, dm.Dimensions, functionName)
+			if fn := dm.Dimensions["FunctionName"]; dm.Namespace == metrics.Namespace && fn != functionName && (fn != decisionsFunctionName || !strings.HasPrefix(dm.Name, "Holds")) {
+				t.Errorf("%s %v lacks FunctionName=%s (or the decisions function's, for its holds); EMF publishes every metric with it", dm.Name, dm.Dimensions, functionName)
+			}
+		}
+	})
+	t.Run("without the decisions function, no line of it", func(t *testing.T) {
+		e := m.evaluator(t, inputs(map[string]cty.Value{"decisions_enabled": cty.False}))
+		for _, dm := range dashboardMetrics(t, asString(t, e.evalAttr(t, m.resource(t, "aws_cloudwatch_dashboard", "this"), "dashboard_body"))) {
+			if dm.Dimensions["FunctionName"] == decisionsFunctionName {
+				t.Errorf("charted %s of the decisions function, which is not deployed", dm.Name)
 			}
 		}
 	})

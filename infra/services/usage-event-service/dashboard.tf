@@ -28,8 +28,15 @@ locals {
   service_metric = { for name in [
     "EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency",
     "NotificationsRecorded", "NotificationsPublished", "NotificationsFailed", "OldestUnpublishedNotificationAge",
+    "HoldsReserved", "HoldsCommitted", "HoldsReleased", "HoldsExpired", "OldestExpiredHoldAge", "HoldSweepsFailed",
     ] :
     name => [local.metric_namespace, name, "FunctionName", local.function_name]
+  }
+
+  # The same metrics of the decisions function, which publishes its own
+  # (reserves are synchronous only; commits and releases come both ways).
+  decisions_metric = { for name in ["HoldsReserved", "HoldsCommitted", "HoldsReleased"] :
+    name => [local.metric_namespace, name, "FunctionName", local.decisions_function_name]
   }
 
   lambda_metric = { for name in ["Duration", "Errors", "Throttles", "ConcurrentExecutions", "Invocations"] :
@@ -64,6 +71,8 @@ locals {
           aws_cloudwatch_metric_alarm.queue_oldest_message_age.arn,
           aws_cloudwatch_metric_alarm.function_errors.arn,
           aws_cloudwatch_metric_alarm.function_throttles.arn,
+          aws_cloudwatch_metric_alarm.holds_unreleased.arn,
+          aws_cloudwatch_metric_alarm.hold_sweeps_failing.arn,
         ], var.notifications_enabled ? [aws_cloudwatch_metric_alarm.notifications_unpublished[0].arn] : [])
       }
     },
@@ -270,6 +279,54 @@ locals {
         query  = "SOURCE '${local.log_group_name}' | fields @timestamp, level, msg, @message | filter level in [\"WARN\", \"ERROR\"] | sort @timestamp desc | limit 50"
       }
     },
+    {
+      type   = "metric"
+      x      = 0
+      y      = 29
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Holds (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = concat([for line in [
+          concat(local.decisions_metric.HoldsReserved, [{ label = "Reserved", color = "#1f77b4" }]),
+          concat(local.decisions_metric.HoldsCommitted, [{ label = "Committed (decided now)", color = "#98df8a" }]),
+          concat(local.decisions_metric.HoldsReleased, [{ label = "Released (decided now)", color = "#ffbb78" }]),
+          ] : line if var.decisions_enabled], [
+          concat(local.service_metric.HoldsCommitted, [{ label = "Committed (queue)", color = "#2ca02c" }]),
+          concat(local.service_metric.HoldsReleased, [{ label = "Released (queue)", color = "#ff7f0e" }]),
+          concat(local.service_metric.HoldsExpired, [{ label = "Expired (released by the sweep)", color = "#d62728" }]),
+        ])
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = 29
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Hold sweeps: oldest expired hold (s), failed sweeps"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0, label = "Seconds", showUnits = false }, right = { min = 0, label = "Failed", showUnits = false } }
+        metrics = [
+          concat(local.service_metric.OldestExpiredHoldAge, [{ label = "Oldest expired, not released" }]),
+          concat(local.service_metric.HoldSweepsFailed, [{ stat = "Sum", yAxis = "right", label = "Failed sweeps", color = "#d62728" }]),
+        ]
+        annotations = {
+          horizontal = [{ label = "Alarm", value = local.hold_release_alarm_seconds }]
+        }
+      }
+    },
   ], local.notification_widgets)
 
   # With notifications_enabled: what the queue consumer recorded, published
@@ -280,7 +337,7 @@ locals {
     {
       type   = "metric"
       x      = 0
-      y      = 29
+      y      = 35
       width  = 12
       height = 6
       properties = {
@@ -301,7 +358,7 @@ locals {
     {
       type   = "metric"
       x      = 12
-      y      = 29
+      y      = 35
       width  = 12
       height = 6
       properties = {

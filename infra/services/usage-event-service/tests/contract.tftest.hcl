@@ -208,6 +208,7 @@ run "defaults" {
       aws_cloudwatch_metric_alarm.dlq_not_empty, aws_cloudwatch_metric_alarm.queue_oldest_message_age,
       aws_cloudwatch_metric_alarm.function_errors, aws_cloudwatch_metric_alarm.function_throttles,
       aws_cloudwatch_metric_alarm.notifications_unpublished[0],
+      aws_cloudwatch_metric_alarm.holds_unreleased, aws_cloudwatch_metric_alarm.hold_sweeps_failing,
     ] : a.alarm_actions == toset(var.alarm_actions) && a.ok_actions == toset(var.alarm_actions)])
     error_message = "Every alarm must notify alarm_actions when it fires and when it recovers."
   }
@@ -570,6 +571,44 @@ run "notifications" {
   }
 }
 
+# Expired holds: the consumer's sweep (on the sweeps' schedule) releases
+# them and measures how long the oldest had been due. The alarm fires when
+# that age stays high, or when no sweep reports at all; the second when
+# the sweeps keep failing to query the index.
+run "hold_alarms" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.holds_unreleased.alarm_name == "acme-prod-usage-event-service-holds-unreleased" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.namespace == "UsageEventService" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.metric_name == "OldestExpiredHoldAge" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.dimensions == tomap({ FunctionName = "acme-prod-usage-event-service" }) &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.statistic == "Maximum" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.period == 60 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.evaluation_periods == 2 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.datapoints_to_alarm == 2 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.threshold == 300 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.comparison_operator == "GreaterThanThreshold" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.treat_missing_data == "breaching"
+    )
+    error_message = "The hold alarm must fire when the consumer's OldestExpiredHoldAge stays above 300 s for two minutes, or is not reported (no sweep runs)."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.namespace == "UsageEventService" &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.metric_name == "HoldSweepsFailed" &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.dimensions == tomap({ FunctionName = "acme-prod-usage-event-service" }) &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.evaluation_periods == 3 &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.datapoints_to_alarm == 3 &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.threshold == 0 &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.treat_missing_data == "notBreaching"
+    )
+    error_message = "The sweep alarm must fire when HoldSweepsFailed is above 0 for three minutes in a row."
+  }
+}
+
 run "notifications_fifo" {
   command = plan
 
@@ -651,5 +690,9 @@ run "notifications_disabled" {
   assert {
     condition     = length(aws_dynamodb_table.ledger.global_secondary_index) == 1
     error_message = "The ledger keeps its pending index whether or not notifications are enabled."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.holds_unreleased.metric_name == "OldestExpiredHoldAge" && aws_cloudwatch_metric_alarm.hold_sweeps_failing.metric_name == "HoldSweepsFailed"
+    error_message = "The hold alarms stay without notifications."
   }
 }
