@@ -1513,7 +1513,7 @@ func TestOperationsGuideNamesOnlySettingsTheModuleSets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workerOnly := []string{"USAGE_EVENT_QUEUE_URL", "WORKER_POLLERS", "METRICS_ADDR"}
+	workerOnly := []string{"USAGE_EVENT_QUEUE_URL", "WORKER_POLLERS", "METRICS_ADDR", "HOLD_SWEEP_INTERVAL"}
 	m := loadModule(t, moduleDir)
 	fn := m.resource(t, "aws_lambda_function", "this")
 	set := map[string]bool{}
