@@ -64,8 +64,13 @@ func TestMakeUp(t *testing.T) {
 			// caught up with the session's events.
 			up.waitFor(t, 30*time.Second, regexp.MustCompile(`INFO\s+duplicate event ignored\s.*userId=dave`))
 			up.waitFor(t, 30*time.Second, regexp.MustCompile(`WARN\s+event rejected\s.*userId=bob.*reason=LIMIT_EXCEEDED`))
-			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "3"} {
+			// alice: 10 + 2, and a hold of 5 reserved and released; dave:
+			// 3 once, then 1 of it refunded.
+			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "2"} {
 				eventually(t, 30*time.Second, user+"'s events to be applied", func() bool { return usedNow(t, shell, user) == want })
+			}
+			if state := holdState(t, shell, "alice", "tutor-1"); state != "released" {
+				t.Errorf("alice's hold tutor-1 is %q, want released", state)
 			}
 			if out := sh(t, shell, "usagectl dlq list"); !strings.Contains(out, "LIMIT_EXCEEDED") {
 				t.Errorf("usagectl dlq list does not show bob's rejection:\n%s", out)
@@ -303,6 +308,28 @@ func usedNow(t *testing.T, exports, user string) string {
 		t.Fatalf("usagectl usage --json: %v\n%s", err, out)
 	}
 	return view.Entitlements[0].UsedNow.String()
+}
+
+// holdState is the state `usagectl holds --all` gives a hold of the
+// user's AI_TUTOR_ACCESS ("" when it has no such hold).
+func holdState(t *testing.T, exports, user, holdID string) string {
+	t.Helper()
+	var view struct {
+		Holds []struct {
+			HoldID string `json:"holdId"`
+			State  string `json:"state"`
+		} `json:"holds"`
+	}
+	out := sh(t, exports, "usagectl holds --user "+user+" --key AI_TUTOR_ACCESS --all --json")
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("usagectl holds --json: %v\n%s", err, out)
+	}
+	for _, h := range view.Holds {
+		if h.HoldID == holdID {
+			return h.State
+		}
+	}
+	return ""
 }
 
 // exported is the value an export line of the second shell gives name.
