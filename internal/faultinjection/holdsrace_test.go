@@ -94,14 +94,7 @@ func TestAMixedRaceOfEveryOperation(t *testing.T) {
 	wg.Wait()
 	w.send(t, settlements)
 	time.Sleep(4 * time.Second) // every hold expired; the sweepers release the unsettled ones
-	w.waitDrained(t, func() error {
-		for _, p := range workers {
-			if err := p.alive(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	w.waitDrained(t, allAlive(workers))
 	deadline := time.Now().Add(time.Minute)
 	for w.holdStates(t, scope)[usage.HoldActive] > 0 {
 		if time.Now().After(deadline) {
@@ -109,10 +102,7 @@ func TestAMixedRaceOfEveryOperation(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, p := range workers {
-		p.stop(t)
-	}
-	checkNoRaces(t, workers...)
+	stopAll(t, workers)
 
 	ledger, err := dynamodb.ListLedger(ctx, w.ddb, w.ledger, scope)
 	if err != nil {
