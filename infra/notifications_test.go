@@ -20,8 +20,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/config"
 	"github.com/usage-event-service/usage-event-service/metrics"
-	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 const (
@@ -378,60 +378,108 @@ func TestOutboxAlarm(t *testing.T) {
 	})
 }
 
-// NOTIFY_RECOVERY_INTERVAL is a Go duration from 1s to 24h: what plan
-// accepts (the variable's validation, then the topic's precondition), the
-// functions accept.
+// functionEnv is the queue consumer's environment for the inputs, with the
+// values AWS fills in for the placeholders the harness evaluates to.
+func functionEnv(t *testing.T, m *tfModule, in map[string]cty.Value) map[string]string {
+	t.Helper()
+	fn := m.resource(t, "aws_lambda_function", "this")
+	env := map[string]string{}
+	for k, v := range m.evaluator(t, inputs(in)).eval(t, attr(t, oneNested(t, fn, "environment"), "variables").Expr, nil).AsValueMap() {
+		env[k] = asString(t, v)
+		if r, ok := awsValues[env[k]]; ok {
+			env[k] = r
+		}
+	}
+	return env
+}
+
+// loadFunctionConfig is what the function makes of an environment
+// (config.LoadEnv: an empty variable is set, not unset, as in Lambda).
+func loadFunctionConfig(env map[string]string) (config.Config, error) {
+	return config.LoadEnv(func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+}
+
+// NOTIFY_RECOVERY_INTERVAL: what plan accepts (the variable's validation,
+// then the topic's precondition) is exactly what the function accepts at
+// start, and it reads the same duration.
 func TestRecoveryIntervalIsReadLikeTheFunctionsReadIt(t *testing.T) {
 	m := loadModule(t, moduleDir)
 	topic := m.resource(t, "aws_sns_topic", "notifications")
 	for _, s := range []string{
 		"1m", "30s", "1m30s", "1.5m", "2h", "24h", "1s", "1000ms", "23h59m60s",
-		"500ms", "0.5s", "0s", "0.0m", "25h", "24h0m1s", "1", "-1m", "1 m", "", "m", "1d",
+		"500ms", "0.5s", "0s", "0.0m", "25h", "24h0m1s", "1", "-1m", "1 m", "m", "1d",
 	} {
 		t.Run(strconv.Quote(s), func(t *testing.T) {
-			d, goErr := time.ParseDuration(s)
-			goOK := goErr == nil && d >= time.Second && d <= 24*time.Hour
-			in := inputs(map[string]cty.Value{"notify_recovery_interval": cty.StringVal(s)})
+			over := map[string]cty.Value{"notify_recovery_interval": cty.StringVal(s)}
 			tfOK := validationPasses(t, m, "notify_recovery_interval", cty.StringVal(s))
 			if tfOK {
 				for _, pre := range nested(oneNested(t, topic, "lifecycle"), "precondition") {
-					tfOK = tfOK && m.evaluator(t, in).evalAttr(t, pre, "condition").True()
+					tfOK = tfOK && m.evaluator(t, inputs(over)).evalAttr(t, pre, "condition").True()
 				}
 			}
-			if tfOK != goOK {
-				t.Errorf("module accepts = %v, a time.ParseDuration from 1s to 24h = %v (%v, %v)", tfOK, goOK, d, goErr)
+			env := functionEnv(t, m, nil)
+			env["NOTIFY_RECOVERY_INTERVAL"] = s
+			cfg, err := loadFunctionConfig(env)
+			if tfOK != (err == nil) {
+				t.Fatalf("module accepts = %v, the function accepts = %v (%v)", tfOK, err == nil, err)
+			}
+			if d, _ := time.ParseDuration(s); tfOK && cfg.NotifyRecoveryInterval != d {
+				t.Errorf("the function reads %v, want %v", cfg.NotifyRecoveryInterval, d)
 			}
 		})
 	}
 }
 
-// NOTIFY_THRESHOLDS is rendered as the function reads it: decimal numbers,
-// comma-separated, each a percentage the decision applies.
-func TestThresholdsAreRenderedAsDecimals(t *testing.T) {
+// NOTIFY_THRESHOLDS is rendered as the function reads it: the function's
+// thresholds are the module's input, and [] is none.
+func TestThresholdsReachTheFunction(t *testing.T) {
 	m := loadModule(t, moduleDir)
-	fn := m.resource(t, "aws_lambda_function", "this")
 	for _, c := range []struct {
-		in   []cty.Value
+		in   []cty.Value // nil: the default
 		want []string
 	}{
 		{nil, []string{"80", "100"}},
 		{[]cty.Value{cty.NumberIntVal(50), cty.NumberFloatVal(75.5), cty.NumberIntVal(100)}, []string{"50", "75.5", "100"}},
 		{[]cty.Value{cty.NumberFloatVal(0.25)}, []string{"0.25"}},
+		{[]cty.Value{}, nil},
 	} {
 		over := map[string]cty.Value{}
 		if c.in != nil {
-			over["notify_thresholds"] = cty.ListVal(c.in)
-		}
-		vars := m.evaluator(t, inputs(over)).eval(t, attr(t, oneNested(t, fn, "environment"), "variables").Expr, nil).AsValueMap()
-		got := strings.Split(asString(t, vars["NOTIFY_THRESHOLDS"]), ",")
-		if !slices.Equal(got, c.want) {
-			t.Errorf("NOTIFY_THRESHOLDS %q, want %q", got, c.want)
-		}
-		for _, p := range got {
-			d, err := usage.ParseDecimal(p)
-			if err != nil || d.Sign() <= 0 || d.Cmp(usage.DecimalFromInt(100)) > 0 {
-				t.Errorf("threshold %q is not a percentage the decision applies (%v)", p, err)
+			over["notify_thresholds"] = cty.ListValEmpty(cty.Number)
+			if len(c.in) > 0 {
+				over["notify_thresholds"] = cty.ListVal(c.in)
 			}
 		}
+		cfg, err := loadFunctionConfig(functionEnv(t, m, over))
+		if err != nil {
+			t.Fatalf("notify_thresholds %v: the function refuses the environment: %v", c.in, err)
+		}
+		var got []string
+		if cfg.Notify != nil {
+			for _, d := range cfg.Notify.Thresholds {
+				got = append(got, d.String())
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("notify_thresholds %v: the function notifies at %v, want %v", c.in, got, c.want)
+		}
+		if cfg.NotifyTopicARN != awsValues[topicARN] || cfg.Notify == nil || !cfg.Notify.LimitRejected {
+			t.Errorf("notify_thresholds %v: the function publishes to %q, limit rejections %v", c.in, cfg.NotifyTopicARN, cfg.Notify)
+		}
 	}
+	t.Run("nothing without notifications", func(t *testing.T) {
+		cfg, err := loadFunctionConfig(functionEnv(t, m, map[string]cty.Value{"notifications_enabled": cty.False}))
+		if err != nil || cfg.NotifyTopicARN != "" || cfg.Notify != nil {
+			t.Errorf("the function publishes to %q with %+v (%v), want nothing", cfg.NotifyTopicARN, cfg.Notify, err)
+		}
+	})
+	t.Run("no limit rejections when asked", func(t *testing.T) {
+		cfg, err := loadFunctionConfig(functionEnv(t, m, map[string]cty.Value{"notify_limit_rejected": cty.False}))
+		if err != nil || cfg.Notify == nil || cfg.Notify.LimitRejected {
+			t.Errorf("notify_limit_rejected = false: the function notifies %+v (%v)", cfg.Notify, err)
+		}
+	})
 }

@@ -119,7 +119,7 @@ func TestTheFunctionPublishesAfterTheWriteAndSweepsOnSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Stop()
-	if answer := invokeRaw(t, up.Endpoint, []byte(scheduledEvent)); string(answer) != `{"periodic":[{"name":"notification-recovery"}]}` {
+	if answer := invokeRaw(t, up.Endpoint, []byte(scheduledEvent)); string(answer) != `{"periodic":[{"name":"hold-expiry"},{"name":"notification-recovery"}]}` {
 		t.Errorf("scheduled event with SNS reachable answered %s", answer)
 	}
 	recorded := w.waitPublished(t, a, b)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/devstack"
+	"github.com/usage-event-service/usage-event-service/notify"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -73,7 +74,11 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 		return err
 	}
 	say("==> creating the notifications topic %s and subscribing the queue %s to it", topicName, inboxName)
-	inbox, err := devstack.NewInbox(ctx, sn, sq, topicName, inboxName)
+	topicARN, err := notify.CreateTopic(ctx, sn, topicName)
+	if err != nil {
+		return err
+	}
+	inbox, err := devstack.SubscribeInbox(ctx, sn, sq, topicARN, inboxName)
 	if err != nil {
 		return err
 	}

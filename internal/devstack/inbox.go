@@ -12,9 +12,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// SNSClient is what making a notifications topic with an inbox needs of SNS.
+// SNSClient is what subscribing an inbox to a topic needs of SNS.
 type SNSClient interface {
-	CreateTopic(context.Context, *awssns.CreateTopicInput, ...func(*awssns.Options)) (*awssns.CreateTopicOutput, error)
 	Subscribe(context.Context, *awssns.SubscribeInput, ...func(*awssns.Options)) (*awssns.SubscribeOutput, error)
 }
 
@@ -33,16 +32,13 @@ type Inbox struct {
 	TopicARN, QueueURL, SubscriptionARN string
 }
 
-// NewInbox creates the topic (or finds it: SNS answers a CreateTopic of an
-// existing topic with its ARN) and the queue, and subscribes the queue to
-// the topic. On fauxqs the subscription is confirmed at once and the queue
-// needs no policy; in AWS the queue's policy would have to let the topic
-// send to it.
-func NewInbox(ctx context.Context, sn SNSClient, sq SQSClient, topicName, queueName string) (Inbox, error) {
-	topic, err := sn.CreateTopic(ctx, &awssns.CreateTopicInput{Name: aws.String(topicName)})
-	if err != nil {
-		return Inbox{}, fmt.Errorf("create topic %s: %w", topicName, err)
-	}
+// SubscribeInbox creates the queue (or finds it) and subscribes it to the
+// topic (create that with notify.CreateTopic or usagectl setup --topic),
+// without raw message delivery: what a subscriber that keeps SNS's
+// defaults receives. On fauxqs the subscription is confirmed at once and
+// the queue needs no policy; in AWS the queue's policy would have to let
+// the topic send to it (docs/notifications.md).
+func SubscribeInbox(ctx context.Context, sn SNSClient, sq SQSClient, topicARN, queueName string) (Inbox, error) {
 	q, err := sq.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(queueName)})
 	if err != nil {
 		return Inbox{}, fmt.Errorf("create queue %s: %w", queueName, err)
@@ -54,14 +50,14 @@ func NewInbox(ctx context.Context, sn SNSClient, sq SQSClient, topicName, queueN
 		return Inbox{}, fmt.Errorf("queue %s: %w", queueName, err)
 	}
 	sub, err := sn.Subscribe(ctx, &awssns.SubscribeInput{
-		TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
+		TopicArn: aws.String(topicARN), Protocol: aws.String("sqs"),
 		Endpoint:              aws.String(attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]),
 		ReturnSubscriptionArn: true,
 	})
 	if err != nil {
-		return Inbox{}, fmt.Errorf("subscribe %s to %s: %w", queueName, topicName, err)
+		return Inbox{}, fmt.Errorf("subscribe %s to %s: %w", queueName, topicARN, err)
 	}
-	return Inbox{TopicARN: aws.ToString(topic.TopicArn), QueueURL: aws.ToString(q.QueueUrl), SubscriptionARN: aws.ToString(sub.SubscriptionArn)}, nil
+	return Inbox{TopicARN: topicARN, QueueURL: aws.ToString(q.QueueUrl), SubscriptionARN: aws.ToString(sub.SubscriptionArn)}, nil
 }
 
 // Delivery is one message an inbox received: the SNS envelope's parts a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/internal/devstack"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/notify"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }
@@ -28,13 +29,16 @@ func TestInboxReceivesWhatIsPublishedInTheSNSEnvelope(t *testing.T) {
 	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
 	ctx := context.Background()
 	name := emulator.UniqueName(t, "inbox")
-	in, err := devstack.NewInbox(ctx, sn, sq, name, name)
+	topic, err := notify.CreateTopic(ctx, sn, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := devstack.NewInbox(ctx, sn, sq, name, name)
-	if err != nil || again.TopicARN != in.TopicARN || again.QueueURL != in.QueueURL {
-		t.Fatalf("a second NewInbox found %+v (%v), want the same topic and queue as %+v", again, err, in)
+	in, err := devstack.SubscribeInbox(ctx, sn, sq, topic, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.TopicARN != topic || in.QueueURL == "" || in.SubscriptionARN == "" {
+		t.Fatalf("inbox %+v, want one subscribed to %s", in, topic)
 	}
 
 	body := `{"notificationId":"n1","type":"usage.threshold.reached","used":81}`

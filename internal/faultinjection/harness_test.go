@@ -443,6 +443,27 @@ func (p *workerProcess) stop(t *testing.T) {
 	}
 }
 
+// allAlive reports the first of the workers that has exited, for waitDrained.
+func allAlive(workers []*workerProcess) func() error {
+	return func() error {
+		for _, p := range workers {
+			if err := p.alive(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// stopAll stops the workers cleanly and requires that none raced.
+func stopAll(t *testing.T, workers []*workerProcess) {
+	t.Helper()
+	for _, p := range workers {
+		p.stop(t)
+	}
+	checkNoRaces(t, workers...)
+}
+
 // checkNoRaces fails the test if the race detector reported a race in any
 // run of the worker (a killed run never gets to exit with status 66).
 func checkNoRaces(t *testing.T, runs ...*workerProcess) {

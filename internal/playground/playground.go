@@ -2,9 +2,9 @@
 // as you like, to send your own events to from a second shell.
 //
 // It builds the service and usagectl from this checkout, starts DynamoDB
-// Local and the SQS/SNS emulator, creates the tables and queues with
-// `usagectl setup --local`, the notifications topic with a queue
-// subscribed to it (the inbox), seeds a few entitlements with
+// Local and the SQS/SNS emulator, creates the tables, the queues and the
+// notifications topic with `usagectl setup --local --topic`, subscribes a
+// queue to the topic (the inbox), seeds a few entitlements with
 // `usagectl entitlement put`, runs the worker in the foreground (publishing
 // notifications to the topic) with its JSON logs shown as readable lines,
 // and prints the export lines for the second shell. When ctx ends (Ctrl-C), it stops the worker the way
@@ -109,7 +109,7 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	env := emulators.Env()
 	ctl := func(args ...string) ([]byte, error) { return runTool(ctx, usagectl, env, args...) }
 
-	say("==> creating the tables and queues: usagectl setup --local")
+	say("==> creating the tables, queues and notifications topic: usagectl setup --local --topic %s", topicName)
 	res, err := setup(ctl)
 	if err != nil {
 		return err
@@ -121,15 +121,15 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	say("    tables  %s, %s", res.EntitlementsTable.Name, res.LedgerTable.Name)
 	say("    queue   %s", res.Queue.URL)
 	say("    DLQ     %s", res.DeadLetterQueue.URL)
+	say("    topic   %s", res.Topic.ARN)
 
-	say("==> creating the notifications topic and a queue subscribed to it")
-	inbox, err := newInbox(ctx, env)
+	say("==> subscribing a queue to the topic, as a subscriber would")
+	inbox, err := subscribeInbox(ctx, env, res.Topic.ARN)
 	if err != nil {
 		return err
 	}
 	env["NOTIFY_TOPIC_ARN"] = inbox.TopicARN
 	env["NOTIFICATIONS_INBOX_URL"] = inbox.QueueURL
-	say("    topic   %s", inbox.TopicARN)
 	say("    inbox   %s", inbox.QueueURL)
 
 	say("==> seeding entitlements: usagectl entitlement put")
@@ -193,11 +193,12 @@ type setupResult struct {
 	EntitlementsTable struct{ Name string } `json:"entitlementsTable"`
 	Queue             struct{ URL string }  `json:"queue"`
 	DeadLetterQueue   struct{ URL string }  `json:"deadLetterQueue"`
+	Topic             struct{ ARN string }  `json:"topic"`
 }
 
 func setup(ctl func(args ...string) ([]byte, error)) (setupResult, error) {
 	out, err := ctl("setup", "--local", "--json",
-		"--entitlements-table", entitlementsTable, "--ledger-table", ledgerTable, "--queue", queueName)
+		"--entitlements-table", entitlementsTable, "--ledger-table", ledgerTable, "--queue", queueName, "--topic", topicName)
 	if err != nil {
 		return setupResult{}, err
 	}
@@ -205,22 +206,22 @@ func setup(ctl func(args ...string) ([]byte, error)) (setupResult, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return res, fmt.Errorf("read the output of usagectl setup: %w\n%s", err, out)
 	}
-	if res.EntitlementsTable.Name == "" || res.LedgerTable.Name == "" || res.Queue.URL == "" || res.DeadLetterQueue.URL == "" {
-		return res, fmt.Errorf("usagectl setup did not report every table and queue:\n%s", out)
+	if res.EntitlementsTable.Name == "" || res.LedgerTable.Name == "" || res.Queue.URL == "" || res.DeadLetterQueue.URL == "" || res.Topic.ARN == "" {
+		return res, fmt.Errorf("usagectl setup did not report every table, queue and the topic:\n%s", out)
 	}
 	return res, nil
 }
 
-// newInbox creates the notifications topic and its inbox on the emulator,
-// with clients configured from env alone, as the tools get it.
-func newInbox(ctx context.Context, env map[string]string) (devstack.Inbox, error) {
+// subscribeInbox subscribes a new queue to the topic on the emulator, with
+// clients configured from env alone, as the tools get it.
+func subscribeInbox(ctx context.Context, env map[string]string, topicARN string) (devstack.Inbox, error) {
 	cfg := aws.Config{
 		Region:      env["AWS_REGION"],
 		Credentials: credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], ""),
 	}
 	sn := awssns.NewFromConfig(cfg, func(o *awssns.Options) { o.BaseEndpoint = aws.String(env["AWS_ENDPOINT_URL_SNS"]) })
 	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(env["AWS_ENDPOINT_URL_SQS"]) })
-	return devstack.NewInbox(ctx, sn, sq, topicName, inboxName)
+	return devstack.SubscribeInbox(ctx, sn, sq, topicARN, inboxName)
 }
 
 // runTool runs one of the built tools with env over this process's

@@ -78,6 +78,10 @@ func TestMakeUp(t *testing.T) {
 			// Bob's first rejection is notified: the worker publishes it to
 			// the topic, and the inbox the export lines name receives it.
 			expectNotification(t, shell, "usage.limit.rejected", "bob")
+			eventually(t, 30*time.Second, "usagectl notifications to show bob's rejection and dave's two thresholds as published", func() bool {
+				return publishedNotifications(t, shell, "bob", "usage.limit.rejected") == 1 &&
+					publishedNotifications(t, shell, "dave", "usage.threshold.reached") == 2
+			})
 			if !regexp.MustCompile(`\d\d:\d\d:\d\d\.\d{3} DEBUG event applied\s.*userId=alice.*amount=2`).MatchString(up.output()) {
 				t.Errorf("the worker's log lines are not shown readably:\n%s", up.output())
 			}
@@ -368,6 +372,30 @@ func expectNotification(t *testing.T, exports, typ, user string) {
 	if !slices.ContainsFunc(got, match) {
 		t.Errorf("no %s notification for %s arrived in %s within 30s; received %+v", typ, user, inbox.QueueURL, got)
 	}
+}
+
+// publishedNotifications is how many published notifications of typ
+// `usagectl notifications` lists for the user.
+func publishedNotifications(t *testing.T, exports, user, typ string) int {
+	t.Helper()
+	type recorded struct {
+		Type      string `json:"type"`
+		Published bool   `json:"published"`
+	}
+	var view struct {
+		Notifications []recorded `json:"notifications"`
+	}
+	out := sh(t, exports, "usagectl notifications --user "+user+" --json")
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("usagectl notifications --json: %v\n%s", err, out)
+	}
+	n := 0
+	for _, r := range view.Notifications {
+		if r.Type == typ && r.Published {
+			n++
+		}
+	}
+	return n
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
