@@ -296,6 +296,9 @@ func balanceOf(a decision.Answer) (*usage.Balance, error) {
 	if b.Remaining, err = optionalDecimal("remaining", a.Remaining); err != nil {
 		return nil, err
 	}
+	if b.Held, err = optionalDecimal("held", a.Held); err != nil {
+		return nil, err
+	}
 	b.ResetPeriod = usage.ResetPeriod(a.ResetPeriod)
 	if b.PeriodStart, err = optionalInstant("periodStart", a.PeriodStart); err != nil {
 		return nil, err

@@ -105,6 +105,7 @@ type balanceView struct {
 	Used           json.Number  `json:"used"`
 	Limit          *json.Number `json:"limit"`
 	Remaining      *json.Number `json:"remaining"`
+	Held           *json.Number `json:"held,omitempty"`
 	ResetPeriod    string       `json:"resetPeriod"`
 	PeriodStart    *string      `json:"periodStart"`
 	NextReset      *string      `json:"nextReset"`
@@ -137,7 +138,7 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 		return err
 	}
 	v := balanceView{UserID: f.user, EntitlementKey: f.key, Used: number(b.Used), ResetPeriod: string(b.ResetPeriod),
-		Limit: optionalNumber(b.Limit), Remaining: optionalNumber(b.Remaining),
+		Limit: optionalNumber(b.Limit), Remaining: optionalNumber(b.Remaining), Held: optionalNumber(b.Held),
 		PeriodStart: optionalInstant(b.PeriodStart), NextReset: optionalInstant(b.NextReset)}
 	if f.asJSON {
 		return a.writeJSON(v)
@@ -150,6 +151,9 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 	} else {
 		fmt.Fprintf(w, "  limit         %s\n", v.Limit)
 		fmt.Fprintf(w, "  remaining     %s\n", v.Remaining)
+	}
+	if v.Held != nil {
+		fmt.Fprintf(w, "  held          %s (active holds, counted in used)\n", v.Held)
 	}
 	fmt.Fprintf(w, "  reset period  %s\n", v.ResetPeriod)
 	if v.PeriodStart != nil {
