@@ -528,6 +528,37 @@ func TestQueues(t *testing.T) {
 		}
 	})
 
+	t.Run("are FIFO queues with fifo_queue, in high-throughput mode, deduplicated by the producers' IDs", func(t *testing.T) {
+		std := m.evaluator(t, inputs(nil))
+		fifo := m.evaluator(t, inputs(map[string]cty.Value{"fifo_queue": cty.True}))
+		for q, name := range map[*hclsyntax.Block]string{main: queueName, dlq: dlqName} {
+			if got := asString(t, fifo.evalAttr(t, q, "name")); got != name+".fifo" {
+				t.Errorf("FIFO queue name %q, want %q", got, name+".fifo")
+			}
+			if got := fifo.evalAttr(t, q, "fifo_queue"); !got.RawEquals(cty.True) {
+				t.Errorf("%s: fifo_queue = %#v with fifo_queue", q.Labels[1], got)
+			}
+			if got := std.evalAttr(t, q, "fifo_queue"); !got.IsNull() {
+				t.Errorf("%s: fifo_queue = %#v by default, want unset (a standard queue)", q.Labels[1], got)
+			}
+		}
+		for attr, want := range map[string]cty.Value{
+			"content_based_deduplication": cty.False,
+			"deduplication_scope":         cty.StringVal("messageGroup"),
+			"fifo_throughput_limit":       cty.StringVal("perMessageGroupId"),
+		} {
+			if got := fifo.evalAttr(t, main, attr); !got.RawEquals(want) {
+				t.Errorf("FIFO main queue %s = %#v, want %#v", attr, got, want)
+			}
+			if got := std.evalAttr(t, main, attr); !got.IsNull() {
+				t.Errorf("standard main queue %s = %#v, want unset", attr, got)
+			}
+		}
+		if got := asInt(t, fifo.evalAttr(t, main, "visibility_timeout_seconds")); got != 6*30 {
+			t.Errorf("FIFO visibility timeout %d, want 6 timeouts (no batching window)", got)
+		}
+	})
+
 	t.Run("main queue dead-letters after max_receive_count receives", func(t *testing.T) {
 		for _, c := range []struct {
 			in   map[string]cty.Value
@@ -630,7 +661,7 @@ func TestEventSourceMapping(t *testing.T) {
 	}{
 		{"polls the main queue", "event_source_arn", cty.StringVal(mainQueueARN)},
 		{"invokes the function", "function_name", cty.StringVal("aws_lambda_function.this.arn")},
-		{"delivers batches of 20 by default", "batch_size", cty.NumberIntVal(20)},
+		{"delivers batches of up to 100 by default (docs/performance.md)", "batch_size", cty.NumberIntVal(100)},
 		{"waits at most 1 s to fill a batch by default", "maximum_batching_window_in_seconds", cty.NumberIntVal(1)},
 		{"reports partial batch failures", "function_response_types", cty.TupleVal([]cty.Value{cty.StringVal("ReportBatchItemFailures")})},
 	} {
@@ -640,6 +671,29 @@ func TestEventSourceMapping(t *testing.T) {
 			}
 		})
 	}
+	t.Run("batch size and window: the defaults per queue type, the seed's 20 still available", func(t *testing.T) {
+		num := cty.NumberIntVal
+		for _, c := range []struct {
+			in            map[string]cty.Value
+			batch, window cty.Value
+		}{
+			{nil, num(100), num(1)},
+			{map[string]cty.Value{"batch_size": num(20)}, num(20), num(1)},
+			{map[string]cty.Value{"batch_size": num(10), "maximum_batching_window_in_seconds": num(0)}, num(10), num(0)},
+			{map[string]cty.Value{"maximum_batching_window_in_seconds": num(3)}, num(100), num(3)},
+			// FIFO: at most 10 and no window, which is left unset.
+			{map[string]cty.Value{"fifo_queue": cty.True}, num(10), cty.NullVal(cty.Number)},
+			{map[string]cty.Value{"fifo_queue": cty.True, "batch_size": num(5)}, num(5), cty.NullVal(cty.Number)},
+		} {
+			e := m.evaluator(t, inputs(c.in))
+			if got := e.evalAttr(t, b, "batch_size"); !got.RawEquals(c.batch) {
+				t.Errorf("%v: batch_size = %#v, want %#v", c.in, got, c.batch)
+			}
+			if got := e.evalAttr(t, b, "maximum_batching_window_in_seconds"); !got.RawEquals(c.window) {
+				t.Errorf("%v: maximum_batching_window_in_seconds = %#v, want %#v", c.in, got, c.window)
+			}
+		}
+	})
 	t.Run("caps concurrency at maximum_concurrency", func(t *testing.T) {
 		scaling := oneNested(t, b, "scaling_config")
 		for in, want := range map[int64]int64{0: 10, 50: 50} {
@@ -1328,10 +1382,12 @@ func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
 		{"entitlement_pk_prefix", str(""), false},
 		{"entitlement_sk_prefix", str("E "), true},
 		{"entitlement_sk_prefix", str(""), false},
+		{"batch_size", cty.NullVal(cty.Number), true},
 		{"batch_size", num(10000), true},
 		{"batch_size", num(0), false},
 		{"batch_size", num(10001), false},
 		{"batch_size", cty.NumberFloatVal(10.5), false},
+		{"maximum_batching_window_in_seconds", cty.NullVal(cty.Number), true},
 		{"maximum_batching_window_in_seconds", num(0), true},
 		{"maximum_batching_window_in_seconds", num(301), false},
 		{"maximum_concurrency", num(2), true},
@@ -1572,6 +1628,11 @@ func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 		{"defaults are consistent: batch", [2]string{"aws_lambda_event_source_mapping", "queue"}, nil, true},
 		{"batch over 10 needs a batching window", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"maximum_batching_window_in_seconds": num(0)}, false},
 		{"batch of 10 needs no batching window", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"batch_size": num(10), "maximum_batching_window_in_seconds": num(0)}, true},
+		{"the seed's batch of 20 with its 1 s window", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"batch_size": num(20), "maximum_batching_window_in_seconds": num(1)}, true},
+		{"FIFO defaults are consistent", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"fifo_queue": cty.True}, true},
+		{"FIFO batch over 10", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"fifo_queue": cty.True, "batch_size": num(20)}, false},
+		{"FIFO with a batching window", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"fifo_queue": cty.True, "maximum_batching_window_in_seconds": num(1)}, false},
+		{"FIFO with a window of 0", [2]string{"aws_lambda_event_source_mapping", "queue"}, map[string]cty.Value{"fifo_queue": cty.True, "maximum_batching_window_in_seconds": num(0)}, true},
 		{"defaults are consistent: function", [2]string{"aws_lambda_function", "this"}, nil, true},
 		{"dedup retention shorter than the DLQ retention", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("168h")}, false},
 		{"dedup retention in mixed units covering the DLQ", [2]string{"aws_lambda_function", "this"}, map[string]cty.Value{"dedup_retention": str("335h59m60s")}, true},

@@ -99,3 +99,26 @@ func TestFIFOID(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupID: one group per entitlement; no two entitlements share one,
+// however their IDs contain the separator.
+func TestGroupID(t *testing.T) {
+	tests := []struct{ user, key, want string }{
+		{"user-123", "AI_TUTOR_ACCESS", "user-123#AI_TUTOR_ACCESS"},
+		{"a#b", "c", "a%23b#c"},
+		{"a", "b#c", "a#b%23c"},
+		{"50%", "k", "50%25#k"},
+	}
+	for _, tt := range tests {
+		if got := GroupID(tt.user, tt.key); got != tt.want {
+			t.Errorf("GroupID(%q, %q) = %q, want %q", tt.user, tt.key, got, tt.want)
+		}
+	}
+	if GroupID("a#b", "c") == GroupID("a", "b#c") {
+		t.Error("two entitlements share a group")
+	}
+	long := GroupID(strings.Repeat("u", 100), strings.Repeat("k", 100))
+	if !strings.HasPrefix(long, "sha256:") || long == GroupID(strings.Repeat("u", 101), strings.Repeat("k", 99)) {
+		t.Errorf("long IDs: %q", long)
+	}
+}

@@ -258,15 +258,19 @@ func (p *Publisher) Publish(ctx context.Context, ev usage.Event) (Receipt, error
 // WithConcurrency calls at a time. Entries that SQS reports as failed
 // without sender fault are resent alone, with backoff (WithRetry).
 //
-// On a FIFO queue each event's MessageGroupId is its userId (one user's
-// events stay in order; different users proceed in parallel) and its
+// On a FIFO queue each event's MessageGroupId is its entitlement
+// (GroupID of its userId and entitlementKey) and its
 // MessageDeduplicationId is its idempotency key, which is generated when
-// absent because FIFO queues require one. SQS allows only printable ASCII
-// and 128 characters in both; a value outside that is replaced by
-// "sha256:" and its hex SHA-256, which keeps equal values equal. Calls
-// are made one at a time so that a group's events are enqueued in the
-// order given, except that an entry SQS failed and that is resent after
-// backoff lands after the events that followed it.
+// absent because FIFO queues require one. So one entitlement's events
+// stay in order, are never in the hands of two consumers at once (SQS
+// hands out a group's next messages only when the earlier ones are done),
+// and arrive together in a batch, where the service decides them in one
+// transaction; different entitlements proceed in parallel. SQS allows
+// only printable ASCII and 128 characters in both IDs; a value outside
+// that is replaced by "sha256:" and its hex SHA-256, which keeps equal
+// values equal. Calls are made one at a time so that a group's events are
+// enqueued in the order given, except that an entry SQS failed and that
+// is resent after backoff lands after the events that followed it.
 //
 // The error is non-nil only when ctx ends before every event was sent: it
 // is then ctx.Err(), and the Results of the events not confirmed say so
@@ -304,7 +308,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 		}
 		e := entry{index: i, body: string(body)}
 		if p.fifo {
-			e.group = FIFOID(ev.UserID)
+			e.group = GroupID(ev.UserID, ev.EntitlementKey)
 			e.dedup = FIFOID(ev.IdempotencyKey)
 		}
 		pending = append(pending, e)
@@ -472,12 +476,22 @@ func callError(ctx context.Context, err error, attempt int) error {
 	return se
 }
 
-// FIFOID maps s (a userId or an idempotency key) to a valid FIFO
+// GroupID is the FIFO MessageGroupId of an entitlement's events: the
+// userId and the entitlementKey, "%" and "#" in each escaped as "%25" and
+// "%23", joined by "#" (so that no two entitlements share a group), made
+// valid by FIFOID. For example "user-123#AI_TUTOR_ACCESS".
+func GroupID(userID, entitlementKey string) string {
+	return FIFOID(groupEscaper.Replace(userID) + "#" + groupEscaper.Replace(entitlementKey))
+}
+
+var groupEscaper = strings.NewReplacer("%", "%25", "#", "%23")
+
+// FIFOID maps s (a group name or an idempotency key) to a valid FIFO
 // MessageGroupId or MessageDeduplicationId: 1 to 128 characters of
 // printable ASCII ('!' to '~') are kept as they are; anything else is
 // replaced by "sha256:" and its hex SHA-256, deterministically, so the
-// same userId is always the same group and the same key always the same
-// deduplication ID.
+// same entitlement is always the same group and the same key always the
+// same deduplication ID.
 func FIFOID(s string) string {
 	ok := len(s) > 0 && len(s) <= 128
 	for i := 0; ok && i < len(s); i++ {

@@ -485,7 +485,7 @@ func TestFIFOQueuesGetGroupAndDeduplicationIDs(t *testing.T) {
 	}
 
 	got := receiveAll(t, c, url, 3)
-	wantGroups := map[string]string{"user-a": "user-a", "user-b": "user-b", "usér ☃": producer.FIFOID("usér ☃")}
+	wantGroups := map[string]string{"user-a": "user-a#api-calls", "user-b": "user-b#api-calls", "usér ☃": producer.FIFOID("usér ☃#api-calls")}
 	for _, m := range got {
 		ev, err := usage.ParseEvent([]byte(aws.ToString(m.Body)))
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 // Client is the part of the SQS API the worker and dead-letter sender call.
@@ -27,9 +28,14 @@ type Client interface {
 	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 }
 
-// Worker long-polls a queue and runs each received batch through the
+// Worker long-polls a queue and runs what it receives through the
 // pipeline. It deletes what is done and leaves the rest to reappear after
 // the visibility timeout.
+//
+// Received messages wait up to CoalesceWindow for more of the same
+// entitlement from later receives, and are then handed to the Handler as
+// one batch (see coalesce.go): the Processor decides each entitlement's
+// events of the batch together, in arrival order, in one transaction.
 type Worker struct {
 	Client   Client
 	QueueURL string
@@ -38,13 +44,21 @@ type Worker struct {
 	Pollers int
 	// WaitTime is the long-poll duration (default 20s, SQS's maximum).
 	WaitTime time.Duration
-	Logger   *slog.Logger
+	// CoalesceWindow is how long a received message may wait for others
+	// before its batch is decided (0: as soon as it is received). It must
+	// stay well inside the queue's visibility timeout.
+	CoalesceWindow time.Duration
+	// CoalesceMax bounds the messages of one batch (default
+	// DefaultCoalesceMax); a batch that reaches it is decided at once.
+	CoalesceMax int
+	Logger      *slog.Logger
 }
 
-// Run polls until ctx is cancelled, then stops receiving, finishes the
-// batches in flight, deletes what is done and returns nil. It returns an
-// error only if receiving keeps failing in a way that cannot recover
-// (the queue does not exist, access denied).
+// Run polls until ctx is cancelled, then stops receiving, decides what it
+// has received at once (without waiting for the window), deletes what is
+// done and returns nil. It returns an error only if receiving keeps
+// failing in a way that cannot recover (the queue does not exist, access
+// denied).
 func (w *Worker) Run(ctx context.Context) error {
 	pollers := w.Pollers
 	if pollers <= 0 {
@@ -54,6 +68,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	limit := w.CoalesceMax
+	if limit <= 0 {
+		limit = DefaultCoalesceMax
+	}
+	// What the worker holds at most: a full batch pending plus a receive
+	// per poller, so that the pollers keep receiving while a batch is
+	// decided, but stop when batches queue up.
+	room := newBudget(limit + 10*pollers)
+	// The batches run to completion even when shutdown starts: their
+	// outcomes are decided, and deleting what is done now saves a
+	// redelivery.
+	work := context.WithoutCancel(ctx)
+	c := newCoalescer(w.CoalesceWindow, limit, func(free func(usage.Scope), msgs []pipeline.Message) {
+		defer room.give(len(msgs))
+		results := w.Handler(pipeline.WithRequestID(withFree(work, free), "worker-"+msgs[0].ID), msgs)
+		w.deleteDone(work, logger, msgs, results)
+	}, func(pending int) {
+		if pending > 0 {
+			logger.Info("worker stopping: deciding the messages received", "pending", pending)
+		}
+	})
+
 	var wg sync.WaitGroup
 	errs := make(chan error, pollers)
 	pollCtx, stopPolling := context.WithCancel(ctx)
@@ -62,24 +98,28 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.poll(pollCtx, logger); err != nil {
+			if err := w.poll(pollCtx, logger, c, room); err != nil {
 				errs <- err
 				stopPolling()
 			}
 		}()
 	}
 	wg.Wait()
+	c.close()
 	close(errs)
 	return <-errs
 }
 
-func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
+func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, room *budget) error {
 	wait := w.WaitTime
 	if wait <= 0 {
 		wait = 20 * time.Second
 	}
 	failures := 0
 	for ctx.Err() == nil {
+		if !room.take(ctx, 10) {
+			return nil
+		}
 		out, err := w.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:            aws.String(w.QueueURL),
 			MaxNumberOfMessages: 10,
@@ -92,6 +132,7 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
 			MessageAttributeNames: []string{pipeline.OriginalIDAttribute},
 		})
 		if err != nil {
+			room.give(10)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -107,22 +148,17 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger) error {
 			continue
 		}
 		failures = 0
+		room.give(10 - len(out.Messages))
 		if len(out.Messages) == 0 {
 			continue
 		}
-		// The batch runs to completion even when shutdown starts: its
-		// outcomes are decided, and deleting what is done now saves a
-		// redelivery.
-		work := context.WithoutCancel(ctx)
-		batchID := aws.ToString(out.Messages[0].MessageId)
-		msgs := make([]pipeline.Message, len(out.Messages))
-		receipts := map[string]string{}
+		logger.Debug("messages received", "count", len(out.Messages))
+		now := time.Now()
+		as := make([]arrival, len(out.Messages))
 		for i, m := range out.Messages {
-			msgs[i] = toMessage(m)
-			receipts[msgs[i].ID] = aws.ToString(m.ReceiptHandle)
+			as[i] = newArrival(toMessage(m), now)
 		}
-		results := w.Handler(pipeline.WithRequestID(work, "worker-"+batchID), msgs)
-		w.deleteDone(work, logger, results, receipts)
+		c.add(as)
 	}
 	return nil
 }
@@ -150,17 +186,17 @@ func toMessage(m types.Message) pipeline.Message {
 // deleteDone deletes done messages, ten per DeleteMessageBatch (the
 // most SQS takes). A failed delete is logged, not retried: the message
 // reappears and comes back a duplicate.
-func (w *Worker) deleteDone(ctx context.Context, logger *slog.Logger, results []pipeline.Result, receipts map[string]string) {
-	var done []string // message IDs
-	for _, r := range results {
+func (w *Worker) deleteDone(ctx context.Context, logger *slog.Logger, msgs []pipeline.Message, results []pipeline.Result) {
+	var done []pipeline.Message
+	for i, r := range results {
 		if r.Done() {
-			done = append(done, r.MessageID)
+			done = append(done, msgs[i])
 		}
 	}
 	for chunk := range slices.Chunk(done, 10) {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(chunk))
-		for i, id := range chunk {
-			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(receipts[id])}
+		for i, m := range chunk {
+			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(m.ReceiptHandle)}
 		}
 		out, err := w.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(w.QueueURL), Entries: entries})
 		if err != nil {
@@ -176,10 +212,10 @@ func (w *Worker) deleteDone(ctx context.Context, logger *slog.Logger, results []
 // entryMessageID maps a batch entry ID back to the message ID of its
 // chunk. Entry IDs are indexes within the request: SQS allows only
 // [A-Za-z0-9_-] there, and message IDs are not promised to qualify.
-func entryMessageID(chunk []string, entryID *string) string {
+func entryMessageID(chunk []pipeline.Message, entryID *string) string {
 	i, err := strconv.Atoi(aws.ToString(entryID))
 	if err != nil || i < 0 || i >= len(chunk) {
 		return "entry " + aws.ToString(entryID)
 	}
-	return chunk[i]
+	return chunk[i].ID
 }

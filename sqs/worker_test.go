@@ -221,3 +221,54 @@ func TestWithoutADeadLetterQueueRejectionsStayForTheRedrivePolicy(t *testing.T) 
 		t.Errorf("main queue still holds %d", d)
 	}
 }
+
+// countingStore counts Store.Update calls (each is one transaction per
+// 50 records, when nothing conflicts).
+type countingStore struct {
+	inner pipeline.Store
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *countingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return s.inner.Update(ctx, scope, records, decide)
+}
+
+// TestWorkerCoalescesAcrossReceives: against the emulators, 40 events of
+// one entitlement arrive in receives of at most 10; with a window they
+// are decided in fewer Store.Update calls than there were receives, and
+// exactly: the limit holds, the applied total is what one by one gives.
+func TestWorkerCoalescesAcrossReceives(t *testing.T) {
+	s := newStack(t, emulator.UniqueName(t, "q"))
+	ctx := context.Background()
+	dynamodb.PutEntitlement(ctx, s.ddb, s.entitlements, dynamodb.DefaultEntitlementKeys, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("30")})
+	var bodies []string
+	for i := range 40 {
+		bodies = append(bodies, fmt.Sprintf(`{"userId":"u","entitlementKey":"k","amount":1,"idempotencyKey":"e-%d"}`, i))
+	}
+	s.send(t, s.queues.URL, bodies...)
+	store := &countingStore{inner: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
+	p := &pipeline.Processor{Store: store}
+	h := pipeline.New(p.Handle, pipeline.Options{DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}})
+	runCtx, stop := context.WithCancel(ctx)
+	w := &sqs.Worker{Client: s.sqs, QueueURL: s.queues.URL, Handler: h, Pollers: 4, WaitTime: time.Second, CoalesceWindow: time.Second}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	waitUntil(t, "the queue to drain", 60*time.Second, func() bool { return s.depth(t, s.queues.URL) == 0 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	if got := s.used(t, "u", "k"); got.Cmp(usage.MustDecimal("30")) != 0 {
+		t.Errorf("used %s, want the limit, 30", got)
+	}
+	if d := s.depth(t, s.queues.DeadLetterURL); d != 10 {
+		t.Errorf("%d dead letters, want the 10 over the limit", d)
+	}
+	if store.calls >= 4 {
+		t.Errorf("%d Store.Update calls for 40 events in receives of at most 10: nothing was coalesced across receives", store.calls)
+	}
+}

@@ -159,7 +159,9 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 		DisableCache: !cfg.StateCache,
 		Outbox:       outbox,
 	})
-	processor := &pipeline.Processor{Store: store, Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
+	// ReleaseEarly: in the worker, an entitlement is free for the next
+	// batch as soon as its own write returns (a pass-through in Lambda).
+	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(store), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
 	opts := pipeline.Options{Logger: logger}
 	if recorder != nil {
@@ -327,8 +329,10 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 		defer srv.Close()
 		a.logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
-	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
-	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers, Logger: a.logger}
+	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(),
+		"deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
+	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers,
+		CoalesceWindow: a.cfg.CoalesceWindow, Logger: a.logger}
 	// The periodic work (the notification recovery sweep) runs beside
 	// the pollers, in this process, and stops with them.
 	periodicCtx, stopPeriodic := context.WithCancel(ctx)

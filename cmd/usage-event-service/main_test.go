@@ -5,22 +5,27 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/sqs"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }
@@ -141,6 +146,87 @@ func TestWorkerAgainstTheEmulators(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("SIGTERM mid-window decides and deletes what was received before exiting", func(t *testing.T) {
+		dynamodb.PutEntitlement(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys, dynamodb.EntitlementItem{UserID: "sigterm", EntitlementKey: "k"})
+		// A queue of its own: the emulator may still hand a message to a
+		// long poll of the previous worker, cut off when it stopped.
+		queues, err := sqs.CreateQueues(ctx, sq, emulator.UniqueName(t, "q"), 3, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			body := fmt.Sprintf(`{"userId":"sigterm","entitlementKey":"k","amount":1,"idempotencyKey":"s-%d"}`, i)
+			if _, err := sq.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(queues.URL), MessageBody: aws.String(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command(bin, "worker", "--queue-url", queues.URL)
+		// The longest window allowed: the signal surely arrives inside it.
+		cmd.Env = append(env, "COALESCE_WINDOW=1s", "LOG_LEVEL=DEBUG", "PATH="+os.Getenv("PATH"))
+		var out emulator.LockedBuffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		// In the worker's hands: the messages are in flight and its
+		// receives have returned them (a receive cut short by the signal
+		// could leave one in flight without it).
+		for queueCounts(t, sq, queues.URL)[1] < 5 || received(out.String()) < 5 {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("the worker did not receive the 5 messages; output:\n%s", out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("worker exited with %v; output:\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), `"msg":"worker stopping: deciding the messages received","pending":5`) {
+			t.Errorf("no line saying the 5 pending messages were decided at shutdown:\n%s", out.String())
+		}
+		if c := queueCounts(t, sq, queues.URL); c != [2]int{0, 0} {
+			t.Errorf("queue holds %v (visible, in flight) after the stop: not deleted", c)
+		}
+		ents, err := dynamodb.ListEntitlements(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys, "sigterm", "k")
+		if err != nil || len(ents) != 1 || ents[0].Used.Cmp(usage.MustDecimal("5")) != 0 {
+			t.Errorf("entitlement after the stop: %+v, %v; want used 5", ents, err)
+		}
+	})
+}
+
+// received adds up the worker's "messages received" debug lines.
+func received(output string) int {
+	n := 0
+	for line := range strings.Lines(output) {
+		var rec struct {
+			Msg   string
+			Count int
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "messages received" {
+			n += rec.Count
+		}
+	}
+	return n
+}
+
+// queueCounts is a queue's visible and in-flight message counts.
+func queueCounts(t *testing.T, c *awssqs.Client, url string) [2]int {
+	t.Helper()
+	out, err := c.GetQueueAttributes(context.Background(), &awssqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
+	b, _ := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return [2]int{a, b}
 }
 
 // checkMetricsEndpoint scrapes the worker's /metrics and /healthz at the

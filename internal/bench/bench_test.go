@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"reflect"
 	"testing"
@@ -226,32 +227,97 @@ func TestRequestUnits(t *testing.T) {
 	}
 }
 
-func TestQueueRequeuesAndEnds(t *testing.T) {
-	q := newQueue(45, 20, 50*time.Millisecond)
+func TestQueueGathersFullBatchesRequeuesAndEnds(t *testing.T) {
+	q := newQueue(45, time.Now(), nil, 50*time.Millisecond, false, nil)
 	start := time.Now()
-	var sizes []int
+	var sizes, receives []int
 	first := true
 	for {
-		b := q.take()
+		b, r := q.gather(context.Background(), 20, 10*time.Millisecond)
 		if b == nil {
 			break
 		}
-		sizes = append(sizes, len(b))
+		sizes, receives = append(sizes, len(b)), append(receives, r)
 		var again []pending
 		if first {
 			again = []pending{{msg: b[0].msg, receive: b[0].receive + 1}}
 			first = false
 		}
-		q.done(again)
+		q.done(b, again)
 	}
-	if !reflect.DeepEqual(sizes, []int{20, 20, 5, 1}) {
-		t.Errorf("batch sizes %v", sizes)
+	if !reflect.DeepEqual(sizes, []int{20, 20, 5, 1}) || !reflect.DeepEqual(receives, []int{2, 2, 1, 1}) {
+		t.Errorf("batch sizes %v, receives %v", sizes, receives)
 	}
 	if el := time.Since(start); el < 50*time.Millisecond {
 		t.Errorf("the redelivery came after %v, before the visibility timeout", el)
 	}
 	if idle := q.idleTime(); idle < 30*time.Millisecond || idle > time.Since(start) {
 		t.Errorf("idle %v", idle)
+	}
+}
+
+// An open loop: a batch takes what arrives within the window after its
+// first message, not more; window 0 takes one receive.
+func TestQueueGathersWithinTheWindow(t *testing.T) {
+	arrivals := []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 400 * time.Millisecond}
+	q := newQueue(4, time.Now(), arrivals, time.Second, false, nil)
+	b, r := q.gather(context.Background(), 100, 200*time.Millisecond)
+	if len(b) != 3 || r != 3 {
+		t.Errorf("first batch %v (%d receives), want the 3 messages of its window", b, r)
+	}
+	q.done(b, nil)
+	b, _ = q.gather(context.Background(), 100, 0)
+	if len(b) != 1 || b[0].msg != 3 {
+		t.Errorf("second batch %v, want message 3 alone", b)
+	}
+	q.done(b, nil)
+	if b, _ := q.gather(context.Background(), 100, 0); b != nil {
+		t.Errorf("a drained queue gave %v", b)
+	}
+}
+
+// FIFO: a receive returns a group's messages together and in order; a
+// group in hand, or waiting for a redelivery, gives nothing more.
+func TestQueueKeepsFIFOGroups(t *testing.T) {
+	groups := []string{"A", "A", "B", "A", "B", "C"}
+	q := newQueue(len(groups), time.Now(), nil, 30*time.Millisecond, true, func(i int) string { return groups[i] })
+	recv := func() []int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		var ids []int
+		for _, p := range q.receive(time.Now(), 4) {
+			ids = append(ids, p.msg)
+		}
+		return ids
+	}
+	if got := recv(); !reflect.DeepEqual(got, []int{0, 1, 3, 2}) {
+		t.Errorf("first receive %v, want A's three, then B's first", got)
+	}
+	if got := recv(); !reflect.DeepEqual(got, []int{5}) {
+		t.Errorf("second receive %v, want only C (A and B are in hand)", got)
+	}
+	// A's second message failed: it and A's third come back; A waits.
+	q.done([]pending{{msg: 0, receive: 1}, {msg: 1, receive: 1}, {msg: 3, receive: 1}, {msg: 2, receive: 1}, {msg: 5, receive: 1}},
+		[]pending{{msg: 1, receive: 2}, {msg: 3, receive: 2}})
+	if got := recv(); !reflect.DeepEqual(got, []int{4}) {
+		t.Errorf("third receive %v, want B's second only (A waits for its redelivery)", got)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if got := recv(); !reflect.DeepEqual(got, []int{1, 3}) {
+		t.Errorf("after the visibility timeout %v, want A's two redeliveries in order", got)
+	}
+}
+
+func TestArrivalOffsets(t *testing.T) {
+	if ArrivalOffsets(10, 0, 1) != nil {
+		t.Error("rate 0: want everything at the start")
+	}
+	a := ArrivalOffsets(20000, 1000, 1)
+	if !reflect.DeepEqual(a, ArrivalOffsets(20000, 1000, 1)) || a[0] != 0 {
+		t.Error("not deterministic, or the first does not arrive at the start")
+	}
+	if mean := a[len(a)-1].Seconds() / float64(len(a)-1); math.Abs(mean-0.001) > 0.00005 {
+		t.Errorf("mean gap %v s, want 1 ms", mean)
 	}
 }
 

@@ -19,6 +19,98 @@ var (
 	baselineColor = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 )
 
+// WriteSettingChart draws the whole bill per million events and the p99
+// end-to-end latency against a batch size or window sweep, ours and the
+// baseline, side by side, as a PNG.
+func WriteSettingChart(path string, runs []Comparison, sweepOf string, mode Mode, subtitle string) error {
+	if len(runs) == 0 {
+		return fmt.Errorf("no runs to chart")
+	}
+	x := func(r *Result) float64 { return float64(r.BatchSize) }
+	xlabel := "Lambda batch size"
+	label := func(r *Result) string { return fmt.Sprint(r.BatchSize) }
+	if sweepOf == "window" {
+		x = func(r *Result) float64 { return r.WindowMs }
+		xlabel = "Lambda maximum batching window (ms)"
+		if mode == Worker {
+			xlabel = "worker COALESCE_WINDOW (ms)"
+		}
+		label = func(r *Result) string { return fmt.Sprintf("%g", r.WindowMs) }
+	}
+	var ticks []plot.Tick
+	for _, c := range runs {
+		ticks = append(ticks, plot.Tick{Value: x(c.Ours), Label: label(c.Ours)})
+	}
+	panel := func(title, ylabel string, f func(*Result) float64) (*plot.Plot, error) {
+		p := plot.New()
+		p.Title.Text = title
+		p.X.Label.Text = xlabel
+		p.Y.Label.Text = ylabel
+		p.Y.Min = 0
+		p.Add(plotter.NewGrid())
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		for _, s := range []struct {
+			name  string
+			pick  func(Comparison) *Result
+			color color.Color
+			shape draw.GlyphDrawer
+		}{{"ours", func(c Comparison) *Result { return c.Ours }, oursColor, draw.CircleGlyph{}},
+			{"naive baseline", func(c Comparison) *Result { return c.Baseline }, baselineColor, draw.SquareGlyph{}}} {
+			xy := make(plotter.XYs, len(runs))
+			for i, c := range runs {
+				xy[i].X, xy[i].Y = x(s.pick(c)), f(s.pick(c))
+			}
+			line, points, err := plotter.NewLinePoints(xy)
+			if err != nil {
+				return nil, err
+			}
+			line.Color, line.Width = s.color, vg.Points(2)
+			points.Color, points.Shape, points.Radius = s.color, s.shape, vg.Points(3)
+			p.Add(line, points)
+			p.Legend.Add(s.name, line, points)
+		}
+		p.Legend.Top, p.Legend.Left = true, true
+		return p, nil
+	}
+	cost, err := panel("Whole bill (DynamoDB + SQS + Lambda)", "USD per million events", func(r *Result) float64 { return r.TotalUSDPerMillionEvents })
+	if err != nil {
+		return err
+	}
+	lat, err := panel("p99 end-to-end latency (arrival to done)", "ms", func(r *Result) float64 { return r.EndToEndP99Ms })
+	if err != nil {
+		return err
+	}
+	cost.Legend.Top = false
+	return writePanels(path, subtitle, cost, lat)
+}
+
+// writePanels draws two plots side by side under a subtitle as a PNG.
+func writePanels(path, subtitle string, left, right *plot.Plot) error {
+	const w, h = 12 * vg.Inch, 5 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	top := draw.Crop(dc, 0, 0, 0, -0.4*vg.Inch)
+	title := draw.Crop(dc, 0, 0, h-0.4*vg.Inch, 0)
+	title.FillText(draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 12), Handler: plot.DefaultTextHandler,
+		XAlign: draw.XCenter, YAlign: draw.YCenter}, vg.Point{X: w / 2, Y: title.Center().Y}, subtitle)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
+	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, top)
+	left.Draw(canvases[0][0])
+	right.Draw(canvases[0][1])
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // WriteChart draws events/s and p99 batch latency against concurrency for
 // ours and the baseline, side by side, as a PNG.
 func WriteChart(path string, runs []Comparison, subtitle string) error {
@@ -79,28 +171,5 @@ func WriteChart(path string, runs []Comparison, subtitle string) error {
 	thr.Legend.XOffs, lat.Legend.YOffs = -vg.Points(6), -vg.Points(4)
 	thr.Legend.YOffs = vg.Points(6)
 
-	const w, h = 12 * vg.Inch, 5 * vg.Inch
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	top := draw.Crop(dc, 0, 0, 0, -0.4*vg.Inch)
-	title := draw.Crop(dc, 0, 0, h-0.4*vg.Inch, 0)
-	title.FillText(draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 12), Handler: plot.DefaultTextHandler,
-		XAlign: draw.XCenter, YAlign: draw.YCenter}, vg.Point{X: w / 2, Y: title.Center().Y}, subtitle)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
-	canvases := plot.Align([][]*plot.Plot{{thr, lat}}, tiles, top)
-	thr.Draw(canvases[0][0])
-	lat.Draw(canvases[0][1])
-
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writePanels(path, subtitle, thr, lat)
 }

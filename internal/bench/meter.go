@@ -19,16 +19,21 @@ import (
 // included, and ReturnConsumedCapacity=TOTAL is set on inputs that lack it.
 type Meter struct {
 	mu        sync.Mutex
-	attempts  map[string]int     // HTTP attempts by operation
-	calls     map[string]int     // API calls by operation (an SDK retry is one call)
-	failures  map[string]int     // failed calls by "Operation: ErrorCode[reasons]"
-	canceled  int                // TransactWriteItems canceled
-	canceledN int                // items in canceled transactions
-	condFail  int                // single-item writes whose condition failed
-	units     map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
-	maxPut    int                // largest item written by a Put, in bytes
-	warnings  int                // SDK warnings logged
-	took      map[string]time.Duration
+	attempts  map[string]int // HTTP attempts by operation
+	calls     map[string]int // API calls by operation (an SDK retry is one call)
+	failures  map[string]int // failed calls by "Operation: ErrorCode[reasons]"
+	canceled  int            // TransactWriteItems canceled
+	canceledN int            // items in canceled transactions
+	// canceledBy: canceled transactions by the item whose condition
+	// failed: "entitlement" (the first item, or a table other than the
+	// ledger's) or "ledger" (a ledger key assumed absent was there, or a
+	// refunded consume moved).
+	canceledBy map[string]int
+	condFail   int                // single-item writes whose condition failed
+	units      map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
+	maxPut     int                // largest item written by a Put, in bytes
+	warnings   int                // SDK warnings logged
+	took       map[string]time.Duration
 }
 
 func (m *Meter) warning() {
@@ -39,7 +44,7 @@ func (m *Meter) warning() {
 
 // NewMeter returns an empty Meter.
 func NewMeter() *Meter {
-	return &Meter{attempts: map[string]int{}, calls: map[string]int{}, failures: map[string]int{}, units: map[string]float64{}, took: map[string]time.Duration{}}
+	return &Meter{attempts: map[string]int{}, calls: map[string]int{}, failures: map[string]int{}, units: map[string]float64{}, took: map[string]time.Duration{}, canceledBy: map[string]int{}}
 }
 
 // tally collects what one unit of work (a group, an event) cost; it rides
@@ -198,6 +203,15 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 			m.canceled++
 			if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok {
 				m.canceledN += len(in.TransactItems)
+				for i, r := range canceled.CancellationReasons {
+					if r.Code != nil && *r.Code == "ConditionalCheckFailed" {
+						what := "ledger"
+						if i == 0 {
+							what = "entitlement"
+						}
+						m.canceledBy[what]++
+					}
+				}
 			}
 		case errors.As(err, &ccf):
 			m.condFail++
@@ -283,6 +297,10 @@ type MeterSnapshot struct {
 	ConditionalCheckFailures int `json:"conditionalCheckFailures"`
 	CanceledTransactions     int `json:"canceledTransactions"`
 	CanceledTransactionItems int `json:"canceledTransactionItems"`
+	// FailedConditionsBy counts the failed conditions of canceled
+	// transactions by item: "entitlement" (the plan's first write) or
+	// "ledger".
+	FailedConditionsBy map[string]int `json:"failedConditionsBy,omitempty"`
 }
 
 // Snapshot copies the counts.
@@ -292,7 +310,10 @@ func (m *Meter) Snapshot() MeterSnapshot {
 	s := MeterSnapshot{Attempts: map[string]int{}, Calls: map[string]int{}, Failures: map[string]int{},
 		RCU: m.units["read"], WCU: m.units["write"], ConditionalCheckFailures: m.condFail,
 		RRU: m.units["rru"], WRU: m.units["wru"] + m.units["failedWru"], FailedWRU: m.units["failedWru"], MaxPutBytes: m.maxPut, SDKWarnings: m.warnings,
-		CanceledTransactions: m.canceled, CanceledTransactionItems: m.canceledN}
+		CanceledTransactions: m.canceled, CanceledTransactionItems: m.canceledN, FailedConditionsBy: map[string]int{}}
+	for k, v := range m.canceledBy {
+		s.FailedConditionsBy[k] = v
+	}
 	for k, v := range m.attempts {
 		s.Attempts[k] = v
 		s.Requests += v

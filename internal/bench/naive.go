@@ -58,6 +58,10 @@ type Naive struct {
 	// MaxAttempts bounds the read-modify-write rounds of one event.
 	MaxAttempts int
 	Now         func() time.Time
+	// Sequential handles a batch's messages one at a time, in order, and
+	// once one fails (RETRY) reports the rest as failed without handling
+	// them: Powertools' FIFO batch processor (SqsFifoPartialProcessor).
+	Sequential bool
 	// observe, when set, is called around each event with a context that
 	// carries the event's tally (see run.go).
 	observe func(ctx context.Context, scope usage.Scope) (context.Context, func([]usage.Outcome))
@@ -81,8 +85,15 @@ var naiveBackoff = backoff.Exponential{Base: 5 * time.Millisecond, Max: 500 * ti
 // event's idempotency lock (Powertools' IdempotencyAlreadyInProgressError).
 var ErrInProgress = errors.New("idempotency record is INPROGRESS in another invocation")
 
+// ErrSkipped is the cause of RETRY for the messages a sequential (FIFO)
+// batch did not handle after an earlier one failed.
+var ErrSkipped = errors.New("not handled: an earlier message of the FIFO batch failed")
+
 // Handle is a pipeline.Handler.
 func (n *Naive) Handle(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
+	if n.Sequential {
+		return n.handleInOrder(ctx, msgs)
+	}
 	results := make([]pipeline.Result, len(msgs))
 	var wg sync.WaitGroup
 	for i, m := range msgs {
@@ -106,6 +117,32 @@ func (n *Naive) Handle(ctx context.Context, msgs []pipeline.Message) []pipeline.
 		}()
 	}
 	wg.Wait()
+	return results
+}
+
+func (n *Naive) handleInOrder(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
+	results := make([]pipeline.Result, len(msgs))
+	failed := false
+	for i, m := range msgs {
+		results[i].MessageID = m.ID
+		ev, err := usage.ParseEvent([]byte(m.Body))
+		switch {
+		case failed:
+			results[i].Outcome = usage.Outcome{Status: usage.Retry, Err: ErrSkipped}
+			continue
+		case err != nil:
+			results[i].Outcome = usage.Outcome{Status: usage.Rejected, Err: err}
+			continue
+		}
+		results[i].Event = ev
+		ectx, done := ctx, func([]usage.Outcome) {}
+		if n.observe != nil {
+			ectx, done = n.observe(ctx, ev.Scope())
+		}
+		results[i].Outcome = n.process(ectx, usage.Record{Event: ev, MessageID: m.ID})
+		done([]usage.Outcome{results[i].Outcome})
+		failed = results[i].Status == usage.Retry
+	}
 	return results
 }
 

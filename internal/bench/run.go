@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,13 +66,36 @@ type RunConfig struct {
 	// HTTP attempt of the measured client (see RTT); set-up, seeding and
 	// the correctness check are not delayed.
 	RTT time.Duration
-	// Notify turns usage notifications on for ours (NOTIFY_THRESHOLDS
-	// 80,100 and NOTIFY_LIMIT_REJECTED, as the service's defaults): the
-	// writes that cross record them, and each is marked published right
-	// after (dynamodb.MarkPublished on the measured client; SNS itself is
-	// not part of the bench).
-	Notify bool
+	// Mode is how the queue is consumed: Lambda's event source (the
+	// default) or worker processes (sqs.Worker). Concurrency is the number
+	// of concurrent invocations, or of worker processes.
+	Mode Mode
+	// Window is Lambda's maximum batching window, or the worker's
+	// COALESCE_WINDOW (the baseline's worker does not coalesce).
+	Window time.Duration
+	// CoalesceMax is the worker's bound on a batch (0: its default).
+	CoalesceMax int
+	// Rate, when positive, is the mean arrival rate in events per second
+	// (exponential gaps, seeded by Seed): an open loop, in which batches
+	// form as messages arrive. 0: every message is in the queue at the
+	// start (a closed loop: batches are full and windows do not matter).
+	Rate float64
+	Seed uint64
+	// FIFO delivers as a FIFO queue whose message group is the
+	// entitlement (the producer library's GroupID): a group's messages in
+	// order, a group in one consumer's hands at a time, as many of a
+	// group together as a receive holds. The baseline then handles a
+	// batch in order (Powertools' FIFO batch processor).
+	FIFO bool
 }
+
+// Mode is how the queue is consumed.
+type Mode string
+
+const (
+	Lambda Mode = "lambda"
+	Worker Mode = "worker"
+)
 
 func (c *RunConfig) defaults() {
 	if c.Concurrency <= 0 {
@@ -89,8 +110,16 @@ func (c *RunConfig) defaults() {
 	if c.InvocationTimeout <= 0 {
 		c.InvocationTimeout = 30 * time.Second
 	}
+	if c.Mode == "" {
+		c.Mode = Lambda
+	}
 	if c.VisibilityTimeout <= 0 {
 		c.VisibilityTimeout = time.Second
+		if c.Mode == Worker {
+			// Longer than a worker holds a message (a window plus a
+			// batch), so that only failures come back.
+			c.VisibilityTimeout = 3 * time.Second
+		}
 	}
 	if c.MaxReceives <= 0 {
 		c.MaxReceives = 10
@@ -164,11 +193,19 @@ type collector struct {
 	batches     []batchSample
 	units       []unit
 	deadLetters int
+	// dlqRequests: SendMessageBatch calls of the in-memory dead-letter
+	// queue (10 letters each at most).
+	dlqRequests int
+	// endToEnd: for each message done, from its arrival in the queue to
+	// the end of the delivery that did it.
+	endToEnd []float64
 }
 
 type batchSample struct {
-	latency time.Duration
-	size    int
+	latency  time.Duration
+	size     int
+	receives int // ReceiveMessage calls that gathered it (Lambda)
+	done     int // messages done, deleted afterwards
 }
 
 func (c *collector) addUnit(u unit) {
@@ -181,6 +218,7 @@ func (c *collector) addUnit(u unit) {
 func (c *collector) SendDeadLetters(_ context.Context, letters []pipeline.DeadLetter) []error {
 	c.mu.Lock()
 	c.deadLetters += len(letters)
+	c.dlqRequests += (len(letters) + 9) / 10
 	c.mu.Unlock()
 	return make([]error, len(letters))
 }
@@ -253,247 +291,6 @@ func (t tables) all() []string {
 		}
 	}
 	return out
-}
-
-// Run sets up fresh tables, seeds the workload's entitlements, delivers
-// every message through sys with cfg.Concurrency workers, checks the
-// result, drops the tables and returns the measurements. The error is
-// non-nil for a failed set-up or a failed correctness check (Result is
-// still returned in the latter case, with the check's findings).
-func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, error) {
-	cfg.defaults()
-	admin, err := NewAWSConfig(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	adminClient := dynamodb.NewFromConfig(admin)
-	tb := tables{entitlements: cfg.TablePrefix + "-entitlements"}
-	if sys == Ours {
-		tb.ledger = cfg.TablePrefix + "-ledger"
-	} else {
-		tb.idempotency = cfg.TablePrefix + "-idempotency"
-	}
-	defer dropTables(adminClient, tb)
-	if err := createTables(ctx, adminClient, tb); err != nil {
-		return nil, err
-	}
-	if err := seed(ctx, adminClient, tb.entitlements, w); err != nil {
-		return nil, err
-	}
-
-	meter := NewMeter()
-	measured, err := NewAWSConfig(ctx, meter)
-	if err != nil {
-		return nil, err
-	}
-	// The same delay for both systems: every attempt of the measured
-	// client, after the SDK's retry middleware.
-	rtt := NewRTT(cfg.RTT)
-	measured.APIOptions = append(measured.APIOptions, rtt.APIOption)
-	client := dynamodb.NewFromConfig(measured)
-	col := &collector{}
-	var outbox *markingOutbox
-	var notify *usage.Notify
-	if cfg.Notify && sys == Ours {
-		outbox = &markingOutbox{client: client, table: tb.ledger}
-		notify = &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80"), usage.MustDecimal("100")}, LimitRejected: true}
-	}
-	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	handlers := make([]pipeline.Handler, cfg.Concurrency)
-	for i := range handlers {
-		// One handler per worker, as one Lambda execution environment
-		// each: its own store and so its own per-process cache.
-		seen := &seenSet{m: map[usage.Scope]bool{}}
-		var h pipeline.Handler
-		switch sys {
-		case Ours:
-			// The store and processor as cmd/usage-event-service builds
-			// them (default keys and retention, state cache on), the
-			// store wrapped only to attribute each group's requests. The
-			// middlewares, added below for both systems, are the
-			// service's minus metrics: Logging, FIFOOrder, DeadLetters.
-			store := ddbstore.NewStore(client, ddbstore.Config{
-				EntitlementsTable: tb.entitlements,
-				LedgerTable:       tb.ledger,
-				Keys:              ddbstore.DefaultEntitlementKeys,
-				Outbox:            outbox.orNil(),
-			})
-			proc := &pipeline.Processor{Store: &measuredStore{inner: store, c: col, seen: seen}, Parallel: cfg.ApplyConcurrency, Notify: notify}
-			h = proc.Handle
-		default:
-			n := &Naive{Client: client, EntitlementsTable: tb.entitlements, IdempotencyTable: tb.idempotency}
-			n.observe = func(ctx context.Context, scope usage.Scope) (context.Context, func([]usage.Outcome)) {
-				return col.observe(seen, ctx, scope)
-			}
-			h = n.Handle
-		}
-		// Rejected messages go straight to the dead-letter queue, as with
-		// the function's default direct_dead_lettering (here a queue in
-		// memory: the bench has no SQS).
-		handlers[i] = pipeline.Chain(h, pipeline.Logging(logger), pipeline.FIFOOrder(), pipeline.DeadLetters(col, nil))
-	}
-
-	fmt.Fprintf(cfg.Progress, "    %-8s concurrency %2d: %d events in batches of %d ... ", sys, cfg.Concurrency, len(w.Messages), cfg.BatchSize)
-	q := newQueue(len(w.Messages), cfg.BatchSize, cfg.VisibilityTimeout)
-	cpu0, emu0 := processCPU(), emulatorCPU(cfg.EmulatorPID)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range handlers {
-		wg.Go(func() { worker(ctx, i, handlers[i], w, q, col, cfg) })
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	cpu, emu := processCPU()-cpu0, emulatorCPU(cfg.EmulatorPID)-emu0
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(cfg.Progress, "%.1f s\n", wall.Seconds())
-
-	idle := q.idleTime()
-	res := summarize(sys, w, cfg, wall-idle, meter.Snapshot(), col)
-	res.IdleSeconds = idle.Seconds()
-	res.RTTMs = ms(cfg.RTT)
-	res.MeanInjectedDelayMs = ms(rtt.MeanDelay())
-	res.BenchCPUSeconds, res.EmulatorCPUSeconds = cpu.Seconds(), emu.Seconds()
-	res.BenchCPUMsPerEvent = ratio(float64(cpu)/float64(time.Millisecond), float64(res.Events))
-	res.EmulatorCPUMsPerEvent = ratio(float64(emu)/float64(time.Millisecond), float64(res.Events))
-	if outbox != nil {
-		res.Notifications = int(outbox.recorded.Load())
-	}
-	res.Check = verify(ctx, adminClient, sys, tb, w, col.deliveries)
-	if !res.Check.OK {
-		return res, fmt.Errorf("%s at concurrency %d: correctness check failed: %v", sys, cfg.Concurrency, res.Check.Errors)
-	}
-	return res, nil
-}
-
-func worker(ctx context.Context, id int, h pipeline.Handler, w *Workload, q *queue, col *collector, cfg RunConfig) {
-	n := 0
-	for {
-		batch := q.take()
-		if batch == nil || ctx.Err() != nil {
-			if batch != nil {
-				q.done(nil)
-			}
-			return
-		}
-		msgs := make([]pipeline.Message, len(batch))
-		for i, d := range batch {
-			m := w.Messages[d.msg]
-			msgs[i] = pipeline.Message{ID: m.ID, Body: m.Body, ReceiveCount: d.receive}
-			if m.Kind == Redelivery && m.ID == w.Messages[m.Original].ID {
-				msgs[i].ReceiveCount++ // an SQS redelivery: received before
-			}
-		}
-		n++
-		bctx, cancel := context.WithTimeout(pipeline.WithRequestID(ctx, fmt.Sprintf("w%d-b%d", id, n)), cfg.InvocationTimeout)
-		t0 := time.Now()
-		results := h(bctx, msgs)
-		lat := time.Since(t0)
-		cancel()
-
-		var again []pending
-		col.mu.Lock()
-		col.batches = append(col.batches, batchSample{latency: lat, size: len(batch)})
-		for i, r := range results {
-			col.deliveries = append(col.deliveries, Delivery{Message: batch[i].msg, Receive: batch[i].receive, Status: r.Status, Reason: reasonOf(r.Outcome)})
-			if !r.Done() && batch[i].receive < cfg.MaxReceives {
-				again = append(again, pending{msg: batch[i].msg, receive: batch[i].receive + 1})
-			}
-		}
-		col.mu.Unlock()
-		q.done(again)
-	}
-}
-
-// pending is a message waiting for delivery.
-type pending struct {
-	msg, receive int
-	visibleAt    time.Time // redeliveries only
-}
-
-// queue hands out batches in message order. Messages that are not done go
-// back to the tail and become visible again after the visibility timeout,
-// as in SQS. take blocks while a batch in flight may still requeue some,
-// or while requeued messages are not yet visible; the time during which
-// every worker waits for such a message is counted as idle.
-type queue struct {
-	mu         sync.Mutex
-	cond       *sync.Cond
-	items      []pending
-	inflight   int
-	size       int
-	visibility time.Duration
-	idle       time.Duration
-	idleSince  time.Time // set while nothing is in flight and nothing visible
-}
-
-func newQueue(n, size int, visibility time.Duration) *queue {
-	q := &queue{size: size, items: make([]pending, n), visibility: visibility}
-	for i := range q.items {
-		q.items[i] = pending{msg: i, receive: 1}
-	}
-	q.cond = sync.NewCond(&q.mu)
-	return q
-}
-
-func (q *queue) take() []pending {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for {
-		now := time.Now()
-		n := 0
-		for n < len(q.items) && n < q.size && !q.items[n].visibleAt.After(now) {
-			n++
-		}
-		if n > 0 {
-			if !q.idleSince.IsZero() {
-				q.idle += now.Sub(q.idleSince)
-				q.idleSince = time.Time{}
-			}
-			b := append([]pending(nil), q.items[:n]...)
-			q.items = q.items[n:]
-			q.inflight++
-			return b
-		}
-		switch {
-		case len(q.items) == 0 && q.inflight == 0:
-			return nil
-		case len(q.items) == 0:
-			q.cond.Wait() // a batch in flight may requeue
-		default:
-			// The head is a redelivery not yet visible (items are in
-			// visibility order: requeued ones are appended with a later
-			// visibleAt than anything before them).
-			if q.inflight == 0 && q.idleSince.IsZero() {
-				q.idleSince = now
-			}
-			wait := q.items[0].visibleAt.Sub(now)
-			q.mu.Unlock()
-			time.Sleep(min(wait, 20*time.Millisecond))
-			q.mu.Lock()
-		}
-	}
-}
-
-func (q *queue) done(again []pending) {
-	q.mu.Lock()
-	at := time.Now().Add(q.visibility)
-	for _, p := range again {
-		p.visibleAt = at
-		q.items = append(q.items, p)
-	}
-	q.inflight--
-	q.mu.Unlock()
-	q.cond.Broadcast()
-}
-
-// idleTime is how long every worker waited for a redelivery to become
-// visible, with nothing in flight.
-func (q *queue) idleTime() time.Duration {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.idle
 }
 
 func createTables(ctx context.Context, c *dynamodb.Client, tb tables) error {
@@ -573,6 +370,14 @@ func seed(ctx context.Context, c *dynamodb.Client, table string, w *Workload) er
 type Result struct {
 	System      string `json:"system"`
 	Concurrency int    `json:"concurrency"`
+	// The delivery settings: Mode, Lambda's BatchSize, the batching or
+	// coalescing window, the arrival rate (0: all at the start), FIFO.
+	Mode          string  `json:"mode"`
+	BatchSize     int     `json:"batchSize"`
+	WindowMs      float64 `json:"windowMs"`
+	RatePerSecond float64 `json:"ratePerSecond"`
+	FIFO          bool    `json:"fifo,omitempty"`
+	CoalesceMax   int     `json:"coalesceMax,omitempty"`
 	// Events is the number of generated messages; Deliveries counts
 	// redeliveries of messages that were not done too.
 	Events     int `json:"events"`
@@ -598,6 +403,14 @@ type Result struct {
 	MaxMs      float64 `json:"maxMs"`
 	EventP50Ms float64 `json:"eventP50Ms"`
 	EventP99Ms float64 `json:"eventP99Ms"`
+	// End to end, per message done: from its arrival in the queue to the
+	// end of the delivery that did it (batching window, queueing and
+	// redeliveries included). With every message queued at the start
+	// (rate 0) it is mostly the wait in the queue.
+	EndToEndP50Ms float64 `json:"endToEndP50Ms"`
+	EndToEndP99Ms float64 `json:"endToEndP99Ms"`
+	EndToEndMaxMs float64 `json:"endToEndMaxMs"`
+	MeanBatchSize float64 `json:"meanBatchSize"`
 
 	AppliedEvents              int     `json:"appliedEvents"`
 	DDBRequests                int     `json:"ddbRequests"`
@@ -622,11 +435,32 @@ type Result struct {
 	// CostUSDPerMillionEvents prices WRU and RRU at on-demand rates
 	// (Prices); the steady state has its own.
 	CostUSDPerMillionEvents float64 `json:"costUsdPerMillionEvents"`
-	SDKWarnings             int     `json:"sdkWarnings"`
+	// FailedWRUShare is FailedWRU over WRU: write units spent on writes
+	// that failed (canceled transactions, failed conditions).
+	FailedWRUShare float64 `json:"failedWruShare"`
+	SDKWarnings    int     `json:"sdkWarnings"`
+
+	// The rest of the bill (see price): SQS requests and, for Lambda,
+	// invocations and GB-seconds; TotalUSDPerMillionEvents adds them to
+	// the DynamoDB cost.
+	SQSRequests               int            `json:"sqsRequests"`
+	SQSRequestsByOperation    map[string]int `json:"sqsRequestsByOperation"`
+	SQSRequestsPerEvent       float64        `json:"sqsRequestsPerEvent"`
+	SQSUSDPerMillionEvents    float64        `json:"sqsUsdPerMillionEvents"`
+	Invocations               int            `json:"invocations,omitempty"`
+	LambdaGBSeconds           float64        `json:"lambdaGbSeconds,omitempty"`
+	LambdaUSDPerMillionEvents float64        `json:"lambdaUsdPerMillionEvents"`
+	TotalUSDPerMillionEvents  float64        `json:"totalUsdPerMillionEvents"`
+	// GaveUp counts deliveries past MaxReceives (worker mode: SQS's
+	// redrive policy would move them).
+	GaveUp int `json:"gaveUp,omitempty"`
 
 	RequestsByOperation map[string]int     `json:"requestsByOperation"`
 	MeanCallMs          map[string]float64 `json:"meanCallMsByOperation"`
 	FailedCalls         map[string]int     `json:"failedCalls,omitempty"`
+	// FailedConditions: ours' canceled transactions' failed conditions by
+	// item (Meter.FailedConditionsBy).
+	FailedConditions map[string]int `json:"failedConditions,omitempty"`
 	// Outcomes of every delivery, by status or status:reason.
 	Outcomes map[string]int `json:"outcomes"`
 	// FinalOutcomes: the last outcome of each message.
@@ -639,12 +473,19 @@ type Result struct {
 	EmulatorCPUSeconds    float64 `json:"emulatorCpuSeconds,omitempty"`
 	BenchCPUMsPerEvent    float64 `json:"benchCpuMsPerEvent"`
 	EmulatorCPUMsPerEvent float64 `json:"emulatorCpuMsPerEvent,omitempty"`
+	// EmulatorCores is DynamoDB Local's CPU time over the run's time: how
+	// busy the server was (about 1: saturated, it sets the pace).
+	EmulatorCores float64 `json:"emulatorCores,omitempty"`
 
 	Units             int     `json:"units"`
 	DeadLettered      int     `json:"deadLettered"`
 	MeanEventsPerUnit float64 `json:"meanEventsPerUnit"`
-	// Notifications is how many notifications ours recorded (--notify).
-	Notifications int `json:"notifications,omitempty"`
+	// Ours: Store.Update calls of more than 50 records, which the store
+	// writes as several transactions (its maxGroup), and how many
+	// transactions fewer a limit of 99 (DynamoDB's 100 items less the
+	// entitlement) would have written.
+	GroupsOver50          int `json:"groupsOver50,omitempty"`
+	TransactionsSavedAt99 int `json:"transactionsSavedAt99,omitempty"`
 
 	SteadyState SteadyState `json:"steadyState"`
 	Check       Check       `json:"check"`
@@ -665,25 +506,20 @@ type SteadyState struct {
 	WRUPerEvent                float64 `json:"wruPerEvent"`
 	RRUPerEvent                float64 `json:"rruPerEvent"`
 	CostUSDPerMillionEvents    float64 `json:"costUsdPerMillionEvents"`
+	TotalUSDPerMillionEvents   float64 `json:"totalUsdPerMillionEvents"`
 }
-
-// Prices are DynamoDB on-demand prices in us-east-1, USD per million
-// request units.
-var Prices = struct {
-	WRU float64 `json:"wruUsdPerMillion"`
-	RRU float64 `json:"rruUsdPerMillion"`
-}{WRU: 0.625, RRU: 0.125}
 
 // costPerMillion is the cost of a million events at wru and rru per event.
 func costPerMillion(wru, rru float64) float64 { return wru*Prices.WRU + rru*Prices.RRU }
 
 func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m MeterSnapshot, col *collector) *Result {
 	r := &Result{
-		System: string(sys), Concurrency: cfg.Concurrency, Events: len(w.Messages),
+		System: string(sys), Concurrency: cfg.Concurrency, Mode: string(cfg.Mode), BatchSize: cfg.BatchSize,
+		WindowMs: ms(cfg.Window), RatePerSecond: cfg.Rate, FIFO: cfg.FIFO, CoalesceMax: cfg.CoalesceMax, Events: len(w.Messages),
 		Deliveries: len(col.deliveries), Batches: len(col.batches), WallSeconds: wall.Seconds(),
 		DDBRequests: m.Requests, WCU: m.WCU, RCU: m.RCU, WRU: m.WRU, RRU: m.RRU, FailedWRU: m.FailedWRU,
 		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
-		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures,
+		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
 		Outcomes: map[string]int{}, FinalOutcomes: map[string]int{}, Units: len(col.units),
 		DeadLettered: col.deadLetters,
 	}
@@ -697,6 +533,8 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 	r.P50Ms, r.P99Ms = Percentile(lat, 50), Percentile(lat, 99)
 	r.MaxMs = Percentile(lat, 100)
 	r.EventP50Ms, r.EventP99Ms = WeightedPercentile(lat, weights, 50), WeightedPercentile(lat, weights, 99)
+	r.EndToEndP50Ms, r.EndToEndP99Ms, r.EndToEndMaxMs = Percentile(col.endToEnd, 50), Percentile(col.endToEnd, 99), Percentile(col.endToEnd, 100)
+	r.MeanBatchSize = ratio(float64(len(col.deliveries)), float64(len(col.batches)))
 
 	final := make([]string, len(w.Messages))
 	for _, d := range col.deliveries {
@@ -717,12 +555,17 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 	r.WRUPerEvent, r.RRUPerEvent = ratio(r.WRU, ev), ratio(r.RRU, ev)
 	r.WRUPerAppliedEvent = ratio(r.WRU, applied)
 	r.CostUSDPerMillionEvents = costPerMillion(r.WRUPerEvent, r.RRUPerEvent)
+	r.FailedWRUShare = ratio(r.FailedWRU, r.WRU)
 
 	var events int
 	ss := SteadyState{DDBRequests: r.DDBRequests}
 	rcu, rru := r.RCU, r.RRU
 	for _, u := range col.units {
 		events += u.events
+		if sys == Ours && u.events > 50 {
+			r.GroupsOver50++
+			r.TransactionsSavedAt99 += (u.events+49)/50 - (u.events+98)/99
+		}
 		if u.cold && sys == Ours {
 			ss.CacheFillReads += u.reads
 			ss.DDBRequests -= u.reads
@@ -842,28 +685,4 @@ func emulatorCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
-// markingOutbox is the bench's dynamodb.Outbox: it takes each recorded
-// notification out of the outbox as the service's publisher does after
-// publishing it, so that the run pays the same DynamoDB writes.
-type markingOutbox struct {
-	client   *dynamodb.Client
-	table    string
-	recorded atomic.Int64
-}
-
-func (o *markingOutbox) Recorded(ctx context.Context, notes []usage.Notification) {
-	o.recorded.Add(int64(len(notes)))
-	for _, n := range notes {
-		ddbstore.MarkPublished(ctx, o.client, o.table, n, time.Now()) // a failure leaves it pending, as in the service
-	}
-}
-
-// orNil keeps a nil *markingOutbox from becoming a non-nil interface.
-func (o *markingOutbox) orNil() ddbstore.Outbox {
-	if o == nil {
-		return nil
-	}
-	return o
 }

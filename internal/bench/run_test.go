@@ -63,24 +63,6 @@ func TestRunBothSystems(t *testing.T) {
 	}
 }
 
-// With notifications on, ours records them in the ledger table, marks
-// each published (an UpdateItem apiece), and the correctness check,
-// which ignores the notification items, passes.
-func TestRunWithNotifications(t *testing.T) {
-	emulator.Env(t)
-	w := smallWorkload(t)
-	res, err := Run(context.Background(), Ours, w, RunConfig{Concurrency: 3, TablePrefix: emulator.UniqueName(t, "ours"), Notify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Check.OK || res.Check.LedgerEntries != res.Check.AppliedEvents {
-		t.Fatalf("check %+v", res.Check)
-	}
-	if res.Notifications == 0 || res.RequestsByOperation["UpdateItem"] != res.Notifications {
-		t.Errorf("%d notifications, requests %v: want some, each marked published", res.Notifications, res.RequestsByOperation)
-	}
-}
-
 // With a modelled round trip, every measured attempt waits for it and the
 // run reports it; the correctness check is unaffected.
 func TestRunWithRTT(t *testing.T) {
@@ -138,6 +120,49 @@ func TestVerifyCatchesAMismatch(t *testing.T) {
 	for _, want := range []string{"applied more than once", "the applied outcomes say", "ledger entries"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("no %q among the errors:\n%s", want, joined)
+		}
+	}
+}
+
+// The delivery models, both systems, end to end on DynamoDB Local: the
+// worker processes on the fake SQS in an open loop, Lambda from a FIFO
+// queue, Lambda with a batching window in an open loop. The correctness
+// check passes and the bill adds up.
+func TestRunDeliveryModes(t *testing.T) {
+	emulator.Env(t)
+	w := smallWorkload(t)
+	for _, c := range []struct {
+		name string
+		cfg  RunConfig
+	}{
+		{"worker, open loop", RunConfig{Mode: Worker, Concurrency: 2, Window: 25 * time.Millisecond, Rate: 1000}},
+		{"lambda, FIFO", RunConfig{Concurrency: 3, BatchSize: 10, FIFO: true}},
+		{"lambda, window, open loop", RunConfig{Concurrency: 3, BatchSize: 100, Window: 100 * time.Millisecond, Rate: 1500}},
+	} {
+		for _, sys := range []System{Ours, Baseline} {
+			t.Run(c.name+"/"+string(sys), func(t *testing.T) {
+				cfg := c.cfg
+				cfg.TablePrefix = emulator.UniqueName(t, string(sys))
+				res, err := Run(context.Background(), sys, w, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.SQSRequestsByOperation["ReceiveMessage"] == 0 || res.SQSRequestsByOperation["SendMessageBatch (producer)"] != 30 {
+					t.Errorf("SQS requests %v", res.SQSRequestsByOperation)
+				}
+				if res.TotalUSDPerMillionEvents <= res.CostUSDPerMillionEvents || res.EndToEndP99Ms <= 0 {
+					t.Errorf("bill %v (DynamoDB %v), end-to-end p99 %v", res.TotalUSDPerMillionEvents, res.CostUSDPerMillionEvents, res.EndToEndP99Ms)
+				}
+				switch {
+				case cfg.Mode == Worker && (res.Invocations != 0 || res.LambdaUSDPerMillionEvents != 0):
+					t.Errorf("a worker has no Lambda bill: %d invocations, USD %v", res.Invocations, res.LambdaUSDPerMillionEvents)
+				case cfg.Mode != Worker && (res.Invocations != res.Batches || res.LambdaGBSeconds <= 0):
+					t.Errorf("%d invocations for %d batches, %v GB-s", res.Invocations, res.Batches, res.LambdaGBSeconds)
+				}
+				if cfg.FIFO && res.MeanBatchSize > 10 {
+					t.Errorf("FIFO batches of %v on average, more than 10", res.MeanBatchSize)
+				}
+			})
 		}
 	}
 }

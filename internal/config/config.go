@@ -47,6 +47,7 @@ type Config struct {
 	// HoldSweepInterval is how often the worker releases expired holds
 	// (HOLD_SWEEP_INTERVAL); in Lambda the schedule decides.
 	HoldSweepInterval time.Duration
+	CoalesceWindow    time.Duration // worker only
 }
 
 // DefaultHoldSweepInterval is the worker's hold sweep interval unless set.
@@ -57,6 +58,16 @@ const (
 	DefaultNotifyThresholds       = "80,100"
 	DefaultNotifyRecoveryInterval = time.Minute
 )
+
+// DefaultCoalesceWindow is COALESCE_WINDOW's default: how long the worker
+// keeps received messages for more of the same entitlement from later
+// receives (chosen from the benchmark, docs/performance.md).
+const DefaultCoalesceWindow = 25 * time.Millisecond
+
+// MaxCoalesceWindow bounds COALESCE_WINDOW: a message waits at most about
+// that long before its decision starts, which must stay far inside any
+// visibility timeout (the module's is minutes; SQS's default 30 s).
+const MaxCoalesceWindow = time.Second
 
 // KeyLayout is the entitlements table's key layout: the fields of
 // dynamodb.EntitlementKeys, to which it converts
@@ -166,6 +177,12 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 		c.RefundTargetWait = d
 	}
 	c.WorkerPollers = positiveInt(get("WORKER_POLLERS", "4"), "WORKER_POLLERS", 1, 256, bad)
+	window := get("COALESCE_WINDOW", DefaultCoalesceWindow.String())
+	if d, err := time.ParseDuration(window); err != nil || d < 0 || d > MaxCoalesceWindow {
+		bad("COALESCE_WINDOW", "%q is not a Go duration from 0s to %v (e.g. 25ms)", window, MaxCoalesceWindow)
+	} else {
+		c.CoalesceWindow = d
+	}
 	c.StateCache = boolean(get("STATE_CACHE", "true"), "STATE_CACHE", bad)
 	c.loadNotify(lookup, bad)
 	return c, errors.Join(errs...)

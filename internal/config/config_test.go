@@ -29,7 +29,8 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DedupRetention != 336*time.Hour || c.LogLevel != slog.LevelInfo || c.PartitionAttr != "pk" || c.SortAttr != "sk" ||
-		c.UserPrefix != "USER#" || c.KeyPrefix != "ENTITLEMENT#" || !c.StateCache || c.ApplyConcurrency != 8 || c.WorkerPollers != 4 {
+		c.UserPrefix != "USER#" || c.KeyPrefix != "ENTITLEMENT#" || !c.StateCache || c.ApplyConcurrency != 8 || c.WorkerPollers != 4 ||
+		c.CoalesceWindow != config.DefaultCoalesceWindow {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -49,6 +50,9 @@ func TestLoadNamesEveryBadSetting(t *testing.T) {
 		{"bad queue URL", base(map[string]string{"USAGE_EVENT_QUEUE_URL": "my-queue"}), []string{"USAGE_EVENT_QUEUE_URL", "not a queue URL"}},
 		{"bad concurrency", base(map[string]string{"APPLY_CONCURRENCY": "0"}), []string{"APPLY_CONCURRENCY"}},
 		{"bad boolean", base(map[string]string{"STATE_CACHE": "maybe"}), []string{"STATE_CACHE"}},
+		{"coalesce window not a duration", base(map[string]string{"COALESCE_WINDOW": "25"}), []string{"COALESCE_WINDOW", "not a Go duration"}},
+		{"coalesce window negative", base(map[string]string{"COALESCE_WINDOW": "-1ms"}), []string{"COALESCE_WINDOW"}},
+		{"coalesce window beyond a second", base(map[string]string{"COALESCE_WINDOW": "2s"}), []string{"COALESCE_WINDOW", "from 0s to 1s"}},
 		{"same key attribute twice", base(map[string]string{"ENTITLEMENT_SK_ATTRIBUTE": "pk"}), []string{"ENTITLEMENT_SK_ATTRIBUTE: must differ"}},
 		{"several at once", base(map[string]string{"LOG_LEVEL": "loud", "DEDUP_RETENTION": "5m", "ENTITLEMENT_PK_ATTRIBUTE": strings.Repeat("a", 256)}),
 			[]string{"LOG_LEVEL", "DEDUP_RETENTION", "ENTITLEMENT_PK_ATTRIBUTE: must be 1-255 characters"}},
@@ -228,6 +232,15 @@ func TestNotifySettingsErrorsAreReportedWithTheOthers(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%v: error %q does not mention %q", tt.env, err, w)
 			}
+		}
+	}
+}
+
+func TestLoadCoalesceWindow(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0s": 0, "0": 0, "50ms": 50 * time.Millisecond, "1s": time.Second} {
+		c, err := config.Load(env(base(map[string]string{"COALESCE_WINDOW": in})))
+		if err != nil || c.CoalesceWindow != want {
+			t.Errorf("COALESCE_WINDOW=%s: %v, %v; want %v", in, c.CoalesceWindow, err, want)
 		}
 	}
 }

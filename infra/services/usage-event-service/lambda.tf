@@ -63,10 +63,11 @@ resource "aws_lambda_function" "this" {
 }
 
 resource "aws_lambda_event_source_mapping" "queue" {
-  event_source_arn                   = aws_sqs_queue.main.arn
-  function_name                      = aws_lambda_function.this.arn
-  batch_size                         = var.batch_size
-  maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
+  event_source_arn = aws_sqs_queue.main.arn
+  function_name    = aws_lambda_function.this.arn
+  batch_size       = local.batch_size
+  # Lambda has no batching window on FIFO queues: left unset there.
+  maximum_batching_window_in_seconds = var.fifo_queue ? null : local.batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
 
   scaling_config {
@@ -80,8 +81,16 @@ resource "aws_lambda_event_source_mapping" "queue" {
 
   lifecycle {
     precondition {
-      condition     = var.batch_size <= 10 || var.maximum_batching_window_in_seconds >= 1
+      condition     = local.batch_size <= 10 || local.batching_window_seconds >= 1
       error_message = "batch_size above 10 requires maximum_batching_window_in_seconds of at least 1."
+    }
+    precondition {
+      condition     = !var.fifo_queue || local.batch_size <= 10
+      error_message = "On a FIFO queue (fifo_queue) Lambda takes at most 10 messages a batch: set batch_size to 10 or less, or leave it unset."
+    }
+    precondition {
+      condition     = !var.fifo_queue || local.batching_window_seconds == 0
+      error_message = "On a FIFO queue (fifo_queue) Lambda has no batching window: leave maximum_batching_window_in_seconds unset, or 0."
     }
   }
 }

@@ -7,8 +7,9 @@ data "aws_region" "current" {}
 locals {
   name_prefix       = "${var.project}-${var.env}"
   function_name     = "${local.name_prefix}-usage-event-service"
-  queue_name        = "${local.name_prefix}-usage-event-queue"
-  dlq_name          = "${local.name_prefix}-usage-event-dlq"
+  queue_suffix      = var.fifo_queue ? ".fifo" : ""
+  queue_name        = "${local.name_prefix}-usage-event-queue${local.queue_suffix}"
+  dlq_name          = "${local.name_prefix}-usage-event-dlq${local.queue_suffix}"
   ledger_table_name = "${local.name_prefix}-usage-ledger"
   log_group_name    = "/aws/lambda/${local.function_name}"
   # Not "<function_name>-decisions": with the longest project and env that
@@ -39,11 +40,18 @@ locals {
     Environment = var.env
   }, var.tags)
 
+  # Batching. The defaults were chosen from the benchmark
+  # (docs/performance.md): on a standard queue batches of up to 100 with a
+  # 1 s window, so that one entitlement's events share a transaction; a
+  # FIFO queue's event source takes at most 10 and no window.
+  batch_size              = var.batch_size != null ? var.batch_size : (var.fifo_queue ? 10 : 100)
+  batching_window_seconds = var.maximum_batching_window_in_seconds != null ? var.maximum_batching_window_in_seconds : (var.fifo_queue ? 0 : 1)
+
   # AWS: "set the source queue's visibility timeout to at least six times the
   # timeout that you configure on your function", plus the batching window,
   # so a batch that is retried inside the function is not redelivered
   # to another invocation meanwhile.
-  visibility_timeout_seconds = 6 * var.timeout + var.maximum_batching_window_in_seconds
+  visibility_timeout_seconds = 6 * var.timeout + local.batching_window_seconds
 
   # var.dedup_retention (a Go duration, or whole days "14d", as the function's
   # config.ParseRetention reads it) in seconds, for the precondition that

@@ -1,8 +1,15 @@
 # Both queues are encrypted at rest: SSE-SQS (SQS-managed keys) unless a
 # customer managed KMS key is given, in which case SSE-KMS with that key.
 
+# With fifo_queue both are FIFO queues (a FIFO queue's dead-letter queue
+# must be one too); the main queue in high-throughput mode (deduplication
+# and the throughput quota per message group, that is per entitlement).
+# Deduplication IDs come from the producers (their idempotency keys), not
+# from the body.
+
 resource "aws_sqs_queue" "dead_letter" {
   name                      = local.dlq_name
+  fifo_queue                = var.fifo_queue ? true : null
   message_retention_seconds = var.dlq_message_retention_seconds
   sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
   kms_master_key_id         = var.kms_key_arn
@@ -10,12 +17,16 @@ resource "aws_sqs_queue" "dead_letter" {
 }
 
 resource "aws_sqs_queue" "main" {
-  name                       = local.queue_name
-  visibility_timeout_seconds = local.visibility_timeout_seconds
-  message_retention_seconds  = var.message_retention_seconds
-  receive_wait_time_seconds  = 20
-  sqs_managed_sse_enabled    = var.kms_key_arn == null ? true : null
-  kms_master_key_id          = var.kms_key_arn
+  name                        = local.queue_name
+  fifo_queue                  = var.fifo_queue ? true : null
+  content_based_deduplication = var.fifo_queue ? false : null
+  deduplication_scope         = var.fifo_queue ? "messageGroup" : null
+  fifo_throughput_limit       = var.fifo_queue ? "perMessageGroupId" : null
+  visibility_timeout_seconds  = local.visibility_timeout_seconds
+  message_retention_seconds   = var.message_retention_seconds
+  receive_wait_time_seconds   = 20
+  sqs_managed_sse_enabled     = var.kms_key_arn == null ? true : null
+  kms_master_key_id           = var.kms_key_arn
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn

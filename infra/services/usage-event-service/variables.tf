@@ -94,24 +94,30 @@ variable "timeout" {
   }
 }
 
+variable "fifo_queue" {
+  description = "Create the queue and its dead-letter queue as FIFO queues (names end in .fifo, high-throughput mode): one entitlement's events are then applied in order and never by two invocations at once. For hot users; see the module README (FIFO mode) for when to choose it and its throughput limits. Producers must send with MessageGroupId = the entitlement (the Go producer library's producer.GroupID) and a MessageDeduplicationId. Lambda takes at most 10 messages a batch and no batching window from a FIFO queue."
+  type        = bool
+  default     = false
+}
+
 variable "batch_size" {
-  description = "Maximum number of messages per invocation (1-10000). Values above 10 require maximum_batching_window_in_seconds >= 1."
+  description = "Maximum number of messages per invocation: 1-10000 on a standard queue (above 10 requires a batching window of at least 1 s), at most 10 on a FIFO queue. null (the default) is 100 on a standard queue and 10 on a FIFO queue, chosen from the benchmark (docs/performance.md); 20, the earlier default, stays available."
   type        = number
-  default     = 20
+  default     = null
 
   validation {
-    condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
+    condition     = var.batch_size == null ? true : var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
     error_message = "batch_size must be a whole number between 1 and 10000."
   }
 }
 
 variable "maximum_batching_window_in_seconds" {
-  description = "How long Lambda may wait to fill a batch (0-300 s). Must be at least 1 when batch_size is above 10. The default of 1 s keeps latency low while letting batches of 20 form under load."
+  description = "How long Lambda may wait to fill a batch (0-300 s); at least 1 when the batch size is above 10, and 0 (or null) on a FIFO queue, where Lambda has no batching window. null (the default) is 1 s on a standard queue, chosen from the benchmark (docs/performance.md): an event waits at most that long for its batch."
   type        = number
-  default     = 1
+  default     = null
 
   validation {
-    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300 && floor(var.maximum_batching_window_in_seconds) == var.maximum_batching_window_in_seconds
+    condition     = var.maximum_batching_window_in_seconds == null ? true : var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300 && floor(var.maximum_batching_window_in_seconds) == var.maximum_batching_window_in_seconds
     error_message = "maximum_batching_window_in_seconds must be a whole number between 0 and 300."
   }
 }

@@ -23,8 +23,8 @@ run "defaults" {
 
   # Batches and partial batch responses.
   assert {
-    condition     = aws_lambda_event_source_mapping.queue.batch_size == 20
-    error_message = "The event source mapping must deliver batches of 20 by default, got ${aws_lambda_event_source_mapping.queue.batch_size}."
+    condition     = aws_lambda_event_source_mapping.queue.batch_size == 100
+    error_message = "The event source mapping must deliver batches of up to 100 by default (chosen from the benchmark, docs/performance.md), got ${aws_lambda_event_source_mapping.queue.batch_size}."
   }
   assert {
     condition     = aws_lambda_event_source_mapping.queue.function_response_types == toset(["ReportBatchItemFailures"])
@@ -32,7 +32,11 @@ run "defaults" {
   }
   assert {
     condition     = aws_lambda_event_source_mapping.queue.maximum_batching_window_in_seconds == 1
-    error_message = "The default batching window must be 1 s (batches above 10 need one)."
+    error_message = "The default batching window must be 1 s (batches above 10 need one; chosen from the benchmark, docs/performance.md)."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.fifo_queue != true && aws_sqs_queue.dead_letter.fifo_queue != true && aws_sqs_queue.main.name == "acme-prod-usage-event-queue"
+    error_message = "The queues must be standard queues by default."
   }
   assert {
     condition     = aws_lambda_event_source_mapping.queue.scaling_config[0].maximum_concurrency == 10
@@ -694,5 +698,51 @@ run "notifications_disabled" {
   assert {
     condition     = aws_cloudwatch_metric_alarm.holds_unreleased.metric_name == "OldestExpiredHoldAge" && aws_cloudwatch_metric_alarm.hold_sweeps_failing.metric_name == "HoldSweepsFailed"
     error_message = "The hold alarms stay without notifications."
+  }
+}
+
+run "the_seeds_batch_of_20" {
+  command = plan
+
+  variables {
+    batch_size = 20
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.batch_size == 20 && aws_lambda_event_source_mapping.queue.maximum_batching_window_in_seconds == 1
+    error_message = "A batch size of 20 with the default 1 s window must stay available."
+  }
+}
+
+run "fifo" {
+  command = plan
+
+  variables {
+    fifo_queue = true
+  }
+
+  assert {
+    condition     = aws_sqs_queue.main.name == "acme-prod-usage-event-queue.fifo" && aws_sqs_queue.dead_letter.name == "acme-prod-usage-event-dlq.fifo"
+    error_message = "FIFO queue names must end in .fifo, got ${aws_sqs_queue.main.name} and ${aws_sqs_queue.dead_letter.name}."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.fifo_queue == true && aws_sqs_queue.dead_letter.fifo_queue == true
+    error_message = "With fifo_queue both the queue and its dead-letter queue must be FIFO queues."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.deduplication_scope == "messageGroup" && aws_sqs_queue.main.fifo_throughput_limit == "perMessageGroupId" && aws_sqs_queue.main.content_based_deduplication == false
+    error_message = "The FIFO queue must run in high-throughput mode, deduplicated by the producers' deduplication IDs."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.batch_size == 10 && aws_lambda_event_source_mapping.queue.maximum_batching_window_in_seconds == null
+    error_message = "From a FIFO queue Lambda takes at most 10 messages a batch and no batching window."
+  }
+  assert {
+    condition     = aws_sqs_queue.main.visibility_timeout_seconds == 180
+    error_message = "The FIFO queue's visibility timeout must be 6 function timeouts (no batching window)."
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.main.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dead_letter.arn
+    error_message = "The FIFO queue must dead-letter into the FIFO dead-letter queue."
   }
 }

@@ -289,3 +289,24 @@ run "outbox_alarm_below_two_sweeps" {
   }
   expect_failures = [var.oldest_unpublished_notification_alarm_seconds]
 }
+
+# Lambda takes at most 10 messages a batch and no batching window from a
+# FIFO queue.
+
+run "fifo_batch_over_10" {
+  command = plan
+  variables {
+    fifo_queue = true
+    batch_size = 20
+  }
+  expect_failures = [aws_lambda_event_source_mapping.queue]
+}
+
+run "fifo_with_a_batching_window" {
+  command = plan
+  variables {
+    fifo_queue                         = true
+    maximum_batching_window_in_seconds = 1
+  }
+  expect_failures = [aws_lambda_event_source_mapping.queue]
+}

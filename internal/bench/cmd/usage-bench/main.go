@@ -5,6 +5,8 @@
 //
 //	make bench                                                  # default workload, concurrency 8
 //	make bench BENCH_FLAGS="--sweep 1,2,4,8,16"                 # one run per concurrency, and a chart
+//	make bench BENCH_FLAGS="--rate 400 --batch-size 20,50,100"  # Lambda batch sizes at 400 events/s, and a chart
+//	make bench BENCH_FLAGS="--worker --rate 400 --window 0,10ms,25ms,50ms"  # the worker's COALESCE_WINDOW
 //	go -C internal/bench run ./cmd/usage-bench --json           # machine-readable report only on stdout
 //	go -C internal/bench run ./cmd/usage-bench --rtt 5ms        # model a 5 ms network round trip per DynamoDB request
 //
@@ -51,9 +53,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&w.InvalidShare, "invalid-share", 0.02, "share of invalid messages (3/4 break the contract, 1/4 name a missing entitlement)")
 	fs.Float64Var(&w.LimitPressure, "limit-pressure", 0.1, "share of entitlements whose limit is below the usage sent to them")
 	fs.Uint64Var(&w.Seed, "seed", 1, "workload seed (same seed, same workload)")
-	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent invocations, each a batch of --batch-size messages")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "concurrent invocations (default 8), or worker processes with --worker (default 2)")
 	sweep := fs.String("sweep", "", "comma-separated concurrencies to run in turn, e.g. 1,2,4,8,16 (writes the chart)")
-	fs.IntVar(&o.BatchSize, "batch-size", 20, "messages per invocation")
+	batchSizes := fs.String("batch-size", "", "Lambda's batch size (default 100, the Terraform module's; 10 with --fifo), or a comma-separated list to sweep, e.g. 20,50,100 (writes the chart)")
+	windows := fs.String("window", "", "Lambda's maximum batching window, whole seconds (default 1s, the module's; 0 with --fifo), or with --worker COALESCE_WINDOW (default the service's); a comma-separated list sweeps, e.g. 1s,2s,5s (writes the chart)")
+	fs.Float64Var(&o.Rate, "rate", 0, "mean arrival rate in events/s, Poisson (0: every message queued at the start)")
+	worker := fs.Bool("worker", false, "consume with worker processes (sqs.Worker, coalescing across receives) instead of Lambda invocations")
+	fs.BoolVar(&o.FIFO, "fifo", false, "deliver as a FIFO queue grouped by entitlement (producer.GroupID)")
+	fs.IntVar(&o.CoalesceMax, "coalesce-max", 0, "with --worker: the most messages of one batch (0: the worker's default)")
 	fs.IntVar(&o.ApplyConcurrency, "apply-concurrency", 8, "entitlements applied in parallel within a batch (APPLY_CONCURRENCY)")
 	fs.IntVar(&o.WarmupEvents, "warmup", 5000, "events run through both systems first, not reported (0: none)")
 	fs.IntVar(&o.ColdStarts, "cold-starts", 3, "cold starts of the bootstrap under the Lambda RIE (0: skip)")
@@ -61,7 +68,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
 	fs.StringVar(&o.JSONPath, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Calibrate, "calibrate", false, "first measure DynamoDB Local's CPU time per request shape")
-	fs.BoolVar(&o.Notify, "notify", false, "ours records usage notifications (thresholds 80,100 and the first LIMIT_EXCEEDED per period) and marks each published, as with NOTIFY_TOPIC_ARN set")
 	fs.DurationVar(&o.RTT, "rtt", 0, "modelled network round trip added before every DynamoDB HTTP attempt (SDK retries included) of both systems, e.g. 5ms (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -77,25 +83,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage-bench: --rtt: %v is negative\n", o.RTT)
 		return 2
 	}
-	if *sweep != "" {
-		for _, f := range strings.Split(*sweep, ",") {
-			c, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || c < 1 {
-				fmt.Fprintf(stderr, "usage-bench: --sweep: %q is not a positive integer\n", f)
-				return 2
-			}
-			o.Sweep = append(o.Sweep, c)
+	if *worker {
+		o.Mode = bench.Worker
+	}
+	var err error
+	if o.Sweep, err = list(*sweep, positive); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: --sweep: %v\n", err)
+		return 2
+	}
+	if o.BatchSizes, err = list(*batchSizes, positive); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: --batch-size: %v\n", err)
+		return 2
+	}
+	if o.Windows, err = list(*windows, duration); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: --window: %v\n", err)
+		return 2
+	}
+	if o.Rate < 0 {
+		fmt.Fprintf(stderr, "usage-bench: --rate: %v is negative\n", o.Rate)
+		return 2
+	}
+	if kind := sweepOf(o); kind != "" && *chart == "" {
+		root, err := emulator.ModuleRoot()
+		if err != nil {
+			fmt.Fprintf(stderr, "usage-bench: --chart: no default outside the repository: %v\n", err)
+			return 2
 		}
-		if *chart == "" {
-			root, err := emulator.ModuleRoot()
-			if err != nil {
-				fmt.Fprintf(stderr, "usage-bench: --chart: no default outside the repository: %v\n", err)
-				return 2
-			}
-			*chart = filepath.Join(root, defaultChart(o.RTT))
-		}
+		*chart = filepath.Join(root, defaultChartFor(kind, o.Mode, o.FIFO, o.RTT))
 	}
 	o.ChartPath = *chart
+	if err := o.Prepare(); err != nil {
+		fmt.Fprintf(stderr, "usage-bench: %v\n", err)
+		return 2
+	}
 	if err := w.Validate(); err != nil {
 		fmt.Fprintf(stderr, "usage-bench: %v\n", err)
 		return 2
@@ -117,12 +137,80 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// defaultChart is the chart's path for a sweep, relative to the
-// repository root: the zero-latency chart is not overwritten by a sweep
-// with a modelled round trip.
+// defaultChart is the chart's path for a concurrency sweep, relative to
+// the repository root: the zero-latency chart is not overwritten by a
+// sweep with a modelled round trip.
 func defaultChart(rtt time.Duration) string {
 	if rtt <= 0 {
 		return "docs/images/performance.png"
 	}
 	return "docs/images/performance-rtt" + strings.ReplaceAll(rtt.String(), "µ", "u") + ".png"
+}
+
+// defaultChartFor is the chart's path for a sweep of kind: the
+// concurrency sweep's as defaultChart, the others named after what they
+// vary, e.g. docs/images/performance-batch-size.png or
+// docs/images/performance-worker-window-rtt5ms.png.
+func defaultChartFor(kind string, mode bench.Mode, fifo bool, rtt time.Duration) string {
+	if kind == "concurrency" {
+		return defaultChart(rtt)
+	}
+	name := "docs/images/performance"
+	if mode == bench.Worker {
+		name += "-worker"
+	}
+	if fifo {
+		name += "-fifo"
+	}
+	name += map[string]string{"batchSize": "-batch-size", "window": "-window"}[kind]
+	if rtt > 0 {
+		name += "-rtt" + strings.ReplaceAll(rtt.String(), "µ", "u")
+	}
+	return name + ".png"
+}
+
+// sweepOf is what the flags sweep ("" for none).
+func sweepOf(o bench.Options) string {
+	switch {
+	case len(o.Sweep) > 0:
+		return "concurrency"
+	case len(o.BatchSizes) > 1:
+		return "batchSize"
+	case len(o.Windows) > 1:
+		return "window"
+	}
+	return ""
+}
+
+// list parses a comma-separated flag value ("" is none).
+func list[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []T
+	for _, f := range strings.Split(s, ",") {
+		v, err := parse(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func positive(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a positive integer", s)
+	}
+	return n, nil
+}
+
+// duration is a Go duration; a bare 0 is accepted too.
+func duration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration of at least 0 (e.g. 0, 25ms, 1s)", s)
+	}
+	return d, nil
 }

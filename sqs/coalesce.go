@@ -1,0 +1,294 @@
+package sqs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Coalescing across receives. A transaction bills 2 write units per
+// item, so an event alone in its transaction pays for the entitlement
+// item by itself, and k events of one entitlement in one transaction pay
+// 2 + 2/k each. One receive holds at most 10 messages; the worker
+// therefore keeps what its pollers receive for a short window and hands
+// it to the pipeline as one batch, in which the Processor decides each
+// entitlement's events together, in arrival order, in one Store.Update
+// call (one transaction for up to 50 of them).
+//
+// The coalescer also keeps each entitlement to one batch in flight per
+// process: messages of an entitlement whose earlier batch is still being
+// decided wait for it and go into the next batch. So a process never
+// races itself on a hot entitlement (no TransactionConflict with its own
+// writes, no stale cache from its own concurrent commits), the events of
+// one entitlement are decided in the order they were received, and what
+// arrives while a batch is in flight coalesces into the next one. With
+// ReleaseEarly around the Processor's store, an entitlement is free again
+// as soon as its own Store.Update returns, not only when its whole batch
+// (other entitlements' writes, dead letters, deletes) is done.
+
+// DefaultCoalesceMax bounds the messages handed to the pipeline at once.
+const DefaultCoalesceMax = 100
+
+// arrival is one received message waiting for its batch.
+type arrival struct {
+	msg   pipeline.Message
+	scope usage.Scope
+	keyed bool // a valid event: it belongs to an entitlement
+	at    time.Time
+}
+
+func newArrival(m pipeline.Message, at time.Time) arrival {
+	a := arrival{msg: m, at: at}
+	if ev, err := usage.ParseEvent([]byte(m.Body)); err == nil {
+		a.scope, a.keyed = ev.Scope(), true
+	}
+	return a
+}
+
+// coalescer gathers arrivals into batches: one goroutine (loop) owns the
+// pending messages and the entitlements in flight; each batch runs in a
+// goroutine of its own.
+type coalescer struct {
+	window time.Duration
+	max    int
+	// run decides one batch and deletes what is done; it must return.
+	// free, put in the handler's context (withFree), lets ReleaseEarly
+	// free the batch's entitlements one by one.
+	run func(free func(usage.Scope), batch []pipeline.Message)
+	// onClose is told how many messages were pending at shutdown.
+	onClose func(pending int)
+
+	in       chan []arrival
+	finished chan flight
+	released chan freed
+	stopped  chan struct{}
+}
+
+// flight is a batch being decided, by its number.
+type flight struct {
+	id    int
+	batch []arrival
+}
+
+// freed is an entitlement of batch id decided.
+type freed struct {
+	id    int
+	scope usage.Scope
+}
+
+type releaseKey struct{}
+
+// withFree carries a batch's free function to ReleaseEarly.
+func withFree(ctx context.Context, free func(usage.Scope)) context.Context {
+	return context.WithValue(ctx, releaseKey{}, free)
+}
+
+// ReleaseEarly wraps the store of the Processor a Worker runs: within a
+// worker's batch, each entitlement is released for the next batch as
+// soon as its Store.Update returns. Anywhere else (Lambda) it only passes
+// the call through.
+func ReleaseEarly(s pipeline.Store) pipeline.Store { return releasingStore{s} }
+
+type releasingStore struct{ inner pipeline.Store }
+
+func (s releasingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	out := s.inner.Update(ctx, scope, records, decide)
+	if free, ok := ctx.Value(releaseKey{}).(func(usage.Scope)); ok {
+		free(scope)
+	}
+	return out
+}
+
+func newCoalescer(window time.Duration, limit int, run func(func(usage.Scope), []pipeline.Message), onClose func(int)) *coalescer {
+	if limit <= 0 {
+		limit = DefaultCoalesceMax
+	}
+	c := &coalescer{window: window, max: limit, run: run, onClose: onClose,
+		in: make(chan []arrival), finished: make(chan flight), released: make(chan freed, 64), stopped: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+// add hands received messages over, in the order received.
+func (c *coalescer) add(as []arrival) { c.in <- as }
+
+// close decides everything pending at once, without waiting for its
+// window, waits until every batch is done, and returns.
+func (c *coalescer) close() {
+	close(c.in)
+	<-c.stopped
+}
+
+func (c *coalescer) loop() {
+	defer close(c.stopped)
+	var pending []arrival
+	busy := map[usage.Scope]int{} // entitlement → the batch deciding it
+	inflight, seq := 0, 0
+	closing := false
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	in := c.in
+	for {
+		for {
+			batch, rest := c.due(pending, busy, closing, time.Now())
+			if len(batch) == 0 {
+				break
+			}
+			pending = rest
+			seq++
+			id := seq
+			for _, a := range batch {
+				if a.keyed {
+					busy[a.scope] = id
+				}
+			}
+			inflight++
+			go func() {
+				msgs := make([]pipeline.Message, len(batch))
+				for i, a := range batch {
+					msgs[i] = a.msg
+				}
+				c.run(func(s usage.Scope) { c.released <- freed{id: id, scope: s} }, msgs)
+				c.finished <- flight{id: id, batch: batch}
+			}()
+		}
+		if closing && len(pending) == 0 && inflight == 0 {
+			return
+		}
+		if at, ok := c.nextDue(pending, busy); ok && !closing {
+			timer.Reset(time.Until(at))
+		} else {
+			timer.Stop()
+		}
+		select {
+		case as, ok := <-in:
+			if !ok {
+				closing, in = true, nil
+				if c.onClose != nil {
+					c.onClose(len(pending))
+				}
+				continue
+			}
+			pending = append(pending, as...)
+		case <-timer.C:
+		case r := <-c.released:
+			if busy[r.scope] == r.id {
+				delete(busy, r.scope)
+				rewindow(pending, r.scope, time.Now())
+			}
+		case f := <-c.finished:
+			inflight--
+			now := time.Now()
+			for _, a := range f.batch {
+				if busy[a.scope] == f.id {
+					delete(busy, a.scope)
+					rewindow(pending, a.scope, now)
+				}
+			}
+		}
+	}
+}
+
+// rewindow starts a new window at now for the messages an entitlement's
+// batch in flight held back: they wait for company once more, as an
+// entitlement that keeps receiving events is decided in batches a window
+// apart (with more events each), rather than in a new small batch each
+// time its previous one returns.
+func rewindow(pending []arrival, scope usage.Scope, now time.Time) {
+	for i := range pending {
+		if pending[i].keyed && pending[i].scope == scope && pending[i].at.Before(now) {
+			pending[i].at = now
+		}
+	}
+}
+
+// due returns the next batch to decide, if one is due, and what stays
+// pending. Messages of an entitlement in flight are not ready; the others
+// are, in arrival order. A batch is due when a ready message has waited
+// the window (held-back ones count from their entitlement's release),
+// when max messages are ready, or at shutdown; it takes up to max ready
+// messages, and the rest of an entitlement cut off by max waits for the
+// next batch (its entitlement is then in flight).
+func (c *coalescer) due(pending []arrival, busy map[usage.Scope]int, closing bool, now time.Time) (batch, rest []arrival) {
+	ready, oldest := 0, time.Time{}
+	for _, a := range pending {
+		if a.keyed && busy[a.scope] != 0 {
+			continue
+		}
+		if ready == 0 || a.at.Before(oldest) {
+			oldest = a.at
+		}
+		ready++
+	}
+	if ready == 0 || !(closing || ready >= c.max || !now.Before(oldest.Add(c.window))) {
+		return nil, pending
+	}
+	for _, a := range pending {
+		if len(batch) < c.max && !(a.keyed && busy[a.scope] != 0) {
+			batch = append(batch, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	return batch, rest
+}
+
+// nextDue is when the window of the ready message that has waited
+// longest ends.
+func (c *coalescer) nextDue(pending []arrival, busy map[usage.Scope]int) (time.Time, bool) {
+	var at time.Time
+	ok := false
+	for _, a := range pending {
+		if !(a.keyed && busy[a.scope] != 0) && (!ok || a.at.Before(at)) {
+			at, ok = a.at, true
+		}
+	}
+	return at.Add(c.window), ok
+}
+
+// budget bounds the messages a worker holds (received and not yet
+// deleted or released), so that pollers stop receiving while batches
+// queue up, and nothing waits long enough for its visibility timeout to
+// run out.
+type budget struct {
+	mu      sync.Mutex
+	free    int
+	changed chan struct{}
+}
+
+func newBudget(n int) *budget { return &budget{free: n, changed: make(chan struct{})} }
+
+// take waits until n messages fit, and reserves them; false when ctx
+// ended first.
+func (b *budget) take(ctx context.Context, n int) bool {
+	for {
+		b.mu.Lock()
+		if b.free >= n {
+			b.free -= n
+			b.mu.Unlock()
+			return true
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// give returns n reserved messages.
+func (b *budget) give(n int) {
+	if n <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.free += n
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+}
