@@ -177,48 +177,31 @@ func (c *coalescer) loop() {
 		case r := <-c.released:
 			if busy[r.scope] == r.id {
 				delete(busy, r.scope)
-				rewindow(pending, r.scope, time.Now())
 			}
 		case f := <-c.finished:
 			inflight--
-			now := time.Now()
 			for _, a := range f.batch {
 				if busy[a.scope] == f.id {
 					delete(busy, a.scope)
-					rewindow(pending, a.scope, now)
 				}
 			}
 		}
 	}
 }
 
-// rewindow starts a new window at now for the messages an entitlement's
-// batch in flight held back: they wait for company once more, as an
-// entitlement that keeps receiving events is decided in batches a window
-// apart (with more events each), rather than in a new small batch each
-// time its previous one returns.
-func rewindow(pending []arrival, scope usage.Scope, now time.Time) {
-	for i := range pending {
-		if pending[i].keyed && pending[i].scope == scope && pending[i].at.Before(now) {
-			pending[i].at = now
-		}
-	}
-}
-
 // due returns the next batch to decide, if one is due, and what stays
 // pending. Messages of an entitlement in flight are not ready; the others
-// are, in arrival order. A batch is due when a ready message has waited
-// the window (held-back ones count from their entitlement's release),
-// when max messages are ready, or at shutdown; it takes up to max ready
-// messages, and the rest of an entitlement cut off by max waits for the
-// next batch (its entitlement is then in flight).
+// are, in arrival order. A batch is due when the oldest ready message has
+// waited the window, when max messages are ready, or at shutdown; it
+// takes up to max ready messages, and the rest of an entitlement cut off
+// by max waits for the next batch (its entitlement is then in flight).
 func (c *coalescer) due(pending []arrival, busy map[usage.Scope]int, closing bool, now time.Time) (batch, rest []arrival) {
 	ready, oldest := 0, time.Time{}
 	for _, a := range pending {
 		if a.keyed && busy[a.scope] != 0 {
 			continue
 		}
-		if ready == 0 || a.at.Before(oldest) {
+		if ready == 0 {
 			oldest = a.at
 		}
 		ready++
@@ -236,17 +219,14 @@ func (c *coalescer) due(pending []arrival, busy map[usage.Scope]int, closing boo
 	return batch, rest
 }
 
-// nextDue is when the window of the ready message that has waited
-// longest ends.
+// nextDue is when the oldest ready message's window ends.
 func (c *coalescer) nextDue(pending []arrival, busy map[usage.Scope]int) (time.Time, bool) {
-	var at time.Time
-	ok := false
 	for _, a := range pending {
-		if !(a.keyed && busy[a.scope] != 0) && (!ok || a.at.Before(at)) {
-			at, ok = a.at, true
+		if !(a.keyed && busy[a.scope] != 0) {
+			return a.at.Add(c.window), true
 		}
 	}
-	return at.Add(c.window), ok
+	return time.Time{}, false
 }
 
 // budget bounds the messages a worker holds (received and not yet
