@@ -103,7 +103,7 @@ func (w *world) queued(t *testing.T) int {
 
 // drainTimeout only guards against a hang (a message that can never leave
 // the queue); it is not a performance assertion.
-const drainTimeout = 4 * time.Minute
+const drainTimeout = 8 * time.Minute
 
 // waitDrained waits until the main queue holds no message at all. Once
 // empty it stays empty: nothing else sends to it, and a message leaves it
