@@ -1,6 +1,7 @@
 // Package client is the Go client of synchronous decisions: consume,
 // refund and balance requests answered now, by the same decision rule and
-// store as queued usage events.
+// store as queued usage events; and the holds of long-running work
+// (Reserve, Commit, Release), which both implementations answer too.
 //
 // Two implementations serve one interface, Client:
 //
@@ -293,6 +294,9 @@ func balanceOf(a decision.Answer) (*usage.Balance, error) {
 		return nil, err
 	}
 	if b.Remaining, err = optionalDecimal("remaining", a.Remaining); err != nil {
+		return nil, err
+	}
+	if b.Held, err = optionalDecimal("held", a.Held); err != nil {
 		return nil, err
 	}
 	b.ResetPeriod = usage.ResetPeriod(a.ResetPeriod)

@@ -103,6 +103,13 @@ type Engine struct {
 	// OK): request ID, status, reason, user and entitlement; never the
 	// request's metadata.
 	Logger *slog.Logger
+	// Observe, when set, is told every decided request's outcome (for
+	// metrics).
+	Observe func(ctx context.Context, ev usage.Event, o usage.Outcome)
+	// Notify, when set, has the decisions that cross a threshold or first
+	// hit the limit record a notification, as queued events do
+	// (usage.Rules.Notify).
+	Notify *usage.Notify
 }
 
 // Handle parses one JSON request and answers it.
@@ -149,8 +156,11 @@ func (e *Engine) Decide(ctx context.Context, ev usage.Event) Answer {
 			Message: "is required for a synchronous " + string(operation(ev))})
 	}
 	now := e.now()
-	rules := usage.Rules{Now: now} // no wait: a target not applied now is not found
+	rules := usage.Rules{Now: now, Notify: e.Notify} // no wait: a target not applied now is not found
 	o := e.Store.Update(ctx, ev.Scope(), []usage.Record{{Event: ev}}, rules.Plan)[0]
+	if e.Observe != nil {
+		e.Observe(ctx, ev, o)
+	}
 	a := answerOf(o)
 	if a.Status == Retry || a.Reason == usage.ReasonEntitlementNotFound || a.Reason == usage.ReasonInvalidEntitlement {
 		return a

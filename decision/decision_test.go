@@ -113,3 +113,27 @@ func TestHoldAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineRecordsNotificationsWhenAsked: a synchronous consume that
+// crosses a threshold records it, as a queued one does.
+func TestEngineRecordsNotificationsWhenAsked(t *testing.T) {
+	s := memstore.New()
+	scope := usage.Scope{UserID: "u1", EntitlementKey: "TUTOR"}
+	s.PutEntitlement(scope, map[string]usage.Value{usage.AttrLimit: num("10"), usage.AttrUsed: num("6")})
+	e := &decision.Engine{Store: s, Now: func() time.Time { return now }}
+	answer(t, e, `{"userId":"u1","entitlementKey":"TUTOR","amount":1,"idempotencyKey":"c-1"}`)
+	if got := s.Notifications(scope); len(got) != 0 {
+		t.Fatalf("without Notify: %v", got)
+	}
+	e.Notify = &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}}
+	answer(t, e, `{"userId":"u1","entitlementKey":"TUTOR","amount":1,"idempotencyKey":"c-2"}`)
+	got := s.Notifications(scope)
+	if len(got) != 1 {
+		t.Fatalf("with Notify: %v", got)
+	}
+	for _, n := range got {
+		if n.Type != usage.NotifyThresholdReached || n.Used.String() != "8" || n.EventID != "c-2" {
+			t.Errorf("recorded %+v", n)
+		}
+	}
+}

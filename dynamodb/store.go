@@ -107,82 +107,132 @@ func (s *Store) Update(ctx context.Context, scope usage.Scope, records []usage.R
 	return out
 }
 
-// updateGroup: observe, decide, write; on a failed precondition learn
-// what changed and decide again; on an invalid write re-read
-// consistently, and if that explains nothing decide event by event.
+// updateGroup: observe, then decide and carry out the decision, until
+// one is carried out or the attempts run out. Each attempt's step is one
+// of: read what the decision asked for, confirm a decision that writes
+// nothing, or commit its writes and, if DynamoDB refuses, learn why.
 func (s *Store) updateGroup(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide, mayFallBack bool) []usage.Outcome {
-	key, ok := s.cfg.Keys.key(scope)
-	state, err := s.observe(ctx, scope, key, ok, false)
-	if err != nil {
+	g := &group{s: s, scope: scope, records: records, decide: decide, mayFallBack: mayFallBack}
+	g.key, g.addressable = s.cfg.Keys.key(scope)
+	if err := g.observe(ctx, false); err != nil {
 		return all(records, usage.Retry, err)
 	}
-	reread := false
-	for attempt, conflicts := 0, 0; attempt < s.cfg.MaxAttempts; attempt++ {
+	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return all(records, usage.Retry, err)
 		}
-		plan := decide(state, records)
-		if len(plan.Reads) > 0 {
-			if state, err = s.readLedger(ctx, scope, state, plan.Reads); err != nil {
-				return all(records, usage.Retry, err)
-			}
-			continue
-		}
-		if len(plan.Writes) == 0 {
-			s.remember(scope, state.Entitlement.Observed, state.Notified)
-			return plan.Outcomes
-		}
-		if onlyChecks(plan) {
-			c, held, err := s.verify(ctx, scope, key, plan)
-			switch {
-			case err != nil:
-				return all(records, usage.Retry, err)
-			case held:
-				if c.entitlement != nil {
-					s.remember(scope, *c.entitlement, state.Notified)
-				}
-				return plan.Outcomes
-			}
-			state = c.apply(state)
-			continue
-		}
-		notes, err := s.write(ctx, scope, key, plan)
-		if err == nil {
-			s.remember(scope, plan.After(state.Entitlement.Observed), withKeys(state.Notified, notes))
-			if len(notes) > 0 && s.cfg.Outbox != nil {
-				s.cfg.Outbox.Recorded(ctx, notes)
-			}
-			return plan.Outcomes
-		}
-		c, canceled := s.cancellation(err, plan)
-		switch {
-		case !canceled:
-			// The SDK already retried throttling, 5xx and network errors
-			// with backoff; what is left goes back to the queue.
-			s.cache.forget(scope)
-			return all(records, usage.Retry, err)
-		case c.invalid && reread:
-			s.cache.forget(scope)
-			if mayFallBack && len(records) > 1 {
-				return s.oneByOne(ctx, scope, records, decide)
-			}
-			return all(records, usage.Retry, ErrInvalidWrite)
-		case c.invalid:
-			s.cache.forget(scope)
-			reread = true
-			if state, err = s.observe(ctx, scope, key, ok, true); err != nil {
-				return all(records, usage.Retry, err)
-			}
-		case c.learned():
-			state = c.apply(state)
-		default: // TransactionConflict, throttling of one item, ...
-			conflicts++
-			if err := backoff.Sleep(ctx, conflictBackoff.Full(conflicts)); err != nil {
-				return all(records, usage.Retry, err)
-			}
+		if out, done := g.step(ctx, decide(g.state, records)); done {
+			return out
 		}
 	}
 	return all(records, usage.Retry, ErrContention)
+}
+
+// group is one updateGroup call: what it knows so far.
+type group struct {
+	s           *Store
+	scope       usage.Scope
+	key         entitlementKey
+	addressable bool
+	records     []usage.Record
+	decide      usage.Decide
+	mayFallBack bool
+
+	state     usage.State
+	reread    bool // a consistent re-read after an invalid write was made
+	conflicts int
+}
+
+func (g *group) observe(ctx context.Context, consistent bool) error {
+	st, err := g.s.observe(ctx, g.scope, g.key, g.addressable, consistent)
+	if err == nil {
+		g.state.Entitlement, g.state.Notified = st.Entitlement, st.Notified
+	}
+	return err
+}
+
+// step carries a plan out; done is false when the group must decide
+// again on what it learned.
+func (g *group) step(ctx context.Context, plan usage.Plan) (out []usage.Outcome, done bool) {
+	switch {
+	case len(plan.Reads) > 0:
+		st, err := g.s.readLedger(ctx, g.scope, g.state, plan.Reads)
+		if err != nil {
+			return all(g.records, usage.Retry, err), true
+		}
+		g.state = st
+		return nil, false
+	case len(plan.Writes) == 0:
+		g.s.remember(g.scope, g.state.Entitlement.Observed, g.state.Notified)
+		return plan.Outcomes, true
+	case onlyChecks(plan):
+		return g.confirm(ctx, plan)
+	}
+	return g.commit(ctx, plan)
+}
+
+// confirm verifies a plan that writes nothing by consistent reads.
+func (g *group) confirm(ctx context.Context, plan usage.Plan) ([]usage.Outcome, bool) {
+	c, held, err := g.s.verify(ctx, g.scope, g.key, plan)
+	switch {
+	case err != nil:
+		return all(g.records, usage.Retry, err), true
+	case held:
+		if c.entitlement != nil {
+			g.s.remember(g.scope, *c.entitlement, g.state.Notified)
+		}
+		return plan.Outcomes, true
+	}
+	g.state = c.apply(g.state)
+	return nil, false
+}
+
+// commit writes the plan in one transaction, and hands what it recorded
+// to the outbox.
+func (g *group) commit(ctx context.Context, plan usage.Plan) ([]usage.Outcome, bool) {
+	notes, err := g.s.write(ctx, g.scope, g.key, plan)
+	if err != nil {
+		return g.refused(ctx, plan, err)
+	}
+	g.s.remember(g.scope, plan.After(g.state.Entitlement.Observed), withKeys(g.state.Notified, notes))
+	if len(notes) > 0 && g.s.cfg.Outbox != nil {
+		g.s.cfg.Outbox.Recorded(ctx, notes)
+	}
+	return plan.Outcomes, true
+}
+
+// refused reads why DynamoDB refused a plan's transaction: a failed
+// precondition teaches the current state; an invalid write is re-read
+// consistently once, then decided event by event; a conflict backs off;
+// anything else goes back to the queue (the SDK already retried
+// throttling, 5xx and network errors).
+func (g *group) refused(ctx context.Context, plan usage.Plan, err error) ([]usage.Outcome, bool) {
+	c, canceled := g.s.cancellation(err, plan)
+	switch {
+	case !canceled:
+		g.s.cache.forget(g.scope)
+		return all(g.records, usage.Retry, err), true
+	case c.invalid && g.reread:
+		g.s.cache.forget(g.scope)
+		if g.mayFallBack && len(g.records) > 1 {
+			return g.s.oneByOne(ctx, g.scope, g.records, g.decide), true
+		}
+		return all(g.records, usage.Retry, ErrInvalidWrite), true
+	case c.invalid:
+		g.s.cache.forget(g.scope)
+		g.reread = true
+		if err := g.observe(ctx, true); err != nil {
+			return all(g.records, usage.Retry, err), true
+		}
+	case c.learned():
+		g.state = c.apply(g.state)
+	default: // TransactionConflict, throttling of one item, ...
+		g.conflicts++
+		if err := backoff.Sleep(ctx, conflictBackoff.Full(g.conflicts)); err != nil {
+			return all(g.records, usage.Retry, err), true
+		}
+	}
+	return nil, false
 }
 
 // conflictBackoff spreads racing consumers out instead of letting them

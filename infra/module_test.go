@@ -11,6 +11,7 @@ package infra_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -44,6 +45,8 @@ const (
 	queueName             = "acme-prod-usage-event-queue"
 	dlqName               = "acme-prod-usage-event-dlq"
 	ledgerName            = "acme-prod-usage-ledger"
+	topicName             = "acme-prod-usage-notifications"
+	sweepRuleName         = "acme-prod-usage-sweeps"
 
 	// Placeholders: a resource attribute evaluates to its own address.
 	mainQueueARN = "aws_sqs_queue.main.arn"
@@ -54,6 +57,11 @@ const (
 	// The decisions function's resources are counted (decisions_enabled).
 	decisionsARN          = "aws_lambda_function.decisions[0].arn"
 	decisionsLogStreamARN = "aws_cloudwatch_log_group.decisions[0].arn:*"
+
+	// The notifications topic is counted (notifications_enabled).
+	topicARN = "aws_sns_topic.notifications[0].arn"
+	// A customer managed key for the topic, other than the queues' key.
+	notificationsKeyARN = "arn:aws:kms:eu-west-1:111122223333:key/5678efgh-56ef-78gh-90ij-5678901234ef"
 
 	// deadlineMarginSeconds is pipeline.Processor's default DeadlineMargin
 	// (pipeline/pipeline.go; the Lambda adapter does not override it): no
@@ -85,6 +93,10 @@ var configurations = []struct {
 	{"SSE-SQS, dead-lettering by SQS only", map[string]cty.Value{"direct_dead_lettering": cty.False}},
 	{"KMS key, direct dead-lettering", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN)}},
 	{"KMS key, dead-lettering by SQS only", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN), "direct_dead_lettering": cty.False}},
+	{"notifications off", map[string]cty.Value{"notifications_enabled": cty.False}},
+	{"notifications with their own key", map[string]cty.Value{"notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
+	{"KMS keys for queues and notifications", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN), "notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
+	{"notifications off, their key ignored", map[string]cty.Value{"notifications_enabled": cty.False, "notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
 }
 
 func directDeadLettering(in map[string]cty.Value) bool {
@@ -95,6 +107,18 @@ func directDeadLettering(in map[string]cty.Value) bool {
 func withKMS(in map[string]cty.Value) bool {
 	_, ok := in["kms_key_arn"]
 	return ok
+}
+
+func notificationsEnabled(in map[string]cty.Value) bool {
+	v, ok := in["notifications_enabled"]
+	return !ok || v.True()
+}
+
+// withNotificationsKey: the topic exists and is encrypted with a customer
+// managed key.
+func withNotificationsKey(in map[string]cty.Value) bool {
+	_, ok := in["notifications_kms_key_arn"]
+	return ok && notificationsEnabled(in)
 }
 
 // roles are the module's execution roles (aws_iam_role resource names):
@@ -188,9 +212,18 @@ func assertGrants(t *testing.T, what string, got, want map[string][]string) {
 	}
 }
 
+// pendingIndexARN is the ledger's sparse index of work left to do, the only
+// index the module grants anything on.
+const pendingIndexARN = ledgerARN + "/index/" + dynamodb.PendingIndex
+
 // dynamoDBGrants is dynamodb.IAMActions with each table replaced by the
-// ARN the module grants it on.
-func dynamoDBGrants(t *testing.T) map[string][]string {
+// ARN the module grants it on, and for the queue consumer (sweeps) also the
+// ledger's index: its sweeps (dynamodb.PendingNotifications, the holds'
+// SweepExpiredHolds) send the ledger's dynamodb:Query to the index
+// PendingIndex, and IAM authorizes a request on an index against the
+// index's ARN, which a grant on the table's ARN does not cover. The
+// decisions function runs no sweep and is granted nothing on the index.
+func dynamoDBGrants(t *testing.T, sweeps bool) map[string][]string {
 	t.Helper()
 	// Where each table of dynamodb.IAMActions lives in the module.
 	tableARN := map[dynamodb.Table]string{
@@ -205,31 +238,37 @@ func dynamoDBGrants(t *testing.T) map[string][]string {
 		}
 		want[arn] = slices.Clone(actions)
 	}
+	if sweeps {
+		if !slices.Contains(dynamodb.IAMActions[dynamodb.LedgerTable], "dynamodb:Query") {
+			t.Fatal("dynamodb.IAMActions lacks dynamodb:Query on the ledger, which the sweeps send to its index")
+		}
+		want[pendingIndexARN] = []string{"dynamodb:Query"}
+	}
 	return want
 }
 
 func TestFunctionRoleGrantsExactlyTheDynamoDBActionsTheGoCodeUses(t *testing.T) {
 	m := loadModule(t, moduleDir)
-	want := dynamoDBGrants(t)
 	for _, c := range configurations {
 		t.Run(c.name, func(t *testing.T) {
 			stmts := functionPolicy(t, m.evaluator(t, inputs(c.in)))
-			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), maps.Clone(want))
+			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), dynamoDBGrants(t, true))
 		})
 	}
 }
 
 // The decisions function answers synchronous requests with the same
 // DynamoDB calls as the consumer, and nothing of the queue: its role grants
-// exactly dynamodb.IAMActions, its own log streams, and no SQS or KMS
-// action, whatever the queue options.
+// exactly dynamodb.IAMActions (without the sweeps' index Query),
+// its own log streams, publishing to the notifications topic (with its
+// customer managed key, through SNS), and no SQS action, whatever the queue
+// options.
 func TestDecisionsRoleGrantsExactlyTheDynamoDBActionsAndNothingOfTheQueue(t *testing.T) {
 	m := loadModule(t, moduleDir)
-	want := dynamoDBGrants(t)
 	for _, c := range configurations {
 		t.Run(c.name, func(t *testing.T) {
 			stmts := decisionsPolicy(t, m.evaluator(t, inputs(c.in)))
-			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), maps.Clone(want))
+			assertGrants(t, "DynamoDB", grants(t, stmts, "dynamodb:"), dynamoDBGrants(t, false))
 			assertGrants(t, "CloudWatch Logs", grants(t, stmts, "logs:"),
 				map[string][]string{decisionsLogStreamARN: {"logs:CreateLogStream", "logs:PutLogEvents"}})
 			for _, st := range stmts {
@@ -237,8 +276,8 @@ func TestDecisionsRoleGrantsExactlyTheDynamoDBActionsAndNothingOfTheQueue(t *tes
 					t.Errorf("%s: want only Allow statements naming their actions and resources", st)
 				}
 				for _, a := range st.Actions {
-					if service, _, _ := strings.Cut(a, ":"); service != "dynamodb" && service != "logs" {
-						t.Errorf("%s: unexpected action %s (the decisions role reaches DynamoDB and its logs only)", st, a)
+					if service, _, _ := strings.Cut(a, ":"); !slices.Contains([]string{"dynamodb", "logs", "sns", "kms"}, service) {
+						t.Errorf("%s: unexpected action %s (the decisions role reaches DynamoDB, the notifications topic and its logs only)", st, a)
 					}
 				}
 			}
@@ -274,19 +313,36 @@ func TestFunctionRoleUsesTheQueueKeyOnlyWhenOneIsGiven(t *testing.T) {
 			case withKMS(in):
 				want[kmsKeyARN] = []string{"kms:Decrypt"}
 			}
+			if withNotificationsKey(in) {
+				want[notificationsKeyARN] = []string{"kms:Decrypt", "kms:GenerateDataKey"}
+			}
 			stmts := functionPolicy(t, m.evaluator(t, in))
 			assertGrants(t, "KMS", grants(t, stmts, "kms:"), want)
-			for _, st := range stmts {
-				if len(st.Actions) == 0 || !strings.HasPrefix(st.Actions[0], "kms:") {
-					continue
-				}
-				if !slices.ContainsFunc(st.Conditions, func(c condition) bool {
-					return c.Variable == "kms:ViaService" && slices.Equal(c.Values, []string{"sqs." + testRegion + ".amazonaws.com"})
-				}) {
-					t.Errorf("%s: want a kms:ViaService condition limiting the key to SQS", st)
-				}
-			}
+			assertKeysUsedOnlyVia(t, stmts)
 		})
+	}
+}
+
+// assertKeysUsedOnlyVia checks that every KMS statement is limited, by
+// kms:ViaService, to the one service its key is for: the queues' key to
+// SQS, the topic's key to SNS.
+func assertKeysUsedOnlyVia(t *testing.T, stmts []statement) {
+	t.Helper()
+	via := map[string]string{kmsKeyARN: "sqs", notificationsKeyARN: "sns"}
+	for _, st := range stmts {
+		if len(st.Actions) == 0 || !strings.HasPrefix(st.Actions[0], "kms:") {
+			continue
+		}
+		if len(st.Resources) != 1 || via[st.Resources[0]] == "" {
+			t.Errorf("%s: want one known key", st)
+			continue
+		}
+		service := via[st.Resources[0]]
+		if !slices.ContainsFunc(st.Conditions, func(c condition) bool {
+			return c.Test == "StringEquals" && c.Variable == "kms:ViaService" && slices.Equal(c.Values, []string{service + "." + testRegion + ".amazonaws.com"})
+		}) {
+			t.Errorf("%s: want a kms:ViaService condition limiting the key to %s", st, strings.ToUpper(service))
+		}
 	}
 }
 
@@ -307,7 +363,7 @@ func TestFunctionRoleGrantsNoOtherService(t *testing.T) {
 				}
 				for _, a := range st.Actions {
 					service, _, _ := strings.Cut(a, ":")
-					if !slices.Contains([]string{"dynamodb", "sqs", "kms", "logs"}, service) {
+					if !slices.Contains([]string{"dynamodb", "sqs", "kms", "logs", "sns"}, service) {
 						t.Errorf("%s: unexpected action %s", st, a)
 					}
 				}
@@ -718,6 +774,10 @@ func TestFunction(t *testing.T) {
 		"ENTITLEMENT_SK_PREFIX":    "ENTITLEMENT#",
 		"USAGE_EVENT_QUEUE_URL":    "aws_sqs_queue.main.url",
 		"REFUND_TARGET_WAIT":       "15m",
+		"NOTIFY_TOPIC_ARN":         topicARN,
+		"NOTIFY_THRESHOLDS":        "80,100",
+		"NOTIFY_LIMIT_REJECTED":    "true",
+		"NOTIFY_RECOVERY_INTERVAL": "1m",
 	}
 	withDLQ := maps.Clone(base)
 	withDLQ["DEAD_LETTER_QUEUE_URL"] = "aws_sqs_queue.dead_letter.url"
@@ -730,6 +790,18 @@ func TestFunction(t *testing.T) {
 	layout["ENTITLEMENT_SK_ATTRIBUTE"] = "SK"
 	layout["ENTITLEMENT_PK_PREFIX"] = "TENANT#1#USER#"
 	layout["ENTITLEMENT_SK_PREFIX"] = "ENT#"
+	silent := maps.Clone(withDLQ)
+	for k := range silent {
+		if strings.HasPrefix(k, "NOTIFY_") {
+			delete(silent, k)
+		}
+	}
+	notify := maps.Clone(withDLQ)
+	notify["NOTIFY_THRESHOLDS"] = "50,90.5,100"
+	notify["NOTIFY_LIMIT_REJECTED"] = "false"
+	notify["NOTIFY_RECOVERY_INTERVAL"] = "30s"
+	noThresholds := maps.Clone(withDLQ)
+	noThresholds["NOTIFY_THRESHOLDS"] = ""
 	for _, c := range []struct {
 		name string
 		in   map[string]cty.Value
@@ -742,6 +814,12 @@ func TestFunction(t *testing.T) {
 			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("SK"),
 			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("ENT#"),
 		}, layout},
+		{"environment names no topic and no NOTIFY_* setting without notifications", map[string]cty.Value{"notifications_enabled": cty.False}, silent},
+		{"environment passes the notification settings", map[string]cty.Value{
+			"notify_thresholds":     cty.ListVal([]cty.Value{cty.NumberIntVal(50), cty.NumberFloatVal(90.5), cty.NumberIntVal(100)}),
+			"notify_limit_rejected": cty.False, "notify_recovery_interval": cty.StringVal("30s"),
+		}, notify},
+		{"environment passes no thresholds as an empty NOTIFY_THRESHOLDS", map[string]cty.Value{"notify_thresholds": cty.ListValEmpty(cty.Number)}, noThresholds},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := env(c.in); !maps.Equal(got, c.want) {
@@ -800,13 +878,13 @@ func TestLedgerTable(t *testing.T) {
 			}
 		})
 	}
-	t.Run("declares pk and sk as strings", func(t *testing.T) {
+	t.Run("declares its keys and the pending index's as strings", func(t *testing.T) {
 		got := map[string]string{}
 		for _, a := range nested(tb, "attribute") {
 			got[asString(t, e.evalAttr(t, a, "name"))] = asString(t, e.evalAttr(t, a, "type"))
 		}
-		if !maps.Equal(got, map[string]string{"pk": "S", "sk": "S"}) {
-			t.Errorf("attributes %v", got)
+		if !maps.Equal(got, map[string]string{"pk": "S", "sk": "S", "pendingPk": "S", "pendingAt": "S"}) {
+			t.Errorf("attributes %v, want the keys pk and sk and those of the index %s", got, dynamodb.PendingIndex)
 		}
 	})
 	t.Run("deletion protection can be lifted for a disposable environment", func(t *testing.T) {
@@ -834,11 +912,21 @@ func TestAlarmsNotifyOnCall(t *testing.T) {
 	for _, c := range []struct {
 		name, metric string
 		threshold    int64
+		// missing is how missing data counts: "notBreaching" unless the
+		// metric is published every minute whatever happens.
+		missing       string
+		periods, stat string
 	}{
-		{"when the DLQ holds a message", "AWS/SQS ApproximateNumberOfMessagesVisible aws_sqs_queue.dead_letter.name", 0},
-		{"when the oldest queued message is older than the threshold", "AWS/SQS ApproximateAgeOfOldestMessage aws_sqs_queue.main.name", 300},
-		{"when an invocation fails", "AWS/Lambda Errors aws_lambda_function.this.function_name", 0},
-		{"when the function is throttled", "AWS/Lambda Throttles aws_lambda_function.this.function_name", 0},
+		{"when the DLQ holds a message", "AWS/SQS ApproximateNumberOfMessagesVisible aws_sqs_queue.dead_letter.name", 0, "notBreaching", "", ""},
+		{"when the oldest queued message is older than the threshold", "AWS/SQS ApproximateAgeOfOldestMessage aws_sqs_queue.main.name", 300, "notBreaching", "", ""},
+		{"when an invocation fails", "AWS/Lambda Errors aws_lambda_function.this.function_name", 0, "notBreaching", "", ""},
+		{"when the function is throttled", "AWS/Lambda Throttles aws_lambda_function.this.function_name", 0, "notBreaching", "", ""},
+		{"when a notification stays unpublished", metrics.Namespace + " OldestUnpublishedNotificationAge aws_lambda_function.this.function_name", 300, "notBreaching", "", ""},
+		// Every hold sweep (every minute, on the schedule) reports the
+		// age: no data means no sweep, which leaves expired holds
+		// counting as used too.
+		{"when an expired hold stays unreleased, or no hold sweep runs", metrics.Namespace + " OldestExpiredHoldAge aws_lambda_function.this.function_name", 300, "breaching", "2/2", "Maximum"},
+		{"when the hold sweeps keep failing", metrics.Namespace + " HoldSweepsFailed aws_lambda_function.this.function_name", 0, "notBreaching", "3/3", "Sum"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, ok := byMetric[c.metric]
@@ -851,8 +939,19 @@ func TestAlarmsNotifyOnCall(t *testing.T) {
 			if got := asInt(t, e.evalAttr(t, b, "threshold")); got != c.threshold {
 				t.Errorf("threshold %d, want %d", got, c.threshold)
 			}
-			if got := asString(t, e.evalAttr(t, b, "treat_missing_data")); got != "notBreaching" {
-				t.Errorf("treat_missing_data %s: an idle queue or function stops publishing, which is not an outage", got)
+			if got := asString(t, e.evalAttr(t, b, "treat_missing_data")); got != c.missing {
+				t.Errorf("treat_missing_data %s, want %s (an idle queue or function stops publishing, which is not an outage; a sweep that stops is)", got, c.missing)
+			}
+			if c.periods != "" {
+				got := fmt.Sprintf("%d/%d", asInt(t, e.evalAttr(t, b, "datapoints_to_alarm")), asInt(t, e.evalAttr(t, b, "evaluation_periods")))
+				if got != c.periods || asInt(t, e.evalAttr(t, b, "period")) != 60 {
+					t.Errorf("%s datapoints of one-minute periods, want %s", got, c.periods)
+				}
+			}
+			if c.stat != "" {
+				if got := asString(t, e.evalAttr(t, b, "statistic")); got != c.stat {
+					t.Errorf("statistic %s, want %s", got, c.stat)
+				}
 			}
 			for _, a := range []string{"alarm_actions", "ok_actions"} {
 				if got := asStrings(t, e.evalAttr(t, b, a)); !slices.Equal(got, []string{snsTopicARN}) {
@@ -933,9 +1032,19 @@ func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 		stat     string
 	}
 	cases := map[string]want{}
-	for _, name := range []string{"EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed"} {
+	for _, name := range []string{"EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed",
+		"NotificationsRecorded", "NotificationsPublished", "NotificationsFailed"} {
 		cases["service metric "+name] = want{metrics.Namespace, name, fn, "Sum"}
 	}
+	cases["age of the oldest unpublished notification"] = want{metrics.Namespace, "OldestUnpublishedNotificationAge", fn, "Maximum"}
+	decisions := map[string]string{"FunctionName": decisionsFunctionName}
+	for _, name := range []string{"HoldsCommitted", "HoldsReleased", "HoldsExpired", "HoldSweepsFailed"} {
+		cases["service metric "+name] = want{metrics.Namespace, name, fn, "Sum"}
+	}
+	for _, name := range []string{"HoldsReserved", "HoldsCommitted", "HoldsReleased"} {
+		cases["the decisions function's "+name] = want{metrics.Namespace, name, decisions, "Sum"}
+	}
+	cases["age of the oldest expired hold"] = want{metrics.Namespace, "OldestExpiredHoldAge", fn, "Maximum"}
 	for _, stat := range []string{"p50", "p99"} {
 		cases["processing latency "+stat] = want{metrics.Namespace, "ProcessingLatency", fn, stat}
 		cases["function duration "+stat] = want{"AWS/Lambda", "Duration", fn, stat}
@@ -960,8 +1069,16 @@ func TestDashboardShowsWhatOnCallNeeds(t *testing.T) {
 	}
 	t.Run("every service metric carries the FunctionName dimension", func(t *testing.T) {
 		for _, dm := range charted {
-			if dm.Namespace == metrics.Namespace && dm.Dimensions["FunctionName"] != functionName {
-				t.Errorf("%s %v lacks FunctionName=%s; EMF publishes every metric with it", dm.Name, dm.Dimensions, functionName)
+			if fn := dm.Dimensions["FunctionName"]; dm.Namespace == metrics.Namespace && fn != functionName && (fn != decisionsFunctionName || !strings.HasPrefix(dm.Name, "Holds")) {
+				t.Errorf("%s %v lacks FunctionName=%s (or the decisions function's, for its holds); EMF publishes every metric with it", dm.Name, dm.Dimensions, functionName)
+			}
+		}
+	})
+	t.Run("without the decisions function, no line of it", func(t *testing.T) {
+		e := m.evaluator(t, inputs(map[string]cty.Value{"decisions_enabled": cty.False}))
+		for _, dm := range dashboardMetrics(t, asString(t, e.evalAttr(t, m.resource(t, "aws_cloudwatch_dashboard", "this"), "dashboard_body"))) {
+			if dm.Dimensions["FunctionName"] == decisionsFunctionName {
+				t.Errorf("charted %s of the decisions function, which is not deployed", dm.Name)
 			}
 		}
 	})
@@ -996,6 +1113,8 @@ func TestOutputs(t *testing.T) {
 		"dashboard_name":          "aws_cloudwatch_dashboard.this.dashboard_name",
 		"decisions_function_name": "aws_lambda_function.decisions[0].function_name",
 		"decisions_function_arn":  decisionsARN,
+
+		"usage_notifications_topic_arn": topicARN,
 	} {
 		t.Run(name, func(t *testing.T) {
 			out := m.block(t, "output", name)
@@ -1007,6 +1126,12 @@ func TestOutputs(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the topic's ARN is null without notifications", func(t *testing.T) {
+		e := m.evaluator(t, inputs(map[string]cty.Value{"notifications_enabled": cty.False}))
+		if got := e.evalAttr(t, m.block(t, "output", "usage_notifications_topic_arn"), "value"); !got.IsNull() {
+			t.Errorf("usage_notifications_topic_arn = %#v, want null", got)
+		}
+	})
 	t.Run("decisions outputs are null without the decisions function", func(t *testing.T) {
 		e := m.evaluator(t, inputs(map[string]cty.Value{"decisions_enabled": cty.False}))
 		for _, name := range []string{"decisions_function_name", "decisions_function_arn", "decisions_invoke_policy_json"} {
@@ -1145,7 +1270,11 @@ func TestDecisionsFunction(t *testing.T) {
 			if !maps.Equal(got, want) {
 				t.Errorf("%s: environment %v, want the consumer's without the queue's settings %v", c.name, got, want)
 			}
-			got["USAGE_LEDGER_TABLE"] = ledgerName // what AWS fills in
+			for k, v := range got {
+				if r, ok := awsValues[v]; ok {
+					got[k] = r // what AWS fills in
+				}
+			}
 			if _, err := config.Load(func(k string) string { return got[k] }); err != nil {
 				t.Errorf("%s: the function refuses the environment %v: %v", c.name, got, err)
 			}
@@ -1167,14 +1296,20 @@ func TestNamesFitAWSLimitsForTheLongestProjectAndEnv(t *testing.T) {
 		}
 	}
 	e := m.evaluator(t, in)
-	for _, c := range []struct{ typ, name, attr string }{
-		{"aws_lambda_function", "this", "function_name"},
-		{"aws_lambda_function", "decisions", "function_name"},
-		{"aws_iam_role", "function", "name"},
-		{"aws_iam_role", "decisions", "name"},
+	for _, c := range []struct {
+		typ, name, attr string
+		max             int
+	}{
+		{"aws_lambda_function", "this", "function_name", 64},
+		{"aws_lambda_function", "decisions", "function_name", 64},
+		{"aws_iam_role", "function", "name", 64},
+		{"aws_iam_role", "decisions", "name", 64},
+		{"aws_cloudwatch_event_rule", "sweeps", "name", 64},
+		{"aws_sns_topic", "notifications", "name", 256},
+		{"aws_cloudwatch_metric_alarm", "notifications_unpublished", "alarm_name", 255},
 	} {
-		if got := asString(t, e.evalAttr(t, m.resource(t, c.typ, c.name), c.attr)); len(got) > 64 {
-			t.Errorf("%s.%s %s %q is %d characters, AWS allows 64", c.typ, c.name, c.attr, got, len(got))
+		if got := asString(t, e.evalAttr(t, m.resource(t, c.typ, c.name), c.attr)); len(got) > c.max {
+			t.Errorf("%s.%s %s %q is %d characters, AWS allows %d", c.typ, c.name, c.attr, got, len(got), c.max)
 		}
 	}
 }
@@ -1290,6 +1425,24 @@ func TestInputValidationRejectsWhatAWSWouldRejectAtApply(t *testing.T) {
 		{"decisions_reserved_concurrency", num(0), false},
 		{"decisions_reserved_concurrency", num(-1), false},
 		{"decisions_reserved_concurrency", cty.NumberFloatVal(2.5), false},
+		{"notifications_kms_key_arn", cty.NullVal(cty.String), true},
+		{"notifications_kms_key_arn", str(notificationsKeyARN), true},
+		{"notifications_kms_key_arn", str("arn:aws:kms:eu-west-1:111122223333:alias/aws/sns"), false},
+		{"notifications_kms_key_arn", str("alias/aws/sns"), false},
+		{"notify_thresholds", cty.ListValEmpty(cty.Number), true},
+		{"notify_thresholds", cty.ListVal([]cty.Value{num(80), num(100)}), true},
+		{"notify_thresholds", cty.ListVal([]cty.Value{cty.NumberFloatVal(0.5), cty.NumberFloatVal(99.9)}), true},
+		{"notify_thresholds", cty.ListVal([]cty.Value{num(0)}), false},
+		{"notify_thresholds", cty.ListVal([]cty.Value{num(80), num(101)}), false},
+		{"notify_thresholds", cty.ListVal([]cty.Value{num(-10)}), false},
+		{"notify_recovery_interval", str("1m"), true},
+		{"notify_recovery_interval", str("1m30s"), true},
+		{"notify_recovery_interval", str("1"), false},
+		{"notify_recovery_interval", str("-1m"), false},
+		{"notify_recovery_interval", str(""), false},
+		{"oldest_unpublished_notification_alarm_seconds", num(120), true},
+		{"oldest_unpublished_notification_alarm_seconds", num(119), false},
+		{"oldest_unpublished_notification_alarm_seconds", num(1209601), false},
 	} {
 		name := "rejects"
 		if c.valid {
@@ -1351,6 +1504,16 @@ func TestTimeoutMustExceedTheDeadlineMargin(t *testing.T) {
 	}
 }
 
+// awsValues are what AWS fills in for the placeholders the harness
+// evaluates resource attributes to, where the function would reject the
+// placeholder.
+var awsValues = map[string]string{
+	"aws_dynamodb_table.ledger.name": ledgerName,
+	"aws_sqs_queue.dead_letter.url":  "https://sqs.eu-west-1.amazonaws.com/111122223333/" + dlqName,
+	"aws_sqs_queue.main.url":         "https://sqs.eu-west-1.amazonaws.com/111122223333/" + queueName,
+	topicARN:                         "arn:aws:sns:eu-west-1:111122223333:" + topicName,
+}
+
 // The environment the module gives the function is one the function starts
 // with (config.Load), and it reads the entitlements table's key layout
 // exactly as the module's inputs state it.
@@ -1359,11 +1522,7 @@ func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
 	fn := m.resource(t, "aws_lambda_function", "this")
 	// Placeholders the function would reject (resource addresses) become
 	// what AWS fills in.
-	real := map[string]string{
-		"aws_dynamodb_table.ledger.name": ledgerName,
-		"aws_sqs_queue.dead_letter.url":  "https://sqs.eu-west-1.amazonaws.com/111122223333/" + dlqName,
-		"aws_sqs_queue.main.url":         "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-events",
-	}
+	real := awsValues
 	for _, c := range []struct {
 		name string
 		in   map[string]cty.Value
@@ -1410,7 +1569,7 @@ func TestOperationsGuideNamesOnlySettingsTheModuleSets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workerOnly := []string{"USAGE_EVENT_QUEUE_URL", "WORKER_POLLERS", "METRICS_ADDR"}
+	workerOnly := []string{"USAGE_EVENT_QUEUE_URL", "WORKER_POLLERS", "METRICS_ADDR", "HOLD_SWEEP_INTERVAL"}
 	m := loadModule(t, moduleDir)
 	fn := m.resource(t, "aws_lambda_function", "this")
 	set := map[string]bool{}
@@ -1487,6 +1646,10 @@ func TestPreconditionsRejectInconsistentInputsAtPlan(t *testing.T) {
 		{"DLQ retention shorter than the queue's", [2]string{"aws_sqs_queue", "main"}, map[string]cty.Value{"dlq_message_retention_seconds": num(86400)}, false},
 		{"defaults are consistent: age alarm", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, nil, true},
 		{"age alarm beyond the queue's retention", [2]string{"aws_cloudwatch_metric_alarm", "queue_oldest_message_age"}, map[string]cty.Value{"oldest_message_age_alarm_seconds": num(400000)}, false},
+		{"defaults are consistent: notifications topic", [2]string{"aws_sns_topic", "notifications"}, nil, true},
+		{"recovery interval under the functions' 1s", [2]string{"aws_sns_topic", "notifications"}, map[string]cty.Value{"notify_recovery_interval": str("500ms")}, false},
+		{"recovery interval over the functions' 24h", [2]string{"aws_sns_topic", "notifications"}, map[string]cty.Value{"notify_recovery_interval": str("24h1s")}, false},
+		{"recovery interval of 24h", [2]string{"aws_sns_topic", "notifications"}, map[string]cty.Value{"notify_recovery_interval": str("23h60m")}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := m.resource(t, c.resource[0], c.resource[1])
@@ -1530,13 +1693,15 @@ func TestExampleWiresTheModuleToAccessServiceTable(t *testing.T) {
 			}
 		}
 	})
-	t.Run("re-exports the queue and the decisions function", func(t *testing.T) {
+	t.Run("re-exports the queue, the decisions function and the notifications topic", func(t *testing.T) {
 		for name, want := range map[string]string{
 			"usage_event_queue_url":        "module.usage_event_service.usage_event_queue_url",
 			"usage_event_queue_arn":        "module.usage_event_service.usage_event_queue_arn",
 			"decisions_function_name":      "module.usage_event_service.decisions_function_name",
 			"decisions_function_arn":       "module.usage_event_service.decisions_function_arn",
 			"decisions_invoke_policy_json": "module.usage_event_service.decisions_invoke_policy_json",
+
+			"usage_notifications_topic_arn": "module.usage_event_service.usage_notifications_topic_arn",
 		} {
 			if got := ex.source(attr(t, ex.block(t, "output", name), "value").Expr.Range()); got != want {
 				t.Errorf("output %s = %s, want %s", name, got, want)

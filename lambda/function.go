@@ -12,14 +12,21 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// Function is the bootstrap's one handler: it tells an SQS event from a
-// direct invocation by its shape. An SQS batch goes through the pipeline
-// (answered with batchItemFailures); anything else is one synchronous
-// request, answered with a decision.Answer. A direct request never gets a
-// function error: a payload that is no request is a REJECTED answer.
-func Function(h pipeline.Handler, d *decision.Engine) func(context.Context, json.RawMessage) (any, error) {
+// Function is the bootstrap's one handler: it tells an SQS event, an
+// EventBridge scheduled event and a direct invocation apart by their
+// shape. An SQS batch goes through the pipeline (answered with
+// batchItemFailures); a scheduled event runs the periodic work, in order
+// (answered with a ScheduledAnswer); anything else is one synchronous
+// request, answered with a decision.Answer. Neither a direct request nor
+// a scheduled event gets a function error: a payload that is no request
+// is a REJECTED answer, and periodic work that fails says so in the
+// answer and is tried again by the next schedule.
+func Function(h pipeline.Handler, d *decision.Engine, periodic ...Periodic) func(context.Context, json.RawMessage) (any, error) {
 	batches := Handler(h)
 	return func(ctx context.Context, payload json.RawMessage) (any, error) {
+		if isScheduledEvent(payload) {
+			return runPeriodic(ctx, periodic), nil
+		}
 		if isSQSEvent(payload) {
 			var ev events.SQSEvent
 			if err := json.Unmarshal(payload, &ev); err != nil {
@@ -50,6 +57,49 @@ func (f Bytes) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(out)
+}
+
+// Periodic is work the function does on a schedule (an EventBridge rule
+// invoking it every minute) rather than per event: the notification
+// outbox's recovery sweep, for instance.
+type Periodic struct {
+	Name string
+	Run  func(context.Context) error
+}
+
+// ScheduledAnswer is the answer to a scheduled event: what each periodic
+// task did.
+type ScheduledAnswer struct {
+	Periodic []PeriodicResult `json:"periodic"`
+}
+
+// PeriodicResult is one task's result: Error is empty when it succeeded.
+type PeriodicResult struct {
+	Name  string `json:"name"`
+	Error string `json:"error,omitempty"`
+}
+
+// runPeriodic runs each task in order; one failing does not stop the next.
+func runPeriodic(ctx context.Context, tasks []Periodic) ScheduledAnswer {
+	a := ScheduledAnswer{Periodic: []PeriodicResult{}}
+	for _, t := range tasks {
+		r := PeriodicResult{Name: t.Name}
+		if err := t.Run(ctx); err != nil {
+			r.Error = err.Error()
+		}
+		a.Periodic = append(a.Periodic, r)
+	}
+	return a
+}
+
+// isScheduledEvent: {"source":"aws.events","detail-type":"Scheduled
+// Event",...}, what an EventBridge schedule sends.
+func isScheduledEvent(payload json.RawMessage) bool {
+	var shape struct {
+		Source     string `json:"source"`
+		DetailType string `json:"detail-type"`
+	}
+	return json.Unmarshal(payload, &shape) == nil && shape.Source == "aws.events" && shape.DetailType == "Scheduled Event"
 }
 
 // isSQSEvent: {"Records":[{"eventSource":"aws:sqs",...}]}. A request

@@ -3,6 +3,8 @@ package lambda
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -48,5 +50,44 @@ func TestFunctionTellsEventsFromRequestsByShape(t *testing.T) {
 	}
 	if batches != 1 {
 		t.Errorf("requests went through the pipeline: %d batches", batches)
+	}
+}
+
+// TestScheduledEventsRunThePeriodicWork: an EventBridge scheduled event
+// runs each periodic task in order, a failing one does not stop the
+// next, and the answer says what happened, never a function error. It
+// is neither a batch nor a request.
+func TestScheduledEventsRunThePeriodicWork(t *testing.T) {
+	var ran []string
+	task := func(name string, err error) Periodic {
+		return Periodic{Name: name, Run: func(context.Context) error { ran = append(ran, name); return err }}
+	}
+	h := func(context.Context, []pipeline.Message) []pipeline.Result {
+		t.Fatal("a scheduled event went through the pipeline")
+		return nil
+	}
+	f := Function(h, &decision.Engine{Store: memstore.New()}, task("a", nil), task("b", errors.New("SNS unreachable")), task("c", nil))
+	scheduled := `{"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events",` +
+		`"account":"123456789012","time":"2026-12-01T00:01:00Z","region":"us-east-1","resources":["arn:aws:events:us-east-1:123456789012:rule/every-minute"],"detail":{}}`
+	out, err := f(context.Background(), json.RawMessage(scheduled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(out)
+	if want := `{"periodic":[{"name":"a"},{"name":"b","error":"SNS unreachable"},{"name":"c"}]}`; string(got) != want {
+		t.Errorf("answer %s, want %s", got, want)
+	}
+	if fmt.Sprint(ran) != "[a b c]" {
+		t.Errorf("ran %v", ran)
+	}
+	// Without periodic work, still an answer, and not a request.
+	out, _ = Function(h, &decision.Engine{Store: memstore.New()})(context.Background(), json.RawMessage(scheduled))
+	if got, _ := json.Marshal(out); string(got) != `{"periodic":[]}` {
+		t.Errorf("without tasks: %s", got)
+	}
+	// Another EventBridge event is not the schedule: a (rejected) request.
+	out, _ = f(context.Background(), json.RawMessage(`{"source":"aws.s3","detail-type":"Object Created"}`))
+	if a, ok := out.(decision.Answer); !ok || a.Status != decision.Rejected {
+		t.Errorf("an S3 event: %#v", out)
 	}
 }

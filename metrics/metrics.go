@@ -82,6 +82,15 @@ func Middleware(r Recorder) pipeline.Middleware {
 			start := time.Now()
 			results := next(ctx, msgs)
 			r.Record(ctx, Count(results, time.Since(start)))
+			if hr, ok := r.(HoldRecorder); ok {
+				evs, outcomes := make([]usage.Event, len(results)), make([]usage.Outcome, len(results))
+				for i, res := range results {
+					evs[i], outcomes[i] = res.Event, res.Outcome
+				}
+				if h := HoldsOf(evs, outcomes); h != (Holds{}) {
+					hr.RecordHolds(ctx, h)
+				}
+			}
 			return results
 		}
 	}
@@ -161,6 +170,100 @@ func sortedReasons(m map[usage.Reason]int) []usage.Reason {
 	return out
 }
 
+// Notifications is what the notification outbox contributes: the
+// notifications writes recorded and the publications that succeeded or
+// failed (right after the write or by the recovery sweep), and, from a
+// sweep, the age of the oldest notification it left unpublished.
+type Notifications struct {
+	Recorded, Published, Failed int
+	// Swept is set by a recovery sweep, which measured OldestUnpublished
+	// (zero when it left nothing unpublished).
+	Swept             bool
+	OldestUnpublished time.Duration
+}
+
+// RecordNotifications writes one EMF document with the notification
+// metrics (the age only from a sweep, so that the alarm on it sees one
+// data point per sweep).
+func (e *EMF) RecordNotifications(_ context.Context, n Notifications) {
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	doc := map[string]any{
+		"FunctionName":           e.FunctionName,
+		"NotificationsRecorded":  n.Recorded,
+		"NotificationsPublished": n.Published,
+		"NotificationsFailed":    n.Failed,
+	}
+	ms := []emfMetric{{"NotificationsRecorded", "Count"}, {"NotificationsPublished", "Count"}, {"NotificationsFailed", "Count"}}
+	if n.Swept {
+		doc["OldestUnpublishedNotificationAge"] = n.OldestUnpublished.Seconds()
+		ms = append(ms, emfMetric{"OldestUnpublishedNotificationAge", "Seconds"})
+	}
+	enc, _ := json.Marshal(withMeta(doc, now().UnixMilli(), [][]string{{"FunctionName"}}, ms))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Out.Write(append(enc, '\n'))
+}
+
+// Holds is what holds contribute: reserves granted, settlements by kind,
+// and, from a sweep, how long the oldest expired hold it found had been
+// due (how far the sweeper is behind).
+type Holds struct {
+	Reserved, Committed, Released, Expired int
+	Swept                                  bool
+	OldestDue                              time.Duration
+	// SweepFailed is set by a sweep that failed (throttled, no index...);
+	// the next one retries.
+	SweepFailed bool
+}
+
+// HoldRecorder receives hold counts (EMF and Prometheus implement it).
+type HoldRecorder interface {
+	RecordHolds(ctx context.Context, h Holds)
+}
+
+// HoldsOf counts the holds among applied outcomes of requests.
+func HoldsOf(evs []usage.Event, outcomes []usage.Outcome) Holds {
+	var h Holds
+	for i, o := range outcomes {
+		if o.Status != usage.Applied {
+			continue
+		}
+		switch {
+		case evs[i].Is(usage.OperationReserve):
+			h.Reserved++
+		case evs[i].Is(usage.OperationCommit):
+			h.Committed++
+		case evs[i].Is(usage.OperationRelease):
+			h.Released++
+		}
+	}
+	return h
+}
+
+// RecordHolds writes one EMF document with the hold metrics (the age
+// only from a sweep).
+func (e *EMF) RecordHolds(_ context.Context, h Holds) {
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	doc := map[string]any{"FunctionName": e.FunctionName,
+		"HoldsReserved": h.Reserved, "HoldsCommitted": h.Committed, "HoldsReleased": h.Released, "HoldsExpired": h.Expired}
+	ms := []emfMetric{{"HoldsReserved", "Count"}, {"HoldsCommitted", "Count"}, {"HoldsReleased", "Count"}, {"HoldsExpired", "Count"}}
+	if h.Swept {
+		doc["OldestExpiredHoldAge"] = h.OldestDue.Seconds()
+		doc["HoldSweepsFailed"] = b2i(h.SweepFailed)
+		ms = append(ms, emfMetric{"OldestExpiredHoldAge", "Seconds"}, emfMetric{"HoldSweepsFailed", "Count"})
+	}
+	enc, _ := json.Marshal(withMeta(doc, now().UnixMilli(), [][]string{{"FunctionName"}}, ms))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Out.Write(append(enc, '\n'))
+}
+
 // Prometheus holds the worker's metrics for its /metrics endpoint, with
 // the Go runtime's (go_*) and the process's (process_*) next to them.
 type Prometheus struct {
@@ -172,6 +275,13 @@ type Prometheus struct {
 	amount       prometheus.Counter
 	refunded     prometheus.Counter
 	duration     prometheus.Histogram
+
+	notesRecorded, notesPublished, notesFailed prometheus.Counter
+	oldestUnpublished                          prometheus.Gauge
+
+	holds             *prometheus.CounterVec
+	oldestDueHold     prometheus.Gauge
+	holdSweepFailures prometheus.Counter
 }
 
 // NewPrometheus registers the metrics on a registry of their own, so
@@ -201,6 +311,32 @@ func NewPrometheus() *Prometheus {
 			Name: "usage_batch_duration_seconds", Help: "Time to process one received batch.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}),
+		notesRecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_notifications_recorded_total", Help: "Notifications recorded in the outbox by the writes that caused them.",
+		}),
+		notesPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_notifications_published_total", Help: "Notifications published to the SNS topic (right after the write or by the recovery sweep).",
+		}),
+		notesFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_notifications_failed_total", Help: "Failed publications; the notification stays in the outbox for the recovery sweep.",
+		}),
+		oldestUnpublished: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "usage_notification_oldest_unpublished_age_seconds",
+			Help: "Age of the oldest notification the last recovery sweep left unpublished (0: none).",
+		}),
+		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usage_holds_total", Help: "Holds reserved, and settled: committed, released, expired (released by the sweeper).",
+		}, []string{"event"}),
+		oldestDueHold: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "usage_hold_oldest_expired_age_seconds",
+			Help: "How long the oldest expired hold the last sweep found had been due (0: none).",
+		}),
+		holdSweepFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_hold_sweep_failures_total", Help: "Hold sweeps that failed (the next one retries).",
+		}),
+	}
+	for _, e := range []string{"reserved", "committed", "released", "expired"} {
+		p.holds.WithLabelValues(e)
 	}
 	// Every series exists from the start, at zero: a rate() over a
 	// counter that appears only with its first increment misses it.
@@ -211,6 +347,7 @@ func NewPrometheus() *Prometheus {
 		p.rejected.WithLabelValues(string(r))
 	}
 	p.registry.MustRegister(p.events, p.rejected, p.deadLettered, p.panics, p.amount, p.refunded, p.duration,
+		p.notesRecorded, p.notesPublished, p.notesFailed, p.oldestUnpublished, p.holds, p.oldestDueHold, p.holdSweepFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -231,6 +368,37 @@ func (p *Prometheus) Record(_ context.Context, b Batch) {
 	p.amount.Add(b.AmountConsumed)
 	p.refunded.Add(b.AmountRefunded)
 	p.duration.Observe(b.Duration.Seconds())
+}
+
+// RecordNotifications adds the outbox's counts; a sweep sets the age.
+func (p *Prometheus) RecordNotifications(_ context.Context, n Notifications) {
+	p.notesRecorded.Add(float64(n.Recorded))
+	p.notesPublished.Add(float64(n.Published))
+	p.notesFailed.Add(float64(n.Failed))
+	if n.Swept {
+		p.oldestUnpublished.Set(n.OldestUnpublished.Seconds())
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// RecordHolds adds the holds' counts; a sweep sets the age.
+func (p *Prometheus) RecordHolds(_ context.Context, h Holds) {
+	if h.SweepFailed {
+		p.holdSweepFailures.Inc()
+	}
+	p.holds.WithLabelValues("reserved").Add(float64(h.Reserved))
+	p.holds.WithLabelValues("committed").Add(float64(h.Committed))
+	p.holds.WithLabelValues("released").Add(float64(h.Released))
+	p.holds.WithLabelValues("expired").Add(float64(h.Expired))
+	if h.Swept {
+		p.oldestDueHold.Set(h.OldestDue.Seconds())
+	}
 }
 
 // Handler serves /metrics (the Prometheus exposition formats, negotiated

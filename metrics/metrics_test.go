@@ -111,3 +111,61 @@ func TestPrometheusExposesCountersAndHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestNotificationMetrics(t *testing.T) {
+	var out bytes.Buffer
+	emf := &metrics.EMF{Out: &out, FunctionName: "fn", Now: func() time.Time { return time.UnixMilli(1700000000000) }}
+	emf.RecordNotifications(context.Background(), metrics.Notifications{Recorded: 2, Published: 1, Failed: 1})
+	emf.RecordNotifications(context.Background(), metrics.Notifications{Published: 3, Swept: true, OldestUnpublished: 1500 * time.Millisecond})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines:\n%s", len(lines), out.String())
+	}
+	names := func(line string) (map[string]any, []string) {
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Fatal(err)
+		}
+		cw := doc["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any)
+		var ns []string
+		for _, m := range cw["Metrics"].([]any) {
+			ns = append(ns, m.(map[string]any)["Name"].(string)+"/"+m.(map[string]any)["Unit"].(string))
+		}
+		return doc, ns
+	}
+	doc, ns := names(lines[0])
+	if strings.Join(ns, " ") != "NotificationsRecorded/Count NotificationsPublished/Count NotificationsFailed/Count" ||
+		doc["NotificationsRecorded"] != 2.0 || doc["NotificationsFailed"] != 1.0 || doc["FunctionName"] != "fn" {
+		t.Errorf("after a write: %v %s", doc, ns)
+	}
+	doc, ns = names(lines[1])
+	if !strings.Contains(strings.Join(ns, " "), "OldestUnpublishedNotificationAge/Seconds") || doc["OldestUnpublishedNotificationAge"] != 1.5 {
+		t.Errorf("after a sweep: %v %s", doc, ns)
+	}
+
+	p := metrics.NewPrometheus()
+	srv := httptest.NewServer(p.Handler())
+	defer srv.Close()
+	scrape := func() string {
+		res, err := srv.Client().Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(res.Body)
+		return b.String()
+	}
+	for _, w := range []string{"usage_notifications_recorded_total 0", "usage_notifications_published_total 0", "usage_notifications_failed_total 0", "usage_notification_oldest_unpublished_age_seconds 0"} {
+		if !strings.Contains(scrape(), w+"\n") {
+			t.Errorf("before anything: lacks %q", w)
+		}
+	}
+	p.RecordNotifications(context.Background(), metrics.Notifications{Recorded: 2, Published: 1, Failed: 1})
+	p.RecordNotifications(context.Background(), metrics.Notifications{Published: 1, Swept: true, OldestUnpublished: 90 * time.Second})
+	for _, w := range []string{"usage_notifications_recorded_total 2", "usage_notifications_published_total 2", "usage_notifications_failed_total 1", "usage_notification_oldest_unpublished_age_seconds 90"} {
+		if !strings.Contains(scrape(), w+"\n") {
+			t.Errorf("lacks %q", w)
+		}
+	}
+}

@@ -111,6 +111,9 @@ type Processor struct {
 	// consume is not applied yet is RETRY before it is rejected
 	// REFUND_TARGET_NOT_FOUND (REFUND_TARGET_WAIT; zero rejects at once).
 	TargetWait time.Duration
+	// Notify, when set, has the writes that cross a threshold or first
+	// hit the limit record a notification (usage.Rules.Notify).
+	Notify *usage.Notify
 }
 
 // Defaults of a Processor.
@@ -183,7 +186,7 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 				}
 			} else {
 				decide := func(st usage.State, r []usage.Record) usage.Plan {
-					return usage.Rules{Now: now(), TargetWait: p.TargetWait}.Plan(st, r)
+					return usage.Rules{Now: now(), TargetWait: p.TargetWait, Notify: p.Notify}.Plan(st, r)
 				}
 				outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
 			}

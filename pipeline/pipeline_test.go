@@ -374,3 +374,23 @@ func TestNewOrdersTheChainForFIFOCorrectness(t *testing.T) {
 		t.Errorf("a panicking core: %s", statusText(got))
 	}
 }
+
+// TestProcessorPassesNotifyToTheDecision: with Notify set, the write that
+// crosses a threshold records it; without, nothing is recorded.
+func TestProcessorPassesNotifyToTheDecision(t *testing.T) {
+	for _, notify := range []*usage.Notify{nil, {Thresholds: []usage.Decimal{usage.MustDecimal("50")}, LimitRejected: true}} {
+		store := newMemoryStore()
+		scope := usage.Scope{UserID: "u", EntitlementKey: "k"}
+		store.PutEntitlement(scope, map[string]usage.Value{usage.AttrLimit: usage.NumberValue(usage.MustDecimal("4"))})
+		p := &pipeline.Processor{Store: store, Notify: notify}
+		p.Handle(context.Background(), []pipeline.Message{msg("m1", body("u", "k", 2)), msg("m2", body("u", "k", 3))})
+		got := store.Notifications(scope)
+		want := 0
+		if notify != nil {
+			want = 2 // 50 % reached, then the period's first LIMIT_EXCEEDED
+		}
+		if len(got) != want {
+			t.Errorf("Notify %v: recorded %v, want %d", notify, got, want)
+		}
+	}
+}

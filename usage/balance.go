@@ -17,6 +17,9 @@ type Balance struct {
 	PeriodStart *time.Time
 	// NextReset is nil for ResetNone.
 	NextReset *time.Time
+	// Held is the sum of the period's active holds, already in Used (nil
+	// when none, or not looked up).
+	Held *Decimal
 }
 
 // BalanceOf is the view of ent at now, or the rejection that a request

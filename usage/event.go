@@ -444,7 +444,7 @@ func (e Event) checkOperation() error {
 		known = known || e.Operation == op
 	}
 	switch {
-	case !known && !e.Is(OperationExpire):
+	case !known: // OperationExpire too: only the sweeper, never a request, expires a hold
 		return reject(ReasonInvalidField, "operation", "must be one of consume, refund, balance, reserve, commit, release; got %q", e.Operation)
 	case e.RefundOf != "" && !e.Is(OperationRefund):
 		return reject(ReasonInvalidField, "refundOf", "is only for operation refund")

@@ -90,6 +90,16 @@ var badInputs = []struct {
 	{"NUL in refundOf", `{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"a\u0000"}`, usage.ReasonInvalidField, "refundOf"},
 	{"refundOf on a consume", `{"userId":"u","entitlementKey":"k","refundOf":"c"}`, usage.ReasonInvalidField, "refundOf"},
 	{"refund of amount 0", `{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"c","amount":0}`, usage.ReasonInvalidAmount, "amount"},
+	{"reserve without a hold ID", `{"userId":"u","entitlementKey":"k","operation":"reserve","amount":5}`, usage.ReasonMissingField, "idempotencyKey"},
+	{"holdSeconds 0", `{"userId":"u","entitlementKey":"k","operation":"reserve","idempotencyKey":"h","holdSeconds":0}`, usage.ReasonInvalidField, "holdSeconds"},
+	{"holdSeconds over a day", `{"userId":"u","entitlementKey":"k","operation":"reserve","idempotencyKey":"h","holdSeconds":86401}`, usage.ReasonInvalidField, "holdSeconds"},
+	{"holdSeconds as a string", `{"userId":"u","entitlementKey":"k","operation":"reserve","idempotencyKey":"h","holdSeconds":"900"}`, usage.ReasonInvalidField, "holdSeconds"},
+	{"fractional holdSeconds", `{"userId":"u","entitlementKey":"k","operation":"reserve","idempotencyKey":"h","holdSeconds":1.5}`, usage.ReasonInvalidField, "holdSeconds"},
+	{"holdSeconds on a consume", `{"userId":"u","entitlementKey":"k","holdSeconds":60}`, usage.ReasonInvalidField, "holdSeconds"},
+	{"commit without holdId", `{"userId":"u","entitlementKey":"k","operation":"commit"}`, usage.ReasonMissingField, "holdId"},
+	{"release with an empty holdId", `{"userId":"u","entitlementKey":"k","operation":"release","holdId":""}`, usage.ReasonInvalidField, "holdId"},
+	{"holdId on a consume", `{"userId":"u","entitlementKey":"k","holdId":"h"}`, usage.ReasonInvalidField, "holdId"},
+	{"a negative commit", `{"userId":"u","entitlementKey":"k","operation":"commit","holdId":"h","amount":-1}`, usage.ReasonInvalidAmount, "amount"},
 	{"NUL in userId", `{"userId":"a\u0000b","entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"tab inside userId", `{"userId":"a\tb","entitlementKey":"k"}`, usage.ReasonInvalidField, "userId"},
 	{"DEL in entitlementKey", `{"userId":"u","entitlementKey":"k\u007f"}`, usage.ReasonInvalidField, "entitlementKey"},
@@ -203,6 +213,8 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(`{"userId":"user-123","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"optional-unique-key","metadata":{"resourceId":"session-456"}}`))
 	f.Add([]byte(`{"operation":"refund","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","refundOf":"c-1","amount":1,"idempotencyKey":"r-1"}`))
 	f.Add([]byte(`{"operation":"balance","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS"}`))
+	f.Add([]byte(`{"operation":"reserve","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","amount":5,"idempotencyKey":"job-77","holdSeconds":900}`))
+	f.Add([]byte(`{"operation":"commit","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","holdId":"job-77","amount":0}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := usage.ParseEvent(body)
 		if err != nil {
@@ -224,7 +236,7 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("round trip of %s failed: %v", out, err)
 		}
 		if back.UserID != ev.UserID || back.EntitlementKey != ev.EntitlementKey || back.Amount.Cmp(ev.Amount) != 0 || back.IdempotencyKey != ev.IdempotencyKey || string(back.Metadata) != string(ev.Metadata) ||
-			back.Operation != ev.Operation || back.RefundOf != ev.RefundOf {
+			back.Operation != ev.Operation || back.RefundOf != ev.RefundOf || back.HoldID != ev.HoldID || back.HoldSeconds != ev.HoldSeconds {
 			t.Fatalf("round trip changed %+v into %+v", ev, back)
 		}
 	})
@@ -243,6 +255,9 @@ func TestParseOperations(t *testing.T) {
 		{`{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"c-1"}`, usage.OperationRefund, "c-1", "0"},
 		{`{"userId":"u","entitlementKey":"k","operation":"refund","refundOf":"c-1","amount":0.5}`, usage.OperationRefund, "c-1", "0.5"},
 		{`{"userId":"u","entitlementKey":"k","operation":"balance"}`, usage.OperationBalance, "", "0"},
+		{`{"userId":"u","entitlementKey":"k","operation":"reserve","idempotencyKey":"h","holdSeconds":60}`, usage.OperationReserve, "", "1"},
+		{`{"userId":"u","entitlementKey":"k","operation":"commit","holdId":"h","amount":0}`, usage.OperationCommit, "", "0"},
+		{`{"userId":"u","entitlementKey":"k","operation":"release","holdId":"h"}`, usage.OperationRelease, "", "0"},
 	}
 	for _, tt := range tests {
 		ev, err := usage.ParseEvent([]byte(tt.body))
@@ -265,5 +280,11 @@ func TestParseOperations(t *testing.T) {
 	}
 	if err := (usage.Event{UserID: "u", EntitlementKey: "k", Operation: usage.OperationBalance}).CheckQueued(); !errors.Is(err, usage.ErrInvalidField) {
 		t.Errorf("a queued balance: %v, want INVALID_FIELD", err)
+	}
+	if err := (usage.Event{UserID: "u", EntitlementKey: "k", Operation: usage.OperationReserve}).CheckQueued(); !errors.Is(err, usage.ErrInvalidField) {
+		t.Errorf("a queued reserve: %v, want INVALID_FIELD", err)
+	}
+	if _, err := usage.ParseEvent([]byte(`{"userId":"u","entitlementKey":"k","operation":"expire","holdId":"h"}`)); !errors.Is(err, usage.ErrInvalidField) {
+		t.Errorf("a request naming the sweeper's expire: %v, want INVALID_FIELD", err)
 	}
 }

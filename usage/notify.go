@@ -3,6 +3,7 @@ package usage
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -87,8 +88,8 @@ func (n *Notify) thresholds(ent Entitlement) (percents, levels []Decimal) {
 		ps = *ent.NotifyThresholds
 	}
 	for _, p := range ps {
-		if p.Sign() <= 0 || p.Cmp(DecimalFromInt(100)) > 0 {
-			continue
+		if p.Sign() <= 0 || p.Cmp(DecimalFromInt(100)) > 0 || slices.ContainsFunc(percents, func(q Decimal) bool { return q.Cmp(p) == 0 }) {
+			continue // out of range, or listed twice (80 and 80.0 are one threshold)
 		}
 		percents = append(percents, p)
 		levels = append(levels, ent.Limit.Mul(p).Shift(-2))

@@ -64,6 +64,8 @@ func TestNotifications(t *testing.T) {
 			[]step{{records: []usage.Record{keyed("a", "a", "3"), keyed("b", "b", "1")}}}, ""},
 		{"an entitlement's own thresholds", monthly("10", "0", usage.Value{Kind: usage.KindOther, Type: "L", Nums: []usage.Decimal{dec("50"), dec("90")}}), defaults,
 			[]step{{records: []usage.Record{keyed("a", "a", "5")}}, {records: []usage.Record{keyed("b", "b", "4")}}}, "2026-11:50@5 by a 2026-11:90@9 by b"},
+		{"a threshold listed twice is one", monthly("10", "0", usage.Value{Kind: usage.KindOther, Type: "L", Nums: []usage.Decimal{dec("50"), dec("50.0"), dec("50")}}), defaults,
+			[]step{{records: []usage.Record{keyed("a", "a", "6")}}}, "2026-11:50@6 by a"},
 		{"an entitlement's empty list turns thresholds off", monthly("10", "0", usage.Value{Kind: usage.KindOther, Type: "L", Nums: []usage.Decimal{}}), defaults,
 			[]step{{records: []usage.Record{keyed("a", "a", "10")}}}, ""},
 		{"a refund below and a crossing again notify nothing new", monthly("10", "7"), defaults,

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,16 +26,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/awslog"
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
 	"github.com/usage-event-service/usage-event-service/metrics"
+	"github.com/usage-event-service/usage-event-service/notify"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 const usageText = `usage: usage-event-service [worker [--queue-url URL] [--pollers N]]
@@ -46,14 +51,16 @@ Configuration comes from the environment; see the README.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr))
 }
 
 // errUsage marks a usage or configuration error: exit code 2.
 type errUsage struct{ error }
 
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	err := dispatch(args, getenv, stderr)
+// run takes lookup (os.LookupEnv) rather than os.Getenv because a
+// variable set to the empty string can mean something (NOTIFY_THRESHOLDS).
+func run(args []string, lookup func(string) (string, bool), stderr io.Writer) int {
+	err := dispatch(args, lookup, stderr)
 	var ue errUsage
 	switch {
 	case err == nil:
@@ -67,12 +74,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 }
 
-func dispatch(args []string, getenv func(string) string, stderr io.Writer) error {
+func dispatch(args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	switch {
-	case len(args) == 0 && getenv("AWS_LAMBDA_RUNTIME_API") != "":
-		return serveLambda(getenv)
+	case len(args) == 0 && getenv(lookup, "AWS_LAMBDA_RUNTIME_API") != "":
+		return serveLambda(lookup)
 	case len(args) > 0 && args[0] == "worker":
-		return runWorker(args[1:], getenv, stderr)
+		return runWorker(args[1:], lookup, stderr)
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprint(stderr, usageText)
 		return nil
@@ -81,6 +88,11 @@ func dispatch(args []string, getenv func(string) string, stderr io.Writer) error
 	default:
 		return errUsage{fmt.Errorf("unknown command %q (see --help)", args[0])}
 	}
+}
+
+func getenv(lookup func(string) (string, bool), name string) string {
+	v, _ := lookup(name)
+	return v
 }
 
 // app is everything both run modes share.
@@ -92,6 +104,11 @@ type app struct {
 	opts   pipeline.Options
 	engine *decision.Engine
 	sqs    *awssqs.Client
+	// publisher publishes notifications to NOTIFY_TOPIC_ARN; nil when
+	// unset.
+	publisher *notify.Publisher
+	store     *dynamodb.Store
+	holds     metrics.HoldRecorder // nil without metrics
 }
 
 // handler is the pipeline for messages of queueURL ("" when unknown:
@@ -104,8 +121,8 @@ func (a *app) handler(queueURL string) pipeline.Handler {
 	return pipeline.New(a.core, opts)
 }
 
-func setup(ctx context.Context, getenv func(string) string, recorder metrics.Recorder) (*app, error) {
-	cfg, err := config.Load(getenv)
+func setup(ctx context.Context, lookup func(string) (string, bool), recorder metrics.Recorder) (*app, error) {
+	cfg, err := config.LoadEnv(lookup)
 	if err != nil {
 		return nil, errUsage{fmt.Errorf("configuration:\n%w", err)}
 	}
@@ -125,7 +142,13 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 	if awsCfg.Region == "" {
 		return nil, errUsage{errors.New("AWS_REGION is not set")}
 	}
-	store := dynamodb.NewStore(awsdynamodb.NewFromConfig(awsCfg), dynamodb.Config{
+	ddb := awsdynamodb.NewFromConfig(awsCfg)
+	publisher := newPublisher(cfg, awsCfg, ddb, logger, recorder)
+	var outbox dynamodb.Outbox
+	if publisher != nil {
+		outbox = publisher
+	}
+	store := dynamodb.NewStore(ddb, dynamodb.Config{
 		EntitlementsTable: cfg.EntitlementsTable,
 		LedgerTable:       cfg.LedgerTable,
 		Keys: dynamodb.EntitlementKeys{
@@ -134,10 +157,11 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 		},
 		Retention:    cfg.DedupRetention,
 		DisableCache: !cfg.StateCache,
+		Outbox:       outbox,
 	})
 	// ReleaseEarly: in the worker, an entitlement is free for the next
 	// batch as soon as its own write returns (a pass-through in Lambda).
-	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(store), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait}
+	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(store), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
 	opts := pipeline.Options{Logger: logger}
 	if recorder != nil {
@@ -146,25 +170,123 @@ func setup(ctx context.Context, getenv func(string) string, recorder metrics.Rec
 	if cfg.DeadLetterQueueURL != "" {
 		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
 	}
-	return &app{
-		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient,
-		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store, Logger: logger},
-	}, nil
+	a := &app{
+		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store,
+		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store, Logger: logger, Notify: cfg.Notify},
+	}
+	if hr, ok := recorder.(metrics.HoldRecorder); ok {
+		a.holds = hr
+		a.engine.Observe = func(ctx context.Context, ev usage.Event, o usage.Outcome) {
+			if h := metrics.HoldsOf([]usage.Event{ev}, []usage.Outcome{o}); h != (metrics.Holds{}) {
+				hr.RecordHolds(ctx, h)
+			}
+		}
+	}
+	return a, nil
 }
 
-func serveLambda(getenv func(string) string) error {
-	emf := &metrics.EMF{Out: os.Stdout, FunctionName: getenv("AWS_LAMBDA_FUNCTION_NAME")}
-	a, err := setup(context.Background(), getenv, emf)
+// newPublisher is the notification publisher of NOTIFY_TOPIC_ARN (nil
+// when unset). SNS is reached through the SDK's standard variables
+// (AWS_ENDPOINT_URL_SNS, ...); a publication is tried three times, and
+// what fails is left to the recovery sweep.
+func newPublisher(cfg config.Config, awsCfg aws.Config, ddb *awsdynamodb.Client, logger *slog.Logger, recorder metrics.Recorder) *notify.Publisher {
+	if cfg.NotifyTopicARN == "" {
+		return nil
+	}
+	p := &notify.Publisher{
+		SNS: awssns.NewFromConfig(awsCfg, func(o *awssns.Options) {
+			o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 3)
+		}),
+		TopicARN: cfg.NotifyTopicARN, DynamoDB: ddb, LedgerTable: cfg.LedgerTable, Logger: logger,
+		// A sweep more often than the default grace must not wait it out.
+		Grace: min(notify.DefaultGrace, cfg.NotifyRecoveryInterval),
+	}
+	if r, ok := recorder.(notify.Recorder); ok {
+		p.Metrics = r
+	}
+	return p
+}
+
+// periodicTask is work done on a schedule rather than per event: the
+// worker runs each task every `every`, in its own process; the Lambda
+// function runs them all, in order, on each scheduled invocation.
+type periodicTask struct {
+	lambdaadapter.Periodic
+	every time.Duration
+}
+
+// periodic is the service's periodic work.
+func (a *app) periodic() []periodicTask {
+	tasks := []periodicTask{{lambdaadapter.Periodic{Name: "hold-expiry", Run: a.sweepHolds}, a.cfg.HoldSweepInterval}}
+	if a.publisher != nil {
+		tasks = append(tasks, periodicTask{lambdaadapter.Periodic{Name: "notification-recovery", Run: a.publisher.Recover}, a.cfg.NotifyRecoveryInterval})
+	}
+	return tasks
+}
+
+// sweepHolds releases the holds that have expired, a page at a time
+// until none is left, through the one write path; it logs and counts
+// what it did. A failed sweep is retried by the next.
+func (a *app) sweepHolds(ctx context.Context) error {
+	total := metrics.Holds{Swept: true}
+	defer func() {
+		if a.holds != nil {
+			a.holds.RecordHolds(ctx, total)
+		}
+	}()
+	for {
+		now := time.Now()
+		sw, err := a.store.SweepExpiredHolds(ctx, now, 100, usage.Rules{Now: now, Notify: a.cfg.Notify}.Plan)
+		total.Expired += sw.Expired
+		total.OldestDue = max(total.OldestDue, sw.OldestDue)
+		if err != nil {
+			total.SweepFailed = true
+			a.logger.Warn("hold sweep failed", "err", err.Error(), "expired", total.Expired)
+			return err
+		}
+		if sw.Expired > 0 || sw.Failed > 0 {
+			a.logger.Info("expired holds released", "found", sw.Found, "expired", sw.Expired, "failed", sw.Failed, "oldestDueSeconds", sw.OldestDue.Seconds())
+		}
+		if sw.Expired == 0 || ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// runPeriodic runs each task at once and then every task.every until ctx
+// is done; a failure is the task's to log, and the next run retries.
+func runPeriodic(ctx context.Context, tasks []periodicTask) (wait func()) {
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() {
+			for {
+				t.Run(ctx)
+				if backoff.Sleep(ctx, t.every) != nil {
+					return
+				}
+			}
+		})
+	}
+	return wg.Wait
+}
+
+func serveLambda(lookup func(string) (string, bool)) error {
+	emf := &metrics.EMF{Out: os.Stdout, FunctionName: getenv(lookup, "AWS_LAMBDA_FUNCTION_NAME")}
+	a, err := setup(context.Background(), lookup, emf)
 	if err != nil {
 		return err
 	}
-	// One function serves SQS batches and direct (synchronous) requests,
-	// told apart by their shape.
-	lambda.Start(lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine)))
+	// One function serves SQS batches, scheduled events (the periodic
+	// work) and direct (synchronous) requests, told apart by their shape.
+	var periodic []lambdaadapter.Periodic
+	for _, t := range a.periodic() {
+		periodic = append(periodic, t.Periodic)
+	}
+	lambda.Start(lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine, periodic...)))
 	return nil
 }
 
-func runWorker(args []string, getenv func(string) string, stderr io.Writer) error {
+func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	queueURL := fs.String("queue-url", "", "queue to poll (default $USAGE_EVENT_QUEUE_URL)")
@@ -181,7 +303,7 @@ func runWorker(args []string, getenv func(string) string, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	prom := metrics.NewPrometheus()
-	a, err := setup(ctx, getenv, prom)
+	a, err := setup(ctx, lookup, prom)
 	if err != nil {
 		return err
 	}
@@ -207,10 +329,18 @@ func runWorker(args []string, getenv func(string) string, stderr io.Writer) erro
 		defer srv.Close()
 		a.logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
-	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(), "deadLetterQueue", a.cfg.DeadLetterQueueURL)
+	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(),
+		"deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
 	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers,
 		CoalesceWindow: a.cfg.CoalesceWindow, Logger: a.logger}
-	if err := w.Run(ctx); err != nil {
+	// The periodic work (the notification recovery sweep) runs beside
+	// the pollers, in this process, and stops with them.
+	periodicCtx, stopPeriodic := context.WithCancel(ctx)
+	periodicDone := runPeriodic(periodicCtx, a.periodic())
+	err = w.Run(ctx)
+	stopPeriodic()
+	periodicDone()
+	if err != nil {
 		return err
 	}
 	a.logger.Info("worker stopped")

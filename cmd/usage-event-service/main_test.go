@@ -79,6 +79,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"worker with a bad flag", good, []string{"worker", "--fast"}, 2, []string{"flag provided but not defined"}},
 		{"worker without a region", good[:2], []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"AWS_REGION is not set"}},
 		{"bad log level", append([]string{"LOG_LEVEL=chatty"}, good...), []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"LOG_LEVEL"}},
+		{"bad notification settings, reported together", append([]string{"NOTIFY_THRESHOLDS=80,abc", "NOTIFY_RECOVERY_INTERVAL=often", "NOTIFY_TOPIC_ARN=topic"}, good...),
+			[]string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{`NOTIFY_THRESHOLDS: "abc"`, "NOTIFY_RECOVERY_INTERVAL", "NOTIFY_TOPIC_ARN"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

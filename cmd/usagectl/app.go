@@ -52,13 +52,14 @@ and flags override them:
   DEAD_LETTER_QUEUE_URL   its dead-letter queue (--dlq-url)
   ENTITLEMENTS_TABLE      access-service's entitlements table (--table)
   USAGE_LEDGER_TABLE      the ledger table (--ledger-table)
-  DECISIONS_FUNCTION      the decisions function of refund --sync (--function)
+  DECISIONS_FUNCTION      the decisions function of refund, commit and release
+                          --sync (--function)
   DEDUP_RETENTION         how long the service deduplicates (--dedup-retention
                           of dlq redrive; default 336h)
   ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX,
   ENTITLEMENT_SK_PREFIX   the entitlements table's key layout
   AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB,
-  AWS_ENDPOINT_URL_LAMBDA, ...
+  AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_SNS, ...
                           read by the AWS SDK as usual
 
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.`
@@ -116,10 +117,15 @@ func (a *app) root() *cobra.Command {
 		a.usageCmd(),
 		a.balanceCmd(),
 		a.refundCmd(),
+		a.reserveCmd(),
+		a.commitCmd(),
+		a.releaseCmd(),
+		a.holdsCmd(),
 		a.historyCmd(),
 		group("entitlement", "write test entitlements", a.entitlementPutCmd()),
 		a.setupCmd(),
 		group("dlq", "list or redrive dead-lettered events", a.dlqListCmd(), a.dlqRedriveCmd()),
+		a.notificationsCmd(),
 	)
 	// cobra's "completion bash|zsh|fish|powershell", made a group like
 	// ours so that an unknown shell is a usage error.

@@ -44,9 +44,16 @@ generated and printed, so that a retry can reuse it. Exits 0 when applied or
 a duplicate (already decided under the key), 1 when rejected (e.g.
 REFUND_EXCEEDS_APPLIED, REFUND_TARGET_NOT_FOUND) or not decided.`
 
+// decisions is what both decisions clients answer: client.Client and
+// the hold operations.
+type decisions interface {
+	client.Client
+	holder
+}
+
 // decisionsClient is the in-process client (function "") or the
 // decisions function's. ledgerTable may be "" for balances.
-func (a *app) decisionsClient(cfg aws.Config, function, entitlementsTable, ledgerTable string) (client.Client, error) {
+func (a *app) decisionsClient(cfg aws.Config, function, entitlementsTable, ledgerTable string) (decisions, error) {
 	if function != "" {
 		c, err := client.NewLambda(cfg, function)
 		if err != nil {
@@ -98,6 +105,7 @@ type balanceView struct {
 	Used           json.Number  `json:"used"`
 	Limit          *json.Number `json:"limit"`
 	Remaining      *json.Number `json:"remaining"`
+	Held           *json.Number `json:"held,omitempty"`
 	ResetPeriod    string       `json:"resetPeriod"`
 	PeriodStart    *string      `json:"periodStart"`
 	NextReset      *string      `json:"nextReset"`
@@ -130,7 +138,7 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 		return err
 	}
 	v := balanceView{UserID: f.user, EntitlementKey: f.key, Used: number(b.Used), ResetPeriod: string(b.ResetPeriod),
-		Limit: optionalNumber(b.Limit), Remaining: optionalNumber(b.Remaining),
+		Limit: optionalNumber(b.Limit), Remaining: optionalNumber(b.Remaining), Held: optionalNumber(b.Held),
 		PeriodStart: optionalInstant(b.PeriodStart), NextReset: optionalInstant(b.NextReset)}
 	if f.asJSON {
 		return a.writeJSON(v)
@@ -143,6 +151,9 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 	} else {
 		fmt.Fprintf(w, "  limit         %s\n", v.Limit)
 		fmt.Fprintf(w, "  remaining     %s\n", v.Remaining)
+	}
+	if v.Held != nil {
+		fmt.Fprintf(w, "  held          %s (active holds, counted in used)\n", v.Held)
 	}
 	fmt.Fprintf(w, "  reset period  %s\n", v.ResetPeriod)
 	if v.PeriodStart != nil {
@@ -213,19 +224,7 @@ func (a *app) refund(ctx context.Context, cmd *cobra.Command, f refundFlags) err
 	if f.sync {
 		return a.refundNow(ctx, ev, f)
 	}
-	url, err := a.queueURL(f.queueURL, "--queue-url", "USAGE_EVENT_QUEUE_URL")
-	if err != nil {
-		return err
-	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	pub, err := producer.New(cfg, url)
-	if err != nil {
-		return usageError{err}
-	}
-	receipt, err := pub.Publish(ctx, ev)
+	receipt, err := a.publish(ctx, f.queueURL, ev)
 	if err != nil {
 		return err
 	}
@@ -234,6 +233,24 @@ func (a *app) refund(ctx context.Context, cmd *cobra.Command, f refundFlags) err
 	}
 	fmt.Fprintf(a.stdout, "sent refund message %s (idempotency key %s)\n", receipt.MessageID, receipt.IdempotencyKey)
 	return nil
+}
+
+// publish sends one validated event through the queue (the --queue-url
+// flag's value, or USAGE_EVENT_QUEUE_URL) with the producer library.
+func (a *app) publish(ctx context.Context, queueFlag string, ev usage.Event) (producer.Receipt, error) {
+	url, err := a.queueURL(queueFlag, "--queue-url", "USAGE_EVENT_QUEUE_URL")
+	if err != nil {
+		return producer.Receipt{}, err
+	}
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return producer.Receipt{}, err
+	}
+	pub, err := producer.New(cfg, url)
+	if err != nil {
+		return producer.Receipt{}, usageError{err}
+	}
+	return pub.Publish(ctx, ev)
 }
 
 // refundEvent checks the flags with the contract's own rules.

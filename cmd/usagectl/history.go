@@ -14,9 +14,12 @@ import (
 )
 
 const historyDetails = `Lists the ledger entries of one entitlement (USAGE_LEDGER_TABLE or
---ledger-table): every consume and refund applied within the dedup retention,
-in the order they were applied. A consume shows how much refunds gave back
-of it; a refund names the consume it gave back.
+--ledger-table): every consume, refund and reserve applied within the dedup
+retention, in the order they were applied. A consume shows how much refunds
+gave back of it; a refund names the consume it gave back; a reserve shows
+its hold's settlement: active until its expiry, committed (the amount
+really used) at, released at, or expired at (released by the sweeper). A
+commit or release has no entry of its own: it settles its reserve's.
 
 The ledger is read in full, page by page, with strong consistency; --limit
 keeps the latest N entries (0: all).`
@@ -31,7 +34,7 @@ func (a *app) historyCmd() *cobra.Command {
 	var f historyFlags
 	cmd := &cobra.Command{
 		Use:   "history --user U --key K [flags]",
-		Short: "list an entitlement's applied consumes and refunds, in time order",
+		Short: "list an entitlement's applied consumes, refunds and reserves (with their holds' settlement), in time order",
 		Long:  historyDetails,
 		Args:  noArgs,
 	}
@@ -54,7 +57,14 @@ type historyEntry struct {
 	RefundOf    string          `json:"refundOf,omitempty"`
 	AppliedAt   string          `json:"appliedAt"`
 	PeriodStart string          `json:"periodStart,omitempty"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	// A reserve's hold: its state, its expiry, the amount committed (a
+	// committed hold's) and when it settled.
+	HoldState     string          `json:"holdState,omitempty"`
+	HoldExpiresAt string          `json:"holdExpiresAt,omitempty"`
+	Committed     *json.Number    `json:"committed,omitempty"`
+	SettledAt     string          `json:"settledAt,omitempty"`
+	Metadata      json.RawMessage `json:"metadata,omitempty"`
+	hold          string
 }
 
 type historyView struct {
@@ -92,6 +102,14 @@ func (a *app) history(ctx context.Context, f historyFlags) error {
 		if h.Operation == "" {
 			h.Operation = usage.OperationConsume // written before operations existed
 		}
+		if e.Operation == usage.OperationReserve {
+			h.HoldState, h.HoldExpiresAt, h.SettledAt = e.HoldState, instant(e.HoldExpiresAt), instant(e.SettledAt)
+			if e.HoldState == usage.HoldCommitted && e.Actual != nil {
+				c := number(*e.Actual)
+				h.Committed = &c
+			}
+			h.hold = history.Settlement(e.HoldState, e.HoldExpiresAt, e.Actual, e.SettledAt)
+		}
 		if json.Valid([]byte(e.Metadata)) {
 			h.Metadata = json.RawMessage(e.Metadata)
 		}
@@ -112,13 +130,13 @@ func (a *app) printHistory(v historyView) {
 	fmt.Fprintf(a.stdout, "%s of user %s: %d of %d ledger entries, oldest first (table %s)\n\n",
 		v.EntitlementKey, v.UserID, len(v.Entries), v.Total, v.Table)
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "APPLIED AT\tOPERATION\tAMOUNT\tREFUNDED\tKEY\tREFUND OF\tPERIOD START")
+	fmt.Fprintln(tw, "APPLIED AT\tOPERATION\tAMOUNT\tREFUNDED\tKEY\tREFUND OF\tPERIOD START\tHOLD")
 	for _, e := range v.Entries {
 		refunded := "-"
 		if e.Operation == usage.OperationConsume {
 			refunded = e.Refunded.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.AppliedAt, e.Operation, e.Amount, refunded, e.Key, dash(e.RefundOf), dash(e.PeriodStart))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.AppliedAt, e.Operation, e.Amount, refunded, e.Key, dash(e.RefundOf), dash(e.PeriodStart), dash(e.hold))
 	}
 	tw.Flush()
 }

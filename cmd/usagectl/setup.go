@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 
@@ -27,13 +28,18 @@ infra/services/usage-event-service creates the ledger and the queues.
 Names default to the service's variables (USAGE_LEDGER_TABLE,
 ENTITLEMENTS_TABLE, the last part of USAGE_EVENT_QUEUE_URL), then to
 usage-ledger, entitlements and usage-event-queue. A queue name ending in
-.fifo makes FIFO queues.`
+.fifo makes FIFO queues.
+
+With --topic it also creates the SNS topic usage notifications are
+published to (a name ending in .fifo makes a FIFO topic) and prints its
+ARN, for NOTIFY_TOPIC_ARN.`
 
 type setupResult struct {
 	LedgerTable       tableResult  `json:"ledgerTable"`
 	EntitlementsTable *tableResult `json:"entitlementsTable,omitempty"`
 	Queue             queueResult  `json:"queue"`
 	DeadLetterQueue   queueResult  `json:"deadLetterQueue"`
+	Topic             *topicResult `json:"topic,omitempty"`
 }
 
 type tableResult struct {
@@ -48,10 +54,10 @@ type queueResult struct {
 
 // setupFlags are the flags of usagectl setup.
 type setupFlags struct {
-	queue, ledger, ents string
-	local, asJSON       bool
-	maxReceives         int
-	visibility          time.Duration
+	queue, ledger, ents, topic string
+	local, asJSON              bool
+	maxReceives                int
+	visibility                 time.Duration
 }
 
 func (a *app) setupCmd() *cobra.Command {
@@ -67,6 +73,7 @@ func (a *app) setupCmd() *cobra.Command {
 	fl.StringVar(&f.ledger, "ledger-table", "", "ledger table `name` (default $USAGE_LEDGER_TABLE, else usage-ledger)")
 	fl.StringVar(&f.ents, "entitlements-table", "", "entitlements table `name` for --local (default $ENTITLEMENTS_TABLE, else entitlements)")
 	fl.BoolVar(&f.local, "local", false, "also create the entitlements table (local development only)")
+	fl.StringVar(&f.topic, "topic", "", "also create the notifications SNS topic `name` and print its ARN")
 	fl.IntVar(&f.maxReceives, "max-receive-count", 5, "receives before SQS moves a message to the dead-letter queue")
 	fl.DurationVar(&f.visibility, "visibility-timeout", 30*time.Second, "the queue's visibility timeout")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
@@ -131,6 +138,11 @@ func (a *app) setup(ctx context.Context, f setupFlags) error {
 	}
 	res.Queue = queueResult{URL: q.URL, ARN: q.ARN}
 	res.DeadLetterQueue = queueResult{URL: q.DeadLetterURL, ARN: q.DeadLetterARN}
+	if f.topic != "" {
+		if res.Topic, err = a.setupTopic(ctx, awssns.NewFromConfig(cfg), f.topic); err != nil {
+			return err
+		}
+	}
 
 	if f.asJSON {
 		return a.writeJSON(res)
@@ -148,11 +160,17 @@ func (a *app) setup(ctx context.Context, f setupFlags) error {
 	}
 	fmt.Fprintf(w, "queue               %s\n                    %s\n", res.Queue.URL, res.Queue.ARN)
 	fmt.Fprintf(w, "dead-letter queue   %s\n                    %s\n", res.DeadLetterQueue.URL, res.DeadLetterQueue.ARN)
+	if res.Topic != nil {
+		fmt.Fprintf(w, "topic               %s\n", res.Topic.ARN)
+	}
 	fmt.Fprintf(w, "\nFor the service and usagectl:\n")
 	if e := res.EntitlementsTable; e != nil {
 		fmt.Fprintf(w, "  export ENTITLEMENTS_TABLE=%s\n", e.Name)
 	}
 	fmt.Fprintf(w, "  export USAGE_LEDGER_TABLE=%s\n  export USAGE_EVENT_QUEUE_URL=%s\n  export DEAD_LETTER_QUEUE_URL=%s\n",
 		res.LedgerTable.Name, res.Queue.URL, res.DeadLetterQueue.URL)
+	if res.Topic != nil {
+		fmt.Fprintf(w, "  export NOTIFY_TOPIC_ARN=%s\n", res.Topic.ARN)
+	}
 	return nil
 }

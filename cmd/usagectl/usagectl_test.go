@@ -186,6 +186,7 @@ func TestUsagectl(t *testing.T) {
 			{"send", "--help"}, {"usage", "--help"}, {"entitlement", "put", "--help"}, {"setup", "--help"},
 			{"dlq", "list", "--help"}, {"dlq", "redrive", "--help"}, {"dlq", "--help"}, {"entitlement", "--help"},
 			{"balance", "--help"}, {"refund", "--help"}, {"history", "--help"},
+			{"holds", "--help"}, {"reserve", "--help"}, {"commit", "--help"}, {"release", "--help"},
 		}
 		for _, args := range cases {
 			r := c.run(t, "", args...)
@@ -265,6 +266,24 @@ func TestUsagectl(t *testing.T) {
 			{"history without --user", c, []string{"history", "--key", "k"}, "--user and --key are required"},
 			{"history with a negative --limit", c, []string{"history", "--user", "u", "--key", "k", "--limit", "-1"}, "--limit must be 0"},
 			{"history with no ledger table configured", c.with("USAGE_LEDGER_TABLE="), []string{"history", "--user", "u", "--key", "k"}, "USAGE_LEDGER_TABLE"},
+			{"holds without --key", c, []string{"holds", "--user", "u"}, "--user and --key are required"},
+			{"holds with no ledger table configured", c.with("USAGE_LEDGER_TABLE="), []string{"holds", "--user", "u", "--key", "k"}, "USAGE_LEDGER_TABLE"},
+			{"reserve without --hold", c, []string{"reserve", "--user", "u", "--key", "k", "--amount", "5"}, "--hold is required"},
+			{"reserve without --amount", c, []string{"reserve", "--user", "u", "--key", "k", "--hold", "h"}, "--amount is required"},
+			{"reserve of amount 0", c, []string{"reserve", "--user", "u", "--key", "k", "--hold", "h", "--amount", "0"}, "INVALID_AMOUNT"},
+			{"reserve for 0 seconds", c, []string{"reserve", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1", "--seconds", "0"}, "--seconds: INVALID_FIELD"},
+			{"reserve for more than a day", c, []string{"reserve", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1", "--seconds", "86401"}, "from 1 to 86400"},
+			{"reserve with metadata not an object", c, []string{"reserve", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1", "--metadata", "[1]"}, "INVALID_METADATA"},
+			{"reserve with --function and --table", c, []string{"reserve", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1", "--function", "f", "--table", "t"}, "exclude --function"},
+			{"reserve with no ledger table configured", c.with("ENTITLEMENTS_TABLE=t", "USAGE_LEDGER_TABLE="), []string{"reserve", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1"}, "USAGE_LEDGER_TABLE"},
+			{"commit without --hold", c, []string{"commit", "--user", "u", "--key", "k"}, "--hold is required"},
+			{"commit of a negative amount", c, []string{"commit", "--user", "u", "--key", "k", "--hold", "h", "--amount", "-1"}, "INVALID_AMOUNT"},
+			{"commit --function without --sync", c, []string{"commit", "--user", "u", "--key", "k", "--hold", "h", "--function", "f"}, "--function needs --sync"},
+			{"commit with no queue configured", noQueue, []string{"commit", "--user", "u", "--key", "k", "--hold", "h"}, "USAGE_EVENT_QUEUE_URL"},
+			{"release without --user", c, []string{"release", "--key", "k", "--hold", "h"}, "--user is required"},
+			{"release with --amount", c, []string{"release", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1"}, "unknown flag: --amount"},
+			{"release --sync without a function", c.with("DECISIONS_FUNCTION="), []string{"release", "--user", "u", "--key", "k", "--hold", "h", "--sync"}, "DECISIONS_FUNCTION"},
+			{"release --sync with --queue-url", c, []string{"release", "--user", "u", "--key", "k", "--hold", "h", "--sync", "--queue-url", "http://localhost:1/q"}, "exclude each other"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -58,9 +58,9 @@ var (
 	invokeDuration = regexp.MustCompile(`REPORT RequestId: \S+\s+(?:Init Duration: [0-9.]+ ms\s+)?Duration: ([0-9.]+) ms`)
 )
 
-// buildFlags are the flags of `make package`, minus -buildvcs/-buildid
-// which do not change the size.
-var buildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w"}
+// buildFlags are exactly the flags of `make package` (defined once, in
+// internal/emulator).
+var buildFlags = emulator.LambdaBuildFlags()
 
 // MeasureColdStart builds cmd/usage-event-service, then runs it under the
 // RIE runs times, each a fresh process invoked once with a one-message SQS

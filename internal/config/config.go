@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +34,30 @@ type Config struct {
 	StateCache         bool
 	MetricsAddr        string // worker only: opt-in Prometheus endpoint
 	RefundTargetWait   time.Duration
-	CoalesceWindow     time.Duration // worker only
+	// NotifyTopicARN is the SNS topic notifications are published to;
+	// empty: none are recorded or published.
+	NotifyTopicARN string
+	// Notify is what is notified (NOTIFY_THRESHOLDS, NOTIFY_LIMIT_REJECTED);
+	// nil when NotifyTopicARN is empty or nothing is to be notified, so
+	// that nothing extra is written.
+	Notify *usage.Notify
+	// NotifyRecoveryInterval is how often the outbox's recovery sweep runs
+	// (NOTIFY_RECOVERY_INTERVAL).
+	NotifyRecoveryInterval time.Duration
+	// HoldSweepInterval is how often the worker releases expired holds
+	// (HOLD_SWEEP_INTERVAL); in Lambda the schedule decides.
+	HoldSweepInterval time.Duration
+	CoalesceWindow    time.Duration // worker only
 }
+
+// DefaultHoldSweepInterval is the worker's hold sweep interval unless set.
+const DefaultHoldSweepInterval = 30 * time.Second
+
+// Defaults of the notification settings.
+const (
+	DefaultNotifyThresholds       = "80,100"
+	DefaultNotifyRecoveryInterval = time.Minute
+)
 
 // DefaultCoalesceWindow is COALESCE_WINDOW's default: how long the worker
 // keeps received messages for more of the same entitlement from later
@@ -67,9 +90,25 @@ var (
 	attrName  = regexp.MustCompile(`^.{1,255}$`)
 )
 
-// Load reads the configuration through getenv (os.Getenv in production).
+// Load reads the configuration through getenv. A variable set to the
+// empty string counts as unset; LoadEnv tells the two apart.
 // It reports every problem at once.
 func Load(getenv func(string) string) (Config, error) {
+	return LoadEnv(func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	})
+}
+
+// LoadEnv reads the configuration through lookup (os.LookupEnv in
+// production), which tells a variable set to the empty string from an
+// unset one: NOTIFY_THRESHOLDS="" means no thresholds, unset the default.
+// It reports every problem at once.
+func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
+	getenv := func(name string) string {
+		v, _ := lookup(name)
+		return v
+	}
 	get := func(name, def string) string { return trimmed(getenv, name, def) }
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -125,6 +164,12 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", strconv.Itoa(pipeline.DefaultParallel)), "APPLY_CONCURRENCY", 1, 256, bad)
+	sweep := get("HOLD_SWEEP_INTERVAL", DefaultHoldSweepInterval.String())
+	if d, err := time.ParseDuration(sweep); err != nil || d < 100*time.Millisecond || d > time.Hour {
+		bad("HOLD_SWEEP_INTERVAL", "%q is not a Go duration from 100ms to 1h (e.g. 30s)", sweep)
+	} else {
+		c.HoldSweepInterval = d
+	}
 	wait := get("REFUND_TARGET_WAIT", pipeline.DefaultTargetWait.String())
 	if d, err := time.ParseDuration(wait); err != nil || d < 0 || d > 24*time.Hour {
 		bad("REFUND_TARGET_WAIT", "%q is not a Go duration from 0s to 24h (e.g. 15m)", wait)
@@ -138,14 +183,85 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		c.CoalesceWindow = d
 	}
-	switch v := strings.ToLower(get("STATE_CACHE", "true")); v {
-	case "true", "1", "yes", "on":
-		c.StateCache = true
-	case "false", "0", "no", "off":
-	default:
-		bad("STATE_CACHE", "%q is not a boolean (true or false)", v)
-	}
+	c.StateCache = boolean(get("STATE_CACHE", "true"), "STATE_CACHE", bad)
+	c.loadNotify(lookup, bad)
 	return c, errors.Join(errs...)
+}
+
+// loadNotify reads the notification settings. They are checked whether or
+// not a topic is set, so that a mistake shows before it matters.
+func (c *Config) loadNotify(lookup func(string) (string, bool), bad func(string, string, ...any)) {
+	c.NotifyTopicARN, _ = lookup("NOTIFY_TOPIC_ARN")
+	c.NotifyTopicARN = strings.TrimSpace(c.NotifyTopicARN)
+	if c.NotifyTopicARN != "" && !topicARN.MatchString(c.NotifyTopicARN) {
+		bad("NOTIFY_TOPIC_ARN", "%q is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)", c.NotifyTopicARN)
+	}
+	raw, set := lookup("NOTIFY_THRESHOLDS")
+	if !set {
+		raw = DefaultNotifyThresholds
+	}
+	thresholds, err := ParseThresholds(raw)
+	if err != nil {
+		bad("NOTIFY_THRESHOLDS", "%v", err)
+	}
+	v, _ := lookup("NOTIFY_LIMIT_REJECTED")
+	limitRejected := boolean(trimmedOr(v, "true"), "NOTIFY_LIMIT_REJECTED", bad)
+	v, _ = lookup("NOTIFY_RECOVERY_INTERVAL")
+	v = trimmedOr(v, DefaultNotifyRecoveryInterval.String())
+	if d, err := time.ParseDuration(v); err != nil || d < time.Second || d > 24*time.Hour {
+		bad("NOTIFY_RECOVERY_INTERVAL", "%q is not a Go duration from 1s to 24h (e.g. 1m)", v)
+	} else {
+		c.NotifyRecoveryInterval = d
+	}
+	if c.NotifyTopicARN != "" && (len(thresholds) > 0 || limitRejected) {
+		c.Notify = &usage.Notify{Thresholds: thresholds, LimitRejected: limitRejected}
+	}
+}
+
+// topicARN is an SNS topic ARN: partition, region, 12-digit account, and
+// a name of letters, digits, - and _ (FIFO topics end in .fifo).
+var topicARN = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
+
+// ParseThresholds reads NOTIFY_THRESHOLDS: comma-separated percentages of
+// the limit, each a number with 0 < p <= 100; "" (or only spaces) is none.
+// They come back ascending, a value given twice once ("80" and "80.0" are
+// one threshold: one notification).
+func ParseThresholds(s string) ([]usage.Decimal, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []usage.Decimal
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		d, err := usage.ParseDecimal(part)
+		if err != nil || d.Sign() <= 0 || d.Cmp(usage.DecimalFromInt(100)) > 0 {
+			return nil, fmt.Errorf("%q: each threshold must be a percentage of the limit, a number greater than 0 and at most 100 (e.g. 80,100)", part)
+		}
+		i, found := slices.BinarySearchFunc(out, d, usage.Decimal.Cmp)
+		if !found {
+			out = slices.Insert(out, i, d)
+		}
+	}
+	return out, nil
+}
+
+func boolean(s, name string, bad func(string, string, ...any)) bool {
+	switch v := strings.ToLower(s); v {
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	default:
+		bad(name, "%q is not a boolean (true or false)", v)
+		return false
+	}
+}
+
+func trimmedOr(v, def string) string {
+	if v = strings.TrimSpace(v); v != "" {
+		return v
+	}
+	return def
 }
 
 // LoadKeyLayout reads the entitlements table's key layout from

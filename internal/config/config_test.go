@@ -145,6 +145,97 @@ func TestLoadDedupRetention(t *testing.T) {
 	}
 }
 
+// TestNotifySettings: without a topic nothing is notified (Notify nil);
+// with one, the thresholds default to 80,100, an empty NOTIFY_THRESHOLDS
+// means none, and NOTIFY_LIMIT_REJECTED=false turns rejections off.
+func TestNotifySettings(t *testing.T) {
+	const topic = "arn:aws:sns:us-east-1:123456789012:usage-notifications"
+	unset := "\x00unset"
+	tests := []struct {
+		name          string
+		env           map[string]string
+		want          []string // thresholds; nil Notify when wantNil
+		limitRejected bool
+		wantNil       bool
+		interval      time.Duration
+	}{
+		{"no topic: nothing recorded", map[string]string{}, nil, false, true, time.Minute},
+		{"no topic, thresholds still checked but unused", map[string]string{"NOTIFY_THRESHOLDS": "50"}, nil, false, true, time.Minute},
+		{"topic: the defaults", map[string]string{"NOTIFY_TOPIC_ARN": topic}, []string{"80", "100"}, true, false, time.Minute},
+		{"topic, FIFO", map[string]string{"NOTIFY_TOPIC_ARN": topic + ".fifo"}, []string{"80", "100"}, true, false, time.Minute},
+		{"explicitly empty thresholds: rejections only", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": ""}, nil, true, false, time.Minute},
+		{"nothing to notify at all: nil", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": " ", "NOTIFY_LIMIT_REJECTED": "false"}, nil, false, true, time.Minute},
+		{"sorted, repeats once, decimals exact", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": "100, 50,80.0,80,12.5", "NOTIFY_LIMIT_REJECTED": "off"},
+			[]string{"12.5", "50", "80", "100"}, false, false, time.Minute},
+		{"interval", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_RECOVERY_INTERVAL": "15s"}, []string{"80", "100"}, true, false, 15 * time.Second},
+		{"unset thresholds read as the default", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": unset}, []string{"80", "100"}, true, false, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := base(tt.env)
+			c, err := config.LoadEnv(func(k string) (string, bool) {
+				v, ok := env[k]
+				if v == unset {
+					return "", false
+				}
+				return v, ok
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.NotifyRecoveryInterval != tt.interval {
+				t.Errorf("interval %v, want %v", c.NotifyRecoveryInterval, tt.interval)
+			}
+			if tt.wantNil {
+				if c.Notify != nil {
+					t.Errorf("Notify %+v, want nil", c.Notify)
+				}
+				return
+			}
+			if c.Notify == nil {
+				t.Fatal("Notify nil")
+			}
+			var got []string
+			for _, d := range c.Notify.Thresholds {
+				got = append(got, d.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") || c.Notify.LimitRejected != tt.limitRejected {
+				t.Errorf("thresholds %v limitRejected %v, want %v %v", got, c.Notify.LimitRejected, tt.want, tt.limitRejected)
+			}
+		})
+	}
+}
+
+func TestNotifySettingsErrorsAreReportedWithTheOthers(t *testing.T) {
+	for _, tt := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"NOTIFY_THRESHOLDS": "80,0"}, []string{`NOTIFY_THRESHOLDS: "0"`, "greater than 0 and at most 100"}},
+		{map[string]string{"NOTIFY_THRESHOLDS": "101"}, []string{`NOTIFY_THRESHOLDS: "101"`}},
+		{map[string]string{"NOTIFY_THRESHOLDS": "80,,100"}, []string{`NOTIFY_THRESHOLDS: ""`}},
+		{map[string]string{"NOTIFY_THRESHOLDS": "80%"}, []string{`NOTIFY_THRESHOLDS: "80%"`}},
+		{map[string]string{"NOTIFY_THRESHOLDS": "-5"}, []string{`NOTIFY_THRESHOLDS: "-5"`}},
+		{map[string]string{"NOTIFY_LIMIT_REJECTED": "sometimes"}, []string{"NOTIFY_LIMIT_REJECTED"}},
+		{map[string]string{"NOTIFY_RECOVERY_INTERVAL": "60"}, []string{"NOTIFY_RECOVERY_INTERVAL", "1s to 24h"}},
+		{map[string]string{"NOTIFY_RECOVERY_INTERVAL": "100ms"}, []string{"NOTIFY_RECOVERY_INTERVAL"}},
+		{map[string]string{"NOTIFY_TOPIC_ARN": "usage-notifications"}, []string{"NOTIFY_TOPIC_ARN", "not an SNS topic ARN"}},
+		{map[string]string{"NOTIFY_TOPIC_ARN": "arn:aws:sqs:us-east-1:123456789012:q"}, []string{"NOTIFY_TOPIC_ARN"}},
+		{map[string]string{"LOG_LEVEL": "loud", "NOTIFY_THRESHOLDS": "x", "NOTIFY_RECOVERY_INTERVAL": "soon"}, []string{"LOG_LEVEL", "NOTIFY_THRESHOLDS", "NOTIFY_RECOVERY_INTERVAL"}},
+	} {
+		_, err := config.Load(env(base(tt.env)))
+		if err == nil {
+			t.Errorf("%v: no error", tt.env)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not mention %q", tt.env, err, w)
+			}
+		}
+	}
+}
+
 func TestLoadCoalesceWindow(t *testing.T) {
 	for in, want := range map[string]time.Duration{"0s": 0, "0": 0, "50ms": 50 * time.Millisecond, "1s": time.Second} {
 		c, err := config.Load(env(base(map[string]string{"COALESCE_WINDOW": in})))

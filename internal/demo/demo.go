@@ -1,6 +1,7 @@
 // Package demo runs the service's main job end to end on this machine:
-// real DynamoDB Local and SQS emulators, the real worker binary, and a
-// handful of events that show every kind of outcome.
+// real DynamoDB Local and SQS/SNS emulators, the real worker binary, a
+// handful of events that show every kind of outcome, and the usage
+// notifications they cause, read from a queue subscribed to the topic.
 package demo
 
 import (
@@ -19,12 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/devstack"
+	"github.com/usage-event-service/usage-event-service/notify"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -32,13 +35,18 @@ import (
 type step struct {
 	what string
 	body string
+	// notifies is how many notifications the step's event causes.
+	notifies int
 }
+
+// The notifications topic and the queue subscribed to it.
+const topicName, inboxName = "demo-usage-notifications", "demo-notifications-inbox"
 
 // Run executes the demo, writing a report to out.
 func Run(ctx context.Context, out io.Writer) (err error) {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
-	say("==> starting DynamoDB Local and the SQS emulator (first run downloads them into .cache/)")
+	say("==> starting DynamoDB Local and the SQS/SNS emulator (first run downloads them into .cache/)")
 	emulators, err := devstack.StartEmulators(ctx)
 	if err != nil {
 		return err
@@ -51,7 +59,7 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	ddb, sq := awsdynamodb.NewFromConfig(cfg), awssqs.NewFromConfig(cfg)
+	ddb, sq, sn := awsdynamodb.NewFromConfig(cfg), awssqs.NewFromConfig(cfg), awssns.NewFromConfig(cfg)
 
 	const entTable, ledgerTable = "demo-entitlements", "demo-usage-ledger"
 	say("==> creating tables %s, %s and queues", entTable, ledgerTable)
@@ -62,6 +70,15 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 		return err
 	}
 	queues, err := sqs.CreateQueues(ctx, sq, "demo-usage-event-queue", 3, 30)
+	if err != nil {
+		return err
+	}
+	say("==> creating the notifications topic %s and subscribing the queue %s to it", topicName, inboxName)
+	topicARN, err := notify.CreateTopic(ctx, sn, topicName)
+	if err != nil {
+		return err
+	}
+	inbox, err := devstack.SubscribeInbox(ctx, sn, sq, topicARN, inboxName)
 	if err != nil {
 		return err
 	}
@@ -91,10 +108,11 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 		return err
 	}
 	bin := filepath.Join(binDir, "usage-event-service")
-	say("==> starting the worker: %s worker", bin)
+	say("==> starting the worker: %s worker (NOTIFY_TOPIC_ARN=%s; thresholds 80 %% and 100 %%, and the first LIMIT_EXCEEDED)", bin, inbox.TopicARN)
 	worker, err := devstack.StartWorker(bin, devstack.Environ(map[string]string{
 		"ENTITLEMENTS_TABLE": entTable, "USAGE_LEDGER_TABLE": ledgerTable,
 		"USAGE_EVENT_QUEUE_URL": queues.URL, "DEAD_LETTER_QUEUE_URL": queues.DeadLetterURL, "LOG_LEVEL": "DEBUG",
+		"NOTIFY_TOPIC_ARN": inbox.TopicARN,
 	}), os.Stderr)
 	if err != nil {
 		return err
@@ -104,12 +122,16 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	lines := newLogWatcher(worker.Logs)
 
 	steps := []step{
-		{"a normal event", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"demo-1","metadata":{"resourceId":"session-456"}}`},
-		{"the same event again (a producer retry)", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"demo-1"}`},
-		{"bob is at his limit of 5", `{"userId":"bob","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`},
-		{"an invalid event (amount as a string)", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":"1"}`},
-		{"carol's month has rolled over: reset, then consume", `{"userId":"carol","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`},
-		{"an entitlement that does not exist", `{"userId":"dave","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`},
+		{"a normal event", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"demo-1","metadata":{"resourceId":"session-456"}}`, 0},
+		{"the same event again (a producer retry)", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1,"idempotencyKey":"demo-1"}`, 0},
+		{"bob is at his limit of 5", `{"userId":"bob","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`, 1},
+		{"an invalid event (amount as a string)", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":"1"}`, 0},
+		{"carol's month has rolled over: reset, then consume", `{"userId":"carol","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`, 0},
+		{"an entitlement that does not exist", `{"userId":"dave","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`, 0},
+		{"alice uses 70 more: 81 of 100 crosses 80 %", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":70}`, 1},
+		{"alice uses 19 more: 100 of 100 reaches 100 %", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":19}`, 1},
+		{"alice asks for 1 more, over her limit", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`, 1},
+		{"and once more (no second notification)", `{"userId":"alice","entitlementKey":"AI_TUTOR_ACCESS","amount":1}`, 0},
 	}
 	say("==> sending %d events, one at a time, and reading what the worker logged for each", len(steps))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -154,6 +176,14 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	say("==> dead-letter queue: %d message(s), each with its reason", len(dlq.Messages))
 	for _, m := range dlq.Messages {
 		say("    %s  %s", attr(m, sqs.AttrReason), aws.ToString(m.Body))
+	}
+
+	want := 0
+	for _, s := range steps {
+		want += s.notifies
+	}
+	if err := showNotifications(ctx, out, sq, inbox, want); err != nil {
+		return err
 	}
 
 	say("==> stopping the worker (SIGTERM: it finishes in-flight messages and exits 0)")

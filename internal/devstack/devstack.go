@@ -54,7 +54,8 @@ func StartEmulators(ctx context.Context) (*Emulators, error) {
 
 // Env is what the service, usagectl and the AWS SDK need to talk to the
 // emulators and nothing else: region, dummy credentials and the
-// service-specific endpoint variables.
+// service-specific endpoint variables. fauxqs serves SNS as well as SQS, on
+// the same endpoint.
 func (e *Emulators) Env() map[string]string {
 	return map[string]string{
 		"AWS_REGION":                Region,
@@ -62,6 +63,7 @@ func (e *Emulators) Env() map[string]string {
 		"AWS_SECRET_ACCESS_KEY":     Credentials,
 		"AWS_ENDPOINT_URL_DYNAMODB": e.DynamoDB.Endpoint,
 		"AWS_ENDPOINT_URL_SQS":      e.SQS.Endpoint,
+		"AWS_ENDPOINT_URL_SNS":      e.SQS.Endpoint,
 	}
 }
 

@@ -103,7 +103,7 @@ func (w *world) queued(t *testing.T) int {
 
 // drainTimeout only guards against a hang (a message that can never leave
 // the queue); it is not a performance assertion.
-const drainTimeout = 4 * time.Minute
+const drainTimeout = 8 * time.Minute
 
 // waitDrained waits until the main queue holds no message at all. Once
 // empty it stays empty: nothing else sends to it, and a message leaves it
@@ -441,6 +441,27 @@ func (p *workerProcess) stop(t *testing.T) {
 	if p.err != nil {
 		t.Errorf("the worker exited with %v after SIGTERM, want 0", p.err)
 	}
+}
+
+// allAlive reports the first of the workers that has exited, for waitDrained.
+func allAlive(workers []*workerProcess) func() error {
+	return func() error {
+		for _, p := range workers {
+			if err := p.alive(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// stopAll stops the workers cleanly and requires that none raced.
+func stopAll(t *testing.T, workers []*workerProcess) {
+	t.Helper()
+	for _, p := range workers {
+		p.stop(t)
+	}
+	checkNoRaces(t, workers...)
 }
 
 // checkNoRaces fails the test if the race detector reported a race in any

@@ -103,18 +103,8 @@ func TestSynchronousAndQueuedTrafficRaceOnOneEntitlement(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	w.waitDrained(t, func() error {
-		for _, p := range workers {
-			if err := p.alive(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for _, p := range workers {
-		p.stop(t)
-	}
-	checkNoRaces(t, workers...)
+	w.waitDrained(t, allAlive(workers))
+	stopAll(t, workers)
 
 	ledger, err := dynamodb.ListLedger(ctx, w.ddb, w.ledger, scope)
 	if err != nil {

@@ -2,11 +2,12 @@
 // as you like, to send your own events to from a second shell.
 //
 // It builds the service and usagectl from this checkout, starts DynamoDB
-// Local and the SQS emulator, creates the tables and queues with
-// `usagectl setup --local`, seeds a few entitlements with
-// `usagectl entitlement put`, runs the worker in the foreground with its
-// JSON logs shown as readable lines, and prints the export lines for the
-// second shell. When ctx ends (Ctrl-C), it stops the worker the way
+// Local and the SQS/SNS emulator, creates the tables, the queues and the
+// notifications topic with `usagectl setup --local --topic`, subscribes a
+// queue to the topic (the inbox), seeds a few entitlements with
+// `usagectl entitlement put`, runs the worker in the foreground (publishing
+// notifications to the topic) with its JSON logs shown as readable lines,
+// and prints the export lines for the second shell. When ctx ends (Ctrl-C), it stops the worker the way
 // production does (SIGTERM), then the emulators, and removes what it built:
 // nothing is left running or on disk, and the next run starts clean (the
 // emulators keep their data in memory only).
@@ -28,6 +29,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/usage-event-service/usage-event-service/internal/devstack"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -37,6 +43,13 @@ const (
 	entitlementsTable = "entitlements"
 	ledgerTable       = "usage-ledger"
 	queueName         = "usage-event-queue"
+)
+
+// The notifications topic the worker publishes to, and the queue
+// subscribed to it, as a subscriber would subscribe one.
+const (
+	topicName = "usage-notifications"
+	inboxName = "usage-notifications-inbox"
 )
 
 // seed is one entitlement written at start, with why it is there.
@@ -77,7 +90,7 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	}
 	service, usagectl := filepath.Join(dir, "usage-event-service"), filepath.Join(dir, "usagectl")
 
-	say("==> starting DynamoDB Local and the SQS emulator (the first run downloads them into .cache/)")
+	say("==> starting DynamoDB Local and the SQS/SNS emulator (the first run downloads them into .cache/)")
 	emulators, err := devstack.StartEmulators(ctx)
 	if err != nil {
 		return err
@@ -91,12 +104,12 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 			err = errors.Join(err, fmt.Errorf("stop the emulators: %w", stopErr))
 		}
 	}()
-	say("    DynamoDB Local  %s  (pid %d)", emulators.DynamoDB.Endpoint, emulators.DynamoDB.PID)
-	say("    SQS emulator    %s  (pid %d)", emulators.SQS.Endpoint, emulators.SQS.PID)
+	say("    DynamoDB Local   %s  (pid %d)", emulators.DynamoDB.Endpoint, emulators.DynamoDB.PID)
+	say("    SQS/SNS emulator %s  (pid %d)", emulators.SQS.Endpoint, emulators.SQS.PID)
 	env := emulators.Env()
 	ctl := func(args ...string) ([]byte, error) { return runTool(ctx, usagectl, env, args...) }
 
-	say("==> creating the tables and queues: usagectl setup --local")
+	say("==> creating the tables, queues and notifications topic: usagectl setup --local --topic %s", topicName)
 	res, err := setup(ctl)
 	if err != nil {
 		return err
@@ -108,6 +121,16 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	say("    tables  %s, %s", res.EntitlementsTable.Name, res.LedgerTable.Name)
 	say("    queue   %s", res.Queue.URL)
 	say("    DLQ     %s", res.DeadLetterQueue.URL)
+	say("    topic   %s", res.Topic.ARN)
+
+	say("==> subscribing a queue to the topic, as a subscriber would")
+	inbox, err := subscribeInbox(ctx, env, res.Topic.ARN)
+	if err != nil {
+		return err
+	}
+	env["NOTIFY_TOPIC_ARN"] = inbox.TopicARN
+	env["NOTIFICATIONS_INBOX_URL"] = inbox.QueueURL
+	say("    inbox   %s", inbox.QueueURL)
 
 	say("==> seeding entitlements: usagectl entitlement put")
 	for _, s := range seeds(time.Now().UTC()) {
@@ -170,11 +193,12 @@ type setupResult struct {
 	EntitlementsTable struct{ Name string } `json:"entitlementsTable"`
 	Queue             struct{ URL string }  `json:"queue"`
 	DeadLetterQueue   struct{ URL string }  `json:"deadLetterQueue"`
+	Topic             struct{ ARN string }  `json:"topic"`
 }
 
 func setup(ctl func(args ...string) ([]byte, error)) (setupResult, error) {
 	out, err := ctl("setup", "--local", "--json",
-		"--entitlements-table", entitlementsTable, "--ledger-table", ledgerTable, "--queue", queueName)
+		"--entitlements-table", entitlementsTable, "--ledger-table", ledgerTable, "--queue", queueName, "--topic", topicName)
 	if err != nil {
 		return setupResult{}, err
 	}
@@ -182,10 +206,22 @@ func setup(ctl func(args ...string) ([]byte, error)) (setupResult, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return res, fmt.Errorf("read the output of usagectl setup: %w\n%s", err, out)
 	}
-	if res.EntitlementsTable.Name == "" || res.LedgerTable.Name == "" || res.Queue.URL == "" || res.DeadLetterQueue.URL == "" {
-		return res, fmt.Errorf("usagectl setup did not report every table and queue:\n%s", out)
+	if res.EntitlementsTable.Name == "" || res.LedgerTable.Name == "" || res.Queue.URL == "" || res.DeadLetterQueue.URL == "" || res.Topic.ARN == "" {
+		return res, fmt.Errorf("usagectl setup did not report every table, queue and the topic:\n%s", out)
 	}
 	return res, nil
+}
+
+// subscribeInbox subscribes a new queue to the topic on the emulator, with
+// clients configured from env alone, as the tools get it.
+func subscribeInbox(ctx context.Context, env map[string]string, topicARN string) (devstack.Inbox, error) {
+	cfg := aws.Config{
+		Region:      env["AWS_REGION"],
+		Credentials: credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], ""),
+	}
+	sn := awssns.NewFromConfig(cfg, func(o *awssns.Options) { o.BaseEndpoint = aws.String(env["AWS_ENDPOINT_URL_SNS"]) })
+	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(env["AWS_ENDPOINT_URL_SQS"]) })
+	return devstack.SubscribeInbox(ctx, sn, sq, topicARN, inboxName)
 }
 
 // runTool runs one of the built tools with env over this process's
@@ -206,8 +242,9 @@ func runTool(ctx context.Context, bin string, env map[string]string, args ...str
 // of them: AWS SDK settings, then the service's.
 var exportOrder = []string{
 	"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-	"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS",
+	"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS",
 	"ENTITLEMENTS_TABLE", "USAGE_LEDGER_TABLE", "USAGE_EVENT_QUEUE_URL", "DEAD_LETTER_QUEUE_URL",
+	"NOTIFY_TOPIC_ARN", "NOTIFICATIONS_INBOX_URL",
 }
 
 // exports renders env as shell export lines, one variable a line, followed by

@@ -3,6 +3,7 @@ package playground_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/usage-event-service/usage-event-service/internal/devstack"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 )
 
@@ -58,12 +64,24 @@ func TestMakeUp(t *testing.T) {
 			// caught up with the session's events.
 			up.waitFor(t, 30*time.Second, regexp.MustCompile(`INFO\s+duplicate event ignored\s.*userId=dave`))
 			up.waitFor(t, 30*time.Second, regexp.MustCompile(`WARN\s+event rejected\s.*userId=bob.*reason=LIMIT_EXCEEDED`))
-			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "3"} {
+			// alice: 10 + 2, and a hold of 5 reserved and released; dave:
+			// 3 once, then 1 of it refunded.
+			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "2"} {
 				eventually(t, 30*time.Second, user+"'s events to be applied", func() bool { return usedNow(t, shell, user) == want })
+			}
+			if state := holdState(t, shell, "alice", "tutor-1"); state != "released" {
+				t.Errorf("alice's hold tutor-1 is %q, want released", state)
 			}
 			if out := sh(t, shell, "usagectl dlq list"); !strings.Contains(out, "LIMIT_EXCEEDED") {
 				t.Errorf("usagectl dlq list does not show bob's rejection:\n%s", out)
 			}
+			// Bob's first rejection is notified: the worker publishes it to
+			// the topic, and the inbox the export lines name receives it.
+			expectNotification(t, shell, "usage.limit.rejected", "bob")
+			eventually(t, 30*time.Second, "usagectl notifications to show bob's rejection and dave's two thresholds as published", func() bool {
+				return publishedNotifications(t, shell, "bob", "usage.limit.rejected") == 1 &&
+					publishedNotifications(t, shell, "dave", "usage.threshold.reached") == 2
+			})
 			if !regexp.MustCompile(`\d\d:\d\d:\d\d\.\d{3} DEBUG event applied\s.*userId=alice.*amount=2`).MatchString(up.output()) {
 				t.Errorf("the worker's log lines are not shown readably:\n%s", up.output())
 			}
@@ -294,6 +312,90 @@ func usedNow(t *testing.T, exports, user string) string {
 		t.Fatalf("usagectl usage --json: %v\n%s", err, out)
 	}
 	return view.Entitlements[0].UsedNow.String()
+}
+
+// holdState is the state `usagectl holds --all` gives a hold of the
+// user's AI_TUTOR_ACCESS ("" when it has no such hold).
+func holdState(t *testing.T, exports, user, holdID string) string {
+	t.Helper()
+	var view struct {
+		Holds []struct {
+			HoldID string `json:"holdId"`
+			State  string `json:"state"`
+		} `json:"holds"`
+	}
+	out := sh(t, exports, "usagectl holds --user "+user+" --key AI_TUTOR_ACCESS --all --json")
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("usagectl holds --json: %v\n%s", err, out)
+	}
+	for _, h := range view.Holds {
+		if h.HoldID == holdID {
+			return h.State
+		}
+	}
+	return ""
+}
+
+// exported is the value an export line of the second shell gives name.
+func exported(t *testing.T, exports, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^export ` + name + `=(\S+)$`).FindStringSubmatch(exports)
+	if m == nil {
+		t.Fatalf("no export line for %s in\n%s", name, exports)
+	}
+	return strings.Trim(m[1], "'")
+}
+
+// expectNotification reads the inbox (NOTIFICATIONS_INBOX_URL) with only
+// what the export lines give, until a notification of typ for user arrives
+// in SNS's envelope.
+func expectNotification(t *testing.T, exports, typ, user string) {
+	t.Helper()
+	cfg := aws.Config{
+		Region:      exported(t, exports, "AWS_REGION"),
+		Credentials: credentials.NewStaticCredentialsProvider(exported(t, exports, "AWS_ACCESS_KEY_ID"), exported(t, exports, "AWS_SECRET_ACCESS_KEY"), ""),
+	}
+	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(exported(t, exports, "AWS_ENDPOINT_URL_SQS")) })
+	inbox := devstack.Inbox{TopicARN: exported(t, exports, "NOTIFY_TOPIC_ARN"), QueueURL: exported(t, exports, "NOTIFICATIONS_INBOX_URL")}
+	match := func(d devstack.Delivery) bool {
+		var n struct {
+			Type   string `json:"type"`
+			UserID string `json:"userId"`
+		}
+		return json.Unmarshal([]byte(d.Message), &n) == nil && n.Type == typ && n.UserID == user &&
+			d.Attributes["type"] == typ && d.Attributes["userId"] == user
+	}
+	got, err := inbox.Receive(context.Background(), sq, 30*time.Second, func(ds []devstack.Delivery) bool { return slices.ContainsFunc(ds, match) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(got, match) {
+		t.Errorf("no %s notification for %s arrived in %s within 30s; received %+v", typ, user, inbox.QueueURL, got)
+	}
+}
+
+// publishedNotifications is how many published notifications of typ
+// `usagectl notifications` lists for the user.
+func publishedNotifications(t *testing.T, exports, user, typ string) int {
+	t.Helper()
+	type recorded struct {
+		Type      string `json:"type"`
+		Published bool   `json:"published"`
+	}
+	var view struct {
+		Notifications []recorded `json:"notifications"`
+	}
+	out := sh(t, exports, "usagectl notifications --user "+user+" --json")
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("usagectl notifications --json: %v\n%s", err, out)
+	}
+	n := 0
+	for _, r := range view.Notifications {
+		if r.Type == typ && r.Published {
+			n++
+		}
+	}
+	return n
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

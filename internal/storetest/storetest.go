@@ -93,6 +93,36 @@ func Refund(amount, target, idempotencyKey string) usage.Record {
 	return usage.Record{Event: ev, MessageID: "msg-" + idempotencyKey}
 }
 
+// step is one Update call of a table-driven case: its records, the
+// outcomes wanted, when (zero: Now), and what access-service writes on
+// the item before it (nil: nothing).
+type step struct {
+	records []usage.Record
+	want    string
+	at      time.Time
+	before  map[string]usage.Value
+}
+
+// runSteps applies the steps in order with one consumer.
+func runSteps(t *testing.T, b Backend, s pipeline.Store, steps []step) {
+	t.Helper()
+	for i, st := range steps {
+		if st.before != nil {
+			item := map[string]usage.Value{}
+			maps.Copy(item, b.Get(t, scope).Attrs)
+			maps.Copy(item, st.before)
+			b.Put(t, scope, item)
+		}
+		at := st.at
+		if at.IsZero() {
+			at = Now
+		}
+		if got := Text(apply(s, at, st.records...)); got != st.want {
+			t.Fatalf("step %d: got %q, want %q", i, got, st.want)
+		}
+	}
+}
+
 // Num, Str and attrs build entitlement items.
 func Num(s string) usage.Value { return usage.NumberValue(usage.MustDecimal(s)) }
 func Str(s string) usage.Value { return usage.StringValue(s) }
@@ -152,12 +182,6 @@ func valueIs(v usage.Value, want string) bool {
 }
 
 func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
-	type step struct {
-		records []usage.Record
-		want    string
-		at      time.Time              // zero: Now
-		before  map[string]usage.Value // set on the item before the step (access-service writing)
-	}
 	monthly := map[string]usage.Value{usage.AttrLimit: Num("5"), usage.AttrUsed: Num("5"),
 		usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
 	tests := []struct {
@@ -238,25 +262,7 @@ func testDecisions(t *testing.T, newBackend func(t *testing.T) Backend) {
 				b.Put(t, scope, tt.item)
 			}
 			s := b.Store(t)
-			for i, st := range tt.steps {
-				if st.before != nil {
-					item := map[string]usage.Value{}
-					for k, v := range b.Get(t, scope).Attrs {
-						item[k] = v
-					}
-					for k, v := range st.before {
-						item[k] = v
-					}
-					b.Put(t, scope, item)
-				}
-				at := st.at
-				if at.IsZero() {
-					at = Now
-				}
-				if got := Text(apply(s, at, st.records...)); got != st.want {
-					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
-				}
-			}
+			runSteps(t, b, s, tt.steps)
 			if got := len(b.Ledger(t, scope)); got != tt.ledger {
 				t.Errorf("ledger has %d entries, want %d", got, tt.ledger)
 			}
@@ -403,12 +409,6 @@ func testDuplicateManyTimes(t *testing.T, newBackend func(t *testing.T) Backend)
 }
 
 func testRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
-	type step struct {
-		records []usage.Record
-		want    string
-		at      time.Time
-		before  map[string]usage.Value
-	}
 	limited := map[string]usage.Value{usage.AttrLimit: Num("10")}
 	monthly := map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
 	october := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
@@ -471,20 +471,7 @@ func testRefunds(t *testing.T, newBackend func(t *testing.T) Backend) {
 			b := newBackend(t)
 			b.Put(t, scope, tt.item)
 			s := b.Store(t)
-			for i, st := range tt.steps {
-				if st.before != nil {
-					item := maps.Clone(b.Get(t, scope).Attrs)
-					maps.Copy(item, st.before)
-					b.Put(t, scope, item)
-				}
-				at := st.at
-				if at.IsZero() {
-					at = Now
-				}
-				if got := Text(apply(s, at, st.records...)); got != st.want {
-					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
-				}
-			}
+			runSteps(t, b, s, tt.steps)
 			if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
 				t.Errorf("used %s, want %q", v, tt.wantUsed)
 			}
@@ -655,11 +642,6 @@ func testRacingNotifications(t *testing.T, newBackend func(t *testing.T) Backend
 }
 
 func testHolds(t *testing.T, newBackend func(t *testing.T) Backend) {
-	type step struct {
-		records []usage.Record
-		want    string
-		at      time.Time
-	}
 	limited := map[string]usage.Value{usage.AttrLimit: Num("10")}
 	monthly := map[string]usage.Value{usage.AttrLimit: Num("10"), usage.AttrResetPeriod: Str("MONTHLY"), usage.AttrPeriodStart: Str("2026-10-01T00:00:00Z")}
 	october := time.Date(2026, 10, 31, 23, 50, 0, 0, time.UTC)
@@ -720,15 +702,7 @@ func testHolds(t *testing.T, newBackend func(t *testing.T) Backend) {
 			b := newBackend(t)
 			b.Put(t, scope, tt.item)
 			s := b.Store(t)
-			for i, st := range tt.steps {
-				at := st.at
-				if at.IsZero() {
-					at = Now
-				}
-				if got := Text(apply(s, at, st.records...)); got != st.want {
-					t.Fatalf("step %d: got %q, want %q", i, got, st.want)
-				}
-			}
+			runSteps(t, b, s, tt.steps)
 			if v := b.Get(t, scope).Get(usage.AttrUsed); !valueIs(v, tt.wantUsed) {
 				t.Errorf("used %s, want %q", v, tt.wantUsed)
 			}

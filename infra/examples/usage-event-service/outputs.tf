@@ -22,3 +22,8 @@ output "decisions_invoke_policy_json" {
   description = "IAM policy (JSON) granting exactly lambda:InvokeFunction on the decisions function; attach it to each caller's role."
   value       = module.usage_event_service.decisions_invoke_policy_json
 }
+
+output "usage_notifications_topic_arn" {
+  description = "ARN of the usage notifications topic: subscribe queues, functions, e-mail or HTTPS endpoints to it (docs/notifications.md)."
+  value       = module.usage_event_service.usage_notifications_topic_arn
+}

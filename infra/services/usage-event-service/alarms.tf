@@ -78,3 +78,85 @@ resource "aws_cloudwatch_metric_alarm" "function_throttles" {
   ok_actions          = var.alarm_actions
   tags                = local.tags
 }
+
+# The outbox is draining: publication right after the write normally leaves
+# nothing behind, and the recovery sweep (every minute) publishes what it
+# did. An unpublished notification older than the threshold means the
+# topic keeps refusing (permissions, the key policy, throttling) or the
+# sweep does not run. The consumer measures it at each sweep, as the EMF
+# metric OldestUnpublishedNotificationAge (seconds).
+resource "aws_cloudwatch_metric_alarm" "notifications_unpublished" {
+  count = var.notifications_enabled ? 1 : 0
+
+  alarm_name          = "${local.function_name}-notifications-unpublished"
+  alarm_description   = "A usage notification recorded in ${local.ledger_table_name} has waited more than ${var.oldest_unpublished_notification_alarm_seconds}s to be published to ${local.notifications_topic_name}. Check NotificationsFailed and Recent warnings and errors on the dashboard ${local.dashboard_name} (sns:Publish or KMS denied, throttling), and that the schedule ${local.sweep_rule_name} invokes ${local.function_name}; usagectl notifications --user <id> shows what is unpublished."
+  namespace           = local.metric_namespace
+  metric_name         = "OldestUnpublishedNotificationAge"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = var.oldest_unpublished_notification_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+# Expired holds are being released: each sweep (every minute, on the
+# sweeps' schedule) measures how long the oldest expired but still active
+# hold it found had been due, as the EMF metric OldestExpiredHoldAge
+# (seconds; 0 when none), and releases it; a hold is normally released
+# within about a minute of expiring. Above 300 s for two minutes, expired
+# holds keep counting as used: the sweeps find them but cannot release them
+# (throttled or denied ledger writes), or no sweep runs at all. Every sweep
+# reports the age, so here missing data is breaching: no data means no
+# sweep (the schedule disabled or deleted, the consumer failing or throttled
+# on its scheduled invocations).
+resource "aws_cloudwatch_metric_alarm" "holds_unreleased" {
+  alarm_name          = "${local.function_name}-holds-unreleased"
+  alarm_description   = "An expired hold in ${local.ledger_table_name} has waited more than ${local.hold_release_alarm_seconds}s to be released, or no hold sweep has run (no OldestExpiredHoldAge): expired holds still count as used. Check that the schedule ${local.sweep_rule_name} is enabled and invokes ${local.function_name}, its Errors and Throttles, and Recent warnings and errors (hold sweep failed) on the dashboard ${local.dashboard_name}; usagectl holds --user <id> --key <key> shows the overdue holds, usagectl release releases one by hand."
+  namespace           = local.metric_namespace
+  metric_name         = "OldestExpiredHoldAge"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = local.hold_release_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+# The sweeps cannot even look for expired holds: the Query of the ledger's
+# index "pending" fails (the index missing, Query on it denied, throttled).
+# Such a sweep reports OldestExpiredHoldAge 0 (it found nothing), so the
+# alarm above stays quiet; each failed sweep counts HoldSweepsFailed 1.
+# Three failed minutes in a row is not a blip.
+resource "aws_cloudwatch_metric_alarm" "hold_sweeps_failing" {
+  alarm_name          = "${local.function_name}-hold-sweeps-failing"
+  alarm_description   = "The hold sweeps of ${local.function_name} have failed for 3 minutes: expired holds in ${local.ledger_table_name} are not found, so not released. See Recent warnings and errors (hold sweep failed) on the dashboard ${local.dashboard_name}: the ledger's index pending missing, dynamodb:Query on ${local.ledger_table_name}/index/pending denied, or throttling."
+  namespace           = local.metric_namespace
+  metric_name         = "HoldSweepsFailed"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+locals {
+  # The hold sweep runs every minute: an expired hold is normally released
+  # within a minute or two. 300 s leaves room for a few slow sweeps.
+  hold_release_alarm_seconds = 300
+}

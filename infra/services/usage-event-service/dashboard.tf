@@ -25,15 +25,25 @@ locals {
     "COMMIT_EXCEEDS_HOLD",
   ]
 
-  service_metric = { for name in ["EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency"] :
+  service_metric = { for name in [
+    "EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency",
+    "NotificationsRecorded", "NotificationsPublished", "NotificationsFailed", "OldestUnpublishedNotificationAge",
+    "HoldsReserved", "HoldsCommitted", "HoldsReleased", "HoldsExpired", "OldestExpiredHoldAge", "HoldSweepsFailed",
+    ] :
     name => [local.metric_namespace, name, "FunctionName", local.function_name]
+  }
+
+  # The same metrics of the decisions function, which publishes its own
+  # (reserves are synchronous only; commits and releases come both ways).
+  decisions_metric = { for name in ["HoldsReserved", "HoldsCommitted", "HoldsReleased"] :
+    name => [local.metric_namespace, name, "FunctionName", local.decisions_function_name]
   }
 
   lambda_metric = { for name in ["Duration", "Errors", "Throttles", "ConcurrentExecutions", "Invocations"] :
     name => ["AWS/Lambda", name, "FunctionName", local.function_name]
   }
 
-  dashboard_widgets = [
+  dashboard_widgets = concat([
     {
       type   = "text"
       x      = 0
@@ -56,12 +66,14 @@ locals {
       height = 2
       properties = {
         title = "Alarms"
-        alarms = [
+        alarms = concat([
           aws_cloudwatch_metric_alarm.dlq_not_empty.arn,
           aws_cloudwatch_metric_alarm.queue_oldest_message_age.arn,
           aws_cloudwatch_metric_alarm.function_errors.arn,
           aws_cloudwatch_metric_alarm.function_throttles.arn,
-        ]
+          aws_cloudwatch_metric_alarm.holds_unreleased.arn,
+          aws_cloudwatch_metric_alarm.hold_sweeps_failing.arn,
+        ], var.notifications_enabled ? [aws_cloudwatch_metric_alarm.notifications_unpublished[0].arn] : [])
       }
     },
     {
@@ -267,7 +279,105 @@ locals {
         query  = "SOURCE '${local.log_group_name}' | fields @timestamp, level, msg, @message | filter level in [\"WARN\", \"ERROR\"] | sort @timestamp desc | limit 50"
       }
     },
-  ]
+    {
+      type   = "metric"
+      x      = 0
+      y      = 29
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Holds (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = concat([for line in [
+          concat(local.decisions_metric.HoldsReserved, [{ label = "Reserved", color = "#1f77b4" }]),
+          concat(local.decisions_metric.HoldsCommitted, [{ label = "Committed (decided now)", color = "#98df8a" }]),
+          concat(local.decisions_metric.HoldsReleased, [{ label = "Released (decided now)", color = "#ffbb78" }]),
+          ] : line if var.decisions_enabled], [
+          concat(local.service_metric.HoldsCommitted, [{ label = "Committed (queue)", color = "#2ca02c" }]),
+          concat(local.service_metric.HoldsReleased, [{ label = "Released (queue)", color = "#ff7f0e" }]),
+          concat(local.service_metric.HoldsExpired, [{ label = "Expired (released by the sweep)", color = "#d62728" }]),
+        ])
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = 29
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Hold sweeps: oldest expired hold (s), failed sweeps"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0, label = "Seconds", showUnits = false }, right = { min = 0, label = "Failed", showUnits = false } }
+        metrics = [
+          concat(local.service_metric.OldestExpiredHoldAge, [{ label = "Oldest expired, not released" }]),
+          concat(local.service_metric.HoldSweepsFailed, [{ stat = "Sum", yAxis = "right", label = "Failed sweeps", color = "#d62728" }]),
+        ]
+        annotations = {
+          horizontal = [{ label = "Alarm", value = local.hold_release_alarm_seconds }]
+        }
+      }
+    },
+  ], local.notification_widgets)
+
+  # With notifications_enabled: what the queue consumer recorded, published
+  # and failed to publish, and how old the oldest unpublished one is.
+  # (A filtering for expression rather than a conditional: the two widgets
+  # differ in shape, so "enabled ? [...] : []" has no single result type.)
+  notification_widgets = [for w in [
+    {
+      type   = "metric"
+      x      = 0
+      y      = 35
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Notifications (per minute)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Sum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.service_metric.NotificationsRecorded, [{ label = "Recorded", color = "#1f77b4" }]),
+          concat(local.service_metric.NotificationsPublished, [{ label = "Published", color = "#2ca02c" }]),
+          concat(local.service_metric.NotificationsFailed, [{ label = "Publication failed", color = "#d62728" }]),
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = 35
+      width  = 12
+      height = 6
+      properties = {
+        title   = "Oldest unpublished notification (s)"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        stat    = "Maximum"
+        period  = 60
+        yAxis   = { left = { min = 0 } }
+        metrics = [
+          concat(local.service_metric.OldestUnpublishedNotificationAge, [{ label = "Oldest unpublished" }]),
+        ]
+        annotations = {
+          horizontal = [{ label = "Alarm", value = var.oldest_unpublished_notification_alarm_seconds }]
+        }
+      }
+    },
+  ] : w if var.notifications_enabled]
 }
 
 resource "aws_cloudwatch_dashboard" "this" {

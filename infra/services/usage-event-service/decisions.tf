@@ -32,8 +32,10 @@ resource "aws_iam_role" "decisions" {
 }
 
 # Least privilege as for the consumer's role (iam.tf), minus everything the
-# queue needs: the DynamoDB actions of dynamodb.IAMActions on the two tables,
-# and its own log streams. No KMS statement: the ledger table is encrypted
+# queue and the recovery sweep need: the DynamoDB actions of
+# dynamodb.IAMActions on the two tables (but not the index Query), sns:Publish
+# on the notifications topic (and its customer managed key, through SNS), and
+# its own log streams. No other KMS statement: the ledger table is encrypted
 # with the AWS managed key (aws/dynamodb), whose key policy already lets
 # DynamoDB use it on behalf of any principal of the account, and the queue
 # key is for SQS only.
@@ -52,6 +54,37 @@ data "aws_iam_policy_document" "decisions" {
     effect    = "Allow"
     actions   = local.dynamodb_actions.ledger
     resources = [aws_dynamodb_table.ledger.arn]
+  }
+
+  # It decides and records notifications like the consumer and publishes
+  # them right after its write; the recovery sweep (and so the index Query)
+  # runs in the consumer only.
+  dynamic "statement" {
+    for_each = var.notifications_enabled ? ["publish"] : []
+
+    content {
+      sid       = "PublishNotifications"
+      effect    = "Allow"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.notifications[0].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.notifications_enabled && var.notifications_kms_key_arn != null ? ["notifications-key"] : []
+
+    content {
+      sid       = "UseNotificationsKey"
+      effect    = "Allow"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.notifications_kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sns.${local.region}.amazonaws.com"]
+      }
+    }
   }
 
   statement {

@@ -55,6 +55,45 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
+  # The sweeps (schedule.tf) find their work with a Query of the ledger's
+  # sparse index "pending": a grant on the table does not cover its indexes.
+  statement {
+    sid       = "QueryPendingIndex"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.ledger.arn}/index/${local.pending_index_name}"]
+  }
+
+  dynamic "statement" {
+    for_each = var.notifications_enabled ? ["publish"] : []
+
+    content {
+      sid       = "PublishNotifications"
+      effect    = "Allow"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.notifications[0].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.notifications_enabled && var.notifications_kms_key_arn != null ? ["notifications-key"] : []
+
+    content {
+      sid = "UseNotificationsKey"
+      # What publishing to a topic encrypted with a customer managed key
+      # needs, only through SNS.
+      effect    = "Allow"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.notifications_kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sns.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
   statement {
     sid     = "WriteOwnLogs"
     effect  = "Allow"

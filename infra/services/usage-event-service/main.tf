@@ -18,6 +18,18 @@ locals {
   decisions_function_name  = "${local.name_prefix}-usage-decisions"
   decisions_log_group_name = "/aws/lambda/${local.decisions_function_name}"
   dashboard_name           = local.function_name
+  # A FIFO topic's name must end in .fifo; the functions tell a FIFO topic
+  # by it, and then set each message's group and deduplication IDs.
+  notifications_topic_name = "${local.name_prefix}-usage-notifications${var.notifications_fifo ? ".fifo" : ""}"
+  # EventBridge rule names are limited to 64 characters: this one fits with
+  # the longest project and env (at most 50).
+  sweep_rule_name = "${local.name_prefix}-usage-sweeps"
+
+  # The ledger's sparse index of work left to do (unpublished notifications,
+  # active holds), as dynamodb.CreateLedgerTable creates it
+  # (dynamodb.PendingIndex); the queue consumer's sweeps query it.
+  # infra/module_test.go ties the two.
+  pending_index_name = "pending"
 
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
@@ -59,6 +71,12 @@ locals {
     for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h|d)", var.dedup_retention) :
     tonumber(part[0]) * local.duration_unit_seconds[part[1]]
   ]))
+  # var.notify_recovery_interval in seconds, for the precondition that it
+  # is within what the functions accept (1s to 24h).
+  notify_recovery_interval_seconds = sum(concat([0], [
+    for part in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h)", var.notify_recovery_interval) :
+    tonumber(part[0]) * local.duration_unit_seconds[part[1]]
+  ]))
 
   # The DynamoDB actions the function's requests need, per table. Keys are the
   # Go dynamodb.Table values; infra/module_test.go fails when this drifts from
@@ -67,6 +85,11 @@ locals {
     entitlements = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
     ledger       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
   }
+
+  # The notifications topic's key: the customer managed one if given, else
+  # the AWS managed alias/aws/sns (whose key policy already lets SNS use it
+  # for this account's publishers, so the roles need no KMS grant for it).
+  notifications_kms_key_id = var.notifications_kms_key_arn == null ? "alias/aws/sns" : var.notifications_kms_key_arn
 
   # What the Lambda SQS event source needs on the queue it polls.
   sqs_consume_actions = [
@@ -80,7 +103,10 @@ locals {
   # dedup retention, the log level and the entitlements table's key layout.
   # The decisions function gets exactly this; the queue consumer also its
   # queue, the refund wait and the DLQ, when it dead-letters directly.
-  shared_environment = {
+  # Both functions also decide, record and publish notifications, so both
+  # get the NOTIFY_* settings (none without notifications_enabled: with
+  # NOTIFY_TOPIC_ARN unset nothing is recorded or published).
+  shared_environment = merge({
     ENTITLEMENTS_TABLE       = var.entitlements_table_name
     USAGE_LEDGER_TABLE       = aws_dynamodb_table.ledger.name
     DEDUP_RETENTION          = var.dedup_retention
@@ -89,7 +115,14 @@ locals {
     ENTITLEMENT_SK_ATTRIBUTE = var.entitlement_sk_attribute
     ENTITLEMENT_PK_PREFIX    = var.entitlement_pk_prefix
     ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
-  }
+  }, local.notify_environment)
+
+  notify_environment = var.notifications_enabled ? {
+    NOTIFY_TOPIC_ARN         = aws_sns_topic.notifications[0].arn
+    NOTIFY_THRESHOLDS        = join(",", var.notify_thresholds)
+    NOTIFY_LIMIT_REJECTED    = var.notify_limit_rejected ? "true" : "false"
+    NOTIFY_RECOVERY_INTERVAL = var.notify_recovery_interval
+  } : {}
 
   # The queue consumer also knows its queue (to stretch the redeliveries
   # of refunds that wait for their consume) and how long they wait.

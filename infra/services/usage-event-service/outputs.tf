@@ -57,3 +57,8 @@ output "decisions_invoke_policy_json" {
   description = "IAM policy document (JSON) granting exactly lambda:InvokeFunction on the decisions function, for callers to attach to their role (e.g. aws_iam_role_policy); null when decisions_enabled is false."
   value       = local.decisions_invoke_policy_json
 }
+
+output "usage_notifications_topic_arn" {
+  description = "ARN of the SNS topic usage notifications are published to (usage.threshold.reached, usage.limit.rejected; docs/notifications.md), for subscribers (sns:Subscribe) and their filter policies; null when notifications_enabled is false."
+  value       = var.notifications_enabled ? aws_sns_topic.notifications[0].arn : null
+}

@@ -322,3 +322,71 @@ variable "decisions_reserved_concurrency" {
     error_message = "decisions_reserved_concurrency must be null (unreserved) or a whole number of at least 1; 0 would throttle every request."
   }
 }
+
+variable "notifications_enabled" {
+  description = "Publish usage notifications (usage.threshold.reached, usage.limit.rejected; docs/notifications.md): creates the SNS topic, gives both functions NOTIFY_TOPIC_ARN and sns:Publish on it, and runs the outbox's recovery sweep in the queue consumer every minute (an EventBridge schedule). true by default; false creates none of it, the functions record and publish no notification, and usage_notifications_topic_arn is null."
+  type        = bool
+  default     = true
+}
+
+variable "notifications_kms_key_arn" {
+  description = "ARN of a customer managed KMS key to encrypt the notifications topic with. null (the default) uses the AWS managed key alias/aws/sns, whose key policy already lets SNS use it for this account's publishers. With a key, both functions' roles are granted kms:GenerateDataKey and kms:Decrypt on it, only via SNS; its key policy must let this account's IAM policies grant that."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.notifications_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+$", var.notifications_kms_key_arn))
+    error_message = "notifications_kms_key_arn must be null or a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<key-id>); aliases are not accepted because IAM grants on an alias ARN do not cover the key."
+  }
+}
+
+variable "notifications_fifo" {
+  description = "Make the notifications topic FIFO ({project}-{env}-usage-notifications.fifo): each user's entitlement's notifications are delivered in order, and SNS drops a repeat of a notification (same notificationId, its deduplication ID) published within 5 minutes. Subscribers must then be SQS queues. false (the default): a standard topic, any protocol; subscribers drop the rare repeat by notificationId."
+  type        = bool
+  default     = false
+}
+
+variable "notify_thresholds" {
+  description = "Percentages of an entitlement's limit (each above 0 and at most 100) whose crossing publishes usage.threshold.reached, once per threshold and period; env NOTIFY_THRESHOLDS, comma-separated. An entitlement's own notifyThresholds attribute overrides them. [] notifies no threshold (usage.limit.rejected is separate). Default [80, 100]."
+  type        = list(number)
+  default     = [80, 100]
+
+  validation {
+    condition     = alltrue([for p in var.notify_thresholds : p > 0 && p <= 100])
+    error_message = "Every notify_thresholds entry must be a percentage above 0 and at most 100."
+  }
+}
+
+variable "notify_limit_rejected" {
+  description = "Publish usage.limit.rejected for the first LIMIT_EXCEEDED of each period of an entitlement, whatever the thresholds; env NOTIFY_LIMIT_REJECTED. Default true."
+  type        = bool
+  default     = true
+}
+
+variable "notify_recovery_interval" {
+  description = "The functions' NOTIFY_RECOVERY_INTERVAL, a Go duration from 1s to 24h such as \"1m\" or \"90s\" (checked at plan). It is how often the worker runs the recovery sweep; here the EventBridge schedule runs it every minute whatever this says, and it only shortens the sweep's grace for fresh notifications (left to the publication right after their write) to min(10s, interval). Default 1m."
+  type        = string
+  default     = "1m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$", var.notify_recovery_interval))
+    error_message = "notify_recovery_interval must be a Go duration such as \"1m\" or \"1m30s\" (numbers followed by h, m, s, ms, us or ns; no sign, no spaces)."
+  }
+
+  validation {
+    # No sign is allowed above, so a non-zero digit makes it positive.
+    condition     = can(regex("[1-9]", var.notify_recovery_interval))
+    error_message = "notify_recovery_interval must be more than zero."
+  }
+}
+
+variable "oldest_unpublished_notification_alarm_seconds" {
+  description = "Alarm when the oldest recorded but unpublished notification is older than this many seconds (the queue consumer's OldestUnpublishedNotificationAge, measured by each recovery sweep): publication to the topic keeps failing. 120 s up to 14 days; default 300."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.oldest_unpublished_notification_alarm_seconds >= 120 && var.oldest_unpublished_notification_alarm_seconds <= 1209600
+    error_message = "oldest_unpublished_notification_alarm_seconds must be between 120 (two sweeps) and 1209600."
+  }
+}

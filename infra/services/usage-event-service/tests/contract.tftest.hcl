@@ -69,6 +69,10 @@ run "defaults" {
       DEAD_LETTER_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-dlq"
       USAGE_EVENT_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-queue"
       REFUND_TARGET_WAIT       = "15m"
+      NOTIFY_TOPIC_ARN         = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
+      NOTIFY_THRESHOLDS        = "80,100"
+      NOTIFY_LIMIT_REJECTED    = "true"
+      NOTIFY_RECOVERY_INTERVAL = "1m"
     })
     error_message = "Unexpected function environment: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
   }
@@ -158,6 +162,16 @@ run "defaults" {
         actions   = toset(["sqs:SendMessage"])
         resources = toset(["arn:aws:sqs:eu-west-1:111122223333:acme-prod-usage-event-dlq"])
       }
+      QueryPendingIndex = {
+        effect    = "Allow"
+        actions   = toset(["dynamodb:Query"])
+        resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger/index/pending"])
+      }
+      PublishNotifications = {
+        effect    = "Allow"
+        actions   = toset(["sns:Publish"])
+        resources = toset(["arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"])
+      }
       WriteOwnLogs = {
         effect    = "Allow"
         actions   = toset(["logs:CreateLogStream", "logs:PutLogEvents"])
@@ -197,6 +211,8 @@ run "defaults" {
     condition = alltrue([for a in [
       aws_cloudwatch_metric_alarm.dlq_not_empty, aws_cloudwatch_metric_alarm.queue_oldest_message_age,
       aws_cloudwatch_metric_alarm.function_errors, aws_cloudwatch_metric_alarm.function_throttles,
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0],
+      aws_cloudwatch_metric_alarm.holds_unreleased, aws_cloudwatch_metric_alarm.hold_sweeps_failing,
     ] : a.alarm_actions == toset(var.alarm_actions) && a.ok_actions == toset(var.alarm_actions)])
     error_message = "Every alarm must notify alarm_actions when it fires and when it recovers."
   }
@@ -243,6 +259,10 @@ run "decisions" {
       ENTITLEMENT_SK_ATTRIBUTE = "sk"
       ENTITLEMENT_PK_PREFIX    = "USER#"
       ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
+      NOTIFY_TOPIC_ARN         = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
+      NOTIFY_THRESHOLDS        = "80,100"
+      NOTIFY_LIMIT_REJECTED    = "true"
+      NOTIFY_RECOVERY_INTERVAL = "1m"
     })
     error_message = "The decisions function must get the consumer's configuration without the queue: ${jsonencode(aws_lambda_function.decisions[0].environment[0].variables)}."
   }
@@ -267,6 +287,11 @@ run "decisions" {
         effect    = "Allow"
         actions   = toset(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"])
         resources = toset(["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-prod-usage-ledger"])
+      }
+      PublishNotifications = {
+        effect    = "Allow"
+        actions   = toset(["sns:Publish"])
+        resources = toset(["arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"])
       }
       WriteOwnLogs = {
         effect    = "Allow"
@@ -317,7 +342,7 @@ run "decisions_reserved_concurrency" {
     error_message = "decisions_reserved_concurrency must not reserve concurrency for the queue consumer."
   }
   assert {
-    condition     = toset([for s in data.aws_iam_policy_document.decisions[0].statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "WriteOwnLogs"])
+    condition     = toset([for s in data.aws_iam_policy_document.decisions[0].statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "PublishNotifications", "WriteOwnLogs"])
     error_message = "The queue key is for SQS: the decisions role must not be granted it."
   }
 }
@@ -387,7 +412,7 @@ run "dead_lettering_by_sqs_only" {
     error_message = "Without direct dead-lettering the function must not know the DLQ."
   }
   assert {
-    condition     = toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "WriteOwnLogs", "UseQueueKey"])
+    condition     = toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "QueryPendingIndex", "PublishNotifications", "WriteOwnLogs", "UseQueueKey"])
     error_message = "Without direct dead-lettering the role may not send to the DLQ."
   }
   assert {
@@ -416,6 +441,9 @@ run "options" {
     entitlement_sk_attribute           = "SK"
     entitlement_pk_prefix              = "TENANT#1#USER#"
     entitlement_sk_prefix              = "ENT#"
+    notify_thresholds                  = [50, 90.5]
+    notify_limit_rejected              = false
+    notify_recovery_interval           = "2m"
   }
 
   assert {
@@ -439,7 +467,10 @@ run "options" {
     error_message = "The redrive policy must take max_receive_count."
   }
   assert {
-    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if k != "DEAD_LETTER_QUEUE_URL" && k != "ENTITLEMENTS_TABLE" && k != "USAGE_LEDGER_TABLE" && k != "USAGE_EVENT_QUEUE_URL" } == {
+    condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if !contains(["DEAD_LETTER_QUEUE_URL", "ENTITLEMENTS_TABLE", "USAGE_LEDGER_TABLE", "USAGE_EVENT_QUEUE_URL", "NOTIFY_TOPIC_ARN"], k) } == {
+      NOTIFY_THRESHOLDS        = "50,90.5"
+      NOTIFY_LIMIT_REJECTED    = "false"
+      NOTIFY_RECOVERY_INTERVAL = "2m"
       REFUND_TARGET_WAIT       = "2m"
       DEDUP_RETENTION          = "30d"
       LOG_LEVEL                = "DEBUG"
@@ -448,11 +479,225 @@ run "options" {
       ENTITLEMENT_PK_PREFIX    = "TENANT#1#USER#"
       ENTITLEMENT_SK_PREFIX    = "ENT#"
     }
-    error_message = "The function must get the dedup retention, the upper-cased log level and the key layout: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
+    error_message = "The function must get the dedup retention, the upper-cased log level, the key layout and the notification settings: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
   }
   assert {
     condition     = aws_cloudwatch_log_group.function.retention_in_days == 365 && !aws_dynamodb_table.ledger.deletion_protection_enabled
     error_message = "Log retention and the ledger's deletion protection must follow their inputs."
+  }
+}
+
+# Usage notifications (notifications_enabled defaults to true): the topic,
+# who publishes to it, the ledger's index the recovery sweep queries, the
+# schedule that runs the sweep in the queue consumer, and the outbox alarm.
+run "notifications" {
+  command = plan
+
+  assert {
+    condition     = aws_sns_topic.notifications[0].name == "acme-prod-usage-notifications" && aws_sns_topic.notifications[0].kms_master_key_id == "alias/aws/sns"
+    error_message = "The notifications topic must be named after project and env and encrypted with the AWS managed key by default, got ${aws_sns_topic.notifications[0].name} with ${aws_sns_topic.notifications[0].kms_master_key_id}."
+  }
+  assert {
+    condition     = output.usage_notifications_topic_arn == "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
+    error_message = "usage_notifications_topic_arn must be the topic's ARN, got ${output.usage_notifications_topic_arn}."
+  }
+  assert {
+    condition = length(aws_dynamodb_table.ledger.global_secondary_index) == 1 && alltrue([
+      for g in aws_dynamodb_table.ledger.global_secondary_index : g.name == "pending" && g.hash_key == "pendingPk" && g.range_key == "pendingAt" && g.projection_type == "ALL"
+    ])
+    error_message = "The ledger must have exactly the sparse index pending (pendingPk, pendingAt, projection ALL), as dynamodb.CreateLedgerTable creates it."
+  }
+  assert {
+    condition = aws_dynamodb_table.ledger.attribute == toset([
+      { name = "pk", type = "S" }, { name = "sk", type = "S" }, { name = "pendingPk", type = "S" }, { name = "pendingAt", type = "S" },
+    ])
+    error_message = "The ledger must declare its keys and the pending index's, all strings."
+  }
+
+  # The sweeps (the notifications' recovery among them): every minute,
+  # EventBridge's own event, the consumer only.
+  assert {
+    condition     = aws_cloudwatch_event_rule.sweeps.schedule_expression == "rate(1 minute)" && aws_cloudwatch_event_rule.sweeps.name == "acme-prod-usage-sweeps"
+    error_message = "The sweeps' schedule must fire every minute."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_target.sweeps.rule == aws_cloudwatch_event_rule.sweeps.name && aws_cloudwatch_event_target.sweeps.arn == aws_lambda_function.this.arn && aws_cloudwatch_event_target.sweeps.input == null
+    error_message = "The schedule must invoke the queue consumer with EventBridge's own scheduled event."
+  }
+  assert {
+    condition = (
+      aws_lambda_permission.sweeps.principal == "events.amazonaws.com" &&
+      aws_lambda_permission.sweeps.action == "lambda:InvokeFunction" &&
+      aws_lambda_permission.sweeps.function_name == aws_lambda_function.this.function_name &&
+      aws_lambda_permission.sweeps.source_arn == aws_cloudwatch_event_rule.sweeps.arn
+    )
+    error_message = "EventBridge may invoke the queue consumer for the sweeps' rule only."
+  }
+
+  # The topic's policy: this account may subscribe; nobody may publish without TLS.
+  assert {
+    condition     = aws_sns_topic_policy.notifications[0].arn == aws_sns_topic.notifications[0].arn
+    error_message = "The topic must carry its policy."
+  }
+  assert {
+    condition = { for s in data.aws_iam_policy_document.notifications_topic[0].statement : s.sid => {
+      effect = s.effect, actions = s.actions, resources = s.resources, principals = s.principals, condition = s.condition
+      } } == {
+      AllowSubscribeFromThisAccount = {
+        effect     = "Allow"
+        actions    = toset(["sns:Subscribe"])
+        resources  = toset(["arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"])
+        principals = toset([{ type = "AWS", identifiers = toset(["arn:aws:iam::111122223333:root"]) }])
+        condition  = toset([{ test = "StringEquals", variable = "aws:PrincipalAccount", values = tolist(["111122223333"]) }])
+      }
+      DenyInsecureTransport = {
+        effect     = "Deny"
+        actions    = toset(["sns:Publish"])
+        resources  = toset(["arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"])
+        principals = toset([{ type = "*", identifiers = toset(["*"]) }])
+        condition  = toset([{ test = "Bool", variable = "aws:SecureTransport", values = tolist(["false"]) }])
+      }
+    }
+    error_message = "The topic policy must allow subscribing to this account only and deny publishing without TLS."
+  }
+
+  # The outbox alarm.
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0].namespace == "UsageEventService" &&
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0].metric_name == "OldestUnpublishedNotificationAge" &&
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0].dimensions == tomap({ FunctionName = "acme-prod-usage-event-service" }) &&
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0].statistic == "Maximum" &&
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0].threshold == 300 &&
+      aws_cloudwatch_metric_alarm.notifications_unpublished[0].comparison_operator == "GreaterThanThreshold"
+    )
+    error_message = "The outbox alarm must fire when the consumer's OldestUnpublishedNotificationAge exceeds 300 s."
+  }
+}
+
+# Expired holds: the consumer's sweep (on the sweeps' schedule) releases
+# them and measures how long the oldest had been due. The alarm fires when
+# that age stays high, or when no sweep reports at all; the second when
+# the sweeps keep failing to query the index.
+run "hold_alarms" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.holds_unreleased.alarm_name == "acme-prod-usage-event-service-holds-unreleased" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.namespace == "UsageEventService" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.metric_name == "OldestExpiredHoldAge" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.dimensions == tomap({ FunctionName = "acme-prod-usage-event-service" }) &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.statistic == "Maximum" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.period == 60 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.evaluation_periods == 2 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.datapoints_to_alarm == 2 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.threshold == 300 &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.comparison_operator == "GreaterThanThreshold" &&
+      aws_cloudwatch_metric_alarm.holds_unreleased.treat_missing_data == "breaching"
+    )
+    error_message = "The hold alarm must fire when the consumer's OldestExpiredHoldAge stays above 300 s for two minutes, or is not reported (no sweep runs)."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.namespace == "UsageEventService" &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.metric_name == "HoldSweepsFailed" &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.dimensions == tomap({ FunctionName = "acme-prod-usage-event-service" }) &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.evaluation_periods == 3 &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.datapoints_to_alarm == 3 &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.threshold == 0 &&
+      aws_cloudwatch_metric_alarm.hold_sweeps_failing.treat_missing_data == "notBreaching"
+    )
+    error_message = "The sweep alarm must fire when HoldSweepsFailed is above 0 for three minutes in a row."
+  }
+}
+
+run "notifications_fifo" {
+  command = plan
+
+  variables {
+    notifications_fifo = true
+  }
+
+  assert {
+    condition     = aws_sns_topic.notifications[0].name == "acme-prod-usage-notifications.fifo" && aws_sns_topic.notifications[0].fifo_topic && aws_sns_topic.notifications[0].content_based_deduplication != true
+    error_message = "notifications_fifo must make a FIFO topic named .fifo, deduplicated by the IDs the functions set (not by content)."
+  }
+}
+
+run "notifications_customer_managed_key" {
+  command = plan
+
+  variables {
+    notifications_kms_key_arn                     = "arn:aws:kms:eu-west-1:111122223333:key/5678efgh-56ef-78gh-90ij-5678901234ef"
+    oldest_unpublished_notification_alarm_seconds = 900
+  }
+
+  assert {
+    condition     = aws_sns_topic.notifications[0].kms_master_key_id == var.notifications_kms_key_arn
+    error_message = "The topic must be encrypted with notifications_kms_key_arn."
+  }
+  assert {
+    condition = alltrue([for doc in [data.aws_iam_policy_document.function, data.aws_iam_policy_document.decisions[0]] :
+      [for s in doc.statement : { actions = s.actions, resources = s.resources, condition = s.condition } if s.sid == "UseNotificationsKey"] == [{
+        actions                           = toset(["kms:GenerateDataKey", "kms:Decrypt"])
+        resources                         = toset([var.notifications_kms_key_arn])
+        condition                         = toset([{ test = "StringEquals", variable = "kms:ViaService", values = tolist(["sns.eu-west-1.amazonaws.com"]) }])
+    }]])
+    error_message = "Both roles may generate data keys with and decrypt by notifications_kms_key_arn, only via SNS."
+  }
+  assert {
+    condition     = length([for s in data.aws_iam_policy_document.function.statement : s if s.sid == "UseQueueKey"]) == 0
+    error_message = "The topic's key must not grant the queue key statement."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.notifications_unpublished[0].threshold == 900
+    error_message = "The outbox alarm must take oldest_unpublished_notification_alarm_seconds."
+  }
+}
+
+run "notifications_disabled" {
+  command = plan
+
+  variables {
+    notifications_enabled     = false
+    notifications_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/5678efgh-56ef-78gh-90ij-5678901234ef"
+  }
+
+  assert {
+    condition = (
+      length(aws_sns_topic.notifications) == 0 && length(aws_sns_topic_policy.notifications) == 0 &&
+      length(aws_cloudwatch_metric_alarm.notifications_unpublished) == 0
+    )
+    error_message = "With notifications_enabled = false no notifications resource may be planned."
+  }
+  assert {
+    condition     = output.usage_notifications_topic_arn == null
+    error_message = "With notifications_enabled = false usage_notifications_topic_arn must be null."
+  }
+  assert {
+    condition     = length([for k in concat(keys(aws_lambda_function.this.environment[0].variables), keys(aws_lambda_function.decisions[0].environment[0].variables)) : k if startswith(k, "NOTIFY_")]) == 0
+    error_message = "With notifications_enabled = false neither function may get a NOTIFY_* setting."
+  }
+  assert {
+    condition = (
+      toset([for s in data.aws_iam_policy_document.function.statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "ConsumeUsageEventQueue", "DeadLetterRejectedEvents", "QueryPendingIndex", "WriteOwnLogs"]) &&
+      toset([for s in data.aws_iam_policy_document.decisions[0].statement : s.sid]) == toset(["UseEntitlementsTable", "UseLedgerTable", "WriteOwnLogs"])
+    )
+    error_message = "With notifications_enabled = false no role may publish or use the topic's key (the consumer still queries the index, for the holds)."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.sweeps.schedule_expression == "rate(1 minute)" && aws_lambda_permission.sweeps.source_arn == aws_cloudwatch_event_rule.sweeps.arn
+    error_message = "The sweeps' schedule stays without notifications: the holds' sweep runs on it."
+  }
+  assert {
+    condition     = length(aws_dynamodb_table.ledger.global_secondary_index) == 1
+    error_message = "The ledger keeps its pending index whether or not notifications are enabled."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.holds_unreleased.metric_name == "OldestExpiredHoldAge" && aws_cloudwatch_metric_alarm.hold_sweeps_failing.metric_name == "HoldSweepsFailed"
+    error_message = "The hold alarms stay without notifications."
   }
 }
 

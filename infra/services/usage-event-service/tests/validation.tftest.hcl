@@ -213,6 +213,83 @@ run "decisions_reserved_concurrency_one" {
   }
 }
 
+# Notifications.
+
+run "notify_threshold_zero" {
+  command = plan
+  variables {
+    notify_thresholds = [0, 100]
+  }
+  expect_failures = [var.notify_thresholds]
+}
+
+run "notify_threshold_over_100" {
+  command = plan
+  variables {
+    notify_thresholds = [80, 120]
+  }
+  expect_failures = [var.notify_thresholds]
+}
+
+run "notify_no_thresholds" {
+  command = plan
+  variables {
+    notify_thresholds = []
+  }
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["NOTIFY_THRESHOLDS"] == ""
+    error_message = "No thresholds must be passed as an empty NOTIFY_THRESHOLDS (none notified)."
+  }
+}
+
+run "notify_recovery_interval_not_a_duration" {
+  command = plan
+  variables {
+    notify_recovery_interval = "60"
+  }
+  expect_failures = [var.notify_recovery_interval]
+}
+
+run "notify_recovery_interval_zero" {
+  command = plan
+  variables {
+    notify_recovery_interval = "0s"
+  }
+  expect_failures = [var.notify_recovery_interval]
+}
+
+run "notify_recovery_interval_under_a_second" {
+  command = plan
+  variables {
+    notify_recovery_interval = "500ms"
+  }
+  expect_failures = [aws_sns_topic.notifications]
+}
+
+run "notify_recovery_interval_over_a_day" {
+  command = plan
+  variables {
+    notify_recovery_interval = "25h"
+  }
+  expect_failures = [aws_sns_topic.notifications]
+}
+
+run "notifications_kms_alias_instead_of_key" {
+  command = plan
+  variables {
+    notifications_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:alias/aws/sns"
+  }
+  expect_failures = [var.notifications_kms_key_arn]
+}
+
+run "outbox_alarm_below_two_sweeps" {
+  command = plan
+  variables {
+    oldest_unpublished_notification_alarm_seconds = 60
+  }
+  expect_failures = [var.oldest_unpublished_notification_alarm_seconds]
+}
+
 # Lambda takes at most 10 messages a batch and no batching window from a
 # FIFO queue.
 

@@ -106,3 +106,23 @@ override_resource {
     arn = "arn:aws:lambda:eu-west-1:111122223333:function:acme-prod-usage-decisions"
   }
 }
+
+# Usage notifications (notifications_enabled, the default): count = 1.
+
+override_resource {
+  target = aws_sns_topic.notifications
+  values = {
+    arn = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
+    id  = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
+  }
+}
+
+# The sweeps' schedule.
+
+override_resource {
+  target = aws_cloudwatch_event_rule.sweeps
+  values = {
+    arn = "arn:aws:events:eu-west-1:111122223333:rule/acme-prod-usage-sweeps"
+    id  = "acme-prod-usage-sweeps"
+  }
+}
