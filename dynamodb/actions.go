@@ -10,7 +10,7 @@ package dynamodb
 // Put -> PutItem, ConditionCheck -> ConditionCheckItem).
 var IAMActions = map[Table][]string{
 	EntitlementsTable: {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
-	LedgerTable:       {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"},
+	LedgerTable:       {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"},
 }
 
 // Table names a table by its role, not its physical name.

@@ -37,6 +37,10 @@ func (c *refusingClient) Query(context.Context, *dynamodb.QueryInput, ...func(*d
 	return &dynamodb.QueryOutput{}, nil
 }
 
+func (c *refusingClient) BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	return &dynamodb.BatchGetItemOutput{}, nil
+}
+
 func (c *refusingClient) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	c.writes = append(c.writes, len(in.TransactItems))
 	if len(in.TransactItems) > c.maxItems {

@@ -32,6 +32,9 @@ type Client interface {
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	// Query lists a scope's holds and, in the sparse index, expired ones.
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	// BatchGetItem reads a group's new ledger keys before its transaction
+	// where that is cheaper (see readFirst).
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // Config configures a Store.
@@ -60,6 +63,7 @@ type Store struct {
 	client Client
 	cfg    Config
 	cache  stateCache
+	dupes  readFirst
 }
 
 // NewStore returns a Store. Zero fields of cfg take their defaults.
@@ -141,6 +145,8 @@ type group struct {
 	state     usage.State
 	reread    bool // a consistent re-read after an invalid write was made
 	conflicts int
+	keysRead  bool // readFirst was considered
+	estimated bool // the share of applied new keys was told what this group saw
 }
 
 func (g *group) observe(ctx context.Context, consistent bool) error {
@@ -167,8 +173,54 @@ func (g *group) step(ctx context.Context, plan usage.Plan) (out []usage.Outcome,
 		return plan.Outcomes, true
 	case onlyChecks(plan):
 		return g.confirm(ctx, plan)
+	case g.readFirst(ctx, plan):
+		return nil, false
 	}
 	return g.commit(ctx, plan)
+}
+
+// readFirst reads the new keys of the group's first transaction, once,
+// when the store's estimate says that is cheaper than the transaction it
+// may save; it reports whether it found any applied (then the group
+// decides again, knowing them). A read that fails only leaves the
+// transaction to find out.
+func (g *group) readFirst(ctx context.Context, plan usage.Plan) bool {
+	if g.keysRead {
+		return false
+	}
+	g.keysRead = true
+	keys := newKeys(plan)
+	if !g.s.dupes.pays(len(keys), len(plan.Writes)) {
+		return false
+	}
+	found, err := g.s.findApplied(ctx, g.scope, keys)
+	if err != nil {
+		return false
+	}
+	g.s.dupes.observe(len(keys), len(found))
+	g.estimated = true
+	if len(found) == 0 {
+		return false
+	}
+	g.state = cancellation{applied: found}.apply(g.state)
+	return true
+}
+
+// estimate tells the store, once per group, how many of its first
+// transaction's new keys were found applied.
+func (g *group) estimate(plan usage.Plan, applied map[string]usage.LedgerEntry) {
+	if g.estimated {
+		return
+	}
+	g.estimated = true
+	keys := newKeys(plan)
+	n := 0
+	for _, k := range keys {
+		if _, ok := applied[k]; ok {
+			n++
+		}
+	}
+	g.s.dupes.observe(len(keys), n)
 }
 
 // confirm verifies a plan that writes nothing by consistent reads.
@@ -194,6 +246,7 @@ func (g *group) commit(ctx context.Context, plan usage.Plan) ([]usage.Outcome, b
 	if err != nil {
 		return g.refused(ctx, plan, err)
 	}
+	g.estimate(plan, nil)
 	g.s.remember(g.scope, plan.After(g.state.Entitlement.Observed), withKeys(g.state.Notified, notes))
 	if len(notes) > 0 && g.s.cfg.Outbox != nil {
 		g.s.cfg.Outbox.Recorded(ctx, notes)
@@ -225,6 +278,7 @@ func (g *group) refused(ctx context.Context, plan usage.Plan, err error) ([]usag
 			return all(g.records, usage.Retry, err), true
 		}
 	case c.learned():
+		g.estimate(plan, c.applied)
 		g.state = c.apply(g.state)
 	default: // TransactionConflict, throttling of one item, ...
 		g.conflicts++

@@ -228,6 +228,18 @@ func TestRequestUnits(t *testing.T) {
 	if rru, _, _, _ := requestUnits("GetItem", &dynamodb.GetItemInput{}, &dynamodb.GetItemOutput{Item: big}, nil); rru != 0.5 {
 		t.Errorf("eventually consistent read: %v RRU", rru)
 	}
+	huge := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: string(make([]byte, 5000))}}
+	batch := &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+		"ledger": {Keys: make([]map[string]types.AttributeValue, 5)},
+	}}
+	out := &dynamodb.BatchGetItemOutput{
+		Responses:       map[string][]map[string]types.AttributeValue{"ledger": {small, huge}},
+		UnprocessedKeys: map[string]types.KeysAndAttributes{"ledger": {Keys: make([]map[string]types.AttributeValue, 1)}},
+	}
+	// found: 1 + 2 units, not found: 2 keys at 1, unprocessed: free; halved
+	if rru, _, _, _ := requestUnits("BatchGetItem", batch, out, nil); rru != 2.5 {
+		t.Errorf("eventually consistent batch read: %v RRU, want 2.5", rru)
+	}
 }
 
 func TestQueueGathersFullBatchesRequeuesAndEnds(t *testing.T) {

@@ -140,6 +140,12 @@ func withConsumedCapacity(p any) any {
 			c.ReturnConsumedCapacity = total
 			return &c
 		}
+	case *dynamodb.BatchGetItemInput:
+		if in.ReturnConsumedCapacity == "" {
+			c := *in
+			c.ReturnConsumedCapacity = total
+			return &c
+		}
 	case *dynamodb.QueryInput:
 		if in.ReturnConsumedCapacity == "" {
 			c := *in
@@ -167,6 +173,8 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 		cc = out.ConsumedCapacity
 	case *dynamodb.QueryOutput:
 		cc = one(out.ConsumedCapacity)
+	case *dynamodb.BatchGetItemOutput:
+		cc = out.ConsumedCapacity
 	}
 	rru, wru, failedWRU, maxPut := requestUnits(op, params, result, err)
 	var rcu, wcu float64
@@ -360,6 +368,12 @@ func requestUnits(op string, params, result any, err error) (rru, wru, failed fl
 			units /= 2
 		}
 		return units, 0, 0, 0
+	case *dynamodb.BatchGetItemInput:
+		if err != nil {
+			return 0, 0, 0, 0
+		}
+		out, _ := result.(*dynamodb.BatchGetItemOutput)
+		return batchGetUnits(in, out), 0, 0, 0
 	case *dynamodb.PutItemInput:
 		maxPut = ItemSize(in.Item)
 		wru = kb(maxPut)
@@ -387,6 +401,34 @@ func requestUnits(op string, params, result any, err error) (rru, wru, failed fl
 		return 0, 0, 0, maxPut // throttled, network: not charged
 	}
 	return 0, wru, 0, maxPut
+}
+
+// batchGetUnits prices a BatchGetItem as its single reads: each key
+// processed is one read of its item's size in 4 KB steps, at least one
+// (a key not found costs as much as a small item), halved when eventually
+// consistent. Unprocessed keys are not charged.
+func batchGetUnits(in *dynamodb.BatchGetItemInput, out *dynamodb.BatchGetItemOutput) float64 {
+	var units float64
+	for table, ka := range in.RequestItems {
+		keys := len(ka.Keys)
+		if out != nil {
+			keys -= len(out.UnprocessedKeys[table].Keys)
+		}
+		found := 0
+		var each float64
+		if out != nil {
+			for _, item := range out.Responses[table] {
+				found++
+				each += float64(max(1, (ItemSize(item)+4095)/4096))
+			}
+		}
+		each += float64(max(0, keys-found))
+		if ka.ConsistentRead == nil || !*ka.ConsistentRead {
+			each /= 2
+		}
+		units += each
+	}
+	return units
 }
 
 // ItemSize approximates DynamoDB's item size: attribute names plus values

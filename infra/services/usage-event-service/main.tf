@@ -83,7 +83,7 @@ locals {
   # dynamodb.IAMActions (dynamodb/actions.go), the single source of truth.
   dynamodb_actions = {
     entitlements = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
-    ledger       = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
+    ledger       = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
   }
 
   # The notifications topic's key: the customer managed one if given, else

@@ -1,0 +1,119 @@
+package dynamodb
+
+import (
+	"context"
+	"math"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// A transaction bills 2 write units per item whether it commits or is
+// canceled, so one new event whose key turns out to be applied already
+// (a producer's retry under a new message ID: nothing marks it as
+// redelivered) wastes the whole transaction of its group. Reading the
+// group's new keys first costs half a read unit each (one eventually
+// consistent BatchGetItem). Which is cheaper depends on how often new keys
+// are found applied, so the store estimates that share from what it sees
+// and reads first only where the expected waste is larger than the read.
+// The read only ever adds "applied": a key it did not find is still
+// guarded by the transaction's attribute_not_exists, which stays the
+// arbiter.
+
+// On-demand prices per million units (us-east-1): a write unit costs five
+// read units. Only their ratio matters here.
+const (
+	writeUnitPrice = 0.625
+	readUnitPrice  = 0.125
+)
+
+// readFirstMemory is how many new keys the estimate mostly rests on: it
+// forgets by 1/e over that many.
+const readFirstMemory = 256
+
+// readFirst estimates the share of new ledger keys already applied.
+type readFirst struct {
+	mu   sync.Mutex
+	rate float64
+}
+
+// observe adds n new keys of which applied were found applied.
+func (r *readFirst) observe(n, applied int) {
+	if n <= 0 {
+		return
+	}
+	keep := math.Pow(1-1.0/readFirstMemory, float64(n))
+	r.mu.Lock()
+	r.rate = r.rate*keep + float64(applied)/float64(n)*(1-keep)
+	r.mu.Unlock()
+}
+
+// pays reports whether reading n new keys (eventually consistent, half a
+// read unit each) costs less than the transaction of items items it may
+// save: that is canceled when any of the n is applied.
+func (r *readFirst) pays(n, items int) bool {
+	if n == 0 {
+		return false
+	}
+	r.mu.Lock()
+	rate := r.rate
+	r.mu.Unlock()
+	waste := (1 - math.Pow(1-rate, float64(n))) * 2 * float64(items) * writeUnitPrice
+	return waste > 0.5*float64(n)*readUnitPrice
+}
+
+// newKeys are the ledger keys a plan puts: the entries of events applied
+// now, which fail the transaction if they exist. Holds are left out: a
+// repeated reserve answers with the hold's state, which an eventually
+// consistent read may show older than it is (the fields of other entries
+// that a DUPLICATE reports never change).
+func newKeys(plan usage.Plan) []string {
+	var keys []string
+	for _, w := range plan.Writes {
+		if w.Target.Kind == usage.LedgerKind && w.Action == usage.Put && w.Entry != nil && w.Entry.HoldState == "" {
+			keys = append(keys, w.Target.Key)
+		}
+	}
+	return keys
+}
+
+// maxBatchGet is BatchGetItem's limit of keys per request.
+const maxBatchGet = 100
+
+// findApplied reads keys with one eventually consistent BatchGetItem per
+// 100 and returns the entries it found. Keys left unprocessed, like keys
+// not found, are simply not known to be applied.
+func (s *Store) findApplied(ctx context.Context, scope usage.Scope, keys []string) (map[string]usage.LedgerEntry, error) {
+	found := map[string]usage.LedgerEntry{}
+	byKey := map[[2]string]string{}
+	for start := 0; start < len(keys); start += maxBatchGet {
+		part := keys[start:min(start+maxBatchGet, len(keys))]
+		req := make([]map[string]types.AttributeValue, len(part))
+		for i, k := range part {
+			req[i] = ledgerKeyAttributes(scope, k)
+			pk, sk := LedgerKey(scope, k)
+			byKey[[2]string{pk, sk}] = k
+		}
+		out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+			RequestItems: map[string]types.KeysAndAttributes{s.cfg.LedgerTable: {Keys: req, ConsistentRead: aws.Bool(false)}},
+		})
+		if err != nil {
+			return found, err
+		}
+		for _, item := range out.Responses[s.cfg.LedgerTable] {
+			pk, _ := item[ledgerPK].(*types.AttributeValueMemberS)
+			sk, _ := item[ledgerSK].(*types.AttributeValueMemberS)
+			if pk == nil || sk == nil {
+				continue
+			}
+			if k, ok := byKey[[2]string{pk.Value, sk.Value}]; ok {
+				found[k] = ledgerEntry(item)
+			}
+		}
+	}
+	return found, nil
+}
