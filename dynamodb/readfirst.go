@@ -31,6 +31,10 @@ const (
 	readUnitPrice  = 0.125
 )
 
+// readFirstLean: reading first pays when the expected waste is at least
+// half the read's price.
+const readFirstLean = 2
+
 // readFirstMemory is how many new keys the estimate mostly rests on: it
 // forgets by 1/e over that many.
 const readFirstMemory = 256
@@ -53,8 +57,12 @@ func (r *readFirst) observe(n, applied int) {
 }
 
 // pays reports whether reading n new keys (eventually consistent, half a
-// read unit each) costs less than the transaction of items items it may
-// save: that is canceled when any of the n is applied.
+// read unit each) is worth the transaction of items items it may save:
+// that is canceled when any of the n is applied. It leans toward reading,
+// by readFirstLean: where the prices alone come out about even, a
+// canceled transaction still cost more than its units (it was a
+// transaction on the entitlement item, in the way of that entitlement's
+// other writers, and a round trip to retry).
 func (r *readFirst) pays(n, items int) bool {
 	if n == 0 {
 		return false
@@ -63,7 +71,7 @@ func (r *readFirst) pays(n, items int) bool {
 	rate := r.rate
 	r.mu.Unlock()
 	waste := (1 - math.Pow(1-rate, float64(n))) * 2 * float64(items) * writeUnitPrice
-	return waste > 0.5*float64(n)*readUnitPrice
+	return waste*readFirstLean > 0.5*float64(n)*readUnitPrice
 }
 
 // newKeys are the ledger keys a plan puts: the entries of events applied

@@ -7,7 +7,7 @@ import (
 
 // TestReadFirstPays: reading n new keys (half a read unit each) pays when
 // the expected canceled transaction (2 write units an item, a write unit
-// five read units) costs more.
+// five read units) costs at least half as much.
 func TestReadFirstPays(t *testing.T) {
 	for _, tc := range []struct {
 		rate     float64
@@ -16,11 +16,11 @@ func TestReadFirstPays(t *testing.T) {
 	}{
 		{0, 1, 2, false},      // clean traffic never reads first
 		{0, 99, 100, false},   // not even in a large group
-		{0.02, 1, 2, false},   // alone: 2 % x 4 WRU < 0.5 RRU
-		{0.03, 1, 2, true},    // 3 % x 4 WRU > 0.5 RRU
-		{0.02, 2, 3, true},    // 4 % x 6 WRU > 1 RRU
-		{0.005, 10, 11, true}, // 4.9 % x 22 WRU > 5 RRU
-		{0.005, 2, 3, false},
+		{0.01, 1, 2, false},   // alone: 1 % x 4 WRU x 2 < 0.5 RRU
+		{0.015, 1, 2, true},   // 1.5 % x 4 WRU x 2 > 0.5 RRU
+		{0.01, 2, 3, true},    // 2 % x 6 WRU x 2 > 1 RRU
+		{0.003, 10, 11, true}, // 3 % x 22 WRU x 2 > 5 RRU
+		{0.002, 2, 3, false},
 		{1, 0, 1, false}, // no new key: nothing to read
 	} {
 		r := readFirst{rate: tc.rate}
