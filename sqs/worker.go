@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -80,10 +79,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// outcomes are decided, and deleting what is done now saves a
 	// redelivery.
 	work := context.WithoutCancel(ctx)
+	deletes := newDeleter(w.Client, w.QueueURL, w.CoalesceWindow, logger)
 	c := newCoalescer(w.CoalesceWindow, limit, func(free func(usage.Scope), msgs []pipeline.Message) {
 		defer room.give(len(msgs))
 		results := w.Handler(pipeline.WithRequestID(withFree(work, free), "worker-"+msgs[0].ID), msgs)
-		w.deleteDone(work, logger, msgs, results)
+		deletes.add(done(msgs, results))
 	}, func(pending int) {
 		if pending > 0 {
 			logger.Info("worker stopping: deciding the messages received", "pending", pending)
@@ -106,6 +106,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	c.close()
+	deletes.close()
 	close(errs)
 	return <-errs
 }
@@ -183,30 +184,15 @@ func toMessage(m types.Message) pipeline.Message {
 	return msg
 }
 
-// deleteDone deletes done messages, ten per DeleteMessageBatch (the
-// most SQS takes). A failed delete is logged, not retried: the message
-// reappears and comes back a duplicate.
-func (w *Worker) deleteDone(ctx context.Context, logger *slog.Logger, msgs []pipeline.Message, results []pipeline.Result) {
-	var done []pipeline.Message
+// done are the messages whose results end their delivery.
+func done(msgs []pipeline.Message, results []pipeline.Result) []pipeline.Message {
+	var out []pipeline.Message
 	for i, r := range results {
 		if r.Done() {
-			done = append(done, msgs[i])
+			out = append(out, msgs[i])
 		}
 	}
-	for chunk := range slices.Chunk(done, 10) {
-		entries := make([]types.DeleteMessageBatchRequestEntry, len(chunk))
-		for i, m := range chunk {
-			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(m.ReceiptHandle)}
-		}
-		out, err := w.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(w.QueueURL), Entries: entries})
-		if err != nil {
-			logger.Warn("delete failed; the messages will be redelivered and dedup absorbs them", "count", len(entries), "error", err.Error())
-			continue
-		}
-		for _, f := range out.Failed {
-			logger.Warn("delete failed; the message will be redelivered and dedup absorbs it", "messageId", entryMessageID(chunk, f.Id), "error", aws.ToString(f.Message))
-		}
-	}
+	return out
 }
 
 // entryMessageID maps a batch entry ID back to the message ID of its
