@@ -5,10 +5,6 @@ import (
 	"math"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -89,39 +85,14 @@ func newKeys(plan usage.Plan) []string {
 	return keys
 }
 
-// maxBatchGet is BatchGetItem's limit of keys per request.
-const maxBatchGet = 100
-
-// findApplied reads keys with one eventually consistent BatchGetItem per
-// 100 and returns the entries it found. Keys left unprocessed, like keys
-// not found, are simply not known to be applied.
+// findApplied reads keys eventually consistently and returns the entries
+// it found. Keys it did not find, or could not read, are simply not known
+// to be applied.
 func (s *Store) findApplied(ctx context.Context, scope usage.Scope, keys []string) (map[string]usage.LedgerEntry, error) {
+	items, err := s.readLedgerItems(ctx, scope, keys, false)
 	found := map[string]usage.LedgerEntry{}
-	byKey := map[[2]string]string{}
-	for start := 0; start < len(keys); start += maxBatchGet {
-		part := keys[start:min(start+maxBatchGet, len(keys))]
-		req := make([]map[string]types.AttributeValue, len(part))
-		for i, k := range part {
-			req[i] = ledgerKeyAttributes(scope, k)
-			pk, sk := LedgerKey(scope, k)
-			byKey[[2]string{pk, sk}] = k
-		}
-		out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
-			RequestItems: map[string]types.KeysAndAttributes{s.cfg.LedgerTable: {Keys: req, ConsistentRead: aws.Bool(false)}},
-		})
-		if err != nil {
-			return found, err
-		}
-		for _, item := range out.Responses[s.cfg.LedgerTable] {
-			pk, _ := item[ledgerPK].(*types.AttributeValueMemberS)
-			sk, _ := item[ledgerSK].(*types.AttributeValueMemberS)
-			if pk == nil || sk == nil {
-				continue
-			}
-			if k, ok := byKey[[2]string{pk.Value, sk.Value}]; ok {
-				found[k] = ledgerEntry(item)
-			}
-		}
+	for k, item := range items {
+		found[k] = ledgerEntry(item)
 	}
-	return found, nil
+	return found, err
 }

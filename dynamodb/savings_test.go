@@ -13,7 +13,8 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// opCounter counts the store's requests by kind.
+// opCounter counts the store's requests by kind; reset counts GetItem
+// and BatchGetItem requests together as reads.
 type opCounter struct {
 	*awsdynamodb.Client
 	mu                    sync.Mutex
@@ -52,7 +53,7 @@ func (c *opCounter) TransactWriteItems(ctx context.Context, in *awsdynamodb.Tran
 func (c *opCounter) reset() (gets, txs int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	gets, txs = c.gets, c.txs
+	gets, txs = c.gets+c.batchGets, c.txs
 	c.gets, c.consistent, c.txs, c.batchGets, c.canceled = 0, 0, 0, 0, 0
 	return gets, txs
 }
@@ -63,21 +64,27 @@ func (c *opCounter) writes() (batchGets, txs, canceled int) {
 	return c.batchGets, c.txs, c.canceled
 }
 
+// countedStore is a store on u/k (limit limit) whose requests c counts,
+// and apply, which runs records through it and prints their outcomes.
+func countedStore(t *testing.T, limit string) (e *env, c *opCounter, apply func(...usage.Record) string) {
+	e = newEnv(t, dynamodb.DefaultEntitlementKeys)
+	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp(limit)})
+	c = &opCounter{Client: e.client}
+	s := dynamodb.NewStore(c, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})
+	apply = func(records ...usage.Record) string {
+		return outcomeText(s.Update(context.Background(), records[0].Event.Scope(), records, func(st usage.State, r []usage.Record) usage.Plan {
+			return usage.PlanUsage(st, r, e.now)
+		}))
+	}
+	return e, c, apply
+}
+
 // TestPredictableFailuresCostNoWrites: a rejection that reads prove is
 // confirmed by consistent reads, not a transaction; a redelivered event
 // whose key is applied is found by a read and never joins a write; the
 // duplicate still wins over the rejection.
 func TestPredictableFailuresCostNoWrites(t *testing.T) {
-	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
-	ctx := context.Background()
-	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("3")})
-	c := &opCounter{Client: e.client}
-	s := dynamodb.NewStore(c, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})
-	apply := func(records ...usage.Record) string {
-		return outcomeText(s.Update(ctx, records[0].Event.Scope(), records, func(st usage.State, r []usage.Record) usage.Plan {
-			return usage.PlanUsage(st, r, e.now)
-		}))
-	}
+	_, c, apply := countedStore(t, "3")
 	if got := apply(rec("u", "k", "3", "m1", "c-1")); got != "APPLIED" {
 		t.Fatal(got)
 	}
@@ -115,16 +122,7 @@ func TestPredictableFailuresCostNoWrites(t *testing.T) {
 // groups read their new keys first (one BatchGetItem) and skip the
 // applied ones; clean traffic never pays for that read.
 func TestRetriesAreReadFirstOnceSeen(t *testing.T) {
-	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
-	ctx := context.Background()
-	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("1000")})
-	c := &opCounter{Client: e.client}
-	s := dynamodb.NewStore(c, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})
-	apply := func(records ...usage.Record) string {
-		return outcomeText(s.Update(ctx, records[0].Event.Scope(), records, func(st usage.State, r []usage.Record) usage.Plan {
-			return usage.PlanUsage(st, r, e.now)
-		}))
-	}
+	e, c, apply := countedStore(t, "1000")
 	group := func(prefix string, from, to int, idem func(int) string) []usage.Record {
 		var rs []usage.Record
 		for i := from; i < to; i++ {

@@ -32,8 +32,7 @@ type Client interface {
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	// Query lists a scope's holds and, in the sparse index, expired ones.
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	// BatchGetItem reads a group's new ledger keys before its transaction
-	// where that is cheaper (see readFirst).
+	// BatchGetItem reads ledger keys, many a request (ledgerread.go).
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
@@ -371,18 +370,16 @@ func (s *Store) read(ctx context.Context, key entitlementKey, consistent bool) (
 // readLedger learns the ledger entries a decision asked for (a refund's
 // target), with consistent reads: an entry applied a moment ago counts.
 func (s *Store) readLedger(ctx context.Context, scope usage.Scope, st usage.State, keys []string) (usage.State, error) {
+	items, err := s.readLedgerItems(ctx, scope, keys, true)
+	if err != nil {
+		return st, err
+	}
 	c := cancellation{applied: map[string]usage.LedgerEntry{}, absent: map[string]bool{}}
 	for _, key := range keys {
-		res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName: aws.String(s.cfg.LedgerTable), Key: ledgerKeyAttributes(scope, key), ConsistentRead: aws.Bool(true),
-		})
-		if err != nil {
-			return st, err
-		}
-		if res.Item == nil {
-			c.absent[key] = true
+		if item, ok := items[key]; ok {
+			c.applied[key] = ledgerEntry(item)
 		} else {
-			c.applied[key] = ledgerEntry(res.Item)
+			c.absent[key] = true
 		}
 	}
 	return c.apply(st), nil
@@ -414,48 +411,59 @@ func onlyChecks(plan usage.Plan) bool {
 
 // verify confirms a plan of checks by consistent reads instead of a
 // transaction: a read unit each instead of two write units per item. The
-// entitlement is read first, then the ledger keys: a key absent after the
+// entitlement is read first, then the ledger keys (in one batch): a key absent after the
 // entitlement proved the rejection was absent when it did (entries are
 // never removed, only expired), so the rejection holds at that instant
 // and the DUPLICATE-over-rejection guarantee stands. held is false when a
 // check failed; c then holds what the reads taught.
 func (s *Store) verify(ctx context.Context, scope usage.Scope, key entitlementKey, plan usage.Plan) (c cancellation, held bool, err error) {
-	held = true
+	var keys []string
 	for _, w := range plan.Writes {
-		var it usage.Item
-		switch w.Target.Kind {
-		case usage.EntitlementKind:
-			if it, err = s.read(ctx, key, true); err != nil {
-				return c, false, err
-			}
-			c.entitlement = &it
-		default:
-			res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-				TableName: aws.String(s.cfg.LedgerTable), Key: ledgerKeyAttributes(scope, w.Target.Key), ConsistentRead: aws.Bool(true),
-			})
+		if w.Target.Kind == usage.EntitlementKind {
+			it, err := s.read(ctx, key, true)
 			if err != nil {
 				return c, false, err
 			}
-			it = usage.Item{Exists: res.Item != nil, Attrs: map[string]usage.Value{}}
-			for k, v := range res.Item {
-				it.Attrs[k] = value(v)
+			c.entitlement = &it
+			if !holds(w.Conds, it) {
+				return c, false, nil
 			}
-			if res.Item == nil {
-				c.absent = setKey(c.absent, w.Target.Key, true)
-			} else {
-				c.applied = setKey(c.applied, w.Target.Key, ledgerEntry(res.Item))
-			}
-		}
-		for _, cond := range w.Conds {
-			if !cond.Holds(it.Exists, it.Get(cond.Attr)) {
-				held = false
-			}
-		}
-		if !held {
-			return c, false, nil
+		} else {
+			keys = append(keys, w.Target.Key)
 		}
 	}
-	return c, true, nil
+	items, err := s.readLedgerItems(ctx, scope, keys, true)
+	if err != nil {
+		return c, false, err
+	}
+	held = true
+	for _, w := range plan.Writes {
+		if w.Target.Kind == usage.EntitlementKind {
+			continue
+		}
+		item, ok := items[w.Target.Key]
+		if ok {
+			c.applied = setKey(c.applied, w.Target.Key, ledgerEntry(item))
+		} else {
+			c.absent = setKey(c.absent, w.Target.Key, true)
+		}
+		it := usage.Item{Exists: ok, Attrs: map[string]usage.Value{}}
+		for k, v := range item {
+			it.Attrs[k] = value(v)
+		}
+		held = held && holds(w.Conds, it)
+	}
+	return c, held, nil
+}
+
+// holds reports whether every condition holds on the item as read.
+func holds(conds []usage.Cond, it usage.Item) bool {
+	for _, cond := range conds {
+		if !cond.Holds(it.Exists, it.Get(cond.Attr)) {
+			return false
+		}
+	}
+	return true
 }
 
 // write sends the plan's writes as one transaction, and returns the
