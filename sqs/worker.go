@@ -50,7 +50,12 @@ type Worker struct {
 	// CoalesceMax bounds the messages of one batch (default
 	// DefaultCoalesceMax); a batch that reaches it is decided at once.
 	CoalesceMax int
-	Logger      *slog.Logger
+	// PaceReceives: while the queue is light, one poller receives at a
+	// time, at most once per CoalesceWindow, and what it receives is
+	// decided at once (pace.go). No effect without a window or on a FIFO
+	// queue.
+	PaceReceives bool
+	Logger       *slog.Logger
 }
 
 // Run polls until ctx is cancelled, then stops receiving, decides what it
@@ -90,6 +95,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 
+	pace := newPacer(w.PaceReceives, w.CoalesceWindow, w.QueueURL)
 	var wg sync.WaitGroup
 	errs := make(chan error, pollers)
 	pollCtx, stopPolling := context.WithCancel(ctx)
@@ -98,7 +104,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.poll(pollCtx, logger, c, room); err != nil {
+			if err := w.poll(pollCtx, logger, c, room, pace); err != nil {
 				errs <- err
 				stopPolling()
 			}
@@ -111,7 +117,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	return <-errs
 }
 
-func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, room *budget) error {
+func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, room *budget, pace *pacer) error {
 	wait := w.WaitTime
 	if wait <= 0 {
 		wait = 20 * time.Second
@@ -121,6 +127,7 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, ro
 		if !room.take(ctx, 10) {
 			return nil
 		}
+		paced := pace.begin(ctx)
 		out, err := w.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:            aws.String(w.QueueURL),
 			MaxNumberOfMessages: 10,
@@ -132,7 +139,9 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, ro
 			},
 			MessageAttributeNames: []string{pipeline.OriginalIDAttribute},
 		})
+		receivedAt := time.Now()
 		if err != nil {
+			pace.end(ctx, paced, 0, receivedAt)
 			room.give(10)
 			if ctx.Err() != nil {
 				return nil
@@ -150,16 +159,16 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, ro
 		}
 		failures = 0
 		room.give(10 - len(out.Messages))
-		if len(out.Messages) == 0 {
-			continue
+		if len(out.Messages) > 0 {
+			logger.Debug("messages received", "count", len(out.Messages))
+			at := pace.arrivedAt(paced, receivedAt)
+			as := make([]arrival, len(out.Messages))
+			for i, m := range out.Messages {
+				as[i] = newArrival(toMessage(m), at)
+			}
+			c.add(as)
 		}
-		logger.Debug("messages received", "count", len(out.Messages))
-		now := time.Now()
-		as := make([]arrival, len(out.Messages))
-		for i, m := range out.Messages {
-			as[i] = newArrival(toMessage(m), now)
-		}
-		c.add(as)
+		pace.end(ctx, paced, len(out.Messages), receivedAt)
 	}
 	return nil
 }

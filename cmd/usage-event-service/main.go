@@ -332,7 +332,7 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(),
 		"deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
 	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers,
-		CoalesceWindow: a.cfg.CoalesceWindow, Logger: a.logger}
+		CoalesceWindow: a.cfg.CoalesceWindow, PaceReceives: true, Logger: a.logger}
 	// The periodic work (the notification recovery sweep) runs beside
 	// the pollers, in this process, and stops with them.
 	periodicCtx, stopPeriodic := context.WithCancel(ctx)

@@ -248,7 +248,11 @@ func runWorkers(ctx context.Context, sys System, w *Workload, cfg RunConfig, q *
 	for range cfg.Concurrency {
 		h := recordDeliveries(handler(sqs.DeadLetterQueue{Client: fake, QueueURL: fake.dlqURL}), fake, col, arrival)
 		if sys == Ours {
-			wk := &sqs.Worker{Client: fake, QueueURL: benchQueueURL, Handler: h, Pollers: 4, CoalesceWindow: cfg.Window, CoalesceMax: cfg.CoalesceMax,
+			url := benchQueueURL
+			if cfg.FIFO {
+				url += ".fifo" // as SQS names FIFO queues: the worker neither paces nor delays deletes there
+			}
+			wk := &sqs.Worker{Client: fake, QueueURL: url, Handler: h, Pollers: 4, CoalesceWindow: cfg.Window, CoalesceMax: cfg.CoalesceMax, PaceReceives: true,
 				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 			wg.Go(func() { wk.Run(wctx) })
 		} else {
