@@ -3,6 +3,7 @@ package dynamodb
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,8 +60,7 @@ func (s *Store) readLedgerItems(ctx context.Context, scope usage.Scope, keys []s
 			}
 		}
 		var left []map[string]types.AttributeValue
-		for start := 0; start < len(pending); start += maxBatchGet {
-			part := pending[start:min(start+maxBatchGet, len(pending))]
+		for part := range slices.Chunk(pending, maxBatchGet) {
 			out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
 				RequestItems: map[string]types.KeysAndAttributes{s.cfg.LedgerTable: {Keys: part, ConsistentRead: aws.Bool(consistent)}},
 			})

@@ -417,19 +417,20 @@ func onlyChecks(plan usage.Plan) bool {
 // and the DUPLICATE-over-rejection guarantee stands. held is false when a
 // check failed; c then holds what the reads taught.
 func (s *Store) verify(ctx context.Context, scope usage.Scope, key entitlementKey, plan usage.Plan) (c cancellation, held bool, err error) {
+	var ledger []usage.Write
 	var keys []string
 	for _, w := range plan.Writes {
-		if w.Target.Kind == usage.EntitlementKind {
-			it, err := s.read(ctx, key, true)
-			if err != nil {
-				return c, false, err
-			}
-			c.entitlement = &it
-			if !holds(w.Conds, it) {
-				return c, false, nil
-			}
-		} else {
-			keys = append(keys, w.Target.Key)
+		if w.Target.Kind != usage.EntitlementKind {
+			ledger, keys = append(ledger, w), append(keys, w.Target.Key)
+			continue
+		}
+		it, err := s.read(ctx, key, true)
+		if err != nil {
+			return c, false, err
+		}
+		c.entitlement = &it
+		if !holds(w.Conds, it) {
+			return c, false, nil
 		}
 	}
 	items, err := s.readLedgerItems(ctx, scope, keys, true)
@@ -437,10 +438,7 @@ func (s *Store) verify(ctx context.Context, scope usage.Scope, key entitlementKe
 		return c, false, err
 	}
 	held = true
-	for _, w := range plan.Writes {
-		if w.Target.Kind == usage.EntitlementKind {
-			continue
-		}
+	for _, w := range ledger {
 		item, ok := items[w.Target.Key]
 		if ok {
 			c.applied = setKey(c.applied, w.Target.Key, ledgerEntry(item))

@@ -3,6 +3,7 @@ package sqs
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,9 +100,7 @@ func (d *deleter) run() {
 // failed delete is logged, not retried: the message reappears and comes
 // back a duplicate.
 func (d *deleter) delete(ctx context.Context, msgs []pipeline.Message) {
-	for len(msgs) > 0 {
-		chunk := msgs[:min(10, len(msgs))]
-		msgs = msgs[len(chunk):]
+	for chunk := range slices.Chunk(msgs, 10) {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(chunk))
 		for i, m := range chunk {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(m.ReceiptHandle)}
