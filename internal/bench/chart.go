@@ -26,62 +26,72 @@ func WriteSettingChart(path string, runs []Comparison, sweepOf string, mode Mode
 	if len(runs) == 0 {
 		return fmt.Errorf("no runs to chart")
 	}
-	x := func(r *Result) float64 { return float64(r.BatchSize) }
-	xlabel := "Lambda batch size"
-	label := func(r *Result) string { return fmt.Sprint(r.BatchSize) }
+	x := axis{label: "Lambda batch size", value: func(r *Result) float64 { return float64(r.BatchSize) },
+		tick: func(r *Result) string { return fmt.Sprint(r.BatchSize) }}
 	if sweepOf == "window" {
-		x = func(r *Result) float64 { return r.WindowMs }
-		xlabel = "Lambda maximum batching window (ms)"
+		x.label = "Lambda maximum batching window (ms)"
 		if mode == Worker {
-			xlabel = "worker COALESCE_WINDOW (ms)"
+			x.label = "worker COALESCE_WINDOW (ms)"
 		}
-		label = func(r *Result) string { return fmt.Sprintf("%g", r.WindowMs) }
+		x.value = func(r *Result) float64 { return r.WindowMs }
+		x.tick = func(r *Result) string { return fmt.Sprintf("%g", r.WindowMs) }
 	}
+	cost, err := comparisonPanel(runs, x, "Whole bill (DynamoDB + SQS + Lambda)", "USD per million events", func(r *Result) float64 { return r.TotalUSDPerMillionEvents })
+	if err != nil {
+		return err
+	}
+	lat, err := comparisonPanel(runs, x, "p99 end-to-end latency (arrival to done)", "ms", func(r *Result) float64 { return r.EndToEndP99Ms })
+	if err != nil {
+		return err
+	}
+	cost.Legend.Left = true
+	lat.Legend.Top, lat.Legend.Left = true, true
+	return writePanels(path, subtitle, cost, lat)
+}
+
+// axis is a chart's x axis: what it is, each run's place on it and the
+// run's tick label.
+type axis struct {
+	label string
+	value func(*Result) float64
+	tick  func(*Result) string
+}
+
+// comparisonPanel plots y against x for ours and the baseline, one point
+// per run, with a tick at each run's setting.
+func comparisonPanel(runs []Comparison, x axis, title, ylabel string, y func(*Result) float64) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x.label
+	p.Y.Label.Text = ylabel
+	p.Y.Min = 0
+	p.Add(plotter.NewGrid())
 	var ticks []plot.Tick
 	for _, c := range runs {
-		ticks = append(ticks, plot.Tick{Value: x(c.Ours), Label: label(c.Ours)})
+		ticks = append(ticks, plot.Tick{Value: x.value(c.Ours), Label: x.tick(c.Ours)})
 	}
-	panel := func(title, ylabel string, f func(*Result) float64) (*plot.Plot, error) {
-		p := plot.New()
-		p.Title.Text = title
-		p.X.Label.Text = xlabel
-		p.Y.Label.Text = ylabel
-		p.Y.Min = 0
-		p.Add(plotter.NewGrid())
-		p.X.Tick.Marker = plot.ConstantTicks(ticks)
-		for _, s := range []struct {
-			name  string
-			pick  func(Comparison) *Result
-			color color.Color
-			shape draw.GlyphDrawer
-		}{{"ours", func(c Comparison) *Result { return c.Ours }, oursColor, draw.CircleGlyph{}},
-			{"naive baseline", func(c Comparison) *Result { return c.Baseline }, baselineColor, draw.SquareGlyph{}}} {
-			xy := make(plotter.XYs, len(runs))
-			for i, c := range runs {
-				xy[i].X, xy[i].Y = x(s.pick(c)), f(s.pick(c))
-			}
-			line, points, err := plotter.NewLinePoints(xy)
-			if err != nil {
-				return nil, err
-			}
-			line.Color, line.Width = s.color, vg.Points(2)
-			points.Color, points.Shape, points.Radius = s.color, s.shape, vg.Points(3)
-			p.Add(line, points)
-			p.Legend.Add(s.name, line, points)
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	for _, s := range []struct {
+		name  string
+		pick  func(Comparison) *Result
+		color color.Color
+		shape draw.GlyphDrawer
+	}{{"ours", func(c Comparison) *Result { return c.Ours }, oursColor, draw.CircleGlyph{}},
+		{"naive baseline", func(c Comparison) *Result { return c.Baseline }, baselineColor, draw.SquareGlyph{}}} {
+		xy := make(plotter.XYs, len(runs))
+		for i, c := range runs {
+			xy[i].X, xy[i].Y = x.value(s.pick(c)), y(s.pick(c))
 		}
-		p.Legend.Top, p.Legend.Left = true, true
-		return p, nil
+		line, points, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return nil, err
+		}
+		line.Color, line.Width = s.color, vg.Points(2)
+		points.Color, points.Shape, points.Radius = s.color, s.shape, vg.Points(3)
+		p.Add(line, points)
+		p.Legend.Add(s.name, line, points)
 	}
-	cost, err := panel("Whole bill (DynamoDB + SQS + Lambda)", "USD per million events", func(r *Result) float64 { return r.TotalUSDPerMillionEvents })
-	if err != nil {
-		return err
-	}
-	lat, err := panel("p99 end-to-end latency (arrival to done)", "ms", func(r *Result) float64 { return r.EndToEndP99Ms })
-	if err != nil {
-		return err
-	}
-	cost.Legend.Top = false
-	return writePanels(path, subtitle, cost, lat)
+	return p, nil
 }
 
 // writePanels draws two plots side by side under a subtitle as a PNG.
@@ -117,51 +127,13 @@ func WriteChart(path string, runs []Comparison, subtitle string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("no runs to chart")
 	}
-	series := func(f func(*Result) float64, pick func(Comparison) *Result) plotter.XYs {
-		xy := make(plotter.XYs, len(runs))
-		for i, c := range runs {
-			xy[i].X = float64(c.Ours.Concurrency)
-			xy[i].Y = f(pick(c))
-		}
-		return xy
-	}
-	ours := func(c Comparison) *Result { return c.Ours }
-	base := func(c Comparison) *Result { return c.Baseline }
-
-	panel := func(title, ylabel string, f func(*Result) float64) (*plot.Plot, error) {
-		p := plot.New()
-		p.Title.Text = title
-		p.X.Label.Text = "concurrent invocations (batches of 20)"
-		p.Y.Label.Text = ylabel
-		p.Y.Min = 0
-		p.Add(plotter.NewGrid())
-		var ticks []plot.Tick
-		for _, c := range runs {
-			ticks = append(ticks, plot.Tick{Value: float64(c.Ours.Concurrency), Label: fmt.Sprint(c.Ours.Concurrency)})
-		}
-		p.X.Tick.Marker = plot.ConstantTicks(ticks)
-		for _, s := range []struct {
-			name  string
-			pick  func(Comparison) *Result
-			color color.Color
-			shape draw.GlyphDrawer
-		}{{"ours", ours, oursColor, draw.CircleGlyph{}}, {"naive baseline", base, baselineColor, draw.SquareGlyph{}}} {
-			line, points, err := plotter.NewLinePoints(series(f, s.pick))
-			if err != nil {
-				return nil, err
-			}
-			line.Color, line.Width = s.color, vg.Points(2)
-			points.Color, points.Shape, points.Radius = s.color, s.shape, vg.Points(3)
-			p.Add(line, points)
-			p.Legend.Add(s.name, line, points)
-		}
-		return p, nil
-	}
-	thr, err := panel("Throughput", "events/s", func(r *Result) float64 { return r.EventsPerSecond })
+	x := axis{label: "concurrent invocations (batches of 20)", value: func(r *Result) float64 { return float64(r.Concurrency) },
+		tick: func(r *Result) string { return fmt.Sprint(r.Concurrency) }}
+	thr, err := comparisonPanel(runs, x, "Throughput", "events/s", func(r *Result) float64 { return r.EventsPerSecond })
 	if err != nil {
 		return err
 	}
-	lat, err := panel("p99 batch latency", "ms", func(r *Result) float64 { return r.P99Ms })
+	lat, err := comparisonPanel(runs, x, "p99 batch latency", "ms", func(r *Result) float64 { return r.P99Ms })
 	if err != nil {
 		return err
 	}
