@@ -127,7 +127,7 @@ func WriteChart(path string, runs []Comparison, subtitle string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("no runs to chart")
 	}
-	x := axis{label: "concurrent invocations (batches of 20)", value: func(r *Result) float64 { return float64(r.Concurrency) },
+	x := axis{label: fmt.Sprintf("concurrent invocations (batches of %d)", runs[0].Ours.BatchSize), value: func(r *Result) float64 { return float64(r.Concurrency) },
 		tick: func(r *Result) string { return fmt.Sprint(r.Concurrency) }}
 	thr, err := comparisonPanel(runs, x, "Throughput", "events/s", func(r *Result) float64 { return r.EventsPerSecond })
 	if err != nil {
