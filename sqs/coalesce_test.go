@@ -177,6 +177,7 @@ type coalesceRun struct {
 	hold    time.Duration
 	pollers int
 	drain   bool // wait until every message has its outcome before stopping
+	pace    bool // PaceReceives
 }
 
 func runCoalesced(t *testing.T, cfg coalesceRun, receives [][]msg) ([]string, *memstore.Store, *recordingStore, *scriptedQueue) {
@@ -203,7 +204,7 @@ func runCoalesced(t *testing.T, cfg coalesceRun, receives [][]msg) ([]string, *m
 		pollers = 1 // one poller: arrival order is the script's order
 	}
 	w := &sqs.Worker{Client: q, QueueURL: "http://sqs.local/000000000000/q", Handler: handler,
-		Pollers: pollers, CoalesceWindow: cfg.window, CoalesceMax: cfg.max}
+		Pollers: pollers, CoalesceWindow: cfg.window, CoalesceMax: cfg.max, PaceReceives: cfg.pace}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -297,6 +298,7 @@ func TestCoalescingAcrossReceivesEqualsOneByOne(t *testing.T) {
 		{"a short window closes by itself", coalesceRun{window: 20 * time.Millisecond, drain: true}},
 		{"shutdown mid-window decides everything received", coalesceRun{window: time.Hour}},
 		{"count bound of 2 cuts batches, an entitlement stays in order", coalesceRun{window: time.Hour, max: 2, hold: time.Millisecond}},
+		{"paced receives: one per window while light, decided at once", coalesceRun{window: 20 * time.Millisecond, drain: true, pace: true, hold: 2 * time.Millisecond}},
 	}
 	for _, c := range cases {
 		want, ref := oneByOne(c.receives)
