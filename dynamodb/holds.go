@@ -64,6 +64,11 @@ type Sweep struct {
 	// Failed is how many could not be released now (RETRY): the next
 	// sweep finds them again.
 	Failed int
+	// Deferred is how many cannot be settled now (their entitlement or
+	// their own entry cannot be read): each is set aside in the index for
+	// usage.HoldDeferral, so that it never stands in front of holds that
+	// can be released.
+	Deferred int
 }
 
 // SweepExpiredHolds releases active holds whose expiry is before now,
@@ -83,7 +88,7 @@ func (s *Store) SweepExpiredHolds(ctx context.Context, now time.Time, limit int,
 			ExpressionAttributeNames: map[string]string{"#pk": pendingPK, "#at": pendingAt},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":pk":  &types.AttributeValueMemberS{Value: holdPendingPK + strconv.Itoa(shard)},
-				":now": &types.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)},
+				":now": &types.AttributeValueMemberS{Value: usage.FormatIndexTime(now)},
 			},
 			Limit: aws.Int32(int32(limit)),
 		})
@@ -109,6 +114,8 @@ func (s *Store) SweepExpiredHolds(ctx context.Context, now time.Time, limit int,
 				sw.Expired++
 			case usage.Retry:
 				sw.Failed++
+			case usage.Rejected:
+				sw.Deferred++
 			}
 		}
 	}

@@ -65,7 +65,7 @@ func notificationItem(scope usage.Scope, n *usage.Notification, retention time.D
 		"notificationId": s(n.ID), "type": s(n.Type), "notificationKey": s(n.Key),
 		ledgerUserID: s(scope.UserID), ledgerEntitlementKey: s(scope.EntitlementKey),
 		"limit": number(n.Limit), "used": number(n.Used), "eventId": s(n.EventID),
-		"occurredAt": s(occurred), pendingPK: s(notifyShard(n.ID)), pendingAt: s(occurred),
+		"occurredAt": s(occurred), pendingPK: s(notifyShard(n.ID)), pendingAt: s(usage.FormatIndexTime(n.OccurredAt)),
 	} {
 		item[k] = v
 	}
@@ -129,7 +129,7 @@ func PendingNotifications(ctx context.Context, c QueryClient, table string, befo
 				ExpressionAttributeNames: map[string]string{"#pk": pendingPK, "#at": pendingAt},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
 					":pk":     &types.AttributeValueMemberS{Value: notifyPendingPK + strconv.Itoa(shard)},
-					":before": &types.AttributeValueMemberS{Value: before.UTC().Format(time.RFC3339Nano)},
+					":before": &types.AttributeValueMemberS{Value: usage.FormatIndexTime(before)},
 				},
 				Limit: aws.Int32(int32(limit - len(out))), ExclusiveStartKey: start,
 			})

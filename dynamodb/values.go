@@ -26,40 +26,45 @@ func value(av types.AttributeValue) usage.Value {
 	case *types.AttributeValueMemberS:
 		return usage.StringValue(v.Value)
 	case *types.AttributeValueMemberM:
-		return usage.Value{Kind: usage.KindOther, Type: "M"}
+		return usage.Value{Kind: usage.KindOther, Type: "M", Raw: av}
 	case *types.AttributeValueMemberL:
 		nums := make([]usage.Decimal, 0, len(v.Value))
 		for _, e := range v.Value {
 			if n := value(e); n.Kind == usage.KindNumber {
 				nums = append(nums, n.Num)
 			} else {
-				return usage.Value{Kind: usage.KindOther, Type: "L"}
+				return usage.Value{Kind: usage.KindOther, Type: "L", Raw: av}
 			}
 		}
-		return usage.Value{Kind: usage.KindOther, Type: "L", Nums: nums}
+		return usage.Value{Kind: usage.KindOther, Type: "L", Nums: nums, Raw: av}
 	case *types.AttributeValueMemberBOOL:
-		return usage.Value{Kind: usage.KindOther, Type: "BOOL"}
+		return usage.Value{Kind: usage.KindOther, Type: "BOOL", Raw: av}
 	case *types.AttributeValueMemberB:
-		return usage.Value{Kind: usage.KindOther, Type: "B"}
+		return usage.Value{Kind: usage.KindOther, Type: "B", Raw: av}
 	case *types.AttributeValueMemberSS:
-		return usage.Value{Kind: usage.KindOther, Type: "SS"}
+		return usage.Value{Kind: usage.KindOther, Type: "SS", Raw: av}
 	case *types.AttributeValueMemberNS:
-		return usage.Value{Kind: usage.KindOther, Type: "NS"}
+		return usage.Value{Kind: usage.KindOther, Type: "NS", Raw: av}
 	case *types.AttributeValueMemberBS:
-		return usage.Value{Kind: usage.KindOther, Type: "BS"}
+		return usage.Value{Kind: usage.KindOther, Type: "BS", Raw: av}
 	default:
 		return usage.Value{Kind: usage.KindOther, Type: "?"}
 	}
 }
 
 // attributeValue writes a domain value. Only numbers, strings and NULL
-// are ever written or compared with; other kinds are pinned by type.
+// are ever written; other kinds are compared with as they were read.
 func attributeValue(v usage.Value) types.AttributeValue {
 	switch v.Kind {
 	case usage.KindNumber:
 		return number(v.Num)
 	case usage.KindString:
 		return &types.AttributeValueMemberS{Value: v.Str}
+	case usage.KindOther:
+		if raw, ok := v.Raw.(types.AttributeValue); ok {
+			return raw
+		}
+		return &types.AttributeValueMemberNULL{Value: true}
 	default:
 		return &types.AttributeValueMemberNULL{Value: true}
 	}
@@ -131,7 +136,7 @@ func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time)
 		if e.HoldState == usage.HoldActive {
 			// In the sparse index of work left to do until it settles.
 			item[usage.LedgerAttrPendingPK] = &types.AttributeValueMemberS{Value: holdShard(e.DedupKey)}
-			item[usage.LedgerAttrPendingAt] = &types.AttributeValueMemberS{Value: holdExpires}
+			item[usage.LedgerAttrPendingAt] = &types.AttributeValueMemberS{Value: usage.FormatIndexTime(e.HoldExpiresAt)}
 		}
 		if e.Actual != nil {
 			item[usage.LedgerAttrActual] = number(*e.Actual)
@@ -178,7 +183,46 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 	if t, err := time.Parse(time.RFC3339Nano, str(item[ledgerAppliedAt])); err == nil {
 		e.AppliedAt = t
 	}
+	e.Unreadable = unreadable(item, e.Operation)
 	return e
+}
+
+// unreadable finds the first attribute of a stored ledger entry that a
+// decision needs and cannot read (nil: none). Entries are only written by
+// this service, so this is damage or a hand edit, never guessed around.
+func unreadable(item map[string]types.AttributeValue, op usage.Operation) *usage.Unreadable {
+	bad := func(attr, why string) *usage.Unreadable {
+		return &usage.Unreadable{Attr: attr, Value: value(item[attr]), Why: why}
+	}
+	number := func(attr string, required bool) bool {
+		v := value(item[attr])
+		return v.Kind == usage.KindNumber || !required && !v.Present()
+	}
+	text := func(attr string) bool { v := value(item[attr]); return v.Kind == usage.KindString || !v.Present() }
+	switch {
+	case !text(ledgerOperation):
+		return bad(ledgerOperation, "must be a string")
+	case op != "" && op != usage.OperationConsume && op != usage.OperationRefund && op != usage.OperationReserve:
+		return bad(ledgerOperation, "is not an operation")
+	case !number(ledgerAmount, true):
+		return bad(ledgerAmount, "must be a number")
+	case !number(ledgerRefunded, false):
+		return bad(ledgerRefunded, "must be a number")
+	case !text(ledgerPeriodStart):
+		return bad(ledgerPeriodStart, "must be a string")
+	case op != usage.OperationReserve:
+		return nil
+	}
+	switch state := str(item[usage.LedgerAttrHoldState]); {
+	case state != usage.HoldActive && state != usage.HoldCommitted && state != usage.HoldReleased && state != usage.HoldExpired:
+		return bad(usage.LedgerAttrHoldState, "is not a hold state")
+	case !number(usage.LedgerAttrActual, false):
+		return bad(usage.LedgerAttrActual, "must be a number")
+	}
+	if _, err := time.Parse(time.RFC3339Nano, str(item[ledgerHoldExpiresAt])); err != nil {
+		return bad(ledgerHoldExpiresAt, "must be an RFC 3339 time")
+	}
+	return nil
 }
 
 func str(v types.AttributeValue) string {

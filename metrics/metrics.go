@@ -217,6 +217,10 @@ type Holds struct {
 	// SweepFailed is set by a sweep that failed (throttled, no index...);
 	// the next one retries.
 	SweepFailed bool
+	// Deferred counts expired holds a sweep could not settle (their
+	// entitlement or entry cannot be read) and set aside for
+	// usage.HoldDeferral.
+	Deferred int
 }
 
 // HoldRecorder receives hold counts (EMF and Prometheus implement it).
@@ -256,7 +260,8 @@ func (e *EMF) RecordHolds(_ context.Context, h Holds) {
 	if h.Swept {
 		doc["OldestExpiredHoldAge"] = h.OldestDue.Seconds()
 		doc["HoldSweepsFailed"] = b2i(h.SweepFailed)
-		ms = append(ms, emfMetric{"OldestExpiredHoldAge", "Seconds"}, emfMetric{"HoldSweepsFailed", "Count"})
+		doc["HoldsDeferred"] = h.Deferred
+		ms = append(ms, emfMetric{"OldestExpiredHoldAge", "Seconds"}, emfMetric{"HoldSweepsFailed", "Count"}, emfMetric{"HoldsDeferred", "Count"})
 	}
 	enc, _ := json.Marshal(withMeta(doc, now().UnixMilli(), [][]string{{"FunctionName"}}, ms))
 	e.mu.Lock()
@@ -325,7 +330,7 @@ func NewPrometheus() *Prometheus {
 			Help: "Age of the oldest notification the last recovery sweep left unpublished (0: none).",
 		}),
 		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usage_holds_total", Help: "Holds reserved, and settled: committed, released, expired (released by the sweeper).",
+			Name: "usage_holds_total", Help: "Holds reserved, and settled: committed, released, expired (released by the sweeper); deferred: expired holds a sweep could not settle and set aside for an hour.",
 		}, []string{"event"}),
 		oldestDueHold: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "usage_hold_oldest_expired_age_seconds",
@@ -335,7 +340,7 @@ func NewPrometheus() *Prometheus {
 			Name: "usage_hold_sweep_failures_total", Help: "Hold sweeps that failed (the next one retries).",
 		}),
 	}
-	for _, e := range []string{"reserved", "committed", "released", "expired"} {
+	for _, e := range []string{"reserved", "committed", "released", "expired", "deferred"} {
 		p.holds.WithLabelValues(e)
 	}
 	// Every series exists from the start, at zero: a rate() over a
@@ -396,6 +401,7 @@ func (p *Prometheus) RecordHolds(_ context.Context, h Holds) {
 	p.holds.WithLabelValues("committed").Add(float64(h.Committed))
 	p.holds.WithLabelValues("released").Add(float64(h.Released))
 	p.holds.WithLabelValues("expired").Add(float64(h.Expired))
+	p.holds.WithLabelValues("deferred").Add(float64(h.Deferred))
 	if h.Swept {
 		p.oldestDueHold.Set(h.OldestDue.Seconds())
 	}

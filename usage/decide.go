@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"slices"
 	"time"
 )
 
@@ -94,16 +95,23 @@ type decider struct {
 	refunded      bool    // a refund applied: used is then written exactly
 	dependsOnUsed bool    // a rejection rested on the observed used
 
-	percents, levels []Decimal       // notification thresholds, and the usage they stand for
-	crossed          map[int]string  // threshold index -> the event whose consume crossed it
-	rejection        *Notification   // the period's first LIMIT_EXCEEDED, to record
-	notified         map[string]bool // notification keys known to be recorded
+	percents, levels []Decimal        // notification thresholds, and the usage they stand for
+	crossed          map[int]crossing // threshold index -> the consume that crossed it
+	rejection        *Notification    // the period's first LIMIT_EXCEEDED, to record
+	notified         map[string]bool  // notification keys known to be recorded
 	scope            Scope
 
 	group       map[string]*LedgerEntry // entries applied by this group, by key
 	order       []string                // their keys, in order
 	targets     map[string]*target      // refund targets outside the group
 	targetOrder []string
+}
+
+// crossing is the event whose consume crossed a threshold, and used right
+// after it: what one-at-a-time processing would have reported.
+type crossing struct {
+	event string
+	used  Decimal
 }
 
 // target is what the group does to, and relies on of, one stored consume.
@@ -116,11 +124,12 @@ type target struct {
 	isRefund  bool         // it names a refund, not a consume
 	settled   *LedgerEntry // a hold as the group settles it
 	pinnedSet bool         // a decision rested on the hold's state
+	deferTo   time.Time    // the sweeper sets an expired hold it cannot settle aside until then
 }
 
 func newDecider(r Rules, s State) *decider {
 	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified,
-		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]string{}}
+		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]crossing{}}
 	if d.unusable() == nil {
 		if d.ent.ResetPeriod == "" {
 			d.ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
@@ -160,7 +169,7 @@ func (d *decider) plan(records []Record) Plan {
 		switch {
 		case r.Event.Is(OperationBalance): // a balance is read, never planned
 			p.Outcomes[i] = Outcome{Status: Rejected, Err: r.Event.CheckQueued()}
-		case unusable != nil:
+		case unusable != nil && !d.expiresOrphan(r):
 			p.Outcomes[i] = Outcome{Status: Rejected, Err: unusable}
 		case r.Event.Is(OperationRefund):
 			p.Outcomes[i] = d.refund(r)
@@ -168,6 +177,9 @@ func (d *decider) plan(records []Record) Plan {
 			p.Outcomes[i] = d.settle(r)
 		default:
 			p.Outcomes[i] = d.consume(r)
+		}
+		if r.Event.Is(OperationExpire) && p.Outcomes[i].Status == Rejected {
+			d.setAside(r.Event.HoldID)
 		}
 	}
 	if d.ent.Observed.Unaddressable {
@@ -205,13 +217,13 @@ func (d *decider) rejected(r Record, amount Decimal) {
 func (d *decider) notifications() []Write {
 	var notes []Notification
 	for i := range d.levels {
-		key, ok := d.crossed[i]
+		c, ok := d.crossed[i]
 		if !ok {
 			continue
 		}
 		p := d.percents[i]
 		n := newNotification(NotifyThresholdReached, d.scope, d.periodStart, &p)
-		n.Limit, n.Used, n.EventID = *d.ent.Limit, d.used, key
+		n.Limit, n.Used, n.EventID = *d.ent.Limit, c.used, c.event
 		notes = append(notes, n)
 	}
 	if d.rejection != nil {
@@ -262,7 +274,7 @@ func (d *decider) consume(r Record) Outcome {
 	}
 	for i, level := range d.levels {
 		if _, ok := d.crossed[i]; !ok && !d.notified[d.thresholdKey(i)] && d.used.Cmp(level) < 0 && next.Cmp(level) >= 0 {
-			d.crossed[i] = r.DedupKey()
+			d.crossed[i] = crossing{event: r.DedupKey(), used: next}
 		}
 	}
 	d.used = next
@@ -297,6 +309,8 @@ func (d *decider) refund(r Record) Outcome {
 		return Outcome{Status: Retry, Err: ErrTargetPending}
 	case entry == nil:
 		return Outcome{Status: Rejected, Err: reject(ReasonRefundTargetNotFound, "refundOf", "no applied consume %q in this scope", key)}
+	case entry.Unreadable != nil:
+		return Outcome{Status: Rejected, Err: entry.Unreadable.rejection(key)}
 	case !entry.Is(OperationConsume):
 		if t != nil {
 			t.isRefund = true
@@ -321,6 +335,19 @@ func (d *decider) refund(r Record) Outcome {
 		return Outcome{Status: Rejected, Err: reject(ReasonRefundExceedsApplied, "amount",
 			"%s of consume %q remains refundable (amount %s, refunded %s); asked for %s", remaining, key, entry.Amount, entry.Amount.Sub(remaining), amount)}
 	}
+	if refunded := entry.Amount.Sub(remaining).Add(amount); !refunded.FitsDynamoDB() {
+		if t != nil {
+			t.pinned = true
+		}
+		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
+			"the consume's refunded total would be %s, beyond DynamoDB's 38-digit precision", refunded)}
+	}
+	if err := d.checkGiveBack(amount); err != nil {
+		if t != nil {
+			t.pinned = true
+		}
+		return Outcome{Status: Rejected, Err: err}
+	}
 	if t != nil {
 		t.refund = t.refund.Add(amount)
 	} else {
@@ -330,9 +357,20 @@ func (d *decider) refund(r Record) Outcome {
 	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
 }
 
+// checkGiveBack: used lowered by amount must still be a DynamoDB number,
+// as for consumes; a rejection for it rests on the observed used.
+func (d *decider) checkGiveBack(amount Decimal) error {
+	next := d.used.Sub(amount)
+	if next.Sign() < 0 || next.FitsDynamoDB() {
+		return nil
+	}
+	d.dependsOnUsed = true
+	return reject(ReasonInvalidAmount, "amount", "giving back %s from %s would exceed DynamoDB's 38-digit precision", amount, d.used)
+}
+
 // giveBack lowers the running usage (a refund, or the unused part of a
 // hold), never below 0 should access-service have lowered used by hand;
-// used is then written exactly.
+// used is then written exactly. checkGiveBack has passed.
 func (d *decider) giveBack(amount Decimal) {
 	d.refunded = true
 	d.used = d.used.Sub(amount)
@@ -393,7 +431,7 @@ func (d *decider) writes(records []Record, outcomes []Outcome) []Write {
 		seen[key] = true
 		ledger = append(ledger, Write{Target: LedgerItem(key), Action: Check, Conds: []Cond{{Op: OpNotExists}}})
 	}
-	if len(ledger) == 0 {
+	if len(ledger) == 0 && !slices.ContainsFunc(outcomes, confirmable) {
 		return nil // every record is a duplicate or waits: nothing to write or confirm
 	}
 	return append([]Write{d.entitlementWrite()}, ledger...)
@@ -417,6 +455,10 @@ func (t *target) write(key string) (Write, bool) {
 	case t.absent:
 		w.Action, w.Conds = Check, []Cond{{Op: OpNotExists}}
 		return w, true
+	case t.entry.Unreadable != nil:
+		u := t.entry.Unreadable
+		w.Conds = []Cond{{Op: OpExists}, Pin(u.Attr, u.Value)}
+		return t.deferWrite(w), true
 	case t.settled != nil || t.pinnedSet:
 		return t.holdWrite(w), true
 	case t.refund.Sign() == 0 && !t.pinned:
@@ -457,6 +499,10 @@ func (d *decider) entitlementWrite() Write {
 	obs := d.ent.Observed
 	conds := []Cond{{Op: OpExists}, Pin(AttrLimit, obs.Get(AttrLimit)),
 		Pin(AttrResetPeriod, obs.Get(AttrResetPeriod)), Pin(AttrResetAnchor, obs.Get(AttrResetAnchor))}
+	if d.rules.Notify != nil {
+		// Which thresholds a write crosses rests on the list as stored.
+		conds = append(conds, Pin(AttrNotifyThresholds, obs.Get(AttrNotifyThresholds)))
+	}
 	changed := d.delta.Sign() > 0 || d.refunded
 	if !changed || d.ent.Malformed != nil {
 		conds = append(conds, Pin(AttrUsed, obs.Get(AttrUsed)), Pin(AttrPeriodStart, obs.Get(AttrPeriodStart)))
@@ -475,10 +521,14 @@ func (d *decider) entitlementWrite() Write {
 		}}
 	}
 	used, set := d.usedCond()
-	conds = append(conds, used)
 	if used.Op != OpEquals && used.Op != OpAbsent {
-		conds = append(conds, d.notCrossing()...)
+		notCrossing, ok := d.notCrossing()
+		if !ok {
+			used = Pin(AttrUsed, obs.Get(AttrUsed))
+		}
+		return Write{Target: EntitlementItem, Action: Update, Conds: append(append(conds, used), notCrossing...), Set: []Assign{set}}
 	}
+	conds = append(conds, used)
 	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{set}}
 }
 
@@ -486,21 +536,25 @@ func (d *decider) entitlementWrite() Write {
 // must provably not cross it, whatever used really is: still below it
 // after the increment, or at or above it already. Thresholds recorded
 // this period need nothing. Contention around a crossing is rare, so the
-// crossing write itself pins used exactly instead.
-func (d *decider) notCrossing() []Cond {
-	var conds []Cond
+// crossing write itself pins used exactly instead. ok is false when a
+// bound cannot be written as a DynamoDB number (a level of more than 38
+// digits): then only used exactly as observed proves it.
+func (d *decider) notCrossing() (conds []Cond, ok bool) {
 	for i, level := range d.levels {
 		if d.notified[d.thresholdKey(i)] {
 			continue
 		}
-		if d.ent.Used.Cmp(level) >= 0 {
-			conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(level)})
-			continue
+		c := Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(level)}
+		if d.ent.Used.Cmp(level) < 0 {
+			below := level.Sub(d.delta)
+			c = Cond{Op: OpLT, Attr: AttrUsed, Value: NumberValue(below), OrAbsent: below.Sign() > 0}
 		}
-		below := level.Sub(d.delta)
-		conds = append(conds, Cond{Op: OpLT, Attr: AttrUsed, Value: NumberValue(below), OrAbsent: below.Sign() > 0})
+		if !c.Value.Num.FitsDynamoDB() {
+			return nil, false
+		}
+		conds = append(conds, c)
 	}
-	return conds
+	return conds, true
 }
 
 // usedCond is the precondition on used and its new value without reset.

@@ -39,7 +39,11 @@ func (d *decider) settle(r Record) Outcome {
 	switch {
 	case entry == nil && d.waiting(r):
 		return Outcome{Status: Retry, Err: ErrTargetPending}
-	case entry == nil || !entry.Is(OperationReserve):
+	case entry == nil:
+		return Outcome{Status: Rejected, Err: reject(ReasonHoldNotFound, "holdId", "no hold %q in this scope", key)}
+	case entry.Unreadable != nil:
+		return Outcome{Status: Rejected, Err: entry.Unreadable.rejection(key)}
+	case !entry.Is(OperationReserve):
 		return Outcome{Status: Rejected, Err: reject(ReasonHoldNotFound, "holdId", "no hold %q in this scope", key)}
 	}
 	current := *entry
@@ -57,13 +61,24 @@ func (d *decider) settle(r Record) Outcome {
 		return Outcome{Status: Retry, Err: ErrHoldNotExpired}
 	}
 	if actual.Cmp(current.Amount) > 0 {
+		if t != nil {
+			t.pinnedSet = true // it rests on the hold being active
+		}
 		return Outcome{Status: Rejected, Err: reject(ReasonCommitExceedsHold, "amount",
 			"the hold %q is for %s, the commit is for %s", key, current.Amount, actual)}
 	}
-	if d.ent.ResetPeriod == ResetNone || current.PeriodStart == d.periodStart {
-		if back := current.Amount.Sub(actual); back.Sign() > 0 {
-			d.giveBack(back)
+	back := current.Amount.Sub(actual)
+	if !d.ent.Exists || d.ent.ResetPeriod != ResetNone && current.PeriodStart != d.periodStart {
+		back = Decimal{} // the usage is gone with the item, or with the reset
+	}
+	if err := d.checkGiveBack(back); back.Sign() > 0 && err != nil {
+		if t != nil {
+			t.pinnedSet = true
 		}
+		return Outcome{Status: Rejected, Err: err}
+	}
+	if back.Sign() > 0 {
+		d.giveBack(back)
 	}
 	settled := current
 	settled.HoldState, settled.Actual, settled.SettledAt = state, &actual, d.rules.Now.UTC()
@@ -112,8 +127,7 @@ func sameSettlement(r Record, hold LedgerEntry, state string, actual Decimal) Ou
 func (t *target) holdWrite(w Write) Write {
 	w.Conds = []Cond{{Op: OpExists}, Pin(LedgerAttrHoldState, StringValue(t.entry.HoldState))}
 	if t.settled == nil {
-		w.Action = Check
-		return w
+		return t.deferWrite(w)
 	}
 	s := t.settled
 	w.Action = Update
@@ -124,5 +138,40 @@ func (t *target) holdWrite(w Write) Write {
 		{Attr: LedgerAttrPendingPK, Remove: true},
 		{Attr: LedgerAttrPendingAt, Remove: true},
 	}
+	return w
+}
+
+// HoldDeferral is how long the sweeper sets aside an expired hold it
+// cannot settle (its entitlement, or its own entry, cannot be read), so
+// that such holds never stand in front of holds it can release; it tries
+// again after that.
+const HoldDeferral = time.Hour
+
+// expiresOrphan: the sweeper expires a hold whose entitlement no longer
+// exists; its usage went with the item, so nothing is given back.
+func (d *decider) expiresOrphan(r Record) bool {
+	return r.Event.Is(OperationExpire) && !d.ent.Exists && !d.ent.Observed.Unaddressable
+}
+
+// setAside moves an expired hold the sweeper could not settle later in
+// the pending index, resting on what the rejection rested on.
+func (d *decider) setAside(key string) {
+	if _, inGroup := d.group[key]; inGroup {
+		return
+	}
+	if _, t := d.targetOf(key); t != nil && !t.absent {
+		t.pinnedSet, t.deferTo = true, d.rules.Now.Add(HoldDeferral)
+	}
+}
+
+// deferWrite is a Check of w's conditions, or, for a hold set aside,
+// the move of its pending index key.
+func (t *target) deferWrite(w Write) Write {
+	if t.deferTo.IsZero() {
+		w.Action = Check
+		return w
+	}
+	w.Action = Update
+	w.Set = []Assign{{Attr: LedgerAttrPendingAt, Value: StringValue(FormatIndexTime(t.deferTo))}}
 	return w
 }

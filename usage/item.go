@@ -44,6 +44,10 @@ type Value struct {
 	// Nums holds a list's elements when every one is a number (non-nil,
 	// possibly empty); nil otherwise.
 	Nums []Decimal
+	// Raw is, for KindOther, the store's own representation of the value,
+	// opaque to the domain: a precondition can then pin the value exactly
+	// (a list of thresholds that changed but kept its type must not pass).
+	Raw any
 }
 
 // NumberValue and StringValue make Values.

@@ -53,7 +53,7 @@ func TestNotifications(t *testing.T) {
 		{"crossing 80 % notifies once", monthly("10", "7"), defaults,
 			[]step{{records: []usage.Record{keyed("a", "a", "1")}}, {records: []usage.Record{keyed("b", "b", "0.5")}}}, "2026-11:80@8 by a"},
 		{"one write crossing 80 and 100 notifies both, with the used after it", monthly("10", "7"), defaults,
-			[]step{{records: []usage.Record{keyed("a", "a", "2"), keyed("b", "b", "1")}}}, "2026-11:100@10 by b 2026-11:80@10 by a"},
+			[]step{{records: []usage.Record{keyed("a", "a", "2"), keyed("b", "b", "1")}}}, "2026-11:100@10 by b 2026-11:80@9 by a"},
 		{"already above a threshold: nothing", monthly("10", "9"), defaults,
 			[]step{{records: []usage.Record{keyed("a", "a", "0.5")}}}, ""},
 		{"unlimited entitlements have no thresholds", map[string]usage.Value{usage.AttrUsed: num("0")}, defaults,

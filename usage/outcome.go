@@ -51,6 +51,7 @@ const (
 	ReasonHoldNotFound         Reason = "HOLD_NOT_FOUND"          // holdId names no hold of this scope
 	ReasonHoldNotActive        Reason = "HOLD_NOT_ACTIVE"         // the hold is settled or expired
 	ReasonCommitExceedsHold    Reason = "COMMIT_EXCEEDS_HOLD"     // a commit for more than was held
+	ReasonInvalidLedgerEntry   Reason = "INVALID_LEDGER_ENTRY"    // the stored entry a refund or settlement names cannot be read
 )
 
 // Reasons lists every rejection reason, in documentation order.
@@ -58,7 +59,7 @@ var Reasons = []Reason{
 	ReasonInvalidJSON, ReasonMissingField, ReasonInvalidField, ReasonInvalidAmount, ReasonInvalidMetadata,
 	ReasonEntitlementNotFound, ReasonLimitExceeded, ReasonInvalidEntitlement, ReasonIdempotencyConflict,
 	ReasonRefundTargetNotFound, ReasonRefundExceedsApplied, ReasonPeriodEnded,
-	ReasonHoldNotFound, ReasonHoldNotActive, ReasonCommitExceedsHold,
+	ReasonHoldNotFound, ReasonHoldNotActive, ReasonCommitExceedsHold, ReasonInvalidLedgerEntry,
 }
 
 // RejectionError is a permanent rejection: a reason code for machines and

@@ -183,6 +183,14 @@ func FormatInstant(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// FormatIndexTime formats an instant for a key of the ledger's pending
+// index: UTC with exactly nine fractional digits, so that the keys'
+// string order is their time order ("…00.120000000Z" < "…00.123000000Z";
+// with RFC 3339's trimmed fractions "…00.12Z" sorts after "…00.123Z").
+func FormatIndexTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
+}
+
 // ParseInstant parses an RFC 3339 instant with any offset, as found in
 // periodStart and resetAnchor. The result keeps the written offset as a
 // fixed zone (UTC for "Z" and "+00:00"), never the machine's local zone

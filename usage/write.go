@@ -1,6 +1,9 @@
 package usage
 
-import "time"
+import (
+	"reflect"
+	"time"
+)
 
 // A decision is data: the outcomes, and the writes that make them so,
 // each with the exact preconditions the decision relied on. A store
@@ -32,15 +35,16 @@ type Cond struct {
 	OrAbsent bool
 }
 
-// Pin is the precondition "attr is still exactly v": equal for numbers
-// and strings, absent for absent, the same type for anything else.
+// Pin is the precondition "attr is still exactly v": equal for numbers,
+// strings and values the store can compare (Value.Raw), absent for
+// absent, the same type for anything else.
 func Pin(attr string, v Value) Cond {
-	switch v.Kind {
-	case KindAbsent:
+	switch {
+	case v.Kind == KindAbsent:
 		return Cond{Op: OpAbsent, Attr: attr}
-	case KindNull:
+	case v.Kind == KindNull:
 		return Cond{Op: OpType, Attr: attr, Type: "NULL"}
-	case KindNumber, KindString:
+	case v.Kind == KindNumber, v.Kind == KindString, v.Kind == KindOther && v.Raw != nil:
 		return Cond{Op: OpEquals, Attr: attr, Value: v}
 	default:
 		return Cond{Op: OpType, Attr: attr, Type: v.Type}
@@ -63,7 +67,7 @@ func (c Cond) Holds(exists bool, v Value) bool {
 	case OpAbsent:
 		return !v.Present()
 	case OpEquals:
-		return v.Kind == c.Value.Kind && (v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) == 0 || v.Kind != KindNumber && v.Str == c.Value.Str)
+		return v.equals(c.Value)
 	case OpType:
 		return v.typeCode() == c.Type
 	case OpLE:
@@ -74,6 +78,20 @@ func (c Cond) Holds(exists bool, v Value) bool {
 		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) >= 0
 	}
 	return false
+}
+
+// equals compares two stored values as the store's "=" does: numbers by
+// value, strings by content, other values by their raw representation.
+func (v Value) equals(w Value) bool {
+	switch {
+	case v.Kind != w.Kind:
+		return false
+	case v.Kind == KindNumber:
+		return v.Num.Cmp(w.Num) == 0
+	case v.Kind == KindOther:
+		return v.Raw != nil && reflect.DeepEqual(v.Raw, w.Raw)
+	}
+	return v.Str == w.Str
 }
 
 func (v Value) typeCode() string {
@@ -176,6 +194,22 @@ type LedgerEntry struct {
 	Metadata    []byte
 	// AppliedAt is set by the store when it writes or reads the entry.
 	AppliedAt time.Time
+	// Unreadable is set by the store when a stored entry has an attribute
+	// it cannot read: a decision that needs the entry rejects
+	// INVALID_LEDGER_ENTRY, resting on that value staying as it is.
+	Unreadable *Unreadable
+}
+
+// Unreadable is the first attribute of a stored entry that could not be
+// read, with the value found there.
+type Unreadable struct {
+	Attr  string
+	Value Value
+	Why   string
+}
+
+func (u *Unreadable) rejection(key string) error {
+	return reject(ReasonInvalidLedgerEntry, "", "the stored entry %q cannot be read: %s %s", key, u.Attr, u.Why)
 }
 
 // Is reports whether the entry is of operation op.

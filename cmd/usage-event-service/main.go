@@ -238,6 +238,7 @@ func (a *app) sweepHolds(ctx context.Context) error {
 		now := time.Now()
 		sw, err := a.store.SweepExpiredHolds(ctx, now, 100, usage.Rules{Now: now, Notify: a.cfg.Notify}.Plan)
 		total.Expired += sw.Expired
+		total.Deferred += sw.Deferred
 		total.OldestDue = max(total.OldestDue, sw.OldestDue)
 		if err != nil {
 			total.SweepFailed = true
@@ -247,7 +248,10 @@ func (a *app) sweepHolds(ctx context.Context) error {
 		if sw.Expired > 0 || sw.Failed > 0 {
 			a.logger.Info("expired holds released", "found", sw.Found, "expired", sw.Expired, "failed", sw.Failed, "oldestDueSeconds", sw.OldestDue.Seconds())
 		}
-		if sw.Expired == 0 || ctx.Err() != nil {
+		if sw.Deferred > 0 {
+			a.logger.Warn("expired holds set aside", "deferred", sw.Deferred, "retryAfterSeconds", usage.HoldDeferral.Seconds())
+		}
+		if sw.Expired+sw.Deferred == 0 || ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}

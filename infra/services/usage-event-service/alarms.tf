@@ -155,6 +155,28 @@ resource "aws_cloudwatch_metric_alarm" "hold_sweeps_failing" {
   tags                = local.tags
 }
 
+# Expired holds the sweeps cannot settle: their entitlement cannot be
+# interpreted (INVALID_ENTITLEMENT) or their own ledger entry cannot be
+# read. Each is set aside for an hour and tried again, so that it never
+# blocks the release of other holds; while it stays, its amount still
+# counts as used. Any in an hour needs a person.
+resource "aws_cloudwatch_metric_alarm" "holds_deferred" {
+  alarm_name          = "${local.function_name}-holds-set-aside"
+  alarm_description   = "The hold sweeps of ${local.function_name} set expired holds aside that they cannot settle (the entitlement cannot be interpreted, or the hold's ledger entry in ${local.ledger_table_name} cannot be read). See the expired holds set aside lines on the dashboard ${local.dashboard_name}; repair the item and the next try (within an hour) releases the hold."
+  namespace           = local.metric_namespace
+  metric_name         = "HoldsDeferred"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
 locals {
   # The hold sweep runs every minute: an expired hold is normally released
   # within a minute or two. 300 s leaves room for a few slow sweeps.

@@ -23,12 +23,13 @@ locals {
     "HOLD_NOT_FOUND",
     "HOLD_NOT_ACTIVE",
     "COMMIT_EXCEEDS_HOLD",
+    "INVALID_LEDGER_ENTRY",
   ]
 
   service_metric = { for name in [
     "EventsApplied", "EventsDuplicate", "EventsRejected", "EventsRetried", "EventsDeadLettered", "AmountConsumed", "ProcessingLatency",
     "NotificationsRecorded", "NotificationsPublished", "NotificationsFailed", "OldestUnpublishedNotificationAge",
-    "HoldsReserved", "HoldsCommitted", "HoldsReleased", "HoldsExpired", "OldestExpiredHoldAge", "HoldSweepsFailed",
+    "HoldsReserved", "HoldsCommitted", "HoldsReleased", "HoldsExpired", "OldestExpiredHoldAge", "HoldSweepsFailed", "HoldsDeferred",
     ] :
     name => [local.metric_namespace, name, "FunctionName", local.function_name]
   }
@@ -321,6 +322,7 @@ locals {
         metrics = [
           concat(local.service_metric.OldestExpiredHoldAge, [{ label = "Oldest expired, not released" }]),
           concat(local.service_metric.HoldSweepsFailed, [{ stat = "Sum", yAxis = "right", label = "Failed sweeps", color = "#d62728" }]),
+          concat(local.service_metric.HoldsDeferred, [{ stat = "Sum", yAxis = "right", label = "Set aside (cannot be settled)", color = "#9467bd" }]),
         ]
         annotations = {
           horizontal = [{ label = "Alarm", value = local.hold_release_alarm_seconds }]

@@ -213,6 +213,7 @@ run "defaults" {
       aws_cloudwatch_metric_alarm.function_errors, aws_cloudwatch_metric_alarm.function_throttles,
       aws_cloudwatch_metric_alarm.notifications_unpublished[0],
       aws_cloudwatch_metric_alarm.holds_unreleased, aws_cloudwatch_metric_alarm.hold_sweeps_failing,
+      aws_cloudwatch_metric_alarm.holds_deferred,
     ] : a.alarm_actions == toset(var.alarm_actions) && a.ok_actions == toset(var.alarm_actions)])
     error_message = "Every alarm must notify alarm_actions when it fires and when it recovers."
   }
@@ -610,6 +611,18 @@ run "hold_alarms" {
       aws_cloudwatch_metric_alarm.hold_sweeps_failing.treat_missing_data == "notBreaching"
     )
     error_message = "The sweep alarm must fire when HoldSweepsFailed is above 0 for three minutes in a row."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.holds_deferred.namespace == "UsageEventService" &&
+      aws_cloudwatch_metric_alarm.holds_deferred.metric_name == "HoldsDeferred" &&
+      aws_cloudwatch_metric_alarm.holds_deferred.dimensions == tomap({ FunctionName = "acme-prod-usage-event-service" }) &&
+      aws_cloudwatch_metric_alarm.holds_deferred.statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.holds_deferred.period == 3600 &&
+      aws_cloudwatch_metric_alarm.holds_deferred.threshold == 0 &&
+      aws_cloudwatch_metric_alarm.holds_deferred.treat_missing_data == "notBreaching"
+    )
+    error_message = "The set-aside alarm must fire when a sweep set any expired hold aside within an hour."
   }
 }
 
