@@ -175,7 +175,6 @@ func TestLocalRetry(t *testing.T) {
 	store, put := tables(t)
 	put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k"})
 	store.LedgerTable = "no-such-ledger"
-	store.MaxAttempts = 2
 	c, err := client.NewLocal(awsConfig(t), store, noChecksum)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -33,7 +34,7 @@ func NewLocalFromClient(c dynamodb.Client, store dynamodb.Config) (*Local, error
 	if store.EntitlementsTable == "" {
 		return nil, errors.New("client: no entitlements table given")
 	}
-	engine := &decision.Engine{Store: dynamodb.NewStore(c, store), Now: store.Now}
+	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(c, store)}, Now: store.Now}
 	ledger := store.LedgerTable != ""
 	return &Local{core{answer: func(ctx context.Context, ev usage.Event, body []byte) (decision.Answer, error) {
 		if !ledger && !ev.Is(usage.OperationBalance) {

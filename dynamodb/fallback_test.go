@@ -12,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -62,7 +63,7 @@ func TestAPersistentInvalidWriteFallsBackToOneEventAtATime(t *testing.T) {
 	c := &refusingClient{maxItems: 2} // the entitlement and one ledger entry
 	s := NewStore(c, Config{EntitlementsTable: "ent", LedgerTable: "ledger"})
 	scope := usage.Scope{UserID: "u", EntitlementKey: "k"}
-	out := s.Update(context.Background(), scope, []usage.Record{rec("a"), rec("b"), rec("c")}, decide)
+	out := metering.Writer{Store: s}.Update(context.Background(), scope, []usage.Record{rec("a"), rec("b"), rec("c")}, decide)
 	for i, o := range out {
 		if o.Status != usage.Applied {
 			t.Errorf("record %d: %s %v, want APPLIED", i, o.Status, o.Err)
@@ -77,8 +78,8 @@ func TestAPersistentInvalidWriteFallsBackToOneEventAtATime(t *testing.T) {
 
 	c = &refusingClient{maxItems: 0}
 	s = NewStore(c, Config{EntitlementsTable: "ent", LedgerTable: "ledger"})
-	out = s.Update(context.Background(), scope, []usage.Record{rec("a")}, decide)
-	if out[0].Status != usage.Retry || !errors.Is(out[0].Err, ErrInvalidWrite) {
-		t.Errorf("refused alone: %s %v, want RETRY %v", out[0].Status, out[0].Err, ErrInvalidWrite)
+	out = metering.Writer{Store: s}.Update(context.Background(), scope, []usage.Record{rec("a")}, decide)
+	if out[0].Status != usage.Retry || !errors.Is(out[0].Err, metering.ErrInvalidWrite) {
+		t.Errorf("refused alone: %s %v, want RETRY %v", out[0].Status, out[0].Err, metering.ErrInvalidWrite)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/storetest"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -23,7 +24,7 @@ import (
 var uk = usage.Scope{UserID: "u", EntitlementKey: "k"}
 
 // do applies records of u/k in one Update with the given rules.
-func (e *env) do(s *dynamodb.Store, rules usage.Rules, records ...usage.Record) string {
+func (e *env) do(s metering.Writer, rules usage.Rules, records ...usage.Record) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if rules.Now.IsZero() {
@@ -120,7 +121,7 @@ func TestASweepIsNotBlockedByAStaleMalformedCache(t *testing.T) {
 	}
 	e.edit(t, "SET used = :n", map[string]types.AttributeValue{":n": &types.AttributeValueMemberN{Value: "5"}})
 	later := e.now.Add(3 * time.Second)
-	sw, err := a.SweepExpiredHolds(context.Background(), later, 100, usage.Rules{Now: later}.Plan)
+	sw, err := sweep(a, later, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestAThresholdLevelBeyond38Digits(t *testing.T) {
 	e.edit(t, "SET notifyThresholds = :l", map[string]types.AttributeValue{":l": nums(p)})
 	rules := usage.Rules{Notify: &usage.Notify{}}
 	a, b := e.store(), e.store()
-	for i, s := range []*dynamodb.Store{a, b, a, b} {
+	for i, s := range []metering.Writer{a, b, a, b} {
 		if got := e.do(s, rules, storetest.Rec("1", "m"+string(rune('1'+i)), "")); got != "APPLIED" {
 			t.Fatalf("consume %d: %s, want APPLIED", i, got)
 		}
@@ -228,7 +229,7 @@ func TestACommitRejectionIsPinnedToTheHoldState(t *testing.T) {
 		t.Fatal(got)
 	}
 	gap := &gapClient{Client: e.client}
-	a := dynamodb.NewStore(gap, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})
+	a := e.writer(gap)
 	gap.before = func() {
 		if got := e.do(b, usage.Rules{}, storetest.Release("h1")); got != "APPLIED" {
 			t.Errorf("release in the gap: %s", got)
@@ -287,9 +288,9 @@ func TestHoldsOfGoneEntitlementsDoNotBlockTheSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := e.now.Add(10 * time.Second)
-	var total dynamodb.Sweep
+	var total metering.Sweep
 	for range 20 {
-		sw, err := s.SweepExpiredHolds(ctx, later, 2, usage.Rules{Now: later}.Plan)
+		sw, err := sweep(s, later, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +319,7 @@ func TestAnUnreadableLedgerEntryIsRejectedAtOnce(t *testing.T) {
 	e.editLedger(t, "h1", "REMOVE holdState", nil)
 	e.editLedger(t, "c1", "SET refunded = :s", map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: "x"}})
 	counter := &opCounter{Client: e.client}
-	fresh := dynamodb.NewStore(counter, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})
+	fresh := e.writer(counter)
 	got := e.do(fresh, usage.Rules{}, storetest.Release("h1"), storetest.Refund("3", "c1", "r1"), storetest.Rec("1", "m2", "c2"))
 	if got != "INVALID_LEDGER_ENTRY INVALID_LEDGER_ENTRY APPLIED" {
 		t.Errorf("got %s, want INVALID_LEDGER_ENTRY INVALID_LEDGER_ENTRY APPLIED", got)
@@ -349,15 +350,14 @@ func TestANotificationCarriesUsedAtTheCrossing(t *testing.T) {
 func TestThePendingIndexOrdersTimesAsTimes(t *testing.T) {
 	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
 	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("10")})
-	s := dynamodb.NewStore(e.client, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger,
-		Now: func() time.Time { return e.now }})
+	s := e.store()
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	reserve := usage.Rules{Now: at.Add(120 * time.Millisecond).Add(-time.Second)} // expires at :00.12
 	if got := e.do(s, reserve, storetest.Reserve("1", "h1", 1)); got != "APPLIED" {
 		t.Fatal(got)
 	}
 	now := at.Add(123 * time.Millisecond)
-	sw, err := s.SweepExpiredHolds(context.Background(), now, 10, usage.Rules{Now: now}.Plan)
+	sw, err := sweep(s, now, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,34 +53,11 @@ func ListHolds(ctx context.Context, c QueryClient, table string, scope usage.Sco
 	}
 }
 
-// Sweep is what one sweep of expired holds did.
-type Sweep struct {
-	// Found is how many expired active holds the index listed; Expired how
-	// many this sweep released (others settled meanwhile, or were
-	// released by another sweeper: exactly one of them wins).
-	Found, Expired int
-	// OldestDue is how long the oldest expired hold found had been due.
-	OldestDue time.Duration
-	// Failed is how many could not be released now (RETRY): the next
-	// sweep finds them again.
-	Failed int
-	// Deferred is how many cannot be settled now (their entitlement or
-	// their own entry cannot be read): each is set aside in the index for
-	// usage.HoldDeferral, so that it never stands in front of holds that
-	// can be released.
-	Deferred int
-}
-
-// SweepExpiredHolds releases active holds whose expiry is before now,
-// found in the sparse index (never a scan), each through the one write
-// path with the sweeper's expire operation, decided by decide: a commit
-// that won the race stops the release, and a sweeper killed mid-run
-// releases nothing twice, because a hold settles once. At most limit
-// holds a sweep.
-func (s *Store) SweepExpiredHolds(ctx context.Context, now time.Time, limit int, decide usage.Decide) (Sweep, error) {
-	var sw Sweep
-	byScope := map[usage.Scope][]usage.Record{}
-	var order []usage.Scope
+// DueHolds lists active holds whose expiry is before now, found in the
+// sparse index PendingIndex (never a scan), at most limit a shard, oldest
+// first: what the hold sweep (metering.SweepExpiredHolds) releases.
+func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]usage.DueHold, error) {
+	var due []usage.DueHold
 	for shard := range holdShards {
 		res, err := s.client.Query(ctx, &dynamodb.QueryInput{
 			TableName: aws.String(s.cfg.LedgerTable), IndexName: aws.String(PendingIndex),
@@ -93,31 +70,12 @@ func (s *Store) SweepExpiredHolds(ctx context.Context, now time.Time, limit int,
 			Limit: aws.Int32(int32(limit)),
 		})
 		if err != nil {
-			return sw, fmt.Errorf("query %s index %s: %w", s.cfg.LedgerTable, PendingIndex, err)
+			return due, fmt.Errorf("query %s index %s: %w", s.cfg.LedgerTable, PendingIndex, err)
 		}
 		for _, item := range res.Items {
-			e := ledgerEntry(item)
 			scope := usage.Scope{UserID: str(item[ledgerUserID]), EntitlementKey: str(item[ledgerEntitlementKey])}
-			if _, seen := byScope[scope]; !seen {
-				order = append(order, scope)
-			}
-			ev := usage.Event{UserID: scope.UserID, EntitlementKey: scope.EntitlementKey, Operation: usage.OperationExpire, HoldID: e.DedupKey}
-			byScope[scope] = append(byScope[scope], usage.Record{Event: ev, MessageID: "expire:" + e.DedupKey})
-			sw.Found++
-			sw.OldestDue = max(sw.OldestDue, now.Sub(e.HoldExpiresAt))
+			due = append(due, usage.DueHold{Scope: scope, Entry: ledgerEntry(item)})
 		}
 	}
-	for _, scope := range order {
-		for _, o := range s.Update(ctx, scope, byScope[scope], decide) {
-			switch o.Status {
-			case usage.Applied:
-				sw.Expired++
-			case usage.Retry:
-				sw.Failed++
-			case usage.Rejected:
-				sw.Deferred++
-			}
-		}
-	}
-	return sw, nil
+	return due, nil
 }

@@ -30,14 +30,14 @@ func TestTheSweeperReleasesExpiredHoldsOnce(t *testing.T) {
 		t.Fatal(got)
 	}
 	later := e.now.Add(3 * time.Second)
-	sw, err := s.SweepExpiredHolds(ctx, later, 100, rules(later))
+	sw, err := sweep(s, later, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sw.Found != 1 || sw.Expired != 1 || sw.Failed != 0 || sw.OldestDue != time.Second {
 		t.Errorf("first sweep %+v, want the one expired active hold, due for 1s", sw)
 	}
-	if sw, err := s.SweepExpiredHolds(ctx, later, 100, rules(later)); err != nil || sw.Found != 0 || sw.Expired != 0 {
+	if sw, err := sweep(s, later, 100); err != nil || sw.Found != 0 || sw.Expired != 0 {
 		t.Errorf("second sweep %+v, %v: want nothing left", sw, err)
 	}
 	if used := e.get(t, "u", "k").Used; used.Cmp(usage.MustDecimal("8")) != 0 {

@@ -9,6 +9,7 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -52,8 +53,8 @@ func TestTheOutbox(t *testing.T) {
 		ResetPeriod: usage.ResetMonthly, PeriodStart: tp("2026-11-01T00:00:00Z")})
 	outbox := &recordingOutbox{}
 	client := &countingClient{Client: e.client}
-	s := dynamodb.NewStore(client, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Outbox: outbox,
-		Now: func() time.Time { return e.now }})
+	s := metering.Writer{Store: dynamodb.NewStore(client, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Outbox: outbox,
+		Now: func() time.Time { return e.now }})}
 	rules := usage.Rules{Now: e.now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}, LimitRejected: true}}
 	apply := func(records ...usage.Record) string {
 		return outcomeText(s.Update(ctx, records[0].Event.Scope(), records, rules.Plan))

@@ -96,3 +96,33 @@ func (s *Store) findApplied(ctx context.Context, scope usage.Scope, keys []strin
 	}
 	return found, err
 }
+
+// ReadFirst reads the new keys of a group's first transaction when the
+// store's estimate says that is cheaper than the transaction it may save
+// (metering.ReadFirster); ok is false when it did not read. A read that
+// fails only leaves the transaction to find out.
+func (s *Store) ReadFirst(ctx context.Context, scope usage.Scope, plan usage.Plan) (map[string]usage.LedgerEntry, bool) {
+	keys := newKeys(plan)
+	if !s.dupes.pays(len(keys), len(plan.Writes)) {
+		return nil, false
+	}
+	found, err := s.findApplied(ctx, scope, keys)
+	if err != nil {
+		return nil, false
+	}
+	s.dupes.observe(len(keys), len(found))
+	return found, true
+}
+
+// Estimate tells the estimate how many of a group's first transaction's
+// new keys were found applied.
+func (s *Store) Estimate(plan usage.Plan, applied map[string]usage.LedgerEntry) {
+	keys := newKeys(plan)
+	n := 0
+	for _, k := range keys {
+		if _, ok := applied[k]; ok {
+			n++
+		}
+	}
+	s.dupes.observe(len(keys), n)
+}

@@ -10,6 +10,7 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -70,7 +71,7 @@ func countedStore(t *testing.T, limit string) (e *env, c *opCounter, apply func(
 	e = newEnv(t, dynamodb.DefaultEntitlementKeys)
 	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp(limit)})
 	c = &opCounter{Client: e.client}
-	s := dynamodb.NewStore(c, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})
+	s := metering.Writer{Store: dynamodb.NewStore(c, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Now: func() time.Time { return e.now }})}
 	apply = func(records ...usage.Record) string {
 		return outcomeText(s.Update(context.Background(), records[0].Event.Scope(), records, func(st usage.State, r []usage.Record) usage.Plan {
 			return usage.PlanUsage(st, r, e.now)

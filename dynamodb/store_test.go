@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/internal/storetest"
 	"github.com/usage-event-service/usage-event-service/pipeline"
@@ -53,11 +54,21 @@ func newEnv(t *testing.T, keys dynamodb.EntitlementKeys) *env {
 }
 
 // store is one consumer: its own Store, so its own cache.
-func (e *env) store() *dynamodb.Store {
-	return dynamodb.NewStore(e.client, dynamodb.Config{
+func (e *env) store() metering.Writer {
+	return e.writer(e.client)
+}
+
+// writer is a consumer whose DynamoDB client is c.
+func (e *env) writer(c dynamodb.Client) metering.Writer {
+	return metering.Writer{Store: dynamodb.NewStore(c, dynamodb.Config{
 		EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Keys: e.keys,
 		Now: func() time.Time { return e.now },
-	})
+	})}
+}
+
+// sweep runs the hold sweep of a consumer.
+func sweep(w metering.Writer, now time.Time, limit int) (metering.Sweep, error) {
+	return metering.SweepExpiredHolds(context.Background(), w, w.Store.(metering.HoldIndex), now, limit, usage.Rules{Now: now}.Plan)
 }
 
 func (e *env) put(t *testing.T, item dynamodb.EntitlementItem) {
@@ -88,7 +99,7 @@ func (e *env) ledgerEntries(t *testing.T, user, key string) []dynamodb.LedgerEnt
 	return got
 }
 
-func (e *env) apply(s *dynamodb.Store, records ...usage.Record) []usage.Outcome {
+func (e *env) apply(s metering.Writer, records ...usage.Record) []usage.Outcome {
 	scope := records[0].Event.Scope()
 	return s.Update(context.Background(), scope, records, func(st usage.State, r []usage.Record) usage.Plan {
 		return usage.PlanUsage(st, r, e.now)

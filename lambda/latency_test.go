@@ -14,6 +14,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -68,7 +69,7 @@ func TestSynchronousConsumeLatency(t *testing.T) {
 	}
 	report("under the Runtime Interface Emulator", first, warm)
 
-	engine := &decision.Engine{Store: dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: ent, LedgerTable: ledger})}
+	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: ent, LedgerTable: ledger})}}
 	warm = warm[:0]
 	for i := range calls + 1 {
 		start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/notify"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -97,7 +98,7 @@ func TestPublishedRightAfterTheWrite(t *testing.T) {
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "u1", EntitlementKey: "AI_TUTOR_ACCESS", Limit: dec("100"), Used: dec("79"),
 		ResetPeriod: usage.ResetMonthly, PeriodStart: &period})
 	m := &countingMetrics{}
-	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, m)})
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, m)})}
 	rules := usage.Rules{Now: now, Notify: defaults}
 	update := func(records ...usage.Record) string {
 		return statuses(store.Update(ctx, records[0].Event.Scope(), records, rules.Plan))
@@ -170,7 +171,7 @@ func TestFIFOTopic(t *testing.T) {
 	ctx := context.Background()
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "u1", EntitlementKey: "K", Limit: dec("10")})
 	p := w.publisher(w.sns, nil)
-	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: p})
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: p})}
 	rules := usage.Rules{Now: time.Now(), Notify: defaults}
 	if got := statuses(store.Update(ctx, usage.Scope{UserID: "u1", EntitlementKey: "K"}, []usage.Record{consume("u1", "K", "9", "c-1")}, rules.Plan)); got != "APPLIED" {
 		t.Fatal(got)
@@ -198,7 +199,7 @@ func TestTheSweepPublishesWhatTheWriteCouldNot(t *testing.T) {
 	ctx := context.Background()
 	down, up := &countingMetrics{}, &countingMetrics{}
 	failing := w.publisher(unreachableSNS(t, w.cfg), down)
-	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: failing})
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: failing})}
 	rules := usage.Rules{Now: time.Now(), Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("50")}}}
 	const scopes = 5
 	for i := range scopes {
@@ -255,8 +256,8 @@ func TestANewPeriodRearms(t *testing.T) {
 	day1 := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "K", Limit: dec("10"), ResetPeriod: usage.ResetDaily, PeriodStart: &day1})
 	var clock time.Time
-	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, nil),
-		Now: func() time.Time { return clock }})
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, nil),
+		Now: func() time.Time { return clock }})}
 	scope := usage.Scope{UserID: "u", EntitlementKey: "K"}
 	step := func(at time.Time, r usage.Record) {
 		t.Helper()
@@ -295,7 +296,7 @@ func TestWhichThresholds(t *testing.T) {
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "unlimited", EntitlementKey: "K"})
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "off", EntitlementKey: "K", Limit: dec("10")})
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "none", EntitlementKey: "K", Limit: dec("10"), Extra: thresholdsAttr()})
-	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, nil)})
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, nil)})}
 	run := func(user string, notify *usage.Notify) {
 		rules := usage.Rules{Now: time.Now(), Notify: notify}
 		scope := usage.Scope{UserID: user, EntitlementKey: "K"}

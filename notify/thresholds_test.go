@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -18,7 +19,7 @@ func TestARepeatedThresholdOnTheItemIsOneThreshold(t *testing.T) {
 	w := newWorld(t, false)
 	scope := usage.Scope{UserID: "u", EntitlementKey: "K"}
 	w.entitlement(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "K", Limit: dec("10"), Extra: thresholdsAttr("80", "80.0")})
-	store := dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}
 	rules := usage.Rules{Now: time.Now(), Notify: defaults}
 	out := store.Update(context.Background(), scope, []usage.Record{consume("u", "K", "9", "c-1")}, rules.Plan)[0]
 	notes := w.recorded(t, scope)

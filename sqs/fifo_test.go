@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/producer"
 	"github.com/usage-event-service/usage-event-service/sqs"
@@ -79,7 +80,7 @@ func (s watchedStore) Update(ctx context.Context, scope usage.Scope, records []u
 // consumer is one worker process on the FIFO queue: its own store (and
 // so its own cache), direct dead-lettering as the module configures it.
 func (s *stack) fifoConsumer(w *fifoWatch) *sqs.Worker {
-	store := watchedStore{w: w, inner: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
+	store := watchedStore{w: w, inner: metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}}
 	p := &pipeline.Processor{Store: store}
 	h := pipeline.New(p.Handle, pipeline.Options{DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}})
 	seen := func(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {

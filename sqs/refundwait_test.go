@@ -10,6 +10,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -27,7 +28,7 @@ func TestAQueuedRefundWaitsForItsConsume(t *testing.T) {
 	ctx := context.Background()
 	dynamodb.PutEntitlement(ctx, s.ddb, s.entitlements, dynamodb.DefaultEntitlementKeys, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("10")})
 	const wait = 6 * time.Second
-	store := dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})
+	store := metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
 	p := &pipeline.Processor{Store: store, TargetWait: wait}
 	h := pipeline.New(p.Handle, pipeline.Options{
 		DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -50,7 +51,7 @@ func newStack(t *testing.T, queueName string) *stack {
 }
 
 func (s *stack) handler(deadLetters bool) pipeline.Handler {
-	store := dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})
+	store := metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
 	p := &pipeline.Processor{Store: store}
 	var opts pipeline.Options
 	if deadLetters {
@@ -250,7 +251,7 @@ func TestWorkerCoalescesAcrossReceives(t *testing.T) {
 		bodies = append(bodies, fmt.Sprintf(`{"userId":"u","entitlementKey":"k","amount":1,"idempotencyKey":"e-%d"}`, i))
 	}
 	s.send(t, s.queues.URL, bodies...)
-	store := &countingStore{inner: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
+	store := &countingStore{inner: metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}}
 	p := &pipeline.Processor{Store: store}
 	h := pipeline.New(p.Handle, pipeline.Options{DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}})
 	runCtx, stop := context.WithCancel(ctx)

@@ -175,3 +175,9 @@ func (t *target) deferWrite(w Write) Write {
 	w.Set = []Assign{{Attr: LedgerAttrPendingAt, Value: StringValue(FormatIndexTime(t.deferTo))}}
 	return w
 }
+
+// DueHold is an active hold a store's index lists as expired.
+type DueHold struct {
+	Scope Scope
+	Entry LedgerEntry
+}

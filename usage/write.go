@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"maps"
 	"reflect"
 	"time"
 )
@@ -279,4 +280,84 @@ func (p Plan) After(it Item) Item {
 		it.Attrs = attrs
 	}
 	return it
+}
+
+// Learned is what a store learned of a scope beyond what a decision saw:
+// from a refused write, a read of ledger keys, or a verification by
+// reads. The decision is then taken again on State plus Learned.
+type Learned struct {
+	// Entitlement is the item as it now is, when that was learned.
+	Entitlement *Item
+	Applied     map[string]LedgerEntry
+	Absent      map[string]bool
+	Notified    map[string]bool
+}
+
+// Any reports whether anything was learned.
+func (l Learned) Any() bool {
+	return l.Entitlement != nil || len(l.Applied) > 0 || len(l.Absent) > 0 || len(l.Notified) > 0
+}
+
+// Apply adds what was learned to a state; a key learned to exist is no
+// longer absent and the other way round. st is not modified.
+func (l Learned) Apply(st State) State {
+	if l.Entitlement != nil {
+		st.Entitlement = ParseEntitlement(*l.Entitlement)
+	}
+	applied, absent := maps.Clone(st.Applied), maps.Clone(st.Absent)
+	for k, v := range l.Applied {
+		applied = withKey(applied, k, v)
+		delete(absent, k)
+	}
+	for k := range l.Absent {
+		absent = withKey(absent, k, true)
+		delete(applied, k)
+	}
+	st.Applied, st.Absent = applied, absent
+	if len(l.Notified) > 0 {
+		st.Notified = maps.Clone(st.Notified)
+		for k := range l.Notified {
+			st.Notified = withKey(st.Notified, k, true)
+		}
+	}
+	return st
+}
+
+func withKey[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
+}
+
+// Refusal is a store's error when it refused a plan's atomic write:
+// nothing was written. Learned holds what the refusal taught (a failed
+// precondition returns the item as it is); Invalid is set when the store
+// found a write it cannot carry out (a value it cannot hold, a sum beyond
+// its precision) rather than a failed precondition. A refusal that taught
+// nothing and is not invalid is contention: try again after a pause.
+type Refusal struct {
+	Learned Learned
+	Invalid bool
+	Cause   error
+}
+
+func (r *Refusal) Error() string {
+	switch {
+	case r.Invalid:
+		return "the store refused the write as invalid: " + errorText(r.Cause)
+	case r.Learned.Any():
+		return "a precondition of the write failed"
+	}
+	return "the write conflicted with another: " + errorText(r.Cause)
+}
+
+func (r *Refusal) Unwrap() error { return r.Cause }
+
+func errorText(err error) string {
+	if err == nil {
+		return "no detail"
+	}
+	return err.Error()
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/metrics"
 	"github.com/usage-event-service/usage-event-service/notify"
 	"github.com/usage-event-service/usage-event-service/pipeline"
@@ -161,7 +162,8 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	})
 	// ReleaseEarly: in the worker, an entitlement is free for the next
 	// batch as soon as its own write returns (a pass-through in Lambda).
-	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(store), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
+	writer := metering.Writer{Store: store}
+	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(writer), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
 	sqsClient := awssqs.NewFromConfig(awsCfg)
 	opts := pipeline.Options{Logger: logger}
 	if recorder != nil {
@@ -172,7 +174,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	}
 	a := &app{
 		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store,
-		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: store, Logger: logger, Notify: cfg.Notify},
+		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: writer, Logger: logger, Notify: cfg.Notify},
 	}
 	if hr, ok := recorder.(metrics.HoldRecorder); ok {
 		a.holds = hr
@@ -236,7 +238,7 @@ func (a *app) sweepHolds(ctx context.Context) error {
 	}()
 	for {
 		now := time.Now()
-		sw, err := a.store.SweepExpiredHolds(ctx, now, 100, usage.Rules{Now: now, Notify: a.cfg.Notify}.Plan)
+		sw, err := metering.SweepExpiredHolds(ctx, metering.Writer{Store: a.store}, a.store, now, 100, usage.Rules{Now: now, Notify: a.cfg.Notify}.Plan)
 		total.Expired += sw.Expired
 		total.Deferred += sw.Deferred
 		total.OldestDue = max(total.OldestDue, sw.OldestDue)

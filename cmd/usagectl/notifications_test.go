@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -49,7 +50,7 @@ func TestNotificationsAndTheTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	ddb := awsdynamodb.NewFromConfig(cfg)
-	store := dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})
+	store := metering.Writer{Store: dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})}
 	rules := usage.Rules{Now: time.Now(), Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}, LimitRejected: true}}
 	for _, r := range []struct{ key, amount, idem string }{{"tutor", "8.5", "t-1"}, {"exports", "4", "e-1"}, {"exports", "1", "e-2"}} {
 		ev := usage.NewEvent("n-1", r.key)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	ddbstore "github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/producer"
 	"github.com/usage-event-service/usage-event-service/sqs"
@@ -171,7 +172,7 @@ func newHandler(sys System, client *dynamodb.Client, tb tables, cfg RunConfig, c
 			LedgerTable:       tb.ledger,
 			Keys:              ddbstore.DefaultEntitlementKeys,
 		})
-		proc := &pipeline.Processor{Store: sqs.ReleaseEarly(&measuredStore{inner: store, c: col, seen: seen}), Parallel: cfg.ApplyConcurrency}
+		proc := &pipeline.Processor{Store: sqs.ReleaseEarly(&measuredStore{inner: metering.Writer{Store: store}, c: col, seen: seen}), Parallel: cfg.ApplyConcurrency}
 		h = proc.Handle
 	default:
 		n := &Naive{Client: client, EntitlementsTable: tb.entitlements, IdempotencyTable: tb.idempotency, Sequential: cfg.FIFO}

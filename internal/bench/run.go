@@ -25,6 +25,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	ddbstore "github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -588,7 +589,7 @@ func reasonOf(o usage.Outcome) usage.Reason {
 		return o.Reason()
 	}
 	switch {
-	case errors.Is(o.Err, ddbstore.ErrContention):
+	case errors.Is(o.Err, metering.ErrContention):
 		return "CONTENTION"
 	case errors.Is(o.Err, ErrInProgress):
 		return "IN_PROGRESS"

@@ -13,6 +13,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/internal/faultinjection"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -54,7 +55,7 @@ func TestTransactionConflictsAreRetriedWithoutLossOrDoubleCount(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			store := dynamodb.NewStore(client, dynamodb.Config{EntitlementsTable: ent, LedgerTable: ledger})
+			store := metering.Writer{Store: dynamodb.NewStore(client, dynamodb.Config{EntitlementsTable: ent, LedgerTable: ledger})}
 			for i := range 40 {
 				ev := usage.NewEvent("u", "k")
 				ev.IdempotencyKey = fmt.Sprintf("c%d-e%d", c, i)

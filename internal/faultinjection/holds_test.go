@@ -10,6 +10,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -24,7 +25,7 @@ func holdWorld(t *testing.T, limit string) (*world, *decision.Engine, usage.Scop
 		dynamodb.EntitlementItem{UserID: scope.UserID, EntitlementKey: scope.EntitlementKey, Limit: &l}); err != nil {
 		t.Fatal(err)
 	}
-	engine := &decision.Engine{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}
+	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}}
 	return w, engine, scope
 }
 
@@ -91,7 +92,7 @@ func TestTheWorkerReleasesAnExpiredHoldWithinSeconds(t *testing.T) {
 func TestASweeperKilledMidRunReleasesNothingTwice(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	engine := &decision.Engine{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}
+	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}}
 	const users, perUser = 100, 3
 	limit := usage.MustDecimal("10")
 	var scopes []usage.Scope

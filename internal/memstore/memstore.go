@@ -1,8 +1,9 @@
-// Package memstore is an in-memory pipeline.Store for tests that need no
-// DynamoDB: it applies a usage.Plan by evaluating its preconditions and
-// assignments exactly as written, one Update at a time. It passes the same
-// contract suite (internal/storetest) as the DynamoDB store, which shows
-// that a plan carries everything its write needs.
+// Package memstore is an in-memory metering.Store for tests that need no
+// DynamoDB: it commits a usage.Plan by evaluating its preconditions and
+// assignments exactly as written, one commit at a time. It passes the same
+// contract suite (internal/storetest) as the DynamoDB store, through the
+// same protocol (metering.Writer), which shows that a plan carries
+// everything its write needs.
 package memstore
 
 import (
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -23,6 +25,8 @@ type Store struct {
 	ledger map[usage.Scope]map[string]usage.LedgerEntry
 	order  map[usage.Scope][]string // ledger keys in write order
 	notes  map[usage.Scope]map[string]usage.Notification
+	// pending holds the index time of holds the sweep set aside.
+	pending map[usage.Scope]map[string]time.Time
 	// Now is the clock for ledger timestamps (time.Now when nil).
 	Now func() time.Time
 }
@@ -30,10 +34,11 @@ type Store struct {
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		ents:   map[usage.Scope]map[string]usage.Value{},
-		ledger: map[usage.Scope]map[string]usage.LedgerEntry{},
-		order:  map[usage.Scope][]string{},
-		notes:  map[usage.Scope]map[string]usage.Notification{},
+		ents:    map[usage.Scope]map[string]usage.Value{},
+		ledger:  map[usage.Scope]map[string]usage.LedgerEntry{},
+		order:   map[usage.Scope][]string{},
+		notes:   map[usage.Scope]map[string]usage.Notification{},
+		pending: map[usage.Scope]map[string]time.Time{},
 	}
 }
 
@@ -114,45 +119,99 @@ func (m *Store) item(scope usage.Scope) usage.Item {
 // that cannot be evaluated (adding to a non-number).
 var errInvalid = errors.New("memstore: assignment adds to a value that is not a number")
 
-// Update decides and applies records of one scope atomically, deciding
-// again on what a failed precondition reveals, like the DynamoDB store.
-func (m *Store) Update(_ context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+// Observe reads the scope's entitlement; there is no cache, so every
+// read is current.
+func (m *Store) Observe(_ context.Context, scope usage.Scope, _ bool) (usage.State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := usage.State{Entitlement: usage.ParseEntitlement(m.item(scope)), Applied: map[string]usage.LedgerEntry{}, Absent: map[string]bool{},
-		Notified: map[string]bool{}}
-	for range 10 {
-		plan := decide(st, records)
-		for _, key := range plan.Reads {
-			m.learn(scope, &st, key)
-		}
-		if len(plan.Reads) > 0 {
-			continue
-		}
-		failed := false
-		for _, w := range plan.Writes {
-			if m.holds(scope, w) {
-				continue
-			}
-			failed = true
-			switch w.Target.Kind {
-			case usage.NotificationKind:
-				st.Notified[w.Target.Key] = true
-			case usage.LedgerKind:
-				m.learn(scope, &st, w.Target.Key)
-			default:
-				st.Entitlement = usage.ParseEntitlement(m.item(scope))
-			}
-		}
-		if failed {
-			continue
-		}
-		if err := m.apply(scope, plan); err != nil {
-			return retry(records, err)
-		}
-		return plan.Outcomes
+	return usage.State{Entitlement: usage.ParseEntitlement(m.item(scope))}, nil
+}
+
+// ReadLedger learns whether each key is applied.
+func (m *Store) ReadLedger(_ context.Context, scope usage.Scope, keys []string) (usage.Learned, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var l usage.Learned
+	for _, k := range keys {
+		m.learn(scope, &l, k)
 	}
-	return retry(records, errors.New("memstore: the plan kept failing its preconditions"))
+	return l, nil
+}
+
+// Verify evaluates a plan's checks without writing.
+func (m *Store) Verify(_ context.Context, scope usage.Scope, plan usage.Plan) (usage.Learned, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.failed(scope, plan)
+	return l, !l.Any(), nil
+}
+
+// Commit applies a plan atomically when every precondition holds, as the
+// DynamoDB store's transaction does; otherwise it is a *usage.Refusal
+// with the items whose preconditions failed.
+func (m *Store) Commit(_ context.Context, scope usage.Scope, plan usage.Plan) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l := m.failed(scope, plan); l.Any() {
+		return &usage.Refusal{Learned: l}
+	}
+	if err := m.apply(scope, plan); err != nil {
+		return &usage.Refusal{Invalid: true, Cause: err}
+	}
+	return nil
+}
+
+// Remember and Forget do nothing: there is no cache.
+func (m *Store) Remember(usage.Scope, usage.State) {}
+func (m *Store) Forget(usage.Scope)                {}
+
+// DueHolds lists the active holds due before now, for the hold sweep.
+func (m *Store) DueHolds(_ context.Context, now time.Time, limit int) ([]usage.DueHold, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var due []usage.DueHold
+	for scope, keys := range m.order {
+		for _, k := range keys {
+			e := m.ledger[scope][k]
+			at, set := m.pending[scope][k]
+			if !set {
+				at = e.HoldExpiresAt
+			}
+			if e.Is(usage.OperationReserve) && e.HoldState == usage.HoldActive && at.Before(now) && len(due) < limit {
+				due = append(due, usage.DueHold{Scope: scope, Entry: e})
+			}
+		}
+	}
+	return due, nil
+}
+
+// failed returns what the items whose preconditions fail hold now
+// (nothing when all hold).
+func (m *Store) failed(scope usage.Scope, plan usage.Plan) usage.Learned {
+	var l usage.Learned
+	for _, w := range plan.Writes {
+		if m.holds(scope, w) {
+			continue
+		}
+		switch w.Target.Kind {
+		case usage.NotificationKind:
+			l.Notified = with(l.Notified, w.Target.Key, true)
+		case usage.LedgerKind:
+			m.learn(scope, &l, w.Target.Key)
+		default:
+			it := m.item(scope)
+			l.Entitlement = &it
+		}
+	}
+	return l
+}
+
+func with[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
 }
 
 // updateEntry applies a ledger update's assignments to an entry: the
@@ -170,6 +229,7 @@ func updateEntry(e *usage.LedgerEntry, set []usage.Assign) error {
 		case a.Attr == usage.LedgerAttrSettledAt:
 			e.SettledAt, _ = time.Parse(time.RFC3339Nano, a.Value.Str)
 		case a.Remove && (a.Attr == usage.LedgerAttrPendingPK || a.Attr == usage.LedgerAttrPendingAt):
+		case a.Attr == usage.LedgerAttrPendingAt: // set aside: applied by apply
 		default:
 			return fmt.Errorf("memstore: a ledger update cannot set %s", a.Attr)
 		}
@@ -178,22 +238,12 @@ func updateEntry(e *usage.LedgerEntry, set []usage.Assign) error {
 }
 
 // learn records what the ledger holds under key.
-func (m *Store) learn(scope usage.Scope, st *usage.State, key string) {
+func (m *Store) learn(scope usage.Scope, l *usage.Learned, key string) {
 	if e, ok := m.ledger[scope][key]; ok {
-		st.Applied[key] = e
-		delete(st.Absent, key)
+		l.Applied = with(l.Applied, key, e)
 	} else {
-		st.Absent[key] = true
-		delete(st.Applied, key)
+		l.Absent = with(l.Absent, key, true)
 	}
-}
-
-func retry(records []usage.Record, err error) []usage.Outcome {
-	out := make([]usage.Outcome, len(records))
-	for i := range out {
-		out[i] = usage.Outcome{Status: usage.Retry, Err: err}
-	}
-	return out
 }
 
 // holds evaluates a write's preconditions against the stored item.
@@ -276,6 +326,7 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 			return err
 		}
 		m.ledger[scope][key] = e
+		m.setAside(scope, key, set)
 	}
 	for _, e := range puts {
 		m.ledger[scope][e.DedupKey] = e
@@ -288,4 +339,28 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		m.notes[scope][n.Key] = n
 	}
 	return nil
+}
+
+// setAside keeps the index time a ledger update sets.
+func (m *Store) setAside(scope usage.Scope, key string, set []usage.Assign) {
+	for _, a := range set {
+		if a.Attr != usage.LedgerAttrPendingAt || a.Remove {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, a.Value.Str)
+		if err != nil {
+			continue
+		}
+		if m.pending[scope] == nil {
+			m.pending[scope] = map[string]time.Time{}
+		}
+		m.pending[scope][key] = at
+	}
+}
+
+// Update runs the one decide-and-write protocol (metering.Writer) over
+// the memory store: tests use a memstore wherever the service uses a
+// writer over DynamoDB.
+func (m *Store) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	return metering.Writer{Store: m}.Update(ctx, scope, records, decide)
 }

@@ -1,0 +1,64 @@
+package dynamodb
+
+import (
+	"context"
+
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Verify confirms a plan of checks by consistent reads instead of a
+// transaction: a read unit each instead of two write units per item. The
+// entitlement is read first, then the ledger keys (in one batch): a key
+// absent after the entitlement proved the rejection was absent when it
+// did (entries are never removed, only expired), so the rejection holds
+// at that instant and the DUPLICATE-over-rejection guarantee stands. held
+// is false when a check failed; c holds what the reads taught.
+func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) (c usage.Learned, held bool, err error) {
+	key, _ := s.cfg.Keys.key(scope)
+	var ledger []usage.Write
+	var keys []string
+	for _, w := range plan.Writes {
+		if w.Target.Kind != usage.EntitlementKind {
+			ledger, keys = append(ledger, w), append(keys, w.Target.Key)
+			continue
+		}
+		it, err := s.read(ctx, key, true)
+		if err != nil {
+			return c, false, err
+		}
+		c.Entitlement = &it
+		if !holds(w.Conds, it) {
+			return c, false, nil
+		}
+	}
+	items, err := s.readLedgerItems(ctx, scope, keys, true)
+	if err != nil {
+		return c, false, err
+	}
+	held = true
+	for _, w := range ledger {
+		item, ok := items[w.Target.Key]
+		if ok {
+			c.Applied = setKey(c.Applied, w.Target.Key, ledgerEntry(item))
+		} else {
+			c.Absent = setKey(c.Absent, w.Target.Key, true)
+		}
+		it := usage.Item{Exists: ok, Attrs: map[string]usage.Value{}}
+		for k, v := range item {
+			it.Attrs[k] = value(v)
+		}
+		held = held && holds(w.Conds, it)
+	}
+	return c, held, nil
+}
+
+// holds reports whether every condition holds on the item as read.
+func holds(conds []usage.Cond, it usage.Item) bool {
+	for _, cond := range conds {
+		if !cond.Holds(it.Exists, it.Get(cond.Attr)) {
+			return false
+		}
+	}
+	return true
+}
+
