@@ -151,4 +151,3 @@ func (s *Store) Remember(scope usage.Scope, st usage.State) {
 
 // Forget drops what the cache knows of scope.
 func (s *Store) Forget(scope usage.Scope) { s.cache.forget(scope) }
-
