@@ -66,8 +66,9 @@ func (e *expression) cond(c usage.Cond, keyAttr string) string {
 		s = e.name(c.Attr) + " < " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpGE:
 		s = e.name(c.Attr) + " >= " + e.value(c.Attr, attributeValue(c.Value))
-	case usage.OpType:
-		s = "attribute_type(" + e.name(c.Attr) + ", " + e.value("type"+c.Type, &types.AttributeValueMemberS{Value: c.Type}) + ")"
+	case usage.OpKind:
+		code := typeCodes[c.Kind]
+		s = "attribute_type(" + e.name(c.Attr) + ", " + e.value("type"+code, &types.AttributeValueMemberS{Value: code}) + ")"
 	default:
 		panic(fmt.Sprintf("dynamodb: unknown precondition op %d", c.Op))
 	}
@@ -138,3 +139,6 @@ func sameValue(a, b types.AttributeValue) bool {
 	}
 	return false
 }
+
+// typeCodes are DynamoDB's type codes of the kinds a precondition tests.
+var typeCodes = map[usage.Kind]string{usage.KindNumber: "N", usage.KindString: "S", usage.KindNull: "NULL"}

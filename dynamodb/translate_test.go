@@ -12,6 +12,10 @@ import (
 // TestTranslate pins the mechanical translation of a plan's writes into
 // DynamoDB expressions, without DynamoDB: every precondition and
 // assignment of the vocabulary, alone and combined.
+// anchorMap is a value of another type than a decision reads, pinned as
+// it was read.
+var anchorMap = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"at": &types.AttributeValueMemberS{Value: "noon"}}}
+
 func TestTranslate(t *testing.T) {
 	n := func(s string) types.AttributeValue { return &types.AttributeValueMemberN{Value: s} }
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -56,7 +60,7 @@ func TestTranslate(t *testing.T) {
 			name: "reset: exact new values, used still a number",
 			write: usage.Write{Action: usage.Update,
 				Conds: []usage.Cond{usage.Pin(usage.AttrPeriodStart, usage.StringValue("2026-10-01T00:00:00Z")),
-					{Op: usage.OpType, Attr: usage.AttrUsed, Type: "N", OrAbsent: true}},
+					{Op: usage.OpKind, Attr: usage.AttrUsed, Kind: usage.KindNumber, OrAbsent: true}},
 				Set: []usage.Assign{{Attr: usage.AttrUsed, Value: num("2")},
 					{Attr: usage.AttrPeriodStart, Value: usage.StringValue("2026-11-01T00:00:00Z")}}},
 			condition: "#periodStart = :periodStart AND (attribute_not_exists(#used) OR attribute_type(#used, :typeN))",
@@ -69,13 +73,13 @@ func TestTranslate(t *testing.T) {
 			name: "confirming a rejection pins NULL, other types and values",
 			write: usage.Write{Action: usage.Check, Conds: []usage.Cond{
 				usage.Pin(usage.AttrLimit, usage.Value{Kind: usage.KindNull}),
-				usage.Pin(usage.AttrResetAnchor, usage.Value{Kind: usage.KindOther, Type: "M"}),
+				usage.Pin(usage.AttrResetAnchor, usage.Value{Kind: usage.KindOther, Raw: anchorMap}),
 				usage.Pin(usage.AttrUsed, num("4")),
 				{Op: usage.OpLT, Attr: "refunded", Value: num("4")},
 			}},
-			condition: "attribute_type(#limit, :typeNULL) AND attribute_type(#resetAnchor, :typeM) AND #used = :used AND #refunded < :refunded",
+			condition: "attribute_type(#limit, :typeNULL) AND #resetAnchor = :resetAnchor AND #used = :used AND #refunded < :refunded",
 			names:     map[string]string{"#limit": "limit", "#resetAnchor": "resetAnchor", "#used": "used", "#refunded": "refunded"},
-			values:    map[string]types.AttributeValue{":typeNULL": s("NULL"), ":typeM": s("M"), ":used": n("4"), ":refunded": n("4")},
+			values:    map[string]types.AttributeValue{":typeNULL": s("NULL"), ":resetAnchor": anchorMap, ":used": n("4"), ":refunded": n("4")},
 		},
 		{
 			name: "two values for one attribute get two placeholders",

@@ -22,33 +22,33 @@ func value(av types.AttributeValue) usage.Value {
 		if d, err := usage.ParseDecimal(v.Value); err == nil {
 			return usage.NumberValue(d)
 		}
-		return usage.Value{Kind: usage.KindOther, Type: "N"} // DynamoDB never stores such a number
+		return usage.Value{Kind: usage.KindOther, Raw: av} // DynamoDB never stores such a number
 	case *types.AttributeValueMemberS:
 		return usage.StringValue(v.Value)
 	case *types.AttributeValueMemberM:
-		return usage.Value{Kind: usage.KindOther, Type: "M", Raw: av}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	case *types.AttributeValueMemberL:
 		nums := make([]usage.Decimal, 0, len(v.Value))
 		for _, e := range v.Value {
 			if n := value(e); n.Kind == usage.KindNumber {
 				nums = append(nums, n.Num)
 			} else {
-				return usage.Value{Kind: usage.KindOther, Type: "L", Raw: av}
+				return usage.Value{Kind: usage.KindOther, Raw: av}
 			}
 		}
-		return usage.Value{Kind: usage.KindOther, Type: "L", Nums: nums, Raw: av}
+		return usage.Value{Kind: usage.KindOther, Nums: nums, Raw: av}
 	case *types.AttributeValueMemberBOOL:
-		return usage.Value{Kind: usage.KindOther, Type: "BOOL", Raw: av}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	case *types.AttributeValueMemberB:
-		return usage.Value{Kind: usage.KindOther, Type: "B", Raw: av}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	case *types.AttributeValueMemberSS:
-		return usage.Value{Kind: usage.KindOther, Type: "SS", Raw: av}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	case *types.AttributeValueMemberNS:
-		return usage.Value{Kind: usage.KindOther, Type: "NS", Raw: av}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	case *types.AttributeValueMemberBS:
-		return usage.Value{Kind: usage.KindOther, Type: "BS", Raw: av}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	default:
-		return usage.Value{Kind: usage.KindOther, Type: "?"}
+		return usage.Value{Kind: usage.KindOther, Raw: av}
 	}
 }
 

@@ -5,7 +5,7 @@
 // applies (usage.Event.Validate), so a producer learns about a bad event
 // at once, with the same *usage.RejectionError reason codes, instead of
 // finding it in the dead-letter queue later. It serialises events with
-// their exact decimal amounts (usage.Event.MarshalJSON, with the few
+// their exact decimal amounts (Body: usage.Event.MarshalJSON with the few
 // characters SQS refuses in a body escaped), sends them in
 // SendMessageBatch calls that respect SQS's limits, retries the entries
 // SQS reports as failed, and returns one result per event: nothing is
@@ -57,7 +57,7 @@ const (
 	// and emulator has enforced, and usage events are small: typically a
 	// few hundred bytes, at most about 40 KiB (32 KiB of metadata plus
 	// three 256-character IDs), or about 110 KiB in the worst case of
-	// every character escaped by usage.Event.MarshalJSON. Nothing is lost by staying
+	// every character escaped by Body. Nothing is lost by staying
 	// under it.
 	MaxBatchBytes = 256 << 10
 )
@@ -294,7 +294,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 			ev.IdempotencyKey = key
 		}
 		results[i].IdempotencyKey = ev.IdempotencyKey
-		body, err := ev.MarshalJSON()
+		body, err := Body(ev)
 		if err != nil {
 			results[i].Err = err
 			continue

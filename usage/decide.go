@@ -514,7 +514,7 @@ func (d *decider) entitlementWrite() Write {
 	if d.reset {
 		// used restarts from the new value; it only has to still be a
 		// number (or absent), or the entitlement is malformed.
-		conds = append(conds, Cond{Op: OpType, Attr: AttrUsed, Type: "N", OrAbsent: true})
+		conds = append(conds, Cond{Op: OpKind, Attr: AttrUsed, Kind: KindNumber, OrAbsent: true})
 		return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{
 			{Attr: AttrUsed, Value: NumberValue(d.used)},
 			{Attr: AttrPeriodStart, Value: StringValue(d.periodStart)},
@@ -573,7 +573,7 @@ func (d *decider) usedCond() (Cond, Assign) {
 	case d.dependsOnUsed:
 		return pinned, add
 	case d.ent.Limit == nil:
-		return Cond{Op: OpType, Attr: AttrUsed, Type: "N", OrAbsent: true}, add
+		return Cond{Op: OpKind, Attr: AttrUsed, Kind: KindNumber, OrAbsent: true}, add
 	}
 	ceiling := d.ent.Limit.Sub(d.delta)
 	if !ceiling.FitsDynamoDB() {

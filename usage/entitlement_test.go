@@ -93,7 +93,7 @@ func entitlementWrite(p usage.Plan) (usage.Write, bool) {
 // pinsUsed: a precondition that holds only for exactly the observed used.
 func pinsUsed(w usage.Write) bool {
 	for _, c := range w.Conds {
-		if c.Attr == usage.AttrUsed && (c.Op == usage.OpEquals || c.Op == usage.OpAbsent || c.Op == usage.OpType && !c.OrAbsent) {
+		if c.Attr == usage.AttrUsed && (c.Op == usage.OpEquals || c.Op == usage.OpAbsent || c.Op == usage.OpKind && !c.OrAbsent) {
 			return true
 		}
 	}
@@ -296,9 +296,9 @@ func TestCondHolds(t *testing.T) {
 		{usage.Pin("used", n("5")), true, usage.StringValue("5"), false},
 		{usage.Pin("periodStart", usage.StringValue("x")), true, usage.StringValue("x"), true},
 		{usage.Pin("limit", usage.Value{Kind: usage.KindNull}), true, usage.Value{Kind: usage.KindNull}, true},
-		{usage.Pin("limit", usage.Value{Kind: usage.KindOther, Type: "M"}), true, usage.Value{Kind: usage.KindOther, Type: "L"}, false},
-		{usage.Cond{Op: usage.OpType, Attr: "used", Type: "N", OrAbsent: true}, true, absent, true},
-		{usage.Cond{Op: usage.OpType, Attr: "used", Type: "N", OrAbsent: true}, true, usage.StringValue("6"), false},
+		{usage.Pin("limit", usage.Value{Kind: usage.KindOther, Raw: "M"}), true, usage.Value{Kind: usage.KindOther, Raw: "L"}, false},
+		{usage.Cond{Op: usage.OpKind, Attr: "used", Kind: usage.KindNumber, OrAbsent: true}, true, absent, true},
+		{usage.Cond{Op: usage.OpKind, Attr: "used", Kind: usage.KindNumber, OrAbsent: true}, true, usage.StringValue("6"), false},
 		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7")}, true, n("7"), true},
 		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7")}, true, absent, false},
 		{usage.Cond{Op: usage.OpLE, Attr: "used", Value: n("7"), OrAbsent: true}, true, absent, true},

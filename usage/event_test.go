@@ -179,22 +179,6 @@ func TestEventMarshalRoundTrips(t *testing.T) {
 	}
 }
 
-func TestMarshalEscapesCharactersSQSRefuses(t *testing.T) {
-	ev := usage.NewEvent("a\uFFFEb😀", "k\uFFFF")
-	ev.Metadata = []byte("{\"x\":\"\uFFFE\"}")
-	body, err := ev.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.ContainsAny(string(body), "\uFFFE\uFFFF😀") {
-		t.Fatalf("raw U+FFFE/U+FFFF or a character above U+FFFF in %q", body)
-	}
-	back, err := usage.ParseEvent(body)
-	if err != nil || back.UserID != ev.UserID || back.EntitlementKey != ev.EntitlementKey {
-		t.Fatalf("round trip: %+v %v", back, err)
-	}
-}
-
 func TestValidateRejectsAZeroAmountFromGoProducers(t *testing.T) {
 	ev := usage.Event{UserID: "u", EntitlementKey: "k"}
 	if err := ev.Validate(); !errors.Is(err, usage.ErrInvalidAmount) {

@@ -27,7 +27,7 @@ const (
 	KindNull               // DynamoDB's NULL
 	KindNumber             // N
 	KindString             // S
-	KindOther              // any other type (map, list, bool, binary, sets): only its type code matters
+	KindOther              // any other type (map, list, bool, binary, sets): opaque, compared through Raw
 )
 
 // Value is one stored attribute value in the domain's terms: just enough
@@ -37,10 +37,6 @@ type Value struct {
 	Kind Kind
 	Num  Decimal // KindNumber
 	Str  string  // KindString
-	// Type is DynamoDB's type code for KindOther ("M", "L", "BOOL", "B",
-	// "SS", "NS", "BS"); a precondition on such a value pins its type only,
-	// since a decision never depends on its contents.
-	Type string
 	// Nums holds a list's elements when every one is a number (non-nil,
 	// possibly empty); nil otherwise.
 	Nums []Decimal
@@ -68,7 +64,7 @@ func (v Value) String() string {
 	case KindString:
 		return fmt.Sprintf("%q", v.Str)
 	default:
-		return v.Type
+		return "a value of another type"
 	}
 }
 

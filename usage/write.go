@@ -20,7 +20,7 @@ const (
 	OpNotExists               // the item does not exist
 	OpAbsent                  // the attribute is not on the item
 	OpEquals                  // the attribute equals Value (a number compares numerically)
-	OpType                    // the attribute has DynamoDB type Type ("N", "S", "NULL", "M", ...)
+	OpKind                    // the attribute is of kind Kind (a number, a string, NULL)
 	OpLE                      // the attribute is a number <= Value
 	OpLT                      // the attribute is a number < Value
 	OpGE                      // the attribute is a number >= Value
@@ -32,23 +32,21 @@ type Cond struct {
 	Op       Op
 	Attr     string // empty for OpExists and OpNotExists
 	Value    Value  // OpEquals, OpLE, OpLT
-	Type     string // OpType
+	Kind     Kind   // OpKind
 	OrAbsent bool
 }
 
-// Pin is the precondition "attr is still exactly v": equal for numbers,
-// strings and values the store can compare (Value.Raw), absent for
-// absent, the same type for anything else.
+// Pin is the precondition "attr is still exactly v": absent for absent,
+// NULL for NULL, equal for anything else (numbers by value, other values
+// as the store compares them, through Value.Raw).
 func Pin(attr string, v Value) Cond {
-	switch {
-	case v.Kind == KindAbsent:
+	switch v.Kind {
+	case KindAbsent:
 		return Cond{Op: OpAbsent, Attr: attr}
-	case v.Kind == KindNull:
-		return Cond{Op: OpType, Attr: attr, Type: "NULL"}
-	case v.Kind == KindNumber, v.Kind == KindString, v.Kind == KindOther && v.Raw != nil:
-		return Cond{Op: OpEquals, Attr: attr, Value: v}
+	case KindNull:
+		return Cond{Op: OpKind, Attr: attr, Kind: KindNull}
 	default:
-		return Cond{Op: OpType, Attr: attr, Type: v.Type}
+		return Cond{Op: OpEquals, Attr: attr, Value: v}
 	}
 }
 
@@ -69,8 +67,8 @@ func (c Cond) Holds(exists bool, v Value) bool {
 		return !v.Present()
 	case OpEquals:
 		return v.equals(c.Value)
-	case OpType:
-		return v.typeCode() == c.Type
+	case OpKind:
+		return v.Kind == c.Kind
 	case OpLE:
 		return v.Kind == KindNumber && v.Num.Cmp(c.Value.Num) <= 0
 	case OpLT:
@@ -90,23 +88,9 @@ func (v Value) equals(w Value) bool {
 	case v.Kind == KindNumber:
 		return v.Num.Cmp(w.Num) == 0
 	case v.Kind == KindOther:
-		return v.Raw != nil && reflect.DeepEqual(v.Raw, w.Raw)
+		return reflect.DeepEqual(v.Raw, w.Raw)
 	}
 	return v.Str == w.Str
-}
-
-func (v Value) typeCode() string {
-	switch v.Kind {
-	case KindNull:
-		return "NULL"
-	case KindNumber:
-		return "N"
-	case KindString:
-		return "S"
-	case KindOther:
-		return v.Type
-	}
-	return ""
 }
 
 // Assign sets one attribute. With Add, the attribute becomes its current
