@@ -261,30 +261,9 @@ func ListEntitlements(ctx context.Context, c AdminClient, table string, keys Ent
 	return out, nil
 }
 
-// LedgerEntry is the audit record of one applied operation.
-type LedgerEntry struct {
-	DedupKey  string
-	KeySource string
-	Operation usage.Operation // consume ("" in entries written before operations existed) or refund
-	Amount    usage.Decimal
-	RefundOf  string        // a refund's consume
-	Refunded  usage.Decimal // how much of a consume refunds gave back
-	// A reserve's hold: its state, when it expires, what was committed
-	// (nil until settled) and when it settled.
-	HoldState     string
-	HoldExpiresAt time.Time
-	Actual        *usage.Decimal
-	SettledAt     time.Time
-	AppliedAt     string
-	MessageID     string
-	PeriodStart   string
-	Metadata      string
-	ExpiresAt     int64
-}
-
 // ListLedger returns the applied events of a scope, oldest key first.
-func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Scope) ([]LedgerEntry, error) {
-	var out []LedgerEntry
+func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Scope) ([]usage.LedgerEntry, error) {
+	var out []usage.LedgerEntry
 	for e, err := range LedgerEntries(ctx, c, table, scope) {
 		if err != nil {
 			return nil, err
@@ -297,8 +276,8 @@ func ListLedger(ctx context.Context, c AdminClient, table string, scope usage.Sc
 // LedgerEntries yields the applied events of a scope in ListLedger's
 // order, reading one Query page at a time, so that a caller can keep only
 // some of a long ledger, or stop early. An error is yielded last.
-func LedgerEntries(ctx context.Context, c AdminClient, table string, scope usage.Scope) iter.Seq2[LedgerEntry, error] {
-	return func(yield func(LedgerEntry, error) bool) {
+func LedgerEntries(ctx context.Context, c AdminClient, table string, scope usage.Scope) iter.Seq2[usage.LedgerEntry, error] {
+	return func(yield func(usage.LedgerEntry, error) bool) {
 		pk, _ := LedgerKey(scope, "")
 		var start map[string]types.AttributeValue
 		for {
@@ -315,11 +294,11 @@ func LedgerEntries(ctx context.Context, c AdminClient, table string, scope usage
 				ExclusiveStartKey: start,
 			})
 			if err != nil {
-				yield(LedgerEntry{}, err)
+				yield(usage.LedgerEntry{}, err)
 				return
 			}
 			for _, item := range res.Items {
-				if !yield(listedEntry(item), nil) {
+				if !yield(ledgerEntry(item), nil) {
 					return
 				}
 			}
@@ -328,17 +307,4 @@ func LedgerEntries(ctx context.Context, c AdminClient, table string, scope usage
 			}
 		}
 	}
-}
-
-func listedEntry(item map[string]types.AttributeValue) LedgerEntry {
-	stored := ledgerEntry(item)
-	e := LedgerEntry{DedupKey: stored.DedupKey, KeySource: stored.KeySource, Amount: stored.Amount,
-		Operation: stored.Operation, RefundOf: stored.RefundOf, Refunded: stored.Refunded,
-		HoldState: stored.HoldState, HoldExpiresAt: stored.HoldExpiresAt, Actual: stored.Actual, SettledAt: stored.SettledAt,
-		AppliedAt: str(item[ledgerAppliedAt]), MessageID: stored.MessageID, PeriodStart: stored.PeriodStart,
-		Metadata: string(stored.Metadata)}
-	if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
-		fmt.Sscan(n.Value, &e.ExpiresAt)
-	}
-	return e
 }

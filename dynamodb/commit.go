@@ -168,4 +168,3 @@ func nilIfBlank(s string) *string {
 	}
 	return aws.String(s)
 }
-

@@ -183,6 +183,11 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 	if t, err := time.Parse(time.RFC3339Nano, str(item[ledgerAppliedAt])); err == nil {
 		e.AppliedAt = t
 	}
+	if n, ok := item[ledgerExpiresAt].(*types.AttributeValueMemberN); ok {
+		if secs, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			e.ExpiresAt = time.Unix(secs, 0).UTC()
+		}
+	}
 	e.Unreadable = unreadable(item, e.Operation)
 	return e
 }

@@ -61,4 +61,3 @@ func holds(conds []usage.Cond, it usage.Item) bool {
 	}
 	return true
 }
-

@@ -177,8 +177,10 @@ type LedgerEntry struct {
 	// entitlement ("" for entitlements that never reset).
 	PeriodStart string
 	Metadata    []byte
-	// AppliedAt is set by the store when it writes or reads the entry.
-	AppliedAt time.Time
+	// AppliedAt is set by the store when it writes or reads the entry;
+	// ExpiresAt, when read, is when the store may delete it (the end of the
+	// dedup retention).
+	AppliedAt, ExpiresAt time.Time
 	// Unreadable is set by the store when a stored entry has an attribute
 	// it cannot read: a decision that needs the entry rejects
 	// INVALID_LEDGER_ENTRY, resting on that value staying as it is.

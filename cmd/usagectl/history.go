@@ -98,7 +98,7 @@ func (a *app) history(ctx context.Context, f historyFlags) error {
 	v := historyView{UserID: f.user, EntitlementKey: f.key, Table: table, Total: total, Entries: []historyEntry{}}
 	for _, e := range entries {
 		h := historyEntry{Key: e.DedupKey, Operation: e.Operation, Amount: number(e.Amount), Refunded: number(e.Refunded),
-			RefundOf: e.RefundOf, AppliedAt: e.AppliedAt, PeriodStart: e.PeriodStart}
+			RefundOf: e.RefundOf, AppliedAt: instant(e.AppliedAt), PeriodStart: e.PeriodStart}
 		if h.Operation == "" {
 			h.Operation = usage.OperationConsume // written before operations existed
 		}
@@ -110,7 +110,7 @@ func (a *app) history(ctx context.Context, f historyFlags) error {
 			}
 			h.hold = history.Settlement(e.HoldState, e.HoldExpiresAt, e.Actual, e.SettledAt)
 		}
-		if json.Valid([]byte(e.Metadata)) {
+		if json.Valid(e.Metadata) {
 			h.Metadata = json.RawMessage(e.Metadata)
 		}
 		v.Entries = append(v.Entries, h)

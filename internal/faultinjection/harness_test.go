@@ -617,7 +617,7 @@ func (w *world) verify(t *testing.T, ents []entitlement, msgs []message, started
 	type scopeState struct {
 		ent     dynamodb.Entitlement
 		spec    entitlement
-		entries map[string]dynamodb.LedgerEntry // by dedup key
+		entries map[string]usage.LedgerEntry // by dedup key
 	}
 	scopes := map[usage.Scope]*scopeState{}
 	for _, e := range ents {
@@ -629,7 +629,7 @@ func (w *world) verify(t *testing.T, ents []entitlement, msgs []message, started
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &scopeState{ent: got[0], spec: e, entries: map[string]dynamodb.LedgerEntry{}}
+		s := &scopeState{ent: got[0], spec: e, entries: map[string]usage.LedgerEntry{}}
 		for _, l := range entries {
 			if _, dup := s.entries[l.DedupKey]; dup {
 				t.Errorf("%v: two ledger entries for key %s", e.scope, l.DedupKey)

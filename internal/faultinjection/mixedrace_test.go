@@ -110,7 +110,7 @@ func TestSynchronousAndQueuedTrafficRaceOnOneEntitlement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := map[string]dynamodb.LedgerEntry{}
+	entries := map[string]usage.LedgerEntry{}
 	consumed, refunded := usage.Decimal{}, usage.Decimal{}
 	refundsOf := map[string]usage.Decimal{}
 	for _, e := range ledger {

@@ -9,23 +9,15 @@ import (
 	"container/heap"
 	"iter"
 	"slices"
-	"time"
 
-	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/usage"
 )
-
-// Entry is a ledger entry with its appliedAt as a time.
-type Entry struct {
-	dynamodb.LedgerEntry
-	// At is zero when appliedAt is missing or malformed: such entries
-	// sort first.
-	At time.Time
-}
 
 // Latest reads entries to the end and returns the last n applied (all
 // of them when n is 0), oldest first, with how many entries there were.
-// Entries applied at the same instant are ordered by dedup key.
-func Latest(entries iter.Seq2[dynamodb.LedgerEntry, error], n int) ([]Entry, int, error) {
+// Entries applied at the same instant are ordered by dedup key; an entry
+// whose appliedAt is missing or malformed (zero) sorts first.
+func Latest(entries iter.Seq2[usage.LedgerEntry, error], n int) ([]usage.LedgerEntry, int, error) {
 	var kept newest
 	total := 0
 	for e, err := range entries {
@@ -33,31 +25,30 @@ func Latest(entries iter.Seq2[dynamodb.LedgerEntry, error], n int) ([]Entry, int
 			return nil, total, err
 		}
 		total++
-		at, _ := time.Parse(time.RFC3339Nano, e.AppliedAt)
-		heap.Push(&kept, Entry{LedgerEntry: e, At: at})
+		heap.Push(&kept, e)
 		if n > 0 && kept.Len() > n {
 			heap.Pop(&kept) // the oldest kept
 		}
 	}
-	out := []Entry(kept)
+	out := []usage.LedgerEntry(kept)
 	slices.SortFunc(out, compare)
 	return out, total, nil
 }
 
-func compare(a, b Entry) int {
-	if c := a.At.Compare(b.At); c != 0 {
+func compare(a, b usage.LedgerEntry) int {
+	if c := a.AppliedAt.Compare(b.AppliedAt); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.DedupKey, b.DedupKey)
 }
 
 // newest is a min-heap of entries by time: its root is the oldest kept.
-type newest []Entry
+type newest []usage.LedgerEntry
 
 func (h newest) Len() int           { return len(h) }
 func (h newest) Less(i, j int) bool { return compare(h[i], h[j]) < 0 }
 func (h newest) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *newest) Push(x any)        { *h = append(*h, x.(Entry)) }
+func (h *newest) Push(x any)        { *h = append(*h, x.(usage.LedgerEntry)) }
 func (h *newest) Pop() any {
 	old := *h
 	e := old[len(old)-1]
