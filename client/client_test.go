@@ -11,6 +11,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/client"
 	"github.com/usage-event-service/usage-event-service/client/clienttest"
+	"github.com/usage-event-service/usage-event-service/client/local"
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
@@ -63,7 +64,7 @@ func TestLocalContract(t *testing.T) {
 	emulator.SkipShort(t)
 	clienttest.Run(t, func(t *testing.T) clienttest.Backend {
 		store, put := tables(t)
-		c, err := client.NewLocal(awsConfig(t), store, noChecksum)
+		c, err := local.New(awsConfig(t), store, noChecksum)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestLocalWithoutALedgerTable(t *testing.T) {
 	store, put := tables(t)
 	put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Used: &[]usage.Decimal{usage.MustDecimal("2")}[0]})
 	store.LedgerTable = ""
-	c, err := client.NewLocal(awsConfig(t), store, noChecksum)
+	c, err := local.New(awsConfig(t), store, noChecksum)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestLocalWithoutALedgerTable(t *testing.T) {
 	if err == nil || errors.As(err, &r) || errors.Is(err, client.ErrRetry) {
 		t.Errorf("consume without a ledger table: %v, want a configuration error", err)
 	}
-	if _, err := client.NewLocal(aws.Config{}, dynamodb.Config{}); err == nil {
+	if _, err := local.New(aws.Config{}, dynamodb.Config{}); err == nil {
 		t.Error("no error without an entitlements table")
 	}
 }
@@ -175,7 +176,7 @@ func TestLocalRetry(t *testing.T) {
 	store, put := tables(t)
 	put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k"})
 	store.LedgerTable = "no-such-ledger"
-	c, err := client.NewLocal(awsConfig(t), store, noChecksum)
+	c, err := local.New(awsConfig(t), store, noChecksum)
 	if err != nil {
 		t.Fatal(err)
 	}

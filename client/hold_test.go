@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/client"
+	"github.com/usage-event-service/usage-event-service/client/local"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -19,7 +20,7 @@ func TestLocalHolds(t *testing.T) {
 	store, put := tables(t)
 	limit, used := usage.MustDecimal("10"), usage.MustDecimal("2")
 	put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: &limit, Used: &used})
-	c, err := client.NewLocal(awsConfig(t), store, noChecksum)
+	c, err := local.New(awsConfig(t), store, noChecksum)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,47 +2,23 @@ package client
 
 import (
 	"context"
-	"errors"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/usage-event-service/usage-event-service/decision"
-	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// Local decides in this process, against the service's DynamoDB tables,
-// with the service's own store and decision engine: for a service that
-// holds the tables' permissions itself (dynamodb.IAMActions) and would
-// rather not pay for an invocation. Its decisions race safely with the
-// service's, as two consumers of the queue do.
+// Local decides in this process: package client/local makes one over the
+// service's DynamoDB tables, with the service's own store and decision
+// engine, for a service that holds the tables' permissions itself
+// (dynamodb.IAMActions) and would rather not pay for an invocation. Its
+// decisions race safely with the service's, as two consumers of the queue
+// do. It lives apart so that a caller of the decisions function alone
+// does not compile in the DynamoDB store.
 type Local struct{ core }
 
-// NewLocal returns an in-process client with a DynamoDB client made from
-// cfg (optFns adjust it). store names the tables: EntitlementsTable is
-// required, LedgerTable too for consumes and refunds; a zero Keys is
-// dynamodb.DefaultEntitlementKeys, and the other fields take the store's
-// defaults. Use the same key layout and DEDUP_RETENTION as the service.
-func NewLocal(cfg aws.Config, store dynamodb.Config, optFns ...func(*awsdynamodb.Options)) (*Local, error) {
-	return NewLocalFromClient(awsdynamodb.NewFromConfig(cfg, optFns...), store)
-}
+// Answerer answers one request, given as the event and its body in the
+// message contract's JSON form, in this process.
+type Answerer func(ctx context.Context, ev usage.Event, body []byte) (decision.Answer, error)
 
-// NewLocalFromClient is NewLocal with a DynamoDB client of the caller's.
-func NewLocalFromClient(c dynamodb.Client, store dynamodb.Config) (*Local, error) {
-	if store.EntitlementsTable == "" {
-		return nil, errors.New("client: no entitlements table given")
-	}
-	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(c, store)}, Now: store.Now}
-	ledger := store.LedgerTable != ""
-	return &Local{core{answer: func(ctx context.Context, ev usage.Event, body []byte) (decision.Answer, error) {
-		if !ledger && !ev.Is(usage.OperationBalance) {
-			return decision.Answer{}, errNoLedger
-		}
-		// The function's own path: the same parsing, defaults and rules.
-		return engine.Handle(ctx, body), nil
-	}}}, nil
-}
-
-var errNoLedger = errors.New("client: no ledger table given: a Local client without one only reads balances")
+// NewLocalAnswerer returns a Local client whose requests a answers.
+func NewLocalAnswerer(a Answerer) *Local { return &Local{core{answer: answerer(a)}} }

@@ -44,7 +44,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
-	"github.com/usage-event-service/usage-event-service/internal/config"
+	"github.com/usage-event-service/usage-event-service/internal/queueurl"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -159,7 +159,7 @@ func WithRetry(maxAttempts int, base, max time.Duration) Option {
 // caller's) unless WithClient is given. A queue URL ending in ".fifo"
 // selects FIFO behaviour (see Publisher.PublishBatch).
 func New(cfg aws.Config, queueURL string, opts ...Option) (*Publisher, error) {
-	if err := config.CheckQueueURL(queueURL); err != nil {
+	if err := queueurl.Check(queueURL); err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
 	p := &Publisher{

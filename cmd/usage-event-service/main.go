@@ -34,6 +34,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/internal/awslog"
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/internal/config"
+	"github.com/usage-event-service/usage-event-service/internal/queueurl"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/metrics"
@@ -319,7 +320,7 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	if *queueURL == "" {
 		return errUsage{errors.New("configuration:\nUSAGE_EVENT_QUEUE_URL: is required by the worker (or pass --queue-url)")}
 	}
-	if err := config.CheckQueueURL(*queueURL); err != nil {
+	if err := queueurl.Check(*queueURL); err != nil {
 		return errUsage{fmt.Errorf("--queue-url: %w", err)}
 	}
 	if *pollers <= 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/config"
+	"github.com/usage-event-service/usage-event-service/internal/queueurl"
 )
 
 // Exit codes.
@@ -201,7 +202,7 @@ func (a *app) queueURL(flagValue, flagName, envName string) (string, error) {
 	if u == "" {
 		return "", usagef("no queue: set %s or pass %s", envName, flagName)
 	}
-	if err := config.CheckQueueURL(u); err != nil {
+	if err := queueurl.Check(u); err != nil {
 		return "", usagef("%s: %v", flagName, err)
 	}
 	return u, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usage-event-service/usage-event-service/client"
+	"github.com/usage-event-service/usage-event-service/client/local"
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/producer"
@@ -66,7 +67,7 @@ func (a *app) decisionsClient(cfg aws.Config, function, entitlementsTable, ledge
 		return nil, err
 	}
 	override := a.getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || a.getenv("AWS_ENDPOINT_URL") != ""
-	c, err := client.NewLocal(cfg, dynamodb.Config{EntitlementsTable: entitlementsTable, LedgerTable: ledgerTable, Keys: keys},
+	c, err := local.New(cfg, dynamodb.Config{EntitlementsTable: entitlementsTable, LedgerTable: ledgerTable, Keys: keys},
 		func(o *awsdynamodb.Options) { o.DisableValidateResponseChecksum = override }) // see app.dynamoDB
 	if err != nil {
 		return nil, usageError{err}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/client"
+	"github.com/usage-event-service/usage-event-service/client/local"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/usage"
@@ -44,7 +45,7 @@ func (s *stack) consume(t *testing.T, user, key string, amounts map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.NewLocal(cfg, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})
+	c, err := local.New(cfg, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestUsagectlHistoryOverSeveralQueryPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := client.NewLocal(cfg, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})
+	local, err := local.New(cfg, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/internal/queueurl"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -134,7 +134,7 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	for _, q := range []struct{ name, value string }{{"USAGE_EVENT_QUEUE_URL", c.QueueURL}, {"DEAD_LETTER_QUEUE_URL", c.DeadLetterQueueURL}} {
 		if q.value != "" {
-			if err := CheckQueueURL(q.value); err != nil {
+			if err := queueurl.Check(q.value); err != nil {
 				bad(q.name, "%v", err)
 			}
 		}
@@ -349,13 +349,4 @@ func ParseRetention(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is shorter than 1h", s)
 	}
 	return d, nil
-}
-
-// CheckQueueURL checks that s looks like an SQS queue URL.
-func CheckQueueURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") == "" {
-		return fmt.Errorf("%q is not a queue URL (expected https://sqs.<region>.amazonaws.com/<account>/<name>)", s)
-	}
-	return nil
 }
