@@ -60,77 +60,95 @@ type Decimal struct {
 // Exponents are checked before any work proportional to them, so inputs
 // such as "1e1000000000" fail at once.
 func ParseDecimal(s string) (Decimal, error) {
+	n, ok := scanNumber(s)
+	if !ok {
+		return Decimal{}, parseError(s, "not a number")
+	}
+	return n.decimal(s)
+}
+
+const outOfRange = "out of DynamoDB's range (magnitude 1E-130 to 9.9999999999999999999999999999999999999E+125)"
+
+// numberLiteral is a number's text split into its parts.
+type numberLiteral struct {
+	neg               bool
+	intPart, fracPart string
+	exp10             int64
+	expTooLarge       bool // more exponent digits than any storable number has
+}
+
+// scanNumber splits s: an optional sign, "0" or a non-zero digit
+// followed by digits, an optional fraction and an optional exponent, and
+// nothing after them.
+func scanNumber(s string) (numberLiteral, bool) {
+	var n numberLiteral
 	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		n.neg = s[i] == '-'
+		i++
+	}
+	n.intPart, i = digitsAt(s, i)
+	if n.intPart == "" || (len(n.intPart) > 1 && n.intPart[0] == '0') {
+		return n, false
+	}
+	if i < len(s) && s[i] == '.' {
+		if n.fracPart, i = digitsAt(s, i+1); n.fracPart == "" {
+			return n, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		var ok bool
+		if i, ok = n.scanExponent(s, i+1); !ok {
+			return n, false
+		}
+	}
+	return n, i == len(s)
+}
+
+// digitsAt returns the run of digits of s from i, and the index after it.
+func digitsAt(s string, i int) (string, int) {
+	start := i
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return s[start:i], i
+}
+
+// scanExponent reads an exponent's sign and digits from i; one with more
+// digits than maxExponentDigits is only marked too large, never converted.
+func (n *numberLiteral) scanExponent(s string, i int) (int, bool) {
 	neg := false
 	if i < len(s) && (s[i] == '-' || s[i] == '+') {
 		neg = s[i] == '-'
 		i++
 	}
+	lit, i := digitsAt(s, i)
+	if lit == "" {
+		return i, false
+	}
+	lit = strings.TrimLeft(lit, "0")
+	switch {
+	case len(lit) > maxExponentDigits:
+		n.expTooLarge = true
+	case lit != "":
+		v, err := strconv.ParseInt(lit, 10, 64)
+		if err != nil { // cannot happen for <= 15 digits
+			return i, false
+		}
+		n.exp10 = v
+		if neg {
+			n.exp10 = -v
+		}
+	}
+	return i, true
+}
 
-	// Integer part: "0" or a non-zero digit followed by digits.
-	intStart := i
-	for i < len(s) && isDigit(s[i]) {
-		i++
-	}
-	intPart := s[intStart:i]
-	if intPart == "" || (len(intPart) > 1 && intPart[0] == '0') {
-		return Decimal{}, parseError(s, "not a number")
-	}
-
-	// Fraction.
-	fracPart := ""
-	if i < len(s) && s[i] == '.' {
-		i++
-		fracStart := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		fracPart = s[fracStart:i]
-		if fracPart == "" {
-			return Decimal{}, parseError(s, "not a number")
-		}
-	}
-
-	// Exponent.
-	var exp10 int64
-	expTooLarge := false
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		expNeg := false
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			expNeg = s[i] == '-'
-			i++
-		}
-		expStart := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		lit := s[expStart:i]
-		if lit == "" {
-			return Decimal{}, parseError(s, "not a number")
-		}
-		lit = strings.TrimLeft(lit, "0")
-		if len(lit) > maxExponentDigits {
-			expTooLarge = true
-		} else if lit != "" {
-			v, err := strconv.ParseInt(lit, 10, 64)
-			if err != nil { // cannot happen for <= 15 digits
-				return Decimal{}, parseError(s, "not a number")
-			}
-			exp10 = v
-			if expNeg {
-				exp10 = -v
-			}
-		}
-	}
-	if i != len(s) {
-		return Decimal{}, parseError(s, "not a number")
-	}
-
-	// The significant digits, and the exponent of the last of them.
-	// Leading zeros can only come from "0" or "0.000ddd"; trailing zeros
-	// from either part. Neither counts towards the 38 digits.
-	all := intPart + fracPart
+// decimal is the literal's value, if DynamoDB can store it. The
+// significant digits and the exponent of the last of them: leading zeros
+// can only come from "0" or "0.000ddd", trailing zeros from either part;
+// neither counts towards the 38 digits.
+func (n numberLiteral) decimal(s string) (Decimal, error) {
+	all := n.intPart + n.fracPart
 	lead := 0
 	for lead < len(all) && all[lead] == '0' {
 		lead++
@@ -143,20 +161,20 @@ func ParseDecimal(s string) (Decimal, error) {
 		trail--
 	}
 	digits := all[lead:trail]
-	if expTooLarge {
-		return Decimal{}, parseError(s, "out of DynamoDB's range (magnitude 1E-130 to 9.9999999999999999999999999999999999999E+125)")
+	if n.expTooLarge {
+		return Decimal{}, parseError(s, outOfRange)
 	}
 	if len(digits) > MaxSignificantDigits {
 		return Decimal{}, parseError(s, "more than 38 significant digits")
 	}
 	// |exp10| < 1e15 and the string lengths are far below 2^62, so this
 	// cannot overflow.
-	exp := exp10 - int64(len(fracPart)) + int64(len(all)-trail)
+	exp := n.exp10 - int64(len(n.fracPart)) + int64(len(all)-trail)
 	adjusted := exp + int64(len(digits)) - 1
 	if adjusted < minAdjustedExponent || adjusted > maxAdjustedExponent {
-		return Decimal{}, parseError(s, "out of DynamoDB's range (magnitude 1E-130 to 9.9999999999999999999999999999999999999E+125)")
+		return Decimal{}, parseError(s, outOfRange)
 	}
-	return Decimal{neg: neg, digits: digits, exp: int(exp)}, nil
+	return Decimal{neg: n.neg, digits: digits, exp: int(exp)}, nil
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"fmt"
+	"time"
 )
 
 // The entitlement attributes metering reads; access-service owns the item
@@ -128,23 +129,28 @@ func ParseEntitlement(it Item) Entitlement {
 		// numbers is ignored (the defaults apply), never a rejection.
 		e.NotifyThresholds = &v.Nums
 	}
-	for _, a := range []string{AttrResetAnchor, AttrPeriodStart} {
-		switch v := it.Get(a); v.Kind {
-		case KindAbsent, KindNull:
-		case KindString:
-			t, err := ParseInstant(v.Str)
-			if err != nil {
-				malformed("%s %q: %v", a, v.Str, err)
-				continue
-			}
-			if a == AttrResetAnchor {
-				e.ResetAnchor = &t
-			} else {
-				e.PeriodStart = &t
-			}
-		default:
-			malformed("%s must be an RFC 3339 string", a)
+	var anchorErr, startErr error
+	e.ResetAnchor, anchorErr = instantAttr(it, AttrResetAnchor)
+	e.PeriodStart, startErr = instantAttr(it, AttrPeriodStart)
+	for _, err := range []error{anchorErr, startErr} {
+		if err != nil {
+			malformed("%v", err)
 		}
 	}
 	return e
+}
+
+// instantAttr reads an optional RFC 3339 attribute (absent or NULL: nil).
+func instantAttr(it Item, attr string) (*time.Time, error) {
+	switch v := it.Get(attr); v.Kind {
+	case KindAbsent, KindNull:
+		return nil, nil
+	case KindString:
+		t, err := ParseInstant(v.Str)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %v", attr, v.Str, err)
+		}
+		return &t, nil
+	}
+	return nil, fmt.Errorf("%s must be an RFC 3339 string", attr)
 }

@@ -98,14 +98,33 @@ func NeedsReset(p ResetPeriod, anchor *time.Time, periodStart *time.Time, now ti
 // period returns the start of the period containing now and of the next
 // one, both in UTC.
 func period(p ResetPeriod, anchor *time.Time, now time.Time) (start, next time.Time) {
+	c := newPeriodClock(anchor, now)
 	switch p {
 	case ResetNone:
 		return time.Time{}, time.Time{}
-	case ResetDaily, ResetWeekly, ResetMonthly, ResetYearly:
+	case ResetDaily:
+		start, next = c.daily()
+	case ResetWeekly:
+		start, next = c.weekly()
+	case ResetMonthly:
+		start, next = c.monthly()
+	case ResetYearly:
+		start, next = c.yearly()
 	default:
 		panic(fmt.Sprintf("usage: unknown ResetPeriod %q (validate with ParseResetPeriod)", string(p)))
 	}
+	return start.UTC(), next.UTC()
+}
 
+// periodClock is the anchor (or the calendar's) and now, on the anchor's
+// own wall clock.
+type periodClock struct {
+	a, n           time.Time
+	loc            *time.Location
+	hh, mm, ss, ns int
+}
+
+func newPeriodClock(anchor *time.Time, now time.Time) periodClock {
 	a := calendarAnchor
 	if anchor != nil {
 		// Fix the offset the anchor had at its own instant: wall clock
@@ -114,59 +133,61 @@ func period(p ResetPeriod, anchor *time.Time, now time.Time) (start, next time.T
 		name, offset := anchor.Zone()
 		a = anchor.In(time.FixedZone(name, offset))
 	}
-	loc := a.Location()
-	n := now.In(loc)
-	hh, mm, ss := a.Clock()
-	ns := a.Nanosecond()
-	// at builds the boundary on a given local date at the anchor's time
-	// of day; time.Date normalises day overflow (e.g. day 0 or 32).
-	at := func(y int, m time.Month, d int) time.Time {
-		return time.Date(y, m, d, hh, mm, ss, ns, loc)
+	c := periodClock{a: a, loc: a.Location(), n: now.In(a.Location()), ns: a.Nanosecond()}
+	c.hh, c.mm, c.ss = a.Clock()
+	return c
+}
+
+// at builds the boundary on a given local date at the anchor's time of
+// day; time.Date normalises day overflow (e.g. day 0 or 32).
+func (c periodClock) at(y int, m time.Month, d int) time.Time {
+	return time.Date(y, m, d, c.hh, c.mm, c.ss, c.ns, c.loc)
+}
+
+func (c periodClock) daily() (start, next time.Time) {
+	y, m, d := c.n.Date()
+	start = c.at(y, m, d)
+	if start.After(c.n) {
+		start = c.at(y, m, d-1)
 	}
-	y, m, d := n.Date()
+	sy, sm, sd := start.Date()
+	return start, c.at(sy, sm, sd+1)
+}
 
-	switch p {
-	case ResetDaily:
-		start = at(y, m, d)
-		if start.After(n) {
-			start = at(y, m, d-1)
-		}
-		sy, sm, sd := start.Date()
-		next = at(sy, sm, sd+1)
-
-	case ResetWeekly:
-		back := (int(n.Weekday()) - int(a.Weekday()) + 7) % 7
-		start = at(y, m, d-back)
-		if start.After(n) {
-			start = at(y, m, d-back-7)
-		}
-		sy, sm, sd := start.Date()
-		next = at(sy, sm, sd+7)
-
-	case ResetMonthly:
-		day := a.Day()
-		boundary := func(y int, m time.Month) time.Time {
-			// Normalise first (month 0 or 13), then clamp the day.
-			first := time.Date(y, m, 1, 0, 0, 0, 0, loc)
-			y, m = first.Year(), first.Month()
-			return at(y, m, min(day, daysIn(y, m)))
-		}
-		start = boundary(y, m)
-		if start.After(n) {
-			start = boundary(y, m-1)
-		}
-		next = boundary(start.Year(), start.Month()+1)
-
-	case ResetYearly:
-		am, ad := a.Month(), a.Day()
-		boundary := func(y int) time.Time { return at(y, am, min(ad, daysIn(y, am))) }
-		start = boundary(y)
-		if start.After(n) {
-			start = boundary(y - 1)
-		}
-		next = boundary(start.Year() + 1)
+func (c periodClock) weekly() (start, next time.Time) {
+	y, m, d := c.n.Date()
+	back := (int(c.n.Weekday()) - int(c.a.Weekday()) + 7) % 7
+	start = c.at(y, m, d-back)
+	if start.After(c.n) {
+		start = c.at(y, m, d-back-7)
 	}
-	return start.UTC(), next.UTC()
+	sy, sm, sd := start.Date()
+	return start, c.at(sy, sm, sd+7)
+}
+
+func (c periodClock) monthly() (start, next time.Time) {
+	day := c.a.Day()
+	boundary := func(y int, m time.Month) time.Time {
+		// Normalise first (month 0 or 13), then clamp the day.
+		first := time.Date(y, m, 1, 0, 0, 0, 0, c.loc)
+		y, m = first.Year(), first.Month()
+		return c.at(y, m, min(day, daysIn(y, m)))
+	}
+	start = boundary(c.n.Year(), c.n.Month())
+	if start.After(c.n) {
+		start = boundary(c.n.Year(), c.n.Month()-1)
+	}
+	return start, boundary(start.Year(), start.Month()+1)
+}
+
+func (c periodClock) yearly() (start, next time.Time) {
+	am, ad := c.a.Month(), c.a.Day()
+	boundary := func(y int) time.Time { return c.at(y, am, min(ad, daysIn(y, am))) }
+	start = boundary(c.n.Year())
+	if start.After(c.n) {
+		start = boundary(c.n.Year() - 1)
+	}
+	return start, boundary(start.Year() + 1)
 }
 
 // daysIn returns the number of days of month m in year y (proleptic
