@@ -292,57 +292,10 @@ type Prometheus struct {
 // NewPrometheus registers the metrics on a registry of their own, so
 // that tests and several workers in one process never collide.
 func NewPrometheus() *Prometheus {
-	p := &Prometheus{
-		registry: prometheus.NewRegistry(),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usage_events_total", Help: "Usage events processed, by outcome.",
-		}, []string{"outcome"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usage_events_rejected_total", Help: "Rejected usage events, by reason code.",
-		}, []string{"reason"}),
-		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_events_dead_lettered_total", Help: "Rejected events sent to the dead-letter queue by the service.",
-		}),
-		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_panics_total", Help: "Recovered panics; their messages were left on the queue to be retried.",
-		}),
-		amount: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_amount_consumed_total", Help: "Sum of applied consumes' amounts.",
-		}),
-		refunded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_amount_refunded_total", Help: "Sum of what applied refunds gave back.",
-		}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "usage_batch_duration_seconds", Help: "Time to process one received batch.",
-			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}),
-		notesRecorded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_notifications_recorded_total", Help: "Notifications recorded in the outbox by the writes that caused them.",
-		}),
-		notesPublished: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_notifications_published_total", Help: "Notifications published to the SNS topic (right after the write or by the recovery sweep).",
-		}),
-		notesFailed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_notifications_failed_total", Help: "Failed publications; the notification stays in the outbox for the recovery sweep.",
-		}),
-		oldestUnpublished: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "usage_notification_oldest_unpublished_age_seconds",
-			Help: "Age of the oldest notification the last recovery sweep left unpublished (0: none).",
-		}),
-		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usage_holds_total", Help: "Holds reserved, and settled: committed, released, expired (released by the sweeper); deferred: expired holds a sweep could not settle and set aside for an hour.",
-		}, []string{"event"}),
-		oldestDueHold: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "usage_hold_oldest_expired_age_seconds",
-			Help: "How long the oldest expired hold the last sweep found had been due (0: none).",
-		}),
-		holdSweepFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "usage_hold_sweep_failures_total", Help: "Hold sweeps that failed (the next one retries).",
-		}),
-	}
-	for _, e := range []string{"reserved", "committed", "released", "expired", "deferred"} {
-		p.holds.WithLabelValues(e)
-	}
+	p := &Prometheus{registry: prometheus.NewRegistry()}
+	p.eventMetrics()
+	p.notificationMetrics()
+	p.holdMetrics()
 	// Every series exists from the start, at zero: a rate() over a
 	// counter that appears only with its first increment misses it.
 	for _, o := range []string{"applied", "duplicate", "rejected", "retry"} {
@@ -351,10 +304,54 @@ func NewPrometheus() *Prometheus {
 	for _, r := range usage.Reasons {
 		p.rejected.WithLabelValues(string(r))
 	}
+	for _, e := range []string{"reserved", "committed", "released", "expired", "deferred"} {
+		p.holds.WithLabelValues(e)
+	}
 	p.registry.MustRegister(p.events, p.rejected, p.deadLettered, p.panics, p.amount, p.refunded, p.duration,
 		p.notesRecorded, p.notesPublished, p.notesFailed, p.oldestUnpublished, p.holds, p.oldestDueHold, p.holdSweepFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func (p *Prometheus) eventMetrics() {
+	p.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usage_events_total", Help: "Usage events processed, by outcome.",
+	}, []string{"outcome"})
+	p.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usage_events_rejected_total", Help: "Rejected usage events, by reason code.",
+	}, []string{"reason"})
+	p.deadLettered = counter("usage_events_dead_lettered_total", "Rejected events sent to the dead-letter queue by the service.")
+	p.panics = counter("usage_panics_total", "Recovered panics; their messages were left on the queue to be retried.")
+	p.amount = counter("usage_amount_consumed_total", "Sum of applied consumes' amounts.")
+	p.refunded = counter("usage_amount_refunded_total", "Sum of what applied refunds gave back.")
+	p.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "usage_batch_duration_seconds", Help: "Time to process one received batch.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	})
+}
+
+func (p *Prometheus) notificationMetrics() {
+	p.notesRecorded = counter("usage_notifications_recorded_total", "Notifications recorded in the outbox by the writes that caused them.")
+	p.notesPublished = counter("usage_notifications_published_total", "Notifications published to the SNS topic (right after the write or by the recovery sweep).")
+	p.notesFailed = counter("usage_notifications_failed_total", "Failed publications; the notification stays in the outbox for the recovery sweep.")
+	p.oldestUnpublished = gauge("usage_notification_oldest_unpublished_age_seconds",
+		"Age of the oldest notification the last recovery sweep left unpublished (0: none).")
+}
+
+func (p *Prometheus) holdMetrics() {
+	p.holds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usage_holds_total", Help: "Holds reserved, and settled: committed, released, expired (released by the sweeper); deferred: expired holds a sweep could not settle and set aside for an hour.",
+	}, []string{"event"})
+	p.oldestDueHold = gauge("usage_hold_oldest_expired_age_seconds", "How long the oldest expired hold the last sweep found had been due (0: none).")
+	p.holdSweepFailures = counter("usage_hold_sweep_failures_total", "Hold sweeps that failed (the next one retries).")
 }
 
 // Record adds a batch.
