@@ -124,41 +124,16 @@ func (c *coalescer) close() {
 
 func (c *coalescer) loop() {
 	defer close(c.stopped)
-	var pending []arrival
-	busy := map[usage.Scope]int{} // entitlement → the batch deciding it
-	inflight, seq := 0, 0
-	closing := false
+	st := &loopState{busy: map[usage.Scope]int{}}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	in := c.in
 	for {
-		for {
-			batch, rest := c.due(pending, busy, closing, time.Now())
-			if len(batch) == 0 {
-				break
-			}
-			pending = rest
-			seq++
-			id := seq
-			for _, a := range batch {
-				if a.keyed {
-					busy[a.scope] = id
-				}
-			}
-			inflight++
-			go func() {
-				msgs := make([]pipeline.Message, len(batch))
-				for i, a := range batch {
-					msgs[i] = a.msg
-				}
-				c.run(func(s usage.Scope) { c.released <- freed{id: id, scope: s} }, msgs)
-				c.finished <- flight{id: id, batch: batch}
-			}()
-		}
-		if closing && len(pending) == 0 && inflight == 0 {
+		c.dispatch(st)
+		if st.closing && len(st.pending) == 0 && st.inflight == 0 {
 			return
 		}
-		if at, ok := c.nextDue(pending, busy); ok && !closing {
+		if at, ok := c.nextDue(st.pending, st.busy); ok && !st.closing {
 			timer.Reset(time.Until(at))
 		} else {
 			timer.Stop()
@@ -166,26 +141,63 @@ func (c *coalescer) loop() {
 		select {
 		case as, ok := <-in:
 			if !ok {
-				closing, in = true, nil
+				st.closing, in = true, nil
 				if c.onClose != nil {
-					c.onClose(len(pending))
+					c.onClose(len(st.pending))
 				}
 				continue
 			}
-			pending = append(pending, as...)
+			st.pending = append(st.pending, as...)
 		case <-timer.C:
 		case r := <-c.released:
-			if busy[r.scope] == r.id {
-				delete(busy, r.scope)
+			if st.busy[r.scope] == r.id {
+				delete(st.busy, r.scope)
 			}
 		case f := <-c.finished:
-			inflight--
+			st.inflight--
 			for _, a := range f.batch {
-				if busy[a.scope] == f.id {
-					delete(busy, a.scope)
+				if st.busy[a.scope] == f.id {
+					delete(st.busy, a.scope)
 				}
 			}
 		}
+	}
+}
+
+// loopState is what the loop knows: the arrivals not yet dispatched, the
+// entitlements in flight (by the batch deciding them), the batches in
+// flight, and whether the input has closed.
+type loopState struct {
+	pending       []arrival
+	busy          map[usage.Scope]int
+	inflight, seq int
+	closing       bool
+}
+
+// dispatch starts every batch that is due now.
+func (c *coalescer) dispatch(st *loopState) {
+	for {
+		batch, rest := c.due(st.pending, st.busy, st.closing, time.Now())
+		if len(batch) == 0 {
+			return
+		}
+		st.pending = rest
+		st.seq++
+		id := st.seq
+		for _, a := range batch {
+			if a.keyed {
+				st.busy[a.scope] = id
+			}
+		}
+		st.inflight++
+		go func() {
+			msgs := make([]pipeline.Message, len(batch))
+			for i, a := range batch {
+				msgs[i] = a.msg
+			}
+			c.run(func(s usage.Scope) { c.released <- freed{id: id, scope: s} }, msgs)
+			c.finished <- flight{id: id, batch: batch}
+		}()
 	}
 }
 
