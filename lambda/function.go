@@ -115,3 +115,16 @@ func isSQSEvent(payload json.RawMessage) bool {
 	}
 	return shape.Records[0].EventSource == "aws:sqs"
 }
+
+// Flushed calls flush after each invocation of f, before its answer is
+// returned: Lambda freezes the environment once the answer is sent, so
+// spans still buffered then would leave late, or never. flush is the
+// tracer provider's ForceFlush; its error is not the invocation's (the
+// exporter reports it), and it is bounded by the invocation's deadline.
+func Flushed(f Bytes, flush func(context.Context) error) Bytes {
+	return func(ctx context.Context, payload json.RawMessage) (any, error) {
+		out, err := f(ctx, payload)
+		_ = flush(ctx)
+		return out, err
+	}
+}

@@ -32,7 +32,8 @@ type Message struct {
 	ReceiptHandle string
 	// TraceParent and AWSTraceHeader are the producer's trace context, as
 	// received (the message attribute traceparent and the system attribute
-	// AWSTraceHeader; see package internal/tracing). Empty when the
+	// AWSTraceHeader, both written by the Go producer; see package
+	// internal/tracing). Empty when the
 	// producer sent none, or when the worker does not ask for them
 	// (tracing off).
 	TraceParent, AWSTraceHeader string
@@ -40,6 +41,10 @@ type Message struct {
 
 // OriginalIDAttribute is the message attribute that carries OriginalID.
 const OriginalIDAttribute = "usage.originalMessageId"
+
+// TraceParentAttribute is the message attribute that carries
+// TraceParent (AWSTraceHeader is a system attribute of that name).
+const TraceParentAttribute = "traceparent"
 
 // EventID is the ID that identifies the event across deliveries and
 // replays: OriginalID if set, else ID.

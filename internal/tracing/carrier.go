@@ -7,13 +7,15 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/usage-event-service/usage-event-service/pipeline"
 )
 
 // The two places a message carries its producer's trace context.
 const (
 	// TraceParentAttribute is the message attribute (DataType String)
 	// with the W3C traceparent of the producer's span.
-	TraceParentAttribute = "traceparent"
+	TraceParentAttribute = pipeline.TraceParentAttribute
 	// AWSTraceHeader is the SQS message system attribute with the same
 	// context in X-Ray's header format, which Lambda and X-Ray read.
 	AWSTraceHeader = "AWSTraceHeader"
