@@ -81,6 +81,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad log level", append([]string{"LOG_LEVEL=chatty"}, good...), []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"LOG_LEVEL"}},
 		{"bad notification settings, reported together", append([]string{"NOTIFY_THRESHOLDS=80,abc", "NOTIFY_RECOVERY_INTERVAL=often", "NOTIFY_TOPIC_ARN=topic"}, good...),
 			[]string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{`NOTIFY_THRESHOLDS: "abc"`, "NOTIFY_RECOVERY_INTERVAL", "NOTIFY_TOPIC_ARN"}},
+		{"bad tracing settings, reported with the others", append([]string{"LOG_LEVEL=chatty", "OTEL_TRACES_EXPORTER=zipkin", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "TRACE_IDS=some"}, good...),
+			[]string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"LOG_LEVEL", `OTEL_TRACES_EXPORTER: "zipkin"`, "OTEL_EXPORTER_OTLP_PROTOCOL", "TRACE_IDS"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,8 @@ package tracing_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
@@ -91,5 +93,16 @@ func TestXRaySampledFlag(t *testing.T) {
 		if !ok || sc.IsSampled() != sampled || !sc.IsRemote() {
 			t.Errorf("%q: %v %v, want sampled %v", h, sc, ok, sampled)
 		}
+	}
+}
+
+func TestLogLinesCarryTheTrace(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(tracing.LogHandler(slog.NewJSONHandler(&buf, nil))).With("service", "x")
+	logger.InfoContext(trace.ContextWithSpanContext(context.Background(), spanContext(true)), "traced")
+	logger.InfoContext(context.Background(), "untraced")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"traceId":"5f3a9c014bd862e3fe1be46a99427279","spanId":"53995c3f42cd8ad8"`) || strings.Contains(lines[1], "traceId") {
+		t.Errorf("log lines:\n%s", buf.String())
 	}
 }
