@@ -17,7 +17,7 @@ func WithEventContexts(ctx context.Context, contexts []context.Context) context.
 // eventContext is the context of the batch's i-th message, set by
 // WithEventContexts; ctx itself when there is none.
 func eventContext(ctx context.Context, i int) context.Context {
-	if cs, ok := ctx.Value(eventContextsKey{}).([]context.Context); ok && i < len(cs) && cs[i] != nil {
+	if cs, ok := ctx.Value(eventContextsKey{}).([]context.Context); ok && i >= 0 && i < len(cs) && cs[i] != nil {
 		return cs[i]
 	}
 	return ctx

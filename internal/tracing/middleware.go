@@ -32,9 +32,13 @@ const maxLinks = 128
 
 // Middleware traces every batch and event decision with tp:
 //
-//   - a batch span (BatchSpan, kind consumer), a child of the span in the
-//     handler's context if any, linked to each distinct producer span
-//     that its messages carry, with the counts of its outcomes;
+//   - a batch span (BatchSpan, kind consumer), linked to each distinct
+//     producer span that its messages carry, with the counts of its
+//     outcomes. Its parent is the span in the handler's context if there
+//     is one; else, when every message carries a context and all are of
+//     one trace (one producer's publish, say), the first message's
+//     producer span, so that the whole batch is in that trace; else it
+//     starts a trace of its own;
 //   - per message, an event span (EventSpan, kind consumer), a child of
 //     the producer span that the message carries (so it is in the
 //     producer's trace), or of the batch span when it carries none,
@@ -54,14 +58,21 @@ func Middleware(tp trace.TracerProvider, ids bool) pipeline.Middleware {
 			remotes := make([]trace.SpanContext, len(msgs))
 			var links []trace.Link
 			seen := map[trace.SpanID]bool{}
+			oneTrace := len(msgs) > 0
 			for i, m := range msgs {
 				remotes[i] = Remote(m.TraceParent, m.AWSTraceHeader)
-				if sc := remotes[i]; sc.IsValid() && !seen[sc.SpanID()] && len(links) < maxLinks {
+				sc := remotes[i]
+				oneTrace = oneTrace && sc.IsValid() && sc.TraceID() == remotes[0].TraceID()
+				if sc.IsValid() && !seen[sc.SpanID()] && len(links) < maxLinks {
 					seen[sc.SpanID()] = true
 					links = append(links, trace.Link{SpanContext: sc})
 				}
 			}
-			ctx, batch := tracer.Start(ctx, BatchSpan, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+			parent := ctx
+			if oneTrace && !trace.SpanContextFromContext(ctx).IsValid() {
+				parent = trace.ContextWithRemoteSpanContext(ctx, remotes[0])
+			}
+			ctx, batch := tracer.Start(parent, BatchSpan, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
 				trace.WithAttributes(attribute.String("messaging.system", "aws_sqs"),
 					attribute.String("messaging.operation.type", "process"),
 					attribute.Int("messaging.batch.message_count", len(msgs))))

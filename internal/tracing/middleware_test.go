@@ -98,6 +98,9 @@ func TestEventSpansJoinTheirProducersTraces(t *testing.T) {
 	if batch.SpanKind() != trace.SpanKindConsumer || len(batch.Links()) != 1 || !batch.Links()[0].SpanContext.Equal(producer.WithRemote(true)) {
 		t.Errorf("batch span: kind %v, links %v; want consumer, linked to the producer once", batch.SpanKind(), batch.Links())
 	}
+	if batch.Parent().IsValid() || batch.SpanContext().TraceID() == producer.TraceID() {
+		t.Errorf("batch span with messages of no trace: parent %v, want a trace of its own", batch.Parent())
+	}
 	for _, id := range []string{"m1", "m2"} {
 		s := events[id]
 		if s.SpanContext().TraceID() != producer.TraceID() || s.Parent().SpanID() != producer.SpanID() {
@@ -155,6 +158,22 @@ func TestIDsCanBeLeftOffAndRetryIsAnError(t *testing.T) {
 		}
 		if s.Name() == tracing.EventSpan && (a[tracing.AttrOutcome].AsString() != "RETRY" || s.Status().Code != codes.Error || s.Status().Description != "throttled") {
 			t.Errorf("event span: %v, status %v; want RETRY, an error status", a, s.Status())
+		}
+	}
+}
+
+// A batch whose messages are all of one trace is in that trace.
+func TestABatchOfOneTraceIsInIt(t *testing.T) {
+	store := &spyStore{spans: map[usage.Scope]trace.SpanContext{}, status: usage.Applied}
+	h, exp := traced(t, store, true)
+	tp, _ := tracing.Inject(trace.ContextWithSpanContext(context.Background(), spanContext(true)))
+	h(context.Background(), []pipeline.Message{{ID: "m1", Body: body(t, "u1", "k"), TraceParent: tp}, {ID: "m2", Body: body(t, "u2", "k"), TraceParent: tp}})
+	for _, s := range exp.GetSpans().Snapshots() {
+		if s.SpanContext().TraceID() != spanContext(true).TraceID() {
+			t.Errorf("%s in trace %v, want the producer's", s.Name(), s.SpanContext().TraceID())
+		}
+		if s.Name() == tracing.BatchSpan && s.Parent().SpanID() != spanContext(true).SpanID() {
+			t.Errorf("batch span parent %v, want the producer span", s.Parent())
 		}
 	}
 }
