@@ -238,7 +238,8 @@ func (c *Config) loadNotify(lookup func(string) (string, bool), bad func(string,
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; OTEL_TRACES_EXPORTER=none
 // and OTEL_SDK_DISABLED=true turn it off whatever else is set. Spans are
 // exported over OTLP/HTTP only, so OTEL_EXPORTER_OTLP_PROTOCOL and
-// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL may only be http/protobuf. The
+// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL may only be http/protobuf (the
+// default) or http/json. The
 // endpoints must be http(s) URLs. The exporter and the SDK read their
 // other OTEL_* variables themselves.
 func LoadTracing(lookup func(string) (string, bool), bad func(string, string, ...any)) Tracing {
@@ -260,8 +261,8 @@ func LoadTracing(lookup func(string) (string, bool), bad func(string, string, ..
 		}
 	}
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
-		if v := get(name); v != "" && v != "http/protobuf" {
-			bad(name, "%q is not supported: spans are exported over OTLP/HTTP (http/protobuf)", v)
+		if v := get(name); v != "" && v != "http/protobuf" && v != "http/json" {
+			bad(name, "%q is not supported: spans are exported over OTLP/HTTP (http/protobuf or http/json)", v)
 		}
 	}
 	switch exporter := strings.ToLower(get("OTEL_TRACES_EXPORTER")); exporter {

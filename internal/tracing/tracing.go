@@ -35,7 +35,8 @@ const DefaultServiceName = "usage-event-service"
 // OTEL_EXPORTER_OTLP_HEADERS, ...; default http://localhost:4318, where
 // a collector or the ADOT Lambda layer listens), the SDK its sampler
 // (OTEL_TRACES_SAMPLER, default parentbased_always_on) and the resource
-// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. Call Shutdown when done
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. Its trace IDs start with
+// the time, as X-Ray's do (xrayIDs). Call Shutdown when done
 // (it flushes), and in Lambda ForceFlush after each invocation.
 func NewProvider(ctx context.Context) (*sdktrace.TracerProvider, error) {
 	exp, err := otlptracehttp.New(ctx)
@@ -50,7 +51,7 @@ func NewProvider(ctx context.Context) (*sdktrace.TracerProvider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace resource: %w", err)
 	}
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(xrayIDs{})), nil
 }
 
 // AWS is tp for an AWS SDK client's Options.TracerProvider: the client
