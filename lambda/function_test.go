@@ -103,7 +103,13 @@ func TestFlushedFlushesAfterEveryInvocation(t *testing.T) {
 		}
 		return "ok", nil
 	})
-	f := Flushed(inner, func(context.Context) error { calls = append(calls, "flush"); return errors.New("exporter down") })
+	f := Flushed(inner, func(ctx context.Context) error {
+		calls = append(calls, "flush")
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > FlushTimeout {
+			t.Errorf("flush without its bound (deadline %v, %v)", d, ok)
+		}
+		return errors.New("exporter down")
+	})
 	if out, err := f(context.Background(), json.RawMessage(`{}`)); out != "ok" || err != nil {
 		t.Errorf("answer %v, %v; want the handler's, whatever the flush says", out, err)
 	}
