@@ -98,7 +98,7 @@ var configurations = []struct {
 	{"KMS keys for queues and notifications", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN), "notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
 	{"notifications off, their key ignored", map[string]cty.Value{"notifications_enabled": cty.False, "notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
 	{"tracing: X-Ray active tracing and the ADOT layer, user IDs off", map[string]cty.Value{"xray_tracing": cty.True, "adot_layer_arn": cty.StringVal(adotLayerARN), "trace_ids": cty.False}},
-	{"tracing to an OTLP endpoint only", map[string]cty.Value{"tracing_environment": cty.MapVal(map[string]cty.Value{"OTEL_EXPORTER_OTLP_ENDPOINT": cty.StringVal("http://collector.internal:4318")})}},
+	{"tracing to an OTLP endpoint only", map[string]cty.Value{"tracing_environment": cty.MapVal(map[string]cty.Value{"OTEL_EXPORTER_OTLP_ENDPOINT": cty.StringVal("http://collector.internal:4318"), "OTEL_SERVICE_NAME": cty.StringVal("usage-events")})}},
 }
 
 // adotLayerARN is an ADOT collector layer version ARN of the test region.
