@@ -58,8 +58,8 @@ type Tracing struct {
 	// Enabled: spans are made and exported over OTLP/HTTP (LoadTracing
 	// says when). Off, the service makes none and reads no trace context.
 	Enabled bool
-	// IDs puts the userId and entitlementKey on event spans (TRACE_IDS,
-	// default true).
+	// IDs puts the userId, entitlementKey and idempotency key on event
+	// spans (TRACE_IDS, default true).
 	IDs bool
 }
 

@@ -21,6 +21,7 @@ const (
 	AttrUserID         = attribute.Key("usage.user_id")
 	AttrEntitlementKey = attribute.Key("usage.entitlement_key")
 	AttrEventID        = attribute.Key("usage.event_id")
+	AttrIdempotencyKey = attribute.Key("usage.idempotency_key")
 	AttrDeadLettered   = attribute.Key("usage.dead_lettered")
 	AttrMessageID      = attribute.Key("messaging.message.id")
 	AttrReceiveCount   = attribute.Key("messaging.aws.sqs.receive_count")
@@ -42,10 +43,11 @@ const maxLinks = 128
 //   - per message, an event span (EventSpan, kind consumer), a child of
 //     the producer span that the message carries (so it is in the
 //     producer's trace), or of the batch span when it carries none,
-//     linked to the batch span; it has the message ID, the event ID, the
-//     outcome SQS is told, the reason of a rejection, whether it was
-//     dead-lettered and, when ids is true, the userId and entitlementKey.
-//     A RETRY is an error status, with its cause.
+//     linked to the batch span; it has the message ID, the event ID (the
+//     message ID of its first delivery, which a replay keeps), the outcome
+//     SQS is told, the reason of a rejection, whether it was dead-lettered
+//     and, when ids is true, the userId, entitlementKey and idempotency
+//     key. A RETRY is an error status, with its cause.
 //
 // The store calls of a scope (one entitlement's events of the batch,
 // written together) run under the event span of the scope's first event,
@@ -108,6 +110,9 @@ func Middleware(tp trace.TracerProvider, ids bool) pipeline.Middleware {
 				}
 				if ids && r.Event.UserID != "" {
 					attrs = append(attrs, AttrUserID.String(r.Event.UserID), AttrEntitlementKey.String(r.Event.EntitlementKey))
+					if r.Event.IdempotencyKey != "" {
+						attrs = append(attrs, AttrIdempotencyKey.String(r.Event.IdempotencyKey))
+					}
 				}
 				span.SetAttributes(attrs...)
 				if r.Status == usage.Retry {

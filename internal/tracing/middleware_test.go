@@ -50,6 +50,18 @@ func body(t *testing.T, user, key string) string {
 	return string(b)
 }
 
+// keyed is an API_CALLS event of user with an idempotency key.
+func keyed(t *testing.T, user, key string) string {
+	t.Helper()
+	ev := usage.NewEvent(user, "API_CALLS")
+	ev.IdempotencyKey = key
+	b, err := ev.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 	m := map[attribute.Key]attribute.Value{}
 	for _, a := range s.Attributes() {
@@ -72,8 +84,8 @@ func TestEventSpansJoinTheirProducersTraces(t *testing.T) {
 	producer := spanContext(true)
 	tp, xray := tracing.Inject(trace.ContextWithSpanContext(context.Background(), producer))
 	msgs := []pipeline.Message{
-		{ID: "m1", Body: body(t, "user-1", "API_CALLS"), TraceParent: tp},                  // W3C attribute
-		{ID: "m2", Body: body(t, "user-2", "API_CALLS"), AWSTraceHeader: xray},             // X-Ray only (e.g. a producer in another language)
+		{ID: "m1", Body: keyed(t, "user-1", "key-m1"), TraceParent: tp},                    // W3C attribute
+		{ID: "m2", Body: keyed(t, "user-2", "key-m2"), AWSTraceHeader: xray},               // X-Ray only (e.g. a producer in another language)
 		{ID: "m3", Body: body(t, "user-3", "API_CALLS")},                                   // none
 		{ID: "m4", Body: "{not json", TraceParent: "00-garbage", AWSTraceHeader: "Root=x"}, // malformed context, invalid body
 	}
@@ -110,7 +122,8 @@ func TestEventSpansJoinTheirProducersTraces(t *testing.T) {
 			t.Errorf("%s: links %v, want the batch span", id, s.Links())
 		}
 		a := attrs(s)
-		if a[tracing.AttrOutcome].AsString() != "APPLIED" || a[tracing.AttrUserID].AsString() == "" || a[tracing.AttrEntitlementKey].AsString() != "API_CALLS" {
+		if a[tracing.AttrOutcome].AsString() != "APPLIED" || a[tracing.AttrUserID].AsString() == "" || a[tracing.AttrEntitlementKey].AsString() != "API_CALLS" ||
+			a[tracing.AttrIdempotencyKey].AsString() != "key-"+id || a[tracing.AttrEventID].AsString() != id {
 			t.Errorf("%s: attributes %v", id, a)
 		}
 		// The store ran under this event's span (each event is its own scope here).
@@ -155,6 +168,9 @@ func TestIDsCanBeLeftOffAndRetryIsAnError(t *testing.T) {
 		}
 		if _, ok := a[tracing.AttrEntitlementKey]; ok {
 			t.Errorf("%s has entitlementKey with ids off", s.Name())
+		}
+		if _, ok := a[tracing.AttrIdempotencyKey]; ok {
+			t.Errorf("%s has the idempotency key with ids off", s.Name())
 		}
 		if s.Name() == tracing.EventSpan && (a[tracing.AttrOutcome].AsString() != "RETRY" || s.Status().Code != codes.Error || s.Status().Description != "throttled") {
 			t.Errorf("event span: %v, status %v; want RETRY, an error status", a, s.Status())

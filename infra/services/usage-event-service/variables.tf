@@ -420,7 +420,7 @@ variable "tracing_environment" {
 }
 
 variable "trace_ids" {
-  description = "With tracing on, put each event's userId and entitlementKey on its span (TRACE_IDS). false leaves them off, where trace storage must not hold user identifiers."
+  description = "With tracing on, put each event's userId, entitlementKey and idempotencyKey on its span (TRACE_IDS). false leaves them off, where trace storage must not hold user identifiers."
   type        = bool
   default     = true
 }
