@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -191,5 +192,28 @@ func TestABatchOfOneTraceIsInIt(t *testing.T) {
 		if s.Name() == tracing.BatchSpan && s.Parent().SpanID() != spanContext(true).SpanID() {
 			t.Errorf("batch span parent %v, want the producer span", s.Parent())
 		}
+	}
+}
+
+// With tracing off (no Tracing option, as the service builds its pipeline
+// unless configured) nothing is recorded, even with a recording global
+// provider and messages that carry a producer's context.
+func TestTracingOffRecordsNothing(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer tp.Shutdown(context.Background())
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(prev)
+	store := &spyStore{spans: map[usage.Scope]trace.SpanContext{}, status: usage.Applied}
+	p := &pipeline.Processor{Store: store}
+	h := pipeline.New(p.Handle, pipeline.Options{})
+	parent, _ := tracing.Inject(trace.ContextWithSpanContext(context.Background(), spanContext(true)))
+	h(context.Background(), []pipeline.Message{{ID: "m1", Body: body(t, "u1", "k"), TraceParent: parent}})
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans recorded with tracing off", n)
+	}
+	if sc := store.spans[usage.Scope{UserID: "u1", EntitlementKey: "k"}]; sc.IsValid() {
+		t.Errorf("the store ran under a span (%v) with tracing off", sc)
 	}
 }
