@@ -97,6 +97,18 @@ var configurations = []struct {
 	{"notifications with their own key", map[string]cty.Value{"notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
 	{"KMS keys for queues and notifications", map[string]cty.Value{"kms_key_arn": cty.StringVal(kmsKeyARN), "notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
 	{"notifications off, their key ignored", map[string]cty.Value{"notifications_enabled": cty.False, "notifications_kms_key_arn": cty.StringVal(notificationsKeyARN)}},
+	{"tracing: X-Ray active tracing and the ADOT layer, user IDs off", map[string]cty.Value{"xray_tracing": cty.True, "adot_layer_arn": cty.StringVal(adotLayerARN), "trace_ids": cty.False}},
+	{"tracing to an OTLP endpoint only", map[string]cty.Value{"tracing_environment": cty.MapVal(map[string]cty.Value{"OTEL_EXPORTER_OTLP_ENDPOINT": cty.StringVal("http://collector.internal:4318"), "OTEL_SERVICE_NAME": cty.StringVal("usage-events")})}},
+}
+
+// adotLayerARN is an ADOT collector layer version ARN of the test region.
+const adotLayerARN = "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1"
+
+// xrayWrite: the configuration's roles write traces to X-Ray.
+func xrayWrite(in map[string]cty.Value) bool {
+	x, ok := in["xray_tracing"]
+	_, adot := in["adot_layer_arn"]
+	return (ok && x.True()) || adot
 }
 
 func directDeadLettering(in map[string]cty.Value) bool {
@@ -276,7 +288,7 @@ func TestDecisionsRoleGrantsExactlyTheDynamoDBActionsAndNothingOfTheQueue(t *tes
 					t.Errorf("%s: want only Allow statements naming their actions and resources", st)
 				}
 				for _, a := range st.Actions {
-					if service, _, _ := strings.Cut(a, ":"); !slices.Contains([]string{"dynamodb", "logs", "sns", "kms"}, service) {
+					if service, _, _ := strings.Cut(a, ":"); !slices.Contains([]string{"dynamodb", "logs", "sns", "kms", "xray"}, service) {
 						t.Errorf("%s: unexpected action %s (the decisions role reaches DynamoDB, the notifications topic and its logs only)", st, a)
 					}
 				}
@@ -363,7 +375,7 @@ func TestFunctionRoleGrantsNoOtherService(t *testing.T) {
 				}
 				for _, a := range st.Actions {
 					service, _, _ := strings.Cut(a, ":")
-					if !slices.Contains([]string{"dynamodb", "sqs", "kms", "logs", "sns"}, service) {
+					if !slices.Contains([]string{"dynamodb", "sqs", "kms", "logs", "sns", "xray"}, service) {
 						t.Errorf("%s: unexpected action %s", st, a)
 					}
 				}
@@ -396,8 +408,15 @@ func TestRolesAreAssumedOnlyByLambda(t *testing.T) {
 //   - Deny statements may use "sqs:*": a Deny must cover every action,
 //     including ones added later;
 //   - each function's log streams, "<log group ARN>:*": Lambda names each
-//     stream at run time, so they cannot be listed.
+//     stream at run time, so they cannot be listed;
+//   - X-Ray's write actions (xray:PutTraceSegments,
+//     xray:PutTelemetryRecords) on "*": they have no resource-level
+//     permissions.
 func wildcardViolations(st statement) []string {
+	xrayOnly := st.Effect == "Allow" && len(st.Actions) > 0
+	for _, a := range st.Actions {
+		xrayOnly = xrayOnly && (a == "xray:PutTraceSegments" || a == "xray:PutTelemetryRecords")
+	}
 	var out []string
 	deny := st.Effect == "Deny"
 	if len(st.NotActions)+len(st.NotResources)+len(st.NotPrincipal) > 0 {
@@ -409,7 +428,7 @@ func wildcardViolations(st statement) []string {
 		}
 	}
 	for _, r := range st.Resources {
-		if strings.Contains(r, "*") && r != logStreamARN && r != decisionsLogStreamARN {
+		if strings.Contains(r, "*") && r != logStreamARN && r != decisionsLogStreamARN && !(xrayOnly && r == "*") {
 			out = append(out, "resource "+r)
 		}
 	}
@@ -441,6 +460,8 @@ func TestPoliciesUseNoWildcardsButThoseAWSRequires(t *testing.T) {
 		{"log streams of the function's group", statement{Effect: "Allow", Actions: []string{"logs:PutLogEvents"}, Resources: []string{logStreamARN}}, false},
 		{"log streams of the decisions function's group", statement{Effect: "Allow", Actions: []string{"logs:PutLogEvents"}, Resources: []string{decisionsLogStreamARN}}, false},
 		{"every lambda function", statement{Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"arn:aws:lambda:eu-west-1:111122223333:function:*"}}, true},
+		{"X-Ray's write actions", statement{Effect: "Allow", Actions: []string{"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, Resources: []string{"*"}}, false},
+		{"X-Ray reads on every resource", statement{Effect: "Allow", Actions: []string{"xray:PutTraceSegments", "xray:GetTraceSummaries"}, Resources: []string{"*"}}, true},
 	}
 	for _, d := range detector {
 		t.Run("detects/"+d.name, func(t *testing.T) {
@@ -1729,5 +1750,75 @@ func TestREADMEDocumentsTheWildcardsAndApplyOrder(t *testing.T) {
 		if !strings.Contains(string(readme), "`"+b.Labels[0]+"`") {
 			t.Errorf("README.md does not document input %s", b.Labels[0])
 		}
+	}
+}
+
+// Tracing is off by default: no active tracing, no layer, no OTEL_*
+// variable, no X-Ray grant. xray_tracing turns on Lambda's active tracing
+// on both functions; adot_layer_arn adds the collector layer and the
+// environment that makes the binary export to it (read back with the
+// binary's own configuration code); either grants exactly X-Ray's two
+// write actions, to both roles.
+func TestTracingIsOffByDefaultAndTheModuleCanTurnItOn(t *testing.T) {
+	m := loadModule(t, moduleDir)
+	functions := map[string]*hclsyntax.Block{"this": m.resource(t, "aws_lambda_function", "this"), "decisions": m.resource(t, "aws_lambda_function", "decisions")}
+	for _, c := range configurations {
+		t.Run(c.name, func(t *testing.T) {
+			in := inputs(c.in)
+			e := m.evaluator(t, in)
+			_, adot := in["adot_layer_arn"]
+			xray, ok := in["xray_tracing"]
+			if !ok {
+				xray = cty.False
+			}
+			for name, fn := range functions {
+				var active int
+				for _, b := range nested(fn, "dynamic") {
+					if b.Labels[0] == "tracing_config" {
+						active = e.eval(t, attr(t, b, "for_each").Expr, nil).LengthInt()
+						if mode := asString(t, e.eval(t, attr(t, oneNested(t, b, "content"), "mode").Expr, nil)); mode != "Active" {
+							t.Errorf("%s: tracing mode %q, want Active", name, mode)
+						}
+					}
+				}
+				if want := xray.True(); (active == 1) != want {
+					t.Errorf("%s: active tracing %v, want %v", name, active == 1, want)
+				}
+				layers := e.evalAttr(t, fn, "layers")
+				if adot != (layers.LengthInt() == 1) || (adot && asString(t, layers.Index(cty.NumberIntVal(0))) != adotLayerARN) {
+					t.Errorf("%s: layers %#v, want the ADOT layer only when given", name, layers)
+				}
+				env := map[string]string{}
+				for k, v := range e.eval(t, attr(t, oneNested(t, fn, "environment"), "variables").Expr, nil).AsValueMap() {
+					env[k] = asString(t, v)
+					if r, ok := awsValues[env[k]]; ok {
+						env[k] = r
+					}
+				}
+				cfg, err := config.Load(func(k string) string { return env[k] })
+				if err != nil {
+					t.Errorf("%s: the function refuses the environment %v: %v", name, env, err)
+				}
+				_, otlp := in["tracing_environment"]
+				if cfg.Tracing.Enabled != (adot || otlp) {
+					t.Errorf("%s: the binary reads tracing %v from %v, want %v", name, cfg.Tracing.Enabled, env, adot || otlp)
+				}
+				if ids, ok := in["trace_ids"]; ok && ids.False() && cfg.Tracing.IDs {
+					t.Errorf("%s: trace_ids = false, but the binary would put user IDs on spans (%v)", name, env)
+				}
+				for k := range env {
+					if strings.HasPrefix(k, "OTEL_") && !adot && !otlp {
+						t.Errorf("%s: %s set with tracing off", name, k)
+					}
+				}
+			}
+			for _, role := range roles {
+				want := map[string][]string{}
+				if xrayWrite(in) {
+					want["*"] = []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+				}
+				assertGrants(t, role+" X-Ray", grants(t, rolePolicy(t, e, role), "xray:"), want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -115,3 +116,23 @@ func isSQSEvent(payload json.RawMessage) bool {
 	}
 	return shape.Records[0].EventSource == "aws:sqs"
 }
+
+// Flushed calls flush after each invocation of f, before its answer is
+// returned: Lambda freezes the environment once the answer is sent, so
+// spans still buffered then would leave late, or never. flush is the
+// tracer provider's ForceFlush; its error is not the invocation's (the
+// exporter reports it), and it gets at most FlushTimeout, within the
+// invocation's deadline, so that an unreachable collector cannot turn a
+// decided batch into a timeout that SQS would redeliver whole.
+func Flushed(f Bytes, flush func(context.Context) error) Bytes {
+	return func(ctx context.Context, payload json.RawMessage) (any, error) {
+		out, err := f(ctx, payload)
+		fctx, cancel := context.WithTimeout(ctx, FlushTimeout)
+		defer cancel()
+		_ = flush(fctx)
+		return out, err
+	}
+}
+
+// FlushTimeout bounds the span flush after an invocation.
+const FlushTimeout = 2 * time.Second

@@ -91,3 +91,32 @@ func TestScheduledEventsRunThePeriodicWork(t *testing.T) {
 		t.Errorf("an S3 event: %#v", out)
 	}
 }
+
+// TestFlushedFlushesAfterEveryInvocation: the spans of an invocation
+// leave before its answer does, whatever the answer.
+func TestFlushedFlushesAfterEveryInvocation(t *testing.T) {
+	var calls []string
+	inner := Bytes(func(ctx context.Context, payload json.RawMessage) (any, error) {
+		calls = append(calls, "invoke")
+		if string(payload) == `"fail"` {
+			return nil, errors.New("boom")
+		}
+		return "ok", nil
+	})
+	f := Flushed(inner, func(ctx context.Context) error {
+		calls = append(calls, "flush")
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > FlushTimeout {
+			t.Errorf("flush without its bound (deadline %v, %v)", d, ok)
+		}
+		return errors.New("exporter down")
+	})
+	if out, err := f(context.Background(), json.RawMessage(`{}`)); out != "ok" || err != nil {
+		t.Errorf("answer %v, %v; want the handler's, whatever the flush says", out, err)
+	}
+	if _, err := f(context.Background(), json.RawMessage(`"fail"`)); err == nil || err.Error() != "boom" {
+		t.Errorf("error %v, want the handler's", err)
+	}
+	if fmt.Sprint(calls) != "[invoke flush invoke flush]" {
+		t.Errorf("calls %v", calls)
+	}
+}

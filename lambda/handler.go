@@ -42,6 +42,12 @@ func toMessage(r events.SQSMessage) pipeline.Message {
 	if v, ok := r.MessageAttributes[pipeline.OriginalIDAttribute]; ok && v.StringValue != nil {
 		m.OriginalID = *v.StringValue
 	}
+	// The producer's trace context: SQS events always carry both when the
+	// producer set them; only the tracing middleware reads them.
+	m.AWSTraceHeader = r.Attributes["AWSTraceHeader"]
+	if v, ok := r.MessageAttributes[pipeline.TraceParentAttribute]; ok && v.StringValue != nil {
+		m.TraceParent = *v.StringValue
+	}
 	if n, err := strconv.Atoi(r.Attributes["ApproximateReceiveCount"]); err == nil {
 		m.ReceiveCount = n
 	}

@@ -8,6 +8,10 @@ import (
 // Options are the concerns New wraps around a core handler. A zero field
 // leaves its concern out.
 type Options struct {
+	// Tracing, when set, traces every batch and event decision, e.g.
+	// tracing.Middleware(provider, ids). It is a middleware here for the
+	// same reason as Metrics.
+	Tracing Middleware
 	// Logger gets a line per message not applied and a summary per batch
 	// (Logging).
 	Logger *slog.Logger
@@ -30,7 +34,7 @@ type Options struct {
 // New is the one place the handler chain is built, for the Lambda
 // function, the worker and the benchmark alike. Outermost first:
 //
-//	Logging → Metrics → Redeliveries → FIFOOrder → DeadLetters → Recover → core
+//	Tracing → Logging → Metrics → Redeliveries → FIFOOrder → DeadLetters → Recover → core
 //
 // The order is a matter of correctness, not taste:
 //
@@ -52,8 +56,14 @@ type Options struct {
 //     everything.
 //   - Redeliveries is outside FIFOOrder, so that it stretches only what
 //     is finally left on the queue.
+//   - Tracing is outermost, so that its spans record the outcome SQS is
+//     told, like Logging's lines, and the batch span covers the others'
+//     work; Logging's lines then carry the batch's trace.
 func New(core Handler, o Options) Handler {
 	var mws []Middleware
+	if o.Tracing != nil {
+		mws = append(mws, o.Tracing)
+	}
 	if o.Logger != nil {
 		mws = append(mws, Logging(o.Logger))
 	}

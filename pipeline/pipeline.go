@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/internal/tracecontext"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -30,10 +31,21 @@ type Message struct {
 	OriginalID string
 	// ReceiptHandle is this delivery's handle, for changing its visibility.
 	ReceiptHandle string
+	// TraceParent and AWSTraceHeader are the producer's trace context, as
+	// received (the message attribute traceparent and the system attribute
+	// AWSTraceHeader, both written by the Go producer; see package
+	// internal/tracing). Empty when the
+	// producer sent none, or when the worker does not ask for them
+	// (tracing off).
+	TraceParent, AWSTraceHeader string
 }
 
 // OriginalIDAttribute is the message attribute that carries OriginalID.
 const OriginalIDAttribute = "usage.originalMessageId"
+
+// TraceParentAttribute is the message attribute that carries
+// TraceParent (AWSTraceHeader is a system attribute of that name).
+const TraceParentAttribute = tracecontext.TraceParentAttribute
 
 // EventID is the ID that identifies the event across deliveries and
 // replays: OriginalID if set, else ID.
@@ -173,6 +185,9 @@ func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
 	for _, g := range groups {
 		sem <- struct{}{}
 		wg.Add(1)
+		// The scope's store calls run in the context of its first event
+		// (with tracing on, under that event's decision span).
+		ctx := eventContext(ctx, g.index[0])
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			// A panic applying this scope is RETRY for its messages only;

@@ -22,6 +22,16 @@
 // second time. WithoutGeneratedKeys turns generation off, for callers who
 // accept that; key-less events should be the exception.
 //
+// Each PublishBatch (and Publish) call is a span of kind producer,
+// "usage-events publish", whose trace context every message carries: as
+// the message attribute traceparent (W3C) and as the AWSTraceHeader
+// system attribute (X-Ray's format, which Lambda and X-Ray read), so that
+// the service's spans for the events join the producer's trace. The span
+// comes from the global OpenTelemetry tracer provider (otel.SetTracerProvider)
+// or the one given WithTracerProvider, as a child of the span in the
+// caller's context. With neither (OpenTelemetry's default, a no-op) and
+// no span in the context, nothing is added to the messages.
+//
 // A Publisher is safe for concurrent use.
 package producer
 
@@ -42,9 +52,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/internal/queueurl"
+	"github.com/usage-event-service/usage-event-service/internal/tracecontext"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -78,6 +93,22 @@ type Publisher struct {
 	concurrency  int
 	maxAttempts  int
 	retryDelay   backoff.Exponential
+	tracer       trace.Tracer
+}
+
+// PublishSpan is the name of the span of a PublishBatch call.
+const PublishSpan = "usage-events publish"
+
+// WithTracerProvider makes the Publisher's spans with tp instead of the
+// global tracer provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(p *Publisher) error {
+		if tp == nil {
+			return errors.New("producer: WithTracerProvider(nil)")
+		}
+		p.tracer = tp.Tracer(tracecontext.ScopeName)
+		return nil
+	}
 }
 
 // Option configures a Publisher.
@@ -177,6 +208,9 @@ func New(cfg aws.Config, queueURL string, opts ...Option) (*Publisher, error) {
 	}
 	if p.client == nil {
 		p.client = sqs.NewFromConfig(cfg)
+	}
+	if p.tracer == nil {
+		p.tracer = otel.GetTracerProvider().Tracer(tracecontext.ScopeName)
 	}
 	if p.fifo {
 		p.concurrency = 1
@@ -278,6 +312,11 @@ func (p *Publisher) Publish(ctx context.Context, ev usage.Event) (Receipt, error
 // call was in flight may still have been enqueued; resending it with
 // Receipt.IdempotencyKey is safe.
 func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]Result, error) {
+	ctx, span := p.tracer.Start(ctx, PublishSpan, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		attribute.String("messaging.system", "aws_sqs"), attribute.String("messaging.operation.type", "send"),
+		attribute.String("messaging.destination.name", queueName(p.queueURL)), attribute.Int("messaging.batch.message_count", len(events))))
+	defer span.End()
+	traceparent, xray := tracecontext.Inject(ctx)
 	results := make([]Result, len(events))
 	var pending []entry
 	for i, ev := range events {
@@ -299,14 +338,14 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 			results[i].Err = err
 			continue
 		}
-		if len(body) > MaxBatchBytes {
+		e := entry{index: i, body: string(body), traceparent: traceparent, xray: xray}
+		if e.size() > MaxBatchBytes {
 			// Not reachable by a valid event (see MaxBatchBytes); SQS
 			// would refuse it, so it is not worth a call.
 			results[i].Err = &SendError{Code: "MessageTooLong", SenderFault: true,
-				Message: fmt.Sprintf("message is %d bytes, more than %d", len(body), MaxBatchBytes)}
+				Message: fmt.Sprintf("message is %d bytes, more than %d", e.size(), MaxBatchBytes)}
 			continue
 		}
-		e := entry{index: i, body: string(body)}
 		if p.fifo {
 			e.group = GroupID(ev.UserID, ev.EntitlementKey)
 			e.dedup = FIFOID(ev.IdempotencyKey)
@@ -332,6 +371,16 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 	close(work)
 	wg.Wait()
 
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		span.SetAttributes(attribute.Int("usage.failed", failed))
+		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d events not sent", failed, len(events)))
+	}
 	if err := ctx.Err(); err != nil {
 		for _, r := range results {
 			if errors.Is(r.Err, err) {
@@ -347,6 +396,24 @@ type entry struct {
 	index        int // into the caller's slice
 	body         string
 	group, dedup string // FIFO only
+	// traceparent and xray are the publish span's trace context; "" when
+	// there is none.
+	traceparent, xray string
+}
+
+// size is what the entry counts towards SQS's message size: its body
+// and its message attribute (name, data type and value). System
+// attributes such as AWSTraceHeader do not count.
+func (e entry) size() int {
+	if e.traceparent == "" {
+		return len(e.body)
+	}
+	return len(e.body) + len(tracecontext.TraceParentAttribute) + len("String") + len(e.traceparent)
+}
+
+// queueName is the last path element of a queue URL.
+func queueName(queueURL string) string {
+	return queueURL[strings.LastIndex(queueURL, "/")+1:]
 }
 
 // newKey returns a new UUIDv7 in its canonical lower-case form. Version 7
@@ -379,11 +446,11 @@ func byteRuns(entries []entry) [][]entry {
 	var runs [][]entry
 	start, size := 0, 0
 	for i, e := range entries {
-		if i > start && size+len(e.body) > MaxBatchBytes {
+		if i > start && size+e.size() > MaxBatchBytes {
 			runs = append(runs, entries[start:i])
 			start, size = i, 0
 		}
-		size += len(e.body)
+		size += e.size()
 	}
 	if start < len(entries) {
 		runs = append(runs, entries[start:])
@@ -408,6 +475,14 @@ func (p *Publisher) send(ctx context.Context, chunk []entry, results []Result) {
 			id := strconv.Itoa(i)
 			byID[id] = e
 			in.Entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(e.body)}
+			if e.traceparent != "" {
+				in.Entries[i].MessageAttributes = map[string]types.MessageAttributeValue{
+					tracecontext.TraceParentAttribute: {DataType: aws.String("String"), StringValue: aws.String(e.traceparent)},
+				}
+				in.Entries[i].MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
+					tracecontext.AWSTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(e.xray)},
+				}
+			}
 			if p.fifo {
 				in.Entries[i].MessageGroupId = aws.String(e.group)
 				in.Entries[i].MessageDeduplicationId = aws.String(e.dedup)

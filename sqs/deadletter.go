@@ -68,7 +68,8 @@ func (q DeadLetterQueue) SendDeadLetters(ctx context.Context, letters []pipeline
 }
 
 // deadLetterEntry is one letter as a batch entry: the body unchanged, the
-// reason in attributes. On a FIFO dead-letter queue it keeps its message
+// reason in attributes, and the producer's traceparent when the message
+// had one. On a FIFO dead-letter queue it keeps its message
 // group (standard-queue messages share one group), and its deduplication
 // ID is its message ID, so a message dead-lettered twice within SQS's
 // five-minute deduplication interval (redelivered after the delete was
@@ -84,6 +85,11 @@ func deadLetterEntry(id string, l pipeline.DeadLetter, fifo bool) types.SendMess
 			AttrReceiveCount:      {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(l.Message.ReceiveCount))},
 			AttrRejectedAt:        stringAttr(l.RejectedAt.Format(time.RFC3339Nano)),
 		},
+	}
+	// The producer's trace context goes along, so that a replay of the
+	// letter (Redrive) is traced in the event's trace.
+	if l.Message.TraceParent != "" {
+		e.MessageAttributes[pipeline.TraceParentAttribute] = stringAttr(l.Message.TraceParent)
 	}
 	if fifo {
 		group := l.Message.GroupID

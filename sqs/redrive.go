@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/producer"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -454,6 +455,11 @@ func replayAttributes(d DeadLetterMessage) map[string]types.MessageAttributeValu
 	attrs := map[string]types.MessageAttributeValue{AttrOriginalMessageID: stringAttr(d.originalID())}
 	if d.FirstSentAt != "" {
 		attrs[AttrOriginalSentAt] = stringAttr(d.FirstSentAt)
+	}
+	// The event's trace context, which the dead letter carries when its
+	// producer sent one: the replay is traced in the event's trace.
+	if a, ok := d.msg.MessageAttributes[pipeline.TraceParentAttribute]; ok && a.StringValue != nil {
+		attrs[pipeline.TraceParentAttribute] = stringAttr(*a.StringValue)
 	}
 	return attrs
 }

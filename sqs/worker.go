@@ -55,6 +55,11 @@ type Worker struct {
 	// decided at once (pace.go). No effect without a window or on a FIFO
 	// queue.
 	PaceReceives bool
+	// TraceContext asks SQS for the producers' trace context with each
+	// message (the traceparent message attribute and the AWSTraceHeader
+	// system attribute), for the tracing middleware. Off, receives ask
+	// for what they did before tracing existed.
+	TraceContext bool
 	Logger       *slog.Logger
 }
 
@@ -128,17 +133,7 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, ro
 			return nil
 		}
 		paced := pace.begin(ctx)
-		out, err := w.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:            aws.String(w.QueueURL),
-			MaxNumberOfMessages: 10,
-			WaitTimeSeconds:     int32(wait / time.Second),
-			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
-				types.MessageSystemAttributeNameApproximateReceiveCount,
-				types.MessageSystemAttributeNameSentTimestamp,
-				types.MessageSystemAttributeNameMessageGroupId,
-			},
-			MessageAttributeNames: []string{pipeline.OriginalIDAttribute},
-		})
+		out, err := w.Client.ReceiveMessage(ctx, w.receiveInput(wait))
 		receivedAt := time.Now()
 		if err != nil {
 			pace.end(ctx, paced, 0, receivedAt)
@@ -173,6 +168,27 @@ func (w *Worker) poll(ctx context.Context, logger *slog.Logger, c *coalescer, ro
 	return nil
 }
 
+// receiveInput is one receive's request: up to 10 messages, with the
+// attributes toMessage reads.
+func (w *Worker) receiveInput(wait time.Duration) *sqs.ReceiveMessageInput {
+	in := &sqs.ReceiveMessageInput{
+		QueueUrl:            aws.String(w.QueueURL),
+		MaxNumberOfMessages: 10,
+		WaitTimeSeconds:     int32(wait / time.Second),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+			types.MessageSystemAttributeNameApproximateReceiveCount,
+			types.MessageSystemAttributeNameSentTimestamp,
+			types.MessageSystemAttributeNameMessageGroupId,
+		},
+		MessageAttributeNames: []string{pipeline.OriginalIDAttribute},
+	}
+	if w.TraceContext {
+		in.MessageSystemAttributeNames = append(in.MessageSystemAttributeNames, types.MessageSystemAttributeNameAWSTraceHeader)
+		in.MessageAttributeNames = append(in.MessageAttributeNames, pipeline.TraceParentAttribute)
+	}
+	return in
+}
+
 // receiveBackoff spaces out receives while SQS keeps failing: from about
 // a second up to the long-poll duration, never close to immediate.
 var receiveBackoff = backoff.Exponential{Base: time.Second, Max: 20 * time.Second}
@@ -189,6 +205,10 @@ func toMessage(m types.Message) pipeline.Message {
 	msg.GroupID = attrs[string(types.MessageSystemAttributeNameMessageGroupId)]
 	if v, ok := m.MessageAttributes[pipeline.OriginalIDAttribute]; ok {
 		msg.OriginalID = aws.ToString(v.StringValue)
+	}
+	msg.AWSTraceHeader = attrs[string(types.MessageSystemAttributeNameAWSTraceHeader)]
+	if v, ok := m.MessageAttributes[pipeline.TraceParentAttribute]; ok {
+		msg.TraceParent = aws.ToString(v.StringValue)
 	}
 	return msg
 }

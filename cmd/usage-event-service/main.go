@@ -28,6 +28,9 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	smithytracing "github.com/aws/smithy-go/tracing"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
@@ -35,6 +38,7 @@ import (
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
 	"github.com/usage-event-service/usage-event-service/internal/config"
 	"github.com/usage-event-service/usage-event-service/internal/queueurl"
+	"github.com/usage-event-service/usage-event-service/internal/tracing"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/metrics"
@@ -111,6 +115,21 @@ type app struct {
 	publisher *notify.Publisher
 	store     *dynamodb.Store
 	holds     metrics.HoldRecorder // nil without metrics
+	// tracer exports the spans; nil with tracing off (config.Tracing).
+	tracer *sdktrace.TracerProvider
+}
+
+// shutdownTracing flushes the spans not yet exported and stops the
+// exporter, within a few seconds.
+func (a *app) shutdownTracing() {
+	if a.tracer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.tracer.Shutdown(ctx); err != nil {
+		a.logger.Warn("trace export at shutdown failed", "error", err.Error())
+	}
 }
 
 // handler is the pipeline for messages of queueURL ("" when unknown:
@@ -128,7 +147,22 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	if err != nil {
 		return nil, errUsage{fmt.Errorf("configuration:\n%w", err)}
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	var logHandler slog.Handler = slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})
+	// With tracing on: a tracer provider exporting over OTLP, log lines
+	// with their trace, every AWS client's calls as spans, and the
+	// pipeline's batch and event spans. Off, none of it exists.
+	var tp *sdktrace.TracerProvider
+	if cfg.Tracing.Enabled {
+		if tp, err = tracing.NewProvider(ctx); err != nil {
+			return nil, errUsage{fmt.Errorf("tracing: %w", err)}
+		}
+		logHandler = tracing.LogHandler(logHandler)
+	}
+	logger := slog.New(logHandler)
+	if tp != nil {
+		otel.SetTracerProvider(tp)
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("tracing", "error", err.Error()) }))
+	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(awslog.Logger{Logger: logger}), awsconfig.WithRetryer(func() aws.Retryer {
 		// Throttling, 5xx and network errors are retried here with
 		// exponential backoff and jitter, bounded so that a batch
@@ -144,8 +178,8 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	if awsCfg.Region == "" {
 		return nil, errUsage{errors.New("AWS_REGION is not set")}
 	}
-	ddb := awsdynamodb.NewFromConfig(awsCfg)
-	publisher := newPublisher(cfg, awsCfg, ddb, logger, recorder)
+	ddb := awsdynamodb.NewFromConfig(awsCfg, traced[awsdynamodb.Options](tp, func(o *awsdynamodb.Options) *smithytracing.TracerProvider { return &o.TracerProvider })...)
+	publisher := newPublisher(cfg, awsCfg, ddb, logger, recorder, tp)
 	var outbox dynamodb.Outbox
 	if publisher != nil {
 		outbox = publisher
@@ -165,8 +199,11 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	// batch as soon as its own write returns (a pass-through in Lambda).
 	writer := metering.Writer{Store: store}
 	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(writer), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
-	sqsClient := awssqs.NewFromConfig(awsCfg)
+	sqsClient := awssqs.NewFromConfig(awsCfg, traced[awssqs.Options](tp, func(o *awssqs.Options) *smithytracing.TracerProvider { return &o.TracerProvider })...)
 	opts := pipeline.Options{Logger: logger}
+	if tp != nil {
+		opts.Tracing = tracing.Middleware(tp, cfg.Tracing.IDs)
+	}
 	if recorder != nil {
 		opts.Metrics = metrics.Middleware(recorder)
 	}
@@ -174,7 +211,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
 	}
 	a := &app{
-		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store,
+		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store, tracer: tp,
 		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: writer, Logger: logger, Notify: cfg.Notify},
 	}
 	if hr, ok := recorder.(metrics.HoldRecorder); ok {
@@ -192,14 +229,15 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 // when unset). SNS is reached through the SDK's standard variables
 // (AWS_ENDPOINT_URL_SNS, ...); a publication is tried three times, and
 // what fails is left to the recovery sweep.
-func newPublisher(cfg config.Config, awsCfg aws.Config, ddb *awsdynamodb.Client, logger *slog.Logger, recorder metrics.Recorder) *notify.Publisher {
+func newPublisher(cfg config.Config, awsCfg aws.Config, ddb *awsdynamodb.Client, logger *slog.Logger, recorder metrics.Recorder, tp *sdktrace.TracerProvider) *notify.Publisher {
 	if cfg.NotifyTopicARN == "" {
 		return nil
 	}
+	snsOpts := append([]func(*awssns.Options){func(o *awssns.Options) {
+		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 3)
+	}}, traced[awssns.Options](tp, func(o *awssns.Options) *smithytracing.TracerProvider { return &o.TracerProvider })...)
 	p := &notify.Publisher{
-		SNS: awssns.NewFromConfig(awsCfg, func(o *awssns.Options) {
-			o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 3)
-		}),
+		SNS:      awssns.NewFromConfig(awsCfg, snsOpts...),
 		TopicARN: cfg.NotifyTopicARN, DynamoDB: ddb, LedgerTable: cfg.LedgerTable, Logger: logger,
 		// A sweep more often than the default grace must not wait it out.
 		Grace: min(notify.DefaultGrace, cfg.NotifyRecoveryInterval),
@@ -208,6 +246,17 @@ func newPublisher(cfg config.Config, awsCfg aws.Config, ddb *awsdynamodb.Client,
 		p.Metrics = r
 	}
 	return p
+}
+
+// traced is the client option that records an AWS client's calls as
+// spans of tp (the SDK's own instrumentation): none with tracing off, so
+// that the client is built exactly as before. field points at the
+// client's Options.TracerProvider.
+func traced[O any](tp *sdktrace.TracerProvider, field func(*O) *smithytracing.TracerProvider) []func(*O) {
+	if tp == nil {
+		return nil
+	}
+	return []func(*O){func(o *O) { *field(o) = tracing.AWS(tp) }}
 }
 
 // periodicTask is work done on a schedule rather than per event: the
@@ -289,7 +338,11 @@ func serveLambda(lookup func(string) (string, bool)) error {
 	for _, t := range a.periodic() {
 		periodic = append(periodic, t.Periodic)
 	}
-	lambda.Start(lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine, periodic...)))
+	fn := lambdaadapter.Bytes(lambdaadapter.Function(a.handler(a.cfg.QueueURL), a.engine, periodic...))
+	if a.tracer != nil {
+		fn = lambdaadapter.Flushed(fn, a.tracer.ForceFlush)
+	}
+	lambda.Start(fn)
 	return nil
 }
 
@@ -314,6 +367,7 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	if err != nil {
 		return err
 	}
+	defer a.shutdownTracing()
 	if *queueURL == "" {
 		*queueURL = a.cfg.QueueURL
 	}
@@ -339,7 +393,7 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(),
 		"deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
 	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers,
-		CoalesceWindow: a.cfg.CoalesceWindow, PaceReceives: true, Logger: a.logger}
+		CoalesceWindow: a.cfg.CoalesceWindow, PaceReceives: true, TraceContext: a.tracer != nil, Logger: a.logger}
 	// The periodic work (the notification recovery sweep) runs beside
 	// the pollers, in this process, and stops with them.
 	periodicCtx, stopPeriodic := context.WithCancel(ctx)

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,8 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
@@ -81,6 +85,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad log level", append([]string{"LOG_LEVEL=chatty"}, good...), []string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"LOG_LEVEL"}},
 		{"bad notification settings, reported together", append([]string{"NOTIFY_THRESHOLDS=80,abc", "NOTIFY_RECOVERY_INTERVAL=often", "NOTIFY_TOPIC_ARN=topic"}, good...),
 			[]string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{`NOTIFY_THRESHOLDS: "abc"`, "NOTIFY_RECOVERY_INTERVAL", "NOTIFY_TOPIC_ARN"}},
+		{"bad tracing settings, reported with the others", append([]string{"LOG_LEVEL=chatty", "OTEL_TRACES_EXPORTER=zipkin", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "TRACE_IDS=some"}, good...),
+			[]string{"worker", "--queue-url", "http://localhost:1/q"}, 2, []string{"LOG_LEVEL", `OTEL_TRACES_EXPORTER: "zipkin"`, "OTEL_EXPORTER_OTLP_PROTOCOL", "TRACE_IDS"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,6 +204,92 @@ func TestWorkerAgainstTheEmulators(t *testing.T) {
 }
 
 // received adds up the worker's "messages received" debug lines.
+// TestWorkerExportsItsSpansOverOTLP: the binary as deployed, with tracing
+// turned on by OTEL_EXPORTER_OTLP_ENDPOINT alone, exports the spans of an
+// event (its decision, its DynamoDB transaction) in the trace of the
+// traceparent the message carries, to an OTLP/HTTP receiver, by the time
+// it has stopped; its log lines name that trace.
+func TestWorkerExportsItsSpansOverOTLP(t *testing.T) {
+	cfg := emulator.Stack(t)
+	bin := build(t)
+	ctx := context.Background()
+	ddb, sq := awsdynamodb.NewFromConfig(cfg), awssqs.NewFromConfig(cfg)
+	ent, ledger := emulator.UniqueName(t, "ent"), emulator.UniqueName(t, "ledger")
+	dynamodb.CreateEntitlementsTable(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys)
+	dynamodb.CreateLedgerTable(ctx, ddb, ledger)
+	dynamodb.PutEntitlement(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys, dynamodb.EntitlementItem{UserID: "traced", EntitlementKey: "k"})
+	queues, err := sqs.CreateQueues(ctx, sq, emulator.UniqueName(t, "q"), 3, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	spans := map[string][]byte{} // span name -> trace ID
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "not an OTLP/HTTP trace export", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					spans[s.Name] = s.TraceId
+				}
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Write(out)
+	}))
+	defer receiver.Close()
+
+	const traceID = "5f3a9c014bd862e3fe1be46a99427279"
+	if _, err := sq.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(queues.URL),
+		MessageBody: aws.String(`{"userId":"traced","entitlementKey":"k","amount":1,"idempotencyKey":"t-1"}`),
+		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+			"traceparent": {DataType: aws.String("String"), StringValue: aws.String("00-" + traceID + "-53995c3f42cd8ad8-01")},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "worker", "--queue-url", queues.URL)
+	cmd.Env = []string{"ENTITLEMENTS_TABLE=" + ent, "USAGE_LEDGER_TABLE=" + ledger, "PATH=" + os.Getenv("PATH"),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + receiver.URL}
+	for _, k := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"} {
+		cmd.Env = append(cmd.Env, k+"="+os.Getenv(k))
+	}
+	var out emulator.LockedBuffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), `"msg":"batch processed"`) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the worker processed no batch; output:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("worker exited with %v; output:\n%s", err, out.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range []string{"usage-events process", "usage-event decide", "DynamoDB.TransactWriteItems"} {
+		if got := fmt.Sprintf("%x", spans[name]); got != traceID {
+			t.Errorf("span %q in trace %q, want the message's %s (spans received: %d)", name, got, traceID, len(spans))
+		}
+	}
+	if !strings.Contains(out.String(), `"msg":"batch processed"`) || !strings.Contains(out.String(), `"traceId":"`+traceID+`"`) {
+		t.Errorf("the batch's log line does not name its trace:\n%s", out.String())
+	}
+}
+
 func received(output string) int {
 	n := 0
 	for line := range strings.Lines(output) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -48,6 +49,19 @@ type Config struct {
 	// (HOLD_SWEEP_INTERVAL); in Lambda the schedule decides.
 	HoldSweepInterval time.Duration
 	CoalesceWindow    time.Duration // worker only
+	// Tracing is what the standard OTEL_* variables and TRACE_IDS say
+	// about tracing (LoadTracing).
+	Tracing Tracing
+}
+
+// Tracing is the tracing configuration.
+type Tracing struct {
+	// Enabled: spans are made and exported over OTLP/HTTP (LoadTracing
+	// says when). Off, the service makes none and reads no trace context.
+	Enabled bool
+	// IDs puts the userId, entitlementKey and idempotency key on event
+	// spans (TRACE_IDS, default true).
+	IDs bool
 }
 
 // DefaultHoldSweepInterval is the worker's hold sweep interval unless set.
@@ -185,6 +199,7 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.StateCache = boolean(get("STATE_CACHE", "true"), "STATE_CACHE", bad)
 	c.loadNotify(lookup, bad)
+	c.Tracing = LoadTracing(lookup, bad)
 	return c, errors.Join(errs...)
 }
 
@@ -216,6 +231,54 @@ func (c *Config) loadNotify(lookup func(string) (string, bool), bad func(string,
 	if c.NotifyTopicARN != "" && (len(thresholds) > 0 || limitRejected) {
 		c.Notify = &usage.Notify{Thresholds: thresholds, LimitRejected: limitRejected}
 	}
+}
+
+// LoadTracing reads the tracing settings. Tracing is off unless
+// configured, and on when OTEL_TRACES_EXPORTER is "otlp", or when it is
+// unset and OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; OTEL_TRACES_EXPORTER=none
+// and OTEL_SDK_DISABLED=true turn it off whatever else is set. Spans are
+// exported over OTLP/HTTP only, so OTEL_EXPORTER_OTLP_PROTOCOL and
+// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL may only be http/protobuf (the
+// default) or http/json. The
+// endpoints must be http(s) URLs. The exporter and the SDK read their
+// other OTEL_* variables themselves.
+func LoadTracing(lookup func(string) (string, bool), bad func(string, string, ...any)) Tracing {
+	get := func(name string) string {
+		v, _ := lookup(name)
+		return strings.TrimSpace(v)
+	}
+	t := Tracing{IDs: boolean(trimmedOr(get("TRACE_IDS"), "true"), "TRACE_IDS", bad)}
+	disabled := boolean(trimmedOr(get("OTEL_SDK_DISABLED"), "false"), "OTEL_SDK_DISABLED", bad)
+	endpoint := false
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		v := get(name)
+		if v == "" {
+			continue
+		}
+		endpoint = true
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(name, "%q is not an http(s) URL (e.g. http://localhost:4318)", v)
+		}
+	}
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+		if v := get(name); v != "" && v != "http/protobuf" && v != "http/json" {
+			bad(name, "%q is not supported: spans are exported over OTLP/HTTP (http/protobuf or http/json)", v)
+		}
+	}
+	switch exporter := strings.ToLower(get("OTEL_TRACES_EXPORTER")); exporter {
+	case "otlp":
+		t.Enabled = true
+	case "":
+		t.Enabled = endpoint
+	case "none":
+	default:
+		bad("OTEL_TRACES_EXPORTER", "%q is not one of otlp, none", exporter)
+	}
+	if disabled {
+		t.Enabled = false
+	}
+	return t
 }
 
 // topicARN is an SNS topic ARN: partition, region, 12-digit account, and

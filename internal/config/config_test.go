@@ -244,3 +244,50 @@ func TestLoadCoalesceWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestTracingIsOffUnlessConfigured(t *testing.T) {
+	for _, tt := range []struct {
+		env     map[string]string
+		enabled bool
+	}{
+		{nil, false},
+		{map[string]string{"OTEL_SERVICE_NAME": "usage"}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "OTLP"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example:4318/v1/traces"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318", "OTEL_TRACES_EXPORTER": "none"}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, true},
+	} {
+		c, err := config.Load(env(base(tt.env)))
+		if err != nil {
+			t.Errorf("%v: %v", tt.env, err)
+			continue
+		}
+		if c.Tracing.Enabled != tt.enabled || !c.Tracing.IDs {
+			t.Errorf("%v: %+v, want enabled %v and IDs", tt.env, c.Tracing, tt.enabled)
+		}
+	}
+	c, err := config.Load(env(base(map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "TRACE_IDS": "off"})))
+	if err != nil || !c.Tracing.Enabled || c.Tracing.IDs {
+		t.Errorf("TRACE_IDS=off: %+v, %v", c.Tracing, err)
+	}
+}
+
+func TestTracingErrorsAreReportedWithTheOthers(t *testing.T) {
+	_, err := config.Load(env(base(map[string]string{
+		"LOG_LEVEL": "loud", "TRACE_IDS": "perhaps", "OTEL_SDK_DISABLED": "maybe", "OTEL_TRACES_EXPORTER": "jaeger",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+	})))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"LOG_LEVEL", "TRACE_IDS", "OTEL_SDK_DISABLED", `OTEL_TRACES_EXPORTER: "jaeger"`,
+		"OTEL_EXPORTER_OTLP_ENDPOINT", `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "grpc" is not supported`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}

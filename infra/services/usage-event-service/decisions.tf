@@ -95,6 +95,19 @@ data "aws_iam_policy_document" "decisions" {
     # stream at run time, so only "<group ARN>:*" can grant them.
     resources = ["${aws_cloudwatch_log_group.decisions[0].arn}:*"]
   }
+
+  dynamic "statement" {
+    for_each = local.xray_write ? ["xray"] : []
+
+    content {
+      sid    = "WriteTraces"
+      effect = "Allow"
+      # Wildcard required by AWS: X-Ray's write actions have no
+      # resource-level permissions, "*" is the only resource they take.
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "decisions" {
@@ -123,8 +136,17 @@ resource "aws_lambda_function" "decisions" {
   # pool, without a guarantee and without a cap.
   reserved_concurrent_executions = var.decisions_reserved_concurrency == null ? -1 : var.decisions_reserved_concurrency
 
+  layers = local.function_layers
+
   environment {
     variables = local.shared_environment
+  }
+
+  dynamic "tracing_config" {
+    for_each = var.xray_tracing ? ["active"] : []
+    content {
+      mode = "Active"
+    }
   }
 
   # As for the consumer (lambda.tf): the binary's JSON lines pass through

@@ -21,7 +21,8 @@ resource "aws_iam_role" "function" {
 
 # Least privilege, one statement per resource. Deliberately no
 # AWSLambdaBasicExecutionRole: it grants logs:CreateLogGroup on "*".
-# The only wildcard is the log-stream suffix, see WriteOwnLogs.
+# The only wildcards are the log-stream suffix, see WriteOwnLogs, and,
+# with tracing to X-Ray, the resource of X-Ray's write actions (WriteTraces).
 data "aws_iam_policy_document" "function" {
   statement {
     sid       = "UseEntitlementsTable"
@@ -120,6 +121,19 @@ data "aws_iam_policy_document" "function" {
         variable = "kms:ViaService"
         values   = ["sqs.${local.region}.amazonaws.com"]
       }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.xray_write ? ["xray"] : []
+
+    content {
+      sid    = "WriteTraces"
+      effect = "Allow"
+      # Wildcard required by AWS: X-Ray's write actions have no
+      # resource-level permissions, "*" is the only resource they take.
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
     }
   }
 }

@@ -19,8 +19,19 @@ resource "aws_lambda_function" "this" {
   memory_size      = var.memory_size
   timeout          = var.timeout
 
+  layers = local.function_layers
+
   environment {
     variables = local.function_environment
+  }
+
+  # X-Ray active tracing (xray_tracing): Lambda's own segments per
+  # invocation. The service's spans go to OTLP (README: Tracing).
+  dynamic "tracing_config" {
+    for_each = var.xray_tracing ? ["active"] : []
+    content {
+      mode = "Active"
+    }
   }
 
   # JSON: the binary already writes one JSON object per line (slog, and the

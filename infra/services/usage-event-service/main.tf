@@ -115,7 +115,21 @@ locals {
     ENTITLEMENT_SK_ATTRIBUTE = var.entitlement_sk_attribute
     ENTITLEMENT_PK_PREFIX    = var.entitlement_pk_prefix
     ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
-  }, local.notify_environment)
+  }, local.notify_environment, local.tracing_environment)
+
+  # Tracing (README: Tracing): with the ADOT layer the functions export to
+  # its collector on localhost:4318, OTLP/HTTP's default endpoint, so
+  # OTEL_TRACES_EXPORTER=otlp is all the binary needs; tracing_environment
+  # adds to it or overrides it. Nothing at all without either.
+  tracing_configured = var.adot_layer_arn != null || length(keys(var.tracing_environment)) > 0
+  tracing_environment = local.tracing_configured ? merge(
+    { TRACE_IDS = var.trace_ids ? "true" : "false" },
+    var.adot_layer_arn != null ? { OTEL_TRACES_EXPORTER = "otlp" } : {},
+    var.tracing_environment,
+  ) : {}
+  # Lambda's active tracing and the ADOT collector both write to X-Ray.
+  xray_write      = var.xray_tracing || var.adot_layer_arn != null
+  function_layers = var.adot_layer_arn == null ? [] : [var.adot_layer_arn]
 
   notify_environment = var.notifications_enabled ? {
     NOTIFY_TOPIC_ARN         = aws_sns_topic.notifications[0].arn

@@ -390,3 +390,37 @@ variable "oldest_unpublished_notification_alarm_seconds" {
     error_message = "oldest_unpublished_notification_alarm_seconds must be between 120 (two sweeps) and 1209600."
   }
 }
+
+variable "xray_tracing" {
+  description = "Turn on X-Ray active tracing on the functions (tracing_config mode Active): Lambda records its own segments for each invocation. The roles get xray:PutTraceSegments and xray:PutTelemetryRecords. The service's own spans need the ADOT layer (adot_layer_arn) or an OTLP endpoint (tracing_environment) as well."
+  type        = bool
+  default     = false
+}
+
+variable "adot_layer_arn" {
+  description = "ARN (with version) of an AWS Distro for OpenTelemetry collector Lambda layer to add to the functions, e.g. the ADOT collector layer published for the region and architecture. With it the functions export their spans over OTLP/HTTP to the layer's collector on localhost:4318 (OTEL_TRACES_EXPORTER=otlp), which by default sends them to X-Ray; the roles get the X-Ray write permissions. null: no layer."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.adot_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.adot_layer_arn))
+    error_message = "adot_layer_arn must be a Lambda layer version ARN (arn:aws:lambda:<region>:<account>:layer:<name>:<version>)."
+  }
+}
+
+variable "tracing_environment" {
+  description = "Extra tracing environment for the functions: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT to export to a collector elsewhere, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ...) and OPENTELEMETRY_COLLECTOR_CONFIG_URI for the ADOT layer's own configuration. They win over what adot_layer_arn sets. Tracing is on when it sets OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint, or with adot_layer_arn (README: Tracing)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.tracing_environment) : startswith(k, "OTEL_") || k == "OPENTELEMETRY_COLLECTOR_CONFIG_URI"])
+    error_message = "tracing_environment may only set OTEL_* variables and OPENTELEMETRY_COLLECTOR_CONFIG_URI."
+  }
+}
+
+variable "trace_ids" {
+  description = "With tracing on, put each event's userId, entitlementKey and idempotencyKey on its span (TRACE_IDS). false leaves them off, where trace storage must not hold user identifiers."
+  type        = bool
+  default     = true
+}

@@ -759,3 +759,39 @@ run "fifo" {
     error_message = "The FIFO queue must dead-letter into the FIFO dead-letter queue."
   }
 }
+
+# Tracing (README: Tracing): X-Ray active tracing and the ADOT collector
+# layer on both functions, the environment that makes the binary export to
+# the layer, and X-Ray's write actions on both roles.
+run "tracing" {
+  command = plan
+
+  variables {
+    xray_tracing   = true
+    adot_layer_arn = "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1"
+    trace_ids      = false
+    tracing_environment = {
+      OTEL_TRACES_SAMPLER = "parentbased_always_on"
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.tracing_config[0].mode == "Active" && aws_lambda_function.decisions[0].tracing_config[0].mode == "Active"
+    error_message = "xray_tracing must turn on active tracing on both functions."
+  }
+  assert {
+    condition     = aws_lambda_function.this.layers == tolist([var.adot_layer_arn]) && aws_lambda_function.decisions[0].layers == tolist([var.adot_layer_arn])
+    error_message = "adot_layer_arn must add the layer to both functions."
+  }
+  assert {
+    condition = alltrue([for vars in [aws_lambda_function.this.environment[0].variables, aws_lambda_function.decisions[0].environment[0].variables] :
+    vars["OTEL_TRACES_EXPORTER"] == "otlp" && vars["TRACE_IDS"] == "false" && vars["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"])
+    error_message = "With the ADOT layer both functions must export over OTLP (OTEL_TRACES_EXPORTER=otlp), with TRACE_IDS and tracing_environment as given."
+  }
+  assert {
+    condition = alltrue([for doc in [data.aws_iam_policy_document.function, data.aws_iam_policy_document.decisions[0]] :
+      length([for s in doc.statement : s if s.sid == "WriteTraces" && toset(s.actions) == toset(["xray:PutTraceSegments", "xray:PutTelemetryRecords"]) && toset(s.resources) == toset(["*"])]) == 1
+    ])
+    error_message = "Both roles must be granted X-Ray's two write actions (on \"*\", the only resource they take)."
+  }
+}

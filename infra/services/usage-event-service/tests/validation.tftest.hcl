@@ -310,3 +310,23 @@ run "fifo_with_a_batching_window" {
   }
   expect_failures = [aws_lambda_event_source_mapping.queue]
 }
+
+# Tracing inputs.
+
+run "adot_layer_not_a_layer_version_arn" {
+  command = plan
+  variables {
+    adot_layer_arn = "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0"
+  }
+  expect_failures = [var.adot_layer_arn]
+}
+
+run "tracing_environment_beyond_otel" {
+  command = plan
+  variables {
+    tracing_environment = {
+      LOG_LEVEL = "DEBUG"
+    }
+  }
+  expect_failures = [var.tracing_environment]
+}
