@@ -259,7 +259,7 @@ export class Publisher {
     }
     this.queueUrl = queueUrl;
     this.fifo = queueUrl.endsWith(".fifo");
-    this.client = options.client ?? new SQSClient(options.clientConfig ?? {});
+    this.client = options.client ?? new SQSClient({ ...endpointConfig(), ...options.clientConfig });
     this.generateKeys = options.generateKeys ?? true;
     const concurrency = options.concurrency ?? 4;
     if (!Number.isInteger(concurrency) || concurrency < 1) {
@@ -428,6 +428,20 @@ export class Publisher {
     const ceiling = Math.min(this.baseDelayMs * 2 ** Math.min(attempt, 30), this.maxDelayMs);
     return ceiling / 2 + Math.random() * (ceiling / 2);
   }
+}
+
+/**
+ * endpointConfig keeps requests on a configured SQS endpoint. The SDK reads
+ * AWS_ENDPOINT_URL_SQS (or AWS_ENDPOINT_URL), but by default sends each
+ * request to its QueueUrl's host instead when the two differ; a producer
+ * that configured an endpoint (a VPC endpoint, a proxy, a local emulator)
+ * means it. AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true turns both off, as in
+ * the SDK.
+ */
+function endpointConfig(): Partial<SQSClientConfig> {
+  const env = process.env;
+  if ((env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ?? "").toLowerCase() === "true") return {};
+  return env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL ? { useQueueUrlAsEndpoint: false } : {};
 }
 
 /** calls cuts entries, in order, into runs of at most MAX_BATCH_BYTES, each cut into chunks of MAX_BATCH_ENTRIES. */
