@@ -211,6 +211,8 @@ export interface Result extends Receipt {
 /** SendError is an event SQS did not accept. */
 export class SendError extends Error {
   override readonly name = "SendError";
+  /** From publish: how the event was (not) sent, with the key to resend it with. */
+  receipt?: Receipt;
   constructor(
     /** SQS's error code for the entry, or the call's error name. */
     readonly code: string,
@@ -287,9 +289,7 @@ export class Publisher {
     const [result] = await this.publishBatch([event], options);
     const { error, ...receipt } = result!;
     if (error !== undefined) {
-      if (error instanceof SendError || error instanceof RejectionError) {
-        Object.assign(error, { receipt });
-      }
+      if (error instanceof SendError) error.receipt = receipt;
       throw error;
     }
     return receipt;

@@ -5,7 +5,7 @@
 // only (AWS_ENDPOINT_URL_SQS, AWS_REGION, credentials).
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -189,4 +189,23 @@ test("on a FIFO queue, an entitlement's events share its group and carry their k
   } finally {
     await sqs.send(new DeleteQueueCommand({ QueueUrl }));
   }
+});
+
+test("the Node.js example of docs/usage-events-sqs.md runs as written", { timeout: 60_000 }, async () => {
+  const doc = readFileSync(new URL("../../docs/usage-events-sqs.md", import.meta.url), "utf8");
+  const section = doc.slice(doc.indexOf("## Sending from Node.js"));
+  const example = section.match(/```js\n([\s\S]*?)```/)[1];
+  assert.match(example, /from "@usage-event-service\/producer"/);
+  for (const [user, key] of [["user-123", "api-calls"], ["user-123", "exports"], ["user-456", "exports"]]) {
+    await usagectl("entitlement", "put", "--user", user, "--key", key);
+  }
+  // Inside the package, so that its name resolves to it as it would once installed.
+  const file = new URL("../dist/doc-example.mjs", import.meta.url).pathname;
+  writeFileSync(file, example);
+  const { stdout, stderr } = await run(process.execPath, [file], { env: { ...process.env, ...env } });
+  assert.equal(stdout, "sent with key invoice-7781:line-3\n2 results\n");
+  assert.doesNotMatch(stderr, /rejected|not sent/);
+  await waitForUsed("user-123", "api-calls", "2.5");
+  await waitForUsed("user-123", "exports", "1");
+  await waitForUsed("user-456", "exports", "1");
 });
