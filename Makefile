@@ -34,8 +34,12 @@ test: tools lint
 
 ## producer-ts: the TypeScript producer package: its locked dependencies (npm ci), its build, and its
 ## tests (the shared validation vectors, the publisher, end to end with the emulators and the real worker)
-producer-ts:
-	cd producer-ts && npm ci --no-audit --no-fund && npm test
+## (npm ci runs again only when package.json or package-lock.json changed, so later runs are offline)
+producer-ts: producer-ts/node_modules/.package-lock.json
+	cd producer-ts && npm test
+
+producer-ts/node_modules/.package-lock.json: producer-ts/package.json producer-ts/package-lock.json
+	cd producer-ts && npm ci --no-audit --no-fund
 
 ## unit: the fast tests that need no emulator
 unit:
