@@ -107,7 +107,19 @@ function prepare(event: UsageEvent): Prepared {
     wire.amount = "1"; // the contract's default, written out as the Go producer does
   }
   const metadata = given("metadata");
-  if (metadata !== undefined) wire.metadata = JSON.stringify(metadata);
+  if (metadata !== undefined) {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(metadata);
+    } catch (err) {
+      throw new RejectionError("INVALID_METADATA", "metadata", `is not valid JSON: ${(err as Error).message}`);
+    }
+    if (text === undefined) {
+      // What JSON cannot write (a function, a symbol) is not metadata either.
+      throw new RejectionError("INVALID_METADATA", "metadata", `must be a JSON object, got a ${typeof metadata}`);
+    }
+    wire.metadata = text;
+  }
   const body = marshal(wire);
   const parsed = parseEvent(body); // the service's own reading of what would be sent
   checkQueued(parsed);

@@ -158,6 +158,8 @@ test("invalid events are rejected before any request, with the service's reason"
     [{ entitlementKey: "k" }, "MISSING_FIELD", "userId"],
     [{ userId: "u", entitlementKey: "k", metadata: [1] }, "INVALID_METADATA", "metadata"],
     [{ userId: "u", entitlementKey: "k", metadata: { x: "y".repeat(32 << 10) } }, "INVALID_METADATA", "metadata"],
+    [{ userId: "u", entitlementKey: "k", metadata: { n: 1n } }, "INVALID_METADATA", "metadata"],
+    [{ userId: "u", entitlementKey: "k", metadata: () => {} }, "INVALID_METADATA", "metadata"],
     [{ userId: "u", entitlementKey: "k", operation: "refund" }, "MISSING_FIELD", "refundOf"],
     [{ userId: "u", entitlementKey: "k", operation: "commit" }, "MISSING_FIELD", "holdId"],
     [{ userId: "u", entitlementKey: "k", operation: "refund", refundOf: "r", amount: 0 }, "INVALID_AMOUNT", "amount"],
