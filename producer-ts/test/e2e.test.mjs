@@ -90,7 +90,7 @@ async function waitForUsed(user, key, want, ms = 30_000) {
   assert.equal(got, want, `used of ${user}/${key}`);
 }
 
-test("events sent from TypeScript are applied by the worker, exactly", { timeout: 120_000 }, async () => {
+test("events sent from TypeScript are applied by the worker, exactly", { timeout: 180_000 }, async () => {
   const user = "ts-user-\u{1F600}\uffff"; // characters the emulator takes only escaped
   await usagectl("entitlement", "put", "--user", user, "--key", "api-calls"); // no limit
   const pub = new Publisher({ queueUrl: env.USAGE_EVENT_QUEUE_URL });
