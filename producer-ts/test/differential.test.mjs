@@ -1,18 +1,19 @@
-// Differential test: bodies made by mutating the shared vectors' bodies,
-// each read by the package and by the service's own parser (Go's
-// usage.ParseEvent, through internal/contract/cmd/parseevents); the two
-// answers must agree. Deterministic: DIFF_SEED and DIFF_N choose the
-// bodies (default 1 and 3000).
+// Differential tests against the service's own parser (Go's
+// usage.ParseEvent, through internal/contract/cmd/parseevents): bodies made
+// by mutating the shared vectors' bodies must get the same answers from
+// both, and events the package writes must be written the same way by the
+// service's producers. Deterministic: DIFF_SEED and DIFF_N choose the
+// inputs (default 1 and 3000).
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { test } from "node:test";
+import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 
-import { RejectionError, checkQueued, parseEvent } from "../dist/index.js";
+import { RejectionError, checkQueued, parseEvent, serializeEvent } from "../dist/index.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const vectors = JSON.parse(readFileSync(new URL("../../usage/testdata/vectors.json", import.meta.url), "utf8"));
@@ -93,40 +94,93 @@ function same(ts, go) {
   return ts;
 }
 
+const seed = Number(process.env.DIFF_SEED ?? 1);
+const n = Number(process.env.DIFF_N ?? 3000);
+const dir = mkdtempSync(join(tmpdir(), "producer-ts-diff-"));
+const bin = join(dir, "parseevents");
+
+before(async () => {
+  await promisify(execFile)("go", ["build", "-o", bin, "./internal/contract/cmd/parseevents"], { cwd: root });
+}, { timeout: 120_000 });
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** goAnswers is the service's answer for each body, in order. */
+async function goAnswers(bodies) {
+  const go = spawn(bin, [], { stdio: ["pipe", "pipe", "inherit"] });
+  const answers = [];
+  const done = new Promise((resolve, reject) => {
+    createInterface({ input: go.stdout }).on("line", (l) => answers.push(JSON.parse(l)));
+    go.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`parseevents exited ${code}`))));
+  });
+  for (const b of bodies) go.stdin.write(JSON.stringify({ body: b.toString("base64") }) + "\n");
+  go.stdin.end();
+  await done;
+  assert.equal(answers.length, bodies.length);
+  return answers;
+}
+
 test("the package reads generated bodies exactly as the service does", { timeout: 180_000 }, async () => {
-  const seed = Number(process.env.DIFF_SEED ?? 1);
-  const n = Number(process.env.DIFF_N ?? 3000);
   const rand = rng(seed);
   const seeds = vectors.validation.map(bodyOf).filter((b) => b.length < 4096);
   const bodies = Array.from({ length: n }, () => mutate(seeds[Math.floor(rand() * seeds.length)], rand));
+  const answers = await goAnswers(bodies);
+  let valid = 0;
+  bodies.forEach((b, i) => {
+    const ts = answer(b);
+    const want = answers[i];
+    const what = `body ${i} (seed ${seed}): ${JSON.stringify(b.toString("latin1")).slice(0, 300)}`;
+    assert.deepEqual(same(ts.parse, want.parse), want.parse, `${what}: parse`);
+    assert.deepEqual(same(ts.queue, want.queue), want.queue, `${what}: queue`);
+    if (want.parse.valid) valid++;
+  });
+  // The mutations keep a share of the bodies valid, so both paths are compared.
+  assert.ok(valid > n / 50, `${valid} of ${n} generated bodies are valid`);
+});
 
-  const dir = mkdtempSync(join(tmpdir(), "producer-ts-diff-"));
-  try {
-    const bin = join(dir, "parseevents");
-    await promisify(execFile)("go", ["build", "-o", bin, "./internal/contract/cmd/parseevents"], { cwd: root });
-    const go = spawn(bin, [], { stdio: ["pipe", "pipe", "inherit"] });
-    const lines = createInterface({ input: go.stdout });
-    const answers = [];
-    const done = new Promise((resolve, reject) => {
-      lines.on("line", (l) => answers.push(JSON.parse(l)));
-      go.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`parseevents exited ${code}`))));
-    });
-    for (const b of bodies) go.stdin.write(JSON.stringify({ body: b.toString("base64") }) + "\n");
-    go.stdin.end();
-    await done;
-    assert.equal(answers.length, bodies.length);
-    let valid = 0;
-    bodies.forEach((b, i) => {
-      const ts = answer(b);
-      const want = answers[i];
-      const what = `body ${i} (seed ${seed}): ${JSON.stringify(b.toString("latin1")).slice(0, 300)}`;
-      assert.deepEqual(same(ts.parse, want.parse), want.parse, `${what}: parse`);
-      assert.deepEqual(same(ts.queue, want.queue), want.queue, `${what}: queue`);
-      if (want.parse.valid) valid++;
-    });
-    // The mutations keep a share of the bodies valid, so both paths are compared.
-    assert.ok(valid > n / 50, `${valid} of ${n} generated bodies are valid`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+// Characters the writers treat specially: quotes, escapes, HTML, line
+// separators, noncharacters, astral ones, whitespace and controls.
+const alphabet = [
+  "a", "Z", "0", "-", "_", ":", "#", "%", "/", " ", '"', "\\", "<", ">", "&", "\u0080", "\u00e9", "\u2028", "\u2029",
+  "\ufffd", "\ufeff", "\ufffe", "\uffff", "\u{1F600}", "\u{10FFFF}", "\u0085", "\u00a0", "\u3000",
+];
+const controls = ["\u007f", "\u0001", "\n", "\t"]; // rare: an ID with one is rejected
+
+test("events the package writes are written the same way by the service's producers", { timeout: 180_000 }, async () => {
+  const rand = rng(seed + 1);
+  const pick = (xs) => xs[Math.floor(rand() * xs.length)];
+  const char = () => (rand() < 0.01 ? pick(controls) : pick(alphabet));
+  const str = (max) => Array.from({ length: 1 + Math.floor(rand() * max) }, char).join("");
+  const amounts = [undefined, "1", "0.1", "2.5e3", "1E-130", "9.9999999999999999999999999999999999999E+125", "0", 7, 0.25, 10n, "12345678901234567890.123"];
+  const events = Array.from({ length: n }, () => {
+    const e = { userId: str(8), entitlementKey: str(8) };
+    const op = pick([undefined, "consume", "refund", "commit", "release"]);
+    if (op) e.operation = op;
+    if (op === "refund") e.refundOf = str(6);
+    if (op === "commit" || op === "release") e.holdId = str(6);
+    const amount = pick(amounts);
+    if (amount !== undefined && op !== "release") e.amount = amount;
+    if (rand() < 0.5) e.idempotencyKey = str(10);
+    if (rand() < 0.3) e.metadata = { [str(4)]: str(8), n: [1, 2.5, null, true], o: { k: str(3) } };
+    return e;
+  });
+  const bodies = [];
+  const written = [];
+  for (const e of events) {
+    try {
+      const body = serializeEvent(e);
+      bodies.push(Buffer.from(body, "utf8"));
+      written.push(body);
+    } catch (err) {
+      if (!(err instanceof RejectionError)) throw err;
+    }
   }
+  const answers = await goAnswers(bodies);
+  answers.forEach((want, i) => {
+    const what = `event body ${JSON.stringify(written[i])}`;
+    assert.equal(want.parse.valid, true, `${what}: the service rejects what the package sends: ${want.parse.message}`);
+    assert.equal(want.queue.valid, true, `${what}: queue`);
+    assert.equal(want.marshal, written[i], `${what}: the service's producers write it otherwise`);
+  });
+  assert.ok(bodies.length > n / 4, `${bodies.length} of ${n} generated events are valid`);
 });

@@ -5,7 +5,9 @@
 // shared vectors of usage/testdata/vectors.json.
 //
 // Input: one JSON object a line, {"body":"<base64>"}. Output: one line each,
-// in order, {"parse":{…},"queue":{…}} in the vectors' outcome format.
+// in order, {"parse":{…},"queue":{…},"marshal":"…"} in the vectors' outcome
+// format; marshal, for a valid body, is the body the service's producers
+// write for the event read (usage.Event.MarshalJSON).
 package main
 
 import (
@@ -80,10 +82,19 @@ func main() {
 			}
 			queue = outcomeOf(ev.CheckQueued())
 		}
+		var marshal string
+		if parse.Valid {
+			b, err := ev.MarshalJSON()
+			if err != nil {
+				fail(err)
+			}
+			marshal = string(b)
+		}
 		if err := enc.Encode(struct {
-			Parse outcome `json:"parse"`
-			Queue outcome `json:"queue"`
-		}{parse, queue}); err != nil {
+			Parse   outcome `json:"parse"`
+			Queue   outcome `json:"queue"`
+			Marshal string  `json:"marshal,omitempty"`
+		}{parse, queue, marshal}); err != nil {
 			fail(err)
 		}
 	}
