@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 # carry its chart's dependencies (gonum/plot, fonts, LaTeX, PDF).
 BENCH_MODULE := internal/bench
 
-.PHONY: demo up test unit lint fuzz terraform-check package bench tools clean
+.PHONY: demo up test unit lint fuzz terraform-check package bench tools clean producer-ts
 
 ## demo: run the service end to end locally (DynamoDB Local, SQS emulator, worker, events)
 demo:
@@ -22,13 +22,24 @@ up:
 	go build -o bin/usage-playground ./cmd/usage-playground
 	bin/usage-playground
 
-## test: everything CI runs: lint, all tests with -race against real emulators, fuzzing, Terraform checks
+## test: everything CI runs: lint, the TypeScript producer's tests, all tests with -race against real emulators, fuzzing,
+## Terraform checks
 test: tools lint
 	go run ./internal/emulator/cmd/emulators install
+	$(MAKE) producer-ts
 	go test -race -count=1 -timeout 20m ./...
 	cd $(BENCH_MODULE) && go test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 	bash scripts/terraform-check.sh
+
+## producer-ts: the TypeScript producer package: its locked dependencies (npm ci), its build, and its
+## tests (the shared validation vectors, the publisher, end to end with the emulators and the real worker)
+## (npm ci runs again only when package.json or package-lock.json changed, so later runs are offline)
+producer-ts: producer-ts/node_modules/.package-lock.json
+	cd producer-ts && npm test
+
+producer-ts/node_modules/.package-lock.json: producer-ts/package.json producer-ts/package-lock.json
+	cd producer-ts && npm ci --no-audit --no-fund
 
 ## unit: the fast tests that need no emulator
 unit:

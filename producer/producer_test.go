@@ -53,7 +53,7 @@ func TestPublishedBodiesRoundTripWithExactAmounts(t *testing.T) {
 			t.Errorf("receipt %+v: want a message ID after 1 attempt", r)
 		}
 		ev.IdempotencyKey = r.IdempotencyKey // the caller's, or the generated one
-		body, _ := ev.MarshalJSON()
+		body, _ := producer.Body(ev)
 		want = append(want, string(body))
 	}
 	got := receiveAll(t, c, url, len(events))
