@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -24,13 +26,13 @@ import (
 // with a settable clock.
 type consumer struct {
 	e   *env
-	p   *pipeline.Processor
+	p   *metering.Processor
 	now time.Time
 }
 
 func (e *env) consumer() *consumer {
 	c := &consumer{e: e, now: e.now}
-	c.p = &pipeline.Processor{Store: e.store(), Now: func() time.Time { return c.now }}
+	c.p = &metering.Processor{Store: e.store(), Now: func() time.Time { return c.now }}
 	return c
 }
 

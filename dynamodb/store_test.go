@@ -15,7 +15,6 @@ import (
 	"github.com/usage-event-service/usage-event-service/internal/emulator"
 	"github.com/usage-event-service/usage-event-service/internal/storetest"
 	"github.com/usage-event-service/usage-event-service/metering"
-	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -142,14 +141,14 @@ func outcomeText(os []usage.Outcome) string {
 	return s
 }
 
-// TestContract runs pipeline.Store's contract against DynamoDB Local.
+// TestContract runs metering.Updater's contract against DynamoDB Local.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend { return newEnv(t, dynamodb.DefaultEntitlementKeys) })
 }
 
 // The env is the contract suite's backend.
 
-func (e *env) Store(*testing.T) pipeline.Store { return e.store() }
+func (e *env) Store(*testing.T) metering.Updater { return e.store() }
 
 func (e *env) Put(t *testing.T, scope usage.Scope, attrs map[string]usage.Value) {
 	t.Helper()

@@ -63,7 +63,7 @@ const (
 	// A customer managed key for the topic, other than the queues' key.
 	notificationsKeyARN = "arn:aws:kms:eu-west-1:111122223333:key/5678efgh-56ef-78gh-90ij-5678901234ef"
 
-	// deadlineMarginSeconds is pipeline.Processor's default DeadlineMargin
+	// deadlineMarginSeconds is metering.Processor's default DeadlineMargin
 	// (pipeline/pipeline.go; the Lambda adapter does not override it): no
 	// entitlement is started when less than this remains before the
 	// invocation deadline, so the function timeout must exceed it.

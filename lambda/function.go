@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
@@ -22,7 +24,7 @@ import (
 // a scheduled event gets a function error: a payload that is no request
 // is a REJECTED answer, and periodic work that fails says so in the
 // answer and is tried again by the next schedule.
-func Function(h pipeline.Handler, d *decision.Engine, periodic ...Periodic) func(context.Context, json.RawMessage) (any, error) {
+func Function(h pipeline.Handler, d *metering.Decisions, periodic ...Periodic) func(context.Context, json.RawMessage) (any, error) {
 	batches := Handler(h)
 	return func(ctx context.Context, payload json.RawMessage) (any, error) {
 		if isScheduledEvent(payload) {

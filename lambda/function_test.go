@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usage-event-service/usage-event-service/decision"
@@ -25,9 +27,9 @@ func TestFunctionTellsEventsFromRequestsByShape(t *testing.T) {
 	var batches int
 	h := func(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
 		batches++
-		return (&pipeline.Processor{Store: store}).Handle(ctx, msgs)
+		return (&metering.Processor{Store: store}).Handle(ctx, msgs)
 	}
-	f := Function(h, &decision.Engine{Store: store, Now: func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }})
+	f := Function(h, &metering.Decisions{Store: store, Now: func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }})
 
 	sqsEvent, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m1", EventSource: "aws:sqs", Body: `{"userId":"u","entitlementKey":"k","amount":2}`}}})
 	out, err := f(context.Background(), sqsEvent)
@@ -66,7 +68,7 @@ func TestScheduledEventsRunThePeriodicWork(t *testing.T) {
 		t.Fatal("a scheduled event went through the pipeline")
 		return nil
 	}
-	f := Function(h, &decision.Engine{Store: memstore.New()}, task("a", nil), task("b", errors.New("SNS unreachable")), task("c", nil))
+	f := Function(h, &metering.Decisions{Store: memstore.New()}, task("a", nil), task("b", errors.New("SNS unreachable")), task("c", nil))
 	scheduled := `{"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events",` +
 		`"account":"123456789012","time":"2026-12-01T00:01:00Z","region":"us-east-1","resources":["arn:aws:events:us-east-1:123456789012:rule/every-minute"],"detail":{}}`
 	out, err := f(context.Background(), json.RawMessage(scheduled))
@@ -81,7 +83,7 @@ func TestScheduledEventsRunThePeriodicWork(t *testing.T) {
 		t.Errorf("ran %v", ran)
 	}
 	// Without periodic work, still an answer, and not a request.
-	out, _ = Function(h, &decision.Engine{Store: memstore.New()})(context.Background(), json.RawMessage(scheduled))
+	out, _ = Function(h, &metering.Decisions{Store: memstore.New()})(context.Background(), json.RawMessage(scheduled))
 	if got, _ := json.Marshal(out); string(got) != `{"periodic":[]}` {
 		t.Errorf("without tasks: %s", got)
 	}

@@ -69,7 +69,7 @@ func TestSynchronousConsumeLatency(t *testing.T) {
 	}
 	report("under the Runtime Interface Emulator", first, warm)
 
-	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: ent, LedgerTable: ledger})}}
+	engine := &metering.Decisions{Store: metering.Writer{Store: dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: ent, LedgerTable: ledger})}}
 	warm = warm[:0]
 	for i := range calls + 1 {
 		start := time.Now()
@@ -82,7 +82,7 @@ func TestSynchronousConsumeLatency(t *testing.T) {
 			warm = append(warm, time.Since(start))
 		}
 	}
-	report("in process (decision.Engine over the DynamoDB store)", first, warm)
+	report("in process (metering.Decisions over the DynamoDB store)", first, warm)
 	ents, err := dynamodb.ListEntitlements(ctx, ddb, ent, dynamodb.DefaultEntitlementKeys, "u", "k")
 	if err != nil || len(ents) != 1 || ents[0].Used.Cmp(usage.DecimalFromInt(2*(calls+1))) != 0 {
 		t.Errorf("after %d consumes of 1: %+v, %v", 2*(calls+1), ents, err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -46,7 +48,7 @@ func batch20() []pipeline.Message {
 }
 
 // planStoreOf is a planStore of an entitlement with room for every batch.
-func planStoreOf() pipeline.Store {
+func planStoreOf() metering.Updater {
 	return planStore{usage.State{Entitlement: usage.ParseEntitlement(usage.Item{Exists: true, Attrs: map[string]usage.Value{
 		usage.AttrLimit: usage.NumberValue(usage.MustDecimal("1000000")), usage.AttrUsed: usage.NumberValue(usage.MustDecimal("41.5")),
 	}})}}
@@ -78,7 +80,7 @@ func BenchmarkHandle20(b *testing.B) {
 		{"on", traced, pipeline.Options{Tracing: tracing.Middleware(provider, true)}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			p := &pipeline.Processor{Store: planStoreOf(), Now: now}
+			p := &metering.Processor{Store: planStoreOf(), Now: now}
 			h := pipeline.New(p.Handle, c.opts)
 			b.ReportAllocs()
 			for b.Loop() {

@@ -14,9 +14,9 @@ func WithEventContexts(ctx context.Context, contexts []context.Context) context.
 	return context.WithValue(ctx, eventContextsKey{}, contexts)
 }
 
-// eventContext is the context of the batch's i-th message, set by
+// EventContext is the context of the batch's i-th message, set by
 // WithEventContexts; ctx itself when there is none.
-func eventContext(ctx context.Context, i int) context.Context {
+func EventContext(ctx context.Context, i int) context.Context {
 	if cs, ok := ctx.Value(eventContextsKey{}).([]context.Context); ok && i >= 0 && i < len(cs) && cs[i] != nil {
 		return cs[i]
 	}

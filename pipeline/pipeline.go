@@ -1,14 +1,14 @@
-// Package pipeline turns a batch of queue messages into one outcome per
-// message. The same Handler serves the Lambda function and the worker;
-// dead-lettering, FIFO ordering, panic recovery, logging and metrics are
-// middlewares around it, not branches inside it, and New assembles them
-// in the one order that is correct.
+// Package pipeline is the plumbing around the queued use case
+// (metering.Processor): messages and their results, the Handler type, and
+// the middlewares (dead-lettering, FIFO ordering, stretched
+// redeliveries, panic recovery, logging, metrics, tracing) that New
+// assembles around a handler in the one order that is correct. The same
+// chain serves the Lambda function and the worker.
 package pipeline
 
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/internal/tracecontext"
@@ -91,130 +91,6 @@ func Chain(h Handler, mws ...Middleware) Handler {
 		h = mws[i](h)
 	}
 	return h
-}
-
-// Store applies the records of one scope, in order, and returns one
-// outcome per record. What is atomic is one conditional transaction: the
-// entitlement's new usage together with the ledger entries of the events
-// it counts. The DynamoDB store (package dynamodb) writes a scope's
-// records in transactions of at most 50, so a larger group is several
-// transactions, each all or nothing, and one of them may fail (RETRY)
-// after an earlier one committed.
-type Store interface {
-	Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome
-}
-
-// ErrDeadline is the cause of RETRY for records not started because the
-// invocation was about to time out: SQS redelivers them.
-var ErrDeadline = errors.New("not started: too close to the invocation deadline")
-
-// Processor is the core Handler: parse, group by scope, apply.
-type Processor struct {
-	Store Store
-	// Now is the processing clock (time.Now when nil).
-	Now func() time.Time
-	// Parallel bounds the scopes applied at once (default 8). Records of
-	// one scope are applied in message order, in one Store.Update call.
-	Parallel int
-	// DeadlineMargin: a scope is not started when less than this remains
-	// before the context's deadline (default DefaultDeadlineMargin).
-	DeadlineMargin time.Duration
-	// TargetWait is how long, from a message's SentAt, a refund whose
-	// consume is not applied yet is RETRY before it is rejected
-	// REFUND_TARGET_NOT_FOUND (REFUND_TARGET_WAIT; zero rejects at once).
-	TargetWait time.Duration
-	// Notify, when set, has the writes that cross a threshold or first
-	// hit the limit record a notification (usage.Rules.Notify).
-	Notify *usage.Notify
-}
-
-// Defaults of a Processor.
-const (
-	DefaultParallel       = 8
-	DefaultDeadlineMargin = 2 * time.Second
-	DefaultTargetWait     = 15 * time.Minute
-)
-
-// Handle is a Handler.
-func (p *Processor) Handle(ctx context.Context, msgs []Message) []Result {
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
-	parallel := p.Parallel
-	if parallel <= 0 {
-		parallel = DefaultParallel
-	}
-	margin := p.DeadlineMargin
-	if margin <= 0 {
-		margin = DefaultDeadlineMargin
-	}
-
-	results := make([]Result, len(msgs))
-	type group struct {
-		scope   usage.Scope
-		index   []int
-		records []usage.Record
-	}
-	var groups []*group
-	byScope := map[usage.Scope]*group{}
-	for i, m := range msgs {
-		results[i].MessageID = m.ID
-		ev, err := usage.ParseEvent([]byte(m.Body))
-		if err == nil {
-			err = ev.CheckQueued()
-		}
-		if err != nil {
-			results[i].Outcome = usage.Outcome{Status: usage.Rejected, Err: err}
-			continue
-		}
-		results[i].Event = ev
-		g := byScope[ev.Scope()]
-		if g == nil {
-			g = &group{scope: ev.Scope()}
-			byScope[g.scope] = g
-			groups = append(groups, g)
-		}
-		g.index = append(g.index, i)
-		g.records = append(g.records, usage.Record{Event: ev, MessageID: m.EventID(), SentAt: m.SentAt,
-			Redelivered: m.ReceiveCount > 1 || m.OriginalID != ""})
-	}
-
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for _, g := range groups {
-		sem <- struct{}{}
-		wg.Add(1)
-		// The scope's store calls run in the context of its first event
-		// (with tracing on, under that event's decision span).
-		ctx := eventContext(ctx, g.index[0])
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			// A panic applying this scope is RETRY for its messages only;
-			// it also covers a Store that returns too few outcomes.
-			defer retryOnPanic(results, g.index)
-			var outcomes []usage.Outcome
-			if d, ok := ctx.Deadline(); ok && time.Until(d) < margin {
-				outcomes = make([]usage.Outcome, len(g.records))
-				for i := range outcomes {
-					outcomes[i] = usage.Outcome{Status: usage.Retry, Err: ErrDeadline}
-				}
-			} else {
-				decide := func(st usage.State, r []usage.Record) usage.Plan {
-					return usage.Rules{Now: now(), TargetWait: p.TargetWait, Notify: p.Notify}.Plan(st, r)
-				}
-				outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
-			}
-			for j, i := range g.index {
-				results[i].Outcome = outcomes[j]
-				if errors.Is(outcomes[j].Err, usage.ErrTargetPending) {
-					results[i].RedeliverAfter = WaitDelay(msgs[i].SentAt, now(), p.TargetWait)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return results
 }
 
 // FIFOOrder keeps FIFO message groups in order: once a message of a group

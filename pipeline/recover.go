@@ -42,14 +42,14 @@ func Panics(results []Result) []*PanicError {
 	return out
 }
 
-// retryOnPanic, deferred at the top of a goroutine that writes the
+// RetryOnPanic, deferred at the top of a goroutine that writes the
 // results at index, turns a panic in it into RETRY for exactly those
 // results. The Processor applies each scope in a goroutine of its own,
 // where no recover of the caller can reach: without this, one panicking
 // scope would kill the worker process or the Lambda runtime, and with it
 // every other scope of the batch. It must be deferred directly (recover
 // only stops a panic when called by the deferred function itself).
-func retryOnPanic(results []Result, index []int) {
+func RetryOnPanic(results []Result, index []int) {
 	v := recover()
 	if v == nil {
 		return

@@ -18,11 +18,11 @@ func TestRetryOnPanicMarksOnlyItsIndexes(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		defer retryOnPanic(results, []int{1, 3})
+		defer RetryOnPanic(results, []int{1, 3})
 		panic(errors.New("store bug"))
 	})
 	wg.Go(func() {
-		defer retryOnPanic(results, []int{0})
+		defer RetryOnPanic(results, []int{0})
 		results[0].Outcome = usage.Outcome{Status: usage.Duplicate} // no panic: left as it is
 	})
 	wg.Wait()

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -51,7 +53,7 @@ func TestARefundWaitingForItsConsumeIsRedeliveredLater(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	store := newMemoryStore()
 	store.PutEntitlement(usage.Scope{UserID: "a", EntitlementKey: "k"}, nil)
-	p := &pipeline.Processor{Store: store, Now: func() time.Time { return now }, TargetWait: 15 * time.Minute}
+	p := &metering.Processor{Store: store, Now: func() time.Time { return now }, TargetWait: 15 * time.Minute}
 	changer := &recordingChanger{}
 	h := pipeline.New(p.Handle, pipeline.Options{Visibility: changer})
 	refund := `{"operation":"refund","userId":"a","entitlementKey":"k","refundOf":"c-1","idempotencyKey":"r-1"}`

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
@@ -90,9 +92,9 @@ func withFree(ctx context.Context, free func(usage.Scope)) context.Context {
 // worker's batch, each entitlement is released for the next batch as
 // soon as its Store.Update returns. Anywhere else (Lambda) it only passes
 // the call through.
-func ReleaseEarly(s pipeline.Store) pipeline.Store { return releasingStore{s} }
+func ReleaseEarly(s metering.Updater) metering.Updater { return releasingStore{s} }
 
-type releasingStore struct{ inner pipeline.Store }
+type releasingStore struct{ inner metering.Updater }
 
 func (s releasingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	out := s.inner.Update(ctx, scope, records, decide)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -70,7 +72,7 @@ func (q *scriptedQueue) deletedHandles() map[string]bool {
 // records of each call, and fails the test if two calls for one scope
 // overlap (the coalescer keeps an entitlement to one batch in flight).
 type recordingStore struct {
-	inner pipeline.Store
+	inner metering.Updater
 	t     *testing.T
 	hold  time.Duration // each call takes at least this long
 
@@ -79,7 +81,7 @@ type recordingStore struct {
 	calls    map[usage.Scope][][]string // message IDs of each call
 }
 
-func newRecordingStore(t *testing.T, inner pipeline.Store) *recordingStore {
+func newRecordingStore(t *testing.T, inner metering.Updater) *recordingStore {
 	return &recordingStore{inner: inner, t: t, inflight: map[usage.Scope]bool{}, calls: map[usage.Scope][][]string{}}
 }
 
@@ -125,8 +127,8 @@ func seed(s *memstore.Store) {
 		usage.AttrResetPeriod: usage.StringValue("MONTHLY"), usage.AttrPeriodStart: usage.StringValue("2026-10-01T00:00:00Z")})
 }
 
-func processor(store pipeline.Store) pipeline.Handler {
-	p := &pipeline.Processor{Store: store, Now: func() time.Time { return coalesceNow }}
+func processor(store metering.Updater) pipeline.Handler {
+	p := &metering.Processor{Store: store, Now: func() time.Time { return coalesceNow }}
 	return pipeline.New(p.Handle, pipeline.Options{})
 }
 
@@ -415,7 +417,7 @@ func TestAQuietEntitlementIsDecidedWhenItsWindowEnds(t *testing.T) {
 // blockingStore blocks Update calls of one scope until unblocked, and
 // reports every other call.
 type blockingStore struct {
-	inner   pipeline.Store
+	inner   metering.Updater
 	block   usage.Scope
 	unblock chan struct{}
 	calls   chan []string

@@ -46,7 +46,7 @@ func newFIFOWatch(t *testing.T) *fifoWatch {
 
 type watchedStore struct {
 	w     *fifoWatch
-	inner pipeline.Store
+	inner metering.Updater
 }
 
 func (s watchedStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
@@ -81,7 +81,7 @@ func (s watchedStore) Update(ctx context.Context, scope usage.Scope, records []u
 // so its own cache), direct dead-lettering as the module configures it.
 func (s *stack) fifoConsumer(w *fifoWatch) *sqs.Worker {
 	store := watchedStore{w: w, inner: metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}}
-	p := &pipeline.Processor{Store: store}
+	p := &metering.Processor{Store: store}
 	h := pipeline.New(p.Handle, pipeline.Options{DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}})
 	seen := func(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
 		w.mu.Lock()

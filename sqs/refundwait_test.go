@@ -29,7 +29,7 @@ func TestAQueuedRefundWaitsForItsConsume(t *testing.T) {
 	dynamodb.PutEntitlement(ctx, s.ddb, s.entitlements, dynamodb.DefaultEntitlementKeys, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Limit: dp("10")})
 	const wait = 6 * time.Second
 	store := metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
-	p := &pipeline.Processor{Store: store, TargetWait: wait}
+	p := &metering.Processor{Store: store, TargetWait: wait}
 	h := pipeline.New(p.Handle, pipeline.Options{
 		DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL},
 		Visibility:  sqs.Visibility{Client: s.sqs, QueueURL: s.queues.URL},

@@ -52,7 +52,7 @@ func newStack(t *testing.T, queueName string) *stack {
 
 func (s *stack) handler(deadLetters bool) pipeline.Handler {
 	store := metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}
-	p := &pipeline.Processor{Store: store}
+	p := &metering.Processor{Store: store}
 	var opts pipeline.Options
 	if deadLetters {
 		opts.DeadLetters = sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}
@@ -226,7 +226,7 @@ func TestWithoutADeadLetterQueueRejectionsStayForTheRedrivePolicy(t *testing.T) 
 // countingStore counts Store.Update calls (each is one transaction per
 // 50 records, when nothing conflicts).
 type countingStore struct {
-	inner pipeline.Store
+	inner metering.Updater
 	mu    sync.Mutex
 	calls int
 }
@@ -252,7 +252,7 @@ func TestWorkerCoalescesAcrossReceives(t *testing.T) {
 	}
 	s.send(t, s.queues.URL, bodies...)
 	store := &countingStore{inner: metering.Writer{Store: dynamodb.NewStore(s.ddb, dynamodb.Config{EntitlementsTable: s.entitlements, LedgerTable: s.ledger})}}
-	p := &pipeline.Processor{Store: store}
+	p := &metering.Processor{Store: store}
 	h := pipeline.New(p.Handle, pipeline.Options{DeadLetters: sqs.DeadLetterQueue{Client: s.sqs, QueueURL: s.queues.DeadLetterURL}})
 	runCtx, stop := context.WithCancel(ctx)
 	w := &sqs.Worker{Client: s.sqs, QueueURL: s.queues.URL, Handler: h, Pollers: 4, WaitTime: time.Second, CoalesceWindow: time.Second}

@@ -32,7 +32,7 @@ func batch(scopeOf func(i int) usage.Scope) (bodies [][]byte, ids []string) {
 
 // BenchmarkBatch20 is the CPU work of one invocation before and between
 // its DynamoDB requests: parse and validate 20 message bodies, group them
-// by (user, entitlement) as pipeline.Processor does, and plan each group
+// by (user, entitlement) as metering.Processor does, and plan each group
 // against its entitlement with PlanUsage. No I/O.
 func BenchmarkBatch20(b *testing.B) {
 	state := usage.State{Entitlement: usage.ParseEntitlement(usage.Item{Exists: true, Attrs: map[string]usage.Value{

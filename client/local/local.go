@@ -31,7 +31,7 @@ func NewFromClient(c dynamodb.Client, store dynamodb.Config) (*client.Local, err
 	if store.EntitlementsTable == "" {
 		return nil, errors.New("client: no entitlements table given")
 	}
-	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(c, store)}, Now: store.Now}
+	engine := &metering.Decisions{Store: metering.Writer{Store: dynamodb.NewStore(c, store)}, Now: store.Now}
 	ledger := store.LedgerTable != ""
 	return client.NewLocalAnswerer(func(ctx context.Context, ev usage.Event, body []byte) (decision.Answer, error) {
 		if !ledger && !ev.Is(usage.OperationBalance) {

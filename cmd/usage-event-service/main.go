@@ -32,7 +32,6 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/awslog"
 	"github.com/usage-event-service/usage-event-service/internal/backoff"
@@ -108,7 +107,7 @@ type app struct {
 	logger *slog.Logger
 	core   pipeline.Handler
 	opts   pipeline.Options
-	engine *decision.Engine
+	engine *metering.Decisions
 	sqs    *awssqs.Client
 	// publisher publishes notifications to NOTIFY_TOPIC_ARN; nil when
 	// unset.
@@ -198,7 +197,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	// ReleaseEarly: in the worker, an entitlement is free for the next
 	// batch as soon as its own write returns (a pass-through in Lambda).
 	writer := metering.Writer{Store: store}
-	processor := &pipeline.Processor{Store: sqs.ReleaseEarly(writer), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
+	processor := &metering.Processor{Store: sqs.ReleaseEarly(writer), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
 	sqsClient := awssqs.NewFromConfig(awsCfg, traced[awssqs.Options](tp, func(o *awssqs.Options) *smithytracing.TracerProvider { return &o.TracerProvider })...)
 	opts := pipeline.Options{Logger: logger}
 	if tp != nil {
@@ -212,7 +211,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	}
 	a := &app{
 		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store, tracer: tp,
-		core: processor.Handle, opts: opts, engine: &decision.Engine{Store: writer, Logger: logger, Notify: cfg.Notify},
+		core: processor.Handle, opts: opts, engine: &metering.Decisions{Store: writer, Logger: logger, Notify: cfg.Notify},
 	}
 	if hr, ok := recorder.(metrics.HoldRecorder); ok {
 		a.holds = hr

@@ -267,7 +267,7 @@ func (c *collector) observe(seen *seenSet, ctx context.Context, scope usage.Scop
 // measuredStore wraps the real store only to attribute each group's
 // requests to it; Update is passed through unchanged.
 type measuredStore struct {
-	inner pipeline.Store
+	inner metering.Updater
 	c     *collector
 	seen  *seenSet
 }
@@ -593,7 +593,7 @@ func reasonOf(o usage.Outcome) usage.Reason {
 		return "CONTENTION"
 	case errors.Is(o.Err, ErrInProgress):
 		return "IN_PROGRESS"
-	case errors.Is(o.Err, pipeline.ErrDeadline), errors.Is(o.Err, context.DeadlineExceeded):
+	case errors.Is(o.Err, metering.ErrDeadline), errors.Is(o.Err, context.DeadlineExceeded):
 		return "DEADLINE"
 	case errors.Is(o.Err, errRetriesExhausted):
 		return "CONTENTION"

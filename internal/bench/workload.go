@@ -1,6 +1,6 @@
 // Package bench measures the service against a naive baseline on DynamoDB
 // Local: the same generated workload, cut into Lambda-sized batches, is run
-// through the real pipeline.Processor and dynamodb.Store, and through a
+// through the real metering.Processor and dynamodb.Store, and through a
 // Powertools-style per-event implementation (naive.go), each on its own
 // tables. It counts every DynamoDB request and the capacity each consumed,
 // times every batch, and checks both runs for correctness at the end.

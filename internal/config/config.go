@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/usage-event-service/usage-event-service/internal/queueurl"
-	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -177,14 +178,14 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.DedupRetention, err = LoadDedupRetention(getenv); err != nil {
 		errs = append(errs, err)
 	}
-	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", strconv.Itoa(pipeline.DefaultParallel)), "APPLY_CONCURRENCY", 1, 256, bad)
+	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", strconv.Itoa(metering.DefaultParallel)), "APPLY_CONCURRENCY", 1, 256, bad)
 	sweep := get("HOLD_SWEEP_INTERVAL", DefaultHoldSweepInterval.String())
 	if d, err := time.ParseDuration(sweep); err != nil || d < 100*time.Millisecond || d > time.Hour {
 		bad("HOLD_SWEEP_INTERVAL", "%q is not a Go duration from 100ms to 1h (e.g. 30s)", sweep)
 	} else {
 		c.HoldSweepInterval = d
 	}
-	wait := get("REFUND_TARGET_WAIT", pipeline.DefaultTargetWait.String())
+	wait := get("REFUND_TARGET_WAIT", metering.DefaultTargetWait.String())
 	if d, err := time.ParseDuration(wait); err != nil || d < 0 || d > 24*time.Hour {
 		bad("REFUND_TARGET_WAIT", "%q is not a Go duration from 0s to 24h (e.g. 15m)", wait)
 	} else {

@@ -16,7 +16,7 @@ import (
 
 // holdWorld is a world with one entitlement and a decisions engine in
 // the test process, for reserving holds as a synchronous caller would.
-func holdWorld(t *testing.T, limit string) (*world, *decision.Engine, usage.Scope) {
+func holdWorld(t *testing.T, limit string) (*world, *metering.Decisions, usage.Scope) {
 	t.Helper()
 	w := newWorld(t)
 	scope := usage.Scope{UserID: "holder", EntitlementKey: "EXPORTS"}
@@ -25,7 +25,7 @@ func holdWorld(t *testing.T, limit string) (*world, *decision.Engine, usage.Scop
 		dynamodb.EntitlementItem{UserID: scope.UserID, EntitlementKey: scope.EntitlementKey, Limit: &l}); err != nil {
 		t.Fatal(err)
 	}
-	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}}
+	engine := &metering.Decisions{Store: metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}}
 	return w, engine, scope
 }
 
@@ -51,7 +51,7 @@ func (w *world) holdStates(t *testing.T, scope usage.Scope) map[string]int {
 	return n
 }
 
-func reserve(t *testing.T, e *decision.Engine, scope usage.Scope, id string, amount, seconds int) {
+func reserve(t *testing.T, e *metering.Decisions, scope usage.Scope, id string, amount, seconds int) {
 	t.Helper()
 	a := e.Handle(context.Background(), fmt.Appendf(nil, `{"operation":"reserve","userId":%q,"entitlementKey":%q,"amount":%d,"idempotencyKey":%q,"holdSeconds":%d}`,
 		scope.UserID, scope.EntitlementKey, amount, id, seconds))
@@ -92,7 +92,7 @@ func TestTheWorkerReleasesAnExpiredHoldWithinSeconds(t *testing.T) {
 func TestASweeperKilledMidRunReleasesNothingTwice(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	engine := &decision.Engine{Store: metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}}
+	engine := &metering.Decisions{Store: metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger})}}
 	const users, perUser = 100, 3
 	limit := usage.MustDecimal("10")
 	var scopes []usage.Scope

@@ -74,7 +74,7 @@ func (m *Store) Entitlement(scope usage.Scope) usage.Item {
 	return m.item(scope)
 }
 
-// ActiveHolds lists the scope's active holds, for decision.Store.
+// ActiveHolds lists the scope's active holds, for metering.DecisionStore.
 func (m *Store) ActiveHolds(_ context.Context, scope usage.Scope) ([]usage.LedgerEntry, error) {
 	var out []usage.LedgerEntry
 	for _, e := range m.Ledger(scope) {
@@ -85,7 +85,7 @@ func (m *Store) ActiveHolds(_ context.Context, scope usage.Scope) ([]usage.Ledge
 	return out, nil
 }
 
-// ReadEntitlement is Entitlement, interpreted, for decision.Store.
+// ReadEntitlement is Entitlement, interpreted, for metering.DecisionStore.
 func (m *Store) ReadEntitlement(_ context.Context, scope usage.Scope) (usage.Entitlement, error) {
 	return usage.ParseEntitlement(m.Entitlement(scope)), nil
 }

@@ -3,9 +3,10 @@ package memstore_test
 import (
 	"testing"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/usage-event-service/usage-event-service/internal/memstore"
 	"github.com/usage-event-service/usage-event-service/internal/storetest"
-	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -13,7 +14,7 @@ import (
 // cache of its own to make them differ).
 type backend struct{ s *memstore.Store }
 
-func (b backend) Store(*testing.T) pipeline.Store { return b.s }
+func (b backend) Store(*testing.T) metering.Updater { return b.s }
 func (b backend) Put(_ *testing.T, scope usage.Scope, attrs map[string]usage.Value) {
 	b.s.PutEntitlement(scope, attrs)
 }

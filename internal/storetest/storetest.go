@@ -1,4 +1,4 @@
-// Package storetest is the contract of pipeline.Store: one suite of
+// Package storetest is the contract of metering.Updater: one suite of
 // behaviours that every implementation must show, run by each of them
 // (the DynamoDB store against DynamoDB Local, memstore in memory). A
 // store is correct when its outcomes, usage and ledger are those of
@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -25,7 +26,7 @@ import (
 type Backend interface {
 	// Store returns a new consumer of the backend's tables, with its own
 	// cache, as a separate process would be.
-	Store(t *testing.T) pipeline.Store
+	Store(t *testing.T) metering.Updater
 	// Put writes an entitlement item as access-service would (attrs may
 	// hold any kind of value, malformed ones included).
 	Put(t *testing.T, scope usage.Scope, attrs map[string]usage.Value)
@@ -104,7 +105,7 @@ type step struct {
 }
 
 // runSteps applies the steps in order with one consumer.
-func runSteps(t *testing.T, b Backend, s pipeline.Store, steps []step) {
+func runSteps(t *testing.T, b Backend, s metering.Updater, steps []step) {
 	t.Helper()
 	for i, st := range steps {
 		if st.before != nil {
@@ -135,11 +136,11 @@ func Rec(amount, messageID, idempotencyKey string) usage.Record {
 	return usage.Record{Event: ev, MessageID: messageID}
 }
 
-func apply(s pipeline.Store, now time.Time, records ...usage.Record) []usage.Outcome {
+func apply(s metering.Updater, now time.Time, records ...usage.Record) []usage.Outcome {
 	return applyRules(s, usage.Rules{Now: now}, records...)
 }
 
-func applyRules(s pipeline.Store, rules usage.Rules, records ...usage.Record) []usage.Outcome {
+func applyRules(s metering.Updater, rules usage.Rules, records ...usage.Record) []usage.Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return s.Update(ctx, scope, records, rules.Plan)

@@ -92,7 +92,7 @@ func newRig(t *testing.T) *rig {
 	r.ddb = awsdynamodb.NewFromConfig(cfg, func(o *awsdynamodb.Options) { o.TracerProvider = tracing.AWS(r.tp) })
 	r.tracedSQS = awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.TracerProvider = tracing.AWS(r.tp) })
 	store := dynamodb.NewStore(r.ddb, dynamodb.Config{EntitlementsTable: r.entitlement, LedgerTable: ledger})
-	p := &pipeline.Processor{Store: sqs.ReleaseEarly(metering.Writer{Store: store})}
+	p := &metering.Processor{Store: sqs.ReleaseEarly(metering.Writer{Store: store})}
 	r.handler = pipeline.New(p.Handle, pipeline.Options{Tracing: tracing.Middleware(r.tp, true)})
 
 	// The producer, with its own instrumented client.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -72,11 +74,11 @@ func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 	return m
 }
 
-func traced(t *testing.T, store pipeline.Store, ids bool) (pipeline.Handler, *tracetest.InMemoryExporter) {
+func traced(t *testing.T, store metering.Updater, ids bool) (pipeline.Handler, *tracetest.InMemoryExporter) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	p := &pipeline.Processor{Store: store}
+	p := &metering.Processor{Store: store}
 	return pipeline.New(p.Handle, pipeline.Options{Tracing: tracing.Middleware(tp, ids)}), exp
 }
 
@@ -207,7 +209,7 @@ func TestTracingOffRecordsNothing(t *testing.T) {
 	otel.SetTracerProvider(tp)
 	defer otel.SetTracerProvider(prev)
 	store := &spyStore{spans: map[usage.Scope]trace.SpanContext{}, status: usage.Applied}
-	p := &pipeline.Processor{Store: store}
+	p := &metering.Processor{Store: store}
 	h := pipeline.New(p.Handle, pipeline.Options{})
 	parent, _ := tracecontext.Inject(trace.ContextWithSpanContext(context.Background(), spanContext(true)))
 	h(context.Background(), []pipeline.Message{{ID: "m1", Body: body(t, "u1", "k"), TraceParent: parent}})

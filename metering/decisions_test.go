@@ -1,4 +1,4 @@
-package decision_test
+package metering_test
 
 import (
 	"context"
@@ -6,25 +6,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-event-service/usage-event-service/decision"
+	"github.com/usage-event-service/usage-event-service/metering"
+
 	"github.com/usage-event-service/usage-event-service/internal/memstore"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 var now = time.Date(2026, 12, 14, 9, 30, 0, 0, time.UTC)
 
-func engine(items map[string]map[string]usage.Value) *decision.Engine {
+func engine(items map[string]map[string]usage.Value) *metering.Decisions {
 	s := memstore.New()
 	s.Now = func() time.Time { return now }
 	for key, attrs := range items {
 		s.PutEntitlement(usage.Scope{UserID: "u1", EntitlementKey: key}, attrs)
 	}
-	return &decision.Engine{Store: s, Now: func() time.Time { return now }}
+	return &metering.Decisions{Store: s, Now: func() time.Time { return now }}
 }
 
 func num(s string) usage.Value { return usage.NumberValue(usage.MustDecimal(s)) }
 
-func answer(t *testing.T, e *decision.Engine, body string) string {
+func answer(t *testing.T, e *metering.Decisions, body string) string {
 	t.Helper()
 	b, err := json.Marshal(e.Handle(context.Background(), []byte(body)))
 	if err != nil {
@@ -120,7 +121,7 @@ func TestEngineRecordsNotificationsWhenAsked(t *testing.T) {
 	s := memstore.New()
 	scope := usage.Scope{UserID: "u1", EntitlementKey: "TUTOR"}
 	s.PutEntitlement(scope, map[string]usage.Value{usage.AttrLimit: num("10"), usage.AttrUsed: num("6")})
-	e := &decision.Engine{Store: s, Now: func() time.Time { return now }}
+	e := &metering.Decisions{Store: s, Now: func() time.Time { return now }}
 	answer(t, e, `{"userId":"u1","entitlementKey":"TUTOR","amount":1,"idempotencyKey":"c-1"}`)
 	if got := s.Notifications(scope); len(got) != 0 {
 		t.Fatalf("without Notify: %v", got)
