@@ -64,7 +64,13 @@ type world struct {
 	gap  func(context.Context)
 	lost []lostTx
 
+	current   *proc // the process of the step's call
 	step      int
+	events    int
+	kinds     map[string]int
+	outcomes  map[string]int
+	sent      []*item                                      // queued messages sent, for redeliveries
+	deleted   map[string]bool                              // users whose entitlement access-service deleted (never recreated)
 	history   map[string][]map[string]types.AttributeValue // entitlement items after each step
 	recent    map[string]int                               // ledger sort key -> step it appeared
 	counts    map[string]int
@@ -85,7 +91,8 @@ func newWorld(t testing.TB, seed uint64, nprocs int) *world {
 		entTable: emulator.UniqueName(t, "ent"), ledgerTable: emulator.UniqueName(t, "ledger"),
 		now:    time.Date(2026, 12, 3, 21, 0, 0, 123_000_000, time.UTC),
 		oracle: newOracle(), history: map[string][]map[string]types.AttributeValue{},
-		recent: map[string]int{}, counts: map[string]int{},
+		recent: map[string]int{}, counts: map[string]int{}, kinds: map[string]int{}, outcomes: map[string]int{},
+		deleted: map[string]bool{},
 	}
 	if _, err := dynamodb.CreateEntitlementsTable(w.ctx, w.real, w.entTable, dynamodb.DefaultEntitlementKeys); err != nil {
 		t.Fatal(err)
@@ -291,6 +298,7 @@ func match(want, got outcome) bool {
 // faults in the first two rounds and the step's gap action before its
 // first final call; the oracle follows in commit order.
 func (w *world) deliver(p *proc, items []*item, faults bool) {
+	w.current = p
 	pending := items
 	for round := 1; len(pending) > 0; round++ {
 		if round > maxRounds {
@@ -317,6 +325,8 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 				continue
 			}
 			want := w.oracle.apply(it.user, it.e, w.now)
+			w.events++
+			w.outcomes[got[i].String()]++
 			w.logf("%s %s: %s (oracle %s)", p.name, it, got[i], want)
 			if !match(want, got[i]) {
 				w.fail("%s %s (delivery %d): service %s, oracle %s", p.name, it, it.recv, got[i], want)
@@ -478,6 +488,7 @@ func (w *world) oddRefunded(user, key string) {
 // until a page releases nothing), repeating while a page failed, with
 // faults in its first two runs.
 func (w *world) sweep(p *proc, limit int, faults bool) {
+	w.current = p
 	for run := 1; ; run++ {
 		w.faultsOn = faults && run <= 2
 		w.gapDone = run > 1
