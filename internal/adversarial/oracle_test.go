@@ -18,9 +18,13 @@ import (
 type outcome struct {
 	Status string // APPLIED, DUPLICATE, REJECTED, RETRY
 	Reason string // for REJECTED
+	why    string // the service's cause of a RETRY (not compared)
 }
 
 func (o outcome) String() string {
+	if o.why != "" {
+		return o.Status + " (" + o.why + ")"
+	}
 	if o.Reason != "" {
 		return o.Status + " " + o.Reason
 	}
@@ -85,7 +89,8 @@ type oEnt struct {
 	exists      bool
 	limit, used attr
 	resetPeriod string // "DAILY" or "NONE" (the generator writes only these)
-	periodStart string // "" when absent
+	periodStart string // the current period's start ("" when absent), lazily reset
+	stored      string // periodStart as stored: a lazy reset is stored by the next write that changes used
 	thresholds  attr   // notifyThresholds
 }
 
@@ -212,6 +217,12 @@ func (s *oScope) lazyReset(now time.Time) {
 			s.edited = false
 		}
 	}
+}
+
+// resetPending: the stored item is of an ended period; whatever used
+// access-service writes into it, the next write resets it.
+func (s *oScope) resetPending(now time.Time) bool {
+	return s.ent.resetPeriod == "DAILY" && (s.ent.stored == "" || s.ent.stored < periodOf("DAILY", now))
 }
 
 // period is the current period as the ledger records it.
@@ -359,7 +370,7 @@ func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 			s.notes[n.key()] = n
 		}
 	}
-	s.ent.used = num(next)
+	s.ent.used, s.ent.stored = num(next), s.ent.periodStart
 	entry := &oEntry{op: e.op, amount: amount, periodStart: s.period()}
 	if e.op == "reserve" {
 		secs := e.seconds
@@ -383,7 +394,7 @@ func giveBack(s *oScope, amount usage.Decimal) bool {
 	if !fits(next) {
 		return false
 	}
-	s.ent.used = num(next)
+	s.ent.used, s.ent.stored = num(next), s.ent.periodStart
 	return true
 }
 

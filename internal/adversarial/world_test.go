@@ -273,6 +273,9 @@ func (w *world) run(p *proc, items []*item) []outcome {
 		if it.sync {
 			a := p.engine.Handle(ctx, []byte(it.body()))
 			out[i] = outcome{Status: string(a.Status), Reason: string(a.Reason)}
+			if a.Status == decision.Retry {
+				out[i].why = a.Message
+			}
 			continue
 		}
 		queued = append(queued, i)
@@ -281,6 +284,9 @@ func (w *world) run(p *proc, items []*item) []outcome {
 	if len(msgs) > 0 {
 		for j, r := range p.queue.Handle(ctx, msgs) {
 			out[queued[j]] = outcome{Status: string(r.Status), Reason: string(r.Reason())}
+			if r.Status == usage.Retry && r.Err != nil {
+				out[queued[j]].why = r.Err.Error()
+			}
 		}
 	}
 	return out
@@ -291,7 +297,7 @@ func match(want, got outcome) bool {
 	if want.Reason == reasonUnreadableEntry {
 		return acceptUnreadable(got)
 	}
-	return want == got
+	return want.Status == got.Status && want.Reason == got.Reason
 }
 
 // deliver runs one step's items through p until none is RETRY, with
@@ -319,14 +325,14 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 					o := w.oracle.apply(it.user, it.e, w.now)
 					w.logf("%s %s: RETRY (answer lost; committed as %s)", p.name, it, o)
 				} else {
-					w.logf("%s %s: RETRY", p.name, it)
+					w.logf("%s %s: %s", p.name, it, got[i])
 				}
 				next = append(next, it)
 				continue
 			}
 			want := w.oracle.apply(it.user, it.e, w.now)
 			w.events++
-			w.outcomes[got[i].String()]++
+			w.outcomes[strings.TrimSpace(got[i].Status+" "+got[i].Reason)]++
 			w.logf("%s %s: %s (oracle %s)", p.name, it, got[i], want)
 			if !match(want, got[i]) {
 				w.fail("%s %s (delivery %d): service %s, oracle %s", p.name, it, it.recv, got[i], want)
@@ -367,7 +373,7 @@ func (w *world) create(user, limit, resetPeriod string) {
 		w.t.Fatal(err)
 	}
 	s := w.oracle.scope(user)
-	s.ent = oEnt{exists: true, used: num(usage.Decimal{}), resetPeriod: resetPeriod, periodStart: period}
+	s.ent = oEnt{exists: true, used: num(usage.Decimal{}), resetPeriod: resetPeriod, periodStart: period, stored: period}
 	if limit != "" {
 		s.ent.limit = num(usage.MustDecimal(limit))
 	}
@@ -387,6 +393,9 @@ func (w *world) setUsed(user, used string) {
 	s := w.oracle.scope(user)
 	s.lazyReset(w.now)
 	s.ent.used = num(usage.MustDecimal(used))
+	if s.resetPending(w.now) {
+		s.ent.used = num(usage.Decimal{}) // written into an ended period: the next write resets it
+	}
 	w.markEdited(s)
 	w.logf("access: %s used=%s", user, used)
 }
