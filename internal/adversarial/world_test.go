@@ -71,6 +71,7 @@ type world struct {
 	outcomes  map[string]int
 	sent      []*item                                      // queued messages sent, for redeliveries
 	deleted   map[string]bool                              // users whose entitlement access-service deleted (never recreated)
+	oddKeys   map[string]bool                              // ledger keys the suite made unreadable
 	history   map[string][]map[string]types.AttributeValue // entitlement items after each step
 	recent    map[string]int                               // ledger sort key -> step it appeared
 	counts    map[string]int
@@ -92,7 +93,7 @@ func newWorld(t testing.TB, seed uint64, nprocs int) *world {
 		now:    time.Date(2026, 12, 3, 21, 0, 0, 123_000_000, time.UTC),
 		oracle: newOracle(), history: map[string][]map[string]types.AttributeValue{},
 		recent: map[string]int{}, counts: map[string]int{}, kinds: map[string]int{}, outcomes: map[string]int{},
-		deleted: map[string]bool{},
+		deleted: map[string]bool{}, oddKeys: map[string]bool{},
 	}
 	if _, err := dynamodb.CreateEntitlementsTable(w.ctx, w.real, w.entTable, dynamodb.DefaultEntitlementKeys); err != nil {
 		t.Fatal(err)
@@ -470,6 +471,7 @@ func (w *world) oddReserve(user, key, amount string) {
 		w.t.Fatal(err)
 	}
 	s.ledger[key] = &oEntry{op: "reserve", amount: usage.MustDecimal(amount), periodStart: s.period(), unreadable: true}
+	w.oddKeys[key] = true
 	w.logf("ledger: %s reserve %s written without holdState", user, key)
 }
 
@@ -488,6 +490,7 @@ func (w *world) oddRefunded(user, key string) {
 		w.t.Fatal(err)
 	}
 	w.oracle.scope(user).ledger[key].unreadable = true
+	w.oddKeys[key] = true
 	w.logf("ledger: %s consume %s refunded written as a string", user, key)
 }
 
