@@ -71,6 +71,7 @@ type world struct {
 	outcomes  map[string]int
 	sent      []*item                                      // queued messages sent, for redeliveries
 	deleted   map[string]bool                              // users whose entitlement access-service deleted (never recreated)
+	avoid     map[int]bool                                 // review defects whose triggers the generator leaves out
 	oddKeys   map[string]bool                              // ledger keys the suite made unreadable
 	history   map[string][]map[string]types.AttributeValue // entitlement items after each step
 	recent    map[string]int                               // ledger sort key -> step it appeared
