@@ -303,11 +303,14 @@ func (w *world) randomQueued() {
 		items = append(items[:len(items)/2], append([]*item{&old}, items[len(items)/2:]...)...)
 	}
 	w.sent = append(w.sent, items...)
-	oneByOne := w.chance(0.3)
-	if w.avoid[8] && slices.ContainsFunc(items, func(it *item) bool { return it.e.op != "consume" }) {
-		oneByOne = true // a coalesced write that gives back after a crossing
+	if w.avoid[8] {
+		// give-backs first: no coalesced write gives back after a consume
+		// that crossed a threshold
+		slices.SortStableFunc(items, func(a, b *item) int {
+			return map[bool]int{true: 1, false: 0}[a.e.op == "consume"] - map[bool]int{true: 1, false: 0}[b.e.op == "consume"]
+		})
 	}
-	if len(items) > 1 && oneByOne {
+	if len(items) > 1 && w.chance(0.3) {
 		w.kind("queued-one-by-one")
 		for _, it := range items {
 			w.deliver(p, []*item{it}, true)

@@ -53,6 +53,16 @@ func acceptUnreadable(o outcome) bool {
 	return o.Status == "REJECTED" && o.Reason != ""
 }
 
+// A settlement (commit, release) of a hold that exists while its
+// entitlement does not: ENTITLEMENT_NOT_FOUND today; the lead may give it
+// a code of its own.
+const reasonHoldOfMissingEntitlement = "ENTITLEMENT_NOT_FOUND"
+
+// The sweep's expiry of a due hold whose entitlement is missing or
+// unreadable is not in the README: the suite only requires that it does
+// not block other holds, and takes the hold's state as the service left
+// it (world.adoptHolds).
+
 // ---- Which rejection wins when several apply (defect 10). ----
 //
 // The order: validation reasons (the generator only sends valid
@@ -431,6 +441,9 @@ func (o *oracle) refund(s *oScope, e ev) outcome {
 
 func (o *oracle) settle(s *oScope, e ev, now time.Time) outcome {
 	hold := s.ledger[e.holdID]
+	if !s.ent.exists && hold != nil && hold.op == "reserve" {
+		return rejected(reasonHoldOfMissingEntitlement)
+	}
 	return precedence(&s.ent, func() (outcome, bool) {
 		switch {
 		case hold == nil || hold.op != "reserve":
