@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -135,6 +136,12 @@ func (c *faultClient) BatchGetItem(ctx context.Context, in *awsdynamodb.BatchGet
 	if err != nil {
 		return out, err
 	}
+	// The store builds requests from maps, so the order of the items
+	// varies from run to run; the faults below pick items by position,
+	// and a seed must replay them exactly.
+	for _, items := range out.Responses {
+		slices.SortFunc(items, func(a, b map[string]types.AttributeValue) int { return strings.Compare(skOf(a), skOf(b)) })
+	}
 	if !consistent && c.roll(c.w.faults.stale) {
 		// An older snapshot: entries written in the last steps are not
 		// there yet.
@@ -172,6 +179,13 @@ func (c *faultClient) BatchGetItem(ctx context.Context, in *awsdynamodb.BatchGet
 		}
 	}
 	return out, err
+}
+
+func skOf(item map[string]types.AttributeValue) string {
+	if s, ok := item["sk"].(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
 }
 
 // ledgerKeysOf lists the ledger sort keys a transaction touched.
