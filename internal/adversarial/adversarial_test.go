@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 // The random scenarios. A short seeded sample runs with every
@@ -226,6 +228,9 @@ func (w *world) randomEvent(sync bool) ev {
 func (w *world) randomEventFor(user string, sync bool) ev {
 	consumes, holds := w.keysOf(user, "consume"), w.keysOf(user, "reserve")
 	r := w.rng.IntN(100)
+	if r >= 75 && len(holds) == 0 && w.chance(0.8) {
+		r = w.rng.IntN(55) // mostly no settlement of a hold that was never reserved
+	}
 	switch {
 	case r < 35:
 		e := ev{op: "consume", amount: w.pick(amounts)}
@@ -262,12 +267,24 @@ func (w *world) randomEventFor(user string, sync bool) ev {
 		if len(holds) > 0 && w.chance(0.9) {
 			hold = w.pick(holds)
 		}
+		var active []string
+		for _, h := range holds {
+			if w.oracle.scope(user).ledger[h].holdState == "active" {
+				active = append(active, h)
+			}
+		}
+		if len(active) > 0 && w.chance(0.5) {
+			hold = w.pick(active) // mostly settle what is still held
+		}
 		if w.chance(0.5) {
 			return ev{op: "release", holdID: hold}
 		}
 		e := ev{op: "commit", holdID: hold}
 		if w.chance(0.7) {
 			e.amount = w.pick(append(amounts, "0", "1E-36"))
+		}
+		if h := w.oracle.scope(user).ledger[hold]; h != nil && w.chance(0.2) {
+			e.amount = h.amount.Add(usage.DecimalFromInt(1)).String() // more than held
 		}
 		return w.tame(e)
 	}
@@ -463,6 +480,12 @@ func (w *world) randomGap() func(context.Context) {
 		}
 		it := w.newItem(user, e, sync)
 		return func(ctx context.Context) {
+			// Often the other process settles a hold the step's own
+			// batch settles too (defect 5's race).
+			if target := w.settledByStep(); target != nil && !w.avoid[5] && w.chance(0.5) {
+				e := ev{op: w.pick([]string{"release", "commit"}), holdID: target.e.holdID}
+				it = w.newItem(target.user, e, w.chance(0.5))
+			}
 			// the step's process is in the middle of its call: another
 			// one acts
 			w.gapItem(w.otherProc(w.current), it)(ctx)
@@ -521,4 +544,17 @@ func stepLog(w *world, failure string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// settledByStep is an item of the step being delivered that settles a
+// hold the ledger holds, if any.
+func (w *world) settledByStep() *item {
+	for _, it := range w.stepItems {
+		if it.e.op == "commit" || it.e.op == "release" {
+			if h := w.oracle.scope(it.user).ledger[it.e.holdID]; h != nil && h.op == "reserve" {
+				return it
+			}
+		}
+	}
+	return nil
 }

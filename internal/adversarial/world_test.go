@@ -64,7 +64,8 @@ type world struct {
 	gap  func(context.Context)
 	lost []lostTx
 
-	current   *proc // the process of the step's call
+	current   *proc   // the process of the step's call
+	stepItems []*item // the items it delivers
 	step      int
 	events    int
 	kinds     map[string]int
@@ -317,7 +318,7 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 		}
 		w.faultsOn = faults && round <= 2
 		w.gapDone = round > 1
-		w.lost = nil
+		w.lost, w.stepItems = nil, pending
 		got := w.run(p, pending)
 		w.faultsOn = false
 		var next []*item
