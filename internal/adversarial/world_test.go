@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -64,22 +65,23 @@ type world struct {
 	gap  func(context.Context)
 	lost []lostTx
 
-	current   *proc   // the process of the step's call
-	stepItems []*item // the items it delivers
-	step      int
-	events    int
-	kinds     map[string]int
-	outcomes  map[string]int
-	sent      []*item                                      // queued messages sent, for redeliveries
-	deleted   map[string]bool                              // users whose entitlement access-service deleted (never recreated)
-	avoid     map[int]bool                                 // review defects whose triggers the generator leaves out
-	oddKeys   map[string]bool                              // ledger keys the suite made unreadable
-	history   map[string][]map[string]types.AttributeValue // entitlement items after each step
-	recent    map[string]int                               // ledger sort key -> step it appeared
-	counts    map[string]int
-	log       []string
-	failures  []string
-	msgSerial int
+	current      *proc   // the process of the step's call
+	stepItems    []*item // the items it delivers
+	step         int
+	events       int
+	kinds        map[string]int
+	outcomes     map[string]int
+	sent         []*item                                      // queued messages sent, for redeliveries
+	deleted      map[string]bool                              // users whose entitlement access-service deleted (never recreated)
+	accessEdited bool                                         // access-service wrote an entitlement in this step
+	avoid        map[int]bool                                 // review defects whose triggers the generator leaves out
+	oddKeys      map[string]bool                              // ledger keys the suite made unreadable
+	history      map[string][]map[string]types.AttributeValue // entitlement items after each step
+	recent       map[string]int                               // ledger sort key -> step it appeared
+	counts       map[string]int
+	log          []string
+	failures     []string
+	msgSerial    int
 }
 
 // newWorld creates the scenario's tables and processes.
@@ -181,7 +183,11 @@ func (w *world) staleEntitlement(key map[string]types.AttributeValue) (map[strin
 		return nil, false
 	}
 	back := 1 + w.rng.IntN(min(3, len(h)-1))
-	return h[len(h)-1-back], true
+	old := h[len(h)-1-back]
+	if (w.avoid[1] || w.avoid[2]) && !sameSettings(old, h[len(h)-1]) {
+		return nil, false // an old item a process could take as final (defects 1, 2)
+	}
+	return old, true
 }
 
 func (w *world) recentLedgerKey(item map[string]types.AttributeValue) bool {
@@ -349,6 +355,7 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 // ---- Access-service ----
 
 func (w *world) access(user string, update string, names map[string]string, values map[string]types.AttributeValue) {
+	w.accessEdited = true
 	_, err := w.real.UpdateItem(w.ctx, &awsdynamodb.UpdateItemInput{
 		TableName: aws.String(w.entTable), Key: entItemKey(user), UpdateExpression: aws.String(update),
 		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
@@ -375,6 +382,7 @@ func (w *world) create(user, limit, resetPeriod string) {
 	if _, err := w.real.PutItem(w.ctx, &awsdynamodb.PutItemInput{TableName: aws.String(w.entTable), Item: item}); err != nil {
 		w.t.Fatal(err)
 	}
+	w.accessEdited = true
 	s := w.oracle.scope(user)
 	s.ent = oEnt{exists: true, used: num(usage.Decimal{}), resetPeriod: resetPeriod, periodStart: period, stored: period}
 	if limit != "" {
@@ -449,6 +457,7 @@ func (w *world) deleteEntitlement(user string) {
 	if _, err := w.real.DeleteItem(w.ctx, &awsdynamodb.DeleteItemInput{TableName: aws.String(w.entTable), Key: entItemKey(user)}); err != nil {
 		w.t.Fatal(err)
 	}
+	w.accessEdited = true
 	w.oracle.scope(user).ent = oEnt{}
 	w.logf("access: %s deleted", user)
 }
@@ -722,4 +731,24 @@ func (w *world) deliverQuiet(p *proc, it *item) {
 		return
 	}
 	w.fail("RETRY forever: %s still RETRY after %d deliveries without faults", it, maxRounds)
+}
+
+// sameSettings: two snapshots of an entitlement item agree on all but
+// its usage (existence, limit, period settings, thresholds), and used is
+// a number in both.
+func sameSettings(a, b map[string]types.AttributeValue) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	for _, k := range []string{"limit", "resetPeriod", "resetAnchor", usage.AttrNotifyThresholds} {
+		if !reflect.DeepEqual(a[k], b[k]) {
+			return false
+		}
+	}
+	for _, it := range []map[string]types.AttributeValue{a, b} {
+		if _, ok := it["used"].(*types.AttributeValueMemberS); ok {
+			return false
+		}
+	}
+	return true
 }
