@@ -65,23 +65,24 @@ type world struct {
 	gap  func(context.Context)
 	lost []lostTx
 
-	current      *proc   // the process of the step's call
-	stepItems    []*item // the items it delivers
-	step         int
-	events       int
-	kinds        map[string]int
-	outcomes     map[string]int
-	sent         []*item                                      // queued messages sent, for redeliveries
-	deleted      map[string]bool                              // users whose entitlement access-service deleted (never recreated)
-	accessEdited bool                                         // access-service wrote an entitlement in this step
-	avoid        map[int]bool                                 // review defects whose triggers the generator leaves out
-	oddKeys      map[string]bool                              // ledger keys the suite made unreadable
-	history      map[string][]map[string]types.AttributeValue // entitlement items after each step
-	recent       map[string]int                               // ledger sort key -> step it appeared
-	counts       map[string]int
-	log          []string
-	failures     []string
-	msgSerial    int
+	current          *proc   // the process of the step's call
+	stepItems        []*item // the items it delivers
+	step             int
+	events           int
+	kinds            map[string]int
+	outcomes         map[string]int
+	sent             []*item                                      // queued messages sent, for redeliveries
+	deleted          map[string]bool                              // users whose entitlement access-service deleted (never recreated)
+	accessEdited     bool                                         // access-service wrote an entitlement in this step
+	thresholdsEdited bool                                         // its notifyThresholds
+	avoid            map[int]bool                                 // review defects whose triggers the generator leaves out
+	oddKeys          map[string]bool                              // ledger keys the suite made unreadable
+	history          map[string][]map[string]types.AttributeValue // entitlement items after each step
+	recent           map[string]int                               // ledger sort key -> step it appeared
+	counts           map[string]int
+	log              []string
+	failures         []string
+	msgSerial        int
 }
 
 // newWorld creates the scenario's tables and processes.
@@ -184,7 +185,7 @@ func (w *world) staleEntitlement(key map[string]types.AttributeValue) (map[strin
 	}
 	back := 1 + w.rng.IntN(min(3, len(h)-1))
 	old := h[len(h)-1-back]
-	if (w.avoid[1] || w.avoid[2]) && !sameSettings(old, h[len(h)-1]) {
+	if w.avoid[1] && !sameSettings(old, h[len(h)-1]) || w.avoid[2] && !reflect.DeepEqual(old[usage.AttrNotifyThresholds], h[len(h)-1][usage.AttrNotifyThresholds]) {
 		return nil, false // an old item a process could take as final (defects 1, 2)
 	}
 	return old, true
@@ -420,6 +421,7 @@ func (w *world) markEdited(s *oScope) {
 func (w *world) setThresholds(user string, ps []string) {
 	s := w.oracle.scope(user)
 	if ps == nil {
+		w.thresholdsEdited = true
 		w.access(user, "REMOVE #t", map[string]string{"#t": usage.AttrNotifyThresholds}, nil)
 		s.ent.thresholds = attr{}
 		w.logf("access: %s notifyThresholds removed", user)
@@ -431,6 +433,7 @@ func (w *world) setThresholds(user string, ps []string) {
 		list = append(list, n(p))
 		a.list = append(a.list, num(usage.MustDecimal(p)))
 	}
+	w.thresholdsEdited = true
 	w.access(user, "SET #t = :t", map[string]string{"#t": usage.AttrNotifyThresholds}, map[string]types.AttributeValue{":t": &types.AttributeValueMemberL{Value: list}})
 	s.ent.thresholds = a
 	w.logf("access: %s notifyThresholds=%v", user, ps)
