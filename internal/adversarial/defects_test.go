@@ -1,6 +1,7 @@
 package adversarial
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -94,6 +95,22 @@ func TestDefect2_ThresholdsChangedUnderWarmProcess(t *testing.T) {
 	w.setThresholds("u", []string{})
 	w.queued(a, "u", consume("c3", "3")) // none: no 80 %
 	w.finish(t, "thresholds changed")
+}
+
+// Defect 2, in the gap: access-service changes notifyThresholds between
+// a process's read and its write. One at a time the change comes first,
+// so the consume that crosses 75 % records it; a write whose conditions
+// do not pin notifyThresholds misses it (found by the random scenarios,
+// seed 83 with -avoid=1,2,3,4,5,6,7,8,9 before threshold edits were kept
+// out of the gap).
+func TestDefect2_ThresholdsChangedInTheGap(t *testing.T) {
+	w, a, _ := defectWorld(t, "u")
+	w.create("u", "10", "NONE")
+	w.queued(a, "u", consume("c1", "7")) // A warm, nothing crossed
+	w.faults = faultPlan{gap: 1}
+	w.gap = func(context.Context) { w.setThresholds("u", []string{"75"}) }
+	w.queued(a, "u", consume("c2", "1")) // 7 -> 8 crosses 75 %
+	w.finish(t, "thresholds changed in the gap")
 }
 
 // Defect 3: a refund or a commit's give-back beyond 38 digits.
