@@ -18,13 +18,16 @@ import (
 // The random scenarios. A short seeded sample runs with every
 // `go test` (and so in `make test`); a longer run is one command:
 //
-//	go test ./internal/adversarial -run TestAdversarial -timeout 0 -args -seeds=2000
+//	go test ./internal/adversarial -run TestAdversarial -timeout 0 -v -args -seeds=2000
 //
-// (ADVERSARIAL_SEEDS=2000 does the same). A failing seed prints its step
-// log and reruns alone with
+// (ADVERSARIAL_SEEDS=2000 does the same); -v shows the run's counts
+// (scenarios, steps, events, outcomes, faults by kind), which a failing
+// run prints anyway. A failing seed prints its step log and reruns alone
+// with
 //
 //	go test ./internal/adversarial -run TestAdversarial -v -args -seed=123
 //
+// (-steplog prints the step log of passing scenarios too).
 // -first=N starts at another seed, -steps=N changes a scenario's length.
 // -avoid=2,3 (or ADVERSARIAL_AVOID) leaves out the triggers of the
 // external review's defects 2 and 3, to look past defects not fixed yet,
