@@ -38,30 +38,31 @@ var (
 
 func rejected(reason string) outcome { return outcome{Status: "REJECTED", Reason: reason} }
 
-// ---- Odd ledger values: the part to align with the fix. ----
+// ---- Odd ledger values. ----
 //
 // An entry the service cannot read (a reserve without holdState, a
-// consume whose refunded is not a number) cannot be decided on. The
-// review's expectation: the operation naming it is rejected with a reason
-// of its own (the lead's likely code below), never RETRY forever, and the
-// other events of the batch are decided as usual.
+// consume whose refunded is not a number) cannot be decided on: the
+// operation naming it is rejected INVALID_LEDGER_ENTRY (README, reason
+// codes), never RETRY, and the other events of the batch are decided as
+// usual.
 const reasonUnreadableEntry = "INVALID_LEDGER_ENTRY"
 
-// acceptUnreadable lists the answers the suite accepts for an operation
-// on an unreadable entry, until the reason code is settled.
+// acceptUnreadable is the one answer for an operation on an unreadable
+// entry.
 func acceptUnreadable(o outcome) bool {
-	return o.Status == "REJECTED" && o.Reason != ""
+	return o.Status == "REJECTED" && o.Reason == reasonUnreadableEntry
 }
 
 // A settlement (commit, release) of a hold that exists while its
-// entitlement does not: ENTITLEMENT_NOT_FOUND today; the lead may give it
-// a code of its own.
+// entitlement does not: the entitlement's reason comes first (README,
+// which reason wins).
 const reasonHoldOfMissingEntitlement = "ENTITLEMENT_NOT_FOUND"
 
-// The sweep's expiry of a due hold whose entitlement is missing or
-// unreadable is not in the README: the suite only requires that it does
-// not block other holds, and takes the hold's state as the service left
-// it (world.adoptHolds).
+// The sweep's expiry of a due hold whose entitlement is missing (the hold
+// expires, giving nothing back) or cannot be interpreted (the hold is set
+// aside for an hour): the suite requires that it does not block other
+// holds, and takes the hold's state as the service left it
+// (world.adoptHolds).
 
 // ---- Which rejection wins when several apply (defect 10). ----
 //
