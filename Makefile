@@ -6,8 +6,11 @@ STATICCHECK_VERSION := v0.8.2
 GOARCH_LAMBDA ?= arm64
 FUZZTIME ?= 15s
 # The benchmark is a module of its own, so that the service module does not
-# carry its chart's dependencies (gonum/plot, fonts, LaTeX, PDF).
-BENCH_MODULE := internal/bench
+# carry its chart's dependencies (gonum/plot, fonts, LaTeX, PDF); so are the
+# Terraform module's Go checks, which parse HCL (hcl, cty).
+BENCH_MODULE := internal/dev/bench
+INFRA_MODULE := infra
+TOOL_MODULES := $(BENCH_MODULE) $(INFRA_MODULE)
 
 .PHONY: demo up test unit lint fuzz terraform-check package bench tools clean producer-ts
 
@@ -25,10 +28,10 @@ up:
 ## test: everything CI runs: lint, the TypeScript producer's tests, all tests with -race against real emulators, fuzzing,
 ## Terraform checks
 test: tools lint
-	go run ./internal/emulator/cmd/emulators install
+	go run ./internal/dev/emulator/cmd/emulators install
 	$(MAKE) producer-ts
 	go test -race -count=1 -timeout 20m ./...
-	cd $(BENCH_MODULE) && go test -race -count=1 -timeout 20m ./...
+	for m in $(TOOL_MODULES); do (cd $$m && go test -race -count=1 -timeout 20m ./...) || exit 1; done
 	$(MAKE) fuzz
 	bash scripts/terraform-check.sh
 
@@ -48,11 +51,9 @@ unit:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go mod tidy -diff
-	cd $(BENCH_MODULE) && go mod tidy -diff
 	go vet ./...
-	cd $(BENCH_MODULE) && go vet ./...
 	staticcheck ./...
-	cd $(BENCH_MODULE) && staticcheck ./...
+	for m in $(TOOL_MODULES); do (cd $$m && go mod tidy -diff && go vet ./... && staticcheck ./...) || exit 1; done
 
 ## fuzz: short fuzz runs of the message parser and the decimal parser (seed corpus in usage/testdata/fuzz)
 fuzz:
@@ -63,16 +64,16 @@ terraform-check:
 	bash scripts/terraform-check.sh
 
 ## package: dist/function.zip for the provided.al2023 runtime (GOARCH_LAMBDA=amd64 for x86_64)
-## (the build flags are defined once, in internal/emulator/build.go, and shared with the tests that run the bootstrap)
+## (the build flags are defined once, in internal/dev/emulator/build.go, and shared with the tests that run the bootstrap)
 package:
-	go run ./internal/emulator/cmd/lambdabuild -goarch $(GOARCH_LAMBDA) -o dist/bootstrap
-	go run ./internal/packaging dist/bootstrap dist/function.zip
+	go run ./internal/dev/emulator/cmd/lambdabuild -goarch $(GOARCH_LAMBDA) -o dist/bootstrap
+	go run ./internal/dev/packaging dist/bootstrap dist/function.zip
 	@ls -l dist/bootstrap dist/function.zip; sha256sum dist/bootstrap
 
 ## bench: build everything, start the local stack, run the workload against ours and the naive baseline, print JSON
 # (built in the benchmark's module, run from the repository root: relative paths in BENCH_FLAGS are the root's)
 bench:
-	go run ./internal/emulator/cmd/emulators install
+	go run ./internal/dev/emulator/cmd/emulators install
 	go -C $(BENCH_MODULE) build -o $(CURDIR)/bin/usage-bench ./cmd/usage-bench
 	bin/usage-bench $(BENCH_FLAGS)
 

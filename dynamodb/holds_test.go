@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/storetest"
+	"github.com/usage-event-service/usage-event-service/internal/dev/storetest"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 

@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
-	"github.com/usage-event-service/usage-event-service/internal/storetest"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/storetest"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

@@ -10,7 +10,7 @@ import (
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 

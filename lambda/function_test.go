@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usage-event-service/usage-event-service/decision"
-	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

@@ -18,7 +18,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

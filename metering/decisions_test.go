@@ -8,7 +8,7 @@ import (
 
 	"github.com/usage-event-service/usage-event-service/metering"
 
-	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 

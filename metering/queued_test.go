@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"

@@ -3,7 +3,7 @@
 // with the domain's rule (package usage) and write through one port,
 // Store, with one protocol (Update): observe, decide, carry the decision
 // out, and decide again on what a refusal taught, a bounded number of
-// times. Adapters (package dynamodb, internal/memstore) translate,
+// times. Adapters (package dynamodb, internal/dev/memstore) translate,
 // commit, read and cache; they hold no rule and no retry loop of their
 // own, so both behave alike by construction.
 package metering

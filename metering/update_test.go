@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

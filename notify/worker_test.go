@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 

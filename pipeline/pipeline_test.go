@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

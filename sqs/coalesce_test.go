@@ -15,7 +15,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/usage-event-service/usage-event-service/internal/memstore"
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"

@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/usage-event-service/usage-event-service/internal/demo"
+	"github.com/usage-event-service/usage-event-service/internal/dev/demo"
 )
 
 func main() {

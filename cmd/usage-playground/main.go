@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/usage-event-service/usage-event-service/internal/playground"
+	"github.com/usage-event-service/usage-event-service/internal/dev/playground"
 )
 
 func main() {

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usage-event-service/usage-event-service/client"
+	"github.com/usage-event-service/usage-event-service/cmd/usagectl/internal/history"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/history"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 

@@ -11,7 +11,7 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/metering"
 	"github.com/usage-event-service/usage-event-service/usage"
 )

@@ -22,7 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/sqs"
 	"github.com/usage-event-service/usage-event-service/usage"

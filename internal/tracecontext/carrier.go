@@ -12,7 +12,6 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
 )
 
 // ScopeName is the instrumentation scope of the spans this module makes.

@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
-	"github.com/usage-event-service/usage-event-service/internal/emulator"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
 	"github.com/usage-event-service/usage-event-service/internal/tracing"
 	lambdaadapter "github.com/usage-event-service/usage-event-service/lambda"
 	"github.com/usage-event-service/usage-event-service/metering"

@@ -1,5 +1,5 @@
 // Differential tests against the service's own parser (Go's
-// usage.ParseEvent, through internal/contract/cmd/parseevents): bodies made
+// usage.ParseEvent, through internal/dev/contract/cmd/parseevents): bodies made
 // by mutating the shared vectors' bodies must get the same answers from
 // both, and events the package writes must be written the same way by the
 // service's producers. Deterministic: DIFF_SEED and DIFF_N choose the
@@ -100,7 +100,7 @@ const dir = mkdtempSync(join(tmpdir(), "producer-ts-diff-"));
 const bin = join(dir, "parseevents");
 
 before(async () => {
-  await promisify(execFile)("go", ["build", "-o", bin, "./internal/contract/cmd/parseevents"], { cwd: root });
+  await promisify(execFile)("go", ["build", "-o", bin, "./internal/dev/contract/cmd/parseevents"], { cwd: root });
 }, { timeout: 120_000 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));

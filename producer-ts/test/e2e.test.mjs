@@ -1,6 +1,6 @@
 // End to end: events sent with the package through the SQS emulator are
 // applied by the real worker to DynamoDB Local. The stack (emulators,
-// tables, queue, worker) is internal/devstack/cmd/teststack, built from this
+// tables, queue, worker) is internal/dev/devstack/cmd/teststack, built from this
 // checkout; the package reaches it through the SDK's standard variables
 // only (AWS_ENDPOINT_URL_SQS, AWS_REGION, credentials).
 import assert from "node:assert/strict";
@@ -30,7 +30,7 @@ let env; // its variables: endpoints, region, credentials, table and queue names
 
 before(async () => {
   const bin = join(dir, "teststack");
-  await run("go", ["build", "-o", bin, "./internal/devstack/cmd/teststack"], { cwd: root });
+  await run("go", ["build", "-o", bin, "./internal/dev/devstack/cmd/teststack"], { cwd: root });
   // Its progress and the worker's logs go to a file, shown if it fails.
   const log = join(dir, "teststack.log");
   stack = spawn(bin, [], { cwd: root, stdio: ["pipe", "pipe", openSync(log, "w")] });

@@ -1,0 +1,760 @@
+package adversarial
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usage-event-service/usage-event-service/decision"
+	"github.com/usage-event-service/usage-event-service/dynamodb"
+	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
+	"github.com/usage-event-service/usage-event-service/metering"
+	"github.com/usage-event-service/usage-event-service/pipeline"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+const entKey = "k" // every scenario's users share one entitlement key
+
+// maxRounds bounds the deliveries of one message: faults stop after the
+// second, so a message still RETRY after this many is RETRY forever.
+const maxRounds = 8
+
+var notifyConfig = &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80"), usage.MustDecimal("100")}, LimitRejected: true}
+
+// proc is one process of the service: its own Store (so its own cache),
+// a Processor for queued batches and an Engine for synchronous requests.
+type proc struct {
+	name   string
+	client *faultClient
+	store  *dynamodb.Store
+	queue  *metering.Processor
+	engine *metering.Decisions
+}
+
+// world is one scenario: two tables of its own in DynamoDB Local, a
+// controllable clock, the processes, the faults and the oracle.
+type world struct {
+	t           testing.TB
+	ctx         context.Context
+	rng         *rand.Rand
+	real        *awsdynamodb.Client
+	entTable    string
+	ledgerTable string
+	now         time.Time
+	procs       []*proc
+	oracle      *oracle
+	users       []string
+
+	faults   faultPlan
+	faultsOn bool // within a step, while rounds may fault
+	inGap    bool
+	inUpdate bool // within a Store.Update (or a sweep)
+	gapDone  bool
+	// gap is the step's gap action, if any: run inside the first call of
+	// the step that can make a decision final, so it commits before
+	// anything of the step; it tells the oracle at once.
+	gap  func(context.Context)
+	lost []lostTx
+
+	current          *proc   // the process of the step's call
+	stepItems        []*item // the items it delivers
+	step             int
+	events           int
+	kinds            map[string]int
+	outcomes         map[string]int
+	sent             []*item                                      // queued messages sent, for redeliveries
+	deleted          map[string]bool                              // users whose entitlement access-service deleted (never recreated)
+	accessEdited     bool                                         // access-service wrote an entitlement in this step
+	thresholdsEdited bool                                         // its notifyThresholds
+	avoid            map[int]bool                                 // review defects whose triggers the generator leaves out
+	oddKeys          map[string]bool                              // ledger keys the suite made unreadable
+	history          map[string][]map[string]types.AttributeValue // entitlement items after each step
+	recent           map[string]int                               // ledger sort key -> step it appeared
+	counts           map[string]int
+	log              []string
+	failures         []string
+	msgSerial        int
+}
+
+// newWorld creates the scenario's tables and processes.
+func newWorld(t testing.TB, seed uint64, nprocs int) *world {
+	t.Helper()
+	cfg := emulator.Stack(t)
+	w := &world{
+		t: t, ctx: context.Background(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		// DynamoDB Local omits the CRC32 header on error responses (the
+		// expected conditional failures); the check would only log.
+		real:     awsdynamodb.NewFromConfig(cfg, func(o *awsdynamodb.Options) { o.DisableValidateResponseChecksum = true }),
+		entTable: emulator.UniqueName(t, "ent"), ledgerTable: emulator.UniqueName(t, "ledger"),
+		now:    time.Date(2026, 12, 3, 21, 0, 0, 123_000_000, time.UTC),
+		oracle: newOracle(), history: map[string][]map[string]types.AttributeValue{},
+		recent: map[string]int{}, counts: map[string]int{}, kinds: map[string]int{}, outcomes: map[string]int{},
+		deleted: map[string]bool{}, oddKeys: map[string]bool{},
+	}
+	if _, err := dynamodb.CreateEntitlementsTable(w.ctx, w.real, w.entTable, dynamodb.DefaultEntitlementKeys); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dynamodb.CreateLedgerTable(w.ctx, w.real, w.ledgerTable); err != nil {
+		t.Fatal(err)
+	}
+	for i := range nprocs {
+		w.procs = append(w.procs, w.newProc(fmt.Sprintf("P%d", i)))
+	}
+	return w
+}
+
+func (w *world) newProc(name string) *proc {
+	c := &faultClient{w: w, real: w.real}
+	p := &proc{name: name, client: c}
+	w.restart(p)
+	return p
+}
+
+// restart gives a process a fresh Store: an empty cache, as after a
+// restart.
+func (w *world) restart(p *proc) {
+	clock := func() time.Time { return w.now }
+	p.store = dynamodb.NewStore(p.client, dynamodb.Config{EntitlementsTable: w.entTable, LedgerTable: w.ledgerTable, Now: clock})
+	hooked := hookedStore{w: w, Writer: metering.Writer{Store: p.store}}
+	p.queue = &metering.Processor{Store: hooked, Now: clock, Parallel: 1, Notify: notifyConfig}
+	p.engine = &metering.Decisions{Store: hooked, Now: clock, Notify: notifyConfig}
+}
+
+// hookedStore tells the fault client when a call is made within
+// Writer.Update, where a decision is made final.
+type hookedStore struct {
+	w *world
+	metering.Writer
+}
+
+func (h hookedStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	was := h.w.inUpdate
+	h.w.inUpdate = true
+	defer func() { h.w.inUpdate = was }()
+	return h.Writer.Update(ctx, scope, records, decide)
+}
+
+func (w *world) count(k faultKind) { w.counts[string(k)]++ }
+
+func (w *world) logf(format string, args ...any) {
+	w.log = append(w.log, fmt.Sprintf("#%d %s ", w.step, w.now.Format("15:04:05.000000"))+fmt.Sprintf(format, args...))
+}
+
+// fail records an invariant broken at this step; the scenario stops at
+// the end of the step.
+func (w *world) fail(format string, args ...any) {
+	msg := fmt.Sprintf("step %d: ", w.step) + fmt.Sprintf(format, args...)
+	w.failures = append(w.failures, msg)
+	w.log = append(w.log, "   !! "+msg)
+}
+
+// ---- Keys and raw access (access-service, and the suite's own reads) ----
+
+func entItemKey(user string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "USER#" + user}, "sk": &types.AttributeValueMemberS{Value: "ENTITLEMENT#" + entKey},
+	}
+}
+
+func scopeOf(user string) usage.Scope { return usage.Scope{UserID: user, EntitlementKey: entKey} }
+
+func ledgerSK(user, key string) string {
+	_, sk := dynamodb.LedgerKey(scopeOf(user), key)
+	return sk
+}
+
+// staleEntitlement is an older snapshot of an entitlement item (1 to 3
+// steps back), for an eventually consistent read.
+func (w *world) staleEntitlement(key map[string]types.AttributeValue) (map[string]types.AttributeValue, bool) {
+	pk, _ := key["pk"].(*types.AttributeValueMemberS)
+	if pk == nil {
+		return nil, false
+	}
+	h := w.history[strings.TrimPrefix(pk.Value, "USER#")]
+	if len(h) < 2 {
+		return nil, false
+	}
+	back := 1 + w.rng.IntN(min(3, len(h)-1))
+	old := h[len(h)-1-back]
+	if w.avoid[1] && !sameSettings(old, h[len(h)-1]) || w.avoid[2] && !reflect.DeepEqual(old[usage.AttrNotifyThresholds], h[len(h)-1][usage.AttrNotifyThresholds]) {
+		return nil, false // an old item a process could take as final (defects 1, 2)
+	}
+	return old, true
+}
+
+func (w *world) recentLedgerKey(item map[string]types.AttributeValue) bool {
+	sk, _ := item["sk"].(*types.AttributeValueMemberS)
+	if sk == nil {
+		return false
+	}
+	at, ok := w.recent[sk.Value]
+	return ok && at >= w.step-2
+}
+
+// ---- Events ----
+
+// item is one event on its way: queued (a message, redelivered while
+// RETRY) or synchronous (a request, repeated while RETRY).
+type item struct {
+	user string
+	e    ev
+	sync bool
+	id   string // message ID
+	recv int
+}
+
+func (w *world) newItem(user string, e ev, sync bool) *item {
+	w.msgSerial++
+	it := &item{user: user, e: e, sync: sync, id: fmt.Sprintf("m%d", w.msgSerial)}
+	if it.e.key == "" && (e.op == "consume" || e.op == "refund") && !sync {
+		it.e.key = it.id // no idempotencyKey: the message ID is the dedup key
+	} else if e.op == "commit" || e.op == "release" {
+		it.e.key = ""
+	}
+	return it
+}
+
+func (it *item) body() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"userId":%q,"entitlementKey":%q`, it.user, entKey)
+	if it.e.op != "consume" {
+		fmt.Fprintf(&b, `,"operation":%q`, it.e.op)
+	}
+	if it.e.amount != "" {
+		fmt.Fprintf(&b, `,"amount":%s`, it.e.amount)
+	}
+	if it.e.key != "" && it.e.key != it.id {
+		fmt.Fprintf(&b, `,"idempotencyKey":%q`, it.e.key)
+	}
+	if it.e.refundOf != "" {
+		fmt.Fprintf(&b, `,"refundOf":%q`, it.e.refundOf)
+	}
+	if it.e.holdID != "" {
+		fmt.Fprintf(&b, `,"holdId":%q`, it.e.holdID)
+	}
+	if it.e.seconds != 0 {
+		fmt.Fprintf(&b, `,"holdSeconds":%d`, it.e.seconds)
+	}
+	return b.String() + "}"
+}
+
+func (it *item) String() string {
+	return fmt.Sprintf("%s%s(%s)", map[bool]string{true: "sync:", false: ""}[it.sync], it.e.op, it.body())
+}
+
+// inLost: the item's own ledger key (or its hold's) was in a transaction
+// that committed while its answer was lost.
+func (w *world) inLost(it *item) bool {
+	key := it.e.key
+	if it.e.op == "commit" || it.e.op == "release" {
+		key = it.e.holdID
+	}
+	if key == "" {
+		return false
+	}
+	sk := ledgerSK(it.user, key)
+	for _, tx := range w.lost {
+		if tx.keys[sk] {
+			return true
+		}
+	}
+	return false
+}
+
+// run delivers items once through p and returns what the service said
+// of each.
+func (w *world) run(p *proc, items []*item) []outcome {
+	out := make([]outcome, len(items))
+	ctx, cancel := context.WithTimeout(w.ctx, 60*time.Second)
+	defer cancel()
+	var queued []int
+	var msgs []pipeline.Message
+	for i, it := range items {
+		it.recv++
+		if it.sync {
+			a := p.engine.Handle(ctx, []byte(it.body()))
+			out[i] = outcome{Status: string(a.Status), Reason: string(a.Reason)}
+			if a.Status == decision.Retry {
+				out[i].why = a.Message
+			}
+			continue
+		}
+		queued = append(queued, i)
+		msgs = append(msgs, pipeline.Message{ID: it.id, Body: it.body(), ReceiveCount: it.recv, SentAt: w.now.Add(-time.Second)})
+	}
+	if len(msgs) > 0 {
+		for j, r := range p.queue.Handle(ctx, msgs) {
+			out[queued[j]] = outcome{Status: string(r.Status), Reason: string(r.Reason())}
+			if r.Status == usage.Retry && r.Err != nil {
+				out[queued[j]].why = r.Err.Error()
+			}
+		}
+	}
+	return out
+}
+
+// match compares the service's answer with the oracle's.
+func match(want, got outcome) bool {
+	if want.Reason == reasonUnreadableEntry {
+		return acceptUnreadable(got)
+	}
+	return want.Status == got.Status && want.Reason == got.Reason
+}
+
+// deliver runs one step's items through p until none is RETRY, with
+// faults in the first two rounds and the step's gap action before its
+// first final call; the oracle follows in commit order.
+func (w *world) deliver(p *proc, items []*item, faults bool) {
+	w.current = p
+	pending := items
+	for round := 1; len(pending) > 0; round++ {
+		if round > maxRounds {
+			for _, it := range pending {
+				w.fail("RETRY forever: %s still RETRY after %d deliveries (no faults after the 2nd)", it, maxRounds)
+			}
+			return
+		}
+		w.faultsOn = faults && round <= 2
+		w.gapDone = round > 1
+		w.lost, w.stepItems = nil, pending
+		got := w.run(p, pending)
+		w.faultsOn = false
+		var next []*item
+		for i, it := range pending {
+			if got[i].Status == "RETRY" {
+				if w.inLost(it) {
+					o := w.oracle.apply(it.user, it.e, w.now)
+					w.logf("%s %s: RETRY (answer lost; committed as %s)", p.name, it, o)
+				} else {
+					w.logf("%s %s: %s", p.name, it, got[i])
+				}
+				next = append(next, it)
+				continue
+			}
+			want := w.oracle.apply(it.user, it.e, w.now)
+			w.events++
+			w.outcomes[strings.TrimSpace(got[i].Status+" "+got[i].Reason)]++
+			w.logf("%s %s: %s (oracle %s)", p.name, it, got[i], want)
+			if !match(want, got[i]) {
+				w.fail("%s %s (delivery %d): service %s, oracle %s", p.name, it, it.recv, got[i], want)
+			}
+		}
+		w.oracle.closeRound()
+		pending = next
+	}
+}
+
+// ---- Access-service ----
+
+func (w *world) access(user string, update string, names map[string]string, values map[string]types.AttributeValue) {
+	w.accessEdited = true
+	_, err := w.real.UpdateItem(w.ctx, &awsdynamodb.UpdateItemInput{
+		TableName: aws.String(w.entTable), Key: entItemKey(user), UpdateExpression: aws.String(update),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		w.t.Fatalf("access-service update %s: %v", update, err)
+	}
+}
+
+func n(s string) *types.AttributeValueMemberN { return &types.AttributeValueMemberN{Value: s} }
+
+// create writes a new entitlement as access-service does.
+func (w *world) create(user, limit, resetPeriod string) {
+	item := entItemKey(user)
+	if limit != "" {
+		item["limit"] = n(limit)
+	}
+	item["used"] = n("0")
+	item["resetPeriod"] = &types.AttributeValueMemberS{Value: resetPeriod}
+	period := periodOf(resetPeriod, w.now)
+	if period != "" {
+		item["periodStart"] = &types.AttributeValueMemberS{Value: period}
+	}
+	if _, err := w.real.PutItem(w.ctx, &awsdynamodb.PutItemInput{TableName: aws.String(w.entTable), Item: item}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.accessEdited = true
+	s := w.oracle.scope(user)
+	s.ent = oEnt{exists: true, used: num(usage.Decimal{}), resetPeriod: resetPeriod, periodStart: period, stored: period}
+	if limit != "" {
+		s.ent.limit = num(usage.MustDecimal(limit))
+	}
+	w.logf("access: create %s limit=%s %s", user, limit, resetPeriod)
+}
+
+func (w *world) setLimit(user, limit string) {
+	w.access(user, "SET #l = :l", map[string]string{"#l": "limit"}, map[string]types.AttributeValue{":l": n(limit)})
+	s := w.oracle.scope(user)
+	s.ent.limit = num(usage.MustDecimal(limit))
+	w.markEdited(s)
+	w.logf("access: %s limit=%s", user, limit)
+}
+
+func (w *world) setUsed(user, used string) {
+	w.access(user, "SET #u = :u", map[string]string{"#u": "used"}, map[string]types.AttributeValue{":u": n(used)})
+	s := w.oracle.scope(user)
+	s.lazyReset(w.now)
+	s.ent.used = num(usage.MustDecimal(used))
+	if s.resetPending(w.now) {
+		s.ent.used = num(usage.Decimal{}) // written into an ended period: the next write resets it
+	}
+	w.markEdited(s)
+	w.logf("access: %s used=%s", user, used)
+}
+
+func (w *world) markEdited(s *oScope) {
+	s.lazyReset(w.now)
+	s.edited, s.editedPeriod = true, periodOf(s.ent.resetPeriod, w.now)
+}
+
+// setThresholds writes notifyThresholds (nil list: remove it).
+func (w *world) setThresholds(user string, ps []string) {
+	s := w.oracle.scope(user)
+	if ps == nil {
+		w.thresholdsEdited = true
+		w.access(user, "REMOVE #t", map[string]string{"#t": usage.AttrNotifyThresholds}, nil)
+		s.ent.thresholds = attr{}
+		w.logf("access: %s notifyThresholds removed", user)
+		return
+	}
+	list := []types.AttributeValue{}
+	a := attr{kind: "L"}
+	for _, p := range ps {
+		list = append(list, n(p))
+		a.list = append(a.list, num(usage.MustDecimal(p)))
+	}
+	w.thresholdsEdited = true
+	w.access(user, "SET #t = :t", map[string]string{"#t": usage.AttrNotifyThresholds}, map[string]types.AttributeValue{":t": &types.AttributeValueMemberL{Value: list}})
+	s.ent.thresholds = a
+	w.logf("access: %s notifyThresholds=%v", user, ps)
+}
+
+// setOdd writes a value the service cannot use: used as a string, or
+// limit as a map.
+func (w *world) setOdd(user, which string) {
+	s := w.oracle.scope(user)
+	s.lazyReset(w.now)
+	switch which {
+	case "used":
+		w.access(user, "SET #u = :u", map[string]string{"#u": "used"}, map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: "12"}})
+		s.ent.used = attr{kind: "S", str: "12"}
+	default:
+		w.access(user, "SET #l = :l", map[string]string{"#l": "limit"}, map[string]types.AttributeValue{":l": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"v": n("10")}}})
+		s.ent.limit = attr{kind: "M"}
+	}
+	w.markEdited(s)
+	w.logf("access: %s %s made unreadable", user, which)
+}
+
+func (w *world) deleteEntitlement(user string) {
+	if _, err := w.real.DeleteItem(w.ctx, &awsdynamodb.DeleteItemInput{TableName: aws.String(w.entTable), Key: entItemKey(user)}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.accessEdited = true
+	w.oracle.scope(user).ent = oEnt{}
+	w.logf("access: %s deleted", user)
+}
+
+// oddLedger writes a ledger entry the service cannot read (defect 7):
+// a reserve without holdState, or a consume whose refunded is a string.
+func (w *world) oddReserve(user, key, amount string) {
+	pk, sk := dynamodb.LedgerKey(scopeOf(user), key)
+	s := w.oracle.scope(user)
+	s.lazyReset(w.now)
+	item := map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk},
+		"userId": &types.AttributeValueMemberS{Value: user}, "entitlementKey": &types.AttributeValueMemberS{Value: entKey},
+		"dedupKey": &types.AttributeValueMemberS{Value: key}, "keySource": &types.AttributeValueMemberS{Value: "idempotencyKey"},
+		"operation": &types.AttributeValueMemberS{Value: "reserve"}, "amount": n(amount),
+		"appliedAt": &types.AttributeValueMemberS{Value: w.now.Format(time.RFC3339Nano)},
+	}
+	if p := s.period(); p != "" {
+		item["periodStart"] = &types.AttributeValueMemberS{Value: p}
+	}
+	if _, err := w.real.PutItem(w.ctx, &awsdynamodb.PutItemInput{TableName: aws.String(w.ledgerTable), Item: item}); err != nil {
+		w.t.Fatal(err)
+	}
+	s.ledger[key] = &oEntry{op: "reserve", amount: usage.MustDecimal(amount), periodStart: s.period(), unreadable: true}
+	w.oddKeys[key] = true
+	w.logf("ledger: %s reserve %s written without holdState", user, key)
+}
+
+func (w *world) oddRefunded(user, key string) {
+	pk, sk := dynamodb.LedgerKey(scopeOf(user), key)
+	_, err := w.real.UpdateItem(w.ctx, &awsdynamodb.UpdateItemInput{
+		TableName: aws.String(w.ledgerTable),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk},
+		},
+		UpdateExpression:          aws.String("SET #r = :r"),
+		ExpressionAttributeNames:  map[string]string{"#r": "refunded"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": &types.AttributeValueMemberS{Value: "0"}},
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.oracle.scope(user).ledger[key].unreadable = true
+	w.oddKeys[key] = true
+	w.logf("ledger: %s consume %s refunded written as a string", user, key)
+}
+
+// ---- Sweeps ----
+
+// sweep runs the hold sweep of p as the worker does (page after page
+// until a page releases nothing), repeating while a page failed, with
+// faults in its first two runs.
+func (w *world) sweep(p *proc, limit int, faults bool) {
+	w.current = p
+	for run := 1; ; run++ {
+		w.faultsOn = faults && run <= 2
+		w.gapDone = run > 1
+		w.inUpdate = true
+		sw, err := metering.SweepExpiredHolds(w.ctx, metering.Writer{Store: p.store}, p.store, w.now, limit, usage.Rules{Now: w.now, Notify: notifyConfig}.Plan)
+		w.faultsOn, w.inUpdate = false, false
+		w.logf("%s sweep(limit %d): found %d expired %d set aside %d failed %d err %v", p.name, limit, sw.Found, sw.Expired, sw.Deferred, sw.Failed, err)
+		// As the worker does: a page at a time until a page settles
+		// nothing (holds set aside leave the index for an hour).
+		if err == nil && sw.Failed == 0 && sw.Expired == 0 && sw.Deferred == 0 {
+			break
+		}
+		if run >= maxRounds {
+			w.fail("sweep still failing after %d runs (no faults after the 2nd): %+v %v", run, sw, err)
+			break
+		}
+	}
+	for _, user := range w.oracle.sweep(w.now) {
+		w.adoptHolds(user)
+	}
+	w.oracle.closeRound()
+}
+
+// adoptHolds takes the service's state of a user's expired holds whose
+// entitlement is missing or unreadable: the README does not say what the
+// sweep does with them (only that they must not block others').
+func (w *world) adoptHolds(user string) {
+	entries, err := dynamodb.ListLedger(w.ctx, w.real, w.ledgerTable, scopeOf(user))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s := w.oracle.scope(user)
+	for _, e := range entries {
+		if o := s.ledger[e.DedupKey]; o != nil && o.op == "reserve" && !o.unreadable && o.holdState == "active" && o.expiresAt.Before(w.now) {
+			o.holdState = e.HoldState
+			if e.Actual != nil {
+				o.actual = *e.Actual
+			}
+		}
+	}
+}
+
+// ---- Invariants ----
+
+// check compares DynamoDB with the oracle for every user: the item, the
+// ledger, the notifications; and the oracle with itself (used is the
+// ledger's sum, under the limit) where access-service has not edited.
+func (w *world) check() {
+	for _, user := range w.users {
+		w.checkUser(user)
+	}
+}
+
+func (w *world) checkUser(user string) {
+	s := w.oracle.scope(user)
+	s.lazyReset(w.now)
+	res, err := w.real.GetItem(w.ctx, &awsdynamodb.GetItemInput{TableName: aws.String(w.entTable), Key: entItemKey(user), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.history[user] = append(w.history[user], res.Item)
+	if (res.Item != nil) != s.ent.exists {
+		w.fail("%s: item exists %v, oracle %v", user, res.Item != nil, s.ent.exists)
+		return
+	}
+	if s.ent.exists && !s.ent.malformed() {
+		real := usage.Decimal{}
+		if u, ok := res.Item["used"].(*types.AttributeValueMemberN); ok {
+			real = usage.MustDecimal(u.Value)
+		}
+		if s.ent.resetPeriod == "DAILY" {
+			ps, _ := res.Item["periodStart"].(*types.AttributeValueMemberS)
+			if ps == nil || ps.Value < periodOf("DAILY", w.now) {
+				real = usage.Decimal{}
+			}
+		}
+		if real.Cmp(s.ent.usedNum()) != 0 {
+			w.fail("%s: used %s in DynamoDB, oracle %s", user, real, s.ent.usedNum())
+		}
+		if !s.edited {
+			if sum := s.ledgerSum(); sum.Cmp(s.ent.usedNum()) != 0 {
+				w.fail("%s: oracle used %s is not its ledger's sum %s (suite bug)", user, s.ent.usedNum(), sum)
+			}
+			if l := s.ent.limitNum(); l != nil && real.Cmp(*l) > 0 {
+				w.fail("%s: used %s above the limit %s", user, real, *l)
+			}
+		}
+	}
+	w.checkLedger(user, s)
+	w.checkNotes(user, s)
+}
+
+func (w *world) checkLedger(user string, s *oScope) {
+	entries, err := dynamodb.ListLedger(w.ctx, w.real, w.ledgerTable, scopeOf(user))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		seen[e.DedupKey] = true
+		sk := ledgerSK(user, e.DedupKey)
+		if _, ok := w.recent[sk]; !ok {
+			w.recent[sk] = w.step
+		}
+		o := s.ledger[e.DedupKey]
+		if o == nil {
+			w.fail("%s: ledger entry %s (%s %s) the oracle never applied", user, e.DedupKey, e.Operation, e.Amount)
+			continue
+		}
+		if o.unreadable {
+			continue
+		}
+		op := string(e.Operation)
+		if op == "" {
+			op = "consume"
+		}
+		var diffs []string
+		if op != o.op {
+			diffs = append(diffs, fmt.Sprintf("operation %s/%s", op, o.op))
+		}
+		if e.Amount.Cmp(o.amount) != 0 {
+			diffs = append(diffs, fmt.Sprintf("amount %s/%s", e.Amount, o.amount))
+		}
+		if o.op == "consume" && e.Refunded.Cmp(o.refunded) != 0 {
+			diffs = append(diffs, fmt.Sprintf("refunded %s/%s", e.Refunded, o.refunded))
+		}
+		if o.op == "reserve" {
+			if e.HoldState != o.holdState {
+				diffs = append(diffs, fmt.Sprintf("holdState %s/%s", e.HoldState, o.holdState))
+			} else if o.holdState == "committed" && (e.Actual == nil || e.Actual.Cmp(o.actual) != 0) {
+				diffs = append(diffs, fmt.Sprintf("actual %v/%s", e.Actual, o.actual))
+			}
+		}
+		if e.PeriodStart != o.periodStart {
+			diffs = append(diffs, fmt.Sprintf("periodStart %s/%s", e.PeriodStart, o.periodStart))
+		}
+		if len(diffs) > 0 {
+			w.fail("%s: ledger entry %s differs (service/oracle): %s", user, e.DedupKey, strings.Join(diffs, ", "))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.ledger)) {
+		if !seen[k] {
+			w.fail("%s: ledger entry %s (%s) missing from DynamoDB", user, k, s.ledger[k].op)
+		}
+	}
+}
+
+func (w *world) checkNotes(user string, s *oScope) {
+	notes, err := dynamodb.ListNotifications(w.ctx, w.real, w.ledgerTable, scopeOf(user))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, nt := range notes {
+		key := nt.PeriodStart + "#" + nt.Type + "#-"
+		if nt.ThresholdPercent != nil {
+			key = nt.PeriodStart + "#" + nt.Type + "#" + nt.ThresholdPercent.String()
+		}
+		seen[key] = true
+		o := s.notes[key]
+		if o == nil {
+			w.fail("%s: notification %s (used %s, event %s) the oracle does not expect", user, key, nt.Used, nt.EventID)
+			continue
+		}
+		if nt.EventID != o.eventID || nt.Limit.Cmp(o.limit) != 0 {
+			w.fail("%s: notification %s: event %s limit %s, oracle event %s limit %s", user, key, nt.EventID, nt.Limit, o.eventID, o.limit)
+		}
+		if !o.usedOK(nt.Used) {
+			w.fail("%s: notification %s: used %s, oracle %s (or, coalesced, a later value of the same write at or above %s: %v)", user, key, nt.Used, o.used, o.level, o.usedAlso)
+		}
+		if o.typ == usage.NotifyLimitRejected && (nt.Amount == nil || nt.Amount.Cmp(o.amount) != 0) {
+			w.fail("%s: notification %s: amount %v, oracle %s", user, key, nt.Amount, o.amount)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.notes)) {
+		if !seen[k] {
+			w.fail("%s: notification %s (event %s, used %s) not recorded", user, k, s.notes[k].eventID, s.notes[k].used)
+		}
+	}
+}
+
+// usedOK: the used a notification carries. One at a time it is the
+// usage right after the crossing event (or at the rejection); when the
+// crossing event was coalesced with later ones, docs/notifications.md
+// allows the value after them, which still is at or above the level.
+func (n *oNote) usedOK(got usage.Decimal) bool {
+	if got.Cmp(n.used) == 0 {
+		return true
+	}
+	if n.typ != usage.NotifyThresholdReached || got.Cmp(n.level) < 0 {
+		return false
+	}
+	return slices.ContainsFunc(n.usedAlso, func(d usage.Decimal) bool { return d.Cmp(got) == 0 })
+}
+
+// gapItem is a gap action: another process's operation, run with faults
+// off while the step's call waits.
+func (w *world) gapItem(p *proc, it *item) func(context.Context) {
+	return func(context.Context) {
+		w.logf("  gap: %s by %s", it, p.name)
+		w.deliverQuiet(p, it)
+	}
+}
+
+// deliverQuiet delivers one item without faults until it resolves, and
+// compares it with the oracle.
+func (w *world) deliverQuiet(p *proc, it *item) {
+	for round := 1; round <= maxRounds; round++ {
+		got := w.run(p, []*item{it})[0]
+		if got.Status == "RETRY" {
+			continue
+		}
+		want := w.oracle.apply(it.user, it.e, w.now)
+		w.oracle.closeRound()
+		w.logf("  %s %s: %s (oracle %s)", p.name, it, got, want)
+		if !match(want, got) {
+			w.fail("%s %s (delivery %d): service %s, oracle %s", p.name, it, it.recv, got, want)
+		}
+		return
+	}
+	w.fail("RETRY forever: %s still RETRY after %d deliveries without faults", it, maxRounds)
+}
+
+// sameSettings: two snapshots of an entitlement item agree on all but
+// its usage (existence, limit, period settings, thresholds), and used is
+// a number in both.
+func sameSettings(a, b map[string]types.AttributeValue) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	for _, k := range []string{"limit", "resetPeriod", "resetAnchor", usage.AttrNotifyThresholds} {
+		if !reflect.DeepEqual(a[k], b[k]) {
+			return false
+		}
+	}
+	for _, it := range []map[string]types.AttributeValue{a, b} {
+		if _, ok := it["used"].(*types.AttributeValueMemberS); ok {
+			return false
+		}
+	}
+	return true
+}
