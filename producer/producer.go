@@ -320,64 +320,20 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 	results := make([]Result, len(events))
 	var pending []entry
 	for i, ev := range events {
-		if err := ev.Validate(); err != nil {
-			results[i].Err = err
-			continue
-		}
-		if ev.IdempotencyKey == "" && (p.generateKeys || p.fifo) {
-			key, err := newKey()
-			if err != nil {
-				results[i].Err = err
+		if e, ok := p.prepare(ev, &results[i]); ok {
+			e.index, e.traceparent, e.xray = i, traceparent, xray
+			if e.size() > MaxBatchBytes {
+				// Not reachable by a valid event (see MaxBatchBytes); SQS
+				// would refuse it, so it is not worth a call.
+				results[i].Err = &SendError{Code: "MessageTooLong", SenderFault: true,
+					Message: fmt.Sprintf("message is %d bytes, more than %d", e.size(), MaxBatchBytes)}
 				continue
 			}
-			ev.IdempotencyKey = key
-		}
-		results[i].IdempotencyKey = ev.IdempotencyKey
-		body, err := Body(ev)
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
-		e := entry{index: i, body: string(body), traceparent: traceparent, xray: xray}
-		if e.size() > MaxBatchBytes {
-			// Not reachable by a valid event (see MaxBatchBytes); SQS
-			// would refuse it, so it is not worth a call.
-			results[i].Err = &SendError{Code: "MessageTooLong", SenderFault: true,
-				Message: fmt.Sprintf("message is %d bytes, more than %d", e.size(), MaxBatchBytes)}
-			continue
-		}
-		if p.fifo {
-			e.group = GroupID(ev.UserID, ev.EntitlementKey)
-			e.dedup = FIFOID(ev.IdempotencyKey)
-		}
-		pending = append(pending, e)
-	}
-
-	chunks := calls(pending)
-	work := make(chan []entry)
-	var wg sync.WaitGroup
-	for range min(p.concurrency, len(chunks)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				p.send(ctx, c, results)
-			}
-		}()
-	}
-	for _, c := range chunks {
-		work <- c
-	}
-	close(work)
-	wg.Wait()
-
-	failed := 0
-	for _, r := range results {
-		if r.Err != nil {
-			failed++
+			pending = append(pending, e)
 		}
 	}
-	if failed > 0 {
+	p.sendAll(ctx, calls(pending), results)
+	if failed := countFailed(results); failed > 0 {
 		span.SetAttributes(attribute.Int("usage.failed", failed))
 		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d events not sent", failed, len(events)))
 	}
@@ -389,6 +345,64 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 		}
 	}
 	return results, nil
+}
+
+// prepare validates an event, gives it a key when it has none (and keys
+// are generated, or the queue is FIFO) and writes its entry; ok is false
+// when r.Err says why it is not sent.
+func (p *Publisher) prepare(ev usage.Event, r *Result) (e entry, ok bool) {
+	if err := ev.Validate(); err != nil {
+		r.Err = err
+		return e, false
+	}
+	if ev.IdempotencyKey == "" && (p.generateKeys || p.fifo) {
+		key, err := newKey()
+		if err != nil {
+			r.Err = err
+			return e, false
+		}
+		ev.IdempotencyKey = key
+	}
+	r.IdempotencyKey = ev.IdempotencyKey
+	body, err := Body(ev)
+	if err != nil {
+		r.Err = err
+		return e, false
+	}
+	e.body = string(body)
+	if p.fifo {
+		e.group = GroupID(ev.UserID, ev.EntitlementKey)
+		e.dedup = FIFOID(ev.IdempotencyKey)
+	}
+	return e, true
+}
+
+// sendAll sends the calls, p.concurrency at a time.
+func (p *Publisher) sendAll(ctx context.Context, chunks [][]entry, results []Result) {
+	work := make(chan []entry)
+	var wg sync.WaitGroup
+	for range min(p.concurrency, len(chunks)) {
+		wg.Go(func() {
+			for c := range work {
+				p.send(ctx, c, results)
+			}
+		})
+	}
+	for _, c := range chunks {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
+}
+
+func countFailed(results []Result) int {
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	return failed
 }
 
 // entry is a validated, serialised event on its way to SQS.
@@ -469,24 +483,8 @@ func (p *Publisher) send(ctx context.Context, chunk []entry, results []Result) {
 			}
 			return
 		}
-		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.queueURL), Entries: make([]types.SendMessageBatchRequestEntry, len(pending))}
-		byID := make(map[string]entry, len(pending))
-		for i, e := range pending {
-			id := strconv.Itoa(i)
-			byID[id] = e
-			in.Entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(e.body)}
-			if e.traceparent != "" {
-				in.Entries[i].MessageAttributes = map[string]types.MessageAttributeValue{
-					tracecontext.TraceParentAttribute: {DataType: aws.String("String"), StringValue: aws.String(e.traceparent)},
-				}
-				in.Entries[i].MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
-					tracecontext.AWSTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(e.xray)},
-				}
-			}
-			if p.fifo {
-				in.Entries[i].MessageGroupId = aws.String(e.group)
-				in.Entries[i].MessageDeduplicationId = aws.String(e.dedup)
-			}
+		in, byID := p.batchInput(pending)
+		for _, e := range pending {
 			results[e.index].Attempts = attempt
 		}
 		out, err := p.client.SendMessageBatch(ctx, in)
@@ -496,32 +494,7 @@ func (p *Publisher) send(ctx context.Context, chunk []entry, results []Result) {
 			}
 			return
 		}
-		var retry []entry
-		for _, s := range out.Successful {
-			e, ok := byID[aws.ToString(s.Id)]
-			if !ok {
-				continue
-			}
-			delete(byID, aws.ToString(s.Id))
-			results[e.index].MessageID = aws.ToString(s.MessageId)
-			results[e.index].SequenceNumber = aws.ToString(s.SequenceNumber)
-			results[e.index].Err = nil
-		}
-		for _, f := range out.Failed {
-			e, ok := byID[aws.ToString(f.Id)]
-			if !ok {
-				continue
-			}
-			delete(byID, aws.ToString(f.Id))
-			if !f.SenderFault && attempt < p.maxAttempts {
-				retry = append(retry, e)
-				continue
-			}
-			results[e.index].Err = &SendError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault, Attempts: attempt}
-		}
-		for _, e := range byID { // neither successful nor failed: SQS broke its contract
-			results[e.index].Err = &SendError{Code: "MissingResult", Message: "SQS reported neither success nor failure for this entry; it may have been enqueued", Attempts: attempt}
-		}
+		retry := p.settle(out, byID, attempt, results)
 		if len(retry) == 0 {
 			return
 		}
@@ -535,6 +508,63 @@ func (p *Publisher) send(ctx context.Context, chunk []entry, results []Result) {
 		}
 		pending = retry
 	}
+}
+
+// batchInput is one SendMessageBatch call of entries, with the entries
+// by their ID in it.
+func (p *Publisher) batchInput(pending []entry) (*sqs.SendMessageBatchInput, map[string]entry) {
+	in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.queueURL), Entries: make([]types.SendMessageBatchRequestEntry, len(pending))}
+	byID := make(map[string]entry, len(pending))
+	for i, e := range pending {
+		id := strconv.Itoa(i)
+		byID[id] = e
+		in.Entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(e.body)}
+		if e.traceparent != "" {
+			in.Entries[i].MessageAttributes = map[string]types.MessageAttributeValue{
+				tracecontext.TraceParentAttribute: {DataType: aws.String("String"), StringValue: aws.String(e.traceparent)},
+			}
+			in.Entries[i].MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
+				tracecontext.AWSTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(e.xray)},
+			}
+		}
+		if p.fifo {
+			in.Entries[i].MessageGroupId = aws.String(e.group)
+			in.Entries[i].MessageDeduplicationId = aws.String(e.dedup)
+		}
+	}
+	return in, byID
+}
+
+// settle records a call's answer per entry and returns the entries to
+// send again: those SQS failed without the sender's fault, while attempts
+// remain.
+func (p *Publisher) settle(out *sqs.SendMessageBatchOutput, byID map[string]entry, attempt int, results []Result) (retry []entry) {
+	for _, s := range out.Successful {
+		e, ok := byID[aws.ToString(s.Id)]
+		if !ok {
+			continue
+		}
+		delete(byID, aws.ToString(s.Id))
+		results[e.index].MessageID = aws.ToString(s.MessageId)
+		results[e.index].SequenceNumber = aws.ToString(s.SequenceNumber)
+		results[e.index].Err = nil
+	}
+	for _, f := range out.Failed {
+		e, ok := byID[aws.ToString(f.Id)]
+		if !ok {
+			continue
+		}
+		delete(byID, aws.ToString(f.Id))
+		if !f.SenderFault && attempt < p.maxAttempts {
+			retry = append(retry, e)
+			continue
+		}
+		results[e.index].Err = &SendError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault, Attempts: attempt}
+	}
+	for _, e := range byID { // neither successful nor failed: SQS broke its contract
+		results[e.index].Err = &SendError{Code: "MissingResult", Message: "SQS reported neither success nor failure for this entry; it may have been enqueued", Attempts: attempt}
+	}
+	return retry
 }
 
 // callError describes a SendMessageBatch call that failed as a whole.

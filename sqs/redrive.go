@@ -319,30 +319,9 @@ func (r Redrive) Run(ctx context.Context) (RedriveReport, error) {
 			}
 			break
 		}
-		var picked []DeadLetterMessage
-		fresh := 0
-		now := r.Now()
-		for _, m := range msgs {
-			d := newDeadLetterMessage(m)
-			if seen[d.MessageID] {
-				continue
-			}
-			seen[d.MessageID] = true
-			fresh++
-			if wanted[d.MessageID] {
-				found++
-			}
-			if !r.selects(d, wanted) {
-				held = append(held, d)
-				continue
-			}
-			if refusal, refused := r.refusal(d, now); refused {
-				rep.Refused = append(rep.Refused, refusal)
-				held = append(held, d)
-				continue
-			}
-			picked = append(picked, d)
-		}
+		picked, kept, fresh, wantedFound := r.sortOut(msgs, seen, wanted, &rep)
+		held = append(held, kept...)
+		found += wantedFound
 		if fresh == 0 {
 			break
 		}
@@ -523,4 +502,33 @@ func chunkBySize(msgs []DeadLetterMessage) [][]DeadLetterMessage {
 		chunks = append(chunks, msgs[start:])
 	}
 	return chunks
+}
+
+// sortOut sorts one receive's messages not seen before into those to
+// redrive and those held back (not selected, or refused), and counts them
+// and the wanted IDs among them.
+func (r Redrive) sortOut(msgs []types.Message, seen, wanted map[string]bool, rep *RedriveReport) (picked, held []DeadLetterMessage, fresh, found int) {
+	now := r.Now()
+	for _, m := range msgs {
+		d := newDeadLetterMessage(m)
+		if seen[d.MessageID] {
+			continue
+		}
+		seen[d.MessageID] = true
+		fresh++
+		if wanted[d.MessageID] {
+			found++
+		}
+		if !r.selects(d, wanted) {
+			held = append(held, d)
+			continue
+		}
+		if refusal, refused := r.refusal(d, now); refused {
+			rep.Refused = append(rep.Refused, refusal)
+			held = append(held, d)
+			continue
+		}
+		picked = append(picked, d)
+	}
+	return picked, held, fresh, found
 }

@@ -146,72 +146,26 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 	if err != nil {
 		return nil, errUsage{fmt.Errorf("configuration:\n%w", err)}
 	}
-	var logHandler slog.Handler = slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})
-	// With tracing on: a tracer provider exporting over OTLP, log lines
-	// with their trace, every AWS client's calls as spans, and the
-	// pipeline's batch and event spans. Off, none of it exists.
-	var tp *sdktrace.TracerProvider
-	if cfg.Tracing.Enabled {
-		if tp, err = tracing.NewProvider(ctx); err != nil {
-			return nil, errUsage{fmt.Errorf("tracing: %w", err)}
-		}
-		logHandler = tracing.LogHandler(logHandler)
-	}
-	logger := slog.New(logHandler)
-	if tp != nil {
-		otel.SetTracerProvider(tp)
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("tracing", "error", err.Error()) }))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(awslog.Logger{Logger: logger}), awsconfig.WithRetryer(func() aws.Retryer {
-		// Throttling, 5xx and network errors are retried here with
-		// exponential backoff and jitter, bounded so that a batch
-		// finishes well within the function timeout.
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 5
-			o.MaxBackoff = time.Second
-		})
-	}))
+	logger, tp, err := observability(ctx, cfg)
 	if err != nil {
-		return nil, errUsage{fmt.Errorf("AWS configuration: %w", err)}
+		return nil, err
 	}
-	if awsCfg.Region == "" {
-		return nil, errUsage{errors.New("AWS_REGION is not set")}
+	awsCfg, err := loadAWS(ctx, logger)
+	if err != nil {
+		return nil, err
 	}
 	ddb := awsdynamodb.NewFromConfig(awsCfg, traced[awsdynamodb.Options](tp, func(o *awsdynamodb.Options) *smithytracing.TracerProvider { return &o.TracerProvider })...)
 	publisher := newPublisher(cfg, awsCfg, ddb, logger, recorder, tp)
-	var outbox dynamodb.Outbox
-	if publisher != nil {
-		outbox = publisher
-	}
-	store := dynamodb.NewStore(ddb, dynamodb.Config{
-		EntitlementsTable: cfg.EntitlementsTable,
-		LedgerTable:       cfg.LedgerTable,
-		Keys: dynamodb.EntitlementKeys{
-			PartitionAttr: cfg.PartitionAttr, SortAttr: cfg.SortAttr,
-			UserPrefix: cfg.UserPrefix, KeyPrefix: cfg.KeyPrefix,
-		},
-		Retention:    cfg.DedupRetention,
-		DisableCache: !cfg.StateCache,
-		Outbox:       outbox,
-	})
+	store := newStore(cfg, ddb, publisher)
 	// ReleaseEarly: in the worker, an entitlement is free for the next
 	// batch as soon as its own write returns (a pass-through in Lambda).
 	writer := metering.Writer{Store: store}
 	processor := &metering.Processor{Store: sqs.ReleaseEarly(writer), Parallel: cfg.ApplyConcurrency, TargetWait: cfg.RefundTargetWait, Notify: cfg.Notify}
 	sqsClient := awssqs.NewFromConfig(awsCfg, traced[awssqs.Options](tp, func(o *awssqs.Options) *smithytracing.TracerProvider { return &o.TracerProvider })...)
-	opts := pipeline.Options{Logger: logger}
-	if tp != nil {
-		opts.Tracing = tracing.Middleware(tp, cfg.Tracing.IDs)
-	}
-	if recorder != nil {
-		opts.Metrics = metrics.Middleware(recorder)
-	}
-	if cfg.DeadLetterQueueURL != "" {
-		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
-	}
 	a := &app{
 		cfg: cfg, aws: awsCfg, logger: logger, sqs: sqsClient, publisher: publisher, store: store, tracer: tp,
-		core: processor.Handle, opts: opts, engine: &metering.Decisions{Store: writer, Logger: logger, Notify: cfg.Notify},
+		core: processor.Handle, opts: pipelineOptions(cfg, logger, tp, recorder, sqsClient),
+		engine: &metering.Decisions{Store: writer, Logger: logger, Notify: cfg.Notify},
 	}
 	if hr, ok := recorder.(metrics.HoldRecorder); ok {
 		a.holds = hr
@@ -222,6 +176,80 @@ func setup(ctx context.Context, lookup func(string) (string, bool), recorder met
 		}
 	}
 	return a, nil
+}
+
+// observability is the JSON logger and, with tracing on, a tracer
+// provider exporting over OTLP and log lines with their trace. Off, none
+// of the tracing exists (tp is nil).
+func observability(ctx context.Context, cfg config.Config) (logger *slog.Logger, tp *sdktrace.TracerProvider, err error) {
+	var logHandler slog.Handler = slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})
+	if cfg.Tracing.Enabled {
+		if tp, err = tracing.NewProvider(ctx); err != nil {
+			return nil, nil, errUsage{fmt.Errorf("tracing: %w", err)}
+		}
+		logHandler = tracing.LogHandler(logHandler)
+	}
+	logger = slog.New(logHandler)
+	if tp != nil {
+		otel.SetTracerProvider(tp)
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("tracing", "error", err.Error()) }))
+	}
+	return logger, tp, nil
+}
+
+// loadAWS is the SDK's configuration: throttling, 5xx and network errors
+// retried with exponential backoff and jitter, bounded so that a batch
+// finishes well within the function timeout.
+func loadAWS(ctx context.Context, logger *slog.Logger) (aws.Config, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithLogger(awslog.Logger{Logger: logger}), awsconfig.WithRetryer(func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 5
+			o.MaxBackoff = time.Second
+		})
+	}))
+	if err != nil {
+		return aws.Config{}, errUsage{fmt.Errorf("AWS configuration: %w", err)}
+	}
+	if awsCfg.Region == "" {
+		return aws.Config{}, errUsage{errors.New("AWS_REGION is not set")}
+	}
+	return awsCfg, nil
+}
+
+// newStore is the DynamoDB store with the configured tables, key layout
+// and retention, handing what it records to the publisher (if any).
+func newStore(cfg config.Config, ddb *awsdynamodb.Client, publisher *notify.Publisher) *dynamodb.Store {
+	var outbox dynamodb.Outbox
+	if publisher != nil {
+		outbox = publisher
+	}
+	return dynamodb.NewStore(ddb, dynamodb.Config{
+		EntitlementsTable: cfg.EntitlementsTable,
+		LedgerTable:       cfg.LedgerTable,
+		Keys: dynamodb.EntitlementKeys{
+			PartitionAttr: cfg.PartitionAttr, SortAttr: cfg.SortAttr,
+			UserPrefix: cfg.UserPrefix, KeyPrefix: cfg.KeyPrefix,
+		},
+		Retention:    cfg.DedupRetention,
+		DisableCache: !cfg.StateCache,
+		Outbox:       outbox,
+	})
+}
+
+// pipelineOptions are the middlewares' settings: logging, tracing,
+// metrics, dead-lettering.
+func pipelineOptions(cfg config.Config, logger *slog.Logger, tp *sdktrace.TracerProvider, recorder metrics.Recorder, sqsClient *awssqs.Client) pipeline.Options {
+	opts := pipeline.Options{Logger: logger}
+	if tp != nil {
+		opts.Tracing = tracing.Middleware(tp, cfg.Tracing.IDs)
+	}
+	if recorder != nil {
+		opts.Metrics = metrics.Middleware(recorder)
+	}
+	if cfg.DeadLetterQueueURL != "" {
+		opts.DeadLetters = sqs.DeadLetterQueue{Client: sqsClient, QueueURL: cfg.DeadLetterQueueURL}
+	}
+	return opts
 }
 
 // newPublisher is the notification publisher of NOTIFY_TOPIC_ARN (nil
@@ -379,16 +407,11 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	if *pollers <= 0 {
 		*pollers = a.cfg.WorkerPollers
 	}
-	if a.cfg.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
-		if err != nil {
-			return errUsage{fmt.Errorf("METRICS_ADDR: %w", err)}
-		}
-		srv := &http.Server{Handler: prom.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		a.logger.Info("metrics listening", "addr", ln.Addr().String())
+	closeMetrics, err := a.serveMetrics(prom)
+	if err != nil {
+		return err
 	}
+	defer closeMetrics()
 	a.logger.Info("worker started", "queue", *queueURL, "pollers", *pollers, "coalesceWindow", a.cfg.CoalesceWindow.String(),
 		"deadLetterQueue", a.cfg.DeadLetterQueueURL, "notificationTopic", a.cfg.NotifyTopicARN)
 	w := &sqs.Worker{Client: a.sqs, QueueURL: *queueURL, Handler: a.handler(*queueURL), Pollers: *pollers,
@@ -405,4 +428,20 @@ func runWorker(args []string, lookup func(string) (string, bool), stderr io.Writ
 	}
 	a.logger.Info("worker stopped")
 	return nil
+}
+
+// serveMetrics serves the worker's Prometheus metrics on METRICS_ADDR,
+// when set, until the returned function closes it.
+func (a *app) serveMetrics(prom *metrics.Prometheus) (func(), error) {
+	if a.cfg.MetricsAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return nil, errUsage{fmt.Errorf("METRICS_ADDR: %w", err)}
+	}
+	srv := &http.Server{Handler: prom.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	a.logger.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

@@ -129,13 +129,27 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	c := Config{
-		EntitlementsTable:  get("ENTITLEMENTS_TABLE", ""),
-		LedgerTable:        get("USAGE_LEDGER_TABLE", ""),
-		QueueURL:           get("USAGE_EVENT_QUEUE_URL", ""),
-		DeadLetterQueueURL: get("DEAD_LETTER_QUEUE_URL", ""),
-		MetricsAddr:        get("METRICS_ADDR", ""),
+	c := Config{}
+	c.loadResources(get, bad)
+	var err error
+	if c.KeyLayout, err = LoadKeyLayout(getenv); err != nil {
+		errs = append(errs, err)
 	}
+	c.LogLevel = logLevel(get("LOG_LEVEL", "INFO"), bad)
+	if c.DedupRetention, err = LoadDedupRetention(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	c.loadTuning(get, bad)
+	c.loadNotify(lookup, bad)
+	c.Tracing = LoadTracing(lookup, bad)
+	return c, errors.Join(errs...)
+}
+
+// loadResources reads the tables, queues and the metrics address.
+func (c *Config) loadResources(get func(name, def string) string, bad func(name, format string, args ...any)) {
+	c.EntitlementsTable, c.LedgerTable = get("ENTITLEMENTS_TABLE", ""), get("USAGE_LEDGER_TABLE", "")
+	c.QueueURL, c.DeadLetterQueueURL = get("USAGE_EVENT_QUEUE_URL", ""), get("DEAD_LETTER_QUEUE_URL", "")
+	c.MetricsAddr = get("METRICS_ADDR", "")
 	for _, t := range []struct{ name, value string }{{"ENTITLEMENTS_TABLE", c.EntitlementsTable}, {"USAGE_LEDGER_TABLE", c.LedgerTable}} {
 		switch {
 		case t.value == "":
@@ -157,51 +171,45 @@ func LoadEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.DeadLetterQueueURL != "" && c.DeadLetterQueueURL == c.QueueURL {
 		bad("DEAD_LETTER_QUEUE_URL", "must differ from USAGE_EVENT_QUEUE_URL")
 	}
-	var err error
-	if c.KeyLayout, err = LoadKeyLayout(getenv); err != nil {
-		errs = append(errs, err)
-	}
+}
 
-	switch level := strings.ToUpper(get("LOG_LEVEL", "INFO")); level {
+func logLevel(level string, bad func(name, format string, args ...any)) slog.Level {
+	switch level = strings.ToUpper(level); level {
 	case "DEBUG":
-		c.LogLevel = slog.LevelDebug
+		return slog.LevelDebug
 	case "INFO":
-		c.LogLevel = slog.LevelInfo
+		return slog.LevelInfo
 	case "WARN", "WARNING":
-		c.LogLevel = slog.LevelWarn
+		return slog.LevelWarn
 	case "ERROR":
-		c.LogLevel = slog.LevelError
-	default:
-		bad("LOG_LEVEL", "%q is not one of DEBUG, INFO, WARN, ERROR", level)
+		return slog.LevelError
 	}
+	bad("LOG_LEVEL", "%q is not one of DEBUG, INFO, WARN, ERROR", level)
+	return slog.LevelInfo
+}
 
-	if c.DedupRetention, err = LoadDedupRetention(getenv); err != nil {
-		errs = append(errs, err)
-	}
+// loadTuning reads the concurrency, the intervals and the cache switch.
+func (c *Config) loadTuning(get func(name, def string) string, bad func(name, format string, args ...any)) {
 	c.ApplyConcurrency = positiveInt(get("APPLY_CONCURRENCY", strconv.Itoa(metering.DefaultParallel)), "APPLY_CONCURRENCY", 1, 256, bad)
-	sweep := get("HOLD_SWEEP_INTERVAL", DefaultHoldSweepInterval.String())
-	if d, err := time.ParseDuration(sweep); err != nil || d < 100*time.Millisecond || d > time.Hour {
-		bad("HOLD_SWEEP_INTERVAL", "%q is not a Go duration from 100ms to 1h (e.g. 30s)", sweep)
-	} else {
-		c.HoldSweepInterval = d
-	}
-	wait := get("REFUND_TARGET_WAIT", metering.DefaultTargetWait.String())
-	if d, err := time.ParseDuration(wait); err != nil || d < 0 || d > 24*time.Hour {
-		bad("REFUND_TARGET_WAIT", "%q is not a Go duration from 0s to 24h (e.g. 15m)", wait)
-	} else {
-		c.RefundTargetWait = d
-	}
+	c.HoldSweepInterval = duration(get("HOLD_SWEEP_INTERVAL", DefaultHoldSweepInterval.String()), "HOLD_SWEEP_INTERVAL",
+		100*time.Millisecond, time.Hour, "from 100ms to 1h (e.g. 30s)", bad)
+	c.RefundTargetWait = duration(get("REFUND_TARGET_WAIT", metering.DefaultTargetWait.String()), "REFUND_TARGET_WAIT",
+		0, 24*time.Hour, "from 0s to 24h (e.g. 15m)", bad)
 	c.WorkerPollers = positiveInt(get("WORKER_POLLERS", "4"), "WORKER_POLLERS", 1, 256, bad)
-	window := get("COALESCE_WINDOW", DefaultCoalesceWindow.String())
-	if d, err := time.ParseDuration(window); err != nil || d < 0 || d > MaxCoalesceWindow {
-		bad("COALESCE_WINDOW", "%q is not a Go duration from 0s to %v (e.g. 25ms)", window, MaxCoalesceWindow)
-	} else {
-		c.CoalesceWindow = d
-	}
+	c.CoalesceWindow = duration(get("COALESCE_WINDOW", DefaultCoalesceWindow.String()), "COALESCE_WINDOW",
+		0, MaxCoalesceWindow, fmt.Sprintf("from 0s to %v (e.g. 25ms)", MaxCoalesceWindow), bad)
 	c.StateCache = boolean(get("STATE_CACHE", "true"), "STATE_CACHE", bad)
-	c.loadNotify(lookup, bad)
-	c.Tracing = LoadTracing(lookup, bad)
-	return c, errors.Join(errs...)
+}
+
+// duration parses a Go duration within [lo, hi]; what it says of a bad
+// one names the range (span).
+func duration(v, name string, lo, hi time.Duration, span string, bad func(name, format string, args ...any)) time.Duration {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		bad(name, "%q is not a Go duration %s", v, span)
+		return 0
+	}
+	return d
 }
 
 // loadNotify reads the notification settings. They are checked whether or

@@ -58,19 +58,7 @@ func Middleware(tp trace.TracerProvider, ids bool) pipeline.Middleware {
 	tracer := tp.Tracer(tracecontext.ScopeName)
 	return func(next pipeline.Handler) pipeline.Handler {
 		return func(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
-			remotes := make([]trace.SpanContext, len(msgs))
-			var links []trace.Link
-			seen := map[trace.SpanID]bool{}
-			oneTrace := len(msgs) > 0
-			for i, m := range msgs {
-				remotes[i] = tracecontext.Remote(m.TraceParent, m.AWSTraceHeader)
-				sc := remotes[i]
-				oneTrace = oneTrace && sc.IsValid() && sc.TraceID() == remotes[0].TraceID()
-				if sc.IsValid() && !seen[sc.SpanID()] && len(links) < maxLinks {
-					seen[sc.SpanID()] = true
-					links = append(links, trace.Link{SpanContext: sc})
-				}
-			}
+			remotes, links, oneTrace := producers(msgs)
 			parent := ctx
 			if oneTrace && !trace.SpanContextFromContext(ctx).IsValid() {
 				parent = trace.ContextWithRemoteSpanContext(ctx, remotes[0])
@@ -99,35 +87,59 @@ func Middleware(tp trace.TracerProvider, ids bool) pipeline.Middleware {
 
 			counts := map[usage.Status]int{}
 			for i, span := range spans {
-				if i >= len(results) {
+				if i < len(results) {
+					counts[results[i].Status]++
+					endEvent(span, results[i], ids)
+				} else {
 					span.End()
-					continue
 				}
-				r := results[i]
-				counts[r.Status]++
-				attrs := []attribute.KeyValue{AttrOutcome.String(string(r.Status)), AttrDeadLettered.Bool(r.DeadLettered)}
-				if reason := r.Reason(); reason != "" {
-					attrs = append(attrs, AttrReason.String(string(reason)))
-				}
-				if ids && r.Event.UserID != "" {
-					attrs = append(attrs, AttrUserID.String(r.Event.UserID), AttrEntitlementKey.String(r.Event.EntitlementKey))
-					if r.Event.IdempotencyKey != "" {
-						attrs = append(attrs, AttrIdempotencyKey.String(r.Event.IdempotencyKey))
-					}
-				}
-				span.SetAttributes(attrs...)
-				if r.Status == usage.Retry {
-					desc := "will be retried"
-					if r.Err != nil {
-						desc = r.Err.Error()
-					}
-					span.SetStatus(codes.Error, desc)
-				}
-				span.End()
 			}
 			batch.SetAttributes(attribute.Int("usage.applied", counts[usage.Applied]), attribute.Int("usage.duplicates", counts[usage.Duplicate]),
 				attribute.Int("usage.rejected", counts[usage.Rejected]), attribute.Int("usage.retried", counts[usage.Retry]))
 			return results
 		}
 	}
+}
+
+// producers reads each message's producer span context; links are the
+// distinct ones (at most maxLinks), and oneTrace says whether every
+// message came from one trace.
+func producers(msgs []pipeline.Message) (remotes []trace.SpanContext, links []trace.Link, oneTrace bool) {
+	remotes = make([]trace.SpanContext, len(msgs))
+	seen := map[trace.SpanID]bool{}
+	oneTrace = len(msgs) > 0
+	for i, m := range msgs {
+		remotes[i] = tracecontext.Remote(m.TraceParent, m.AWSTraceHeader)
+		sc := remotes[i]
+		oneTrace = oneTrace && sc.IsValid() && sc.TraceID() == remotes[0].TraceID()
+		if sc.IsValid() && !seen[sc.SpanID()] && len(links) < maxLinks {
+			seen[sc.SpanID()] = true
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	return remotes, links, oneTrace
+}
+
+// endEvent ends an event's span with its outcome, reason and (with ids)
+// the user, entitlement and idempotency key; a RETRY is an error.
+func endEvent(span trace.Span, r pipeline.Result, ids bool) {
+	attrs := []attribute.KeyValue{AttrOutcome.String(string(r.Status)), AttrDeadLettered.Bool(r.DeadLettered)}
+	if reason := r.Reason(); reason != "" {
+		attrs = append(attrs, AttrReason.String(string(reason)))
+	}
+	if ids && r.Event.UserID != "" {
+		attrs = append(attrs, AttrUserID.String(r.Event.UserID), AttrEntitlementKey.String(r.Event.EntitlementKey))
+		if r.Event.IdempotencyKey != "" {
+			attrs = append(attrs, AttrIdempotencyKey.String(r.Event.IdempotencyKey))
+		}
+	}
+	span.SetAttributes(attrs...)
+	if r.Status == usage.Retry {
+		desc := "will be retried"
+		if r.Err != nil {
+			desc = r.Err.Error()
+		}
+		span.SetStatus(codes.Error, desc)
+	}
+	span.End()
 }
