@@ -14,15 +14,16 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// Status is an answer's status: an outcome's, or OK for a balance.
+// Status is an answer's status: an outcome's (usage.Status), or OK for a
+// balance.
 type Status string
 
 const (
-	Applied   Status = "APPLIED"
-	Duplicate Status = "DUPLICATE"
-	Rejected  Status = "REJECTED"
-	Retry     Status = "RETRY"
-	OK        Status = "OK"
+	Applied   = Status(usage.Applied)
+	Duplicate = Status(usage.Duplicate)
+	Rejected  = Status(usage.Rejected)
+	Retry     = Status(usage.Retry)
+	OK        = Status("OK")
 )
 
 // Answer is the JSON answer to one request. Numbers are exact JSON

@@ -121,7 +121,6 @@ type target struct {
 	refund    Decimal      // added to its refunded by the group
 	pinned    bool         // a rejection rested on its exact refunded
 	relied    bool         // a decision rested on it at all
-	isRefund  bool         // it names a refund, not a consume
 	settled   *LedgerEntry // a hold as the group settles it
 	pinnedSet bool         // a decision rested on the hold's state
 	deferTo   time.Time    // the sweeper sets an expired hold it cannot settle aside until then
@@ -303,19 +302,10 @@ func (d *decider) record(r Record, e *LedgerEntry) Outcome {
 // refund decides giving back (part of) a consume of the scope.
 func (d *decider) refund(r Record) Outcome {
 	key := r.Event.RefundOf
-	entry, t := d.targetOf(key)
+	entry, t, o := d.targetFor(r, key, OperationConsume, ReasonRefundTargetNotFound, "refundOf", "applied consume")
 	switch {
-	case entry == nil && d.waiting(r):
-		return Outcome{Status: Retry, Err: ErrTargetPending}
-	case entry == nil:
-		return Outcome{Status: Rejected, Err: reject(ReasonRefundTargetNotFound, "refundOf", "no applied consume %q in this scope", key)}
-	case entry.Unreadable != nil:
-		return Outcome{Status: Rejected, Err: entry.Unreadable.rejection(key)}
-	case !entry.Is(OperationConsume):
-		if t != nil {
-			t.isRefund = true
-		}
-		return Outcome{Status: Rejected, Err: reject(ReasonRefundTargetNotFound, "refundOf", "%q is a %s, not a consume", key, entry.Operation)}
+	case o != nil:
+		return *o
 	case d.ent.ResetPeriod != ResetNone && entry.PeriodStart != d.periodStart:
 		return Outcome{Status: Rejected, Err: reject(ReasonPeriodEnded, "refundOf",
 			"the consume counted in the period from %s, which has ended (the current one began %s)", entry.PeriodStart, d.periodStart)}
@@ -397,6 +387,28 @@ func (d *decider) targetOf(key string) (*LedgerEntry, *target) {
 		return nil, t
 	}
 	return &t.entry, t
+}
+
+// targetFor finds the stored entry a refund or a settlement names, or
+// the outcome that rests on it, in the documented order of reasons: not
+// applied (RETRY while a queued message may still see it arrive, then
+// notFound), unreadable (INVALID_LEDGER_ENTRY), not of kind (notFound).
+func (d *decider) targetFor(r Record, key string, kind Operation, notFound Reason, field, missing string) (*LedgerEntry, *target, *Outcome) {
+	entry, t := d.targetOf(key)
+	var o Outcome
+	switch {
+	case entry == nil && d.waiting(r):
+		o = Outcome{Status: Retry, Err: ErrTargetPending}
+	case entry == nil:
+		o = Outcome{Status: Rejected, Err: reject(notFound, field, "no %s %q in this scope", missing, key)}
+	case entry.Unreadable != nil:
+		o = Outcome{Status: Rejected, Err: entry.Unreadable.rejection(key)}
+	case !entry.Is(kind):
+		o = Outcome{Status: Rejected, Err: reject(notFound, field, "%q is a %s, not a %s", key, operationName(entry.Operation), kind)}
+	default:
+		return entry, t, nil
+	}
+	return entry, t, &o
 }
 
 // waiting: a queued refund may still see its target arrive.

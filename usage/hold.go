@@ -35,16 +35,9 @@ var ErrHoldNotExpired = errors.New("the hold has not expired yet")
 // the reset, so only the hold's state changes).
 func (d *decider) settle(r Record) Outcome {
 	key := r.Event.HoldID
-	entry, t := d.targetOf(key)
-	switch {
-	case entry == nil && d.waiting(r):
-		return Outcome{Status: Retry, Err: ErrTargetPending}
-	case entry == nil:
-		return Outcome{Status: Rejected, Err: reject(ReasonHoldNotFound, "holdId", "no hold %q in this scope", key)}
-	case entry.Unreadable != nil:
-		return Outcome{Status: Rejected, Err: entry.Unreadable.rejection(key)}
-	case !entry.Is(OperationReserve):
-		return Outcome{Status: Rejected, Err: reject(ReasonHoldNotFound, "holdId", "no hold %q in this scope", key)}
+	entry, t, o := d.targetFor(r, key, OperationReserve, ReasonHoldNotFound, "holdId", "hold")
+	if o != nil {
+		return *o
 	}
 	current := *entry
 	if t != nil && t.settled != nil {
