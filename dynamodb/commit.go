@@ -45,6 +45,11 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(scope, w.Target.Key)
 		case usage.NotificationKind:
 			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(scope, w.Target.Key)
+		default:
+			if w.Target.Scope != (usage.Scope{}) {
+				other, _ := s.cfg.Keys.key(w.Target.Scope)
+				itemKey = other.attributes(s.cfg.Keys)
+			}
 		}
 		e := translate(w, keyAttr)
 		allOld := types.ReturnValuesOnConditionCheckFailureAllOld
@@ -134,6 +139,11 @@ func learnFrom(l *usage.Learned, t usage.Target, item map[string]types.Attribute
 		l.Absent = setKey(l.Absent, t.Key, true)
 	case t.Kind == usage.LedgerKind:
 		l.Applied = setKey(l.Applied, t.Key, ledgerEntry(item))
+	case t.Scope != (usage.Scope{}):
+		if l.Others == nil {
+			l.Others = map[usage.Scope]usage.Item{}
+		}
+		l.Others[t.Scope] = observe(item)
 	default:
 		it := observe(item)
 		l.Entitlement = &it

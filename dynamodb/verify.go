@@ -22,11 +22,22 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 			ledger, keys = append(ledger, w), append(keys, w.Target.Key)
 			continue
 		}
-		it, err := s.read(ctx, key, true)
+		k := key
+		if w.Target.Scope != (usage.Scope{}) {
+			k, _ = s.cfg.Keys.key(w.Target.Scope)
+		}
+		it, err := s.read(ctx, k, true)
 		if err != nil {
 			return c, false, err
 		}
-		c.Entitlement = &it
+		if w.Target.Scope != (usage.Scope{}) {
+			if c.Others == nil {
+				c.Others = map[usage.Scope]usage.Item{}
+			}
+			c.Others[w.Target.Scope] = it
+		} else {
+			c.Entitlement = &it
+		}
 		if !holds(w.Conds, it) {
 			return c, false, nil
 		}

@@ -154,8 +154,8 @@ func (g *group) observe(ctx context.Context, consistent bool) error {
 // again on what it learned.
 func (g *group) step(ctx context.Context, plan usage.Plan) (out []usage.Outcome, done bool) {
 	switch {
-	case len(plan.Reads) > 0:
-		learned, err := g.w.ReadLedger(ctx, g.scope, plan.Reads)
+	case len(plan.Reads) > 0 || len(plan.ReadScopes) > 0:
+		learned, err := g.read(ctx, plan)
 		if err != nil {
 			return All(g.records, usage.Retry, err), true
 		}
@@ -172,6 +172,30 @@ func (g *group) step(ctx context.Context, plan usage.Plan) (out []usage.Outcome,
 		return nil, false
 	}
 	return g.commit(ctx, plan)
+}
+
+// read learns what a plan asked for: ledger keys (consistently) and other
+// scopes' entitlements (as observed: the write's preconditions pin what
+// the decision takes from them).
+func (g *group) read(ctx context.Context, plan usage.Plan) (usage.Learned, error) {
+	var learned usage.Learned
+	if len(plan.Reads) > 0 {
+		var err error
+		if learned, err = g.w.ReadLedger(ctx, g.scope, plan.Reads); err != nil {
+			return learned, err
+		}
+	}
+	for _, s := range plan.ReadScopes {
+		st, err := g.w.Observe(ctx, s, false)
+		if err != nil {
+			return learned, err
+		}
+		if learned.Others == nil {
+			learned.Others = map[usage.Scope]usage.Item{}
+		}
+		learned.Others[s] = st.Entitlement.Observed
+	}
+	return learned, nil
 }
 
 // readFirst asks the store, once, whether to read the first write's new

@@ -126,10 +126,18 @@ const (
 type Target struct {
 	Kind ItemKind
 	Key  string
+	// Scope names, for an entitlement, another scope's item (the pool a
+	// member draws from, say): one decision reads and writes several
+	// entitlements atomically, each with its own preconditions, through
+	// the one write path. Zero is the decided scope's own.
+	Scope Scope
 }
 
 // EntitlementItem is the Target of the scope's entitlement.
 var EntitlementItem = Target{}
+
+// EntitlementOf is the Target of another scope's entitlement.
+func EntitlementOf(s Scope) Target { return Target{Kind: EntitlementKind, Scope: s} }
 
 // LedgerItem is the Target of the scope's ledger entry under key.
 func LedgerItem(key string) Target { return Target{Kind: LedgerKind, Key: key} }
@@ -218,6 +226,10 @@ type State struct {
 	// Notified holds the keys of notifications known to be recorded
 	// (Notification.Key): they are never recorded twice.
 	Notified map[string]bool
+	// Others are the entitlements of other scopes the decision asked for
+	// (Plan.ReadScopes), as observed; a write to one pins what it relied
+	// on, as for the scope's own.
+	Others map[Scope]Entitlement
 }
 
 // Decide is the rule a store applies under its conditional write: given
@@ -237,6 +249,9 @@ type Plan struct {
 	// target): the store reads them into State.Applied / State.Absent and
 	// asks again, writing nothing meanwhile.
 	Reads []string
+	// ReadScopes are other scopes' entitlements the decision needs to
+	// know first: the store reads them into State.Others and asks again.
+	ReadScopes []Scope
 }
 
 // After returns the entitlement item as it is right after the plan's
@@ -277,11 +292,13 @@ type Learned struct {
 	Applied     map[string]LedgerEntry
 	Absent      map[string]bool
 	Notified    map[string]bool
+	// Others are other scopes' entitlements as they now are.
+	Others map[Scope]Item
 }
 
 // Any reports whether anything was learned.
 func (l Learned) Any() bool {
-	return l.Entitlement != nil || len(l.Applied) > 0 || len(l.Absent) > 0 || len(l.Notified) > 0
+	return l.Entitlement != nil || len(l.Applied) > 0 || len(l.Absent) > 0 || len(l.Notified) > 0 || len(l.Others) > 0
 }
 
 // Apply adds what was learned to a state; a key learned to exist is no
@@ -300,6 +317,16 @@ func (l Learned) Apply(st State) State {
 		delete(applied, k)
 	}
 	st.Applied, st.Absent = applied, absent
+	if len(l.Others) > 0 {
+		others := maps.Clone(st.Others)
+		if others == nil {
+			others = map[Scope]Entitlement{}
+		}
+		for s, it := range l.Others {
+			others[s] = ParseEntitlement(it)
+		}
+		st.Others = others
+	}
 	if len(l.Notified) > 0 {
 		st.Notified = maps.Clone(st.Notified)
 		for k := range l.Notified {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -198,12 +199,27 @@ func (m *Store) failed(scope usage.Scope, plan usage.Plan) usage.Learned {
 			l.Notified = with(l.Notified, w.Target.Key, true)
 		case usage.LedgerKind:
 			m.learn(scope, &l, w.Target.Key)
-		default:
-			it := m.item(scope)
-			l.Entitlement = &it
+		case usage.EntitlementKind:
+			if w.Target.Scope == (usage.Scope{}) {
+				it := m.item(scope)
+				l.Entitlement = &it
+				continue
+			}
+			if l.Others == nil {
+				l.Others = map[usage.Scope]usage.Item{}
+			}
+			l.Others[w.Target.Scope] = m.item(w.Target.Scope)
 		}
 	}
 	return l
+}
+
+// entitlementScope is the scope whose entitlement a write is about.
+func entitlementScope(scope usage.Scope, t usage.Target) usage.Scope {
+	if t.Scope != (usage.Scope{}) {
+		return t.Scope
+	}
+	return scope
 }
 
 func with[V any](m map[string]V, k string, v V) map[string]V {
@@ -262,7 +278,7 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 			attrs[usage.LedgerAttrHoldState] = usage.StringValue(e.HoldState)
 		}
 	} else {
-		attrs, exists = m.ents[scope]
+		attrs, exists = m.ents[entitlementScope(scope, w.Target)]
 	}
 	for _, c := range w.Conds {
 		if !c.Holds(exists, attrs[c.Attr]) {
@@ -278,10 +294,7 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	if m.Now != nil {
 		now = m.Now
 	}
-	next := map[string]usage.Value{}
-	for k, v := range m.ents[scope] {
-		next[k] = v
-	}
+	next := map[usage.Scope]map[string]usage.Value{} // the entitlements the plan updates, as it leaves them
 	var puts []usage.LedgerEntry
 	var notes []usage.Notification
 	updates := map[string][]usage.Assign{}
@@ -298,24 +311,19 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		case w.Action == usage.Update && w.Target.Kind == usage.LedgerKind:
 			updates[w.Target.Key] = w.Set
 		case w.Action == usage.Update && w.Target.Kind == usage.EntitlementKind:
-			for _, a := range w.Set {
-				v := a.Value
-				if a.Add {
-					old := next[a.Attr]
-					if old.Present() && old.Kind != usage.KindNumber {
-						return errInvalid
-					}
-					v = usage.NumberValue(old.Num.Add(a.Value.Num))
-					if !v.Num.FitsDynamoDB() {
-						return errInvalid
-					}
-				}
-				next[a.Attr] = v
+			s := entitlementScope(scope, w.Target)
+			if next[s] == nil {
+				next[s] = maps.Clone(m.ents[s])
+			}
+			if err := assign(next[s], w.Set); err != nil {
+				return err
 			}
 		}
 	}
-	if _, ok := m.ents[scope]; ok {
-		m.ents[scope] = next
+	for s, attrs := range next {
+		if _, ok := m.ents[s]; ok {
+			m.ents[s] = attrs
+		}
 	}
 	if m.ledger[scope] == nil {
 		m.ledger[scope] = map[string]usage.LedgerEntry{}
@@ -363,4 +371,23 @@ func (m *Store) setAside(scope usage.Scope, key string, set []usage.Assign) {
 // writer over DynamoDB.
 func (m *Store) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	return metering.Writer{Store: m}.Update(ctx, scope, records, decide)
+}
+
+// assign evaluates an entitlement update's assignments on attrs.
+func assign(attrs map[string]usage.Value, set []usage.Assign) error {
+	for _, a := range set {
+		v := a.Value
+		if a.Add {
+			old := attrs[a.Attr]
+			if old.Present() && old.Kind != usage.KindNumber {
+				return errInvalid
+			}
+			v = usage.NumberValue(old.Num.Add(a.Value.Num))
+			if !v.Num.FitsDynamoDB() {
+				return errInvalid
+			}
+		}
+		attrs[a.Attr] = v
+	}
+	return nil
 }

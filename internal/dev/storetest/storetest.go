@@ -56,6 +56,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("Holds", func(t *testing.T) { testHolds(t, newBackend) })
 	t.Run("RacingReserves", func(t *testing.T) { testRacingReserves(t, newBackend) })
 	t.Run("ACommitRacingTheSweeper", func(t *testing.T) { testCommitRacingSweeper(t, newBackend) })
+	t.Run("ADecisionOverSeveralItems", func(t *testing.T) { testSeveralItems(t, newBackend) })
 }
 
 // Reserve, Commit, Release and Expire are hold records of u/k.
