@@ -46,7 +46,7 @@ producer-ts/node_modules/.package-lock.json: producer-ts/package.json producer-t
 
 ## unit: the fast tests that need no emulator
 unit:
-	go test -race -count=1 ./usage/... ./pipeline/... ./internal/config/...
+	go test -race -count=1 ./usage/... ./metering/... ./pipeline/... ./internal/config/...
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -9,35 +9,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
-
-// memoryStore is memstore's in-memory Store (which passes the same
-// contract suite as the DynamoDB store), recording the message IDs of
-// each Update call, for tests of batching logic.
-type memoryStore struct {
-	*memstore.Store
-	mu    sync.Mutex
-	calls [][]string // message IDs per Update call
-}
-
-func newMemoryStore() *memoryStore { return &memoryStore{Store: memstore.New()} }
-
-func (m *memoryStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
-	var ids []string
-	for _, r := range records {
-		ids = append(ids, r.MessageID)
-	}
-	m.mu.Lock()
-	m.calls = append(m.calls, ids)
-	m.mu.Unlock()
-	return m.Store.Update(ctx, scope, records, decide)
-}
 
 func msg(id, body string) pipeline.Message {
 	return pipeline.Message{ID: id, Body: body, ReceiveCount: 1}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
 	"github.com/usage-event-service/usage-event-service/metering"
 
 	"github.com/usage-event-service/usage-event-service/pipeline"
@@ -51,7 +52,7 @@ func (r *recordingChanger) ChangeVisibility(_ context.Context, msgs []pipeline.M
 // redelivery while the wait lasts, and REFUND_TARGET_NOT_FOUND after.
 func TestARefundWaitingForItsConsumeIsRedeliveredLater(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	store := newMemoryStore()
+	store := memstore.New()
 	store.PutEntitlement(usage.Scope{UserID: "a", EntitlementKey: "k"}, nil)
 	p := &metering.Processor{Store: store, Now: func() time.Time { return now }, TargetWait: 15 * time.Minute}
 	changer := &recordingChanger{}
