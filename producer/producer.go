@@ -2,8 +2,9 @@
 // queue.
 //
 // A Publisher validates each event with the same rules the service
-// applies (usage.Event.Validate), so a producer learns about a bad event
-// at once, with the same *usage.RejectionError reason codes, instead of
+// applies to a queued event (usage.Event.Validate and CheckQueued), so a
+// producer learns about a bad event at once, with the same
+// *usage.RejectionError reason codes, instead of
 // finding it in the dead-letter queue later. It serialises events with
 // their exact decimal amounts (Body: usage.Event.MarshalJSON with the few
 // characters SQS refuses in a body escaped), sends them in
@@ -351,7 +352,11 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 // are generated, or the queue is FIFO) and writes its entry; ok is false
 // when r.Err says why it is not sent.
 func (p *Publisher) prepare(ev usage.Event, r *Result) (e entry, ok bool) {
-	if err := ev.Validate(); err != nil {
+	err := ev.Validate()
+	if err == nil {
+		err = ev.CheckQueued() // a balance or a reserve is answered only synchronously
+	}
+	if err != nil {
 		r.Err = err
 		return e, false
 	}
