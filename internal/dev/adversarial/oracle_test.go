@@ -60,9 +60,7 @@ const reasonHoldOfMissingEntitlement = "ENTITLEMENT_NOT_FOUND"
 
 // The sweep's expiry of a due hold whose entitlement is missing (the hold
 // expires, giving nothing back) or cannot be interpreted (the hold is set
-// aside for an hour): the suite requires that it does not block other
-// holds, and takes the hold's state as the service left it
-// (world.adoptHolds).
+// aside for an hour, usage.HoldDeferral): oracle.sweep models both.
 
 // ---- Which rejection wins when several apply (defect 10). ----
 //
@@ -145,6 +143,7 @@ type oEntry struct {
 	refundOf    string
 	holdState   string
 	expiresAt   time.Time
+	asideUntil  time.Time // a hold the sweep set aside is due again then (README, Holds)
 	actual      usage.Decimal
 	periodStart string
 	unreadable  bool // written odd by the harness (defect 7)
@@ -483,27 +482,33 @@ func (o *oracle) settle(s *oScope, e ev, now time.Time) outcome {
 	})
 }
 
-// sweep expires every active hold due before now, of entitlements that
-// can be used; it returns the users whose holds it could not decide (a
-// missing or unreadable entitlement: the suite then takes the hold's
-// state as the service left it).
-func (o *oracle) sweep(now time.Time) (undecided []string) {
+// sweep does what the README says of every active hold due before now:
+// it expires it (a hold whose entitlement is gone is expired giving
+// nothing back), or, when the entitlement cannot be interpreted, sets it
+// aside for usage.HoldDeferral, still active.
+func (o *oracle) sweep(now time.Time) {
 	for _, user := range slices.Sorted(maps.Keys(o.scopes)) {
 		s := o.scopes[user]
 		for _, key := range slices.Sorted(maps.Keys(s.ledger)) {
 			h := s.ledger[key]
-			if h.op != "reserve" || h.unreadable || h.holdState != "active" || !h.expiresAt.Before(now) {
+			due := h.expiresAt
+			if h.asideUntil.After(due) {
+				due = h.asideUntil
+			}
+			if h.op != "reserve" || h.unreadable || h.holdState != "active" || !due.Before(now) {
 				continue
 			}
 			s.lazyReset(now)
-			if !s.ent.exists || s.ent.malformed() {
-				undecided = append(undecided, user)
-				continue
+			switch {
+			case !s.ent.exists:
+				h.holdState, h.actual = "expired", usage.Decimal{}
+			case s.ent.malformed():
+				h.asideUntil = now.Add(usage.HoldDeferral)
+			default:
+				o.settle(s, ev{op: "expire", holdID: key}, now)
 			}
-			o.settle(s, ev{op: "expire", holdID: key}, now)
 		}
 	}
-	return undecided
 }
 
 // ledgerSum is the current period's usage as the ledger records it:

@@ -533,29 +533,8 @@ func (w *world) sweep(p *proc, limit int, faults bool) {
 			break
 		}
 	}
-	for _, user := range w.oracle.sweep(w.now) {
-		w.adoptHolds(user)
-	}
+	w.oracle.sweep(w.now)
 	w.oracle.closeRound()
-}
-
-// adoptHolds takes the service's state of a user's expired holds whose
-// entitlement is missing or unreadable: the README does not say what the
-// sweep does with them (only that they must not block others').
-func (w *world) adoptHolds(user string) {
-	entries, err := dynamodb.ListLedger(w.ctx, w.real, w.ledgerTable, scopeOf(user))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	s := w.oracle.scope(user)
-	for _, e := range entries {
-		if o := s.ledger[e.DedupKey]; o != nil && o.op == "reserve" && !o.unreadable && o.holdState == "active" && o.expiresAt.Before(w.now) {
-			o.holdState = e.HoldState
-			if e.Actual != nil {
-				o.actual = *e.Actual
-			}
-		}
-	}
 }
 
 // ---- Invariants ----
