@@ -50,16 +50,23 @@ type Record struct {
 
 // DedupKey is the key under which the event is applied at most once in
 // its scope.
+// A grant's key is its grantId.
 func (r Record) DedupKey() string {
-	if r.Event.IdempotencyKey != "" {
+	switch {
+	case r.Event.IdempotencyKey != "":
 		return r.Event.IdempotencyKey
+	case r.Event.Is(OperationGrant):
+		return r.Event.GrantID
 	}
 	return r.MessageID
 }
 
 func (r Record) keySource() string {
-	if r.Event.IdempotencyKey != "" {
+	switch {
+	case r.Event.IdempotencyKey != "":
 		return "idempotencyKey"
+	case r.Event.Is(OperationGrant):
+		return "grantId"
 	}
 	return "messageId"
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -46,6 +47,13 @@ type Event struct {
 	// AmountGiven is set when the request named an amount; a commit
 	// without one commits the whole hold, and one of 0 commits nothing.
 	AmountGiven bool
+	// GrantID names a grant: the one a grant creates (it is the grant's
+	// idempotency key) or the one a void ends.
+	GrantID string
+	// ExpiresAt is when a grant stops counting (nil: never).
+	ExpiresAt *time.Time
+	// Priority orders a grant's draws: lower first (nil: the default).
+	Priority *int
 }
 
 // Operation is what a request asks of an entitlement. The zero value is
@@ -59,18 +67,26 @@ const (
 	OperationReserve Operation = "reserve" // hold an amount before long work: synchronous only
 	OperationCommit  Operation = "commit"  // settle a hold with what was really used
 	OperationRelease Operation = "release" // settle a hold by giving all of it back
+	OperationGrant   Operation = "grant"   // add a top-up that consumes draw from after the allowance
+	OperationVoid    Operation = "void"    // end a grant: what is left of it stops counting
 	// OperationExpire is the sweeper's release of an expired hold; no
 	// request can ask for it.
 	OperationExpire Operation = "expire"
 )
 
 // Operations lists every operation a request may name, in documentation order.
-var Operations = []Operation{OperationConsume, OperationRefund, OperationBalance, OperationReserve, OperationCommit, OperationRelease}
+var Operations = []Operation{OperationConsume, OperationRefund, OperationBalance, OperationReserve, OperationCommit, OperationRelease, OperationGrant, OperationVoid}
 
 // Hold limits: a hold lasts holdSeconds, 900 by default.
 const (
 	DefaultHoldSeconds = 900
 	MaxHoldSeconds     = 86400
+)
+
+// Grant limits: a grant's priority is a whole number, lower drawn first.
+const (
+	DefaultGrantPriority = 100
+	MaxGrantPriority     = 1000
 )
 
 // settles reports whether the operation settles a hold.
@@ -111,7 +127,7 @@ func (e Event) Validate() error {
 	if err := e.checkOperation(); err != nil {
 		return err
 	}
-	optional := e.Is(OperationRefund) || e.Is(OperationBalance) || e.settles()
+	optional := e.Is(OperationRefund) || e.Is(OperationBalance) || e.settles() || e.Is(OperationVoid)
 	if e.Amount.Sign() < 0 || e.Amount.Sign() == 0 && !optional {
 		return reject(ReasonInvalidAmount, "amount", "must be greater than 0, got %s", e.Amount)
 	}
@@ -156,9 +172,13 @@ func (e Event) checkOperation() error {
 	for _, op := range Operations {
 		known = known || e.Operation == op
 	}
+	if !known { // OperationExpire too: only the sweeper, never a request, expires a hold
+		return reject(ReasonInvalidField, "operation", "must be one of consume, refund, balance, reserve, commit, release, grant, void; got %q", e.Operation)
+	}
+	if err := e.checkGrantFields(); err != nil {
+		return err
+	}
 	switch {
-	case !known: // OperationExpire too: only the sweeper, never a request, expires a hold
-		return reject(ReasonInvalidField, "operation", "must be one of consume, refund, balance, reserve, commit, release; got %q", e.Operation)
 	case e.RefundOf != "" && !e.Is(OperationRefund):
 		return reject(ReasonInvalidField, "refundOf", "is only for operation refund")
 	case e.HoldID != "" && !e.settles():
@@ -173,6 +193,34 @@ func (e Event) checkOperation() error {
 		return reject(ReasonMissingField, "idempotencyKey", "is required for a reserve: it is the hold's ID")
 	case e.HoldSeconds < 0 || e.HoldSeconds > MaxHoldSeconds:
 		return reject(ReasonInvalidField, "holdSeconds", "must be a whole number from 1 to %d, got %d", MaxHoldSeconds, e.HoldSeconds)
+	}
+	return nil
+}
+
+// checkGrantFields: grantId exactly on grants and voids, expiresAt and
+// priority only on grants, and a grant's idempotency key is its ID.
+func (e Event) checkGrantFields() error {
+	grant, void := e.Is(OperationGrant), e.Is(OperationVoid)
+	switch {
+	case e.GrantID != "" && !grant && !void:
+		return reject(ReasonInvalidField, "grantId", "is only for operations grant and void")
+	case e.ExpiresAt != nil && !grant:
+		return reject(ReasonInvalidField, "expiresAt", "is only for operation grant")
+	case e.Priority != nil && !grant:
+		return reject(ReasonInvalidField, "priority", "is only for operation grant")
+	case !grant && !void:
+		return nil
+	}
+	if err := checkID("grantId", e.GrantID, true); err != nil {
+		return err
+	}
+	switch {
+	case grant && e.IdempotencyKey != "" && e.IdempotencyKey != e.GrantID:
+		return reject(ReasonInvalidField, "idempotencyKey", "must equal grantId for a grant (the grant's ID is its idempotency key) or be left out")
+	case grant && e.Priority != nil && (*e.Priority < 0 || *e.Priority > MaxGrantPriority):
+		return reject(ReasonInvalidField, "priority", "must be a whole number from 0 to %d, got %d", MaxGrantPriority, *e.Priority)
+	case void && (e.AmountGiven || !e.Amount.IsZero()):
+		return reject(ReasonInvalidField, "amount", "is not for operation void (what is left of the grant is voided)")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -35,8 +36,11 @@ func ParseEvent(body []byte) (Event, error) {
 	if ev.Operation, ev.RefundOf, err = parseOperation(fields); err != nil {
 		return Event{}, err
 	}
-	if ev.Is(OperationRefund) || ev.Is(OperationBalance) || ev.settles() {
+	if ev.Is(OperationRefund) || ev.Is(OperationBalance) || ev.settles() || ev.Is(OperationVoid) {
 		ev.Amount = Decimal{} // defaults: all that remains, the whole hold; none for the others
+	}
+	if _, ok := fields["amount"]; !ok && ev.Is(OperationGrant) {
+		return Event{}, reject(ReasonMissingField, "amount", "is required for a grant")
 	}
 	if raw, ok := fields["amount"]; ok {
 		if ev.Amount, err = parseAmount(raw, ev.Is(OperationCommit)); err != nil {
@@ -45,6 +49,9 @@ func ParseEvent(body []byte) (Event, error) {
 		ev.AmountGiven = true
 	}
 	if ev.HoldID, ev.HoldSeconds, err = parseHold(fields); err != nil {
+		return Event{}, err
+	}
+	if ev.GrantID, ev.ExpiresAt, ev.Priority, err = parseGrant(fields); err != nil {
 		return Event{}, err
 	}
 	if raw, ok := fields["idempotencyKey"]; ok && !isNull(raw) {
@@ -110,7 +117,8 @@ func splitObject(body []byte) (map[string]json.RawMessage, error) {
 
 func knownField(name string) bool {
 	switch name {
-	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf", "holdId", "holdSeconds":
+	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf", "holdId", "holdSeconds",
+		"grantId", "expiresAt", "priority":
 		return true
 	}
 	return false
@@ -227,6 +235,38 @@ func parseHold(fields map[string]json.RawMessage) (holdID string, seconds int, e
 		seconds = n
 	}
 	return holdID, seconds, nil
+}
+
+// parseGrant reads grantId, expiresAt and priority; checkGrantFields
+// checks where they may appear.
+func parseGrant(fields map[string]json.RawMessage) (grantID string, expiresAt *time.Time, priority *int, err error) {
+	if raw, ok := fields["grantId"]; ok && !isNull(raw) {
+		if grantID, err = stringField("grantId", raw); err != nil {
+			return "", nil, nil, err
+		}
+		if grantID == "" {
+			return "", nil, nil, reject(ReasonInvalidField, "grantId", "must be 1 to %d characters, got an empty string", MaxIDLength)
+		}
+	}
+	if raw, ok := fields["expiresAt"]; ok && !isNull(raw) {
+		s, err := stringField("expiresAt", raw)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		t, err := ParseInstant(s)
+		if err != nil {
+			return "", nil, nil, reject(ReasonInvalidField, "expiresAt", "must be an RFC 3339 time with a zone, like 2027-01-31T00:00:00Z; %v", err)
+		}
+		expiresAt = &t
+	}
+	if raw, ok := fields["priority"]; ok && !isNull(raw) {
+		n, err := strconv.Atoi(string(bytes.TrimSpace(raw)))
+		if err != nil || n < 0 || n > MaxGrantPriority {
+			return "", nil, nil, reject(ReasonInvalidField, "priority", "must be a whole number from 0 to %d, got %s", MaxGrantPriority, quoteShort(string(raw)))
+		}
+		priority = &n
+	}
+	return grantID, expiresAt, priority, nil
 }
 
 func parseAmount(raw json.RawMessage, zeroAllowed bool) (Decimal, error) {

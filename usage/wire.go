@@ -36,6 +36,18 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		b.WriteString(`,"holdSeconds":`)
 		b.WriteString(strconv.Itoa(e.HoldSeconds))
 	}
+	if e.GrantID != "" {
+		b.WriteString(`,"grantId":`)
+		writeJSONString(&b, e.GrantID)
+	}
+	if e.ExpiresAt != nil {
+		b.WriteString(`,"expiresAt":`)
+		writeJSONString(&b, FormatInstant(*e.ExpiresAt))
+	}
+	if e.Priority != nil {
+		b.WriteString(`,"priority":`)
+		b.WriteString(strconv.Itoa(*e.Priority))
+	}
 	if e.IdempotencyKey != "" {
 		b.WriteString(`,"idempotencyKey":`)
 		writeJSONString(&b, e.IdempotencyKey)
