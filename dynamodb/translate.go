@@ -32,7 +32,7 @@ func translate(w usage.Write, keyAttr string) expression {
 		var sets, removes []string
 		for _, a := range w.Set {
 			if a.Remove {
-				removes = append(removes, e.name(a.Attr))
+				removes = append(removes, e.path(a.Attr, a.Field))
 			} else {
 				sets = append(sets, e.assign(a))
 			}
@@ -57,34 +57,47 @@ func (e *expression) cond(c usage.Cond, keyAttr string) string {
 	case usage.OpNotExists:
 		return "attribute_not_exists(" + e.name(keyAttr) + ")"
 	case usage.OpAbsent:
-		return "attribute_not_exists(" + e.name(c.Attr) + ")"
+		return "attribute_not_exists(" + e.path(c.Attr, c.Field) + ")"
 	case usage.OpEquals:
-		s = e.name(c.Attr) + " = " + e.value(c.Attr, attributeValue(c.Value))
+		s = e.path(c.Attr, c.Field) + " = " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpLE:
-		s = e.name(c.Attr) + " <= " + e.value(c.Attr, attributeValue(c.Value))
+		s = e.path(c.Attr, c.Field) + " <= " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpLT:
-		s = e.name(c.Attr) + " < " + e.value(c.Attr, attributeValue(c.Value))
+		s = e.path(c.Attr, c.Field) + " < " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpGE:
-		s = e.name(c.Attr) + " >= " + e.value(c.Attr, attributeValue(c.Value))
+		s = e.path(c.Attr, c.Field) + " >= " + e.value(c.Attr, attributeValue(c.Value))
 	case usage.OpKind:
 		code := typeCodes[c.Kind]
-		s = "attribute_type(" + e.name(c.Attr) + ", " + e.value("type"+code, &types.AttributeValueMemberS{Value: code}) + ")"
+		s = "attribute_type(" + e.path(c.Attr, c.Field) + ", " + e.value("type"+code, &types.AttributeValueMemberS{Value: code}) + ")"
 	default:
 		panic(fmt.Sprintf("dynamodb: unknown precondition op %d", c.Op))
 	}
 	if c.OrAbsent {
-		return "(attribute_not_exists(" + e.name(c.Attr) + ") OR " + s + ")"
+		return "(attribute_not_exists(" + e.path(c.Attr, c.Field) + ") OR " + s + ")"
 	}
 	return s
 }
 
 func (e *expression) assign(a usage.Assign) string {
-	n := e.name(a.Attr)
-	if a.Add {
+	n := e.path(a.Attr, a.Field)
+	switch {
+	case a.Add && len(a.Field) > 0:
+		// Below the top level the value must exist: a condition says so.
+		return n + " = " + n + " + " + e.value("add_"+a.Attr, attributeValue(a.Value))
+	case a.Add:
 		zero := e.value("zero", &types.AttributeValueMemberN{Value: "0"})
 		return n + " = if_not_exists(" + n + ", " + zero + ") + " + e.value("add_"+a.Attr, attributeValue(a.Value))
 	}
 	return n + " = " + e.value("new_"+a.Attr, attributeValue(a.Value))
+}
+
+// path is the document path of attr and the map keys below it.
+func (e *expression) path(attr string, field []string) string {
+	p := e.name(attr)
+	for _, f := range field {
+		p += "." + e.name(f)
+	}
+	return p
 }
 
 // name returns the placeholder of an attribute name: "#" and the name

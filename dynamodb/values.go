@@ -26,7 +26,11 @@ func value(av types.AttributeValue) usage.Value {
 	case *types.AttributeValueMemberS:
 		return usage.StringValue(v.Value)
 	case *types.AttributeValueMemberM:
-		return usage.Value{Kind: usage.KindOther, Raw: av}
+		fields := make(map[string]usage.Value, len(v.Value))
+		for k, e := range v.Value {
+			fields[k] = value(e)
+		}
+		return usage.Value{Kind: usage.KindOther, Fields: fields, Raw: av}
 	case *types.AttributeValueMemberL:
 		nums := make([]usage.Decimal, 0, len(v.Value))
 		for _, e := range v.Value {
@@ -52,8 +56,8 @@ func value(av types.AttributeValue) usage.Value {
 	}
 }
 
-// attributeValue writes a domain value. Only numbers, strings and NULL
-// are ever written; other kinds are compared with as they were read.
+// attributeValue writes a domain value. Numbers, strings, NULL and maps
+// of them are written; other kinds are compared with as they were read.
 func attributeValue(v usage.Value) types.AttributeValue {
 	switch v.Kind {
 	case usage.KindNumber:
@@ -63,6 +67,13 @@ func attributeValue(v usage.Value) types.AttributeValue {
 	case usage.KindOther:
 		if raw, ok := v.Raw.(types.AttributeValue); ok {
 			return raw
+		}
+		if v.Fields != nil {
+			m := make(map[string]types.AttributeValue, len(v.Fields))
+			for k, f := range v.Fields {
+				m[k] = attributeValue(f)
+			}
+			return &types.AttributeValueMemberM{Value: m}
 		}
 		return &types.AttributeValueMemberNULL{Value: true}
 	default:
@@ -110,6 +121,9 @@ const (
 	ledgerRefundOf       = "refundOf"
 	ledgerRefunded       = usage.LedgerAttrRefunded
 	ledgerHoldExpiresAt  = "holdExpiresAt"
+	ledgerDraws          = "draws"
+	ledgerPriority       = "priority"
+	ledgerGrantExpiresAt = "grantExpiresAt"
 )
 
 // ledgerItem lays out a ledger entry for a Put.
@@ -148,6 +162,12 @@ func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time)
 			item[ledgerExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(keep.Unix(), 10)}
 		}
 	}
+	if len(e.Draws) > 0 {
+		item[ledgerDraws] = drawsValue(e.Draws)
+	}
+	if e.Is(usage.OperationGrant) {
+		grantAttributes(item, e, expires)
+	}
 	optional := map[string]string{ledgerMessageID: e.MessageID, ledgerPeriodStart: e.PeriodStart, ledgerMetadata: string(e.Metadata),
 		ledgerOperation: string(e.Operation), ledgerRefundOf: e.RefundOf}
 	for attr, v := range optional {
@@ -156,6 +176,67 @@ func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time)
 		}
 	}
 	return item
+}
+
+// grantAttributes lays out a grant's entry: it is kept while the grant
+// may count, and a day beyond, so that voids and redeliveries find it.
+func grantAttributes(item map[string]types.AttributeValue, e *usage.LedgerEntry, expires time.Time) {
+	item[usage.LedgerAttrGrantState] = &types.AttributeValueMemberS{Value: e.GrantState}
+	item[ledgerPriority] = &types.AttributeValueMemberN{Value: strconv.Itoa(e.Priority)}
+	if e.Voided != nil {
+		item[usage.LedgerAttrVoided] = number(*e.Voided)
+		item[usage.LedgerAttrVoidedAt] = &types.AttributeValueMemberS{Value: e.VoidedAt.UTC().Format(time.RFC3339Nano)}
+	}
+	if e.GrantExpiresAt == nil {
+		delete(item, ledgerExpiresAt) // a grant that never expires is kept for ever
+		return
+	}
+	item[ledgerGrantExpiresAt] = &types.AttributeValueMemberS{Value: usage.FormatInstant(*e.GrantExpiresAt)}
+	if keep := e.GrantExpiresAt.Add(24 * time.Hour); keep.After(expires) {
+		item[ledgerExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(keep.Unix(), 10)}
+	}
+}
+
+// drawsValue lays out the buckets of a draw or a give-back, in order.
+func drawsValue(draws []usage.Draw) types.AttributeValue {
+	l := make([]types.AttributeValue, len(draws))
+	for i, d := range draws {
+		m := map[string]types.AttributeValue{"bucket": &types.AttributeValueMemberS{Value: string(d.Bucket)}, ledgerAmount: number(d.Amount)}
+		if d.GrantID != "" {
+			m["grantId"] = &types.AttributeValueMemberS{Value: d.GrantID}
+		}
+		if d.Lapsed {
+			m["lapsed"] = &types.AttributeValueMemberBOOL{Value: true}
+		}
+		l[i] = &types.AttributeValueMemberM{Value: m}
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// draws reads them back (nil when absent or unreadable).
+func draws(av types.AttributeValue) ([]usage.Draw, bool) {
+	l, ok := av.(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, av == nil
+	}
+	out := make([]usage.Draw, 0, len(l.Value))
+	for _, e := range l.Value {
+		m, ok := e.(*types.AttributeValueMemberM)
+		if !ok {
+			return nil, false
+		}
+		d := usage.Draw{Bucket: usage.Bucket(str(m.Value["bucket"])), GrantID: str(m.Value["grantId"])}
+		amount := value(m.Value[ledgerAmount])
+		lapsed, _ := m.Value["lapsed"].(*types.AttributeValueMemberBOOL)
+		d.Lapsed = lapsed != nil && lapsed.Value
+		known := d.Bucket == usage.BucketAllowance || d.Bucket == usage.BucketOverage || d.Bucket == usage.BucketGrant && d.GrantID != ""
+		if amount.Kind != usage.KindNumber || !known {
+			return nil, false
+		}
+		d.Amount = amount.Num
+		out = append(out, d)
+	}
+	return out, true
 }
 
 // ledgerEntry reads a stored ledger item.
@@ -177,6 +258,8 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 		e.Actual = &v.Num
 	}
 	e.SettledAt, _ = time.Parse(time.RFC3339Nano, str(item[usage.LedgerAttrSettledAt]))
+	e.Draws, _ = draws(item[ledgerDraws])
+	readGrant(&e, item)
 	if m := str(item[ledgerMetadata]); m != "" {
 		e.Metadata = []byte(m)
 	}
@@ -207,7 +290,7 @@ func unreadable(item map[string]types.AttributeValue, op usage.Operation) *usage
 	switch {
 	case !text(ledgerOperation):
 		return bad(ledgerOperation, "must be a string")
-	case op != "" && op != usage.OperationConsume && op != usage.OperationRefund && op != usage.OperationReserve:
+	case op != "" && op != usage.OperationConsume && op != usage.OperationRefund && op != usage.OperationReserve && op != usage.OperationGrant:
 		return bad(ledgerOperation, "is not an operation")
 	case !number(ledgerAmount, true):
 		return bad(ledgerAmount, "must be a number")
@@ -215,7 +298,15 @@ func unreadable(item map[string]types.AttributeValue, op usage.Operation) *usage
 		return bad(ledgerRefunded, "must be a number")
 	case !text(ledgerPeriodStart):
 		return bad(ledgerPeriodStart, "must be a string")
-	case op != usage.OperationReserve:
+	}
+	if _, ok := draws(item[ledgerDraws]); !ok {
+		return bad(ledgerDraws, "must be a list of buckets and amounts")
+	}
+	switch op {
+	case usage.OperationGrant:
+		return unreadableGrant(item, bad)
+	case usage.OperationReserve:
+	default:
 		return nil
 	}
 	switch state := str(item[usage.LedgerAttrHoldState]); {
@@ -226,6 +317,35 @@ func unreadable(item map[string]types.AttributeValue, op usage.Operation) *usage
 	}
 	if _, err := time.Parse(time.RFC3339Nano, str(item[ledgerHoldExpiresAt])); err != nil {
 		return bad(ledgerHoldExpiresAt, "must be an RFC 3339 time")
+	}
+	return nil
+}
+
+// readGrant reads a grant's attributes of an entry.
+func readGrant(e *usage.LedgerEntry, item map[string]types.AttributeValue) {
+	e.GrantState = str(item[usage.LedgerAttrGrantState])
+	if n, ok := item[ledgerPriority].(*types.AttributeValueMemberN); ok {
+		e.Priority, _ = strconv.Atoi(n.Value)
+	}
+	if t, err := usage.ParseInstant(str(item[ledgerGrantExpiresAt])); err == nil {
+		e.GrantExpiresAt = &t
+	}
+	if v := value(item[usage.LedgerAttrVoided]); v.Kind == usage.KindNumber {
+		e.Voided = &v.Num
+	}
+	e.VoidedAt, _ = time.Parse(time.RFC3339Nano, str(item[usage.LedgerAttrVoidedAt]))
+}
+
+// unreadableGrant: a grant's entry has a state and, when it expires, an
+// expiry a void can compare with.
+func unreadableGrant(item map[string]types.AttributeValue, bad func(attr, why string) *usage.Unreadable) *usage.Unreadable {
+	if s := str(item[usage.LedgerAttrGrantState]); s != usage.GrantActive && s != usage.GrantVoided {
+		return bad(usage.LedgerAttrGrantState, "is not a grant state")
+	}
+	if v, ok := item[ledgerGrantExpiresAt]; ok {
+		if _, err := usage.ParseInstant(str(v)); err != nil {
+			return bad(ledgerGrantExpiresAt, "must be an RFC 3339 time")
+		}
 	}
 	return nil
 }

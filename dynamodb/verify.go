@@ -66,7 +66,7 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 // holds reports whether every condition holds on the item as read.
 func holds(conds []usage.Cond, it usage.Item) bool {
 	for _, cond := range conds {
-		if !cond.Holds(it.Exists, it.Get(cond.Attr)) {
+		if !cond.Holds(it.Exists, cond.On(it.Attrs)) {
 			return false
 		}
 	}

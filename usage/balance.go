@@ -20,6 +20,16 @@ type Balance struct {
 	// Held is the sum of the period's active holds, already in Used (nil
 	// when none, or not looked up).
 	Held *Decimal
+	// Grants are the grants that count now, in draw order (with the
+	// rollover a reset would carry, when the period has ended).
+	Grants []Grant
+	// OverageLimit and OverageUsed are the overage allowed and used this
+	// period (OverageLimit nil: none allowed).
+	OverageLimit *Decimal
+	OverageUsed  Decimal
+	// Available is what consumes may still draw now: the allowance's
+	// remaining, the grants' and the overage's (nil when unlimited).
+	Available *Decimal
 }
 
 // BalanceOf is the view of ent at now, or the rejection that a request
@@ -29,7 +39,8 @@ func BalanceOf(ent Entitlement, now time.Time) (Balance, error) {
 	if err := d.unusable(); err != nil {
 		return Balance{}, err
 	}
-	b := Balance{Used: d.used, Limit: ent.Limit, ResetPeriod: d.ent.ResetPeriod, PeriodStart: ent.PeriodStart}
+	b := Balance{Used: d.used, Limit: ent.Limit, ResetPeriod: d.ent.ResetPeriod, PeriodStart: ent.PeriodStart,
+		Grants: d.grants, OverageLimit: ent.OverageLimit, OverageUsed: d.overageUsed}
 	if d.reset {
 		ps := PeriodStart(ent.ResetPeriod, ent.ResetAnchor, now)
 		b.PeriodStart = &ps
@@ -40,6 +51,8 @@ func BalanceOf(ent Entitlement, now time.Time) (Balance, error) {
 			r = Decimal{}
 		}
 		b.Remaining = &r
+		a := d.allowanceRoom().Add(d.beyondAllowance())
+		b.Available = &a
 	}
 	if d.ent.ResetPeriod != ResetNone {
 		next := NextPeriodStart(ent.ResetPeriod, ent.ResetAnchor, now)

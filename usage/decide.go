@@ -73,6 +73,9 @@ func (r Rules) unknownTargets(s State, records []Record) []string {
 		case rec.Event.settles():
 			need(rec.Event.HoldID)
 			continue // a settlement has no entry of its own
+		case rec.Event.Is(OperationVoid):
+			need(rec.Event.GrantID)
+			continue // nor has a void
 		}
 		if rec.Redelivered {
 			need(rec.DedupKey())
@@ -93,7 +96,20 @@ type decider struct {
 	used          Decimal // running usage, assuming the observed used
 	delta         Decimal // sum of the applied consumes
 	refunded      bool    // a refund applied: used is then written exactly
+	spilled       bool    // a consume drew the allowance's last room and beyond: used is then written exactly
 	dependsOnUsed bool    // a rejection rested on the observed used
+
+	passedAllowance bool                 // a consume found the allowance used up: the write rests on used >= limit
+	grants          []Grant              // the grants that count, in draw order, as the group leaves them
+	uses            map[string]*grantUse // the grants the group draws from, gives back to or rests on
+	gone            map[string]bool      // grants a decision found gone (voided, or removed by hand)
+	structural      bool                 // the group adds or removes grants: the map is written whole
+	dependsOnGrants bool                 // a decision rested on which grants exist
+	rolledOver      bool                 // the reset carries unused allowance into a grant
+	overageUsed     Decimal              // running overage this period
+	overageDrawn    Decimal              // what the group's consumes add to it
+	overageExact    bool                 // written exactly, resting on the observed value
+	overageStart    *crossing            // the consume that first went into overage this period
 
 	percents, levels []Decimal        // notification thresholds, and the usage they stand for
 	crossed          map[int]crossing // threshold index -> the consume that crossed it
@@ -124,11 +140,13 @@ type target struct {
 	settled   *LedgerEntry // a hold as the group settles it
 	pinnedSet bool         // a decision rested on the hold's state
 	deferTo   time.Time    // the sweeper sets an expired hold it cannot settle aside until then
+	voided    *LedgerEntry // a grant as the group voids it
 }
 
 func newDecider(r Rules, s State) *decider {
 	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified,
-		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]crossing{}}
+		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]crossing{},
+		uses: map[string]*grantUse{}, gone: map[string]bool{}}
 	if d.unusable() == nil {
 		if d.ent.ResetPeriod == "" {
 			d.ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
@@ -137,15 +155,32 @@ func newDecider(r Rules, s State) *decider {
 		if v := d.ent.Observed.Get(AttrPeriodStart); v.Kind == KindString {
 			d.periodStart = v.Str
 		}
+		d.overageUsed = d.ent.OverageUsed
+		d.grants = liveGrants(d.ent.Grants, r.Now)
 		if NeedsReset(d.ent.ResetPeriod, d.ent.ResetAnchor, d.ent.PeriodStart, r.Now) {
-			d.reset = true
-			d.periodStart = FormatInstant(PeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, r.Now))
-			d.used = Decimal{}
+			d.resetTo(PeriodStart(d.ent.ResetPeriod, d.ent.ResetAnchor, r.Now))
 		}
 		d.percents, d.levels = r.Notify.thresholds(d.ent)
 	}
 	return d
 }
+
+// resetTo starts the period beginning at start: the allowance and the
+// overage start over, and the unused allowance may roll over.
+func (d *decider) resetTo(start time.Time) {
+	d.reset = true
+	d.periodStart = FormatInstant(start)
+	d.used, d.overageUsed = Decimal{}, Decimal{}
+	if g, ok := d.rollover(start); ok && !slices.ContainsFunc(d.grants, func(h Grant) bool { return h.ID == g.ID }) {
+		d.grants = append(d.grants, g)
+		slices.SortFunc(d.grants, drawOrder)
+		d.rolledOver = true
+	}
+}
+
+// noEntry: settlements and voids write no ledger entry of their own;
+// the hold's or the grant's state is their idempotency.
+func noEntry(e Event) bool { return e.settles() || e.Is(OperationVoid) }
 
 func (d *decider) plan(records []Record) Plan {
 	p := Plan{Outcomes: make([]Outcome, len(records))}
@@ -157,11 +192,11 @@ func (d *decider) plan(records []Record) Plan {
 		key := r.DedupKey()
 		// A settlement has no entry of its own: the hold's state is its
 		// idempotency.
-		if e, ok := d.known[key]; ok && !r.Event.settles() {
+		if e, ok := d.known[key]; ok && !noEntry(r.Event) {
 			p.Outcomes[i] = duplicateOf(e, r)
 			continue
 		}
-		if e, ok := d.group[key]; ok && !r.Event.settles() {
+		if e, ok := d.group[key]; ok && !noEntry(r.Event) {
 			p.Outcomes[i] = duplicateOf(*e, r)
 			continue
 		}
@@ -174,6 +209,10 @@ func (d *decider) plan(records []Record) Plan {
 			p.Outcomes[i] = d.refund(r)
 		case r.Event.settles():
 			p.Outcomes[i] = d.settle(r)
+		case r.Event.Is(OperationGrant):
+			p.Outcomes[i] = d.grant(r)
+		case r.Event.Is(OperationVoid):
+			p.Outcomes[i] = d.void(r)
 		default:
 			p.Outcomes[i] = d.consume(r)
 		}
@@ -228,6 +267,12 @@ func (d *decider) notifications() []Write {
 	if d.rejection != nil {
 		notes = append(notes, *d.rejection)
 	}
+	if o := d.overageStart; o != nil && d.rules.Notify != nil && d.rules.Notify.OverageStarted {
+		n := newNotification(NotifyOverageStarted, d.scope, d.periodStart, nil)
+		over := o.used
+		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, *d.ent.Limit, &over, o.event
+		notes = append(notes, n)
+	}
 	var writes []Write
 	for i := range notes {
 		n := &notes[i]
@@ -259,26 +304,35 @@ func (d *decider) unusable() error {
 // consume decides one amount against the running usage.
 func (d *decider) consume(r Record) Outcome {
 	amount := r.Event.Amount
-	next := d.used.Add(amount)
-	if !next.FitsDynamoDB() {
-		d.dependsOnUsed = true
-		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
-			"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)}
-	}
-	if d.ent.Limit != nil && next.Cmp(*d.ent.Limit) > 0 {
-		d.dependsOnUsed = true
-		d.rejected(r, amount)
-		return Outcome{Status: Rejected, Err: reject(ReasonLimitExceeded, "amount",
-			"using %s more would exceed the limit of %s (used %s)", amount, *d.ent.Limit, d.used)}
-	}
-	for i, level := range d.levels {
-		if _, ok := d.crossed[i]; !ok && !d.notified[d.thresholdKey(i)] && d.used.Cmp(level) < 0 && next.Cmp(level) >= 0 {
-			d.crossed[i] = crossing{event: r.DedupKey(), used: next}
+	before := d.used
+	var draws []Draw
+	if d.ent.Limit == nil || amount.Cmp(d.allowanceRoom()) <= 0 {
+		next := d.used.Add(amount)
+		if !next.FitsDynamoDB() {
+			d.dependsOnUsed = true
+			return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
+				"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)}
+		}
+		d.used = next
+		d.delta = d.delta.Add(amount)
+	} else {
+		overage := d.overageUsed
+		var ok bool
+		if draws, ok = d.spill(amount); !ok {
+			d.dependsOnUsed, d.dependsOnGrants = true, true
+			for _, g := range d.grants {
+				d.use(g.ID).exact = true
+			}
+			d.rejected(r, amount)
+			return Outcome{Status: Rejected, Err: d.limitExceeded(amount)}
+		}
+		if overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
+			d.overageStart = &crossing{event: r.DedupKey(), used: d.overageUsed}
+			d.overageExact = true // it rests on the overage having been 0
 		}
 	}
-	d.used = next
-	d.delta = d.delta.Add(amount)
-	e := &LedgerEntry{Operation: OperationConsume, Amount: amount}
+	d.cross(r, before, d.used)
+	e := &LedgerEntry{Operation: OperationConsume, Amount: amount, Draws: draws}
 	if r.Event.Is(OperationReserve) {
 		seconds := r.Event.HoldSeconds
 		if seconds == 0 {
@@ -288,6 +342,26 @@ func (d *decider) consume(r Record) Outcome {
 		e.HoldExpiresAt = d.rules.Now.Add(time.Duration(seconds) * time.Second).UTC()
 	}
 	return d.record(r, e)
+}
+
+// cross notes the thresholds a consume took used across.
+func (d *decider) cross(r Record, from, to Decimal) {
+	for i, level := range d.levels {
+		if _, ok := d.crossed[i]; !ok && !d.notified[d.thresholdKey(i)] && from.Cmp(level) < 0 && to.Cmp(level) >= 0 {
+			d.crossed[i] = crossing{event: r.DedupKey(), used: to}
+		}
+	}
+}
+
+// limitExceeded is the rejection of a consume that does not fit: the
+// allowance alone, or everything beyond it too.
+func (d *decider) limitExceeded(amount Decimal) error {
+	beyond := d.beyondAllowance()
+	if beyond.IsZero() && len(d.grants) == 0 && d.ent.OverageLimit == nil {
+		return reject(ReasonLimitExceeded, "amount", "using %s more would exceed the limit of %s (used %s)", amount, *d.ent.Limit, d.used)
+	}
+	return reject(ReasonLimitExceeded, "amount", "using %s more would exceed what is available: %s (the allowance's %s left of %s, and %s in grants and overage)",
+		amount, d.allowanceRoom().Add(beyond), d.allowanceRoom(), *d.ent.Limit, beyond)
 }
 
 // record adds an applied entry of the group.
@@ -332,7 +406,8 @@ func (d *decider) refund(r Record) Outcome {
 		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
 			"the consume's refunded total would be %s, beyond DynamoDB's 38-digit precision", refunded)}
 	}
-	if err := d.checkGiveBack(amount); err != nil {
+	returns, err := d.giveBackDraws(*entry, entry.Amount.Sub(remaining), amount, true)
+	if err != nil {
 		if t != nil {
 			t.pinned = true
 		}
@@ -343,8 +418,9 @@ func (d *decider) refund(r Record) Outcome {
 	} else {
 		entry.Refunded = entry.Refunded.Add(amount) // a consume of this group
 	}
-	d.giveBack(amount)
-	return d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key})
+	applied := d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key, Draws: returns})
+	applied.Returned = returns
+	return applied
 }
 
 // checkGiveBack: used lowered by amount must still be a DynamoDB number,
@@ -437,7 +513,7 @@ func (d *decider) writes(records []Record, outcomes []Outcome) []Write {
 	}
 	for i, r := range records {
 		key := r.DedupKey()
-		if seen[key] || !confirmable(outcomes[i]) || r.Event.settles() {
+		if seen[key] || !confirmable(outcomes[i]) || noEntry(r.Event) {
 			continue
 		}
 		seen[key] = true
@@ -471,6 +547,8 @@ func (t *target) write(key string) (Write, bool) {
 		u := t.entry.Unreadable
 		w.Conds = []Cond{{Op: OpExists}, Pin(u.Attr, u.Value)}
 		return t.deferWrite(w), true
+	case t.voided != nil || t.pinnedSet && t.entry.Is(OperationGrant):
+		return t.grantWrite(w), true
 	case t.settled != nil || t.pinnedSet:
 		return t.holdWrite(w), true
 	case t.refund.Sign() == 0 && !t.pinned:
@@ -500,48 +578,94 @@ func pinRefunded(r Decimal) Cond {
 
 // entitlementWrite states what the decision relied on. Confirming
 // rejections rests on everything observed; changing usage rests on the
-// configuration (limit, resetPeriod, resetAnchor), the period, and used:
-// exactly when a rejection depended on it or a refund lowered it,
+// configuration (limit, resetPeriod, resetAnchor, overageLimit,
+// rolloverMax), the period, and used: exactly when a rejection depended
+// on it, a refund lowered it or a consume drew beyond the allowance,
 // otherwise only "used is at most limit minus what we add", which
-// concurrent increments by other consumers do not disturb.
+// concurrent increments by other consumers do not disturb. The grants
+// and the overage are written exactly, resting on them as observed.
 func (d *decider) entitlementWrite() Write {
 	if !d.ent.Exists {
 		return Write{Target: EntitlementItem, Action: Check, Conds: []Cond{{Op: OpNotExists}}}
 	}
 	obs := d.ent.Observed
-	conds := []Cond{{Op: OpExists}, Pin(AttrLimit, obs.Get(AttrLimit)),
-		Pin(AttrResetPeriod, obs.Get(AttrResetPeriod)), Pin(AttrResetAnchor, obs.Get(AttrResetAnchor))}
+	conds := []Cond{{Op: OpExists}}
+	for _, a := range []string{AttrLimit, AttrResetPeriod, AttrResetAnchor, AttrOverageLimit, AttrRolloverMax} {
+		conds = append(conds, Pin(a, obs.Get(a)))
+	}
 	if d.rules.Notify != nil {
 		// Which thresholds a write crosses rests on the list as stored.
 		conds = append(conds, Pin(AttrNotifyThresholds, obs.Get(AttrNotifyThresholds)))
 	}
-	changed := d.delta.Sign() > 0 || d.refunded
-	if !changed || d.ent.Malformed != nil {
-		conds = append(conds, Pin(AttrUsed, obs.Get(AttrUsed)), Pin(AttrPeriodStart, obs.Get(AttrPeriodStart)))
+	if !d.changed() || d.ent.Malformed != nil {
+		for _, a := range []string{AttrUsed, AttrPeriodStart, AttrGrants, AttrGrantsVersion, AttrOverageUsed} {
+			conds = append(conds, Pin(a, obs.Get(a)))
+		}
 		return Write{Target: EntitlementItem, Action: Check, Conds: conds}
 	}
 	if d.reset || d.ent.ResetPeriod != ResetNone {
 		conds = append(conds, Pin(AttrPeriodStart, obs.Get(AttrPeriodStart)))
 	}
-	if d.reset {
+	conds, set := d.balanceWrites(conds)
+	switch {
+	case d.reset:
 		// used restarts from the new value; it only has to still be a
 		// number (or absent), or the entitlement is malformed.
 		conds = append(conds, Cond{Op: OpKind, Attr: AttrUsed, Kind: KindNumber, OrAbsent: true})
-		return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{
-			{Attr: AttrUsed, Value: NumberValue(d.used)},
-			{Attr: AttrPeriodStart, Value: StringValue(d.periodStart)},
-		}}
-	}
-	used, set := d.usedCond()
-	if used.Op != OpEquals && used.Op != OpAbsent {
-		notCrossing, ok := d.notCrossing()
-		if !ok {
-			used = Pin(AttrUsed, obs.Get(AttrUsed))
+		set = append(set, Assign{Attr: AttrUsed, Value: NumberValue(d.used)}, Assign{Attr: AttrPeriodStart, Value: StringValue(d.periodStart)})
+	case !d.usageChanged():
+		switch {
+		case d.dependsOnUsed:
+			conds = append(conds, Pin(AttrUsed, obs.Get(AttrUsed)))
+		case d.passedAllowance:
+			conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(*d.ent.Limit)})
 		}
-		return Write{Target: EntitlementItem, Action: Update, Conds: append(append(conds, used), notCrossing...), Set: []Assign{set}}
+	default:
+		used, assign := d.usedCond()
+		if used.Op != OpEquals && used.Op != OpAbsent {
+			notCrossing, ok := d.notCrossing()
+			if !ok {
+				used = Pin(AttrUsed, obs.Get(AttrUsed))
+			}
+			conds = append(conds, notCrossing...)
+		}
+		conds, set = append(conds, used), append(set, assign)
 	}
-	conds = append(conds, used)
-	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: []Assign{set}}
+	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: set}
+}
+
+// usageChanged: the group changes used; changed: anything on the item.
+func (d *decider) usageChanged() bool { return d.delta.Sign() > 0 || d.refunded || d.spilled }
+func (d *decider) changed() bool {
+	return d.usageChanged() || d.structural || d.grantsDrawn() || d.overageDrawn.Sign() > 0 || d.overageExact
+}
+
+// balanceWrites adds what the group writes to, or rests on, of the
+// grants and the overage (at a reset, the overage only has to be a
+// number to start over; drawing from it composes with other consumers,
+// as increments of used do).
+func (d *decider) balanceWrites(conds []Cond) ([]Cond, []Assign) {
+	conds, set := d.grantWrites(conds, nil)
+	obs := d.ent.Observed
+	overage := obs.Get(AttrOverageUsed)
+	switch {
+	case d.reset && (d.overageDrawn.Sign() > 0 || d.overageExact || overage.Present()):
+		conds = append(conds, Cond{Op: OpKind, Attr: AttrOverageUsed, Kind: KindNumber, OrAbsent: true})
+		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
+	case d.overageExact:
+		conds = append(conds, Pin(AttrOverageUsed, overage))
+		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
+	case d.overageDrawn.Sign() > 0:
+		ceiling := d.ent.OverageLimit.Sub(d.overageDrawn)
+		conds = append(conds, Cond{Op: OpLE, Attr: AttrOverageUsed, Value: NumberValue(ceiling), OrAbsent: true})
+		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageDrawn), Add: true})
+		if d.dependsOnUsed {
+			conds = append(conds, Pin(AttrOverageUsed, overage))
+		}
+	case d.dependsOnUsed:
+		conds = append(conds, Pin(AttrOverageUsed, overage))
+	}
+	return conds, set
 }
 
 // notCrossing: an increment that did not see itself cross a threshold
@@ -573,11 +697,12 @@ func (d *decider) notCrossing() (conds []Cond, ok bool) {
 func (d *decider) usedCond() (Cond, Assign) {
 	pinned := Pin(AttrUsed, d.ent.Observed.Get(AttrUsed))
 	exact := Assign{Attr: AttrUsed, Value: NumberValue(d.used)}
-	if d.refunded || !d.delta.FitsDynamoDB() || len(d.crossed) > 0 {
-		// A refund's "never below 0", a delta wider than 38 digits while
-		// each running total fits, or a notification that must know the
-		// exact value it crossed from: write the new value itself, which
-		// holds only for exactly the observed used.
+	if d.refunded || d.spilled || d.passedAllowance || !d.delta.FitsDynamoDB() || len(d.crossed) > 0 {
+		// A refund's "never below 0", a draw beyond the allowance (which
+		// rests on how much of it is left), a delta wider than 38 digits
+		// while each running total fits, or a notification that must know
+		// the exact value it crossed from: write the new value itself,
+		// which holds only for exactly the observed used.
 		return pinned, exact
 	}
 	add := Assign{Attr: AttrUsed, Value: NumberValue(d.delta), Add: true}

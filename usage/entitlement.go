@@ -23,6 +23,17 @@ type Entitlement struct {
 	// NotifyThresholds overrides the default notification thresholds
 	// (percentages of Limit) when the item lists its own; nil otherwise.
 	NotifyThresholds *[]Decimal
+	// Grants are the top-ups on the item, in draw order, expired ones
+	// included (they count for nothing).
+	Grants []Grant
+	// OverageLimit is how far consumes may go beyond the allowance and
+	// the grants (nil: not at all); OverageUsed is how far they went this
+	// period.
+	OverageLimit *Decimal
+	OverageUsed  Decimal
+	// RolloverMax caps the unused allowance carried into the next period
+	// as a grant (nil: none is carried).
+	RolloverMax *Decimal
 	// Observed is the item as read: the exact values a decision pins in
 	// its preconditions (see ParseEntitlement).
 	Observed Item

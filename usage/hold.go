@@ -61,17 +61,16 @@ func (d *decider) settle(r Record) Outcome {
 			"the hold %q is for %s, the commit is for %s", key, current.Amount, actual)}
 	}
 	back := current.Amount.Sub(actual)
-	if !d.ent.Exists || d.ent.ResetPeriod != ResetNone && current.PeriodStart != d.periodStart {
-		back = Decimal{} // the usage is gone with the item, or with the reset
+	if !d.ent.Exists {
+		back = Decimal{} // the usage is gone with the item
 	}
-	if err := d.checkGiveBack(back); back.Sign() > 0 && err != nil {
+	inPeriod := d.ent.ResetPeriod == ResetNone || current.PeriodStart == d.periodStart
+	returns, err := d.giveBackDraws(current, Decimal{}, back, inPeriod)
+	if err != nil {
 		if t != nil {
 			t.pinnedSet = true
 		}
 		return Outcome{Status: Rejected, Err: err}
-	}
-	if back.Sign() > 0 {
-		d.giveBack(back)
 	}
 	settled := current
 	settled.HoldState, settled.Actual, settled.SettledAt = state, &actual, d.rules.Now.UTC()
@@ -80,7 +79,7 @@ func (d *decider) settle(r Record) Outcome {
 	} else {
 		t.settled = &settled
 	}
-	return Outcome{Status: Applied, Entry: &settled}
+	return Outcome{Status: Applied, Entry: &settled, Returned: returns}
 }
 
 // settlement is the state and committed amount a request settles to.

@@ -13,11 +13,18 @@ const (
 	AttrResetPeriod = "resetPeriod"
 	AttrResetAnchor = "resetAnchor"
 	AttrPeriodStart = "periodStart"
+	// Balances beyond the allowance (see grant.go): the top-ups, the
+	// overage allowed and used this period, and the rollover's cap.
+	AttrGrants       = "grants"
+	AttrOverageLimit = "overageLimit"
+	AttrOverageUsed  = "overageUsed"
+	AttrRolloverMax  = "rolloverMax"
 )
 
 // EntitlementAttrs lists the attributes a decision may depend on: a store
 // reads (and a cache keeps) exactly these.
-var EntitlementAttrs = []string{AttrLimit, AttrUsed, AttrResetPeriod, AttrResetAnchor, AttrPeriodStart, AttrNotifyThresholds}
+var EntitlementAttrs = []string{AttrLimit, AttrUsed, AttrResetPeriod, AttrResetAnchor, AttrPeriodStart, AttrNotifyThresholds,
+	AttrGrants, AttrGrantsVersion, AttrOverageLimit, AttrOverageUsed, AttrRolloverMax}
 
 // Kind is the shape of a stored attribute value, as far as a decision
 // needs to tell values apart.
@@ -41,15 +48,24 @@ type Value struct {
 	// Nums holds a list's elements when every one is a number (non-nil,
 	// possibly empty); nil otherwise.
 	Nums []Decimal
+	// Fields holds a map's entries (non-nil, possibly empty); nil otherwise.
+	Fields map[string]Value
 	// Raw is, for KindOther, the store's own representation of the value,
 	// opaque to the domain: a precondition can then pin the value exactly
 	// (a list of thresholds that changed but kept its type must not pass).
+	// A map the domain builds to write has Fields and no Raw.
 	Raw any
 }
 
-// NumberValue and StringValue make Values.
+// NumberValue, StringValue and MapValue make Values.
 func NumberValue(d Decimal) Value { return Value{Kind: KindNumber, Num: d} }
 func StringValue(s string) Value  { return Value{Kind: KindString, Str: s} }
+func MapValue(fields map[string]Value) Value {
+	if fields == nil {
+		fields = map[string]Value{}
+	}
+	return Value{Kind: KindOther, Fields: fields}
+}
 
 // Present reports whether the attribute is on the item.
 func (v Value) Present() bool { return v.Kind != KindAbsent }
@@ -123,6 +139,9 @@ func ParseEntitlement(it Item) Entitlement {
 		}
 	default:
 		malformed("resetPeriod must be a string")
+	}
+	if err := e.parseBalances(it); err != nil {
+		malformed("%v", err)
 	}
 	if v := it.Get(AttrNotifyThresholds); v.Nums != nil {
 		// Notification settings, not usage: a list that is not all

@@ -12,6 +12,7 @@ import (
 const (
 	NotifyThresholdReached = "usage.threshold.reached"
 	NotifyLimitRejected    = "usage.limit.rejected"
+	NotifyOverageStarted   = "usage.overage.started"
 )
 
 // AttrNotifyThresholds is the entitlement attribute (a list of
@@ -27,6 +28,9 @@ type Notify struct {
 	Thresholds []Decimal
 	// LimitRejected: notify the first LIMIT_EXCEEDED of each period.
 	LimitRejected bool
+	// OverageStarted: notify the first consume of each period that draws
+	// from the overage.
+	OverageStarted bool
 }
 
 // Notification is one recorded notification: decided in the same atomic
@@ -53,6 +57,9 @@ type Notification struct {
 	Used Decimal
 	// Amount is, for a rejection, what the event asked for.
 	Amount *Decimal
+	// OverageUsed is, for usage.overage.started, the overage used right
+	// after the event that went into it.
+	OverageUsed *Decimal
 	// EventID is the dedup key of the event whose write crossed (or that
 	// was rejected).
 	EventID string

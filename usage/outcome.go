@@ -52,6 +52,9 @@ const (
 	ReasonHoldNotActive        Reason = "HOLD_NOT_ACTIVE"         // the hold is settled or expired
 	ReasonCommitExceedsHold    Reason = "COMMIT_EXCEEDS_HOLD"     // a commit for more than was held
 	ReasonInvalidLedgerEntry   Reason = "INVALID_LEDGER_ENTRY"    // the stored entry a refund or settlement names cannot be read
+	ReasonGrantNotFound        Reason = "GRANT_NOT_FOUND"         // grantId names no grant of this scope
+	ReasonGrantNotActive       Reason = "GRANT_NOT_ACTIVE"        // the grant has expired
+	ReasonTooManyGrants        Reason = "TOO_MANY_GRANTS"         // the entitlement has MaxActiveGrants active grants already
 )
 
 // Reasons lists every rejection reason, in documentation order.
@@ -60,6 +63,7 @@ var Reasons = []Reason{
 	ReasonEntitlementNotFound, ReasonLimitExceeded, ReasonInvalidEntitlement, ReasonIdempotencyConflict,
 	ReasonRefundTargetNotFound, ReasonRefundExceedsApplied, ReasonPeriodEnded,
 	ReasonHoldNotFound, ReasonHoldNotActive, ReasonCommitExceedsHold, ReasonInvalidLedgerEntry,
+	ReasonGrantNotFound, ReasonGrantNotActive, ReasonTooManyGrants,
 }
 
 // RejectionError is a permanent rejection: a reason code for machines and
@@ -100,6 +104,9 @@ var (
 	ErrHoldNotFound         = &RejectionError{Reason: ReasonHoldNotFound}
 	ErrHoldNotActive        = &RejectionError{Reason: ReasonHoldNotActive}
 	ErrCommitExceedsHold    = &RejectionError{Reason: ReasonCommitExceedsHold}
+	ErrGrantNotFound        = &RejectionError{Reason: ReasonGrantNotFound}
+	ErrGrantNotActive       = &RejectionError{Reason: ReasonGrantNotActive}
+	ErrTooManyGrants        = &RejectionError{Reason: ReasonTooManyGrants}
 )
 
 // ErrTargetPending is the cause of RETRY for a queued refund whose target
@@ -122,6 +129,9 @@ type Outcome struct {
 	Original *LedgerEntry
 	// Entry is, for Applied, what was recorded (a refund's resolved amount).
 	Entry *LedgerEntry
+	// Returned is, for an applied refund or settlement, where what it gave
+	// back went, bucket by bucket (a lapsed part went nowhere).
+	Returned []Draw
 }
 
 // Reason returns the rejection reason, or "" when the outcome is not a rejection.

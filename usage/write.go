@@ -29,11 +29,50 @@ const (
 // Cond is one precondition. With OrAbsent, an absent attribute satisfies
 // it too (for attributes whose absence means zero).
 type Cond struct {
-	Op       Op
-	Attr     string // empty for OpExists and OpNotExists
-	Value    Value  // OpEquals, OpLE, OpLT
-	Kind     Kind   // OpKind
+	Op   Op
+	Attr string // empty for OpExists and OpNotExists
+	// Field is the path below Attr into its maps (nil: Attr itself), so
+	// that a write rests on one grant rather than on all of them.
+	Field    []string
+	Value    Value // OpEquals, OpLE, OpLT
+	Kind     Kind  // OpKind
 	OrAbsent bool
+}
+
+// On is the value the condition tests, in an item's attributes.
+func (c Cond) On(attrs map[string]Value) Value { return ValueAt(attrs, c.Attr, c.Field) }
+
+// ValueAt is the value at attr and the path below it (absent when any
+// step is missing or not a map).
+func ValueAt(attrs map[string]Value, attr string, field []string) Value {
+	v := attrs[attr]
+	for _, f := range field {
+		if v.Fields == nil {
+			return Value{}
+		}
+		v = v.Fields[f]
+	}
+	return v
+}
+
+// SetAt stores v at attr and the path below it, copying the maps along
+// the path (values are shared between observed states). It reports false
+// when a map on the path is missing.
+func SetAt(attrs map[string]Value, attr string, field []string, v Value) bool {
+	if len(field) == 0 {
+		attrs[attr] = v
+		return true
+	}
+	parent := attrs[attr]
+	if parent.Fields == nil {
+		return false
+	}
+	fields := maps.Clone(parent.Fields)
+	if !SetAt(fields, field[0], field[1:], v) {
+		return false
+	}
+	attrs[attr] = MapValue(fields)
+	return true
 }
 
 // Pin is the precondition "attr is still exactly v": absent for absent,
@@ -87,17 +126,34 @@ func (v Value) equals(w Value) bool {
 		return false
 	case v.Kind == KindNumber:
 		return v.Num.Cmp(w.Num) == 0
+	case v.Kind == KindOther && v.Fields != nil && w.Fields != nil:
+		return fieldsEqual(v.Fields, w.Fields)
 	case v.Kind == KindOther:
 		return reflect.DeepEqual(v.Raw, w.Raw)
 	}
 	return v.Str == w.Str
 }
 
+func fieldsEqual(a, b map[string]Value) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !v.equals(w) {
+			return false
+		}
+	}
+	return true
+}
+
 // Assign sets one attribute. With Add, the attribute becomes its current
 // value (0 when absent) plus Value, evaluated by the store, so that
 // concurrent increments compose without reading each other.
 type Assign struct {
-	Attr  string
+	Attr string
+	// Field is the path below Attr into its maps (nil: Attr itself); an
+	// Add there requires the value to exist.
+	Field []string
 	Value Value
 	Add   bool
 	// Remove removes the attribute instead (Value and Add unused).
@@ -178,7 +234,18 @@ type LedgerEntry struct {
 	HoldExpiresAt time.Time
 	Actual        *Decimal
 	SettledAt     time.Time
-	// KeySource says where DedupKey came from: "idempotencyKey" or "messageId".
+	// Draws are, for a consume or a reserve, the buckets it drew from, in
+	// order (nil: the allowance alone); for a refund, where what it gave
+	// back went.
+	Draws []Draw
+	// For a grant: its state (GrantActive, GrantVoided), priority and
+	// expiry, and once voided what was left of it and when.
+	GrantState     string
+	Priority       int
+	GrantExpiresAt *time.Time
+	Voided         *Decimal
+	VoidedAt       time.Time
+	// KeySource says where DedupKey came from: "idempotencyKey", "grantId" or "messageId".
 	KeySource string
 	MessageID string
 	// PeriodStart is the period the event counted in, as stored on the
@@ -274,9 +341,9 @@ func (p Plan) After(it Item) Item {
 				delete(attrs, a.Attr)
 				continue
 			case a.Add:
-				v = NumberValue(attrs[a.Attr].Num.Add(a.Value.Num))
+				v = NumberValue(ValueAt(attrs, a.Attr, a.Field).Num.Add(a.Value.Num))
 			}
-			attrs[a.Attr] = v
+			SetAt(attrs, a.Attr, a.Field, v)
 		}
 		it.Attrs = attrs
 	}

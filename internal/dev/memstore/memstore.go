@@ -244,6 +244,13 @@ func updateEntry(e *usage.LedgerEntry, set []usage.Assign) error {
 			e.Actual = &v
 		case a.Attr == usage.LedgerAttrSettledAt:
 			e.SettledAt, _ = time.Parse(time.RFC3339Nano, a.Value.Str)
+		case a.Attr == usage.LedgerAttrGrantState:
+			e.GrantState = a.Value.Str
+		case a.Attr == usage.LedgerAttrVoided:
+			v := a.Value.Num
+			e.Voided = &v
+		case a.Attr == usage.LedgerAttrVoidedAt:
+			e.VoidedAt, _ = time.Parse(time.RFC3339Nano, a.Value.Str)
 		case a.Remove && (a.Attr == usage.LedgerAttrPendingPK || a.Attr == usage.LedgerAttrPendingAt):
 		case a.Attr == usage.LedgerAttrPendingAt: // set aside: applied by apply
 		default:
@@ -277,11 +284,14 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 		if e.HoldState != "" {
 			attrs[usage.LedgerAttrHoldState] = usage.StringValue(e.HoldState)
 		}
+		if e.GrantState != "" {
+			attrs[usage.LedgerAttrGrantState] = usage.StringValue(e.GrantState)
+		}
 	} else {
 		attrs, exists = m.ents[entitlementScope(scope, w.Target)]
 	}
 	for _, c := range w.Conds {
-		if !c.Holds(exists, attrs[c.Attr]) {
+		if !c.Holds(exists, c.On(attrs)) {
 			return false
 		}
 	}
@@ -377,9 +387,13 @@ func (m *Store) Update(ctx context.Context, scope usage.Scope, records []usage.R
 func assign(attrs map[string]usage.Value, set []usage.Assign) error {
 	for _, a := range set {
 		v := a.Value
+		if a.Remove {
+			delete(attrs, a.Attr)
+			continue
+		}
 		if a.Add {
-			old := attrs[a.Attr]
-			if old.Present() && old.Kind != usage.KindNumber {
+			old := usage.ValueAt(attrs, a.Attr, a.Field)
+			if old.Present() && old.Kind != usage.KindNumber || !old.Present() && len(a.Field) > 0 {
 				return errInvalid
 			}
 			v = usage.NumberValue(old.Num.Add(a.Value.Num))
@@ -387,7 +401,9 @@ func assign(attrs map[string]usage.Value, set []usage.Assign) error {
 				return errInvalid
 			}
 		}
-		attrs[a.Attr] = v
+		if !usage.SetAt(attrs, a.Attr, a.Field, v) {
+			return errInvalid
+		}
 	}
 	return nil
 }
