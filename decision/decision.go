@@ -41,8 +41,16 @@ type Answer struct {
 	// decision first taken under the idempotency key.
 	Original *Original `json:"original,omitempty"`
 	// Hold is, for a reserve, commit or release, the hold as it now is.
-	Hold *Hold        `json:"hold,omitempty"`
-	Used *json.Number `json:"used,omitempty"`
+	Hold *Hold `json:"hold,omitempty"`
+	// Grant is, for a grant or a void, the grant as it now is.
+	Grant *Grant `json:"grant,omitempty"`
+	// Draws are, for an applied consume or reserve, the buckets it drew
+	// from, in order; Returned, for an applied refund, commit or release,
+	// where what it gave back went (lapsed: to a grant that expired or
+	// was voided meanwhile, or to an ended period: nowhere).
+	Draws    []Draw       `json:"draws,omitempty"`
+	Returned []Draw       `json:"returned,omitempty"`
+	Used     *json.Number `json:"used,omitempty"`
 	// Held is the sum of the current period's active holds (already
 	// counted in used).
 	Held        *json.Number `json:"held,omitempty"`
@@ -51,6 +59,115 @@ type Answer struct {
 	ResetPeriod string       `json:"resetPeriod,omitempty"`
 	PeriodStart string       `json:"periodStart,omitempty"`
 	NextReset   string       `json:"nextReset,omitempty"`
+	// Grants are the grants that count now, in draw order; Overage the
+	// overage allowed and used this period; Available what consumes may
+	// still draw now, all buckets together (absent when unlimited).
+	Grants    []GrantBalance `json:"grants,omitempty"`
+	Overage   *Overage       `json:"overage,omitempty"`
+	Available *json.Number   `json:"available,omitempty"`
+}
+
+// Draw is one bucket's part of a draw or a give-back.
+type Draw struct {
+	Bucket  usage.Bucket `json:"bucket"`
+	GrantID string       `json:"grantId,omitempty"`
+	Amount  json.Number  `json:"amount"`
+	Lapsed  bool         `json:"lapsed,omitempty"`
+}
+
+// DrawsOf is draws as an answer shows them (nil for none).
+func DrawsOf(ds []usage.Draw) []Draw {
+	var out []Draw
+	for _, d := range ds {
+		out = append(out, Draw{Bucket: d.Bucket, GrantID: d.GrantID, Amount: json.Number(d.Amount.String()), Lapsed: d.Lapsed})
+	}
+	return out
+}
+
+// beyondAllowance shows draws or give-backs that involve more than the
+// allowance; one that is the allowance's alone is left out, as it always
+// was.
+func beyondAllowance(ds []usage.Draw) []Draw {
+	for _, d := range ds {
+		if d.Bucket != usage.BucketAllowance || d.Lapsed {
+			return DrawsOf(ds)
+		}
+	}
+	return nil
+}
+
+// Grant is a grant as an answer to a grant or a void shows it.
+type Grant struct {
+	GrantID   string       `json:"grantId"`
+	Amount    json.Number  `json:"amount"`
+	Priority  int          `json:"priority"`
+	ExpiresAt string       `json:"expiresAt,omitempty"`
+	State     string       `json:"state"`
+	Voided    *json.Number `json:"voided,omitempty"`
+}
+
+// GrantOf is a ledger entry as an answer shows a grant (nil if it is none).
+func GrantOf(e usage.LedgerEntry) *Grant {
+	if !e.Is(usage.OperationGrant) {
+		return nil
+	}
+	g := &Grant{GrantID: e.DedupKey, Amount: json.Number(e.Amount.String()), Priority: e.Priority, State: e.GrantState}
+	if e.GrantExpiresAt != nil {
+		g.ExpiresAt = usage.FormatInstant(*e.GrantExpiresAt)
+	}
+	if e.Voided != nil {
+		g.Voided = Number(*e.Voided)
+	}
+	return g
+}
+
+// GrantBalance is a grant as a balance shows it.
+type GrantBalance struct {
+	GrantID   string      `json:"grantId"`
+	Amount    json.Number `json:"amount"`
+	Remaining json.Number `json:"remaining"`
+	Priority  int         `json:"priority"`
+	ExpiresAt string      `json:"expiresAt,omitempty"`
+	// Rollover marks the unused allowance a reset carried over.
+	Rollover bool `json:"rollover,omitempty"`
+}
+
+// Overage is the overage allowed and used this period.
+type Overage struct {
+	Limit     json.Number `json:"limit"`
+	Used      json.Number `json:"used"`
+	Remaining json.Number `json:"remaining"`
+}
+
+// WithBalance adds a balance's fields to an answer.
+func (a Answer) WithBalance(b usage.Balance) Answer {
+	a.Used = Number(b.Used)
+	if b.Limit != nil {
+		a.Limit, a.Remaining, a.Available = Number(*b.Limit), Number(*b.Remaining), Number(*b.Available)
+	}
+	a.ResetPeriod = string(b.ResetPeriod)
+	if b.PeriodStart != nil {
+		a.PeriodStart = usage.FormatInstant(*b.PeriodStart)
+	}
+	if b.NextReset != nil {
+		a.NextReset = usage.FormatInstant(*b.NextReset)
+	}
+	for _, g := range b.Grants {
+		gb := GrantBalance{GrantID: g.ID, Amount: json.Number(g.Amount.String()), Remaining: json.Number(g.Remaining.String()),
+			Priority: g.Priority, Rollover: g.Rollover()}
+		if g.ExpiresAt != nil {
+			gb.ExpiresAt = usage.FormatInstant(*g.ExpiresAt)
+		}
+		a.Grants = append(a.Grants, gb)
+	}
+	if b.OverageLimit != nil {
+		left := b.OverageLimit.Sub(b.OverageUsed)
+		if left.Sign() < 0 {
+			left = usage.Decimal{}
+		}
+		a.Overage = &Overage{Limit: json.Number(b.OverageLimit.String()), Used: json.Number(b.OverageUsed.String()), Remaining: json.Number(left.String())}
+	}
+	return a
 }
 
 // Hold is a hold as an answer shows it.
@@ -93,8 +210,12 @@ func AnswerOf(o usage.Outcome) Answer {
 		a.Status = Applied
 		if o.Entry != nil {
 			a.Amount = Number(o.Entry.Amount)
-			a.Hold = HoldOf(*o.Entry)
+			a.Hold, a.Grant = HoldOf(*o.Entry), GrantOf(*o.Entry)
+			if o.Entry.Is(usage.OperationConsume) || o.Entry.Is(usage.OperationReserve) && o.Returned == nil {
+				a.Draws = beyondAllowance(o.Entry.Draws)
+			}
 		}
+		a.Returned = beyondAllowance(o.Returned)
 	case usage.Duplicate:
 		a.Status = Duplicate
 	case usage.Rejected:
@@ -109,6 +230,9 @@ func AnswerOf(o usage.Outcome) Answer {
 		a.Original = original(*o.Original)
 		if a.Hold == nil {
 			a.Hold = HoldOf(*o.Original)
+		}
+		if a.Grant == nil {
+			a.Grant = GrantOf(*o.Original)
 		}
 	}
 	return a

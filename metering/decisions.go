@@ -125,19 +125,9 @@ func (e *Decisions) withBalance(ctx context.Context, scope usage.Scope, a decisi
 		}
 		return a
 	}
-	a.Used = decision.Number(b.Used)
+	a = a.WithBalance(b)
 	if held, err := e.held(ctx, scope, b); err == nil {
 		a.Held = held
-	}
-	if b.Limit != nil {
-		a.Limit, a.Remaining = decision.Number(*b.Limit), decision.Number(*b.Remaining)
-	}
-	a.ResetPeriod = string(b.ResetPeriod)
-	if b.PeriodStart != nil {
-		a.PeriodStart = usage.FormatInstant(*b.PeriodStart)
-	}
-	if b.NextReset != nil {
-		a.NextReset = usage.FormatInstant(*b.NextReset)
 	}
 	return a
 }

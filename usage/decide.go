@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"errors"
 	"slices"
 	"time"
 )
@@ -306,25 +307,27 @@ func (d *decider) consume(r Record) Outcome {
 	amount := r.Event.Amount
 	before := d.used
 	var draws []Draw
-	if d.ent.Limit == nil || amount.Cmp(d.allowanceRoom()) <= 0 {
-		next := d.used.Add(amount)
-		if !next.FitsDynamoDB() {
-			d.dependsOnUsed = true
-			return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
-				"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)}
-		}
+	next := d.used.Add(amount)
+	switch {
+	case !next.FitsDynamoDB():
+		d.dependsOnUsed = true
+		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
+			"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)}
+	case d.ent.Limit == nil || amount.Cmp(d.allowanceRoom()) <= 0:
 		d.used = next
 		d.delta = d.delta.Add(amount)
-	} else {
+	default:
 		overage := d.overageUsed
-		var ok bool
-		if draws, ok = d.spill(amount); !ok {
+		var err error
+		if draws, err = d.spill(amount); err != nil {
 			d.dependsOnUsed, d.dependsOnGrants = true, true
 			for _, g := range d.grants {
 				d.use(g.ID).exact = true
 			}
-			d.rejected(r, amount)
-			return Outcome{Status: Rejected, Err: d.limitExceeded(amount)}
+			if errors.Is(err, ErrLimitExceeded) {
+				d.rejected(r, amount)
+			}
+			return Outcome{Status: Rejected, Err: err}
 		}
 		if overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
 			d.overageStart = &crossing{event: r.DedupKey(), used: d.overageUsed}

@@ -212,9 +212,9 @@ type Draw struct {
 	Lapsed bool
 }
 
-// drawsOf are the buckets an applied consume drew from; an entry written
-// without draws drew from the allowance alone.
-func drawsOf(e LedgerEntry) []Draw {
+// DrawsOf are the buckets an applied consume (or reserve) drew from; an
+// entry written without draws drew from the allowance alone.
+func DrawsOf(e LedgerEntry) []Draw {
 	if len(e.Draws) > 0 {
 		return e.Draws
 	}
@@ -250,7 +250,41 @@ func minDecimal(a, b Decimal) Decimal {
 // room, then the active grants in order, then the overage. ok is false
 // when all of them together do not cover it; nothing changes then, but
 // the rejection rests on every bucket it looked at.
-func (d *decider) spill(amount Decimal) (draws []Draw, ok bool) {
+func (d *decider) spill(amount Decimal) ([]Draw, error) {
+	draws, ok := d.spillDraws(amount)
+	if !ok {
+		return nil, d.limitExceeded(amount)
+	}
+	if err := d.fits(draws); err != nil {
+		return nil, err
+	}
+	for _, dr := range draws {
+		d.apply(dr, false)
+	}
+	return draws, nil
+}
+
+// fits: every bucket a draw changes stays a DynamoDB number.
+func (d *decider) fits(draws []Draw) error {
+	for _, dr := range draws {
+		var next Decimal
+		switch dr.Bucket {
+		case BucketGrant:
+			next = d.grants[d.grantIndex(dr.GrantID)].Remaining.Sub(dr.Amount)
+		case BucketOverage:
+			next = d.overageUsed.Add(dr.Amount)
+		default:
+			continue // at most the limit
+		}
+		if !next.FitsDynamoDB() {
+			return reject(ReasonInvalidAmount, "amount", "drawing %s from the %s would leave it at %s, beyond DynamoDB's 38-digit precision", dr.Amount, dr.Bucket, next)
+		}
+	}
+	return nil
+}
+
+// spillDraws are the draws of spill; ok is false when they do not cover amount.
+func (d *decider) spillDraws(amount Decimal) (draws []Draw, ok bool) {
 	need := amount
 	take := func(b Bucket, id string, room Decimal) {
 		x := minDecimal(room, need)
@@ -271,13 +305,7 @@ func (d *decider) spill(amount Decimal) (draws []Draw, ok bool) {
 		}
 	}
 	take(BucketOverage, "", d.overageRoom())
-	if need.Sign() > 0 {
-		return nil, false
-	}
-	for _, dr := range draws {
-		d.apply(dr, false)
-	}
-	return draws, true
+	return draws, need.Sign() <= 0
 }
 
 // grantUse is what a group does to, and rests on, of one grant it
@@ -384,7 +412,7 @@ func (d *decider) apply(dr Draw, back bool) Draw {
 // entry counted in an ended period: the allowance and the overage were
 // reset since, so only grants take anything back.
 func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod bool) ([]Draw, error) {
-	returns := returnsOf(drawsOf(e), already, amount)
+	returns := returnsOf(DrawsOf(e), already, amount)
 	toAllowance := Decimal{}
 	for _, r := range returns {
 		if r.Bucket == BucketAllowance && inPeriod {
