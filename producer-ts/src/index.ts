@@ -29,6 +29,8 @@ export {
   MAX_ID_LENGTH,
   MAX_METADATA_BYTES,
   MAX_HOLD_SECONDS,
+  MAX_GRANT_PRIORITY,
+  DEFAULT_GRANT_PRIORITY,
   type ParsedEvent,
   type Reason,
 } from "./event.js";
