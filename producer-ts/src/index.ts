@@ -14,12 +14,14 @@ export {
   type BatchSender,
   type CommitEvent,
   type ConsumeEvent,
+  type GrantEvent,
   type PublisherOptions,
   type Receipt,
   type RefundEvent,
   type ReleaseEvent,
   type Result,
   type UsageEvent,
+  type VoidEvent,
 } from "./publisher.js";
 export {
   RejectionError,
