@@ -21,7 +21,9 @@
 // dead-letter redrive gives every message it moves back a new ID, so a
 // key-less event that was applied but not acknowledged could be applied a
 // second time. WithoutGeneratedKeys turns generation off, for callers who
-// accept that; key-less events should be the exception.
+// accept that; key-less events should be the exception. A grant never
+// gets a generated key: its GrantID is its key in the contract, so a
+// grant without one is sent with its GrantID, whatever the options.
 //
 // Each PublishBatch (and Publish) call is a span of kind producer,
 // "usage-events publish", whose trace context every message carries: as
@@ -224,8 +226,9 @@ type Receipt struct {
 	// MessageID is the SQS message ID; empty when the event was not sent.
 	MessageID string
 	// IdempotencyKey is the key the event was sent with: the caller's, a
-	// generated UUIDv7, or "" with WithoutGeneratedKeys (then the service
-	// deduplicates by MessageID).
+	// grant's GrantID (whatever the options), a generated UUIDv7, or ""
+	// with WithoutGeneratedKeys (then the service deduplicates by
+	// MessageID).
 	// It is set even when sending failed, so the event can be resent with
 	// the same key.
 	IdempotencyKey string
@@ -348,9 +351,10 @@ func (p *Publisher) PublishBatch(ctx context.Context, events []usage.Event) ([]R
 	return results, nil
 }
 
-// prepare validates an event, gives it a key when it has none (and keys
-// are generated, or the queue is FIFO) and writes its entry; ok is false
-// when r.Err says why it is not sent.
+// prepare validates an event, gives it a key when it has none (a grant
+// its GrantID; another a generated one, when keys are generated or the
+// queue is FIFO) and writes its entry; ok is false when r.Err says why it
+// is not sent.
 func (p *Publisher) prepare(ev usage.Event, r *Result) (e entry, ok bool) {
 	err := ev.Validate()
 	if err == nil {
@@ -360,7 +364,13 @@ func (p *Publisher) prepare(ev usage.Event, r *Result) (e entry, ok bool) {
 		r.Err = err
 		return e, false
 	}
-	if ev.IdempotencyKey == "" && (p.generateKeys || p.fifo) {
+	switch {
+	case ev.IdempotencyKey != "":
+	case ev.Is(usage.OperationGrant):
+		// A grant's ID is its idempotency key (usage.Record.DedupKey); a
+		// generated key would differ from it, which the service refuses.
+		ev.IdempotencyKey = ev.GrantID
+	case p.generateKeys || p.fifo:
 		key, err := newKey()
 		if err != nil {
 			r.Err = err

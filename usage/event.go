@@ -217,6 +217,8 @@ func (e Event) checkGrantFields() error {
 	switch {
 	case grant && e.IdempotencyKey != "" && e.IdempotencyKey != e.GrantID:
 		return reject(ReasonInvalidField, "idempotencyKey", "must equal grantId for a grant (the grant's ID is its idempotency key) or be left out")
+	case grant && e.ExpiresAt != nil && !rfc3339Year(e.ExpiresAt.UTC().Year()):
+		return reject(ReasonInvalidField, "expiresAt", "must be within the years 0000 to 9999 in UTC, got %s", FormatInstant(*e.ExpiresAt))
 	case grant && e.Priority != nil && (*e.Priority < 0 || *e.Priority > MaxGrantPriority):
 		return reject(ReasonInvalidField, "priority", "must be a whole number from 0 to %d, got %d", MaxGrantPriority, *e.Priority)
 	case void && (e.AmountGiven || !e.Amount.IsZero()):
@@ -224,6 +226,12 @@ func (e Event) checkGrantFields() error {
 	}
 	return nil
 }
+
+// rfc3339Year: RFC 3339 writes four-digit years. The body carries
+// expiresAt in UTC, so an instant outside them (built in Go, or read with
+// an offset that crosses year 0 or 9999) would be written as text the
+// service cannot read back.
+func rfc3339Year(y int) bool { return y >= 0 && y <= 9999 }
 
 // CheckQueued rejects what only a synchronous caller can ask: from a
 // queue, nobody would receive a balance, or learn whether a hold was

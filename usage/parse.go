@@ -43,8 +43,12 @@ func ParseEvent(body []byte) (Event, error) {
 		return Event{}, reject(ReasonMissingField, "amount", "is required for a grant")
 	}
 	if raw, ok := fields["amount"]; ok {
-		if ev.Amount, err = parseAmount(raw, ev.Is(OperationCommit)); err != nil {
-			return Event{}, err
+		// A void takes no amount, whatever its value: checkGrantFields
+		// refuses it as a field, instead of asking for one above 0.
+		if !ev.Is(OperationVoid) {
+			if ev.Amount, err = parseAmount(raw, ev.Is(OperationCommit)); err != nil {
+				return Event{}, err
+			}
 		}
 		ev.AmountGiven = true
 	}

@@ -75,6 +75,9 @@ type vectorEvent struct {
 	RefundOf       string  `json:"refundOf"`
 	HoldID         string  `json:"holdId"`
 	HoldSeconds    int     `json:"holdSeconds"`
+	GrantID        string  `json:"grantId"`
+	ExpiresAt      string  `json:"expiresAt"` // usage.FormatInstant (UTC), or "" when absent
+	Priority       *int    `json:"priority"`  // null when absent
 }
 
 // serializationVector is an event as a producer builds it and the exact
@@ -95,6 +98,10 @@ type serialEvent struct {
 	Metadata       *string `json:"metadata,omitempty"` // JSON text
 	RefundOf       string  `json:"refundOf,omitempty"`
 	HoldID         string  `json:"holdId,omitempty"`
+	GrantID        string  `json:"grantId,omitempty"`
+	// ExpiresAt is RFC 3339 text in any offset (the body carries it in UTC).
+	ExpiresAt string `json:"expiresAt,omitempty"`
+	Priority  *int   `json:"priority,omitempty"`
 }
 
 func (v validationVector) body(t *testing.T) []byte {
@@ -139,6 +146,10 @@ func eventOf(ev usage.Event) *vectorEvent {
 		UserID: ev.UserID, EntitlementKey: ev.EntitlementKey, Operation: string(ev.Operation),
 		Amount: ev.Amount.String(), AmountGiven: ev.AmountGiven, IdempotencyKey: ev.IdempotencyKey,
 		RefundOf: ev.RefundOf, HoldID: ev.HoldID, HoldSeconds: ev.HoldSeconds,
+		GrantID: ev.GrantID, Priority: ev.Priority,
+	}
+	if ev.ExpiresAt != nil {
+		out.ExpiresAt = usage.FormatInstant(*ev.ExpiresAt)
 	}
 	if ev.Metadata != nil {
 		m := string(ev.Metadata)
@@ -150,7 +161,7 @@ func eventOf(ev usage.Event) *vectorEvent {
 func (s serialEvent) event(t *testing.T) usage.Event {
 	t.Helper()
 	ev := usage.Event{UserID: s.UserID, EntitlementKey: s.EntitlementKey, Operation: usage.Operation(s.Operation),
-		IdempotencyKey: s.IdempotencyKey, RefundOf: s.RefundOf, HoldID: s.HoldID}
+		IdempotencyKey: s.IdempotencyKey, RefundOf: s.RefundOf, HoldID: s.HoldID, GrantID: s.GrantID, Priority: s.Priority}
 	if ev.Is(usage.OperationConsume) {
 		ev.Amount = usage.DecimalFromInt(1)
 	}
@@ -160,6 +171,13 @@ func (s serialEvent) event(t *testing.T) usage.Event {
 			t.Fatalf("amount: %v", err)
 		}
 		ev.Amount, ev.AmountGiven = d, true
+	}
+	if s.ExpiresAt != "" {
+		at, err := usage.ParseInstant(s.ExpiresAt)
+		if err != nil {
+			t.Fatalf("expiresAt: %v", err)
+		}
+		ev.ExpiresAt = &at
 	}
 	if s.Metadata != nil {
 		ev.Metadata = json.RawMessage(*s.Metadata)
@@ -303,7 +321,7 @@ func checkVectorCoverage(t *testing.T, f vectorFile) {
 			t.Errorf("no vector is rejected with %s", r)
 		}
 	}
-	for _, field := range []string{"userId", "entitlementKey", "idempotencyKey", "operation", "refundOf", "holdId", "holdSeconds"} {
+	for _, field := range []string{"userId", "entitlementKey", "idempotencyKey", "operation", "refundOf", "holdId", "holdSeconds", "grantId", "expiresAt", "priority", "amount"} {
 		if !fields["INVALID_FIELD/"+field] {
 			t.Errorf("no vector has an INVALID_FIELD %s", field)
 		}

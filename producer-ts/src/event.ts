@@ -5,15 +5,20 @@
 // that.
 
 import { Decimal } from "./decimal.js";
+import { type Instant, formatInstant, parseInstant, rfc3339Year } from "./instant.js";
 import { JSONSyntaxError, compact, decodeString, kindOf, readObject } from "./json.js";
 import { quote, quoteShort } from "./quote.js";
 
-/** userId, entitlementKey, idempotencyKey, refundOf and holdId: at most this many characters (code points). */
+/** userId, entitlementKey, idempotencyKey, refundOf, holdId and grantId: at most this many characters (code points). */
 export const MAX_ID_LENGTH = 256;
 /** metadata: at most this many bytes of compact JSON. */
 export const MAX_METADATA_BYTES = 32 << 10;
 /** holdSeconds of a reserve: 1 to this. */
 export const MAX_HOLD_SECONDS = 86400;
+/** priority of a grant: a whole number from 0 to this; lower is drawn first. */
+export const MAX_GRANT_PRIORITY = 1000;
+/** The priority of a grant that names none. */
+export const DEFAULT_GRANT_PRIORITY = 100;
 
 /**
  * Reason is a stable code saying why an event is rejected. These five are
@@ -49,13 +54,13 @@ function reject(reason: Reason, field: string, detail: string): RejectionError {
   return new RejectionError(reason, field, detail);
 }
 
-/** Every operation a message may name; balance and reserve are synchronous only. */
-export const OPERATIONS = ["consume", "refund", "balance", "reserve", "commit", "release"] as const;
+/** Every operation a message may name, in the service's order; balance and reserve are synchronous only. */
+export const OPERATIONS = ["consume", "refund", "balance", "reserve", "commit", "release", "grant", "void"] as const;
 
 /**
  * ParsedEvent is a message body as the service reads it: every field, with
  * the defaults applied. amount is the exact decimal's canonical text ("0"
- * when a refund, commit or release names none), metadata compact JSON.
+ * when a refund, commit, release or void names none), metadata compact JSON.
  */
 export interface ParsedEvent {
   userId: string;
@@ -70,10 +75,17 @@ export interface ParsedEvent {
   refundOf: string;
   holdId: string;
   holdSeconds: number;
+  /** The grant a grant creates or a void ends; "" when absent. */
+  grantId: string;
+  /** When a grant stops counting, in UTC (RFC 3339, to the nanosecond); "" when absent. */
+  expiresAt: string;
+  /** A grant's priority; null when absent (DEFAULT_GRANT_PRIORITY). */
+  priority: number | null;
 }
 
-interface Internal extends Omit<ParsedEvent, "amount"> {
+interface Internal extends Omit<ParsedEvent, "amount" | "expiresAt"> {
   amount: Decimal;
+  expiresAt: Instant | null;
 }
 
 const KNOWN = new Set([
@@ -86,6 +98,9 @@ const KNOWN = new Set([
   "refundOf",
   "holdId",
   "holdSeconds",
+  "grantId",
+  "expiresAt",
+  "priority",
 ]);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -98,7 +113,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  */
 export function parseEvent(body: string | Uint8Array): ParsedEvent {
   const ev = parse(body);
-  return { ...ev, amount: ev.amount.toString() };
+  return { ...ev, amount: ev.amount.toString(), expiresAt: ev.expiresAt ? formatInstant(ev.expiresAt) : "" };
 }
 
 /**
@@ -159,6 +174,9 @@ function parse(body: string | Uint8Array): Internal {
     refundOf: "",
     holdId: "",
     holdSeconds: 0,
+    grantId: "",
+    expiresAt: null,
+    priority: null,
   };
   let raw = present("operation");
   if (raw !== undefined) ev.operation = stringField("operation", raw);
@@ -169,12 +187,14 @@ function parse(body: string | Uint8Array): Internal {
       throw reject("INVALID_FIELD", "refundOf", `must be 1 to ${MAX_ID_LENGTH} characters, got an empty string`);
     }
   }
-  if (is(ev, "refund") || is(ev, "balance") || settles(ev)) {
+  if (is(ev, "refund") || is(ev, "balance") || settles(ev) || is(ev, "void")) {
     ev.amount = Decimal.ZERO; // defaults: all that remains, the whole hold; none for the others
   }
   raw = fields.get("amount");
+  if (raw === undefined && is(ev, "grant")) throw reject("MISSING_FIELD", "amount", "is required for a grant");
   if (raw !== undefined) {
-    ev.amount = parseAmount(raw, is(ev, "commit"));
+    // A void takes no amount, whatever its value: checkGrantFields refuses it.
+    if (!is(ev, "void")) ev.amount = parseAmount(raw, is(ev, "commit"));
     ev.amountGiven = true;
   }
   raw = present("holdId");
@@ -196,6 +216,7 @@ function parse(body: string | Uint8Array): Internal {
     }
     ev.holdSeconds = n;
   }
+  readGrant(ev, present);
   raw = present("idempotencyKey");
   if (raw !== undefined) {
     ev.idempotencyKey = stringField("idempotencyKey", raw);
@@ -206,6 +227,43 @@ function parse(body: string | Uint8Array): Internal {
   const err = validate(ev);
   if (err) throw err;
   return ev;
+}
+
+/** readGrant reads grantId, expiresAt and priority; checkGrantFields checks where they may appear. */
+function readGrant(ev: Internal, present: (name: string) => string | undefined): void {
+  let raw = present("grantId");
+  if (raw !== undefined) {
+    ev.grantId = stringField("grantId", raw);
+    if (ev.grantId === "") {
+      throw reject("INVALID_FIELD", "grantId", `must be 1 to ${MAX_ID_LENGTH} characters, got an empty string`);
+    }
+  }
+  raw = present("expiresAt");
+  if (raw !== undefined) {
+    const s = stringField("expiresAt", raw);
+    try {
+      ev.expiresAt = parseInstant(s);
+    } catch (err) {
+      throw reject(
+        "INVALID_FIELD",
+        "expiresAt",
+        `must be an RFC 3339 time with a zone, like 2027-01-31T00:00:00Z; ${(err as Error).message}`,
+      );
+    }
+  }
+  raw = present("priority");
+  if (raw !== undefined) {
+    // -0 is read as 0, as Go's strconv.Atoi reads it.
+    const n = /^-?[0-9]+$/.test(raw) ? Number(raw) + 0 : NaN;
+    if (!(n >= 0 && n <= MAX_GRANT_PRIORITY)) {
+      throw reject(
+        "INVALID_FIELD",
+        "priority",
+        `must be a whole number from 0 to ${MAX_GRANT_PRIORITY}, got ${quoteShort(raw)}`,
+      );
+    }
+    ev.priority = n;
+  }
 }
 
 function is(ev: Pick<Internal, "operation">, op: string): boolean {
@@ -250,7 +308,7 @@ function parseAmount(raw: string, zeroAllowed: boolean): Decimal {
 function validate(ev: Internal): RejectionError | undefined {
   const err = checkID("userId", ev.userId, true) ?? checkID("entitlementKey", ev.entitlementKey, true) ?? checkOperation(ev);
   if (err) return err;
-  const optional = is(ev, "refund") || is(ev, "balance") || settles(ev);
+  const optional = is(ev, "refund") || is(ev, "balance") || settles(ev) || is(ev, "void");
   if (ev.amount.sign < 0 || (ev.amount.sign === 0 && !optional)) {
     return reject("INVALID_AMOUNT", "amount", `must be greater than 0, got ${ev.amount.toString()}`);
   }
@@ -275,9 +333,11 @@ function checkOperation(ev: Internal): RejectionError | undefined {
     return reject(
       "INVALID_FIELD",
       "operation",
-      `must be one of consume, refund, balance, reserve, commit, release; got ${quote(ev.operation)}`,
+      `must be one of ${OPERATIONS.join(", ")}; got ${quote(ev.operation)}`,
     );
   }
+  const err = checkGrantFields(ev);
+  if (err) return err;
   if (ev.refundOf !== "" && !is(ev, "refund")) return reject("INVALID_FIELD", "refundOf", "is only for operation refund");
   if (ev.holdId !== "" && !settles(ev)) {
     return reject("INVALID_FIELD", "holdId", "is only for operations commit and release");
@@ -296,6 +356,43 @@ function checkOperation(ev: Internal): RejectionError | undefined {
       "holdSeconds",
       `must be a whole number from 1 to ${MAX_HOLD_SECONDS}, got ${ev.holdSeconds}`,
     );
+  }
+  return undefined;
+}
+
+/**
+ * checkGrantFields: grantId exactly on grants and voids, expiresAt and
+ * priority only on grants, and a grant's idempotency key is its ID. (A
+ * priority out of range is refused when read: every event here is read
+ * from its body.)
+ */
+function checkGrantFields(ev: Internal): RejectionError | undefined {
+  const grant = is(ev, "grant");
+  const voids = is(ev, "void");
+  if (ev.grantId !== "" && !grant && !voids) {
+    return reject("INVALID_FIELD", "grantId", "is only for operations grant and void");
+  }
+  if (ev.expiresAt !== null && !grant) return reject("INVALID_FIELD", "expiresAt", "is only for operation grant");
+  if (ev.priority !== null && !grant) return reject("INVALID_FIELD", "priority", "is only for operation grant");
+  if (!grant && !voids) return undefined;
+  const err = checkID("grantId", ev.grantId, true);
+  if (err) return err;
+  if (grant && ev.idempotencyKey !== "" && ev.idempotencyKey !== ev.grantId) {
+    return reject(
+      "INVALID_FIELD",
+      "idempotencyKey",
+      "must equal grantId for a grant (the grant's ID is its idempotency key) or be left out",
+    );
+  }
+  if (grant && ev.expiresAt !== null && !rfc3339Year(ev.expiresAt.year)) {
+    return reject(
+      "INVALID_FIELD",
+      "expiresAt",
+      `must be within the years 0000 to 9999 in UTC, got ${formatInstant(ev.expiresAt)}`,
+    );
+  }
+  if (voids && (ev.amountGiven || ev.amount.sign !== 0)) {
+    return reject("INVALID_FIELD", "amount", "is not for operation void (what is left of the grant is voided)");
   }
   return undefined;
 }
@@ -372,8 +469,28 @@ export interface Wire {
   amount?: string;
   holdId?: unknown;
   holdSeconds?: unknown;
+  grantId?: unknown;
+  expiresAt?: unknown;
+  priority?: unknown;
   idempotencyKey?: unknown;
   metadata?: string;
+}
+
+/**
+ * wireOf is a read event's fields as the service's producers write them
+ * (Go's Event.MarshalJSON): an amount when non-zero or given, holdSeconds
+ * when non-zero, a priority when given, the other fields when not empty.
+ */
+export function wireOf(ev: ParsedEvent): Wire {
+  const w: Wire = { userId: ev.userId, entitlementKey: ev.entitlementKey };
+  if (ev.amount !== "0" || ev.amountGiven) w.amount = ev.amount;
+  if (ev.holdSeconds !== 0) w.holdSeconds = ev.holdSeconds;
+  if (ev.priority !== null) w.priority = ev.priority;
+  if (ev.metadata !== null) w.metadata = ev.metadata;
+  for (const name of ["operation", "refundOf", "holdId", "grantId", "expiresAt", "idempotencyKey"] as const) {
+    if (ev[name] !== "") w[name] = ev[name];
+  }
+  return w;
 }
 
 /**
@@ -390,7 +507,7 @@ export function marshal(w: Wire): string {
     if (w[name] !== undefined) field(name, jsonValue(w[name]));
   }
   if (w.amount !== undefined) field("amount", w.amount);
-  for (const name of ["holdId", "holdSeconds", "idempotencyKey"] as const) {
+  for (const name of ["holdId", "holdSeconds", "grantId", "expiresAt", "priority", "idempotencyKey"] as const) {
     if (w[name] !== undefined) field(name, jsonValue(w[name]));
   }
   if (w.metadata !== undefined) field("metadata", w.metadata);

@@ -14,12 +14,14 @@ export {
   type BatchSender,
   type CommitEvent,
   type ConsumeEvent,
+  type GrantEvent,
   type PublisherOptions,
   type Receipt,
   type RefundEvent,
   type ReleaseEvent,
   type Result,
   type UsageEvent,
+  type VoidEvent,
 } from "./publisher.js";
 export {
   RejectionError,
@@ -29,6 +31,8 @@ export {
   MAX_ID_LENGTH,
   MAX_METADATA_BYTES,
   MAX_HOLD_SECONDS,
+  MAX_GRANT_PRIORITY,
+  DEFAULT_GRANT_PRIORITY,
   type ParsedEvent,
   type Reason,
 } from "./event.js";

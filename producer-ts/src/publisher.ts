@@ -12,8 +12,19 @@ import {
 import { v7 as uuidv7 } from "uuid";
 
 import { Decimal } from "./decimal.js";
-import { RejectionError, checkQueued, isWellFormed, marshal, parseEvent, type Wire } from "./event.js";
+import {
+  MAX_GRANT_PRIORITY,
+  RejectionError,
+  checkQueued,
+  isWellFormed,
+  marshal,
+  parseEvent,
+  wireOf,
+  type Wire,
+} from "./event.js";
 import { fifoId, groupId } from "./fifo.js";
+import { formatInstant, instantOfDate } from "./instant.js";
+import { quoteShort } from "./quote.js";
 
 /** The most entries one SendMessageBatch call takes. */
 export const MAX_BATCH_ENTRIES = 10;
@@ -67,10 +78,42 @@ export interface ReleaseEvent extends EventBase {
 }
 
 /**
+ * GrantEvent adds a top-up to the entitlement, which consumes draw from
+ * after the allowance.
+ */
+export interface GrantEvent extends EventBase {
+  operation: "grant";
+  /**
+   * The grant's ID, which is also its idempotency key: an idempotencyKey,
+   * if given, must equal it, and a grant without one is sent with this one
+   * (never a generated key).
+   */
+  grantId: string;
+  /** Required, and greater than 0. */
+  amount: Amount;
+  /**
+   * When the grant stops counting: a Date, or RFC 3339 text with a zone
+   * ("2027-01-31T00:00:00Z", "2027-01-31T01:00:00+01:00"), sent in UTC.
+   * Absent: never. One already past is not refused here: the service
+   * decides when it processes the event.
+   */
+  expiresAt?: Date | string;
+  /** A whole number from 0 to 1000, lower drawn first; absent: 100 (DEFAULT_GRANT_PRIORITY). */
+  priority?: number;
+}
+
+/** VoidEvent ends a grant: what is left of it stops counting. It takes no amount. */
+export interface VoidEvent extends EventBase {
+  operation: "void";
+  /** The grant to end. */
+  grantId: string;
+}
+
+/**
  * UsageEvent is every operation a queue takes. (balance and reserve are
  * answered only synchronously; sent to a queue they are rejected.)
  */
-export type UsageEvent = ConsumeEvent | RefundEvent | CommitEvent | ReleaseEvent;
+export type UsageEvent = ConsumeEvent | RefundEvent | CommitEvent | ReleaseEvent | GrantEvent | VoidEvent;
 
 /**
  * Prepared is an event checked and written as it would be sent (without a
@@ -82,9 +125,11 @@ interface Prepared {
   userId: string;
   entitlementKey: string;
   idempotencyKey: string;
+  /** A grant's grantId, its key when it has no other; "" for other operations. */
+  grantId: string;
 }
 
-const STRING_FIELDS = ["userId", "entitlementKey", "operation", "refundOf", "holdId", "idempotencyKey"] as const;
+const STRING_FIELDS = ["userId", "entitlementKey", "operation", "refundOf", "holdId", "grantId", "idempotencyKey"] as const;
 
 function prepare(event: UsageEvent): Prepared {
   if (typeof event !== "object" || event === null) {
@@ -101,6 +146,8 @@ function prepare(event: UsageEvent): Prepared {
     wire[name] = v;
   }
   wire.holdSeconds = given("holdSeconds");
+  wire.expiresAt = expiresAtValue(given("expiresAt"));
+  wire.priority = priorityValue(given("priority"));
   if (e.amount !== undefined) {
     wire.amount = amountText(e.amount);
   } else if (wire.operation === undefined || wire.operation === "" || wire.operation === "consume") {
@@ -120,10 +167,42 @@ function prepare(event: UsageEvent): Prepared {
     }
     wire.metadata = text;
   }
-  const body = marshal(wire);
-  const parsed = parseEvent(body); // the service's own reading of what would be sent
+  const parsed = parseEvent(marshal(wire)); // the service's own reading of what would be sent
   checkQueued(parsed);
-  return { body, wire, userId: parsed.userId, entitlementKey: parsed.entitlementKey, idempotencyKey: parsed.idempotencyKey };
+  // What is sent is that reading, written as the Go producer writes it: an
+  // expiresAt in UTC, whatever its offset was.
+  const read = wireOf(parsed);
+  return {
+    body: marshal(read),
+    wire: read,
+    userId: parsed.userId,
+    entitlementKey: parsed.entitlementKey,
+    idempotencyKey: parsed.idempotencyKey,
+    grantId: parsed.operation === "grant" ? parsed.grantId : "",
+  };
+}
+
+/**
+ * expiresAtValue writes a Date as the service's text of its instant, in
+ * UTC; any other value goes as given, for the service's reading to judge.
+ */
+function expiresAtValue(v: unknown): unknown {
+  if (!(v instanceof Date)) return v;
+  const at = instantOfDate(v);
+  if (at === undefined) throw new RejectionError("INVALID_FIELD", "expiresAt", "must be a valid Date, got an invalid Date");
+  return formatInstant(at);
+}
+
+/** priorityValue refuses what JSON cannot write (NaN, Infinity), which would otherwise be sent as null: no priority. */
+function priorityValue(v: unknown): unknown {
+  if (typeof v === "number" && !Number.isFinite(v)) {
+    throw new RejectionError(
+      "INVALID_FIELD",
+      "priority",
+      `must be a whole number from 0 to ${MAX_GRANT_PRIORITY}, got ${quoteShort(String(v))}`,
+    );
+  }
+  return v;
 }
 
 function amountText(a: unknown): string {
@@ -200,8 +279,8 @@ export interface Receipt {
   messageId: string;
   /**
    * The key the event was sent (or would have been sent) with: the
-   * caller's, a generated UUIDv7, or "" with generateKeys false. Resend with
-   * it after a failure.
+   * caller's, a grant's grantId, a generated UUIDv7, or "" with
+   * generateKeys false. Resend with it after a failure.
    */
   idempotencyKey: string;
   /** Set by FIFO queues. */
@@ -334,9 +413,11 @@ export class Publisher {
       }
       let body = p.body;
       let key = p.idempotencyKey;
-      if (key === "" && (this.generateKeys || this.fifo)) {
-        key = uuidv7();
-        body = marshal({ ...p.wire, idempotencyKey: key });
+      if (key === "") {
+        // A grant's key is its grantId: a generated one would differ from
+        // it, which the service refuses.
+        key = p.grantId || (this.generateKeys || this.fifo ? uuidv7() : "");
+        if (key !== "") body = marshal({ ...p.wire, idempotencyKey: key });
       }
       r.idempotencyKey = key;
       const bytes = Buffer.byteLength(body, "utf8");

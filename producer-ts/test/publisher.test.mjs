@@ -48,6 +48,8 @@ function fakeSQS(decide = () => "ok") {
 }
 
 const ev = (i, extra = {}) => ({ userId: `user-${i}`, entitlementKey: "api-calls", ...extra });
+const grant = { userId: "u", entitlementKey: "k", operation: "grant", grantId: "promo-2027-01", amount: 500 };
+const voids = { userId: "u", entitlementKey: "k", operation: "void", grantId: "promo-2027-01" };
 const fast = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 };
 
 test("events go out in calls of at most ten, in order, one result each", async () => {
@@ -167,6 +169,28 @@ test("invalid events are rejected before any request, with the service's reason"
     [{ userId: "u", entitlementKey: "k", operation: "reserve", amount: 5, idempotencyKey: "job-1" }, "INVALID_FIELD", "operation"],
     [{ userId: "u", entitlementKey: "k", operation: "expire", holdId: "h" }, "INVALID_FIELD", "operation"],
     [{ userId: "u", entitlementKey: "k", holdId: "h" }, "INVALID_FIELD", "holdId"],
+    [{ ...grant, amount: undefined }, "MISSING_FIELD", "amount"],
+    [{ ...grant, amount: 0 }, "INVALID_AMOUNT", "amount"],
+    [{ ...grant, grantId: undefined }, "MISSING_FIELD", "grantId"],
+    [{ ...grant, grantId: " " }, "INVALID_FIELD", "grantId"],
+    [{ ...grant, grantId: "\ud800" }, "INVALID_FIELD", "grantId"],
+    [{ ...grant, idempotencyKey: "promo-2027-02" }, "INVALID_FIELD", "idempotencyKey"],
+    [{ ...grant, priority: 1001 }, "INVALID_FIELD", "priority"],
+    [{ ...grant, priority: 2.5 }, "INVALID_FIELD", "priority"],
+    [{ ...grant, priority: NaN }, "INVALID_FIELD", "priority"],
+    [{ ...grant, priority: "3" }, "INVALID_FIELD", "priority"],
+    [{ ...grant, expiresAt: "2027-01-31" }, "INVALID_FIELD", "expiresAt"],
+    [{ ...grant, expiresAt: "2027-01-31T00:00:00" }, "INVALID_FIELD", "expiresAt"],
+    [{ ...grant, expiresAt: new Date(NaN) }, "INVALID_FIELD", "expiresAt"],
+    [{ ...grant, expiresAt: new Date(Date.UTC(10000, 0, 1)) }, "INVALID_FIELD", "expiresAt"],
+    [{ ...grant, expiresAt: "0000-01-01T00:30:00+01:00" }, "INVALID_FIELD", "expiresAt"],
+    [{ ...grant, expiresAt: 1800000000 }, "INVALID_FIELD", "expiresAt"],
+    [{ ...voids, amount: 1 }, "INVALID_FIELD", "amount"],
+    [{ ...voids, amount: 0 }, "INVALID_FIELD", "amount"],
+    [{ ...voids, priority: 5 }, "INVALID_FIELD", "priority"],
+    [{ ...voids, expiresAt: "2027-01-31T00:00:00Z" }, "INVALID_FIELD", "expiresAt"],
+    [{ ...voids, grantId: undefined }, "MISSING_FIELD", "grantId"],
+    [{ userId: "u", entitlementKey: "k", grantId: "g" }, "INVALID_FIELD", "grantId"],
   ];
   const results = await pub.publishBatch(bad.map(([e]) => e));
   assert.equal(sqs.calls.length, 0);
@@ -194,10 +218,12 @@ test("every queue operation is sent, with exact amounts", async () => {
     { userId: "u", entitlementKey: "k", operation: "commit", holdId: "job-77", amount: 0 },
     { userId: "u", entitlementKey: "k", operation: "commit", holdId: "job-77" },
     { userId: "u", entitlementKey: "k", operation: "release", holdId: "job-77" },
+    { ...grant, amount: "0.25" },
+    voids,
   ];
   const results = await pub.publishBatch(events);
   assert.ok(results.every((r) => r.error === undefined));
-  const parsed = sqs.calls[0].Entries.map((e) => parseEvent(e.MessageBody));
+  const parsed = sqs.calls.flatMap((c) => c.Entries.map((e) => parseEvent(e.MessageBody)));
   assert.deepEqual(
     parsed.map((p) => [p.operation, p.amount, p.amountGiven]),
     [
@@ -211,6 +237,8 @@ test("every queue operation is sent, with exact amounts", async () => {
       ["commit", "0", true],
       ["commit", "0", false],
       ["release", "0", false],
+      ["grant", "0.25", true],
+      ["void", "0", false],
     ],
   );
   assert.match(sqs.calls[0].Entries[1].MessageBody, /"amount":0\.1,/);
@@ -230,6 +258,47 @@ test("keys: a UUIDv7 for every event without one, returned; the caller's kept; n
   const receipt = await new Publisher({ queueUrl: QUEUE, client: off, generateKeys: false }).publish(ev(0));
   assert.equal(receipt.idempotencyKey, "");
   assert.equal(JSON.parse(off.calls[0].Entries[0].MessageBody).idempotencyKey, undefined);
+});
+
+test("keys: a grant is sent with its grantId, never a generated key, on every queue; a void gets one", async () => {
+  const configs = [
+    { queueUrl: QUEUE },
+    { queueUrl: QUEUE, generateKeys: false },
+    { queueUrl: FIFO_QUEUE },
+  ];
+  for (const config of configs) {
+    const sqs = fakeSQS();
+    const pub = new Publisher({ ...config, client: sqs });
+    const results = await pub.publishBatch([grant, { ...grant, idempotencyKey: grant.grantId }, voids]);
+    const what = JSON.stringify(config);
+    assert.ok(results.every((r) => r.error === undefined), what);
+    const entries = sqs.calls[0].Entries;
+    const sent = entries.map((e) => parseEvent(e.MessageBody));
+    assert.deepEqual(results.slice(0, 2).map((r) => r.idempotencyKey), [grant.grantId, grant.grantId], what);
+    assert.deepEqual(sent.slice(0, 2).map((p) => p.idempotencyKey), [grant.grantId, grant.grantId], what);
+    if (config.generateKeys === false) assert.equal(results[2].idempotencyKey, "", what);
+    else assert.match(results[2].idempotencyKey, UUID_V7, what);
+    assert.equal(sent[2].idempotencyKey, results[2].idempotencyKey, what);
+    if (pub.fifo) assert.equal(entries[0].MessageDeduplicationId, fifoId(grant.grantId));
+  }
+});
+
+test("expiresAt is sent in UTC: a Date to the millisecond, text to the nanosecond", () => {
+  const cases = [
+    [new Date(Date.UTC(2027, 0, 31, 1, 2, 3, 40)), "2027-01-31T01:02:03.04Z"],
+    [new Date(Date.UTC(2027, 0, 31)), "2027-01-31T00:00:00Z"],
+    [new Date(-62167219200000), "0000-01-01T00:00:00Z"],
+    ["2027-01-31T01:30:00+01:30", "2027-01-31T00:00:00Z"],
+    ["2027-01-30T19:00:00.123456789-05:00", "2027-01-31T00:00:00.123456789Z"],
+    ["2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z"], // past: the service decides when it processes the event
+  ];
+  for (const [expiresAt, want] of cases) {
+    const body = serializeEvent({ ...grant, expiresAt, priority: 0 });
+    assert.equal(
+      body,
+      `{"userId":"u","entitlementKey":"k","operation":"grant","amount":500,"grantId":"promo-2027-01","expiresAt":"${want}","priority":0}`,
+    );
+  }
 });
 
 test("FIFO: the entitlement is the group, the key the deduplication ID, one call at a time", async () => {

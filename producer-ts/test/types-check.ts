@@ -19,6 +19,10 @@ export const valid: UsageEvent[] = [
   { userId: "u", entitlementKey: "k", operation: "commit", holdId: "h", amount: 0 },
   { userId: "u", entitlementKey: "k", operation: "commit", holdId: "h" },
   { userId: "u", entitlementKey: "k", operation: "release", holdId: "h" },
+  { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: "500" },
+  { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: 5, expiresAt: new Date(), priority: 10 },
+  { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: 5, expiresAt: "2027-01-31T00:00:00Z", idempotencyKey: "g" },
+  { userId: "u", entitlementKey: "k", operation: "void", grantId: "g" },
 ];
 
 export const invalid: UsageEvent[] = [
@@ -32,6 +36,16 @@ export const invalid: UsageEvent[] = [
   { userId: "u", entitlementKey: "k", operation: "commit", amount: 1 },
   // @ts-expect-error a release gives back the whole hold: no amount
   { userId: "u", entitlementKey: "k", operation: "release", holdId: "h", amount: 1 },
+  // @ts-expect-error a grant names its amount
+  { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g" },
+  // @ts-expect-error a grant names its ID
+  { userId: "u", entitlementKey: "k", operation: "grant", amount: 5 },
+  // @ts-expect-error a void takes no amount
+  { userId: "u", entitlementKey: "k", operation: "void", grantId: "g", amount: 1 },
+  // @ts-expect-error expiresAt and priority are only for a grant
+  { userId: "u", entitlementKey: "k", operation: "void", grantId: "g", priority: 1 },
+  // @ts-expect-error expiresAt is a Date or RFC 3339 text
+  { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: 5, expiresAt: 1800000000 },
   // @ts-expect-error userId is required
   { entitlementKey: "k" },
   // @ts-expect-error metadata is an object

@@ -6,6 +6,7 @@ import { test } from "node:test";
 
 import { Decimal, RejectionError, checkQueued, parseEvent, serializeEvent } from "../dist/index.js";
 import { marshal } from "../dist/event.js";
+import { formatInstant, parseInstant } from "../dist/instant.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../../usage/testdata/vectors.json", import.meta.url), "utf8"));
 
@@ -71,9 +72,14 @@ for (const v of vectors.serialization) {
   test(`serialization: ${v.name}`, () => {
     const ev = v.event;
     const isConsume = ev.operation === undefined || ev.operation === "consume";
-    // The body as the service's producers write it.
+    // The body as the service's producers write it: the canonical amount,
+    // expiresAt in UTC.
     const amount = ev.amount ?? (isConsume ? "1" : undefined);
-    const wire = { ...ev, amount: amount === undefined ? undefined : Decimal.parse(amount).toString() };
+    const wire = {
+      ...ev,
+      amount: amount === undefined ? undefined : Decimal.parse(amount).toString(),
+      expiresAt: ev.expiresAt === undefined ? undefined : formatInstant(parseInstant(ev.expiresAt)),
+    };
     assert.equal(marshal(wire), v.body);
     // The public API, where the metadata object writes back to the same text.
     const typed = { ...ev };
