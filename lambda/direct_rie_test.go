@@ -44,13 +44,13 @@ func TestTheBootstrapAnswersDirectInvocations(t *testing.T) {
 	})
 	for _, c := range []struct{ payload, want string }{
 		{`{"userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","amount":2,"idempotencyKey":"job-1"}`,
-			`{"status":"APPLIED","amount":2,"used":2,"limit":3,"remaining":1,"resetPeriod":"NONE"}`},
+			`{"status":"APPLIED","amount":2,"used":2,"limit":3,"remaining":1,"resetPeriod":"NONE","available":1}`},
 		{`{"userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","amount":2,"idempotencyKey":"job-2"}`,
-			`{"status":"REJECTED","reason":"LIMIT_EXCEEDED","message":"amount: using 2 more would exceed the limit of 3 (used 2)","used":2,"limit":3,"remaining":1,"resetPeriod":"NONE"}`},
+			`{"status":"REJECTED","reason":"LIMIT_EXCEEDED","message":"amount: using 2 more would exceed the limit of 3 (used 2)","used":2,"limit":3,"remaining":1,"resetPeriod":"NONE","available":1}`},
 		{`{"operation":"refund","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","refundOf":"job-1","amount":1.5,"idempotencyKey":"r-1"}`,
-			`{"status":"APPLIED","amount":1.5,"used":0.5,"limit":3,"remaining":2.5,"resetPeriod":"NONE"}`},
+			`{"status":"APPLIED","amount":1.5,"used":0.5,"limit":3,"remaining":2.5,"resetPeriod":"NONE","available":2.5}`},
 		{`{"operation":"balance","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS"}`,
-			`{"status":"OK","used":0.5,"limit":3,"remaining":2.5,"resetPeriod":"NONE"}`},
+			`{"status":"OK","used":0.5,"limit":3,"remaining":2.5,"resetPeriod":"NONE","available":2.5}`},
 		{`{"userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","amount":-1,"idempotencyKey":"job-3"}`,
 			`{"status":"REJECTED","reason":"INVALID_AMOUNT","message":"amount: must be greater than 0, got -1"}`},
 		{`{"oops"`, `{"status":"REJECTED","reason":"INVALID_JSON","message":"body is not valid JSON: unexpected end of input"}`},
