@@ -51,9 +51,12 @@ func Count(results []pipeline.Result, d time.Duration) Batch {
 				amount = r.Entry.Amount // a refund's resolved amount
 			}
 			f, _ := strconv.ParseFloat(amount.String(), 64)
-			if r.Event.Is(usage.OperationRefund) {
+			switch {
+			case r.Event.Is(usage.OperationRefund):
 				b.AmountRefunded += f
-			} else {
+			case r.Event.Is(usage.OperationGrant) || r.Event.Is(usage.OperationVoid):
+				// balances given or taken, not usage
+			default:
 				b.AmountConsumed += f
 			}
 		case usage.Duplicate:

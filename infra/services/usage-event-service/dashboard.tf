@@ -24,6 +24,9 @@ locals {
     "HOLD_NOT_ACTIVE",
     "COMMIT_EXCEEDS_HOLD",
     "INVALID_LEDGER_ENTRY",
+    "GRANT_NOT_FOUND",
+    "GRANT_NOT_ACTIVE",
+    "TOO_MANY_GRANTS",
   ]
 
   service_metric = { for name in [
