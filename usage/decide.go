@@ -742,6 +742,9 @@ func duplicateOf(e LedgerEntry, r Record) Outcome {
 			"was already applied to a refund of %q, this one refunds %q", e.RefundOf, r.Event.RefundOf)}
 	case op == OperationRefund && r.Event.Amount.IsZero():
 		o = Outcome{Status: Duplicate} // "all that remained", as the original asked
+	case op == OperationGrant && o.Status == Duplicate && !sameGrantTerms(e, r.Event):
+		o = Outcome{Status: Rejected, Err: reject(ReasonIdempotencyConflict, "grantId",
+			"was already granted with another expiry or priority (expiresAt %s, priority %d)", expiryText(e.GrantExpiresAt), e.Priority)}
 	}
 	o.Original = &e
 	return o

@@ -630,3 +630,21 @@ func (d *decider) grantsDrawn() bool {
 	}
 	return false
 }
+
+// sameGrantTerms: a grant sent again asks for what was granted.
+func sameGrantTerms(e LedgerEntry, ev Event) bool {
+	priority := DefaultGrantPriority
+	if ev.Priority != nil {
+		priority = *ev.Priority
+	}
+	sameExpiry := e.GrantExpiresAt == nil && ev.ExpiresAt == nil ||
+		e.GrantExpiresAt != nil && ev.ExpiresAt != nil && e.GrantExpiresAt.Equal(*ev.ExpiresAt)
+	return sameExpiry && priority == e.Priority
+}
+
+func expiryText(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return FormatInstant(*t)
+}

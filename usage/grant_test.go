@@ -198,8 +198,9 @@ func TestBadGrantsChangeNothing(t *testing.T) {
 		{records: []usage.Record{grantRec("p", "1", &past, nil), grantRec("n", "1", at(now), nil), grantRec("rollover:x", "1", nil, nil)},
 			want: "INVALID_FIELD INVALID_FIELD INVALID_FIELD", grants: ""},
 		{records: many, want: outcomes, grants: strings.Join(names, " ")},
-		{records: []usage.Record{grantRec("one-too-many", "1", nil, nil), grantRec("g00", "2", nil, nil), grantRec("g01", "1", nil, nil)},
-			want: "TOO_MANY_GRANTS IDEMPOTENCY_CONFLICT DUPLICATE", grants: strings.Join(names, " ")},
+		{records: []usage.Record{grantRec("one-too-many", "1", nil, nil), grantRec("g00", "2", nil, nil), grantRec("g01", "1", nil, nil),
+			grantRec("g02", "1", nil, prio(3)), grantRec("g03", "1", &past, nil), grantRec("g04", "1", nil, prio(usage.DefaultGrantPriority))},
+			want: "TOO_MANY_GRANTS IDEMPOTENCY_CONFLICT DUPLICATE IDEMPOTENCY_CONFLICT IDEMPOTENCY_CONFLICT DUPLICATE", grants: strings.Join(names, " ")},
 	})
 }
 
