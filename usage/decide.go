@@ -268,7 +268,7 @@ func (d *decider) notifications() []Write {
 	if d.rejection != nil {
 		notes = append(notes, *d.rejection)
 	}
-	if o := d.overageStart; o != nil && d.rules.Notify != nil && d.rules.Notify.OverageStarted {
+	if o := d.overageStart; o != nil {
 		n := newNotification(NotifyOverageStarted, d.scope, d.periodStart, nil)
 		over := o.used
 		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, *d.ent.Limit, &over, o.event
@@ -329,7 +329,7 @@ func (d *decider) consume(r Record) Outcome {
 			}
 			return Outcome{Status: Rejected, Err: err}
 		}
-		if overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
+		if n := d.rules.Notify; n != nil && n.OverageStarted && overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
 			d.overageStart = &crossing{event: r.DedupKey(), used: d.overageUsed}
 			d.overageExact = true // it rests on the overage having been 0
 		}
