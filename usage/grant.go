@@ -212,6 +212,18 @@ type Draw struct {
 	Lapsed bool
 }
 
+// String is the draw as "allowance:2", "topup-1:3" or "topup-1(lapsed):3".
+func (d Draw) String() string {
+	name := string(d.Bucket)
+	if d.GrantID != "" {
+		name = d.GrantID
+	}
+	if d.Lapsed {
+		name += "(lapsed)"
+	}
+	return name + ":" + d.Amount.String()
+}
+
 // DrawsOf are the buckets an applied consume (or reserve) drew from; an
 // entry written without draws drew from the allowance alone.
 func DrawsOf(e LedgerEntry) []Draw {

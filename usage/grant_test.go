@@ -47,14 +47,7 @@ func grantsText(it usage.Item) string {
 func drawsText(ds []usage.Draw) string {
 	var s []string
 	for _, d := range ds {
-		b := string(d.Bucket)
-		if d.GrantID != "" {
-			b = d.GrantID
-		}
-		if d.Lapsed {
-			b += "(lapsed)"
-		}
-		s = append(s, b+":"+d.Amount.String())
+		s = append(s, d.String())
 	}
 	return strings.Join(s, ",")
 }
