@@ -104,7 +104,7 @@ type decider struct {
 	grants          []Grant              // the grants that count, in draw order, as the group leaves them
 	uses            map[string]*grantUse // the grants the group draws from, gives back to or rests on
 	gone            map[string]bool      // grants a decision found gone (voided, or removed by hand)
-	structural      bool                 // the group adds or removes grants: the map is written whole
+	structural      int                  // grants the group adds or removes: the map is written whole, the version moves on by as many
 	dependsOnGrants bool                 // a decision rested on which grants exist
 	rolledOver      bool                 // the reset carries unused allowance into a grant
 	overageUsed     Decimal              // running overage this period
@@ -640,7 +640,7 @@ func (d *decider) entitlementWrite() Write {
 // usageChanged: the group changes used; changed: anything on the item.
 func (d *decider) usageChanged() bool { return d.delta.Sign() > 0 || d.refunded || d.spilled }
 func (d *decider) changed() bool {
-	return d.usageChanged() || d.structural || d.grantsDrawn() || d.overageDrawn.Sign() > 0 || d.overageExact
+	return d.usageChanged() || d.structural > 0 || d.grantsDrawn() || d.overageDrawn.Sign() > 0 || d.overageExact
 }
 
 // balanceWrites adds what the group writes to, or rests on, of the

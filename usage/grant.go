@@ -505,7 +505,7 @@ func (d *decider) grant(r Record) Outcome {
 	}
 	d.grants = append(d.grants, g)
 	slices.SortFunc(d.grants, drawOrder)
-	d.structural = true
+	d.structural++
 	e := &LedgerEntry{Operation: OperationGrant, Amount: ev.Amount, GrantState: GrantActive, Priority: g.Priority, GrantExpiresAt: ev.ExpiresAt}
 	return d.record(r, e)
 }
@@ -550,7 +550,7 @@ func (d *decider) void(r Record) Outcome {
 	if i := d.grantIndex(key); i >= 0 {
 		left = d.grants[i].Remaining
 		d.grants = slices.Delete(d.grants, i, i+1)
-		d.structural = true
+		d.structural++
 	} else {
 		d.gone[key] = true // an entitlement edited by hand: nothing left to void
 	}
@@ -583,7 +583,8 @@ func (t *target) grantWrite(w Write) Write {
 }
 
 // AttrGrantsVersion is metering's own counter on the entitlement item:
-// it changes whenever a grant is added or removed, so that a draw that
+// it counts the grants added and removed (a group moves it on by as many
+// as one at a time would), so that a draw that
 // rests on which grants exist (and so on their order) need not rest on
 // every grant's remaining.
 const AttrGrantsVersion = "grantsVersion"
@@ -597,13 +598,17 @@ const AttrGrantsVersion = "grantsVersion"
 func (d *decider) grantWrites(conds []Cond, set []Assign) ([]Cond, []Assign) {
 	obs := d.ent.Observed
 	version := obs.Get(AttrGrantsVersion)
-	if d.structural || d.reset && d.rolledOver {
+	changes := d.structural
+	if d.reset && d.rolledOver {
+		changes++
+	}
+	if changes > 0 {
 		next := Decimal{}
 		if version.Kind == KindNumber {
 			next = version.Num
 		}
 		conds = append(conds, Pin(AttrGrants, obs.Get(AttrGrants)), Pin(AttrGrantsVersion, version))
-		set = append(set, Assign{Attr: AttrGrantsVersion, Value: NumberValue(next.Add(DecimalFromInt(1)))})
+		set = append(set, Assign{Attr: AttrGrantsVersion, Value: NumberValue(next.Add(DecimalFromInt(int64(changes))))})
 		if len(d.grants) == 0 {
 			return conds, append(set, Assign{Attr: AttrGrants, Remove: true})
 		}

@@ -397,6 +397,6 @@ func balancesText(m *memstore.Store) string {
 		notes = append(notes, k)
 	}
 	sort.Strings(notes)
-	return fmt.Sprintf("used %v overage %v grants %s\nledger %s\nnotes %v", it.Get(usage.AttrUsed), it.Get(usage.AttrOverageUsed),
-		grantsText(it), strings.Join(ledger, " "), notes)
+	return fmt.Sprintf("used %v overage %v grants %s version %v\nledger %s\nnotes %v", it.Get(usage.AttrUsed), it.Get(usage.AttrOverageUsed),
+		grantsText(it), it.Get(usage.AttrGrantsVersion), strings.Join(ledger, " "), notes)
 }
