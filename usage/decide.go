@@ -410,10 +410,13 @@ func (d *decider) refund(r Record) Outcome {
 			"the consume's refunded total would be %s, beyond DynamoDB's 38-digit precision", refunded)}
 	}
 	returns, err := d.giveBackDraws(*entry, entry.Amount.Sub(remaining), amount, true)
+	if t != nil && (err != nil || len(entry.Draws) > 1) {
+		// Which buckets a refund gives back to rests on what was given
+		// back before, exactly: another refund of the consume meanwhile
+		// would make it give back to buckets already given back to.
+		t.pinned = true
+	}
 	if err != nil {
-		if t != nil {
-			t.pinned = true
-		}
 		return Outcome{Status: Rejected, Err: err}
 	}
 	if t != nil {
@@ -611,6 +614,11 @@ func (d *decider) entitlementWrite() Write {
 	}
 	conds, set := d.balanceWrites(conds)
 	switch {
+	case d.reset && d.ent.RolloverMax != nil:
+		// What rolls over (or that nothing does) rests on the ended
+		// period's used exactly.
+		conds = append(conds, Pin(AttrUsed, obs.Get(AttrUsed)))
+		set = append(set, Assign{Attr: AttrUsed, Value: NumberValue(d.used)}, Assign{Attr: AttrPeriodStart, Value: StringValue(d.periodStart)})
 	case d.reset:
 		// used restarts from the new value; it only has to still be a
 		// number (or absent), or the entitlement is malformed.
