@@ -129,6 +129,9 @@ type decider struct {
 type crossing struct {
 	event string
 	used  Decimal
+	// overage is, for the first draw from the overage, the overage used
+	// right after it (used is then the allowance's).
+	overage Decimal
 }
 
 // target is what the group does to, and relies on of, one stored consume.
@@ -270,8 +273,8 @@ func (d *decider) notifications() []Write {
 	}
 	if o := d.overageStart; o != nil {
 		n := newNotification(NotifyOverageStarted, d.scope, d.periodStart, nil)
-		over := o.used
-		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, *d.ent.Limit, &over, o.event
+		over := o.overage
+		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, o.used, &over, o.event
 		notes = append(notes, n)
 	}
 	var writes []Write
@@ -330,7 +333,7 @@ func (d *decider) consume(r Record) Outcome {
 			return Outcome{Status: Rejected, Err: err}
 		}
 		if n := d.rules.Notify; n != nil && n.OverageStarted && overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
-			d.overageStart = &crossing{event: r.DedupKey(), used: d.overageUsed}
+			d.overageStart = &crossing{event: r.DedupKey(), used: d.used, overage: d.overageUsed}
 			d.overageExact = true // it rests on the overage having been 0
 		}
 	}
@@ -560,8 +563,9 @@ func (t *target) write(key string) (Write, bool) {
 	case t.refund.Sign() == 0 && !t.pinned:
 		return w, false
 	}
-	refunded := Cond{Op: OpLE, Attr: LedgerAttrRefunded, Value: NumberValue(t.entry.Amount.Sub(t.refund)), OrAbsent: true}
-	if t.pinned {
+	ceiling := t.entry.Amount.Sub(t.refund)
+	refunded := Cond{Op: OpLE, Attr: LedgerAttrRefunded, Value: NumberValue(ceiling), OrAbsent: true}
+	if t.pinned || !ceiling.FitsDynamoDB() { // a bound DynamoDB cannot hold: the exact value always can
 		refunded = pinRefunded(t.entry.Refunded)
 	}
 	w.Conds = []Cond{{Op: OpExists}, refunded}
@@ -642,7 +646,31 @@ func (d *decider) entitlementWrite() Write {
 		}
 		conds, set = append(conds, used), append(set, assign)
 	}
-	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: set}
+	return Write{Target: EntitlementItem, Action: Update, Conds: d.wellFormed(conds), Set: set}
+}
+
+// wellFormed adds what a write rests on by the entitlement being
+// interpretable at all: each attribute the decision read and the write
+// does not already rest on must still be of a kind it reads (periodStart,
+// which only a reset writes, exactly), so that a value access-service
+// wrote odd meanwhile refuses the write, and the decision taken again on
+// it rejects INVALID_ENTITLEMENT.
+func (d *decider) wellFormed(conds []Cond) []Cond {
+	obs := d.ent.Observed
+	for _, k := range []struct {
+		attr string
+		kind Kind
+	}{{AttrUsed, KindNumber}, {AttrOverageUsed, KindNumber}, {AttrGrants, KindMap}, {AttrPeriodStart, KindString}} {
+		if slices.ContainsFunc(conds, func(c Cond) bool { return c.Attr == k.attr && len(c.Field) == 0 }) {
+			continue
+		}
+		if v := obs.Get(k.attr); v.Kind == KindNull || k.attr == AttrPeriodStart {
+			conds = append(conds, Pin(k.attr, v))
+		} else {
+			conds = append(conds, Cond{Op: OpKind, Attr: k.attr, Kind: k.kind, OrAbsent: true})
+		}
+	}
+	return conds
 }
 
 // usageChanged: the group changes used; changed: anything on the item.
@@ -663,7 +691,7 @@ func (d *decider) balanceWrites(conds []Cond) ([]Cond, []Assign) {
 	case d.reset && (d.overageDrawn.Sign() > 0 || d.overageExact || overage.Present()):
 		conds = append(conds, Cond{Op: OpKind, Attr: AttrOverageUsed, Kind: KindNumber, OrAbsent: true})
 		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
-	case d.overageExact:
+	case d.overageExact || d.overageDrawn.Sign() > 0 && !d.ent.OverageLimit.Sub(d.overageDrawn).FitsDynamoDB():
 		conds = append(conds, Pin(AttrOverageUsed, overage))
 		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
 	case d.overageDrawn.Sign() > 0:

@@ -305,6 +305,7 @@ func (d *decider) spillDraws(amount Decimal) (draws []Draw, ok bool) {
 			need = need.Sub(x)
 		}
 	}
+	d.dependsOnGrants = true // which grants exist decides what comes after the allowance
 	room := d.allowanceRoom()
 	if room.IsZero() {
 		d.passedAllowance = true
@@ -403,7 +404,11 @@ func (d *decider) apply(dr Draw, back bool) Draw {
 	case BucketGrant:
 		i := d.grantIndex(dr.GrantID)
 		if i < 0 {
-			d.gone[dr.GrantID] = true
+			if slices.ContainsFunc(d.ent.Grants, func(g Grant) bool { return g.ID == dr.GrantID }) {
+				d.dependsOnGrants = true // expired, still on the item: it stays expired
+			} else {
+				d.gone[dr.GrantID] = true
+			}
 			dr.Lapsed = true
 			return dr
 		}
@@ -436,6 +441,9 @@ func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod
 			return nil, err
 		}
 	}
+	if err := d.fitsBack(returns, inPeriod); err != nil {
+		return nil, err
+	}
 	for i, r := range returns {
 		if r.Bucket != BucketGrant && !inPeriod {
 			returns[i].Lapsed = true
@@ -444,6 +452,29 @@ func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod
 		returns[i] = d.apply(r, true)
 	}
 	return returns, nil
+}
+
+// fitsBack: every grant and overage a give-back changes stays a DynamoDB
+// number (the allowance's part is checkGiveBack's).
+func (d *decider) fitsBack(returns []Draw, inPeriod bool) error {
+	for _, r := range returns {
+		var next Decimal
+		switch {
+		case r.Bucket == BucketGrant && d.grantIndex(r.GrantID) >= 0:
+			g := d.grants[d.grantIndex(r.GrantID)]
+			next = minDecimal(g.Remaining.Add(r.Amount), g.Amount)
+			d.use(r.GrantID).exact = true // should it not fit, that rests on it
+		case r.Bucket == BucketOverage && inPeriod:
+			next = d.overageUsed.Sub(r.Amount)
+		default:
+			continue
+		}
+		if next.Sign() >= 0 && !next.FitsDynamoDB() {
+			d.dependsOnUsed = true
+			return reject(ReasonInvalidAmount, "amount", "giving %s back to the %s would leave it at %s, beyond DynamoDB's 38-digit precision", r.Amount, r.Bucket, next)
+		}
+	}
+	return nil
 }
 
 // liveGrants are the grants that count at now, in draw order.
@@ -624,7 +655,7 @@ func (d *decider) grantWrites(conds []Cond, set []Assign) ([]Cond, []Assign) {
 	for _, id := range slices.Sorted(maps.Keys(d.uses)) {
 		u, field := d.uses[id], []string{id, GrantFieldRemaining}
 		switch {
-		case u.exact:
+		case u.exact || !u.drawn.FitsDynamoDB(): // a bound DynamoDB cannot hold: the exact value always can
 			conds = append(conds, Cond{Op: OpEquals, Attr: AttrGrants, Field: field, Value: NumberValue(u.observed)})
 			if i := d.grantIndex(id); i >= 0 && d.grants[i].Remaining.Cmp(u.observed) != 0 {
 				set = append(set, Assign{Attr: AttrGrants, Field: field, Value: NumberValue(d.grants[i].Remaining)})
