@@ -477,3 +477,17 @@ func (s *oScope) keptIn(bucket, grantID string) usage.Decimal {
 	}
 	return sum
 }
+
+// shownAs is an applied outcome whose synchronous answer shows ds under
+// name (README, synchronous answers: draws or returned, when a bucket
+// beyond the allowance is involved or a part lapsed; absent otherwise).
+func shownAs(name string, ds []oDraw) outcome {
+	o := applied
+	for _, d := range ds {
+		if d.bucket != bucketAllowance || d.lapsed {
+			o.shown = name + " " + drawsString(ds)
+			break
+		}
+	}
+	return o
+}

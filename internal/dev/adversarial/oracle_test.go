@@ -20,6 +20,11 @@ type outcome struct {
 	Status string // APPLIED, DUPLICATE, REJECTED, RETRY
 	Reason string // for REJECTED
 	why    string // the service's cause of a RETRY (not compared)
+	// shown is what a synchronous answer shows of the buckets:
+	// "draws [...]" for a consume or reserve, "returned [...]" for a
+	// refund or settlement, when a bucket beyond the allowance (or a
+	// lapsed part) is involved; "" otherwise.
+	shown string
 }
 
 func (o outcome) String() string {
@@ -497,7 +502,7 @@ func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 		entry.expiresAt = now.Add(time.Duration(secs) * time.Second)
 	}
 	s.ledger[e.key] = entry
-	return applied
+	return shownAs("draws", draws)
 }
 
 // refund gives back (part of) a consume to the buckets it drew from, the
@@ -534,7 +539,7 @@ func (o *oracle) refund(s *oScope, e ev, now time.Time) outcome {
 		returns = o.giveBack(s, returns, true, now)
 		target.refunded = target.refunded.Add(amount)
 		s.ledger[e.key] = &oEntry{op: "refund", amount: amount, refundOf: e.refundOf, periodStart: s.period(), draws: returns}
-		return applied
+		return shownAs("returned", returns)
 	})
 }
 
@@ -578,9 +583,9 @@ func (o *oracle) settle(s *oScope, e ev, now time.Time) outcome {
 		if !s.giveBackFits(returns, inPeriod) {
 			return rejected("INVALID_AMOUNT")
 		}
-		o.giveBack(s, returns, inPeriod, now)
+		returns = o.giveBack(s, returns, inPeriod, now)
 		hold.holdState, hold.actual = state, actual
-		return applied
+		return shownAs("returned", returns)
 	})
 }
 

@@ -314,7 +314,7 @@ func (w *world) run(p *proc, items []*item) []outcome {
 		it.recv++
 		if it.sync {
 			a := p.engine.Handle(ctx, []byte(it.body()))
-			out[i] = outcome{Status: string(a.Status), Reason: string(a.Reason)}
+			out[i] = outcome{Status: string(a.Status), Reason: string(a.Reason), shown: shownOf(a)}
 			if a.Status == decision.Retry {
 				out[i].why = a.Message
 			}
@@ -379,11 +379,32 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 			w.logf("%s %s: %s (oracle %s)", p.name, it, got[i], want)
 			if !match(want, got[i]) {
 				w.fail("%s %s (delivery %d): service %s, oracle %s", p.name, it, it.recv, got[i], want)
+			} else if it.sync && want.shown != got[i].shown {
+				w.fail("%s %s (delivery %d): the answer shows %q, oracle %q", p.name, it, it.recv, got[i].shown, want.shown)
 			}
 		}
 		w.oracle.closeRound()
 		pending = next
 	}
+}
+
+// shownOf is what an answer shows of the buckets (see outcome.shown).
+func shownOf(a decision.Answer) string {
+	conv := func(ds []decision.Draw) []oDraw {
+		var out []oDraw
+		for _, d := range ds {
+			out = append(out, oDraw{bucket: string(d.Bucket), grantID: d.GrantID, amount: usage.MustDecimal(string(d.Amount)), lapsed: d.Lapsed})
+		}
+		return out
+	}
+	var parts []string
+	if len(a.Draws) > 0 {
+		parts = append(parts, "draws "+drawsString(conv(a.Draws)))
+	}
+	if len(a.Returned) > 0 {
+		parts = append(parts, "returned "+drawsString(conv(a.Returned)))
+	}
+	return strings.Join(parts, " ")
 }
 
 // countOutcome counts a decided event's outcome, overall and by
@@ -902,6 +923,8 @@ func (w *world) deliverQuiet(p *proc, it *item) {
 		w.logf("  %s %s: %s (oracle %s)", p.name, it, got, want)
 		if !match(want, got) {
 			w.fail("%s %s (delivery %d): service %s, oracle %s", p.name, it, it.recv, got, want)
+		} else if it.sync && want.shown != got.shown {
+			w.fail("%s %s (delivery %d): the answer shows %q, oracle %q", p.name, it, it.recv, got.shown, want.shown)
 		}
 		return
 	}
