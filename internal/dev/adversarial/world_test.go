@@ -574,6 +574,12 @@ func (w *world) setUsed(user, used string) {
 	if s.resetPending(w.now) {
 		s.ent.used = num(usage.Decimal{}) // written into an ended period: the next write resets it
 		s.ent.rollUsed = num(usage.MustDecimal(used))
+		if w.avoid[11] && !w.inGap {
+			for _, p := range w.procs {
+				w.restart(p)
+			}
+			w.logf("all processes restarted (-avoid 11: used of the ended period changed)")
+		}
 	}
 	w.markEdited(s)
 	w.logf("access: %s used=%s", user, used)
