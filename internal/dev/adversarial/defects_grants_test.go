@@ -26,15 +26,28 @@ func void(id string) ev          { return ev{op: "void", grantID: id} }
 //
 // One at a time: A consumes 5, B consumes 2 (used 7 of 10), the day
 // ends; the first event of the next day rolls over min(10 - 7, 10) = 3.
-// A, deciding on its cached used 5, writes a rollover of 5.
+// A, deciding on its cached used 5, writes a rollover of 5. The same
+// when access-service writes used into the ended period (seed 711 of a
+// run from seed 301): the reset rolls over what the cache remembers.
 func TestDefect11_RolloverFromCachedUsed(t *testing.T) {
-	w, a, b := defectWorld(t, "u")
-	w.createWith("u", "10", "DAILY", "", "10")
-	w.queued(a, "u", consume("c1", "5")) // A caches used 5
-	w.queued(b, "u", consume("c2", "2")) // used 7
-	w.now = w.now.Truncate(24 * time.Hour).Add(24*time.Hour + time.Second)
-	w.queued(a, "u", consume("c3", "1")) // the reset: rollover:<today> of 3, not 5
-	w.finish(t, "rollover from a cached used")
+	t.Run("another process's consume", func(t *testing.T) {
+		w, a, b := defectWorld(t, "u")
+		w.createWith("u", "10", "DAILY", "", "10")
+		w.queued(a, "u", consume("c1", "5")) // A caches used 5
+		w.queued(b, "u", consume("c2", "2")) // used 7
+		w.now = w.now.Truncate(24 * time.Hour).Add(24*time.Hour + time.Second)
+		w.queued(a, "u", consume("c3", "1")) // the reset: rollover:<today> of 3, not 5
+		w.finish(t, "rollover from a cached used")
+	})
+	t.Run("access-service writes used of the ended period", func(t *testing.T) {
+		w, a, _ := defectWorld(t, "u")
+		w.createWith("u", "10", "DAILY", "", "10")
+		w.queued(a, "u", consume("c1", "5")) // A caches used 5
+		w.now = w.now.Truncate(24 * time.Hour).Add(24*time.Hour + time.Second)
+		w.setUsed("u", "8")                  // into the ended period: the reset rolls over 2
+		w.queued(a, "u", consume("c2", "1")) // rollover:<today> of 2, not 5
+		w.finish(t, "rollover from a cached used after access-service's edit")
+	})
 }
 
 // Defect 12: usage.overage.started is recorded without the overage used
