@@ -356,7 +356,11 @@ func (w *world) startStory() {
 		w.script = []func(){
 			func() { w.setOddGrants(user); w.restartFor15() },
 			func() { send(w.randomEventFor(user, false))() },
-			func() { w.repairGrants(user) },
+			func() {
+				if w.oracle.scope(user).ent.grantsOdd { // not repaired meanwhile (a gap)
+					w.repairGrants(user)
+				}
+			},
 		}
 	case 3: // up to the bound on grants counting, and one more
 		w.script = []func(){func() {
