@@ -228,10 +228,21 @@ func (w *world) spilling(user string) string {
 		}
 	}
 	amount := room.Add(usage.MustDecimal(w.pick([]string{"0.5", "1", "2", "3", "6"})))
+	return w.validAmount(amount).String()
+}
+
+// validAmount keeps an amount the generator computed a valid one: at most
+// 38 digits (a room left by 1E-36 refunds can have 37), and with
+// -avoid=17 at most 99 (a refund of 1E-36 of more needs a ceiling beyond
+// 38 digits, defect 17).
+func (w *world) validAmount(amount usage.Decimal) usage.Decimal {
 	if w.avoid[17] && amount.Cmp(usage.DecimalFromInt(99)) > 0 {
-		amount = usage.DecimalFromInt(99) // a refund of 1E-36 of it needs a ceiling beyond 38 digits (defect 17)
+		return usage.DecimalFromInt(99)
 	}
-	return amount.String()
+	if !fits(amount) {
+		return usage.MustDecimal(w.pick(amounts))
+	}
+	return amount
 }
 
 // spilledKeys are user's entries of op that drew beyond the allowance.
@@ -420,10 +431,7 @@ func (w *world) startStory() {
 				for _, g := range s.live(w.now) {
 					room = room.Add(g.remaining)
 				}
-				amount := room.Add(usage.MustDecimal(w.pick([]string{"0.5", "1", "2"})))
-				if w.avoid[17] && amount.Cmp(usage.DecimalFromInt(99)) > 0 {
-					amount = usage.DecimalFromInt(99)
-				}
+				amount := w.validAmount(room.Add(usage.MustDecimal(w.pick([]string{"0.5", "1", "2"}))))
 				send(ev{op: "consume", key: c, amount: amount.String()})()
 			},
 			send(ev{op: "refund", refundOf: c, amount: w.pick([]string{"", "1", "0.5"})}),
