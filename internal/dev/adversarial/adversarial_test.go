@@ -711,8 +711,13 @@ func hint(w *world) string {
 		return "defect 17? a refund's ceiling beyond 38 digits"
 	case retryItem != "" && strings.Contains(log, "entitlement kept changing") && strings.Contains(log, "grantId"):
 		return "defect 14? give-back to an expired grant still on the item"
-	case strings.Contains(first, "service APPLIED, oracle REJECTED INVALID_ENTITLEMENT") && strings.Contains(log, " made unreadable"):
+	case strings.Contains(first, "oracle REJECTED INVALID_ENTITLEMENT") && strings.Contains(stepLog(w, first), " made unreadable"),
+		strings.Contains(first, "service APPLIED, oracle REJECTED INVALID_ENTITLEMENT") && strings.Contains(log, " made unreadable"):
 		return "defect 15? an attribute written odd under a warm process"
+	case strings.Contains(first, "the answer shows \"draws") && strings.Contains(first, "overage") && strings.Contains(first, "oracle \"draws") && strings.Contains(first, "grant("):
+		return "defect 18? overage drawn past an unseen grant"
+	case strings.Contains(first, "sweep still failing") && strings.Contains(log, "expiresAt"):
+		return "defect 14? a hold's give-back to an expired grant still on the item"
 	case retryItem != "" && slices.ContainsFunc(slices.Collect(maps.Keys(w.oddKeys)), func(k string) bool {
 		return strings.Contains(retryItem, `"holdId":"`+k+`"`) || strings.Contains(retryItem, `"refundOf":"`+k+`"`)
 	}):
