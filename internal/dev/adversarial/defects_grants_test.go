@@ -10,7 +10,9 @@ import (
 // Focused, deterministic scenarios for the disagreements the random
 // scenarios found between the service and the oracle on grants, voids,
 // rollover and overage (see defects_test.go for the pattern): each
-// fails while the service is wrong.
+// fails while the service is wrong. 11 to 19 failed before their fixes
+// (d76ba5f, 37df13f and NOTIFY_OVERAGE on main); the comments describe
+// the service as it was.
 
 func grant(id, amount string) ev { return ev{op: "grant", grantID: id, amount: amount} }
 func void(id string) ev          { return ev{op: "void", grantID: id} }
