@@ -3,6 +3,7 @@ package metering_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,37 @@ func TestBadGrantsGetAReasonAndChangeNothing(t *testing.T) {
 	}
 	if after := s.Entitlement(scope); !reflect.DeepEqual(after, before) || len(s.Ledger(scope)) != ledger {
 		t.Errorf("bad requests changed something: %+v -> %+v, ledger %d -> %d", before, after, ledger, len(s.Ledger(scope)))
+	}
+}
+
+// TestHoldAnswersWithGrants: a reserve shows what it drew beyond the
+// allowance; committing the whole hold shows neither draws nor
+// returned (nothing moves); a partial commit shows where the unused part
+// went back.
+func TestHoldAnswersWithGrants(t *testing.T) {
+	e := engine(map[string]map[string]usage.Value{
+		"TUTOR": {usage.AttrLimit: num("5"), usage.AttrUsed: num("0")},
+	})
+	steps := []struct{ body, want string }{
+		{`{"operation":"grant","userId":"u1","entitlementKey":"TUTOR","grantId":"g1","amount":10}`, ""},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","amount":7,"idempotencyKey":"h1","holdTtlSeconds":900}`, `"draws":[{"bucket":"allowance","amount":5},{"bucket":"grant","grantId":"g1","amount":2}]`},
+		{`{"operation":"commit","userId":"u1","entitlementKey":"TUTOR","holdId":"h1"}`, ""},
+		{`{"operation":"reserve","userId":"u1","entitlementKey":"TUTOR","amount":4,"idempotencyKey":"h2","holdTtlSeconds":900}`, `"draws":[{"bucket":"grant","grantId":"g1","amount":4}]`},
+		{`{"operation":"commit","userId":"u1","entitlementKey":"TUTOR","holdId":"h2","amount":1}`, `"returned":[{"bucket":"grant","grantId":"g1","amount":3}]`},
+	}
+	for i, st := range steps {
+		got := answer(t, e, st.body)
+		if !strings.HasPrefix(got, `{"status":"APPLIED"`) {
+			t.Fatalf("step %d: %s", i, got)
+		}
+		shown := ""
+		for _, f := range []string{`"draws":`, `"returned":`} {
+			if at := strings.Index(got, f); at >= 0 {
+				shown = got[at : at+strings.Index(got[at:], "]")+1]
+			}
+		}
+		if shown != st.want {
+			t.Errorf("step %d: %s\n shows %s\n want %s\n(%s)", i, st.body, shown, st.want, got)
+		}
 	}
 }
