@@ -4,6 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/usage-event-service/usage-event-service/usage"
+
 	"github.com/usage-event-service/usage-event-service/internal/config"
 )
 
@@ -141,6 +146,28 @@ func TestDefect15_UnreadableAttributeUnderWarmProcess(t *testing.T) {
 		w.queued(a, "u", consume("c2", "1")) // INVALID_ENTITLEMENT
 		w.finish(t, "grants unreadable under a warm process")
 	})
+	t.Run("grants replaced by a map with a grant without remaining, then a consume the allowance covers", func(t *testing.T) {
+		// Found by the random scenarios after the kinds were pinned
+		// (seeds 1015, 1029 and 11 more of 1001-1300): the grants are
+		// still a map, so a kind pin lets the write through.
+		w, a, _ := defectWorld(t, "u")
+		w.create("u", "10", "NONE")
+		w.queued(a, "u", grant("g1", "5"))
+		w.queued(a, "u", consume("c1", "1")) // A caches the item
+		w.setGrantsTo("u", oddGrantsMap)
+		w.queued(a, "u", consume("c2", "1")) // INVALID_ENTITLEMENT
+		w.finish(t, "grants entries unreadable under a warm process")
+	})
+	t.Run("a grant's entry made odd while another grant is drawn from", func(t *testing.T) {
+		w, a, _ := defectWorld(t, "u")
+		w.create("u", "1", "NONE")
+		w.queued(a, "u", grant("g1", "5"))
+		w.queued(a, "u", grant("g2", "5"))
+		w.queued(a, "u", consume("c1", "1")) // A caches the item
+		w.setGrantsTo("u", withoutRemaining(w, "u", "g2"))
+		w.queued(a, "u", consume("c2", "1")) // draws from g1 only: INVALID_ENTITLEMENT
+		w.finish(t, "another grant's entry unreadable under a draw")
+	})
 	t.Run("used odd, then a grant", func(t *testing.T) {
 		w, a, _ := defectWorld(t, "u")
 		w.create("u", "10", "NONE")
@@ -258,4 +285,25 @@ func TestDefect20_CommitAnswerShowsTheHoldsDraws(t *testing.T) {
 	w.sync(a, "u", reserve("h1", "7", 900)) // draws: the allowance's 5, g1's 2
 	w.sync(a, "u", commit("h1", ""))        // the whole hold: nothing given back, no draws
 	w.finish(t, "a commit's answer")
+}
+
+// withoutRemaining is user's grants as stored with grant id's remaining
+// left out.
+func withoutRemaining(w *world, user, id string) types.AttributeValue {
+	res, err := w.real.GetItem(w.ctx, &awsdynamodb.GetItemInput{TableName: aws.String(w.entTable), Key: entItemKey(user), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	grants := map[string]types.AttributeValue{}
+	for k, v := range res.Item[usage.AttrGrants].(*types.AttributeValueMemberM).Value {
+		grants[k] = v
+	}
+	entry := map[string]types.AttributeValue{}
+	for k, v := range grants[id].(*types.AttributeValueMemberM).Value {
+		if k != usage.GrantFieldRemaining {
+			entry[k] = v
+		}
+	}
+	grants[id] = &types.AttributeValueMemberM{Value: entry}
+	return &types.AttributeValueMemberM{Value: grants}
 }
