@@ -15,9 +15,9 @@ import (
 // Focused, deterministic scenarios for the disagreements the random
 // scenarios found between the service and the oracle on grants, voids,
 // rollover and overage (see defects_test.go for the pattern): each
-// fails while the service is wrong. 11 to 19 failed before their fixes
-// (d76ba5f, 37df13f and NOTIFY_OVERAGE on main); the comments describe
-// the service as it was.
+// fails while the service is wrong. 11 to 20 failed before their fixes
+// (d76ba5f, 37df13f, NOTIFY_OVERAGE, ef4900c; defect 15's routes through
+// a grant's entry 70f0476); the comments describe the service as it was.
 
 func grant(id, amount string) ev { return ev{op: "grant", grantID: id, amount: amount} }
 func void(id string) ev          { return ev{op: "void", grantID: id} }
