@@ -352,6 +352,25 @@ func (a *app) refundNow(ctx context.Context, ev usage.Event, f refundFlags) erro
 	return nil
 }
 
+// decided prints, with asJSON, the answer to a request decided now
+// (what) and returns the exit code's error; more is false when nothing
+// is left to print. word says, in words, whether it was decided now.
+func (a *app) decided(res client.Result, err error, what string, asJSON bool) (word string, more bool, _ error) {
+	answer, ok := answerOf(res, err)
+	if asJSON && ok {
+		if werr := a.writeJSON(answer); werr != nil {
+			return "", false, werr
+		}
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w (%s)", err, what)
+	}
+	if res.Duplicate() {
+		return "duplicate (decided before)", !asJSON, nil
+	}
+	return "applied", !asJSON, nil
+}
+
 // answerOf is the answer behind a result or a rejection or RETRY.
 func answerOf(res client.Result, err error) (decision.Answer, bool) {
 	var rej *client.RejectedError

@@ -245,21 +245,9 @@ func grantEvent(op usage.Operation, f grantFlags, priorityGiven bool) (usage.Eve
 // grantAnswer prints the answer to a grant or void decided now; the error
 // (a rejection, RETRY, or no answer) is the exit code's.
 func (a *app) grantAnswer(res client.GrantResult, err error, grantID string, asJSON bool) error {
-	answer, ok := answerOf(res.Result, err)
-	if asJSON && ok {
-		if werr := a.writeJSON(answer); werr != nil {
-			return werr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%w (grant %s)", err, grantID)
-	}
-	if asJSON {
-		return nil
-	}
-	word := "applied"
-	if res.Duplicate() {
-		word = "duplicate (decided before)"
+	word, more, err := a.decided(res.Result, err, "grant "+grantID, asJSON)
+	if !more {
+		return err
 	}
 	g := res.Grant
 	fmt.Fprintf(a.stdout, "%s: grant %s of %s, priority %d, %s: %s\n", word, g.ID, g.Amount, g.Priority, expiry(g.ExpiresAt), grantState(g))

@@ -425,21 +425,9 @@ func settleEvent(op usage.Operation, f settleFlags) (usage.Event, error) {
 // holdAnswer prints the answer to a reserve, commit or release decided
 // now; the error (a rejection, RETRY, or no answer) is the exit code's.
 func (a *app) holdAnswer(res client.HoldResult, err error, holdID string, asJSON bool) error {
-	answer, ok := answerOf(res.Result, err)
-	if asJSON && ok {
-		if werr := a.writeJSON(answer); werr != nil {
-			return werr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%w (hold %s)", err, holdID)
-	}
-	if asJSON {
-		return nil
-	}
-	word := "applied"
-	if res.Duplicate() {
-		word = "duplicate (decided before)"
+	word, more, err := a.decided(res.Result, err, "hold "+holdID, asJSON)
+	if !more {
+		return err
 	}
 	fmt.Fprintf(a.stdout, "%s: hold %s of %s: %s\n", word, holdID, res.Hold.Amount, holdState(res.Hold, time.Now()))
 	if b := res.Balance; b != nil {
