@@ -280,6 +280,35 @@ func TestRequestUnitsOfKnownItems(t *testing.T) {
 	}
 }
 
+// drawShape names a ledger entry's buckets as the grants scenario checks
+// them.
+func TestDrawShape(t *testing.T) {
+	draw := func(bucket string) types.AttributeValue {
+		return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"bucket": &types.AttributeValueMemberS{Value: bucket}}}
+	}
+	list := func(buckets ...string) types.AttributeValue {
+		l := &types.AttributeValueMemberL{}
+		for _, b := range buckets {
+			l.Value = append(l.Value, draw(b))
+		}
+		return l
+	}
+	for _, c := range []struct {
+		draws types.AttributeValue
+		want  string
+	}{
+		{nil, "allowance"},
+		{list("grant"), "grant"},
+		{list("allowance", "grant"), "allowance+grant"},
+		{list("allowance", "grant", "grant", "grant"), "allowance+3 grants"},
+		{list("grant", "grant", "overage"), "2 grants+overage"},
+	} {
+		if got := drawShape(c.draws); got != c.want {
+			t.Errorf("drawShape(%v) = %q, want %q", c.draws, got, c.want)
+		}
+	}
+}
+
 func TestQueueGathersFullBatchesRequeuesAndEnds(t *testing.T) {
 	q := newQueue(45, time.Now(), nil, 50*time.Millisecond, false, nil)
 	start := time.Now()

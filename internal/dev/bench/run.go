@@ -433,6 +433,13 @@ type Result struct {
 	RRUPerEvent        float64 `json:"rruPerEvent"`
 	WRUPerAppliedEvent float64 `json:"wruPerAppliedEvent"`
 	MaxPutItemBytes    int     `json:"maxPutItemBytes"`
+	// The entitlement items' sizes as the run started (ItemSize), by which
+	// writes to them are priced (Meter.KnowItems), and how many of them
+	// ended the run in another 1 KB step (0, or their writes were priced
+	// by the smaller size).
+	EntitlementBytesMin  int `json:"entitlementBytesMin"`
+	EntitlementBytesMax  int `json:"entitlementBytesMax"`
+	EntitlementKBChanged int `json:"entitlementKbChanged,omitempty"`
 	// CostUSDPerMillionEvents prices WRU and RRU at on-demand rates
 	// (Prices); the steady state has its own.
 	CostUSDPerMillionEvents float64 `json:"costUsdPerMillionEvents"`
@@ -508,6 +515,32 @@ type SteadyState struct {
 	RRUPerEvent                float64 `json:"rruPerEvent"`
 	CostUSDPerMillionEvents    float64 `json:"costUsdPerMillionEvents"`
 	TotalUSDPerMillionEvents   float64 `json:"totalUsdPerMillionEvents"`
+}
+
+// entitlementSizes reports the entitlement items' sizes as the run
+// started (before) and how many ended it in another 1 KB step.
+func (r *Result) entitlementSizes(ctx context.Context, c *dynamodb.Client, tb tables, before []map[string]types.AttributeValue) error {
+	keys := ddbstore.DefaultEntitlementKeys
+	sizes := &itemSizes{keys: map[string][]string{tb.entitlements: {keys.PartitionAttr, keys.SortAttr}}, bytes: map[string]int{}}
+	for i, it := range before {
+		n := ItemSize(it)
+		sizes.bytes[sizes.key(tb.entitlements, it)] = n
+		if i == 0 || n < r.EntitlementBytesMin {
+			r.EntitlementBytesMin = n
+		}
+		r.EntitlementBytesMax = max(r.EntitlementBytesMax, n)
+	}
+	after, err := scanAll(ctx, c, tb.entitlements)
+	if err != nil {
+		return err
+	}
+	kb := func(n int) int { return max(1, (n+1023)/1024) }
+	for _, it := range after {
+		if kb(ItemSize(it)) != kb(sizes.of(&tb.entitlements, it)) {
+			r.EntitlementKBChanged++
+		}
+	}
+	return nil
 }
 
 // costPerMillion is the cost of a million events at wru and rru per event.
