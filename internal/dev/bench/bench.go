@@ -363,7 +363,7 @@ func output(opts Options, rep *Report, stdout io.Writer) error {
 func executeGrants(ctx context.Context, opts Options, rep *Report, pid int, stdout, stderr io.Writer) error {
 	g, err := RunGrants(ctx, GrantsConfig{Events: opts.GrantEvents, Rounds: opts.GrantRounds, Consumers: opts.GrantConsumers,
 		GrantCounts: opts.GrantCounts, Warmup: opts.WarmupEvents > 0, Concurrency: opts.Concurrency, ApplyConcurrency: opts.ApplyConcurrency,
-		EmulatorPID: pid, Progress: stderr})
+		Settle: 2 * time.Second, EmulatorPID: pid, Progress: stderr})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -78,6 +79,14 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 
 	arrivals := ArrivalOffsets(len(w.Messages), cfg.Rate, cfg.Seed)
 	fmt.Fprintf(cfg.Progress, "    %-8s %s: %d events, %s ... ", sys, cfg.describe(), len(w.Messages), rateText(cfg.Rate))
+	if cfg.Settle > 0 {
+		runtime.GC()
+		select {
+		case <-time.After(cfg.Settle):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	cpu0, emu0 := processCPU(), emulatorCPU(cfg.EmulatorPID)
 	start := time.Now()
 	q := newQueue(len(w.Messages), start, arrivals, cfg.VisibilityTimeout, cfg.FIFO, func(i int) string { return groupOf(w.Messages[i]) })

@@ -75,9 +75,12 @@ type GrantsConfig struct {
 	ContendedBatch int
 	// ApplyConcurrency is the Processor's Parallel (default 8).
 	ApplyConcurrency int
-	TablePrefix      string
-	EmulatorPID      int
-	Progress         io.Writer
+	// Settle is each run's pause between its set-up and its measurement
+	// (RunConfig.Settle).
+	Settle      time.Duration
+	TablePrefix string
+	EmulatorPID int
+	Progress    io.Writer
 }
 
 func (c *GrantsConfig) defaults() {
@@ -149,8 +152,8 @@ type GrantArm struct {
 	// Medians over the rounds.
 	Median GrantRound `json:"median"`
 	// Ratios to the reference arm: of the medians for units and requests;
-	// for CPU the median of each round's ratio (the arms of a round ran
-	// minutes apart at most).
+	// for CPU the median of the rounds' ratios, each the arm's run over
+	// the mean of the reference's runs just before and after it.
 	WRURatio         float64 `json:"wruRatio,omitempty"`
 	RRURatio         float64 `json:"rruRatio,omitempty"`
 	RequestRatio     float64 `json:"requestRatio,omitempty"`
@@ -159,6 +162,10 @@ type GrantArm struct {
 	// The lowest and highest of the rounds' CPU ratios.
 	EmulatorCPURatioRange [2]float64 `json:"emulatorCpuRatioRange,omitzero"`
 	BenchCPURatioRange    [2]float64 `json:"benchCpuRatioRange,omitzero"`
+
+	// Each round's CPU ratios: the arm's run over the mean of the
+	// reference's runs just before and after it.
+	emuRatios, ownRatios []float64
 }
 
 // GrantRound is one run of an arm, per event (of the arm's Events).
@@ -328,9 +335,13 @@ func armWorkload(a *GrantArm, events int, now time.Time) *Workload {
 }
 
 // RunGrants runs the grants scenario: every arm once a round (after a
-// warm-up round, if asked), each on tables of its own, checked as every
-// run is; it fails when a run fails its check or an arm's consumes did
-// not all draw as the arm says (so an arm never measures something else).
+// warm-up round, if asked), each run on tables of its own, checked as
+// every run is; it fails when a run fails its check or an arm's consumes
+// did not all draw as the arm says (so an arm never measures something
+// else). Within a round the reference runs before the first arm it is
+// the reference of and again after each of them, so that an arm's CPU is
+// compared with the reference's runs just before and after it (the
+// machine's load and DynamoDB Local's JIT drift within a round).
 func RunGrants(ctx context.Context, cfg GrantsConfig) (*GrantsReport, error) {
 	cfg.defaults()
 	if err := cfg.Validate(); err != nil {
@@ -338,11 +349,17 @@ func RunGrants(ctx context.Context, cfg GrantsConfig) (*GrantsReport, error) {
 	}
 	arms := grantArms(cfg)
 	rep := &GrantsReport{Config: cfg, Arms: arms}
+	byName := map[string]*GrantArm{}
+	for _, a := range arms {
+		byName[a.Name] = a
+	}
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
-	run := func(a *GrantArm, events int, label string) (*Result, error) {
-		w := armWorkload(a, events, time.Now())
+	runs := 0
+	run := func(a *GrantArm, label string) (*Result, error) {
+		runs++
+		w := armWorkload(a, a.Events, time.Now())
 		rc := RunConfig{Concurrency: cfg.Concurrency, BatchSize: cfg.BatchSize, ApplyConcurrency: cfg.ApplyConcurrency,
-			TablePrefix: fmt.Sprintf("%s-%s-%d", cfg.TablePrefix, label, slices.Index(arms, a)), EmulatorPID: cfg.EmulatorPID}
+			TablePrefix: fmt.Sprintf("%s-%s-%d", cfg.TablePrefix, label, runs), EmulatorPID: cfg.EmulatorPID, Settle: cfg.Settle}
 		if a.Contended {
 			rc.Concurrency, rc.BatchSize = cfg.Consumers, cfg.ContendedBatch
 		}
@@ -362,24 +379,54 @@ func RunGrants(ctx context.Context, cfg GrantsConfig) (*GrantsReport, error) {
 	if cfg.Warmup {
 		say("==> grants: warm-up round (not reported)")
 		for _, a := range arms {
-			if _, err := run(a, a.Events, "warmup"); err != nil {
+			if _, err := run(a, "warmup"); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for r := range cfg.Rounds {
 		say("==> grants: round %d of %d", r+1, cfg.Rounds)
-		order := slices.Clone(arms)
+		label := fmt.Sprintf("r%d", r)
+		var order []*GrantArm
+		for _, a := range arms {
+			if a.Reference != "" {
+				order = append(order, a)
+			}
+		}
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
+		last := map[*GrantArm]GrantRound{} // each reference's latest run
+		measure := func(a *GrantArm) (GrantRound, error) {
+			res, err := run(a, label)
+			if err != nil {
+				return GrantRound{}, err
+			}
+			a.EntitlementBytes, a.EntitlementKB = res.EntitlementBytesMax, max(1, (res.EntitlementBytesMax+1023)/1024)
+			g := roundOf(res)
+			a.Rounds = append(a.Rounds, g)
+			return g, nil
+		}
 		for _, a := range order {
-			res, err := run(a, a.Events, fmt.Sprintf("r%d", r))
+			ref := byName[a.Reference]
+			before, ok := last[ref]
+			if !ok {
+				var err error
+				if before, err = measure(ref); err != nil {
+					return nil, err
+				}
+			}
+			g, err := measure(a)
 			if err != nil {
 				return nil, err
 			}
-			a.EntitlementBytes, a.EntitlementKB = res.EntitlementBytesMax, max(1, (res.EntitlementBytesMax+1023)/1024)
-			a.Rounds = append(a.Rounds, roundOf(res))
+			after, err := measure(ref)
+			if err != nil {
+				return nil, err
+			}
+			last[ref] = after
+			a.emuRatios = append(a.emuRatios, ratio(g.EmulatorCPUMsPerEvent, (before.EmulatorCPUMsPerEvent+after.EmulatorCPUMsPerEvent)/2))
+			a.ownRatios = append(a.ownRatios, ratio(g.BenchCPUMsPerEvent, (before.BenchCPUMsPerEvent+after.BenchCPUMsPerEvent)/2))
 		}
 	}
 	rep.summarize()
@@ -455,14 +502,12 @@ func (rep *GrantsReport) summarize() {
 		a.WRURatio = ratio(a.Median.WRUPerEvent, ref.Median.WRUPerEvent)
 		a.RRURatio = ratio(a.Median.RRUPerEvent, ref.Median.RRUPerEvent)
 		a.RequestRatio = ratio(a.Median.RequestsPerEvent, ref.Median.RequestsPerEvent)
-		var emu, cpu []float64
-		for i := range min(len(a.Rounds), len(ref.Rounds)) {
-			emu = append(emu, ratio(a.Rounds[i].EmulatorCPUMsPerEvent, ref.Rounds[i].EmulatorCPUMsPerEvent))
-			cpu = append(cpu, ratio(a.Rounds[i].BenchCPUMsPerEvent, ref.Rounds[i].BenchCPUMsPerEvent))
-		}
+		emu, cpu := a.emuRatios, a.ownRatios
 		a.EmulatorCPURatio, a.BenchCPURatio = median(emu), median(cpu)
-		a.EmulatorCPURatioRange = [2]float64{slices.Min(emu), slices.Max(emu)}
-		a.BenchCPURatioRange = [2]float64{slices.Min(cpu), slices.Max(cpu)}
+		if len(emu) > 0 {
+			a.EmulatorCPURatioRange = [2]float64{slices.Min(emu), slices.Max(emu)}
+			a.BenchCPURatioRange = [2]float64{slices.Min(cpu), slices.Max(cpu)}
+		}
 	}
 }
 
@@ -513,5 +558,11 @@ func PrintGrants(out io.Writer, rep *GrantsReport) {
 			fmt.Fprintf(out, "  %s: canceled transactions %s\n", a.Name, strings.Join(failed, "; "))
 		}
 	}
-	fmt.Fprintln(out, "  x: the arm's median over its reference's (no grants, from the allowance; the contended arms' the contended one); CPU: the median of each round's ratio")
+	fmt.Fprintln(out, "  x: the arm's median over its reference's (no grants, from the allowance; the contended arms' the contended one); CPU: the median of the rounds' ratios, each the arm's run over the mean of the reference's runs just before and after it")
+	for _, a := range rep.Arms {
+		if a.Reference != "" && len(a.Rounds) > 1 {
+			fmt.Fprintf(out, "  CPU ratios' range over the rounds: %s: DynamoDB Local %.2f-%.2f, this process %.2f-%.2f\n",
+				a.Name, a.EmulatorCPURatioRange[0], a.EmulatorCPURatioRange[1], a.BenchCPURatioRange[0], a.BenchCPURatioRange[1])
+		}
+	}
 }

@@ -82,6 +82,10 @@ type RunConfig struct {
 	// start (a closed loop: batches are full and windows do not matter).
 	Rate float64
 	Seed uint64
+	// Settle, when positive, is a pause after the set-up (tables, seeding,
+	// grants) before the measured run starts, so that the garbage the
+	// set-up left is collected before CPU time is counted.
+	Settle time.Duration
 	// FIFO delivers as a FIFO queue whose message group is the
 	// entitlement (the producer library's GroupID): a group's messages in
 	// order, a group in one consumer's hands at a time, as many of a
