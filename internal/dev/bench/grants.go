@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -147,6 +148,13 @@ type GrantArm struct {
 	// bytes, and in the 1 KB steps a write is priced by.
 	EntitlementBytes int `json:"entitlementBytes"`
 	EntitlementKB    int `json:"entitlementKb"`
+
+	// EntitlementWrites are the run's committed updates of the
+	// entitlement items by their update and condition expressions (the
+	// arm's last run); SameWriteAsReference: its reference's were the
+	// same expressions.
+	EntitlementWrites    map[string]int `json:"entitlementWrites"`
+	SameWriteAsReference bool           `json:"sameWriteAsReference,omitempty"`
 
 	Rounds []GrantRound `json:"rounds"`
 	// Medians over the rounds.
@@ -403,6 +411,7 @@ func RunGrants(ctx context.Context, cfg GrantsConfig) (*GrantsReport, error) {
 				return GrantRound{}, err
 			}
 			a.EntitlementBytes, a.EntitlementKB = res.EntitlementBytesMax, max(1, (res.EntitlementBytesMax+1023)/1024)
+			a.EntitlementWrites = res.EntitlementWrites
 			g := roundOf(res)
 			a.Rounds = append(a.Rounds, g)
 			return g, nil
@@ -499,6 +508,7 @@ func (rep *GrantsReport) summarize() {
 		if ref == nil {
 			continue
 		}
+		a.SameWriteAsReference = maps.Equal(keysOf(a.EntitlementWrites), keysOf(ref.EntitlementWrites))
 		a.WRURatio = ratio(a.Median.WRUPerEvent, ref.Median.WRUPerEvent)
 		a.RRURatio = ratio(a.Median.RRUPerEvent, ref.Median.RRUPerEvent)
 		a.RequestRatio = ratio(a.Median.RequestsPerEvent, ref.Median.RequestsPerEvent)
@@ -509,6 +519,15 @@ func (rep *GrantsReport) summarize() {
 			a.BenchCPURatioRange = [2]float64{slices.Min(cpu), slices.Max(cpu)}
 		}
 	}
+}
+
+// keysOf is the set of m's keys.
+func keysOf(m map[string]int) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }
 
 // median of xs (the mean of the middle two for an even count); 0 for none.
@@ -531,8 +550,21 @@ func PrintGrants(out io.Writer, rep *GrantsReport) {
 		c.Rounds, c.Events, c.Concurrency, c.BatchSize, c.ContendedEvents, c.Consumers, c.ContendedBatch)
 	fmt.Fprintf(out, "entitlements: limit %d; grants of %d each (contended: one of %d); consumes of %d (several grants: the allowance's last 2, then the grants)\n\n",
 		grantsLimit, grantAmount, grantsLimit, grantsConsumeSize)
-	fmt.Fprintf(out, "  %-58s %-20s %6s %5s  %7s %7s %8s  %7s %7s %7s  %8s %8s  %9s %9s %9s\n",
-		"arm", "draw", "bytes", "KB", "WRU/ev", "RRU/ev", "req/ev", "WRU x", "RRU x", "req x", "emu CPU x", "own CPU x", "writes/ev", "cancel/ev", "redeliv/ev")
+	// The entitlement writes' expressions, numbered in the order met.
+	var shapes []string
+	label := func(m map[string]int) string {
+		var ls []string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			i := slices.Index(shapes, k)
+			if i < 0 {
+				shapes, i = append(shapes, k), len(shapes)
+			}
+			ls = append(ls, fmt.Sprintf("W%d", i+1))
+		}
+		return strings.Join(ls, ",")
+	}
+	fmt.Fprintf(out, "  %-58s %-20s %6s %5s  %7s %7s %8s  %7s %7s %7s  %8s %8s  %9s %9s %9s  %s\n",
+		"arm", "draw", "bytes", "KB", "WRU/ev", "RRU/ev", "req/ev", "WRU x", "RRU x", "req x", "emu CPU x", "own CPU x", "writes/ev", "cancel/ev", "redeliv/ev", "write")
 	for _, a := range rep.Arms {
 		ratios := func(x float64) string {
 			if a.Reference == "" {
@@ -541,10 +573,15 @@ func PrintGrants(out io.Writer, rep *GrantsReport) {
 			return fmt.Sprintf("%.2f", x)
 		}
 		m := a.Median
-		fmt.Fprintf(out, "  %-58s %-20s %6d %5d  %7.3f %7.3f %8.3f  %7s %7s %7s  %8s %8s  %9.3f %9.4f %9.4f\n",
+		fmt.Fprintf(out, "  %-58s %-20s %6d %5d  %7.3f %7.3f %8.3f  %7s %7s %7s  %8s %8s  %9.3f %9.4f %9.4f  %s\n",
 			a.Name, a.Shape, a.EntitlementBytes, a.EntitlementKB, m.WRUPerEvent, m.RRUPerEvent, m.RequestsPerEvent,
 			ratios(a.WRURatio), ratios(a.RRURatio), ratios(a.RequestRatio), ratios(a.EmulatorCPURatio), ratios(a.BenchCPURatio),
-			m.WritesPerEvent, m.CanceledPerEvent, m.RedeliveriesPerEvent)
+			m.WritesPerEvent, m.CanceledPerEvent, m.RedeliveriesPerEvent, label(a.EntitlementWrites))
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "  write: the entitlement item's update in each arm's transactions, by its expressions (values are placeholders)")
+	for i, sh := range shapes {
+		fmt.Fprintf(out, "    W%d: %s\n", i+1, sh)
 	}
 	fmt.Fprintln(out)
 	for _, a := range rep.Arms {

@@ -48,6 +48,11 @@ func TestGrantsScenario(t *testing.T) {
 	if ref == nil || many == nil || race == nil {
 		t.Fatalf("arms missing: %v", arms)
 	}
+	// The allowance consume on an item with grants is today's write: the
+	// same update and condition expressions; a draw from a grant is not.
+	if !many.SameWriteAsReference || len(ref.EntitlementWrites) != 1 || arms["one grant, 20 grants on the item"].SameWriteAsReference {
+		t.Errorf("entitlement writes: today's %v, with 20 grants %v, one grant's %v", ref.EntitlementWrites, many.EntitlementWrites, arms["one grant, 20 grants on the item"].EntitlementWrites)
+	}
 	// One cold read and one transaction per event: an entitlement Update
 	// and a ledger Put, 2 WRU per KB each.
 	if ref.EntitlementKB != 1 || ref.Median.WRUPerEvent != 4 || ref.Median.RequestsPerEvent != 2 {

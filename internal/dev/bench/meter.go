@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type Meter struct {
 	// sizes: the items whose size the run knew before it started (see
 	// KnowItems); read-only once the run has started.
 	sizes *itemSizes
+	// writes: the committed transactions' updates of items of a table
+	// KnowItems was told of, by their expressions (see MeterSnapshot).
+	writes map[string]int
 }
 
 // KnowItems tells the meter the size of items as stored before the run
@@ -255,6 +259,16 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 	m.units["wru"] += wru
 	m.units["failedWru"] += failedWRU
 	m.maxPut = max(m.maxPut, maxPut)
+	if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok && err == nil && m.sizes != nil {
+		for _, it := range in.TransactItems {
+			if u := it.Update; u != nil && u.TableName != nil && m.sizes.keys[*u.TableName] != nil {
+				if m.writes == nil {
+					m.writes = map[string]int{}
+				}
+				m.writes[updateShape(u)]++
+			}
+		}
+	}
 	if err != nil {
 		m.failures[failureName(op, err)]++
 		var canceled *types.TransactionCanceledException
@@ -334,6 +348,18 @@ func failureName(op string, err error) string {
 	return op + ": other"
 }
 
+// updateShape is an update's expressions as sent: what the write does and
+// what it rests on, values left as placeholders.
+func updateShape(u *types.Update) string {
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return deref(u.UpdateExpression) + " IF " + deref(u.ConditionExpression)
+}
+
 // MeterSnapshot is what a Meter counted.
 type MeterSnapshot struct {
 	Attempts map[string]int `json:"requestsByOperation"`
@@ -351,6 +377,10 @@ type MeterSnapshot struct {
 	FailedWRU   float64 `json:"failedWru"`
 	MaxPutBytes int     `json:"maxPutItemBytes"`
 	SDKWarnings int     `json:"sdkWarnings"`
+	// KnownItemWrites counts the committed transactions' updates of items
+	// of a table the meter was told of (KnowItems: the entitlements), by
+	// their update and condition expressions (updateShape).
+	KnownItemWrites map[string]int `json:"knownItemWrites,omitempty"`
 	// MeanMs is the mean latency of a call by operation, SDK retries
 	// included.
 	MeanMs map[string]float64 `json:"meanCallMsByOperation"`
@@ -383,6 +413,9 @@ func (m *Meter) Snapshot() MeterSnapshot {
 	for k, v := range m.calls {
 		s.Calls[k] = v
 		s.MeanMs[k] = float64(m.took[k]) / float64(time.Millisecond) / float64(v)
+	}
+	if m.writes != nil {
+		s.KnownItemWrites = maps.Clone(m.writes)
 	}
 	for k, v := range m.failures {
 		s.Failures[k] = v

@@ -444,6 +444,9 @@ type Result struct {
 	EntitlementBytesMin  int `json:"entitlementBytesMin"`
 	EntitlementBytesMax  int `json:"entitlementBytesMax"`
 	EntitlementKBChanged int `json:"entitlementKbChanged,omitempty"`
+	// EntitlementWrites: the committed updates of entitlement items by
+	// their expressions (MeterSnapshot.KnownItemWrites); not in the JSON.
+	EntitlementWrites map[string]int `json:"-"`
 	// CostUSDPerMillionEvents prices WRU and RRU at on-demand rates
 	// (Prices); the steady state has its own.
 	CostUSDPerMillionEvents float64 `json:"costUsdPerMillionEvents"`
@@ -557,7 +560,7 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 		Deliveries: len(col.deliveries), Batches: len(col.batches), WallSeconds: wall.Seconds(),
 		DDBRequests: m.Requests, WCU: m.WCU, RCU: m.RCU, WRU: m.WRU, RRU: m.RRU, FailedWRU: m.FailedWRU,
 		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
-		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
+		EntitlementWrites: m.KnownItemWrites, RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
 		Outcomes: map[string]int{}, FinalOutcomes: map[string]int{}, Units: len(col.units),
 		DeadLettered: col.deadLetters,
 	}
