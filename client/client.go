@@ -1,7 +1,8 @@
 // Package client is the Go client of synchronous decisions: consume,
 // refund and balance requests answered now, by the same decision rule and
 // store as queued usage events; and the holds of long-running work
-// (Reserve, Commit, Release), which both implementations answer too.
+// (Reserve, Commit, Release) and the grants that top an allowance up
+// (Grant, Void), which both implementations answer too.
 //
 // Two implementations serve one interface, Client:
 //
@@ -87,6 +88,15 @@ type Result struct {
 	Amount usage.Decimal
 	// Original is, for a DUPLICATE, the decision first taken under the key.
 	Original *Original
+	// Draws are, for an applied consume or reserve that drew beyond the
+	// allowance, the buckets it drew from, in order (nil when the
+	// allowance alone covered it). Returned is, for an applied refund,
+	// commit or release whose give-back involved a bucket beyond the
+	// allowance or went nowhere in part, where it went, the last drawn
+	// first; a part that went to a grant expired or voided meanwhile, or
+	// to an ended period, is Lapsed: nothing was given back (nil when only
+	// the allowance was involved and nothing lapsed).
+	Draws, Returned []usage.Draw
 	// Balance is the entitlement read after the decision, or nil when that
 	// read failed (the decision stands; ask Balance again).
 	Balance *usage.Balance
@@ -225,6 +235,12 @@ func (c core) decide(ctx context.Context, ev usage.Event) (Result, error) {
 	if res.Balance, err = balanceOf(a); err != nil {
 		return Result{}, err
 	}
+	if res.Draws, err = drawsOf("draws", a.Draws); err != nil {
+		return Result{}, err
+	}
+	if res.Returned, err = drawsOf("returned", a.Returned); err != nil {
+		return Result{}, err
+	}
 	switch {
 	case a.Amount != nil:
 		if res.Amount, err = decimal("amount", *a.Amount); err != nil {
@@ -304,6 +320,20 @@ func balanceOf(a decision.Answer) (*usage.Balance, error) {
 		return nil, err
 	}
 	if b.NextReset, err = optionalInstant("nextReset", a.NextReset); err != nil {
+		return nil, err
+	}
+	if b.Grants, err = grantsOf(a.Grants); err != nil {
+		return nil, err
+	}
+	if a.Overage != nil {
+		if b.OverageLimit, err = optionalDecimal("overage.limit", &a.Overage.Limit); err != nil {
+			return nil, err
+		}
+		if b.OverageUsed, err = decimal("overage.used", a.Overage.Used); err != nil {
+			return nil, err
+		}
+	}
+	if b.Available, err = optionalDecimal("available", a.Available); err != nil {
 		return nil, err
 	}
 	return &b, nil

@@ -211,7 +211,9 @@ func AnswerOf(o usage.Outcome) Answer {
 		if o.Entry != nil {
 			a.Amount = Number(o.Entry.Amount)
 			a.Hold, a.Grant = HoldOf(*o.Entry), GrantOf(*o.Entry)
-			if o.Entry.Is(usage.OperationConsume) || o.Entry.Is(usage.OperationReserve) && o.Returned == nil {
+			// A settlement's outcome carries the hold's entry: only the
+			// reserve itself (its hold still active) shows the draws.
+			if o.Entry.Is(usage.OperationConsume) || o.Entry.Is(usage.OperationReserve) && o.Entry.HoldState == usage.HoldActive {
 				a.Draws = beyondAllowance(o.Entry.Draws)
 			}
 		}

@@ -169,6 +169,10 @@ type EntitlementItem struct {
 	ResetPeriod            usage.ResetPeriod // "" leaves the attribute out (NONE)
 	PeriodStart            *time.Time
 	ResetAnchor            *time.Time
+	// OverageLimit is how far consumes may go beyond the allowance and
+	// the grants; RolloverMax the most unused allowance a reset carries
+	// into the new period as a grant. nil leaves the attribute out (none).
+	OverageLimit, RolloverMax *usage.Decimal
 	// Extra attributes of access-service's own, kept verbatim.
 	Extra map[string]types.AttributeValue
 }
@@ -204,6 +208,12 @@ func PutEntitlement(ctx context.Context, c AdminClient, table string, keys Entit
 	}
 	if e.ResetAnchor != nil {
 		item[usage.AttrResetAnchor] = &types.AttributeValueMemberS{Value: e.ResetAnchor.Format(time.RFC3339Nano)}
+	}
+	if e.OverageLimit != nil {
+		item[usage.AttrOverageLimit] = number(*e.OverageLimit)
+	}
+	if e.RolloverMax != nil {
+		item[usage.AttrRolloverMax] = number(*e.RolloverMax)
 	}
 	_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
 	return err

@@ -30,6 +30,9 @@ const (
 	pendingAt       = usage.LedgerAttrPendingAt
 	notifyShards    = 4
 	notifyPendingPK = "NOTIFY#"
+	// notifyOverageUsed is, on a usage.overage.started, the overage used
+	// right after the event that went into it.
+	notifyOverageUsed = "overageUsed"
 )
 
 // Outbox receives the notifications a committed write recorded, to
@@ -78,6 +81,9 @@ func notificationItem(scope usage.Scope, n *usage.Notification, retention time.D
 	if n.Amount != nil {
 		item[ledgerAmount] = number(*n.Amount)
 	}
+	if n.OverageUsed != nil {
+		item[notifyOverageUsed] = number(*n.OverageUsed)
+	}
 	if !n.KeepUntil.IsZero() {
 		// Kept past its period, so that a refund and a new crossing in the
 		// same period find it and notify nothing new.
@@ -103,7 +109,7 @@ func notification(item map[string]types.AttributeValue) usage.Notification {
 	if d := num("used"); d != nil {
 		n.Used = *d
 	}
-	n.ThresholdPercent, n.Amount = num("thresholdPercent"), num(ledgerAmount)
+	n.ThresholdPercent, n.Amount, n.OverageUsed = num("thresholdPercent"), num(ledgerAmount), num(notifyOverageUsed)
 	n.OccurredAt, _ = time.Parse(time.RFC3339Nano, str(item["occurredAt"]))
 	n.PublishedAt, _ = time.Parse(time.RFC3339Nano, str(item["publishedAt"]))
 	return n

@@ -2,11 +2,13 @@ package dynamodb_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/metering"
@@ -109,4 +111,103 @@ func TestTheOutbox(t *testing.T) {
 	if got := len(e.ledgerEntries(t, "u", "k")); got != 1 {
 		t.Errorf("ListLedger lists %d entries, want the 1 applied consume (not the notifications)", got)
 	}
+}
+
+// TestTheOutboxRecordsTheOverageStart: the consume that first draws from
+// the overage in a period records usage.overage.started, with the
+// overage used right after it, in the same write as the draw; the item
+// keeps overageUsed, and reading the outbox (pending or listed) gives it
+// back, exactly. More overage, a refund of it all and a draw again in the
+// same period, by a process that has not seen the notification, record
+// nothing new. Without Notify.OverageStarted nothing is recorded.
+func TestTheOutboxRecordsTheOverageStart(t *testing.T) {
+	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
+	ctx := context.Background()
+	overage := map[string]types.AttributeValue{usage.AttrOverageLimit: &types.AttributeValueMemberN{Value: "5"}}
+	for _, user := range []string{"u", "off"} {
+		e.put(t, dynamodb.EntitlementItem{UserID: user, EntitlementKey: "k", Limit: dp("10"), Used: dp("9"),
+			ResetPeriod: usage.ResetMonthly, PeriodStart: tp("2026-11-01T00:00:00Z"), Extra: overage})
+	}
+	outbox := &recordingOutbox{}
+	writer := func() metering.Writer {
+		return metering.Writer{Store: dynamodb.NewStore(e.client, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Outbox: outbox,
+			Now: func() time.Time { return e.now }})}
+	}
+	s := writer()
+	rules := usage.Rules{Now: e.now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("100")}, OverageStarted: true}}
+	apply := func(s metering.Writer, rules usage.Rules, records ...usage.Record) string {
+		return outcomeText(s.Update(ctx, records[0].Event.Scope(), records, rules.Plan))
+	}
+	refund := func(of, amount, idem string) usage.Record {
+		r := rec("u", "k", amount, "m-"+idem, idem)
+		r.Event.Operation, r.Event.RefundOf = usage.OperationRefund, of
+		return r
+	}
+	if got := apply(s, rules, rec("u", "k", "3.125", "m1", "c-1")); got != "APPLIED" {
+		t.Fatal(got)
+	}
+	if len(outbox.notes) != 2 || outbox.notes[0].Type != usage.NotifyThresholdReached || outbox.notes[1].Type != usage.NotifyOverageStarted {
+		t.Fatalf("outbox got %+v", outbox.notes)
+	}
+	n := outbox.notes[1]
+	if n.OverageUsed == nil || n.OverageUsed.String() != "2.125" || n.Used.String() != "10" || n.Limit.String() != "10" || n.EventID != "c-1" ||
+		n.ThresholdPercent != nil || n.Amount != nil || n.PeriodStart != "2026-11-01T00:00:00Z" || n.ID == "" || n.OccurredAt.IsZero() {
+		t.Errorf("overage notification %+v (overageUsed %v)", n, n.OverageUsed)
+	}
+	if outbox.notes[0].OverageUsed != nil {
+		t.Errorf("a threshold notification with overageUsed %v", outbox.notes[0].OverageUsed)
+	}
+	// More overage, then all of it given back: the overage is 0 again.
+	for _, r := range []usage.Record{rec("u", "k", "1", "m2", "c-2"), refund("c-2", "1", "r-2"), refund("c-1", "3.125", "r-1")} {
+		if got := apply(s, rules, r); got != "APPLIED" {
+			t.Fatalf("%s: %s", r.Event.IdempotencyKey, got)
+		}
+	}
+	if it := e.get(t, "u", "k"); it.Used.String() != "9" {
+		t.Fatalf("after the refunds %+v", it)
+	}
+	// Into the overage again in the same period, by a process that has
+	// not seen the notification recorded: nothing new.
+	if got := apply(writer(), rules, rec("u", "k", "2", "m3", "c-3")); got != "APPLIED" {
+		t.Fatal(got)
+	}
+	if len(outbox.notes) != 2 {
+		t.Errorf("outbox got %+v after the overage went to 0 and back, want nothing new in the period", outbox.notes[2:])
+	}
+	all, err := dynamodb.ListNotifications(ctx, e.client, e.ledger, usage.Scope{UserID: "u", EntitlementKey: "k"})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("notifications %+v, %v", all, err)
+	}
+	pending, err := dynamodb.PendingNotifications(ctx, e.client, e.ledger, e.now.Add(time.Second), 10)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending %+v, %v", pending, err)
+	}
+	for _, read := range [][]usage.Notification{all, pending} {
+		for _, got := range read {
+			want := outbox.notes[0]
+			if got.Type == usage.NotifyOverageStarted {
+				want = outbox.notes[1]
+			}
+			if got.ID != want.ID || got.Key != want.Key || got.EventID != want.EventID || got.Used.String() != want.Used.String() ||
+				got.Limit.String() != want.Limit.String() || fmt.Sprint(decimalText(got.OverageUsed)) != fmt.Sprint(decimalText(want.OverageUsed)) {
+				t.Errorf("read back %+v (overageUsed %s), recorded %+v (overageUsed %s)", got, decimalText(got.OverageUsed), want, decimalText(want.OverageUsed))
+			}
+		}
+	}
+
+	// Without OverageStarted: the draw, no notification.
+	off := usage.Rules{Now: e.now, Notify: &usage.Notify{LimitRejected: true}}
+	if got := apply(s, off, rec("off", "k", "3", "m4", "o-1")); got != "APPLIED" {
+		t.Fatal(got)
+	}
+	if notes, err := dynamodb.ListNotifications(ctx, e.client, e.ledger, usage.Scope{UserID: "off", EntitlementKey: "k"}); err != nil || len(notes) != 0 {
+		t.Errorf("recorded %+v (%v) with the overage's start not notified", notes, err)
+	}
+}
+
+func decimalText(d *usage.Decimal) string {
+	if d == nil {
+		return "<nil>"
+	}
+	return d.String()
 }

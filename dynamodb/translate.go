@@ -154,4 +154,4 @@ func sameValue(a, b types.AttributeValue) bool {
 }
 
 // typeCodes are DynamoDB's type codes of the kinds a precondition tests.
-var typeCodes = map[usage.Kind]string{usage.KindNumber: "N", usage.KindString: "S", usage.KindNull: "NULL"}
+var typeCodes = map[usage.Kind]string{usage.KindNumber: "N", usage.KindString: "S", usage.KindNull: "NULL", usage.KindMap: "M"}

@@ -30,7 +30,7 @@ func value(av types.AttributeValue) usage.Value {
 		for k, e := range v.Value {
 			fields[k] = value(e)
 		}
-		return usage.Value{Kind: usage.KindOther, Fields: fields, Raw: av}
+		return usage.Value{Kind: usage.KindMap, Fields: fields, Raw: av}
 	case *types.AttributeValueMemberL:
 		nums := make([]usage.Decimal, 0, len(v.Value))
 		for _, e := range v.Value {
@@ -64,7 +64,7 @@ func attributeValue(v usage.Value) types.AttributeValue {
 		return number(v.Num)
 	case usage.KindString:
 		return &types.AttributeValueMemberS{Value: v.Str}
-	case usage.KindOther:
+	case usage.KindOther, usage.KindMap:
 		if raw, ok := v.Raw.(types.AttributeValue); ok {
 			return raw
 		}

@@ -798,6 +798,7 @@ func TestFunction(t *testing.T) {
 		"NOTIFY_TOPIC_ARN":         topicARN,
 		"NOTIFY_THRESHOLDS":        "80,100",
 		"NOTIFY_LIMIT_REJECTED":    "true",
+		"NOTIFY_OVERAGE":           "true",
 		"NOTIFY_RECOVERY_INTERVAL": "1m",
 	}
 	withDLQ := maps.Clone(base)
@@ -820,6 +821,7 @@ func TestFunction(t *testing.T) {
 	notify := maps.Clone(withDLQ)
 	notify["NOTIFY_THRESHOLDS"] = "50,90.5,100"
 	notify["NOTIFY_LIMIT_REJECTED"] = "false"
+	notify["NOTIFY_OVERAGE"] = "false"
 	notify["NOTIFY_RECOVERY_INTERVAL"] = "30s"
 	noThresholds := maps.Clone(withDLQ)
 	noThresholds["NOTIFY_THRESHOLDS"] = ""
@@ -838,7 +840,7 @@ func TestFunction(t *testing.T) {
 		{"environment names no topic and no NOTIFY_* setting without notifications", map[string]cty.Value{"notifications_enabled": cty.False}, silent},
 		{"environment passes the notification settings", map[string]cty.Value{
 			"notify_thresholds":     cty.ListVal([]cty.Value{cty.NumberIntVal(50), cty.NumberFloatVal(90.5), cty.NumberIntVal(100)}),
-			"notify_limit_rejected": cty.False, "notify_recovery_interval": cty.StringVal("30s"),
+			"notify_limit_rejected": cty.False, "notify_overage": cty.False, "notify_recovery_interval": cty.StringVal("30s"),
 		}, notify},
 		{"environment passes no thresholds as an empty NOTIFY_THRESHOLDS", map[string]cty.Value{"notify_thresholds": cty.ListValEmpty(cty.Number)}, noThresholds},
 	} {

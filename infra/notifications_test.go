@@ -466,7 +466,7 @@ func TestThresholdsReachTheFunction(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("notify_thresholds %v: the function notifies at %v, want %v", c.in, got, c.want)
 		}
-		if cfg.NotifyTopicARN != awsValues[topicARN] || cfg.Notify == nil || !cfg.Notify.LimitRejected {
+		if cfg.NotifyTopicARN != awsValues[topicARN] || cfg.Notify == nil || !cfg.Notify.LimitRejected || !cfg.Notify.OverageStarted {
 			t.Errorf("notify_thresholds %v: the function publishes to %q, limit rejections %v", c.in, cfg.NotifyTopicARN, cfg.Notify)
 		}
 	}
@@ -480,6 +480,20 @@ func TestThresholdsReachTheFunction(t *testing.T) {
 		cfg, err := loadFunctionConfig(functionEnv(t, m, map[string]cty.Value{"notify_limit_rejected": cty.False}))
 		if err != nil || cfg.Notify == nil || cfg.Notify.LimitRejected {
 			t.Errorf("notify_limit_rejected = false: the function notifies %+v (%v)", cfg.Notify, err)
+		}
+	})
+	t.Run("no overage starts when asked", func(t *testing.T) {
+		cfg, err := loadFunctionConfig(functionEnv(t, m, map[string]cty.Value{"notify_overage": cty.False}))
+		if err != nil || cfg.Notify == nil || cfg.Notify.OverageStarted || !cfg.Notify.LimitRejected {
+			t.Errorf("notify_overage = false: the function notifies %+v (%v)", cfg.Notify, err)
+		}
+	})
+	t.Run("nothing to notify: no Notify", func(t *testing.T) {
+		cfg, err := loadFunctionConfig(functionEnv(t, m, map[string]cty.Value{
+			"notify_thresholds": cty.ListValEmpty(cty.Number), "notify_limit_rejected": cty.False, "notify_overage": cty.False,
+		}))
+		if err != nil || cfg.NotifyTopicARN == "" || cfg.Notify != nil {
+			t.Errorf("every kind off: the function publishes to %q with %+v (%v), want a topic and nothing to notify", cfg.NotifyTopicARN, cfg.Notify, err)
 		}
 	})
 }

@@ -176,3 +176,41 @@ func (p panickingStore) Update(ctx context.Context, scope usage.Scope, records [
 	}
 	return p.memoryStore.Update(ctx, scope, records, decide)
 }
+
+// TestQueuedGrantsAndVoids: from a queue, a void that overtakes its grant
+// waits for it (RETRY) as a refund waits for its consume, and is rejected
+// GRANT_NOT_FOUND once older than the wait; a consume in the grant's batch
+// already draws from it.
+func TestQueuedGrantsAndVoids(t *testing.T) {
+	store := newMemoryStore()
+	scope := usage.Scope{UserID: "a", EntitlementKey: "k"}
+	store.PutEntitlement(scope, map[string]usage.Value{usage.AttrLimit: usage.NumberValue(usage.MustDecimal("2")), usage.AttrUsed: usage.NumberValue(usage.MustDecimal("2"))})
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	p := &metering.Processor{Store: store, TargetWait: 15 * time.Minute, Now: func() time.Time { return now }}
+	recent, old := now.Add(-time.Minute), now.Add(-16*time.Minute)
+	void := `{"operation":"void","userId":"a","entitlementKey":"k","grantId":"g-1"}`
+	got := p.Handle(context.Background(), []pipeline.Message{
+		{ID: "1", Body: void, ReceiveCount: 1, SentAt: recent},
+		{ID: "2", Body: `{"operation":"grant","userId":"a","entitlementKey":"k","grantId":"g-1","amount":3}`, ReceiveCount: 1, SentAt: recent},
+		{ID: "3", Body: body("a", "k", 2), ReceiveCount: 1, SentAt: recent},
+		{ID: "4", Body: `{"operation":"void","userId":"a","entitlementKey":"k","grantId":"g-2"}`, ReceiveCount: 4, SentAt: old},
+	})
+	if want := "RETRY APPLIED APPLIED GRANT_NOT_FOUND"; statusText(got) != want {
+		t.Fatalf("got %s, want %s", statusText(got), want)
+	}
+	if !errors.Is(got[0].Err, usage.ErrTargetPending) {
+		t.Errorf("the waiting void's cause: %v", got[0].Err)
+	}
+	if got := p.Handle(context.Background(), []pipeline.Message{{ID: "1", Body: void, ReceiveCount: 2, SentAt: recent}}); statusText(got) != "APPLIED" {
+		t.Errorf("the void redelivered: %s", statusText(got))
+	}
+	var voided *usage.LedgerEntry
+	for _, e := range store.Ledger(scope) {
+		if e.DedupKey == "g-1" {
+			voided = &e
+		}
+	}
+	if voided == nil || voided.GrantState != usage.GrantVoided || voided.Voided == nil || voided.Voided.String() != "1" {
+		t.Errorf("the grant's entry: %+v", voided)
+	}
+}

@@ -214,3 +214,32 @@ func (c *countingMetrics) get() (metrics.Notifications, int) {
 	defer c.mu.Unlock()
 	return c.Notifications, c.sweeps
 }
+
+// overageLimitAttr is an overageLimit attribute, as access-service sets it.
+func overageLimitAttr(limit string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{usage.AttrOverageLimit: &types.AttributeValueMemberN{Value: limit}}
+}
+
+// subscribeFiltered subscribes another queue to the world's topic, with
+// raw delivery and the filter policy (on the message attributes), and
+// returns the world as that queue receives it.
+func (w *world) subscribeFiltered(t *testing.T, policy string) *world {
+	t.Helper()
+	ctx := context.Background()
+	q, err := w.sqs.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(emulator.UniqueName(t, "filtered"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn, err := notify.SubscribeQueue(ctx, w.sns, w.sqs, w.topicARN, aws.ToString(q.QueueUrl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.sns.SetSubscriptionAttributes(ctx, &awssns.SetSubscriptionAttributesInput{
+		SubscriptionArn: aws.String(arn), AttributeName: aws.String("FilterPolicy"), AttributeValue: aws.String(policy),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := *w
+	f.subscriber = aws.ToString(q.QueueUrl)
+	return &f
+}

@@ -155,12 +155,17 @@ type Message struct {
 	ThresholdPercent *json.Number `json:"thresholdPercent,omitempty"`
 	// Amount is, for usage.limit.rejected, what the rejected event asked for.
 	Amount *json.Number `json:"amount,omitempty"`
-	Limit  json.Number  `json:"limit"`
+	// OverageUsed is, for usage.overage.started only, the overage used
+	// right after the event that went into it.
+	OverageUsed *json.Number `json:"overageUsed,omitempty"`
+	Limit       json.Number  `json:"limit"`
 	// Used is, for a threshold, used right after the write that crossed
-	// it; for a rejection, used when the event was rejected.
+	// it; for a rejection, used when the event was rejected; for the
+	// overage's start, the limit (the allowance is used up before the
+	// overage is drawn from).
 	Used json.Number `json:"used"`
 	// EventID is the dedup key of the event whose write crossed (or that
-	// was rejected).
+	// was rejected, or that went into the overage).
 	EventID    string `json:"eventId"`
 	OccurredAt string `json:"occurredAt"`
 }
@@ -175,12 +180,16 @@ func MessageOf(n usage.Notification) Message {
 		j := json.Number(d.String())
 		return &j
 	}
-	return Message{
+	m := Message{
 		NotificationID: n.ID, Type: n.Type, UserID: n.UserID, EntitlementKey: n.EntitlementKey, PeriodStart: n.PeriodStart,
 		ThresholdPercent: num(n.ThresholdPercent), Amount: num(n.Amount),
 		Limit: json.Number(n.Limit.String()), Used: json.Number(n.Used.String()),
 		EventID: n.EventID, OccurredAt: n.OccurredAt.UTC().Format(time.RFC3339Nano),
 	}
+	if n.Type == usage.NotifyOverageStarted {
+		m.OverageUsed = num(n.OverageUsed)
+	}
+	return m
 }
 
 // Message attributes, for SNS subscription filter policies.

@@ -23,6 +23,11 @@ func TestMessageOfIsTheIssuesJSONWithExactNumbers(t *testing.T) {
 		EventID: "c-1", OccurredAt: at}
 	rejected := usage.Notification{ID: "n2", Type: usage.NotifyLimitRejected, UserID: "u1", EntitlementKey: "K", Amount: &amount,
 		Limit: usage.MustDecimal("1E+30"), Used: usage.MustDecimal("0"), EventID: "c-2", OccurredAt: at}
+	over := usage.MustDecimal("0.000000000000000000000000000000000001")
+	overage := usage.Notification{ID: "n3", Type: usage.NotifyOverageStarted, UserID: "u1", EntitlementKey: "K", PeriodStart: "2026-12-01T00:00:00Z",
+		OverageUsed: &over, Limit: usage.MustDecimal("100.5"), Used: usage.MustDecimal("100.5"), EventID: "c-3", OccurredAt: at}
+	strayOverage := threshold
+	strayOverage.OverageUsed = &over
 	for _, c := range []struct {
 		n    usage.Notification
 		want string
@@ -32,6 +37,12 @@ func TestMessageOfIsTheIssuesJSONWithExactNumbers(t *testing.T) {
 		// No period (never resets): no periodStart; a rejection: amount, no thresholdPercent.
 		{rejected, `{"notificationId":"n2","type":"usage.limit.rejected","userId":"u1","entitlementKey":"K","amount":0.25,"limit":1000000000000000000000000000000,` +
 			`"used":0,"eventId":"c-2","occurredAt":"2026-12-03T09:04:05.123456789Z"}`},
+		// The overage's start: overageUsed, exact; no threshold, no amount.
+		{overage, `{"notificationId":"n3","type":"usage.overage.started","userId":"u1","entitlementKey":"K","periodStart":"2026-12-01T00:00:00Z",` +
+			`"overageUsed":0.000000000000000000000000000000000001,"limit":100.5,"used":100.5,"eventId":"c-3","occurredAt":"2026-12-03T09:04:05.123456789Z"}`},
+		// overageUsed belongs to usage.overage.started only.
+		{strayOverage, `{"notificationId":"n1","type":"usage.threshold.reached","userId":"u1","entitlementKey":"AI_TUTOR_ACCESS","periodStart":"2026-12-01T00:00:00Z",` +
+			`"thresholdPercent":80,"limit":100.5,"used":80.400000000000000000000000000000000001,"eventId":"c-1","occurredAt":"2026-12-03T09:04:05.123456789Z"}`},
 	} {
 		got, err := json.Marshal(notify.MessageOf(c.n))
 		if err != nil || string(got) != c.want {
@@ -153,6 +164,71 @@ func TestPublishedRightAfterTheWrite(t *testing.T) {
 	}
 	if c, _ := m.get(); c.Recorded != 3 || c.Published != 3 || c.Failed != 0 {
 		t.Errorf("metrics %+v", c)
+	}
+}
+
+// TestTheOverageStartIsPublished: the consume that first draws from the
+// overage in a period publishes usage.overage.started right after its
+// write, with overageUsed (exact) and the type as the message attribute
+// that filter policies select on: a subscription filtering on the type
+// receives it alone. More overage in the period publishes nothing new.
+func TestTheOverageStartIsPublished(t *testing.T) {
+	w := newWorld(t, false)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	period := usage.PeriodStart(usage.ResetMonthly, nil, now)
+	w.entitlement(t, dynamodb.EntitlementItem{UserID: "u1", EntitlementKey: "K", Limit: dec("10"), Used: dec("7"),
+		ResetPeriod: usage.ResetMonthly, PeriodStart: &period, Extra: overageLimitAttr("2.5")})
+	filtered := w.subscribeFiltered(t, `{"type": ["usage.overage.started"]}`)
+	m := &countingMetrics{}
+	store := metering.Writer{Store: dynamodb.NewStore(w.ddb, dynamodb.Config{EntitlementsTable: w.entitlements, LedgerTable: w.ledger, Outbox: w.publisher(w.sns, m)})}
+	rules := usage.Rules{Now: now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}, LimitRejected: true, OverageStarted: true}}
+	for _, r := range []usage.Record{consume("u1", "K", "2", "c-1"), consume("u1", "K", "1.25", "c-2"), consume("u1", "K", "1", "c-3"), consume("u1", "K", "1.5", "c-4")} {
+		want := "APPLIED"
+		if r.Event.IdempotencyKey == "c-4" {
+			want = "LIMIT_EXCEEDED" // 10 used, 1.25 of the 2.5 overage: 1.5 more does not fit
+		}
+		if got := statuses(store.Update(ctx, r.Event.Scope(), []usage.Record{r}, rules.Plan)); got != want {
+			t.Fatalf("%s: %s, want %s", r.Event.IdempotencyKey, got, want)
+		}
+	}
+	got := w.receive(t, 3, 2*time.Second, 30*time.Second)
+	byType := map[string][]delivered{}
+	for _, d := range got {
+		byType[d.msg.Type] = append(byType[d.msg.Type], d)
+		if d.attrs[notify.AttrType] != d.msg.Type || d.attrs[notify.AttrUserID] != "u1" || d.attrs[notify.AttrEntitlementKey] != "K" {
+			t.Errorf("attributes %v of %s", d.attrs, d.raw)
+		}
+		if d.msg.Type != usage.NotifyOverageStarted && strings.Contains(d.raw, "overageUsed") {
+			t.Errorf("overageUsed on %s", d.raw)
+		}
+	}
+	want := `"type":"usage.overage.started","userId":"u1","entitlementKey":"K","periodStart":"` + usage.FormatInstant(period) +
+		`","overageUsed":0.25,"limit":10,"used":10,"eventId":"c-2","occurredAt":"`
+	if len(got) != 3 || len(byType[usage.NotifyOverageStarted]) != 1 || !strings.Contains(byType[usage.NotifyOverageStarted][0].raw, want) {
+		t.Fatalf("received %+v, want a threshold, a rejection and one overage start with %s", got, want)
+	}
+	if len(byType[usage.NotifyThresholdReached]) != 1 || len(byType[usage.NotifyLimitRejected]) != 1 {
+		t.Errorf("received %+v", byType)
+	}
+	only := filtered.receive(t, 1, 2*time.Second, 20*time.Second)
+	if len(only) != 1 || only[0].raw != byType[usage.NotifyOverageStarted][0].raw {
+		t.Errorf("the subscription filtering on the type received %+v, want the overage start alone", only)
+	}
+	notes := w.recorded(t, usage.Scope{UserID: "u1", EntitlementKey: "K"})
+	for _, n := range notes {
+		if n.PublishedAt.IsZero() {
+			t.Errorf("%s not marked published", n.Type)
+		}
+		if n.Type == usage.NotifyOverageStarted {
+			body, _ := json.Marshal(notify.MessageOf(n))
+			if string(body) != byType[n.Type][0].raw {
+				t.Errorf("recorded %s, published %s", body, byType[n.Type][0].raw)
+			}
+		}
+	}
+	if c, _ := m.get(); len(notes) != 3 || c.Recorded != 3 || c.Published != 3 {
+		t.Errorf("recorded %+v, metrics %+v", notes, c)
 	}
 }
 

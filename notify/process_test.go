@@ -7,6 +7,7 @@ package notify_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -200,6 +202,8 @@ const (
 	reached80  = usage.NotifyThresholdReached + " 80"
 	reached100 = usage.NotifyThresholdReached + " 100"
 	rejected   = usage.NotifyLimitRejected
+	// overageStarted is the key of usage.overage.started (no threshold).
+	overageStarted = usage.NotifyOverageStarted
 )
 
 // consumeBody is a queued consume with an idempotency key.
@@ -292,14 +296,19 @@ func tail(s string, n int) string {
 }
 
 // limited provisions an entitlement with a limit and a monthly period
-// that began before the run (so that no reset falls within it).
+// that began before the run (so that no reset falls within it); extra
+// may give its notifyThresholds ("25,50") and overageLimit.
 func (w *world) limited(t *testing.T, s usage.Scope, limit string, extra ...map[string]string) {
 	t.Helper()
 	anchor := time.Now().UTC().AddDate(0, 0, -10)
 	e := dynamodb.EntitlementItem{UserID: s.UserID, EntitlementKey: s.EntitlementKey, Limit: dec(limit), ResetPeriod: usage.ResetMonthly, ResetAnchor: &anchor}
+	e.Extra = map[string]types.AttributeValue{}
 	for _, x := range extra {
 		if ps, ok := x["notifyThresholds"]; ok {
-			e.Extra = thresholdsAttr(strings.Split(ps, ",")...)
+			maps.Copy(e.Extra, thresholdsAttr(strings.Split(ps, ",")...))
+		}
+		if o, ok := x["overageLimit"]; ok {
+			maps.Copy(e.Extra, overageLimitAttr(o))
 		}
 	}
 	w.entitlement(t, e)

@@ -19,8 +19,11 @@ import (
 // production binary, one notification per threshold and one
 // usage.limit.rejected per period; an entitlement's notifyThresholds
 // override the defaults; an unlimited entitlement notifies nothing. Its
-// /metrics shows the counts. Then NOTIFY_THRESHOLDS="" leaves only the
-// rejection, and with NOTIFY_LIMIT_REJECTED=false too nothing is recorded.
+// /metrics shows the counts. Then, on an entitlement that goes into its
+// overage and then past it, NOTIFY_THRESHOLDS="" leaves the rejection and
+// the overage's start (NOTIFY_OVERAGE is on by default),
+// NOTIFY_OVERAGE=false too only the rejection, and with
+// NOTIFY_LIMIT_REJECTED=false as well nothing is recorded.
 func TestOneWorkerNotifiesWhatItIsConfiguredTo(t *testing.T) {
 	emulator.SkipShort(t)
 	w := newWorld(t, false)
@@ -35,7 +38,12 @@ func TestOneWorkerNotifiesWhatItIsConfiguredTo(t *testing.T) {
 			bodies = append(bodies, consumeBody(s, 1, fmt.Sprintf("%s-%d", s.UserID, i)))
 		}
 	}
-	p := startWorker(t, w.serviceEnv(q, "METRICS_ADDR=127.0.0.1:0", "WORKER_POLLERS=2"))
+	// The counts below are exact: a recovery interval of a minute (so
+	// the sweep's grace is 10 s) leaves every notification to its write's
+	// publication even on a loaded machine. With 1s, the sweep publishes
+	// one whose publication after the write took over a second a second
+	// time (allowed: at least once), and the counts say 7.
+	p := startWorker(t, w.serviceEnv(q, "METRICS_ADDR=127.0.0.1:0", "WORKER_POLLERS=2", "NOTIFY_RECOVERY_INTERVAL=1m"))
 	w.send(t, q.URL, bodies)
 	w.waitDrained(t, q.URL, p)
 	recorded := w.waitPublished(t, plain, custom, unlimited)
@@ -61,12 +69,13 @@ func TestOneWorkerNotifiesWhatItIsConfiguredTo(t *testing.T) {
 		env  []string
 		want []string
 	}{
-		{"no thresholds", []string{"NOTIFY_THRESHOLDS="}, []string{rejected}},
-		{"nothing", []string{"NOTIFY_THRESHOLDS=", "NOTIFY_LIMIT_REJECTED=false"}, nil},
+		{"no thresholds", []string{"NOTIFY_THRESHOLDS="}, []string{rejected, overageStarted}},
+		{"no overage", []string{"NOTIFY_THRESHOLDS=", "NOTIFY_OVERAGE=false"}, []string{rejected}},
+		{"nothing", []string{"NOTIFY_THRESHOLDS=", "NOTIFY_LIMIT_REJECTED=false", "NOTIFY_OVERAGE=false"}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := usage.Scope{UserID: strings.ReplaceAll(c.name, " ", "-"), EntitlementKey: "K"}
-			w.limited(t, s, "5")
+			w.limited(t, s, "5", map[string]string{"overageLimit": "2"}) // 8 consumes of 1: 5 allowance, 2 overage, 1 rejected
 			p := startWorker(t, w.serviceEnv(q, c.env...))
 			var bodies []string
 			for i := range 8 {

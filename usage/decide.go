@@ -104,7 +104,7 @@ type decider struct {
 	grants          []Grant              // the grants that count, in draw order, as the group leaves them
 	uses            map[string]*grantUse // the grants the group draws from, gives back to or rests on
 	gone            map[string]bool      // grants a decision found gone (voided, or removed by hand)
-	structural      bool                 // the group adds or removes grants: the map is written whole
+	structural      int                  // grants the group adds or removes: the map is written whole, the version moves on by as many
 	dependsOnGrants bool                 // a decision rested on which grants exist
 	rolledOver      bool                 // the reset carries unused allowance into a grant
 	overageUsed     Decimal              // running overage this period
@@ -129,6 +129,9 @@ type decider struct {
 type crossing struct {
 	event string
 	used  Decimal
+	// overage is, for the first draw from the overage, the overage used
+	// right after it (used is then the allowance's).
+	overage Decimal
 }
 
 // target is what the group does to, and relies on of, one stored consume.
@@ -268,10 +271,10 @@ func (d *decider) notifications() []Write {
 	if d.rejection != nil {
 		notes = append(notes, *d.rejection)
 	}
-	if o := d.overageStart; o != nil && d.rules.Notify != nil && d.rules.Notify.OverageStarted {
+	if o := d.overageStart; o != nil {
 		n := newNotification(NotifyOverageStarted, d.scope, d.periodStart, nil)
-		over := o.used
-		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, *d.ent.Limit, &over, o.event
+		over := o.overage
+		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, o.used, &over, o.event
 		notes = append(notes, n)
 	}
 	var writes []Write
@@ -329,8 +332,8 @@ func (d *decider) consume(r Record) Outcome {
 			}
 			return Outcome{Status: Rejected, Err: err}
 		}
-		if overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
-			d.overageStart = &crossing{event: r.DedupKey(), used: d.overageUsed}
+		if n := d.rules.Notify; n != nil && n.OverageStarted && overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
+			d.overageStart = &crossing{event: r.DedupKey(), used: d.used, overage: d.overageUsed}
 			d.overageExact = true // it rests on the overage having been 0
 		}
 	}
@@ -410,10 +413,13 @@ func (d *decider) refund(r Record) Outcome {
 			"the consume's refunded total would be %s, beyond DynamoDB's 38-digit precision", refunded)}
 	}
 	returns, err := d.giveBackDraws(*entry, entry.Amount.Sub(remaining), amount, true)
+	if t != nil && (err != nil || len(entry.Draws) > 1) {
+		// Which buckets a refund gives back to rests on what was given
+		// back before, exactly: another refund of the consume meanwhile
+		// would make it give back to buckets already given back to.
+		t.pinned = true
+	}
 	if err != nil {
-		if t != nil {
-			t.pinned = true
-		}
 		return Outcome{Status: Rejected, Err: err}
 	}
 	if t != nil {
@@ -557,8 +563,9 @@ func (t *target) write(key string) (Write, bool) {
 	case t.refund.Sign() == 0 && !t.pinned:
 		return w, false
 	}
-	refunded := Cond{Op: OpLE, Attr: LedgerAttrRefunded, Value: NumberValue(t.entry.Amount.Sub(t.refund)), OrAbsent: true}
-	if t.pinned {
+	ceiling := t.entry.Amount.Sub(t.refund)
+	refunded := Cond{Op: OpLE, Attr: LedgerAttrRefunded, Value: NumberValue(ceiling), OrAbsent: true}
+	if t.pinned || !ceiling.FitsDynamoDB() { // a bound DynamoDB cannot hold: the exact value always can
 		refunded = pinRefunded(t.entry.Refunded)
 	}
 	w.Conds = []Cond{{Op: OpExists}, refunded}
@@ -611,6 +618,11 @@ func (d *decider) entitlementWrite() Write {
 	}
 	conds, set := d.balanceWrites(conds)
 	switch {
+	case d.reset && d.ent.RolloverMax != nil:
+		// What rolls over (or that nothing does) rests on the ended
+		// period's used exactly.
+		conds = append(conds, Pin(AttrUsed, obs.Get(AttrUsed)))
+		set = append(set, Assign{Attr: AttrUsed, Value: NumberValue(d.used)}, Assign{Attr: AttrPeriodStart, Value: StringValue(d.periodStart)})
 	case d.reset:
 		// used restarts from the new value; it only has to still be a
 		// number (or absent), or the entitlement is malformed.
@@ -634,13 +646,37 @@ func (d *decider) entitlementWrite() Write {
 		}
 		conds, set = append(conds, used), append(set, assign)
 	}
-	return Write{Target: EntitlementItem, Action: Update, Conds: conds, Set: set}
+	return Write{Target: EntitlementItem, Action: Update, Conds: d.wellFormed(conds), Set: set}
+}
+
+// wellFormed adds what a write rests on by the entitlement being
+// interpretable at all: each attribute the decision read and the write
+// does not already rest on must still be of a kind it reads (periodStart,
+// which only a reset writes, exactly), so that a value access-service
+// wrote odd meanwhile refuses the write, and the decision taken again on
+// it rejects INVALID_ENTITLEMENT.
+func (d *decider) wellFormed(conds []Cond) []Cond {
+	obs := d.ent.Observed
+	for _, k := range []struct {
+		attr string
+		kind Kind
+	}{{AttrUsed, KindNumber}, {AttrOverageUsed, KindNumber}, {AttrGrants, KindMap}, {AttrPeriodStart, KindString}} {
+		if slices.ContainsFunc(conds, func(c Cond) bool { return c.Attr == k.attr && len(c.Field) == 0 }) {
+			continue
+		}
+		if v := obs.Get(k.attr); v.Kind == KindNull || k.attr == AttrPeriodStart {
+			conds = append(conds, Pin(k.attr, v))
+		} else {
+			conds = append(conds, Cond{Op: OpKind, Attr: k.attr, Kind: k.kind, OrAbsent: true})
+		}
+	}
+	return conds
 }
 
 // usageChanged: the group changes used; changed: anything on the item.
 func (d *decider) usageChanged() bool { return d.delta.Sign() > 0 || d.refunded || d.spilled }
 func (d *decider) changed() bool {
-	return d.usageChanged() || d.structural || d.grantsDrawn() || d.overageDrawn.Sign() > 0 || d.overageExact
+	return d.usageChanged() || d.structural > 0 || d.grantsDrawn() || d.overageDrawn.Sign() > 0 || d.overageExact
 }
 
 // balanceWrites adds what the group writes to, or rests on, of the
@@ -655,7 +691,7 @@ func (d *decider) balanceWrites(conds []Cond) ([]Cond, []Assign) {
 	case d.reset && (d.overageDrawn.Sign() > 0 || d.overageExact || overage.Present()):
 		conds = append(conds, Cond{Op: OpKind, Attr: AttrOverageUsed, Kind: KindNumber, OrAbsent: true})
 		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
-	case d.overageExact:
+	case d.overageExact || d.overageDrawn.Sign() > 0 && !d.ent.OverageLimit.Sub(d.overageDrawn).FitsDynamoDB():
 		conds = append(conds, Pin(AttrOverageUsed, overage))
 		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
 	case d.overageDrawn.Sign() > 0:
@@ -742,6 +778,9 @@ func duplicateOf(e LedgerEntry, r Record) Outcome {
 			"was already applied to a refund of %q, this one refunds %q", e.RefundOf, r.Event.RefundOf)}
 	case op == OperationRefund && r.Event.Amount.IsZero():
 		o = Outcome{Status: Duplicate} // "all that remained", as the original asked
+	case op == OperationGrant && o.Status == Duplicate && !sameGrantTerms(e, r.Event):
+		o = Outcome{Status: Rejected, Err: reject(ReasonIdempotencyConflict, "grantId",
+			"was already granted with another expiry or priority (expiresAt %s, priority %d)", expiryText(e.GrantExpiresAt), e.Priority)}
 	}
 	o.Original = &e
 	return o

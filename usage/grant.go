@@ -212,6 +212,18 @@ type Draw struct {
 	Lapsed bool
 }
 
+// String is the draw as "allowance:2", "topup-1:3" or "topup-1(lapsed):3".
+func (d Draw) String() string {
+	name := string(d.Bucket)
+	if d.GrantID != "" {
+		name = d.GrantID
+	}
+	if d.Lapsed {
+		name += "(lapsed)"
+	}
+	return name + ":" + d.Amount.String()
+}
+
 // DrawsOf are the buckets an applied consume (or reserve) drew from; an
 // entry written without draws drew from the allowance alone.
 func DrawsOf(e LedgerEntry) []Draw {
@@ -293,6 +305,7 @@ func (d *decider) spillDraws(amount Decimal) (draws []Draw, ok bool) {
 			need = need.Sub(x)
 		}
 	}
+	d.dependsOnGrants = true // which grants exist decides what comes after the allowance
 	room := d.allowanceRoom()
 	if room.IsZero() {
 		d.passedAllowance = true
@@ -391,7 +404,11 @@ func (d *decider) apply(dr Draw, back bool) Draw {
 	case BucketGrant:
 		i := d.grantIndex(dr.GrantID)
 		if i < 0 {
-			d.gone[dr.GrantID] = true
+			if slices.ContainsFunc(d.ent.Grants, func(g Grant) bool { return g.ID == dr.GrantID }) {
+				d.dependsOnGrants = true // expired, still on the item: it stays expired
+			} else {
+				d.gone[dr.GrantID] = true
+			}
 			dr.Lapsed = true
 			return dr
 		}
@@ -424,6 +441,9 @@ func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod
 			return nil, err
 		}
 	}
+	if err := d.fitsBack(returns, inPeriod); err != nil {
+		return nil, err
+	}
 	for i, r := range returns {
 		if r.Bucket != BucketGrant && !inPeriod {
 			returns[i].Lapsed = true
@@ -432,6 +452,29 @@ func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod
 		returns[i] = d.apply(r, true)
 	}
 	return returns, nil
+}
+
+// fitsBack: every grant and overage a give-back changes stays a DynamoDB
+// number (the allowance's part is checkGiveBack's).
+func (d *decider) fitsBack(returns []Draw, inPeriod bool) error {
+	for _, r := range returns {
+		var next Decimal
+		switch {
+		case r.Bucket == BucketGrant && d.grantIndex(r.GrantID) >= 0:
+			g := d.grants[d.grantIndex(r.GrantID)]
+			next = minDecimal(g.Remaining.Add(r.Amount), g.Amount)
+			d.use(r.GrantID).exact = true // should it not fit, that rests on it
+		case r.Bucket == BucketOverage && inPeriod:
+			next = d.overageUsed.Sub(r.Amount)
+		default:
+			continue
+		}
+		if next.Sign() >= 0 && !next.FitsDynamoDB() {
+			d.dependsOnUsed = true
+			return reject(ReasonInvalidAmount, "amount", "giving %s back to the %s would leave it at %s, beyond DynamoDB's 38-digit precision", r.Amount, r.Bucket, next)
+		}
+	}
+	return nil
 }
 
 // liveGrants are the grants that count at now, in draw order.
@@ -493,7 +536,7 @@ func (d *decider) grant(r Record) Outcome {
 	}
 	d.grants = append(d.grants, g)
 	slices.SortFunc(d.grants, drawOrder)
-	d.structural = true
+	d.structural++
 	e := &LedgerEntry{Operation: OperationGrant, Amount: ev.Amount, GrantState: GrantActive, Priority: g.Priority, GrantExpiresAt: ev.ExpiresAt}
 	return d.record(r, e)
 }
@@ -538,7 +581,7 @@ func (d *decider) void(r Record) Outcome {
 	if i := d.grantIndex(key); i >= 0 {
 		left = d.grants[i].Remaining
 		d.grants = slices.Delete(d.grants, i, i+1)
-		d.structural = true
+		d.structural++
 	} else {
 		d.gone[key] = true // an entitlement edited by hand: nothing left to void
 	}
@@ -571,7 +614,8 @@ func (t *target) grantWrite(w Write) Write {
 }
 
 // AttrGrantsVersion is metering's own counter on the entitlement item:
-// it changes whenever a grant is added or removed, so that a draw that
+// it counts the grants added and removed (a group moves it on by as many
+// as one at a time would), so that a draw that
 // rests on which grants exist (and so on their order) need not rest on
 // every grant's remaining.
 const AttrGrantsVersion = "grantsVersion"
@@ -585,13 +629,17 @@ const AttrGrantsVersion = "grantsVersion"
 func (d *decider) grantWrites(conds []Cond, set []Assign) ([]Cond, []Assign) {
 	obs := d.ent.Observed
 	version := obs.Get(AttrGrantsVersion)
-	if d.structural || d.reset && d.rolledOver {
+	changes := d.structural
+	if d.reset && d.rolledOver {
+		changes++
+	}
+	if changes > 0 {
 		next := Decimal{}
 		if version.Kind == KindNumber {
 			next = version.Num
 		}
 		conds = append(conds, Pin(AttrGrants, obs.Get(AttrGrants)), Pin(AttrGrantsVersion, version))
-		set = append(set, Assign{Attr: AttrGrantsVersion, Value: NumberValue(next.Add(DecimalFromInt(1)))})
+		set = append(set, Assign{Attr: AttrGrantsVersion, Value: NumberValue(next.Add(DecimalFromInt(int64(changes))))})
 		if len(d.grants) == 0 {
 			return conds, append(set, Assign{Attr: AttrGrants, Remove: true})
 		}
@@ -607,7 +655,7 @@ func (d *decider) grantWrites(conds []Cond, set []Assign) ([]Cond, []Assign) {
 	for _, id := range slices.Sorted(maps.Keys(d.uses)) {
 		u, field := d.uses[id], []string{id, GrantFieldRemaining}
 		switch {
-		case u.exact:
+		case u.exact || !u.drawn.FitsDynamoDB(): // a bound DynamoDB cannot hold: the exact value always can
 			conds = append(conds, Cond{Op: OpEquals, Attr: AttrGrants, Field: field, Value: NumberValue(u.observed)})
 			if i := d.grantIndex(id); i >= 0 && d.grants[i].Remaining.Cmp(u.observed) != 0 {
 				set = append(set, Assign{Attr: AttrGrants, Field: field, Value: NumberValue(d.grants[i].Remaining)})
@@ -629,4 +677,22 @@ func (d *decider) grantsDrawn() bool {
 		}
 	}
 	return false
+}
+
+// sameGrantTerms: a grant sent again asks for what was granted.
+func sameGrantTerms(e LedgerEntry, ev Event) bool {
+	priority := DefaultGrantPriority
+	if ev.Priority != nil {
+		priority = *ev.Priority
+	}
+	sameExpiry := e.GrantExpiresAt == nil && ev.ExpiresAt == nil ||
+		e.GrantExpiresAt != nil && ev.ExpiresAt != nil && e.GrantExpiresAt.Equal(*ev.ExpiresAt)
+	return sameExpiry && priority == e.Priority
+}
+
+func expiryText(t *time.Time) string {
+	if t == nil {
+		return "none"
+	}
+	return FormatInstant(*t)
 }

@@ -47,14 +47,7 @@ func grantsText(it usage.Item) string {
 func drawsText(ds []usage.Draw) string {
 	var s []string
 	for _, d := range ds {
-		b := string(d.Bucket)
-		if d.GrantID != "" {
-			b = d.GrantID
-		}
-		if d.Lapsed {
-			b += "(lapsed)"
-		}
-		s = append(s, b+":"+d.Amount.String())
+		s = append(s, d.String())
 	}
 	return strings.Join(s, ",")
 }
@@ -198,8 +191,9 @@ func TestBadGrantsChangeNothing(t *testing.T) {
 		{records: []usage.Record{grantRec("p", "1", &past, nil), grantRec("n", "1", at(now), nil), grantRec("rollover:x", "1", nil, nil)},
 			want: "INVALID_FIELD INVALID_FIELD INVALID_FIELD", grants: ""},
 		{records: many, want: outcomes, grants: strings.Join(names, " ")},
-		{records: []usage.Record{grantRec("one-too-many", "1", nil, nil), grantRec("g00", "2", nil, nil), grantRec("g01", "1", nil, nil)},
-			want: "TOO_MANY_GRANTS IDEMPOTENCY_CONFLICT DUPLICATE", grants: strings.Join(names, " ")},
+		{records: []usage.Record{grantRec("one-too-many", "1", nil, nil), grantRec("g00", "2", nil, nil), grantRec("g01", "1", nil, nil),
+			grantRec("g02", "1", nil, prio(3)), grantRec("g03", "1", &past, nil), grantRec("g04", "1", nil, prio(usage.DefaultGrantPriority))},
+			want: "TOO_MANY_GRANTS IDEMPOTENCY_CONFLICT DUPLICATE IDEMPOTENCY_CONFLICT IDEMPOTENCY_CONFLICT DUPLICATE", grants: strings.Join(names, " ")},
 	})
 }
 
@@ -403,6 +397,6 @@ func balancesText(m *memstore.Store) string {
 		notes = append(notes, k)
 	}
 	sort.Strings(notes)
-	return fmt.Sprintf("used %v overage %v grants %s\nledger %s\nnotes %v", it.Get(usage.AttrUsed), it.Get(usage.AttrOverageUsed),
-		grantsText(it), strings.Join(ledger, " "), notes)
+	return fmt.Sprintf("used %v overage %v grants %s version %v\nledger %s\nnotes %v", it.Get(usage.AttrUsed), it.Get(usage.AttrOverageUsed),
+		grantsText(it), it.Get(usage.AttrGrantsVersion), strings.Join(ledger, " "), notes)
 }

@@ -35,7 +35,8 @@ const (
 	KindNull               // DynamoDB's NULL
 	KindNumber             // N
 	KindString             // S
-	KindOther              // any other type (map, list, bool, binary, sets): opaque, compared through Raw
+	KindMap                // M: its entries in Fields
+	KindOther              // any other type (list, bool, binary, sets): opaque, compared through Raw
 )
 
 // Value is one stored attribute value in the domain's terms: just enough
@@ -48,9 +49,9 @@ type Value struct {
 	// Nums holds a list's elements when every one is a number (non-nil,
 	// possibly empty); nil otherwise.
 	Nums []Decimal
-	// Fields holds a map's entries (non-nil, possibly empty); nil otherwise.
+	// Fields holds a map's entries (KindMap: non-nil, possibly empty).
 	Fields map[string]Value
-	// Raw is, for KindOther, the store's own representation of the value,
+	// Raw is, for KindOther and KindMap, the store's own representation of the value,
 	// opaque to the domain: a precondition can then pin the value exactly
 	// (a list of thresholds that changed but kept its type must not pass).
 	// A map the domain builds to write has Fields and no Raw.
@@ -64,7 +65,7 @@ func MapValue(fields map[string]Value) Value {
 	if fields == nil {
 		fields = map[string]Value{}
 	}
-	return Value{Kind: KindOther, Fields: fields}
+	return Value{Kind: KindMap, Fields: fields}
 }
 
 // Present reports whether the attribute is on the item.

@@ -109,11 +109,11 @@ var (
 	ErrTooManyGrants        = &RejectionError{Reason: ReasonTooManyGrants}
 )
 
-// ErrTargetPending is the cause of RETRY for a queued refund whose target
-// is not applied yet: a standard queue does not keep order, so the
-// consume may still arrive. It is rejected once the message is older than
-// the wait (Rules.TargetWait).
-var ErrTargetPending = errors.New("the refunded consume is not applied (yet); waiting for it")
+// ErrTargetPending is the cause of RETRY for a queued refund, settlement
+// or void whose target (the consume, the hold, the grant) is not applied
+// yet: a standard queue does not keep order, so it may still arrive. It
+// is rejected once the message is older than the wait (Rules.TargetWait).
+var ErrTargetPending = errors.New("the target (the refunded consume, the hold, the grant) is not applied (yet); waiting for it")
 
 func reject(reason Reason, field, format string, args ...any) *RejectionError {
 	return &RejectionError{Reason: reason, Field: field, Message: fmt.Sprintf(format, args...)}

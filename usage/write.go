@@ -126,9 +126,9 @@ func (v Value) equals(w Value) bool {
 		return false
 	case v.Kind == KindNumber:
 		return v.Num.Cmp(w.Num) == 0
-	case v.Kind == KindOther && v.Fields != nil && w.Fields != nil:
+	case v.Kind == KindMap && (v.Raw == nil || w.Raw == nil):
 		return fieldsEqual(v.Fields, w.Fields)
-	case v.Kind == KindOther:
+	case v.Kind == KindOther || v.Kind == KindMap:
 		return reflect.DeepEqual(v.Raw, w.Raw)
 	}
 	return v.Str == w.Str

@@ -19,7 +19,7 @@ import (
 
 // New returns an in-process client with a DynamoDB client made from cfg
 // (optFns adjust it). store names the tables: EntitlementsTable is
-// required, LedgerTable too for consumes and refunds; a zero Keys is
+// required, LedgerTable too for every request but a balance; a zero Keys is
 // dynamodb.DefaultEntitlementKeys, and the other fields take the store's
 // defaults. Use the same key layout and DEDUP_RETENTION as the service.
 func New(cfg aws.Config, store dynamodb.Config, optFns ...func(*awsdynamodb.Options)) (*client.Local, error) {

@@ -21,8 +21,12 @@ import (
 )
 
 const balanceDetails = `Shows an entitlement's balance as a synchronous decision sees it: used,
-limit and remaining now, with a period that has ended read as used 0 from
-the new period's start (nothing is written).
+limit and remaining now (the period's allowance), with a period that has
+ended read as used 0 from the new period's start (nothing is written).
+Beyond the allowance: the grants that count now, in the order consumes
+draw from them, with what remains of each; the overage allowed and used
+this period; and available, what consumes may still draw now from all of
+them together.
 
 By default it decides in this process, reading the entitlements table
 (ENTITLEMENTS_TABLE or --table) with the service's key layout. With
@@ -45,11 +49,12 @@ generated and printed, so that a retry can reuse it. Exits 0 when applied or
 a duplicate (already decided under the key), 1 when rejected (e.g.
 REFUND_EXCEEDS_APPLIED, REFUND_TARGET_NOT_FOUND) or not decided.`
 
-// decisions is what both decisions clients answer: client.Client and
-// the hold operations.
+// decisions is what both decisions clients answer: client.Client, the
+// hold operations and the grants.
 type decisions interface {
 	client.Client
 	holder
+	granter
 }
 
 // decisionsClient is the in-process client (function "") or the
@@ -84,7 +89,7 @@ func (a *app) balanceCmd() *cobra.Command {
 	var f balanceFlags
 	cmd := &cobra.Command{
 		Use:   "balance --user U --key K [flags]",
-		Short: "show an entitlement's balance now: used, limit, remaining, period",
+		Short: "show an entitlement's balance now: used, limit, remaining, grants, overage, available, period",
 		Long:  balanceDetails,
 		Args:  noArgs,
 	}
@@ -110,6 +115,11 @@ type balanceView struct {
 	ResetPeriod    string       `json:"resetPeriod"`
 	PeriodStart    *string      `json:"periodStart"`
 	NextReset      *string      `json:"nextReset"`
+	// Grants count now, in draw order; Overage is absent when none is
+	// allowed; Available is null when unlimited.
+	Grants    []grantView  `json:"grants"`
+	Overage   *overageView `json:"overage,omitempty"`
+	Available *json.Number `json:"available"`
 }
 
 func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) error {
@@ -140,7 +150,8 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 	}
 	v := balanceView{UserID: f.user, EntitlementKey: f.key, Used: number(b.Used), ResetPeriod: string(b.ResetPeriod),
 		Limit: optionalNumber(b.Limit), Remaining: optionalNumber(b.Remaining), Held: optionalNumber(b.Held),
-		PeriodStart: optionalInstant(b.PeriodStart), NextReset: optionalInstant(b.NextReset)}
+		PeriodStart: optionalInstant(b.PeriodStart), NextReset: optionalInstant(b.NextReset),
+		Grants: grantViewsOf(b.Grants), Overage: overageViewOf(b), Available: optionalNumber(b.Available)}
 	if f.asJSON {
 		return a.writeJSON(v)
 	}
@@ -156,6 +167,7 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 	if v.Held != nil {
 		fmt.Fprintf(w, "  held          %s (active holds, counted in used)\n", v.Held)
 	}
+	printBeyondAllowance(w, "  ", 14, b, v.Grants, v.Overage)
 	fmt.Fprintf(w, "  reset period  %s\n", v.ResetPeriod)
 	if v.PeriodStart != nil {
 		fmt.Fprintf(w, "  period start  %s\n", *v.PeriodStart)

@@ -19,11 +19,15 @@ ENTITLEMENT_PK_PREFIX and ENTITLEMENT_SK_PREFIX. For local development and
 tests: in AWS the table and its items belong to access-service.
 
 Attributes whose flag is not given are left out of the item: no --limit
-means unlimited, no --used means 0, no --reset-period means NONE.`
+means unlimited, no --used means 0, no --reset-period means NONE, no
+--overage-limit means no overage, no --rollover-max means nothing rolls
+over. Grants are not written here: they are the service's (usagectl
+grant).`
 
 // entitlementPutFlags are the flags of usagectl entitlement put.
 type entitlementPutFlags struct {
 	user, key, limit, used, period, periodStart, anchor, table string
+	overageLimit, rolloverMax                                  string
 	asJSON                                                     bool
 }
 
@@ -43,6 +47,8 @@ func (a *app) entitlementPutCmd() *cobra.Command {
 	fl.StringVar(&f.period, "reset-period", "", "`period`: NONE, DAILY, WEEKLY, MONTHLY or YEARLY (default: absent, read as NONE)")
 	fl.StringVar(&f.periodStart, "period-start", "", "start of the stored period, an RFC 3339 `instant` (e.g. 2026-11-01T00:00:00Z)")
 	fl.StringVar(&f.anchor, "reset-anchor", "", "RFC 3339 `instant` periods are aligned to, offset kept (default: UTC calendar)")
+	fl.StringVar(&f.overageLimit, "overage-limit", "", "how far consumes may go beyond the allowance and the grants each period, a `decimal` (default: absent, none)")
+	fl.StringVar(&f.rolloverMax, "rollover-max", "", "the most unused allowance a reset carries into the new period as a grant, a `decimal` (default: absent, none)")
 	fl.StringVar(&f.table, "table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the written entitlement as JSON")
 	periods := []usage.ResetPeriod{usage.ResetNone, usage.ResetDaily, usage.ResetWeekly, usage.ResetMonthly, usage.ResetYearly}
@@ -59,7 +65,8 @@ func (a *app) putEntitlement(ctx context.Context, f entitlementPutFlags) error {
 	for _, d := range []struct {
 		flag, value string
 		dst         **usage.Decimal
-	}{{"--limit", f.limit, &item.Limit}, {"--used", f.used, &item.Used}} {
+	}{{"--limit", f.limit, &item.Limit}, {"--used", f.used, &item.Used}, {"--overage-limit", f.overageLimit, &item.OverageLimit},
+		{"--rollover-max", f.rolloverMax, &item.RolloverMax}} {
 		if d.value == "" {
 			continue
 		}
@@ -114,7 +121,10 @@ func (a *app) putEntitlement(ctx context.Context, f entitlementPutFlags) error {
 			ResetPeriod    string       `json:"resetPeriod,omitempty"`
 			PeriodStart    *string      `json:"periodStart"`
 			ResetAnchor    *string      `json:"resetAnchor"`
-		}{Table: tableName, UserID: f.user, EntitlementKey: f.key, ResetPeriod: string(item.ResetPeriod)}
+			OverageLimit   *json.Number `json:"overageLimit"`
+			RolloverMax    *json.Number `json:"rolloverMax"`
+		}{Table: tableName, UserID: f.user, EntitlementKey: f.key, ResetPeriod: string(item.ResetPeriod),
+			OverageLimit: optionalNumber(item.OverageLimit), RolloverMax: optionalNumber(item.RolloverMax)}
 		if item.Limit != nil {
 			n := number(*item.Limit)
 			out.Limit = &n

@@ -5,21 +5,33 @@ import (
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/usage-event-service/usage-event-service/cmd/usagectl/internal/history"
+	"github.com/usage-event-service/usage-event-service/decision"
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
 const historyDetails = `Lists the ledger entries of one entitlement (USAGE_LEDGER_TABLE or
---ledger-table): every consume, refund and reserve applied within the dedup
-retention, in the order they were applied. A consume shows how much refunds
-gave back of it; a refund names the consume it gave back; a reserve shows
-its hold's settlement: active until its expiry, committed (the amount
-really used) at, released at, or expired at (released by the sweeper). A
-commit or release has no entry of its own: it settles its reserve's.
+--ledger-table): every consume, refund, reserve and grant applied within
+the dedup retention (a grant's entry is kept at least a day after the
+grant expires too, and for as long as the table when it never expires),
+in the order they were applied. A consume shows how much refunds gave back
+of it; a refund names the consume it gave back; a reserve shows its hold's
+settlement: active until its expiry, committed (the amount really used)
+at, released at, or expired at (released by the sweeper); a grant shows
+its state: active until its expiry (or never expiring), expired at, or
+voided at, with what was left of it. A commit, release or void has no
+entry of its own: it settles its reserve's, or voids its grant's.
+
+BUCKETS shows where a consume or reserve drew from, in order: the
+allowance, grants by ID, the overage; and where a refund gave back to, the
+last drawn first, "(lapsed)" on a part that went nowhere (to a grant that
+had expired or been voided). Where a commit's or release's give-back went
+is not recorded in the ledger (its answer shows it).
 
 The ledger is read in full, page by page, with strong consistency; --limit
 keeps the latest N entries (0: all).`
@@ -34,7 +46,7 @@ func (a *app) historyCmd() *cobra.Command {
 	var f historyFlags
 	cmd := &cobra.Command{
 		Use:   "history --user U --key K [flags]",
-		Short: "list an entitlement's applied consumes, refunds and reserves (with their holds' settlement), in time order",
+		Short: "list an entitlement's applied consumes, refunds, reserves and grants (with their buckets, holds and grants' state), in time order",
 		Long:  historyDetails,
 		Args:  noArgs,
 	}
@@ -59,12 +71,23 @@ type historyEntry struct {
 	PeriodStart string          `json:"periodStart,omitempty"`
 	// A reserve's hold: its state, its expiry, the amount committed (a
 	// committed hold's) and when it settled.
-	HoldState     string          `json:"holdState,omitempty"`
-	HoldExpiresAt string          `json:"holdExpiresAt,omitempty"`
-	Committed     *json.Number    `json:"committed,omitempty"`
-	SettledAt     string          `json:"settledAt,omitempty"`
-	Metadata      json.RawMessage `json:"metadata,omitempty"`
-	hold          string
+	HoldState     string       `json:"holdState,omitempty"`
+	HoldExpiresAt string       `json:"holdExpiresAt,omitempty"`
+	Committed     *json.Number `json:"committed,omitempty"`
+	SettledAt     string       `json:"settledAt,omitempty"`
+	// Draws are, for a consume or reserve, the buckets it drew from, in
+	// order; for a refund, where it gave back to (lapsed: nowhere).
+	Draws []decision.Draw `json:"draws,omitempty"`
+	// A grant: its state, priority and expiry (absent: never), and once
+	// voided what was left of it and when.
+	GrantState     string          `json:"grantState,omitempty"`
+	Priority       *int            `json:"priority,omitempty"`
+	GrantExpiresAt string          `json:"grantExpiresAt,omitempty"`
+	Voided         *json.Number    `json:"voided,omitempty"`
+	VoidedAt       string          `json:"voidedAt,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	state          string
+	draws          []usage.Draw
 }
 
 type historyView struct {
@@ -108,7 +131,25 @@ func (a *app) history(ctx context.Context, f historyFlags) error {
 				c := number(*e.Actual)
 				h.Committed = &c
 			}
-			h.hold = history.Settlement(e.HoldState, e.HoldExpiresAt, e.Actual, e.SettledAt)
+			h.state = history.Settlement(e.HoldState, e.HoldExpiresAt, e.Actual, e.SettledAt)
+		}
+		switch h.Operation {
+		case usage.OperationConsume, usage.OperationReserve, usage.OperationRefund:
+			// An entry without draws drew from, or gave back to, the
+			// allowance alone.
+			h.draws = usage.DrawsOf(e)
+			h.Draws = decision.DrawsOf(h.draws)
+		case usage.OperationGrant:
+			p := e.Priority
+			h.GrantState, h.Priority, h.VoidedAt = e.GrantState, &p, instant(e.VoidedAt)
+			if e.GrantExpiresAt != nil {
+				h.GrantExpiresAt = usage.FormatInstant(*e.GrantExpiresAt)
+			}
+			if e.Voided != nil {
+				n := number(*e.Voided)
+				h.Voided = &n
+			}
+			h.state = history.GrantState(e, time.Now())
 		}
 		if json.Valid(e.Metadata) {
 			h.Metadata = json.RawMessage(e.Metadata)
@@ -130,13 +171,14 @@ func (a *app) printHistory(v historyView) {
 	fmt.Fprintf(a.stdout, "%s of user %s: %d of %d ledger entries, oldest first (table %s)\n\n",
 		v.EntitlementKey, v.UserID, len(v.Entries), v.Total, v.Table)
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "APPLIED AT\tOPERATION\tAMOUNT\tREFUNDED\tKEY\tREFUND OF\tPERIOD START\tHOLD")
+	fmt.Fprintln(tw, "APPLIED AT\tOPERATION\tAMOUNT\tREFUNDED\tKEY\tREFUND OF\tBUCKETS\tPERIOD START\tHOLD OR GRANT")
 	for _, e := range v.Entries {
 		refunded := "-"
 		if e.Operation == usage.OperationConsume {
 			refunded = e.Refunded.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.AppliedAt, e.Operation, e.Amount, refunded, e.Key, dash(e.RefundOf), dash(e.PeriodStart), dash(e.hold))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.AppliedAt, e.Operation, e.Amount, refunded, e.Key, dash(e.RefundOf),
+			dash(drawText(e.draws)), dash(e.PeriodStart), dash(e.state))
 	}
 	tw.Flush()
 }

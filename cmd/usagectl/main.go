@@ -1,8 +1,9 @@
 // Command usagectl is the operator's and producer's tool for
 // usage-event-service: send usage events, inspect a user's entitlements,
-// their balances, holds and ledger history, refund consumes, reserve,
-// commit and release holds, write test entitlements, create local
-// resources, and list or redrive dead-lettered events.
+// their balances, holds, grants and ledger history, refund consumes,
+// reserve, commit and release holds, grant and void top-ups, write test
+// entitlements, create local resources, and list or redrive
+// dead-lettered events.
 //
 // Run "usagectl help" for the commands. Exit codes: 0 success, 1 the
 // operation failed (an event not sent, an AWS error), 2 bad usage or

@@ -19,12 +19,14 @@ import (
 const notificationsDetails = `Lists the usage notifications recorded for a user in the ledger table
 (USAGE_LEDGER_TABLE or --ledger-table), read with strong consistency, and
 whether each was published to the topic: usage.threshold.reached (a
-threshold of the limit reached in a period) and usage.limit.rejected (the
-period's first LIMIT_EXCEEDED).
+threshold of the limit reached in a period), usage.limit.rejected (the
+period's first LIMIT_EXCEEDED) and usage.overage.started (a consume or
+reserve that drew from the overage while none of it was used yet in the
+period; USED/LIMIT then shows the overage used right after it too).
 
 Each is recorded in the same write as the usage change that caused it,
-once per threshold and period, and published right after it; one not
-published yet is left to the recovery sweep (NOTIFY_RECOVERY_INTERVAL).
+once per type, threshold and period, and published right after it; one
+not published yet is left to the recovery sweep (NOTIFY_RECOVERY_INTERVAL).
 
 With --key, only that entitlement. Without it, the user's entitlements are
 listed from the entitlements table (ENTITLEMENTS_TABLE or --table) and
@@ -142,8 +144,12 @@ func (a *app) printNotifications(v notificationsView) {
 		if n.Published {
 			published = n.PublishedAt
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", n.EntitlementKey, cmp.Or(n.PeriodStart, "-"), n.Type, threshold,
-			n.Used, n.Limit, n.EventID, n.OccurredAt, published)
+		used := string(n.Used) + "/" + string(n.Limit)
+		if n.OverageUsed != nil {
+			used += " +" + n.OverageUsed.String() + " overage"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.EntitlementKey, cmp.Or(n.PeriodStart, "-"), n.Type, threshold,
+			used, n.EventID, n.OccurredAt, published)
 	}
 	tw.Flush()
 }

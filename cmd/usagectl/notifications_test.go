@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
 	"github.com/usage-event-service/usage-event-service/internal/dev/emulator"
@@ -43,6 +45,7 @@ func TestNotificationsAndTheTopic(t *testing.T) {
 		t.Errorf("before anything: %q", r.stdout)
 	}
 	s.must(t, "entitlement", "put", "--user", "n-1", "--key", "tutor", "--limit", "10")
+	two := usage.MustDecimal("2")
 	s.must(t, "entitlement", "put", "--user", "n-1", "--key", "exports", "--limit", "4", "--reset-period", "MONTHLY")
 	// Record notifications the way the service does: in the write.
 	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
@@ -50,9 +53,16 @@ func TestNotificationsAndTheTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	ddb := awsdynamodb.NewFromConfig(cfg)
+	// access-service's overage on "seats": up to 3 beyond the limit of 2.
+	if err := dynamodb.PutEntitlement(context.Background(), ddb, s.queues.EntitlementsTable.Name, dynamodb.DefaultEntitlementKeys, dynamodb.EntitlementItem{
+		UserID: "n-1", EntitlementKey: "seats", Limit: &two, ResetPeriod: usage.ResetMonthly,
+		Extra: map[string]types.AttributeValue{usage.AttrOverageLimit: &types.AttributeValueMemberN{Value: "3"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	store := metering.Writer{Store: dynamodb.NewStore(ddb, dynamodb.Config{EntitlementsTable: s.queues.EntitlementsTable.Name, LedgerTable: s.queues.LedgerTable.Name})}
-	rules := usage.Rules{Now: time.Now(), Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}, LimitRejected: true}}
-	for _, r := range []struct{ key, amount, idem string }{{"tutor", "8.5", "t-1"}, {"exports", "4", "e-1"}, {"exports", "1", "e-2"}} {
+	rules := usage.Rules{Now: time.Now(), Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}, LimitRejected: true, OverageStarted: true}}
+	for _, r := range []struct{ key, amount, idem string }{{"tutor", "8.5", "t-1"}, {"exports", "4", "e-1"}, {"exports", "1", "e-2"}, {"seats", "1", "s-1"}, {"seats", "1.75", "s-2"}} {
 		ev := usage.NewEvent("n-1", r.key)
 		ev.Amount, ev.IdempotencyKey = usage.MustDecimal(r.amount), r.idem
 		store.Update(context.Background(), ev.Scope(), []usage.Record{{Event: ev}}, rules.Plan)
@@ -66,7 +76,7 @@ func TestNotificationsAndTheTopic(t *testing.T) {
 	}
 
 	v := decodeJSON[notificationsView](t, s.must(t, "notifications", "--user", "n-1", "--json").stdout)
-	if len(v.Notifications) != 3 || v.LedgerTable != s.queues.LedgerTable.Name {
+	if len(v.Notifications) != 5 || v.LedgerTable != s.queues.LedgerTable.Name {
 		t.Fatalf("all: %+v", v)
 	}
 	var got []string
@@ -74,12 +84,17 @@ func TestNotificationsAndTheTopic(t *testing.T) {
 		got = append(got, n.EntitlementKey+" "+n.Type+" used "+string(n.Used)+" event "+n.EventID+" published "+n.PublishedAt)
 	}
 	want := []string{"exports usage.threshold.reached used 4 event e-1 published ", "exports usage.limit.rejected used 4 event e-2 published ",
+		// One write, one occurredAt: in the ledger's (sort key) order.
+		"seats usage.overage.started used 2 event s-2 published ", "seats usage.threshold.reached used 2 event s-2 published ",
 		"tutor usage.threshold.reached used 8.5 event t-1 published 2026-12-01T12:00:00Z"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("notifications:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if n := v.Notifications[1]; n.Amount == nil || n.Amount.String() != "1" || n.ThresholdPercent != nil || n.Published || n.PeriodStart == "" {
+	if n := v.Notifications[1]; n.Amount == nil || n.Amount.String() != "1" || n.ThresholdPercent != nil || n.OverageUsed != nil || n.Published || n.PeriodStart == "" {
 		t.Errorf("the rejection: %+v", n)
+	}
+	if n := v.Notifications[2]; n.OverageUsed == nil || n.OverageUsed.String() != "0.75" || n.Limit != "2" || n.ThresholdPercent != nil || n.Amount != nil {
+		t.Errorf("the overage's start: %+v", n)
 	}
 	one := decodeJSON[notificationsView](t, s.must(t, "notifications", "--user", "n-1", "--key", "tutor", "--json").stdout)
 	if len(one.Notifications) != 1 || !one.Notifications[0].Published || one.Notifications[0].ThresholdPercent.String() != "80" {
@@ -90,6 +105,9 @@ func TestNotificationsAndTheTopic(t *testing.T) {
 		if !strings.Contains(human, w) {
 			t.Errorf("human output lacks %q:\n%s", w, human)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^seats +\S+ +usage\.overage\.started +- +2/2 \+0\.75 overage +s-2 `).MatchString(human) {
+		t.Errorf("human output lacks the overage's start with its overage used:\n%s", human)
 	}
 	if r := s.run(t, "", "notifications"); r.code != 2 || !strings.Contains(r.stderr, "--user is required") {
 		t.Errorf("without --user: exit %d %q", r.code, r.stderr)

@@ -20,6 +20,11 @@ Usage is reset lazily, by the first event of a new period, so the stored
 "used" can belong to a period that is over. "used now" is what the next
 event is checked against: 0 when the stored period is over (usage.NeedsReset).
 
+Beyond the allowance (limit - used), as the next event sees them: the
+grants that count, in the order consumes draw from them (with the grant a
+reset would carry unused allowance into, rolloverMax), the overage allowed
+and used, and available, what consumes may draw from all of them together.
+
 With --key, exits 1 when the user has no such entitlement.`
 
 // entitlementView is one entitlement as usagectl usage reports it.
@@ -36,7 +41,16 @@ type entitlementView struct {
 	WouldReset         bool         `json:"wouldReset"`         // the next event starts a new period
 	UsedNow            json.Number  `json:"usedNow"`            // what the next event is checked against
 	Remaining          *json.Number `json:"remaining"`          // null: unlimited
-	Malformed          *string      `json:"malformed"`          // why the service would reject events (INVALID_ENTITLEMENT)
+	// Beyond the allowance, as the next event sees them: the grants
+	// counting, in draw order; the overage (null: none allowed); the most
+	// unused allowance a reset carries over (null: none); what consumes
+	// may draw from all of them (null: unlimited).
+	Grants      []grantView  `json:"grants"`
+	Overage     *overageView `json:"overage"`
+	RolloverMax *json.Number `json:"rolloverMax"`
+	Available   *json.Number `json:"available"`
+	Malformed   *string      `json:"malformed"` // why the service would reject events (INVALID_ENTITLEMENT)
+	balance     usage.Balance
 }
 
 type usageView struct {
@@ -118,7 +132,8 @@ func (a *app) showUsage(ctx context.Context, f usageFlags) error {
 // viewOf applies the service's own period rules (usage.PeriodStart,
 // NextPeriodStart, NeedsReset) to a stored entitlement.
 func viewOf(e dynamodb.Entitlement, now time.Time) entitlementView {
-	v := entitlementView{EntitlementKey: e.EntitlementKey, Used: number(e.Used), UsedNow: number(e.Used)}
+	v := entitlementView{EntitlementKey: e.EntitlementKey, Used: number(e.Used), UsedNow: number(e.Used), Grants: []grantView{},
+		RolloverMax: optionalNumber(e.RolloverMax)}
 	period := e.ResetPeriod
 	if period == "" {
 		period = usage.ResetNone
@@ -155,6 +170,9 @@ func viewOf(e dynamodb.Entitlement, now time.Time) entitlementView {
 	if e.Limit != nil {
 		r := number(e.Limit.Sub(usedNow))
 		v.Remaining = &r
+	}
+	if b, err := usage.BalanceOf(e.Entitlement, now); err == nil {
+		v.balance, v.Grants, v.Overage, v.Available = b, grantViewsOf(b.Grants), overageViewOf(b), optionalNumber(b.Available)
 	}
 	return v
 }
@@ -202,6 +220,10 @@ func (a *app) printUsage(v usageView) {
 		fmt.Fprintf(w, "  used now         %s\n", usedNow)
 		if e.Remaining != nil {
 			fmt.Fprintf(w, "  remaining        %s\n", e.Remaining)
+		}
+		printBeyondAllowance(w, "  ", 17, e.balance, e.Grants, e.Overage)
+		if e.RolloverMax != nil {
+			fmt.Fprintf(w, "  rollover max     %s (of the unused allowance, carried into the next period as a grant)\n", e.RolloverMax)
 		}
 	}
 }

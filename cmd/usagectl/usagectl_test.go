@@ -187,10 +187,11 @@ func TestUsagectl(t *testing.T) {
 			{"dlq", "list", "--help"}, {"dlq", "redrive", "--help"}, {"dlq", "--help"}, {"entitlement", "--help"},
 			{"balance", "--help"}, {"refund", "--help"}, {"history", "--help"},
 			{"holds", "--help"}, {"reserve", "--help"}, {"commit", "--help"}, {"release", "--help"},
+			{"grant", "--help"}, {"void", "--help"}, {"grants", "--help"},
 		}
 		for _, args := range cases {
 			r := c.run(t, "", args...)
-			if r.code != 0 || !strings.Contains(r.stdout, "usage") || r.stderr != "" {
+			if r.code != 0 || !strings.Contains(r.stdout, "usage") || strings.Contains(r.stdout, "%!") || r.stderr != "" {
 				t.Errorf("usagectl %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 			}
 		}
@@ -284,6 +285,25 @@ func TestUsagectl(t *testing.T) {
 			{"release with --amount", c, []string{"release", "--user", "u", "--key", "k", "--hold", "h", "--amount", "1"}, "unknown flag: --amount"},
 			{"release --sync without a function", c.with("DECISIONS_FUNCTION="), []string{"release", "--user", "u", "--key", "k", "--hold", "h", "--sync"}, "DECISIONS_FUNCTION"},
 			{"release --sync with --queue-url", c, []string{"release", "--user", "u", "--key", "k", "--hold", "h", "--sync", "--queue-url", "http://localhost:1/q"}, "exclude each other"},
+			{"grant without --grant", c, []string{"grant", "--user", "u", "--key", "k", "--amount", "5"}, "--grant is required"},
+			{"grant without --amount", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g"}, "--amount is required"},
+			{"grant of amount 0", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "0"}, "INVALID_AMOUNT"},
+			{"grant with a bad --expires-at", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--expires-at", "2027-12-05"}, "--expires-at: INVALID_FIELD"},
+			{"grant with --priority out of range", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--priority", "1001"}, "priority: must be a whole number from 0 to 1000"},
+			{"grant with metadata not an object", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--metadata", "[1]"}, "INVALID_METADATA"},
+			{"grant --queue with --function", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--queue", "--function", "f"}, "exclude --queue"},
+			{"grant --queue-url without --queue", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--queue-url", "http://localhost:1/q"}, "--queue-url needs --queue"},
+			{"grant with --function and --table", c, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--function", "f", "--table", "t"}, "exclude --function"},
+			{"grant with no ledger table configured", c.with("ENTITLEMENTS_TABLE=t", "USAGE_LEDGER_TABLE="), []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1"}, "USAGE_LEDGER_TABLE"},
+			{"grant --queue with no queue configured", noQueue, []string{"grant", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1", "--queue"}, "USAGE_EVENT_QUEUE_URL"},
+			{"void without --grant", c, []string{"void", "--user", "u", "--key", "k"}, "--grant is required"},
+			{"void with --amount", c, []string{"void", "--user", "u", "--key", "k", "--grant", "g", "--amount", "1"}, "unknown flag: --amount"},
+			{"void --queue with --table", c, []string{"void", "--user", "u", "--key", "k", "--grant", "g", "--queue", "--table", "t"}, "exclude --queue"},
+			{"grants without --key", c, []string{"grants", "--user", "u"}, "--user and --key are required"},
+			{"grants --ledger-table without --all", c, []string{"grants", "--user", "u", "--key", "k", "--ledger-table", "l"}, "--ledger-table needs --all"},
+			{"grants --all with no ledger table configured", c.with("ENTITLEMENTS_TABLE=t", "USAGE_LEDGER_TABLE="), []string{"grants", "--user", "u", "--key", "k", "--all"}, "USAGE_LEDGER_TABLE"},
+			{"entitlement put with a bad --overage-limit", c, []string{"entitlement", "put", "--user", "u", "--key", "k", "--overage-limit", "lots"}, "--overage-limit"},
+			{"entitlement put with a bad --rollover-max", c, []string{"entitlement", "put", "--user", "u", "--key", "k", "--rollover-max", "1e"}, "--rollover-max"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

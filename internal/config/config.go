@@ -39,9 +39,9 @@ type Config struct {
 	// NotifyTopicARN is the SNS topic notifications are published to;
 	// empty: none are recorded or published.
 	NotifyTopicARN string
-	// Notify is what is notified (NOTIFY_THRESHOLDS, NOTIFY_LIMIT_REJECTED);
-	// nil when NotifyTopicARN is empty or nothing is to be notified, so
-	// that nothing extra is written.
+	// Notify is what is notified (NOTIFY_THRESHOLDS, NOTIFY_LIMIT_REJECTED,
+	// NOTIFY_OVERAGE); nil when NotifyTopicARN is empty or nothing is to
+	// be notified, so that nothing extra is written.
 	Notify *usage.Notify
 	// NotifyRecoveryInterval is how often the outbox's recovery sweep runs
 	// (NOTIFY_RECOVERY_INTERVAL).
@@ -230,6 +230,8 @@ func (c *Config) loadNotify(lookup func(string) (string, bool), bad func(string,
 	}
 	v, _ := lookup("NOTIFY_LIMIT_REJECTED")
 	limitRejected := boolean(trimmedOr(v, "true"), "NOTIFY_LIMIT_REJECTED", bad)
+	v, _ = lookup("NOTIFY_OVERAGE")
+	overage := boolean(trimmedOr(v, "true"), "NOTIFY_OVERAGE", bad)
 	v, _ = lookup("NOTIFY_RECOVERY_INTERVAL")
 	v = trimmedOr(v, DefaultNotifyRecoveryInterval.String())
 	if d, err := time.ParseDuration(v); err != nil || d < time.Second || d > 24*time.Hour {
@@ -237,8 +239,8 @@ func (c *Config) loadNotify(lookup func(string) (string, bool), bad func(string,
 	} else {
 		c.NotifyRecoveryInterval = d
 	}
-	if c.NotifyTopicARN != "" && (len(thresholds) > 0 || limitRejected) {
-		c.Notify = &usage.Notify{Thresholds: thresholds, LimitRejected: limitRejected}
+	if c.NotifyTopicARN != "" && (len(thresholds) > 0 || limitRejected || overage) {
+		c.Notify = &usage.Notify{Thresholds: thresholds, LimitRejected: limitRejected, OverageStarted: overage}
 	}
 }
 

@@ -147,7 +147,9 @@ func TestLoadDedupRetention(t *testing.T) {
 
 // TestNotifySettings: without a topic nothing is notified (Notify nil);
 // with one, the thresholds default to 80,100, an empty NOTIFY_THRESHOLDS
-// means none, and NOTIFY_LIMIT_REJECTED=false turns rejections off.
+// means none, NOTIFY_LIMIT_REJECTED=false turns rejections off and
+// NOTIFY_OVERAGE=false the overage's start; Notify is nil when nothing at
+// all is to be notified.
 func TestNotifySettings(t *testing.T) {
 	const topic = "arn:aws:sns:us-east-1:123456789012:usage-notifications"
 	unset := "\x00unset"
@@ -156,19 +158,27 @@ func TestNotifySettings(t *testing.T) {
 		env           map[string]string
 		want          []string // thresholds; nil Notify when wantNil
 		limitRejected bool
+		overage       bool
 		wantNil       bool
 		interval      time.Duration
 	}{
-		{"no topic: nothing recorded", map[string]string{}, nil, false, true, time.Minute},
-		{"no topic, thresholds still checked but unused", map[string]string{"NOTIFY_THRESHOLDS": "50"}, nil, false, true, time.Minute},
-		{"topic: the defaults", map[string]string{"NOTIFY_TOPIC_ARN": topic}, []string{"80", "100"}, true, false, time.Minute},
-		{"topic, FIFO", map[string]string{"NOTIFY_TOPIC_ARN": topic + ".fifo"}, []string{"80", "100"}, true, false, time.Minute},
-		{"explicitly empty thresholds: rejections only", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": ""}, nil, true, false, time.Minute},
-		{"nothing to notify at all: nil", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": " ", "NOTIFY_LIMIT_REJECTED": "false"}, nil, false, true, time.Minute},
+		{"no topic: nothing recorded", map[string]string{}, nil, false, false, true, time.Minute},
+		{"no topic, thresholds still checked but unused", map[string]string{"NOTIFY_THRESHOLDS": "50"}, nil, false, false, true, time.Minute},
+		{"topic: the defaults", map[string]string{"NOTIFY_TOPIC_ARN": topic}, []string{"80", "100"}, true, true, false, time.Minute},
+		{"topic, FIFO", map[string]string{"NOTIFY_TOPIC_ARN": topic + ".fifo"}, []string{"80", "100"}, true, true, false, time.Minute},
+		{"explicitly empty thresholds: rejections and overage only", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": ""}, nil, true, true, false, time.Minute},
+		{"nothing to notify at all: nil", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": " ", "NOTIFY_LIMIT_REJECTED": "false", "NOTIFY_OVERAGE": "false"},
+			nil, false, false, true, time.Minute},
+		{"the overage alone is something to notify", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": "", "NOTIFY_LIMIT_REJECTED": "false"},
+			nil, false, true, false, time.Minute},
+		{"overage off", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_OVERAGE": " off "}, []string{"80", "100"}, true, false, false, time.Minute},
+		{"overage explicitly on, rejections off", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_OVERAGE": "TRUE", "NOTIFY_LIMIT_REJECTED": "0"},
+			[]string{"80", "100"}, false, true, false, time.Minute},
+		{"empty overage reads as the default", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_OVERAGE": ""}, []string{"80", "100"}, true, true, false, time.Minute},
 		{"sorted, repeats once, decimals exact", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": "100, 50,80.0,80,12.5", "NOTIFY_LIMIT_REJECTED": "off"},
-			[]string{"12.5", "50", "80", "100"}, false, false, time.Minute},
-		{"interval", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_RECOVERY_INTERVAL": "15s"}, []string{"80", "100"}, true, false, 15 * time.Second},
-		{"unset thresholds read as the default", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": unset}, []string{"80", "100"}, true, false, time.Minute},
+			[]string{"12.5", "50", "80", "100"}, false, true, false, time.Minute},
+		{"interval", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_RECOVERY_INTERVAL": "15s"}, []string{"80", "100"}, true, true, false, 15 * time.Second},
+		{"unset thresholds read as the default", map[string]string{"NOTIFY_TOPIC_ARN": topic, "NOTIFY_THRESHOLDS": unset}, []string{"80", "100"}, true, true, false, time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,8 +209,9 @@ func TestNotifySettings(t *testing.T) {
 			for _, d := range c.Notify.Thresholds {
 				got = append(got, d.String())
 			}
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") || c.Notify.LimitRejected != tt.limitRejected {
-				t.Errorf("thresholds %v limitRejected %v, want %v %v", got, c.Notify.LimitRejected, tt.want, tt.limitRejected)
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") || c.Notify.LimitRejected != tt.limitRejected || c.Notify.OverageStarted != tt.overage {
+				t.Errorf("thresholds %v limitRejected %v overage %v, want %v %v %v", got, c.Notify.LimitRejected, c.Notify.OverageStarted,
+					tt.want, tt.limitRejected, tt.overage)
 			}
 		})
 	}
@@ -217,11 +228,14 @@ func TestNotifySettingsErrorsAreReportedWithTheOthers(t *testing.T) {
 		{map[string]string{"NOTIFY_THRESHOLDS": "80%"}, []string{`NOTIFY_THRESHOLDS: "80%"`}},
 		{map[string]string{"NOTIFY_THRESHOLDS": "-5"}, []string{`NOTIFY_THRESHOLDS: "-5"`}},
 		{map[string]string{"NOTIFY_LIMIT_REJECTED": "sometimes"}, []string{"NOTIFY_LIMIT_REJECTED"}},
+		{map[string]string{"NOTIFY_OVERAGE": "maybe"}, []string{`NOTIFY_OVERAGE: "maybe" is not a boolean`}},
+		{map[string]string{"NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t", "NOTIFY_OVERAGE": "2"}, []string{"NOTIFY_OVERAGE"}},
 		{map[string]string{"NOTIFY_RECOVERY_INTERVAL": "60"}, []string{"NOTIFY_RECOVERY_INTERVAL", "1s to 24h"}},
 		{map[string]string{"NOTIFY_RECOVERY_INTERVAL": "100ms"}, []string{"NOTIFY_RECOVERY_INTERVAL"}},
 		{map[string]string{"NOTIFY_TOPIC_ARN": "usage-notifications"}, []string{"NOTIFY_TOPIC_ARN", "not an SNS topic ARN"}},
 		{map[string]string{"NOTIFY_TOPIC_ARN": "arn:aws:sqs:us-east-1:123456789012:q"}, []string{"NOTIFY_TOPIC_ARN"}},
 		{map[string]string{"LOG_LEVEL": "loud", "NOTIFY_THRESHOLDS": "x", "NOTIFY_RECOVERY_INTERVAL": "soon"}, []string{"LOG_LEVEL", "NOTIFY_THRESHOLDS", "NOTIFY_RECOVERY_INTERVAL"}},
+		{map[string]string{"ENTITLEMENTS_TABLE": "", "NOTIFY_LIMIT_REJECTED": "x", "NOTIFY_OVERAGE": "y"}, []string{"ENTITLEMENTS_TABLE", "NOTIFY_LIMIT_REJECTED", "NOTIFY_OVERAGE"}},
 	} {
 		_, err := config.Load(env(base(tt.env)))
 		if err == nil {

@@ -135,6 +135,7 @@ locals {
     NOTIFY_TOPIC_ARN         = aws_sns_topic.notifications[0].arn
     NOTIFY_THRESHOLDS        = join(",", var.notify_thresholds)
     NOTIFY_LIMIT_REJECTED    = var.notify_limit_rejected ? "true" : "false"
+    NOTIFY_OVERAGE           = var.notify_overage ? "true" : "false"
     NOTIFY_RECOVERY_INTERVAL = var.notify_recovery_interval
   } : {}
 

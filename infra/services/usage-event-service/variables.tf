@@ -363,6 +363,12 @@ variable "notify_limit_rejected" {
   default     = true
 }
 
+variable "notify_overage" {
+  description = "Publish usage.overage.started for the consume or reserve that draws from an entitlement's overage (overageLimit) while none of it is used yet in the period, at most once per period; env NOTIFY_OVERAGE. Default true."
+  type        = bool
+  default     = true
+}
+
 variable "notify_recovery_interval" {
   description = "The functions' NOTIFY_RECOVERY_INTERVAL, a Go duration from 1s to 24h such as \"1m\" or \"90s\" (checked at plan). It is how often the worker runs the recovery sweep; here the EventBridge schedule runs it every minute whatever this says, and it only shortens the sweep's grace for fresh notifications (left to the publication right after their write) to min(10s, interval). Default 1m."
   type        = string

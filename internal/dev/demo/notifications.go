@@ -24,6 +24,7 @@ type notification struct {
 	PeriodStart      string       `json:"periodStart"`
 	ThresholdPercent *json.Number `json:"thresholdPercent"`
 	Amount           *json.Number `json:"amount"`
+	OverageUsed      *json.Number `json:"overageUsed"`
 	Limit            json.Number  `json:"limit"`
 	Used             json.Number  `json:"used"`
 	EventID          string       `json:"eventId"`
@@ -119,6 +120,9 @@ func usedText(n notification) string {
 	fmt.Fprintf(&b, "%s of %s", n.Used, n.Limit)
 	if n.Amount != nil {
 		fmt.Fprintf(&b, ", asked %s", *n.Amount)
+	}
+	if n.OverageUsed != nil {
+		fmt.Fprintf(&b, ", %s into the overage", *n.OverageUsed)
 	}
 	return b.String()
 }

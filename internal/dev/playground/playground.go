@@ -5,7 +5,8 @@
 // Local and the SQS/SNS emulator, creates the tables, the queues and the
 // notifications topic with `usagectl setup --local --topic`, subscribes a
 // queue to the topic (the inbox), seeds a few entitlements with
-// `usagectl entitlement put`, runs the worker in the foreground (publishing
+// `usagectl entitlement put` and a top-up grant with `usagectl grant`, runs
+// the worker in the foreground (publishing
 // notifications to the topic) with its JSON logs shown as readable lines,
 // and prints the export lines for the second shell. When ctx ends (Ctrl-C), it stops the worker the way
 // production does (SIGTERM), then the emulators, and removes what it built:
@@ -56,19 +57,25 @@ const (
 type seed struct {
 	user, key, why string
 	flags          []string // for usagectl entitlement put
+	grant          []string // for usagectl grant, when it gets one
 }
 
 // seeds gives the second shell something to try at once: room to consume,
-// a limit to hit, and a monthly period that has rolled over.
+// a limit to hit, a monthly period that has rolled over, and an allowance
+// nearly used up with a top-up grant to spill into.
 func seeds(now time.Time) []seed {
 	lastMonth := usage.PeriodStart(usage.ResetMonthly, nil, now).AddDate(0, -1, 0)
+	inAYear := usage.FormatInstant(now.AddDate(1, 0, 0).Truncate(time.Second))
 	return []seed{
 		{"alice", "AI_TUTOR_ACCESS", "limit 100, used 10: room to consume",
-			[]string{"--limit", "100", "--used", "10"}},
+			[]string{"--limit", "100", "--used", "10"}, nil},
 		{"bob", "AI_TUTOR_ACCESS", "limit 5, used 5: his next event is rejected (LIMIT_EXCEEDED)",
-			[]string{"--limit", "5", "--used", "5"}},
+			[]string{"--limit", "5", "--used", "5"}, nil},
 		{"carol", "AI_TUTOR_ACCESS", "limit 10 a month, used 10 last month: her next event resets the period first",
-			[]string{"--limit", "10", "--used", "10", "--reset-period", "MONTHLY", "--period-start", usage.FormatInstant(lastMonth)}},
+			[]string{"--limit", "10", "--used", "10", "--reset-period", "MONTHLY", "--period-start", usage.FormatInstant(lastMonth)}, nil},
+		{"erin", "AI_TUTOR_ACCESS", "limit 10, used 8, and a top-up grant topup-1 of 50 for a year: her next 5 spill into it",
+			[]string{"--limit", "10", "--used", "8"},
+			[]string{"--grant", "topup-1", "--amount", "50", "--expires-at", inAYear}},
 	}
 }
 
@@ -132,10 +139,15 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	env["NOTIFICATIONS_INBOX_URL"] = inbox.QueueURL
 	say("    inbox   %s", inbox.QueueURL)
 
-	say("==> seeding entitlements: usagectl entitlement put")
+	say("==> seeding entitlements and a grant: usagectl entitlement put, usagectl grant (decided in process)")
 	for _, s := range seeds(time.Now().UTC()) {
 		if _, err := ctl(append([]string{"entitlement", "put", "--user", s.user, "--key", s.key}, s.flags...)...); err != nil {
 			return err
+		}
+		if s.grant != nil {
+			if _, err := ctl(append([]string{"grant", "--user", s.user, "--key", s.key}, s.grant...)...); err != nil {
+				return err
+			}
 		}
 		say("    %-6s %s  %s", s.user, s.key, s.why)
 	}

@@ -57,6 +57,9 @@ func TestMakeUp(t *testing.T) {
 			if got := usedNow(t, shell, "alice"); got != "10" {
 				t.Fatalf("alice starts at used %s, want the seeded 10", got)
 			}
+			if got := grantsRemaining(t, shell, "erin"); got != "topup-1 50 of 50" {
+				t.Fatalf("erin starts with grants %q, want the seeded topup-1 50 of 50", got)
+			}
 			// Typed at once rather than at a person's pace: what the
 			// session prints is not checked, only that every command works.
 			sh(t, shell, session)
@@ -65,9 +68,16 @@ func TestMakeUp(t *testing.T) {
 			up.waitFor(t, 30*time.Second, regexp.MustCompile(`INFO\s+duplicate event ignored\s.*userId=dave`))
 			up.waitFor(t, 30*time.Second, regexp.MustCompile(`WARN\s+event rejected\s.*userId=bob.*reason=LIMIT_EXCEEDED`))
 			// alice: 10 + 2, and a hold of 5 reserved and released; dave:
-			// 3 once, then 1 of it refunded.
-			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "2"} {
+			// 3 once, then 1 of it refunded; erin: 8 + the 2 left of her
+			// allowance, the other 3 of her 5 from her grant.
+			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "2", "erin": "10"} {
 				eventually(t, 30*time.Second, user+"'s events to be applied", func() bool { return usedNow(t, shell, user) == want })
+			}
+			if got := grantsRemaining(t, shell, "erin"); got != "topup-1 47 of 50" {
+				t.Errorf("erin's grants: %q, want topup-1 47 of 50", got)
+			}
+			if got := draws(t, shell, "erin", "erin-1"); got != "allowance 2, grant topup-1 3" {
+				t.Errorf("erin-1 drew from %q, want allowance 2, grant topup-1 3", got)
 			}
 			if state := holdState(t, shell, "alice", "tutor-1"); state != "released" {
 				t.Errorf("alice's hold tutor-1 is %q, want released", state)
@@ -332,6 +342,59 @@ func holdState(t *testing.T, exports, user, holdID string) string {
 		if h.HoldID == holdID {
 			return h.State
 		}
+	}
+	return ""
+}
+
+// grantsRemaining is what `usagectl grants` says remains of the user's
+// AI_TUTOR_ACCESS grants: "id remaining of amount", comma separated.
+func grantsRemaining(t *testing.T, exports, user string) string {
+	t.Helper()
+	var view struct {
+		Grants []struct {
+			GrantID   string      `json:"grantId"`
+			Amount    json.Number `json:"amount"`
+			Remaining json.Number `json:"remaining"`
+		} `json:"grants"`
+	}
+	out := sh(t, exports, "usagectl grants --user "+user+" --key AI_TUTOR_ACCESS --json")
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("usagectl grants --json: %v\n%s", err, out)
+	}
+	var parts []string
+	for _, g := range view.Grants {
+		parts = append(parts, fmt.Sprintf("%s %s of %s", g.GrantID, g.Remaining, g.Amount))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// draws is where `usagectl history` says the user's AI_TUTOR_ACCESS
+// entry of key drew from: "bucket [grant] amount", comma separated.
+func draws(t *testing.T, exports, user, key string) string {
+	t.Helper()
+	var view struct {
+		Entries []struct {
+			Key   string `json:"key"`
+			Draws []struct {
+				Bucket  string      `json:"bucket"`
+				GrantID string      `json:"grantId"`
+				Amount  json.Number `json:"amount"`
+			} `json:"draws"`
+		} `json:"entries"`
+	}
+	out := sh(t, exports, "usagectl history --user "+user+" --key AI_TUTOR_ACCESS --json")
+	if err := json.Unmarshal([]byte(out), &view); err != nil {
+		t.Fatalf("usagectl history --json: %v\n%s", err, out)
+	}
+	for _, e := range view.Entries {
+		if e.Key != key {
+			continue
+		}
+		var parts []string
+		for _, d := range e.Draws {
+			parts = append(parts, strings.Join(strings.Fields(d.Bucket+" "+d.GrantID+" "+d.Amount.String()), " "))
+		}
+		return strings.Join(parts, ", ")
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,21 +79,11 @@ func testGrants(t *testing.T, newBackend func(t *testing.T) Backend) {
 }
 
 func drawText(ds []usage.Draw) string {
-	s := ""
-	for _, d := range ds {
-		name := string(d.Bucket)
-		if d.GrantID != "" {
-			name = d.GrantID
-		}
-		if d.Lapsed {
-			name += "(lapsed)"
-		}
-		if s != "" {
-			s += " "
-		}
-		s += name + ":" + d.Amount.String()
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.String()
 	}
-	return s
+	return strings.Join(s, " ")
 }
 
 // testRacingGrantDraws: consumers racing on one entitlement with grants

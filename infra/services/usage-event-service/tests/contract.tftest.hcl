@@ -72,6 +72,7 @@ run "defaults" {
       NOTIFY_TOPIC_ARN         = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
       NOTIFY_THRESHOLDS        = "80,100"
       NOTIFY_LIMIT_REJECTED    = "true"
+      NOTIFY_OVERAGE           = "true"
       NOTIFY_RECOVERY_INTERVAL = "1m"
     })
     error_message = "Unexpected function environment: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
@@ -263,6 +264,7 @@ run "decisions" {
       NOTIFY_TOPIC_ARN         = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
       NOTIFY_THRESHOLDS        = "80,100"
       NOTIFY_LIMIT_REJECTED    = "true"
+      NOTIFY_OVERAGE           = "true"
       NOTIFY_RECOVERY_INTERVAL = "1m"
     })
     error_message = "The decisions function must get the consumer's configuration without the queue: ${jsonencode(aws_lambda_function.decisions[0].environment[0].variables)}."
@@ -444,6 +446,7 @@ run "options" {
     entitlement_sk_prefix              = "ENT#"
     notify_thresholds                  = [50, 90.5]
     notify_limit_rejected              = false
+    notify_overage                     = false
     notify_recovery_interval           = "2m"
   }
 
@@ -471,6 +474,7 @@ run "options" {
     condition = { for k, v in aws_lambda_function.this.environment[0].variables : k => v if !contains(["DEAD_LETTER_QUEUE_URL", "ENTITLEMENTS_TABLE", "USAGE_LEDGER_TABLE", "USAGE_EVENT_QUEUE_URL", "NOTIFY_TOPIC_ARN"], k) } == {
       NOTIFY_THRESHOLDS        = "50,90.5"
       NOTIFY_LIMIT_REJECTED    = "false"
+      NOTIFY_OVERAGE           = "false"
       NOTIFY_RECOVERY_INTERVAL = "2m"
       REFUND_TARGET_WAIT       = "2m"
       DEDUP_RETENTION          = "30d"

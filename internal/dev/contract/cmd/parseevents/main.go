@@ -41,6 +41,9 @@ type event struct {
 	RefundOf       string  `json:"refundOf"`
 	HoldID         string  `json:"holdId"`
 	HoldSeconds    int     `json:"holdSeconds"`
+	GrantID        string  `json:"grantId"`
+	ExpiresAt      string  `json:"expiresAt"` // in UTC, as usage.FormatInstant writes it; "" when absent
+	Priority       *int    `json:"priority"`  // null when absent
 }
 
 func outcomeOf(err error) outcome {
@@ -76,7 +79,10 @@ func main() {
 		if err == nil {
 			parse.Event = &event{UserID: ev.UserID, EntitlementKey: ev.EntitlementKey, Operation: string(ev.Operation),
 				Amount: ev.Amount.String(), AmountGiven: ev.AmountGiven, IdempotencyKey: ev.IdempotencyKey,
-				RefundOf: ev.RefundOf, HoldID: ev.HoldID, HoldSeconds: ev.HoldSeconds}
+				RefundOf: ev.RefundOf, HoldID: ev.HoldID, HoldSeconds: ev.HoldSeconds, GrantID: ev.GrantID, Priority: ev.Priority}
+			if ev.ExpiresAt != nil {
+				parse.Event.ExpiresAt = usage.FormatInstant(*ev.ExpiresAt)
+			}
 			if ev.Metadata != nil {
 				m := string(ev.Metadata)
 				parse.Event.Metadata = &m
