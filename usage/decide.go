@@ -2,6 +2,7 @@ package usage
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"time"
 )
@@ -654,9 +655,12 @@ func (d *decider) entitlementWrite() Write {
 // does not already rest on must still be of a kind it reads (periodStart,
 // which only a reset writes, exactly), so that a value access-service
 // wrote odd meanwhile refuses the write, and the decision taken again on
-// it rejects INVALID_ENTITLEMENT.
+// it rejects INVALID_ENTITLEMENT. The grants, whose entries a kind does
+// not describe, rest on their value as read: exactly, or, when the write
+// draws from some of them, each other grant exactly.
 func (d *decider) wellFormed(conds []Cond) []Cond {
 	obs := d.ent.Observed
+	conds = d.grantsAsRead(conds)
 	for _, k := range []struct {
 		attr string
 		kind Kind
@@ -668,6 +672,31 @@ func (d *decider) wellFormed(conds []Cond) []Cond {
 			conds = append(conds, Pin(k.attr, v))
 		} else {
 			conds = append(conds, Cond{Op: OpKind, Attr: k.attr, Kind: k.kind, OrAbsent: true})
+		}
+	}
+	return conds
+}
+
+// grantsAsRead pins the grants a write does not already rest on as a
+// whole: the attribute exactly when the write leaves them alone, else
+// each grant it neither draws from nor finds gone, exactly.
+func (d *decider) grantsAsRead(conds []Cond) []Cond {
+	if slices.ContainsFunc(conds, func(c Cond) bool { return c.Attr == AttrGrants && len(c.Field) == 0 }) {
+		return conds
+	}
+	grants := d.ent.Observed.Get(AttrGrants)
+	touched := map[string]bool{}
+	for _, c := range conds {
+		if c.Attr == AttrGrants && len(c.Field) > 0 {
+			touched[c.Field[0]] = true
+		}
+	}
+	if len(touched) == 0 || grants.Kind != KindMap {
+		return append(conds, Pin(AttrGrants, grants))
+	}
+	for _, id := range slices.Sorted(maps.Keys(grants.Fields)) {
+		if !touched[id] {
+			conds = append(conds, Cond{Op: OpEquals, Attr: AttrGrants, Field: []string{id}, Value: grants.Fields[id]})
 		}
 	}
 	return conds
