@@ -152,7 +152,8 @@ type GrantArm struct {
 	// EntitlementWrites are the run's committed updates of the
 	// entitlement items by their update and condition expressions (the
 	// arm's last run); SameWriteAsReference: its reference's were the
-	// same expressions.
+	// same expressions, but for the grants being pinned as read (absent
+	// on the reference's item, the map itself on the arm's).
 	EntitlementWrites    map[string]int `json:"entitlementWrites"`
 	SameWriteAsReference bool           `json:"sameWriteAsReference,omitempty"`
 
@@ -508,7 +509,7 @@ func (rep *GrantsReport) summarize() {
 		if ref == nil {
 			continue
 		}
-		a.SameWriteAsReference = maps.Equal(keysOf(a.EntitlementWrites), keysOf(ref.EntitlementWrites))
+		a.SameWriteAsReference = maps.Equal(writeShapes(a.EntitlementWrites), writeShapes(ref.EntitlementWrites))
 		a.WRURatio = ratio(a.Median.WRUPerEvent, ref.Median.WRUPerEvent)
 		a.RRURatio = ratio(a.Median.RRUPerEvent, ref.Median.RRUPerEvent)
 		a.RequestRatio = ratio(a.Median.RequestsPerEvent, ref.Median.RequestsPerEvent)
@@ -521,11 +522,12 @@ func (rep *GrantsReport) summarize() {
 	}
 }
 
-// keysOf is the set of m's keys.
-func keysOf(m map[string]int) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
+// writeShapes is the set of writes' expressions with the exact pin of
+// the grants as read written one way, whether they were absent or a map.
+func writeShapes(writes map[string]int) map[string]bool {
+	out := make(map[string]bool, len(writes))
+	for k := range writes {
+		out[strings.ReplaceAll(k, "#grants = :grants", "attribute_not_exists(#grants)")] = true
 	}
 	return out
 }

@@ -49,7 +49,8 @@ func TestGrantsScenario(t *testing.T) {
 		t.Fatalf("arms missing: %v", arms)
 	}
 	// The allowance consume on an item with grants is today's write: the
-	// same update and condition expressions; a draw from a grant is not.
+	// same update and condition expressions (the grants pinned as read:
+	// the map, where today's finds none); a draw from a grant is not.
 	if !many.SameWriteAsReference || len(ref.EntitlementWrites) != 1 || arms["one grant, 20 grants on the item"].SameWriteAsReference {
 		t.Errorf("entitlement writes: today's %v, with 20 grants %v, one grant's %v", ref.EntitlementWrites, many.EntitlementWrites, arms["one grant, 20 grants on the item"].EntitlementWrites)
 	}
