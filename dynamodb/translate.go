@@ -101,9 +101,15 @@ func (e *expression) path(attr string, field []string) string {
 }
 
 // name returns the placeholder of an attribute name: "#" and the name
-// itself where it is a plain identifier, so expressions stay readable.
+// itself where it is a plain identifier, so expressions stay readable;
+// cut to maxPlaceholder, because DynamoDB refuses a placeholder longer
+// than 255 bytes and an expression longer than 4 KB, and a grant's ID
+// (a path below grants) may be 256 characters.
 func (e *expression) name(attr string) string {
 	base := "#" + identifier(attr)
+	if len(base) > maxPlaceholder {
+		base = base[:maxPlaceholder]
+	}
 	for p, i := base, 2; ; p, i = fmt.Sprintf("%s_%d", base, i), i+1 {
 		if got, ok := e.names[p]; !ok || got == attr {
 			e.names[p] = attr
@@ -127,6 +133,11 @@ func (e *expression) value(hint string, v types.AttributeValue) string {
 		}
 	}
 }
+
+// maxPlaceholder bounds a name placeholder's length (before a suffix
+// that tells apart names cut alike): MaxActiveGrants paths to grants
+// of the longest IDs stay well within an expression's 4 KB.
+const maxPlaceholder = 24
 
 func identifier(s string) string {
 	b := []byte(s)

@@ -1,7 +1,9 @@
 package dynamodb
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -187,5 +189,35 @@ func TestTransactionFollowsThePlan(t *testing.T) {
 	}
 	if tx.ClientRequestToken == nil || len(*tx.ClientRequestToken) != 32 {
 		t.Errorf("no client request token")
+	}
+}
+
+// TestTranslateLongGrantIDs: a write that rests on the most grants there
+// can be, each with an ID of the longest length, stays within DynamoDB's
+// expression limits: no placeholder over 255 bytes, no expression over
+// 4 KB, and IDs cut alike get placeholders of their own.
+func TestTranslateLongGrantIDs(t *testing.T) {
+	var w usage.Write
+	w.Target, w.Action = usage.EntitlementItem, usage.Update
+	for i := range usage.MaxActiveGrants {
+		id := fmt.Sprintf("%s-%03d", strings.Repeat("g", 252), i)
+		w.Conds = append(w.Conds, usage.Cond{Op: usage.OpEquals, Attr: usage.AttrGrants, Field: []string{id},
+			Value: usage.MapValue(map[string]usage.Value{usage.GrantFieldRemaining: usage.NumberValue(usage.MustDecimal("1"))})})
+	}
+	w.Set = []usage.Assign{{Attr: usage.AttrGrants, Field: []string{w.Conds[0].Field[0], usage.GrantFieldRemaining},
+		Value: usage.NumberValue(usage.MustDecimal("-1")), Add: true}}
+	got := translate(w, "PK")
+	if len(got.condition) > 4096 || len(got.update) > 4096 {
+		t.Errorf("condition of %d bytes, update of %d", len(got.condition), len(got.update))
+	}
+	ids := map[string]bool{}
+	for p, name := range got.names {
+		if len(p) > 255 {
+			t.Errorf("placeholder of %d bytes", len(p))
+		}
+		ids[name] = true
+	}
+	if len(ids) != len(got.names) || len(ids) != usage.MaxActiveGrants+2 {
+		t.Errorf("%d names for %d placeholders, want %d", len(ids), len(got.names), usage.MaxActiveGrants+2)
 	}
 }

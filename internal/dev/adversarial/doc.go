@@ -7,6 +7,24 @@
 // store and DynamoDB (another writer between a read and a write, answers
 // lost after a write, stale reads, unprocessed keys, throttling), and
 // compared step by step with a one-at-a-time oracle written from the
-// README. Everything lives in the package's tests; see adversarial_test.go
-// for how to run a seed or a long run.
+// README.
+//
+// Grants, voids, rollover and overage take part like every other
+// operation: the scenarios send grants (with and without expiresAt, some
+// expiring while the clock runs, some not in the future, with
+// priorities, sent again) and voids, queued and synchronous; create
+// entitlements with overageLimit and rolloverMax, which access-service
+// edits or writes odd (grants too); and play short stories (a grant drawn
+// from, voided, then given back to; a hold beyond the allowance settled
+// after its period; the overage drawn and refunded; the bound on grants;
+// a rollover drawn from). The oracle (oracle_grants_test.go) models the
+// draws, the give-backs and their lapses, voids, the bound, rollover at
+// the lazy reset and usage.overage.started; after every step the suite
+// compares the stored grants, overageUsed and each ledger entry's draws
+// with it. A run of 12 scenarios or more refuses to pass when one of
+// these rules was never exercised (mustCover).
+//
+// Everything lives in the package's tests; see adversarial_test.go for
+// how to run a seed or a long run, defects_test.go and
+// defects_grants_test.go for the focused scenarios of each defect found.
 package adversarial

@@ -9,16 +9,22 @@ import (
 )
 
 // The oracle: a model of one entitlement group written from the README
-// (Behaviour, Refunds, Holds, Periods) and docs/notifications.md, applying
-// one event at a time. It does not call usage.Plan or any of the
-// service's decision code; it borrows only usage.Decimal for exact
-// arithmetic.
+// (Behaviour, Refunds, Holds, Periods, Grants, rollover and overage) and
+// docs/notifications.md, applying one event at a time. It does not call
+// usage.Plan or any of the service's decision code; it borrows only
+// usage.Decimal for exact arithmetic. The grants, voids, draws,
+// give-backs, rollover and overage live in oracle_grants_test.go.
 
 // outcome is what the oracle (or the service) says of one event.
 type outcome struct {
 	Status string // APPLIED, DUPLICATE, REJECTED, RETRY
 	Reason string // for REJECTED
 	why    string // the service's cause of a RETRY (not compared)
+	// shown is what a synchronous answer shows of the buckets:
+	// "draws [...]" for a consume or reserve, "returned [...]" for a
+	// refund or settlement, when a bucket beyond the allowance (or a
+	// lapsed part) is involved; "" otherwise.
+	shown string
 }
 
 func (o outcome) String() string {
@@ -99,8 +105,18 @@ type oEnt struct {
 	limit, used attr
 	resetPeriod string // "DAILY" or "NONE" (the generator writes only these)
 	periodStart string // the current period's start ("" when absent), lazily reset
-	stored      string // periodStart as stored: a lazy reset is stored by the next write that changes used
+	stored      string // periodStart as stored: a lazy reset is stored by the next write that changes the item
 	thresholds  attr   // notifyThresholds
+
+	// Balances beyond the allowance (oracle_grants_test.go).
+	overageLimit, rolloverMax attr
+	overageUsed               usage.Decimal      // this period's (metering's own)
+	grants                    map[string]*oGrant // as on the item (expired ones until a write drops them)
+	grantsOdd                 bool               // access-service wrote grants as a value metering cannot read
+	// rollUsed is used as the item stores it for the stored period while
+	// its reset is pending: the rollover's "unused allowance" is limit
+	// minus it.
+	rollUsed attr
 }
 
 func (e *oEnt) malformed() bool {
@@ -116,6 +132,18 @@ func (e *oEnt) malformed() bool {
 	case "", "N":
 	default:
 		return true
+	}
+	return e.grantsOdd || !amountAttrOK(e.overageLimit) || !amountAttrOK(e.rolloverMax)
+}
+
+// amountAttrOK: overageLimit and rolloverMax are absent, NULL or a number
+// that is not negative.
+func amountAttrOK(a attr) bool {
+	switch a.kind {
+	case "", "NULL":
+		return true
+	case "N":
+		return a.num.Sign() >= 0
 	}
 	return false
 }
@@ -147,6 +175,15 @@ type oEntry struct {
 	actual      usage.Decimal
 	periodStart string
 	unreadable  bool // written odd by the harness (defect 7)
+
+	// draws: for a consume or a reserve, the buckets it drew from (nil:
+	// the allowance alone); for a refund, where it gave back.
+	draws []oDraw
+	// A grant's entry.
+	grantState     string // active, voided
+	priority       int
+	grantExpiresAt *time.Time
+	voided         *usage.Decimal
 }
 
 // oNote is a recorded notification.
@@ -161,10 +198,11 @@ type oNote struct {
 	used      usage.Decimal   // one at a time: right after the crossing event (or at the rejection)
 	usedAlso  []usage.Decimal // coalesced: used after each later event of the same write, when at or above the level
 	open      bool            // still collecting usedAlso in this round
+	overage   usage.Decimal   // usage.overage.started: overageUsed right after the event
 }
 
 func (n *oNote) key() string {
-	if n.typ == usage.NotifyLimitRejected {
+	if n.typ != usage.NotifyThresholdReached {
 		return n.period + "#" + n.typ + "#-"
 	}
 	return n.period + "#" + n.typ + "#" + n.threshold.String()
@@ -181,6 +219,11 @@ type oScope struct {
 	// under the limit.
 	edited       bool
 	editedPeriod string
+	// overageEdited: access-service wrote overageLimit in the current
+	// period, so overageUsed may be above it.
+	overageEdited       bool
+	overageEditedPeriod string
+	cover               map[string]int // the oracle's
 }
 
 // oracle holds every scope of a scenario.
@@ -188,17 +231,22 @@ type oracle struct {
 	scopes          map[string]*oScope
 	thresholds      []usage.Decimal // NOTIFY_THRESHOLDS
 	notifyRejection bool
+	notifyOverage   bool
+	// cover counts what the scenarios made happen (a draw from a grant,
+	// a lapsed give-back, a rollover, ...): the run refuses to pass if
+	// one of the new rules was never exercised.
+	cover map[string]int
 }
 
 func newOracle() *oracle {
-	return &oracle{scopes: map[string]*oScope{}, notifyRejection: true,
+	return &oracle{scopes: map[string]*oScope{}, notifyRejection: true, notifyOverage: true, cover: map[string]int{},
 		thresholds: []usage.Decimal{usage.MustDecimal("80"), usage.MustDecimal("100")}}
 }
 
 func (o *oracle) scope(user string) *oScope {
 	s := o.scopes[user]
 	if s == nil {
-		s = &oScope{ledger: map[string]*oEntry{}, notes: map[string]*oNote{}}
+		s = &oScope{ledger: map[string]*oEntry{}, notes: map[string]*oNote{}, cover: o.cover}
 		o.scopes[user] = s
 	}
 	return s
@@ -221,10 +269,17 @@ func (s *oScope) lazyReset(now time.Time) {
 	}
 	cur := periodOf("DAILY", now)
 	if e.periodStart == "" || e.periodStart < cur {
+		if e.periodStart == e.stored {
+			e.rollUsed = e.used // the stored period ends: its used stays on the item until the reset is written
+		}
 		e.periodStart = cur
 		e.used = num(usage.Decimal{})
+		e.overageUsed = usage.Decimal{}
 		if s.editedPeriod != cur {
 			s.edited = false
+		}
+		if s.overageEditedPeriod != cur {
+			s.overageEdited = false
 		}
 	}
 }
@@ -281,12 +336,18 @@ func fits(d usage.Decimal) bool { return d.SignificantDigits() <= 38 }
 
 // ev is one event as the oracle sees it.
 type ev struct {
-	op       string // consume, refund, reserve, commit, release, expire
-	key      string // dedup key (settlements: none)
+	op       string // consume, refund, reserve, commit, release, expire, grant, void
+	key      string // dedup key (settlements and voids: none; a grant: its grantId)
 	amount   string // "" absent
 	refundOf string
 	holdID   string
 	seconds  int
+	// grants and voids
+	grantID   string
+	expiresAt *time.Time
+	zone      int  // expiresAt written with this offset in minutes (the same instant)
+	priority  *int // nil: absent (the default)
+	withKey   bool // a grant also sends idempotencyKey (= grantId)
 }
 
 func (e ev) amountDec() usage.Decimal {
@@ -300,23 +361,36 @@ func (e ev) amountDec() usage.Decimal {
 // outcome.
 func (o *oracle) apply(user string, e ev, now time.Time) outcome {
 	s := o.scope(user)
-	s.lazyReset(now)
-	if e.op != "commit" && e.op != "release" && e.op != "expire" {
+	s.begin(now)
+	defer s.end()
+	out := o.decide(s, user, e, now)
+	switch {
+	case out.Reason == "INVALID_ENTITLEMENT" && s.ent.grantsOdd:
+		o.cover["INVALID_ENTITLEMENT: grants unreadable"]++
+	case out.Reason == "IDEMPOTENCY_CONFLICT" && e.op == "grant":
+		o.cover["grant: IDEMPOTENCY_CONFLICT"]++
+	}
+	o.afterEvent(s)
+	return out
+}
+
+func (o *oracle) decide(s *oScope, user string, e ev, now time.Time) outcome {
+	if e.op != "commit" && e.op != "release" && e.op != "expire" && e.op != "void" {
 		if prior, ok := s.ledger[e.key]; ok {
 			return duplicateOf(prior, e)
 		}
 	}
-	var out outcome
 	switch e.op {
 	case "consume", "reserve":
-		out = precedence(&s.ent, nil, func() outcome { return o.consume(user, s, e, now) })
+		return precedence(&s.ent, nil, func() outcome { return o.consume(user, s, e, now) })
 	case "refund":
-		out = o.refund(s, e)
-	default:
-		out = o.settle(s, e, now)
+		return o.refund(s, e, now)
+	case "grant":
+		return precedence(&s.ent, nil, func() outcome { return o.grant(s, e, now) })
+	case "void":
+		return o.void(s, e, now)
 	}
-	o.afterEvent(s)
-	return out
+	return o.settle(s, e, now)
 }
 
 // afterEvent lets the notifications of the current write see the usage
@@ -349,10 +423,18 @@ func duplicateOf(prior *oEntry, e ev) outcome {
 		return duplicate
 	case prior.amount.Cmp(e.amountDec()) != 0:
 		return rejected("IDEMPOTENCY_CONFLICT")
+	case op == "grant" && !sameGrantTerms(prior, e):
+		return rejected("IDEMPOTENCY_CONFLICT") // another expiry or priority under the grant's ID
 	}
 	return duplicate
 }
 
+// consume decides a consume or a reserve (README, Behaviour step 4, and
+// Grants, rollover and overage): used + amount must be a DynamoDB
+// number (as before grants: the precision is checked first); what the
+// allowance's limit - used covers is the allowance's; beyond it the
+// consume draws the allowance's rest, then the grants counting now in
+// draw order, then the overage's room, or is LIMIT_EXCEEDED.
 func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 	amount := e.amountDec()
 	used := s.ent.usedNum()
@@ -360,14 +442,42 @@ func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 	if !fits(next) {
 		return rejected("INVALID_AMOUNT")
 	}
+	var draws []oDraw
 	if limit := s.ent.limitNum(); limit != nil && next.Cmp(*limit) > 0 {
-		if o.notifyRejection {
-			n := &oNote{typ: usage.NotifyLimitRejected, period: s.period(), limit: *limit, amount: amount, eventID: e.key, used: used}
-			if _, ok := s.notes[n.key()]; !ok {
-				s.notes[n.key()] = n
+		var ok bool
+		if draws, ok = s.spill(amount, now); !ok {
+			if o.notifyRejection {
+				n := &oNote{typ: usage.NotifyLimitRejected, period: s.period(), limit: *limit, amount: amount, eventID: e.key, used: used}
+				if _, ok := s.notes[n.key()]; !ok {
+					s.notes[n.key()] = n
+				}
+			}
+			return rejected("LIMIT_EXCEEDED")
+		}
+		if !s.drawsFit(draws) {
+			return rejected("INVALID_AMOUNT")
+		}
+		next = used
+		overageBefore := s.ent.overageUsed
+		for _, d := range draws {
+			switch d.bucket {
+			case bucketAllowance:
+				next = next.Add(d.amount)
+			case bucketGrant:
+				g := s.ent.grants[d.grantID]
+				g.remaining = g.remaining.Sub(d.amount)
+			case bucketOverage:
+				s.ent.overageUsed = s.ent.overageUsed.Add(d.amount)
 			}
 		}
-		return rejected("LIMIT_EXCEEDED")
+		o.coverDraws(draws)
+		if overageBefore.IsZero() && s.ent.overageUsed.Sign() > 0 && o.notifyOverage {
+			n := &oNote{typ: usage.NotifyOverageStarted, period: s.period(), limit: *limit, eventID: e.key, used: next, overage: s.ent.overageUsed}
+			if _, ok := s.notes[n.key()]; !ok {
+				s.notes[n.key()] = n
+				o.cover["overage notification"]++
+			}
+		}
 	}
 	percents, levels := o.thresholdLevels(&s.ent)
 	for i, level := range levels {
@@ -380,8 +490,9 @@ func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 			s.notes[n.key()] = n
 		}
 	}
-	s.ent.used, s.ent.stored = num(next), s.ent.periodStart
-	entry := &oEntry{op: e.op, amount: amount, periodStart: s.period()}
+	s.ent.used = num(next)
+	s.store(now)
+	entry := &oEntry{op: e.op, amount: amount, periodStart: s.period(), draws: draws}
 	if e.op == "reserve" {
 		secs := e.seconds
 		if secs == 0 {
@@ -391,24 +502,12 @@ func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 		entry.expiresAt = now.Add(time.Duration(secs) * time.Second)
 	}
 	s.ledger[e.key] = entry
-	return applied
+	return shownAs("draws", draws)
 }
 
-// giveBack lowers used, never below 0; false when the result would need
-// more than 38 digits.
-func giveBack(s *oScope, amount usage.Decimal) bool {
-	next := s.ent.usedNum().Sub(amount)
-	if next.Sign() < 0 {
-		next = usage.Decimal{}
-	}
-	if !fits(next) {
-		return false
-	}
-	s.ent.used, s.ent.stored = num(next), s.ent.periodStart
-	return true
-}
-
-func (o *oracle) refund(s *oScope, e ev) outcome {
+// refund gives back (part of) a consume to the buckets it drew from, the
+// last drawn first; a part due to a grant that no longer counts lapses.
+func (o *oracle) refund(s *oScope, e ev, now time.Time) outcome {
 	target := s.ledger[e.refundOf]
 	return precedence(&s.ent, func() (outcome, bool) {
 		switch {
@@ -430,12 +529,17 @@ func (o *oracle) refund(s *oScope, e ev) outcome {
 		if amount.Sign() <= 0 || amount.Cmp(remaining) > 0 {
 			return rejected("REFUND_EXCEEDS_APPLIED")
 		}
-		if !giveBack(s, amount) {
+		if !fits(target.refunded.Add(amount)) {
 			return rejected("INVALID_AMOUNT")
 		}
+		returns := returnsOf(drawsOf(target), target.refunded, amount)
+		if !s.giveBackFits(returns, true) {
+			return rejected("INVALID_AMOUNT")
+		}
+		returns = o.giveBack(s, returns, true, now)
 		target.refunded = target.refunded.Add(amount)
-		s.ledger[e.key] = &oEntry{op: "refund", amount: amount, refundOf: e.refundOf, periodStart: s.period()}
-		return applied
+		s.ledger[e.key] = &oEntry{op: "refund", amount: amount, refundOf: e.refundOf, periodStart: s.period(), draws: returns}
+		return shownAs("returned", returns)
 	})
 }
 
@@ -472,13 +576,16 @@ func (o *oracle) settle(s *oScope, e ev, now time.Time) outcome {
 		if actual.Cmp(hold.amount) > 0 {
 			return rejected("COMMIT_EXCEEDS_HOLD")
 		}
-		if s.ent.resetPeriod != "DAILY" || hold.periodStart == s.period() {
-			if back := hold.amount.Sub(actual); back.Sign() > 0 && !giveBack(s, back) {
-				return rejected("INVALID_AMOUNT")
-			}
+		// The unused part goes back the same way as a refund's; after the
+		// hold's period ended only its grants still counting take theirs.
+		inPeriod := s.ent.resetPeriod != "DAILY" || hold.periodStart == s.period()
+		returns := returnsOf(drawsOf(hold), usage.Decimal{}, hold.amount.Sub(actual))
+		if !s.giveBackFits(returns, inPeriod) {
+			return rejected("INVALID_AMOUNT")
 		}
+		returns = o.giveBack(s, returns, inPeriod, now)
 		hold.holdState, hold.actual = state, actual
-		return applied
+		return shownAs("returned", returns)
 	})
 }
 
@@ -498,7 +605,7 @@ func (o *oracle) sweep(now time.Time) {
 			if h.op != "reserve" || h.unreadable || h.holdState != "active" || !due.Before(now) {
 				continue
 			}
-			s.lazyReset(now)
+			s.begin(now)
 			switch {
 			case !s.ent.exists:
 				h.holdState, h.actual = "expired", usage.Decimal{}
@@ -507,26 +614,14 @@ func (o *oracle) sweep(now time.Time) {
 			default:
 				o.settle(s, ev{op: "expire", holdID: key}, now)
 			}
+			s.end()
 		}
 	}
 }
 
-// ledgerSum is the current period's usage as the ledger records it:
-// consumes less their refunds, active holds, committed amounts.
+// ledgerSum is the current period's usage of the allowance as the
+// ledger records it: of each consume, active hold and committed hold,
+// the allowance's part of what stays drawn.
 func (s *oScope) ledgerSum() usage.Decimal {
-	var sum usage.Decimal
-	for _, e := range s.ledger {
-		if e.unreadable && e.op == "reserve" || (s.ent.resetPeriod == "DAILY" && e.periodStart != s.period()) {
-			continue
-		}
-		switch {
-		case e.op == "consume":
-			sum = sum.Add(e.amount).Sub(e.refunded)
-		case e.op == "reserve" && e.holdState == "active":
-			sum = sum.Add(e.amount)
-		case e.op == "reserve" && e.holdState == "committed":
-			sum = sum.Add(e.actual)
-		}
-	}
-	return sum
+	return s.keptIn(bucketAllowance, "")
 }
