@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -349,7 +350,8 @@ func failureName(op string, err error) string {
 }
 
 // updateShape is an update's expressions as sent: what the write does and
-// what it rests on, values left as placeholders.
+// what it rests on, values left as placeholders and each grant's ID as
+// #id (every entitlement of a run has grants of its own IDs).
 func updateShape(u *types.Update) string {
 	deref := func(p *string) string {
 		if p == nil {
@@ -357,8 +359,10 @@ func updateShape(u *types.Update) string {
 		}
 		return *p
 	}
-	return deref(u.UpdateExpression) + " IF " + deref(u.ConditionExpression)
+	return grantPath.ReplaceAllString(deref(u.UpdateExpression)+" IF "+deref(u.ConditionExpression), "#grants.#id")
 }
+
+var grantPath = regexp.MustCompile(`#grants\.#[A-Za-z0-9_]+`)
 
 // MeterSnapshot is what a Meter counted.
 type MeterSnapshot struct {
