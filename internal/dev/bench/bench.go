@@ -50,6 +50,15 @@ type Options struct {
 	JSONPath string
 	// Calibrate measures DynamoDB Local's CPU cost per request shape first.
 	Calibrate bool
+	// Grants runs the grants scenario (GrantsConfig, grants.go) instead of
+	// the comparison with the baseline: Concurrency and ApplyConcurrency
+	// deliver its uncontended arms; a warm-up round runs first unless
+	// WarmupEvents is 0.
+	Grants         bool
+	GrantEvents    int
+	GrantRounds    int
+	GrantConsumers int
+	GrantCounts    []int
 	// RTT is a modelled network round trip added to every DynamoDB HTTP
 	// attempt of both systems' runs, warm-up included (0: none). Set-up,
 	// the correctness check, calibration and the cold start are not
@@ -163,6 +172,9 @@ type Report struct {
 	ColdStartError string     `json:"coldStartError,omitempty"`
 
 	EmulatorCost []EmulatorCost `json:"emulatorCost,omitempty"`
+
+	// Grants is the grants scenario's result (Options.Grants), alone.
+	Grants *GrantsReport `json:"grants,omitempty"`
 }
 
 // Prepare fills in the defaults (concurrency 8 invocations or 2 worker
@@ -246,6 +258,9 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 			return nil, err
 		}
 	}
+	if opts.Grants {
+		return rep, executeGrants(ctx, opts, rep, ddb.PID, stdout, stderr)
+	}
 	w, err := Generate(opts.Workload, time.Now())
 	if err != nil {
 		return nil, err
@@ -320,21 +335,41 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 		say("==> chart written to %s", opts.ChartPath)
 	}
 
+	return rep, output(opts, rep, stdout)
+}
+
+// output writes the report: JSON to opts.JSONPath if set, and JSON or the
+// human-readable report on stdout.
+func output(opts Options, rep *Report, stdout io.Writer) error {
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
-		return rep, err
+		return err
 	}
 	js = append(js, '\n')
 	if opts.JSONPath != "" {
 		if err := os.WriteFile(opts.JSONPath, js, 0o644); err != nil {
-			return rep, err
+			return err
 		}
 	}
 	if opts.JSON {
 		_, err := stdout.Write(js)
-		return rep, err
+		return err
 	}
-	return rep, PrintReport(stdout, rep)
+	return PrintReport(stdout, rep)
+}
+
+// executeGrants runs the grants scenario on the started DynamoDB Local
+// (process pid) and writes its report: the machine, and the scenario.
+func executeGrants(ctx context.Context, opts Options, rep *Report, pid int, stdout, stderr io.Writer) error {
+	g, err := RunGrants(ctx, GrantsConfig{Events: opts.GrantEvents, Rounds: opts.GrantRounds, Consumers: opts.GrantConsumers,
+		GrantCounts: opts.GrantCounts, Warmup: opts.WarmupEvents > 0, Concurrency: opts.Concurrency, ApplyConcurrency: opts.ApplyConcurrency,
+		Settle: 2 * time.Second, EmulatorPID: pid, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	*rep = Report{Date: rep.Date, GoVersion: rep.GoVersion, CPUModel: rep.CPUModel, NProc: rep.NProc, OS: rep.OS,
+		Emulator: rep.Emulator, Prices: rep.Prices, EmulatorCost: rep.EmulatorCost, Grants: g}
+	return output(opts, rep, stdout)
 }
 
 // DrawChart draws a sweep's chart from its report: events/s and p99 batch
@@ -438,6 +473,13 @@ func PrintReport(out io.Writer, rep *Report) error {
 	}
 	fmt.Fprintf(out, "usage-event-service benchmark, %s, %s, %d cores (%s), %s, %s\n",
 		rep.Date, rep.CPUModel, rep.NProc, rep.OS, rep.GoVersion, rep.Emulator)
+	if rep.Grants != nil {
+		fmt.Fprintln(out)
+		PrintGrants(out, rep.Grants)
+		fmt.Fprintln(out)
+		printEmulatorCost(out, rep.EmulatorCost)
+		return nil
+	}
 	if rep.RTTMs > 0 {
 		fmt.Fprintf(out, "modelled network round trip: %g ms added before every DynamoDB HTTP attempt of both systems (a fixed delay, not a measurement of AWS)\n", rep.RTTMs)
 	} else {
@@ -513,13 +555,7 @@ func PrintReport(out io.Writer, rep *Report) error {
 		}
 		fmt.Fprintln(out)
 	}
-	if len(rep.EmulatorCost) > 0 {
-		fmt.Fprintln(out, "DynamoDB Local's CPU per request (warm JVM, 4 concurrent callers)")
-		for _, e := range rep.EmulatorCost {
-			fmt.Fprintf(out, "  %-30s %2d item(s)  %6.0f requests/s  %.3f ms CPU/request  %.2f cores\n", e.Request, e.Items, e.RequestsPerSecond, e.EmulatorCPUMs, e.EmulatorCores)
-		}
-		fmt.Fprintln(out)
-	}
+	printEmulatorCost(out, rep.EmulatorCost)
 	switch {
 	case rep.ColdStart != nil:
 		cs := rep.ColdStart
@@ -533,6 +569,18 @@ func PrintReport(out io.Writer, rep *Report) error {
 		fmt.Fprintf(out, "cold start not measured: %s\n", rep.ColdStartError)
 	}
 	return nil
+}
+
+// printEmulatorCost writes the calibration's result (--calibrate), if any.
+func printEmulatorCost(out io.Writer, cost []EmulatorCost) {
+	if len(cost) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "DynamoDB Local's CPU per request (warm JVM, 4 concurrent callers)")
+	for _, e := range cost {
+		fmt.Fprintf(out, "  %-30s %2d item(s)  %6.0f requests/s  %.3f ms CPU/request  %.2f cores\n", e.Request, e.Items, e.RequestsPerSecond, e.EmulatorCPUMs, e.EmulatorCores)
+	}
+	fmt.Fprintln(out)
 }
 
 func round(m map[string]float64) map[string]float64 {

@@ -242,6 +242,73 @@ func TestRequestUnits(t *testing.T) {
 	}
 }
 
+// Items whose size before the run is known are priced by it: an
+// entitlement of 3.2 KB costs 4 KB of writes in a transaction, and a read
+// costs its whole size whatever the projection returned.
+func TestRequestUnitsOfKnownItems(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	key := func(u string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": s(u), "sk": s("E")}
+	}
+	big, small := key("big"), key("small")
+	big["grants"] = s(string(make([]byte, 3200)))
+	huge := key("huge")
+	huge["grants"] = s(string(make([]byte, 5000)))
+	m := NewMeter()
+	m.KnowItems("ent", []map[string]types.AttributeValue{big, small, huge}, "pk", "sk")
+	table := "ent"
+	other := "ledger"
+	tx := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{TableName: &table, Key: key("big")}},
+		{Update: &types.Update{TableName: &table, Key: key("small")}},
+		{Update: &types.Update{TableName: &table, Key: key("unknown")}},
+		{ConditionCheck: &types.ConditionCheck{TableName: &other, Key: key("big")}},
+		{Put: &types.Put{TableName: &table, Item: key("big")}}, // overwrites the 3.2 KB item
+	}}
+	if _, wru, _, _ := m.sizes.requestUnits("TransactWriteItems", tx, nil, nil); wru != 8+2+2+2+8 {
+		t.Errorf("transaction: %v WRU, want 22", wru)
+	}
+	if _, wru, _, _ := m.sizes.requestUnits("UpdateItem", &dynamodb.UpdateItemInput{TableName: &table, Key: key("huge")}, nil, nil); wru != 5 {
+		t.Errorf("update of a 5 KB item: %v WRU, want 5", wru)
+	}
+	projected := &dynamodb.GetItemOutput{Item: key("huge")}
+	if rru, _, _, _ := m.sizes.requestUnits("GetItem", &dynamodb.GetItemInput{TableName: &table, Key: key("huge")}, projected, nil); rru != 1 {
+		t.Errorf("eventually consistent read of a 5 KB item: %v RRU, want 1 (2 × 4 KB, halved)", rru)
+	}
+	if rru, _, _, _ := m.sizes.requestUnits("GetItem", &dynamodb.GetItemInput{TableName: &table, Key: key("gone")}, &dynamodb.GetItemOutput{}, nil); rru != 0.5 {
+		t.Errorf("read of an absent item: %v RRU, want 0.5", rru)
+	}
+}
+
+// drawShape names a ledger entry's buckets as the grants scenario checks
+// them.
+func TestDrawShape(t *testing.T) {
+	draw := func(bucket string) types.AttributeValue {
+		return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"bucket": &types.AttributeValueMemberS{Value: bucket}}}
+	}
+	list := func(buckets ...string) types.AttributeValue {
+		l := &types.AttributeValueMemberL{}
+		for _, b := range buckets {
+			l.Value = append(l.Value, draw(b))
+		}
+		return l
+	}
+	for _, c := range []struct {
+		draws types.AttributeValue
+		want  string
+	}{
+		{nil, "allowance"},
+		{list("grant"), "grant"},
+		{list("allowance", "grant"), "allowance+grant"},
+		{list("allowance", "grant", "grant", "grant"), "allowance+3 grants"},
+		{list("grant", "grant", "overage"), "2 grants+overage"},
+	} {
+		if got := drawShape(c.draws); got != c.want {
+			t.Errorf("drawShape(%v) = %q, want %q", c.draws, got, c.want)
+		}
+	}
+}
+
 func TestQueueGathersFullBatchesRequeuesAndEnds(t *testing.T) {
 	q := newQueue(45, time.Now(), nil, 50*time.Millisecond, false, nil)
 	start := time.Now()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -25,7 +26,8 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// Run sets up fresh tables, seeds the workload's entitlements, delivers
+// Run sets up fresh tables, seeds the workload's entitlements (and makes
+// their grants, Entitlement.Grants, through ours, unmetered), delivers
 // every message through sys (cfg.Mode: Lambda invocations or worker
 // processes, cfg.Concurrency of them), checks the result, drops the
 // tables and returns the measurements. The error is non-nil for a failed
@@ -51,8 +53,19 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	if err := seed(ctx, adminClient, tb.entitlements, w); err != nil {
 		return nil, err
 	}
+	if err := grantAll(ctx, sys, adminClient, tb, w, cfg); err != nil {
+		return nil, err
+	}
+	// The entitlement items as the run starts: writes to them and reads of
+	// them are priced by their size.
+	before, err := scanAll(ctx, adminClient, tb.entitlements)
+	if err != nil {
+		return nil, err
+	}
 
 	meter := NewMeter()
+	keys := ddbstore.DefaultEntitlementKeys
+	meter.KnowItems(tb.entitlements, before, keys.PartitionAttr, keys.SortAttr)
 	measured, err := NewAWSConfig(ctx, meter)
 	if err != nil {
 		return nil, err
@@ -66,6 +79,14 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 
 	arrivals := ArrivalOffsets(len(w.Messages), cfg.Rate, cfg.Seed)
 	fmt.Fprintf(cfg.Progress, "    %-8s %s: %d events, %s ... ", sys, cfg.describe(), len(w.Messages), rateText(cfg.Rate))
+	if cfg.Settle > 0 {
+		runtime.GC()
+		select {
+		case <-time.After(cfg.Settle):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	cpu0, emu0 := processCPU(), emulatorCPU(cfg.EmulatorPID)
 	start := time.Now()
 	q := newQueue(len(w.Messages), start, arrivals, cfg.VisibilityTimeout, cfg.FIFO, func(i int) string { return groupOf(w.Messages[i]) })
@@ -105,10 +126,74 @@ func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, 
 	res.EmulatorCores = ratio(emu.Seconds(), (wall - idle).Seconds())
 	res.price(cfg, col, fake)
 	res.Check = verify(ctx, adminClient, sys, tb, w, col.deliveries)
+	if err := res.entitlementSizes(ctx, adminClient, tb, before); err != nil {
+		return nil, err
+	}
 	if !res.Check.OK {
 		return res, fmt.Errorf("%s (%s): correctness check failed: %v", sys, cfg.describe(), res.Check.Errors)
 	}
 	return res, nil
+}
+
+// grantAll makes the workload's grants through the service (grant events
+// through ours' handler, on an unmetered client), before a run: each
+// must be applied.
+func grantAll(ctx context.Context, sys System, c *dynamodb.Client, tb tables, w *Workload, cfg RunConfig) error {
+	// Batches of whole entitlements (up to 100 messages, or one
+	// entitlement's grants), so that each entitlement's grants are one write.
+	var batches [][]pipeline.Message
+	var batch []pipeline.Message
+	for i := range w.Entitlements {
+		e := &w.Entitlements[i]
+		if len(e.Grants) == 0 {
+			continue
+		}
+		if sys != Ours {
+			return fmt.Errorf("the %s has no grants", sys)
+		}
+		if len(batch) > 0 && len(batch)+len(e.Grants) > 100 {
+			batches, batch = append(batches, batch), nil
+		}
+		for _, g := range e.Grants {
+			ev := usage.NewEvent(e.Scope.UserID, e.Scope.EntitlementKey)
+			ev.Operation, ev.GrantID, ev.Amount, ev.ExpiresAt = usage.OperationGrant, g.ID, g.Amount, g.ExpiresAt
+			body, err := ev.MarshalJSON()
+			if err != nil {
+				return err
+			}
+			batch = append(batch, pipeline.Message{ID: fmt.Sprintf("grant-%d-%s", i, g.ID), Body: string(body), ReceiveCount: 1})
+		}
+	}
+	if len(batch) > 0 {
+		batches = append(batches, batch)
+	}
+	work := make(chan []pipeline.Message)
+	var mu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	for range min(8, len(batches)) {
+		h := newHandler(Ours, c, tb, cfg, &collector{}, &collector{})
+		wg.Go(func() {
+			for b := range work {
+				for i, r := range h(ctx, b) {
+					if r.Status != usage.Applied {
+						mu.Lock()
+						failures = append(failures, fmt.Sprintf("%s: %s %v", b[i].ID, r.Status, r.Err))
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	for _, b := range batches {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	if len(failures) > 0 {
+		return fmt.Errorf("making the grants before the run: %d not applied, e.g. %s", len(failures), failures[0])
+	}
+	return nil
 }
 
 // describe names the delivery settings in progress lines and errors.

@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"errors"
+	"maps"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +37,61 @@ type Meter struct {
 	maxPut     int                // largest item written by a Put, in bytes
 	warnings   int                // SDK warnings logged
 	took       map[string]time.Duration
+	// sizes: the items whose size the run knew before it started (see
+	// KnowItems); read-only once the run has started.
+	sizes *itemSizes
+	// writes: the committed transactions' updates of items of a table
+	// KnowItems was told of, by their expressions (see MeterSnapshot).
+	writes map[string]int
+}
+
+// KnowItems tells the meter the size of items as stored before the run
+// (call it before the first metered request), keyed by keyAttrs: a write
+// to one of them, or a read of it, is then priced by its size instead of
+// as under 1 KB (see requestUnits).
+func (m *Meter) KnowItems(table string, items []map[string]types.AttributeValue, keyAttrs ...string) {
+	if m.sizes == nil {
+		m.sizes = &itemSizes{keys: map[string][]string{}, bytes: map[string]int{}}
+	}
+	m.sizes.keys[table] = keyAttrs
+	for _, it := range items {
+		m.sizes.bytes[m.sizes.key(table, it)] = ItemSize(it)
+	}
+}
+
+// itemSizes: bytes of items as stored before a run, by table and key.
+type itemSizes struct {
+	keys  map[string][]string // table -> its key attributes
+	bytes map[string]int
+}
+
+// of is the size of the item of table whose key attributes item (a key,
+// or a whole item) holds; 0 when not known.
+func (s *itemSizes) of(table *string, item map[string]types.AttributeValue) int {
+	if s == nil || table == nil {
+		return 0
+	}
+	if _, ok := s.keys[*table]; !ok {
+		return 0
+	}
+	return s.bytes[s.key(*table, item)]
+}
+
+func (s *itemSizes) key(table string, item map[string]types.AttributeValue) string {
+	var b strings.Builder
+	b.WriteString(table)
+	for _, name := range s.keys[table] {
+		b.WriteByte(0)
+		switch v := item[name].(type) {
+		case *types.AttributeValueMemberS:
+			b.WriteString(v.Value)
+		case *types.AttributeValueMemberN:
+			b.WriteString(v.Value)
+		case *types.AttributeValueMemberB:
+			b.Write(v.Value)
+		}
+	}
+	return b.String()
 }
 
 func (m *Meter) warning() {
@@ -176,7 +234,7 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 	case *dynamodb.BatchGetItemOutput:
 		cc = out.ConsumedCapacity
 	}
-	rru, wru, failedWRU, maxPut := requestUnits(op, params, result, err)
+	rru, wru, failedWRU, maxPut := m.sizes.requestUnits(op, params, result, err)
 	var rcu, wcu float64
 	for _, c := range cc {
 		switch {
@@ -202,6 +260,16 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 	m.units["wru"] += wru
 	m.units["failedWru"] += failedWRU
 	m.maxPut = max(m.maxPut, maxPut)
+	if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok && err == nil && m.sizes != nil {
+		for _, it := range in.TransactItems {
+			if u := it.Update; u != nil && u.TableName != nil && m.sizes.keys[*u.TableName] != nil {
+				if m.writes == nil {
+					m.writes = map[string]int{}
+				}
+				m.writes[updateShape(u)]++
+			}
+		}
+	}
 	if err != nil {
 		m.failures[failureName(op, err)]++
 		var canceled *types.TransactionCanceledException
@@ -281,6 +349,21 @@ func failureName(op string, err error) string {
 	return op + ": other"
 }
 
+// updateShape is an update's expressions as sent: what the write does and
+// what it rests on, values left as placeholders and each grant's ID as
+// #id (every entitlement of a run has grants of its own IDs).
+func updateShape(u *types.Update) string {
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return grantPath.ReplaceAllString(deref(u.UpdateExpression)+" IF "+deref(u.ConditionExpression), "#grants.#id")
+}
+
+var grantPath = regexp.MustCompile(`#grants\.#[A-Za-z0-9_]+`)
+
 // MeterSnapshot is what a Meter counted.
 type MeterSnapshot struct {
 	Attempts map[string]int `json:"requestsByOperation"`
@@ -298,6 +381,10 @@ type MeterSnapshot struct {
 	FailedWRU   float64 `json:"failedWru"`
 	MaxPutBytes int     `json:"maxPutItemBytes"`
 	SDKWarnings int     `json:"sdkWarnings"`
+	// KnownItemWrites counts the committed transactions' updates of items
+	// of a table the meter was told of (KnowItems: the entitlements), by
+	// their update and condition expressions (updateShape).
+	KnownItemWrites map[string]int `json:"knownItemWrites,omitempty"`
 	// MeanMs is the mean latency of a call by operation, SDK retries
 	// included.
 	MeanMs map[string]float64 `json:"meanCallMsByOperation"`
@@ -331,6 +418,9 @@ func (m *Meter) Snapshot() MeterSnapshot {
 		s.Calls[k] = v
 		s.MeanMs[k] = float64(m.took[k]) / float64(time.Millisecond) / float64(v)
 	}
+	if m.writes != nil {
+		s.KnownItemWrites = maps.Clone(m.writes)
+	}
 	for k, v := range m.failures {
 		s.Failures[k] = v
 	}
@@ -342,17 +432,28 @@ func (m *Meter) Snapshot() MeterSnapshot {
 // follow them (it reports 4 units per table touched, whatever the number of
 // items; see docs/performance.md):
 //
-//   - GetItem: 1 RRU per 4 KB read if strongly consistent, half that if
-//     eventually consistent (an absent item still costs the minimum);
+//   - GetItem: 1 RRU per 4 KB of the item read if strongly consistent,
+//     half that if eventually consistent (an absent item still costs the
+//     minimum; a projection does not lower the item's size);
 //   - PutItem, UpdateItem, DeleteItem: 1 WRU per KB written, also when the
 //     condition fails;
 //   - TransactWriteItems: 2 WRU per KB for each item, ConditionCheck
 //     included; a canceled transaction is counted in full (an upper bound).
 //
 // Sizes: a Put's item is measured; Update, Delete and ConditionCheck items
-// are taken as under 1 KB (the bench reports the largest item it stored,
-// which confirms it). Failed writes are returned as failed.
+// are taken as under 1 KB unless their size before the run is known
+// (Meter.KnowItems), then priced by it (DynamoDB prices an update by the
+// larger of the item's sizes before and after it: Result reports the
+// items whose size in 1 KB units changed during the run, which this
+// rule would underprice). A read of a known item is priced by the larger
+// of its known size and what it returned. Failed writes are returned as
+// failed.
 func requestUnits(op string, params, result any, err error) (rru, wru, failed float64, maxPut int) {
+	return (*itemSizes)(nil).requestUnits(op, params, result, err)
+}
+
+// requestUnits: see the function requestUnits; s knows sizes of items.
+func (s *itemSizes) requestUnits(op string, params, result any, err error) (rru, wru, failed float64, maxPut int) {
 	kb := func(n int) float64 { return float64(max(1, (n+1023)/1024)) }
 	switch in := params.(type) {
 	case *dynamodb.GetItemInput:
@@ -362,6 +463,9 @@ func requestUnits(op string, params, result any, err error) (rru, wru, failed fl
 		size := 0
 		if out, ok := result.(*dynamodb.GetItemOutput); ok {
 			size = ItemSize(out.Item)
+			if out.Item != nil {
+				size = max(size, s.of(in.TableName, in.Key))
+			}
 		}
 		units := float64(max(1, (size+4095)/4096))
 		if in.ConsistentRead == nil || !*in.ConsistentRead {
@@ -376,16 +480,25 @@ func requestUnits(op string, params, result any, err error) (rru, wru, failed fl
 		return batchGetUnits(in, out), 0, 0, 0
 	case *dynamodb.PutItemInput:
 		maxPut = ItemSize(in.Item)
-		wru = kb(maxPut)
-	case *dynamodb.UpdateItemInput, *dynamodb.DeleteItemInput:
-		wru = 1
+		wru = kb(max(maxPut, s.of(in.TableName, in.Item)))
+	case *dynamodb.UpdateItemInput:
+		wru = kb(s.of(in.TableName, in.Key))
+	case *dynamodb.DeleteItemInput:
+		wru = kb(s.of(in.TableName, in.Key))
 	case *dynamodb.TransactWriteItemsInput:
 		for _, it := range in.TransactItems {
-			if it.Put != nil {
+			switch {
+			case it.Put != nil:
 				n := ItemSize(it.Put.Item)
 				maxPut = max(maxPut, n)
-				wru += 2 * kb(n)
-			} else {
+				wru += 2 * kb(max(n, s.of(it.Put.TableName, it.Put.Item)))
+			case it.Update != nil:
+				wru += 2 * kb(s.of(it.Update.TableName, it.Update.Key))
+			case it.Delete != nil:
+				wru += 2 * kb(s.of(it.Delete.TableName, it.Delete.Key))
+			case it.ConditionCheck != nil:
+				wru += 2 * kb(s.of(it.ConditionCheck.TableName, it.ConditionCheck.Key))
+			default:
 				wru += 2
 			}
 		}

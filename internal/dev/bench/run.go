@@ -82,6 +82,10 @@ type RunConfig struct {
 	// start (a closed loop: batches are full and windows do not matter).
 	Rate float64
 	Seed uint64
+	// Settle, when positive, is a pause after the set-up (tables, seeding,
+	// grants) before the measured run starts, so that the garbage the
+	// set-up left is collected before CPU time is counted.
+	Settle time.Duration
 	// FIFO delivers as a FIFO queue whose message group is the
 	// entitlement (the producer library's GroupID): a group's messages in
 	// order, a group in one consumer's hands at a time, as many of a
@@ -433,6 +437,16 @@ type Result struct {
 	RRUPerEvent        float64 `json:"rruPerEvent"`
 	WRUPerAppliedEvent float64 `json:"wruPerAppliedEvent"`
 	MaxPutItemBytes    int     `json:"maxPutItemBytes"`
+	// The entitlement items' sizes as the run started (ItemSize), by which
+	// writes to them are priced (Meter.KnowItems), and how many of them
+	// ended the run in another 1 KB step (0, or their writes were priced
+	// by the smaller size).
+	EntitlementBytesMin  int `json:"entitlementBytesMin"`
+	EntitlementBytesMax  int `json:"entitlementBytesMax"`
+	EntitlementKBChanged int `json:"entitlementKbChanged,omitempty"`
+	// EntitlementWrites: the committed updates of entitlement items by
+	// their expressions (MeterSnapshot.KnownItemWrites); not in the JSON.
+	EntitlementWrites map[string]int `json:"-"`
 	// CostUSDPerMillionEvents prices WRU and RRU at on-demand rates
 	// (Prices); the steady state has its own.
 	CostUSDPerMillionEvents float64 `json:"costUsdPerMillionEvents"`
@@ -510,6 +524,32 @@ type SteadyState struct {
 	TotalUSDPerMillionEvents   float64 `json:"totalUsdPerMillionEvents"`
 }
 
+// entitlementSizes reports the entitlement items' sizes as the run
+// started (before) and how many ended it in another 1 KB step.
+func (r *Result) entitlementSizes(ctx context.Context, c *dynamodb.Client, tb tables, before []map[string]types.AttributeValue) error {
+	keys := ddbstore.DefaultEntitlementKeys
+	sizes := &itemSizes{keys: map[string][]string{tb.entitlements: {keys.PartitionAttr, keys.SortAttr}}, bytes: map[string]int{}}
+	for i, it := range before {
+		n := ItemSize(it)
+		sizes.bytes[sizes.key(tb.entitlements, it)] = n
+		if i == 0 || n < r.EntitlementBytesMin {
+			r.EntitlementBytesMin = n
+		}
+		r.EntitlementBytesMax = max(r.EntitlementBytesMax, n)
+	}
+	after, err := scanAll(ctx, c, tb.entitlements)
+	if err != nil {
+		return err
+	}
+	kb := func(n int) int { return max(1, (n+1023)/1024) }
+	for _, it := range after {
+		if kb(ItemSize(it)) != kb(sizes.of(&tb.entitlements, it)) {
+			r.EntitlementKBChanged++
+		}
+	}
+	return nil
+}
+
 // costPerMillion is the cost of a million events at wru and rru per event.
 func costPerMillion(wru, rru float64) float64 { return wru*Prices.WRU + rru*Prices.RRU }
 
@@ -520,7 +560,7 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 		Deliveries: len(col.deliveries), Batches: len(col.batches), WallSeconds: wall.Seconds(),
 		DDBRequests: m.Requests, WCU: m.WCU, RCU: m.RCU, WRU: m.WRU, RRU: m.RRU, FailedWRU: m.FailedWRU,
 		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
-		RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
+		EntitlementWrites: m.KnownItemWrites, RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
 		Outcomes: map[string]int{}, FinalOutcomes: map[string]int{}, Units: len(col.units),
 		DeadLettered: col.deadLetters,
 	}

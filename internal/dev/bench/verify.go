@@ -136,12 +136,19 @@ func ExpectedUsed(e *Entitlement, t *ScopeTotals) usage.Decimal {
 
 // Check is the verdict of a run's correctness check.
 type Check struct {
-	OK                  bool     `json:"ok"`
-	EntitlementsChecked int      `json:"entitlementsChecked"`
-	AppliedEvents       int      `json:"appliedEvents"`
-	LedgerEntries       int      `json:"ledgerEntries,omitempty"`
-	IdempotencyRecords  int      `json:"idempotencyRecords,omitempty"`
-	Errors              []string `json:"errors,omitempty"`
+	OK                  bool `json:"ok"`
+	EntitlementsChecked int  `json:"entitlementsChecked"`
+	AppliedEvents       int  `json:"appliedEvents"`
+	LedgerEntries       int  `json:"ledgerEntries,omitempty"`
+	IdempotencyRecords  int  `json:"idempotencyRecords,omitempty"`
+	// GrantEntries are the ledger entries of the grants made before the
+	// run (Entitlement.Grants), not counted as applied events.
+	GrantEntries int `json:"grantEntries,omitempty"`
+	// DrawShapes counts ours' ledger entries of applied events by the
+	// buckets they drew from ("allowance", "grant", "allowance+3 grants",
+	// ...; see drawShape).
+	DrawShapes map[string]int `json:"drawShapes,omitempty"`
+	Errors     []string       `json:"errors,omitempty"`
 }
 
 func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *Workload, deliveries []Delivery) Check {
@@ -186,9 +193,26 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 			fail("entitlement %v is missing", e.Scope)
 			continue
 		}
+		if ent.Malformed != nil {
+			fail("%v: the stored entitlement cannot be interpreted: %v", e.Scope, ent.Malformed)
+			continue
+		}
 		t := exp.Scopes[e.Scope]
-		if want := ExpectedUsed(e, t); ent.Used.Cmp(want) != 0 {
-			fail("%v: used is %s, the applied outcomes say %s", e.Scope, ent.Used, want)
+		// What was drawn beyond the allowance (from grants made before the
+		// run, and from the overage) counts with used.
+		beyond := ent.OverageUsed
+		for _, g := range ent.Grants {
+			beyond = beyond.Add(g.Amount.Sub(g.Remaining))
+		}
+		if want := ExpectedUsed(e, t); ent.Used.Add(beyond).Cmp(want) != 0 {
+			if beyond.IsZero() {
+				fail("%v: used is %s, the applied outcomes say %s", e.Scope, ent.Used, want)
+			} else {
+				fail("%v: used is %s and %s was drawn beyond the allowance, the applied outcomes say %s in all", e.Scope, ent.Used, beyond, want)
+			}
+		}
+		if len(ent.Grants) != len(e.Grants) {
+			fail("%v: %d grants on the item, %d were made before the run", e.Scope, len(ent.Grants), len(e.Grants))
 		}
 		if t != nil && t.Applied > 0 && ent.Limit != nil && ent.Used.Cmp(*ent.Limit) > 0 {
 			fail("%v: used %s exceeds the limit %s", e.Scope, ent.Used, *ent.Limit)
@@ -205,6 +229,22 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 		// Recorded notifications (--notify) share the ledger table; they
 		// are not applied events.
 		ledger = slices.DeleteFunc(ledger, func(it map[string]types.AttributeValue) bool { return strings.HasPrefix(str(it["sk"]), "NOTIFY#") })
+		// So do the entries of the grants made before the run.
+		granted := 0
+		for i := range w.Entitlements {
+			granted += len(w.Entitlements[i].Grants)
+		}
+		n := len(ledger)
+		ledger = slices.DeleteFunc(ledger, func(it map[string]types.AttributeValue) bool {
+			return str(it["operation"]) == string(usage.OperationGrant)
+		})
+		if ch.GrantEntries = n - len(ledger); ch.GrantEntries != granted {
+			total("%d grant entries in the ledger, %d grants were made before the run", ch.GrantEntries, granted)
+		}
+		ch.DrawShapes = map[string]int{}
+		for _, it := range ledger {
+			ch.DrawShapes[drawShape(it["draws"])]++
+		}
 		ch.LedgerEntries = len(ledger)
 		byPK := map[string]usage.Scope{}
 		for s := range exp.Scopes {
@@ -268,6 +308,45 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 	ch.Errors = append(append(summary, exp.Problems...), errs...)
 	ch.OK = len(ch.Errors) == 0
 	return ch
+}
+
+// drawShape names the buckets a ledger entry's draws (its "draws"
+// attribute) drew from, in their order: "allowance" for an entry without
+// draws (it drew from the allowance alone), else e.g. "grant",
+// "allowance+grant", "allowance+3 grants", "grant+overage".
+func drawShape(draws types.AttributeValue) string {
+	l, ok := draws.(*types.AttributeValueMemberL)
+	if !ok || len(l.Value) == 0 {
+		return string(usage.BucketAllowance)
+	}
+	var parts []string
+	grants := 0
+	flush := func() {
+		switch {
+		case grants == 1:
+			parts = append(parts, string(usage.BucketGrant))
+		case grants > 1:
+			parts = append(parts, fmt.Sprintf("%d grants", grants))
+		}
+		grants = 0
+	}
+	for _, d := range l.Value {
+		m, _ := d.(*types.AttributeValueMemberM)
+		if m == nil {
+			flush()
+			parts = append(parts, "?")
+			continue
+		}
+		b := str(m.Value["bucket"])
+		if b == string(usage.BucketGrant) {
+			grants++
+			continue
+		}
+		flush()
+		parts = append(parts, b)
+	}
+	flush()
+	return strings.Join(parts, "+")
 }
 
 func scanAll(ctx context.Context, c *dynamodb.Client, table string) ([]map[string]types.AttributeValue, error) {

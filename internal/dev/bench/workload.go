@@ -110,6 +110,17 @@ type Entitlement struct {
 	Hot       bool
 	// Offered is the sum of the distinct valid amounts the workload sends.
 	Offered usage.Decimal
+	// Grants are made on the entitlement before the run, through the
+	// service (grant events), and not measured (only ours has grants).
+	Grants []GrantSpec
+}
+
+// GrantSpec is a grant made before a run: a grant event's grantId,
+// amount and expiresAt (nil: never), at the default priority.
+type GrantSpec struct {
+	ID        string
+	Amount    usage.Decimal
+	ExpiresAt *time.Time
 }
 
 // Workload is a generated run: the entitlements to seed and the messages

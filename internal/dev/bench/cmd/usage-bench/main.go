@@ -9,6 +9,7 @@
 //	make bench BENCH_FLAGS="--worker --rate 400 --window 0,10ms,25ms,50ms"  # the worker's COALESCE_WINDOW
 //	go -C internal/dev/bench run ./cmd/usage-bench --json           # machine-readable report only on stdout
 //	go -C internal/dev/bench run ./cmd/usage-bench --rtt 5ms        # model a 5 ms network round trip per DynamoDB request
+//	make bench BENCH_FLAGS="--grants"                           # what a consume costs by where it draws from (allowance, grants)
 //
 // The default chart path is in the repository's docs/images wherever the
 // command runs; paths given with --chart and --json-out are relative to the
@@ -69,6 +70,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.JSON, "json", false, "print only the JSON report on stdout")
 	fs.StringVar(&o.JSONPath, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Calibrate, "calibrate", false, "first measure DynamoDB Local's CPU time per request shape")
+	fs.BoolVar(&o.Grants, "grants", false, "run the grants scenario instead of the comparison: what a consume costs drawing from the allowance, one grant or several, with 0, 1, 5 and 20 grants on the item, side by side with today's consume, and with consumers racing on one entitlement (--concurrency: its invocations; --warmup 0: no warm-up round)")
+	grantCounts := fs.String("grant-counts", "0,1,5,20", "with --grants: the grants on the item of the uncontended arms, comma-separated (0 to 20)")
+	fs.IntVar(&o.GrantEvents, "grant-events", 1000, "with --grants: events an arm and round")
+	fs.IntVar(&o.GrantRounds, "grant-rounds", 3, "with --grants: rounds (the report takes medians)")
+	fs.IntVar(&o.GrantConsumers, "grant-consumers", 8, "with --grants: consumers racing on the contended arms' one entitlement")
 	fs.DurationVar(&o.RTT, "rtt", 0, "modelled network round trip added before every DynamoDB HTTP attempt (SDK retries included) of both systems, e.g. 5ms (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,6 +92,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *chartFrom != "" {
 		return redraw(*chartFrom, *chart, stderr)
+	}
+	if o.Grants {
+		// The scenario delivers its arms itself, on ours alone.
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "sweep", "batch-size", "window", "rate", "worker", "fifo", "coalesce-max", "rtt", "chart",
+				"events", "users", "entitlements", "hot-users", "hot-share", "duplicate-share", "invalid-share", "limit-pressure", "seed":
+				clash = append(clash, "--"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			fmt.Fprintf(stderr, "usage-bench: --grants runs its own workload and delivery; not with %s\n", strings.Join(clash, ", "))
+			return 2
+		}
+		if o.GrantEvents < 1 || o.GrantRounds < 1 || o.GrantConsumers < 1 {
+			fmt.Fprintln(stderr, "usage-bench: --grant-events, --grant-rounds and --grant-consumers must be at least 1")
+			return 2
+		}
+		var err error
+		if o.GrantCounts, err = list(*grantCounts, strconv.Atoi); err == nil {
+			err = (bench.GrantsConfig{GrantCounts: o.GrantCounts}).Validate()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "usage-bench: --grant-counts: %v\n", err)
+			return 2
+		}
 	}
 	if *worker {
 		o.Mode = bench.Worker

@@ -40,6 +40,11 @@ func TestBadDeliveryFlags(t *testing.T) {
 		{"--batch-size", "10,20", "--window", "0,1s"},
 		{"--rate", "-1"},
 		{"--window", "soon"},
+		{"--grants", "--rate", "100"},
+		{"--grants", "--events", "100"},
+		{"--grants", "--grant-counts", "0,21"},
+		{"--grants", "--grant-counts", "a"},
+		{"--grants", "--grant-rounds", "0"},
 	} {
 		if code := run(args, io.Discard, io.Discard); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
