@@ -333,6 +333,9 @@ func (d *decider) consume(r Record) Outcome {
 			}
 			return Outcome{Status: Rejected, Err: err}
 		}
+		// That used plus amount fits 38 digits rested on used as read,
+		// which a draw beyond the allowance otherwise only bounds.
+		d.dependsOnUsed = true
 		if n := d.rules.Notify; n != nil && n.OverageStarted && overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
 			d.overageStart = &crossing{event: r.DedupKey(), used: d.used, overage: d.overageUsed}
 			d.overageExact = true // it rests on the overage having been 0

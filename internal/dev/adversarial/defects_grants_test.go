@@ -15,9 +15,10 @@ import (
 // Focused, deterministic scenarios for the disagreements the random
 // scenarios found between the service and the oracle on grants, voids,
 // rollover and overage (see defects_test.go for the pattern): each
-// fails while the service is wrong. 11 to 20 failed before their fixes
+// fails while the service is wrong. 11 to 21 failed before their fixes
 // (d76ba5f, 37df13f, NOTIFY_OVERAGE, ef4900c; defect 15's routes through
-// a grant's entry 70f0476); the comments describe the service as it was.
+// a grant's entry 70f0476; 21 in the commit that adds it); the comments
+// describe the service as it was.
 
 func grant(id, amount string) ev { return ev{op: "grant", grantID: id, amount: amount} }
 func void(id string) ev          { return ev{op: "void", grantID: id} }
@@ -306,4 +307,22 @@ func withoutRemaining(w *world, user, id string) types.AttributeValue {
 	}
 	grants[id] = &types.AttributeValueMemberM{Value: entry}
 	return &types.AttributeValueMemberM{Value: grants}
+}
+
+// Defect 21: a consume beyond the allowance, when the allowance was
+// already used up, rests only on used >= limit, but whether used plus the
+// amount fits 38 digits (INVALID_AMOUNT, checked first) rested on used as
+// read. A process whose cached used is a round number applies a draw
+// that one at a time is INVALID_AMOUNT, after another process refunded
+// 1E-36 and left used at 38 digits. Found by the random scenarios (seed
+// 3064 of 3001-3300, 40 steps).
+func TestDefect21_PrecisionOfAFullSpillFromACachedUsed(t *testing.T) {
+	w, a, b := defectWorld(t, "u")
+	w.create("u", "10", "NONE")
+	w.queued(b, "u", consume("c1", "1"))
+	w.setUsed("u", "100")
+	w.queued(a, "u", grant("g1", "10"))           // A caches used 100
+	w.queued(b, "u", refund("r1", "c1", "1E-36")) // used 99.999…9, 38 digits
+	w.queued(a, "u", consume("c2", "5"))          // INVALID_AMOUNT
+	w.finish(t, "a full spill's precision from a cached used")
 }
