@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -287,11 +286,6 @@ func armWorkload(a *GrantArm, events int, now time.Time) *Workload {
 	// Two generators: the messages' do not depend on the grants made.
 	rng := rand.New(rand.NewPCG(20, 0x6772616e7473)) // "grants"
 	grantRNG := rand.New(rand.NewPCG(21, 0x6772616e7473))
-	uuidOf := func(rng *rand.Rand) string {
-		x, y := rng.Uint64(), rng.Uint64()
-		return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", x>>32, (x>>16)&0xffff, x&0xfff, 0x8000|(y>>48)&0x3fff, y&0xffffffffffff)
-	}
-	uuid := func() string { return uuidOf(rng) }
 	now = now.UTC()
 	monthStart := usage.PeriodStart(usage.ResetMonthly, nil, now)
 	limit := usage.DecimalFromInt(grantsLimit)
@@ -317,7 +311,7 @@ func armWorkload(a *GrantArm, events int, now time.Time) *Workload {
 		for g := range a.Grants {
 			// Distinct expiries order the draws: the earliest first.
 			exp := now.Add(30*24*time.Hour + time.Duration(g)*time.Hour).Truncate(time.Second)
-			e.Grants = append(e.Grants, GrantSpec{ID: "topup-" + uuidOf(grantRNG), Amount: grantEach, ExpiresAt: &exp})
+			e.Grants = append(e.Grants, GrantSpec{ID: "topup-" + uuidFrom(grantRNG), Amount: grantEach, ExpiresAt: &exp})
 		}
 		w.index[s] = len(w.Entitlements)
 		w.Entitlements = append(w.Entitlements, e)
@@ -327,16 +321,8 @@ func armWorkload(a *GrantArm, events int, now time.Time) *Workload {
 		e := &w.Entitlements[min(i, len(w.Entitlements)-1)]
 		ev := usage.NewEvent(e.Scope.UserID, e.Scope.EntitlementKey)
 		ev.Amount = amount
-		id := uuid()
-		key := id
-		if rng.IntN(2) == 0 {
-			ev.IdempotencyKey = "evt-" + uuid()
-			key = ev.IdempotencyKey
-		}
-		meta, _ := json.Marshal(map[string]string{"feature": "chat", "requestId": uuid()})
-		ev.Metadata = meta
-		body, _ := ev.MarshalJSON()
-		w.Messages = append(w.Messages, Message{ID: id, Body: string(body), Kind: Fresh, Scope: e.Scope, Amount: amount, DedupKey: key, Original: -1})
+		m, _ := freshMessage(rng, ev)
+		w.Messages = append(w.Messages, m)
 		e.Offered = e.Offered.Add(amount)
 	}
 	w.Config = WorkloadConfig{Events: events, Users: entitlements, EntitlementsPerUser: 1}

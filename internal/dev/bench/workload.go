@@ -191,10 +191,7 @@ func Generate(cfg WorkloadConfig, now time.Time) (*Workload, error) {
 		}
 	}
 
-	uuid := func() string {
-		a, b := rng.Uint64(), rng.Uint64()
-		return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xfff, 0x8000|(b>>48)&0x3fff, b&0xffffffffffff)
-	}
+	uuid := func() string { return uuidFrom(rng) }
 	pickUser := func() int {
 		if cfg.HotUsers > 0 && (cfg.HotUsers == cfg.Users || rng.Float64() < cfg.HotShare) {
 			return rng.IntN(cfg.HotUsers)
@@ -237,21 +234,12 @@ func Generate(cfg WorkloadConfig, now time.Time) (*Workload, error) {
 		ent := rng.IntN(cfg.EntitlementsPerUser)
 		ev := usage.NewEvent(UserID(user), entitlementName(ent))
 		ev.Amount = usage.MustDecimal(amounts[rng.IntN(len(amounts))])
-		id := uuid()
-		key := id
-		if rng.IntN(2) == 0 {
-			ev.IdempotencyKey = "evt-" + uuid()
-			key = ev.IdempotencyKey
-		}
-		meta, _ := json.Marshal(map[string]string{"feature": "chat", "requestId": uuid()})
-		ev.Metadata = meta
-		body, err := ev.MarshalJSON()
+		m, err := freshMessage(rng, ev)
 		if err != nil {
 			return nil, err
 		}
 		valid = append(valid, len(w.Messages))
-		w.Messages = append(w.Messages, Message{ID: id, Body: string(body), Kind: Fresh,
-			Scope: ev.Scope(), Amount: ev.Amount, DedupKey: key, Original: -1})
+		w.Messages = append(w.Messages, m)
 		e := &w.Entitlements[w.index[ev.Scope()]]
 		e.Offered = e.Offered.Add(ev.Amount)
 	}
@@ -316,4 +304,28 @@ func Batches(n, size int) [][2]int {
 		out = append(out, [2]int{lo, min(lo+size, n)})
 	}
 	return out
+}
+
+// freshMessage is ev sent once: under a new message ID, half the time
+// with an idempotencyKey of its own, with metadata like a product's.
+func freshMessage(rng *rand.Rand, ev usage.Event) (Message, error) {
+	id := uuidFrom(rng)
+	key := id
+	if rng.IntN(2) == 0 {
+		ev.IdempotencyKey = "evt-" + uuidFrom(rng)
+		key = ev.IdempotencyKey
+	}
+	meta, _ := json.Marshal(map[string]string{"feature": "chat", "requestId": uuidFrom(rng)})
+	ev.Metadata = meta
+	body, err := ev.MarshalJSON()
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{ID: id, Body: string(body), Kind: Fresh, Scope: ev.Scope(), Amount: ev.Amount, DedupKey: key, Original: -1}, nil
+}
+
+// uuidFrom is a version 4 UUID drawn from rng, so a seed repeats a run.
+func uuidFrom(rng *rand.Rand) string {
+	a, b := rng.Uint64(), rng.Uint64()
+	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xfff, 0x8000|(b>>48)&0x3fff, b&0xffffffffffff)
 }
