@@ -41,6 +41,13 @@ func (r Rules) Plan(s State, records []Record) Plan {
 		}
 		return p
 	}
+	if scopes := r.unknownPools(s, records); len(scopes) > 0 {
+		p := Plan{Outcomes: make([]Outcome, len(records)), ReadScopes: scopes}
+		for i := range p.Outcomes {
+			p.Outcomes[i] = Outcome{Status: Retry, Err: errNeedsRead}
+		}
+		return p
+	}
 	d := newDecider(r, s)
 	return d.plan(records)
 }
@@ -119,6 +126,11 @@ type decider struct {
 	notified         map[string]bool  // notification keys known to be recorded
 	scope            Scope
 
+	others    map[Scope]Entitlement // other scopes' entitlements, as read (State.Others)
+	pools     map[string]*decider   // the pools the group draws from or gives back to, by ID
+	poolOrder []string              // their IDs, in first use
+	isPool    bool                  // this decides a pool's entitlement for its members
+
 	group       map[string]*LedgerEntry // entries applied by this group, by key
 	order       []string                // their keys, in order
 	targets     map[string]*target      // refund targets outside the group
@@ -128,8 +140,9 @@ type decider struct {
 // crossing is the event whose consume crossed a threshold, and used right
 // after it: what one-at-a-time processing would have reported.
 type crossing struct {
-	event string
-	used  Decimal
+	event  string
+	member string // the user whose event it was (told in a pool's notifications)
+	used   Decimal
 	// overage is, for the first draw from the overage, the overage used
 	// right after it (used is then the allowance's).
 	overage Decimal
@@ -149,7 +162,7 @@ type target struct {
 }
 
 func newDecider(r Rules, s State) *decider {
-	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified,
+	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified, others: s.Others,
 		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]crossing{},
 		uses: map[string]*grantUse{}, gone: map[string]bool{}}
 	if d.unusable() == nil {
@@ -234,6 +247,9 @@ func (d *decider) plan(records []Record) Plan {
 	} else if n := d.notifications(); len(n) > 0 {
 		p.Writes = append([]Write{d.entitlementWrite()}, n...)
 	}
+	if len(p.Writes) > 0 {
+		p.Writes = append(p.Writes, d.poolWrites()...)
+	}
 	return p
 }
 
@@ -250,6 +266,9 @@ func (d *decider) rejected(r Record, amount Decimal) {
 	n := newNotification(NotifyLimitRejected, d.scope, d.periodStart, nil)
 	a := amount
 	n.Amount, n.Limit, n.Used, n.EventID = &a, *d.ent.Limit, d.used, r.DedupKey()
+	if d.isPool {
+		n.UserID = r.Event.UserID
+	}
 	d.rejection = &n
 }
 
@@ -267,6 +286,9 @@ func (d *decider) notifications() []Write {
 		p := d.percents[i]
 		n := newNotification(NotifyThresholdReached, d.scope, d.periodStart, &p)
 		n.Limit, n.Used, n.EventID = *d.ent.Limit, c.used, c.event
+		if d.isPool {
+			n.UserID = c.member
+		}
 		notes = append(notes, n)
 	}
 	if d.rejection != nil {
@@ -276,6 +298,9 @@ func (d *decider) notifications() []Write {
 		n := newNotification(NotifyOverageStarted, d.scope, d.periodStart, nil)
 		over := o.overage
 		n.Limit, n.Used, n.OverageUsed, n.EventID = *d.ent.Limit, o.used, &over, o.event
+		if d.isPool {
+			n.UserID = o.member
+		}
 		notes = append(notes, n)
 	}
 	var writes []Write
@@ -306,43 +331,27 @@ func (d *decider) unusable() error {
 	return nil
 }
 
-// consume decides one amount against the running usage.
+// consume decides one amount against the running usage, and, for a
+// member of a pool, against the pool's too: it must fit both, or it is
+// rejected by the first that refuses (the member's cap first) and
+// changes neither.
 func (d *decider) consume(r Record) Outcome {
 	amount := r.Event.Amount
-	before := d.used
-	var draws []Draw
-	next := d.used.Add(amount)
-	switch {
-	case !next.FitsDynamoDB():
-		d.dependsOnUsed = true
-		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
-			"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)}
-	case d.ent.Limit == nil || amount.Cmp(d.allowanceRoom()) <= 0:
-		d.used = next
-		d.delta = d.delta.Add(amount)
-	default:
-		overage := d.overageUsed
-		var err error
-		if draws, err = d.spill(amount); err != nil {
-			d.dependsOnUsed, d.dependsOnGrants = true, true
-			for _, g := range d.grants {
-				d.use(g.ID).exact = true
-			}
-			if errors.Is(err, ErrLimitExceeded) {
-				d.rejected(r, amount)
-			}
-			return Outcome{Status: Rejected, Err: err}
-		}
-		// That used plus amount fits 38 digits rested on used as read,
-		// which a draw beyond the allowance otherwise only bounds.
-		d.dependsOnUsed = true
-		if n := d.rules.Notify; n != nil && n.OverageStarted && overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
-			d.overageStart = &crossing{event: r.DedupKey(), used: d.used, overage: d.overageUsed}
-			d.overageExact = true // it rests on the overage having been 0
-		}
+	draft, err := d.takes(amount)
+	if err != nil {
+		d.refuse(r, amount, draft, err)
+		return Outcome{Status: Rejected, Err: err}
 	}
-	d.cross(r, before, d.used)
-	e := &LedgerEntry{Operation: OperationConsume, Amount: amount, Draws: draws}
+	pool, poolDraft, err := d.poolTakes(r, amount)
+	if err != nil {
+		// Which limit refused rests on the member's cap having room.
+		d.pinAll()
+		return Outcome{Status: Rejected, Err: err}
+	}
+	e := &LedgerEntry{Operation: OperationConsume, Amount: amount, Draws: d.take(r, amount, draft)}
+	if pool != nil {
+		e.Pool, e.PoolDraws, e.PoolPeriodStart = d.ent.Pool, pool.take(r, amount, poolDraft), pool.periodStart
+	}
 	if r.Event.Is(OperationReserve) {
 		seconds := r.Event.HoldSeconds
 		if seconds == 0 {
@@ -354,11 +363,79 @@ func (d *decider) consume(r Record) Outcome {
 	return d.record(r, e)
 }
 
+// draft is how a consume would draw: by adding to used (spill false),
+// or bucket by bucket beyond the allowance's room.
+type draft struct {
+	spill bool
+	draws []Draw
+}
+
+// takes decides whether amount fits and how it would draw, changing no
+// balance; it notes what the answer rests on.
+func (d *decider) takes(amount Decimal) (draft, error) {
+	if next := d.used.Add(amount); !next.FitsDynamoDB() {
+		return draft{}, reject(ReasonInvalidAmount, "amount",
+			"adding %s to %s would exceed DynamoDB's 38-digit precision", amount, d.used)
+	}
+	if d.ent.Limit == nil || amount.Cmp(d.allowanceRoom()) <= 0 {
+		return draft{}, nil
+	}
+	draws, err := d.spill(amount)
+	return draft{spill: true, draws: draws}, err
+}
+
+// refuse notes what a consume's rejection rests on: used exactly, and
+// beyond the allowance every bucket; the period's first LIMIT_EXCEEDED
+// is notified.
+func (d *decider) refuse(r Record, amount Decimal, f draft, err error) {
+	d.dependsOnUsed = true
+	if !f.spill {
+		return // only the 38 digits of used plus amount
+	}
+	d.pinAll()
+	if errors.Is(err, ErrLimitExceeded) {
+		d.rejected(r, amount)
+	}
+}
+
+// pinAll makes the write rest on every balance exactly.
+func (d *decider) pinAll() {
+	d.dependsOnUsed, d.dependsOnGrants = true, true
+	for _, g := range d.grants {
+		d.use(g.ID).exact = true
+	}
+}
+
+// take applies a draft takes approved, and returns its draws (nil when
+// it only added to used).
+func (d *decider) take(r Record, amount Decimal, f draft) []Draw {
+	before := d.used
+	if !f.spill {
+		d.used = d.used.Add(amount)
+		d.delta = d.delta.Add(amount)
+		d.cross(r, before, d.used)
+		return nil
+	}
+	overage := d.overageUsed
+	for _, dr := range f.draws {
+		d.apply(dr, false)
+	}
+	// That used plus amount fits 38 digits rested on used as read,
+	// which a draw beyond the allowance otherwise only bounds.
+	d.dependsOnUsed = true
+	if n := d.rules.Notify; n != nil && n.OverageStarted && overage.IsZero() && d.overageUsed.Sign() > 0 && d.overageStart == nil {
+		d.overageStart = &crossing{event: r.DedupKey(), member: r.Event.UserID, used: d.used, overage: d.overageUsed}
+		d.overageExact = true // it rests on the overage having been 0
+	}
+	d.cross(r, before, d.used)
+	return f.draws
+}
+
 // cross notes the thresholds a consume took used across.
 func (d *decider) cross(r Record, from, to Decimal) {
 	for i, level := range d.levels {
 		if _, ok := d.crossed[i]; !ok && !d.notified[d.thresholdKey(i)] && from.Cmp(level) < 0 && to.Cmp(level) >= 0 {
-			d.crossed[i] = crossing{event: r.DedupKey(), used: to}
+			d.crossed[i] = crossing{event: r.DedupKey(), member: r.Event.UserID, used: to}
 		}
 	}
 }
@@ -416,8 +493,8 @@ func (d *decider) refund(r Record) Outcome {
 		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
 			"the consume's refunded total would be %s, beyond DynamoDB's 38-digit precision", refunded)}
 	}
-	returns, err := d.giveBackDraws(*entry, entry.Amount.Sub(remaining), amount, true)
-	if t != nil && (err != nil || len(entry.Draws) > 1) {
+	back, err := d.givesBack(*entry, entry.Amount.Sub(remaining), amount, amount, true)
+	if t != nil && (err != nil || len(entry.Draws) > 1 || len(entry.PoolDraws) > 1) {
 		// Which buckets a refund gives back to rests on what was given
 		// back before, exactly: another refund of the consume meanwhile
 		// would make it give back to buckets already given back to.
@@ -426,13 +503,18 @@ func (d *decider) refund(r Record) Outcome {
 	if err != nil {
 		return Outcome{Status: Rejected, Err: err}
 	}
+	returns, poolReturns := back.apply(d)
 	if t != nil {
 		t.refund = t.refund.Add(amount)
 	} else {
 		entry.Refunded = entry.Refunded.Add(amount) // a consume of this group
 	}
-	applied := d.record(r, &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key, Draws: returns})
-	applied.Returned = returns
+	e := &LedgerEntry{Operation: OperationRefund, Amount: amount, RefundOf: key, Draws: returns, Pool: entry.Pool, PoolDraws: poolReturns}
+	if back.pool != nil {
+		e.PoolPeriodStart = back.pool.periodStart
+	}
+	applied := d.record(r, e)
+	applied.Returned, applied.PoolReturned = returns, poolReturns
 	return applied
 }
 
@@ -604,7 +686,9 @@ func (d *decider) entitlementWrite() Write {
 	}
 	obs := d.ent.Observed
 	conds := []Cond{{Op: OpExists}}
-	for _, a := range []string{AttrLimit, AttrResetPeriod, AttrResetAnchor, AttrOverageLimit, AttrRolloverMax} {
+	// The pool a member draws from (or that it draws from none) is
+	// configuration as well: a decision rests on the membership as stored.
+	for _, a := range []string{AttrLimit, AttrResetPeriod, AttrResetAnchor, AttrOverageLimit, AttrRolloverMax, AttrPool} {
 		conds = append(conds, Pin(a, obs.Get(a)))
 	}
 	if d.rules.Notify != nil {

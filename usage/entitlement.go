@@ -34,6 +34,9 @@ type Entitlement struct {
 	// RolloverMax caps the unused allowance carried into the next period
 	// as a grant (nil: none is carried).
 	RolloverMax *Decimal
+	// Pool is the ID of the pool the entitlement draws from too ("" for
+	// none): its Limit is then the member's cap.
+	Pool string
 	// Observed is the item as read: the exact values a decision pins in
 	// its preconditions (see ParseEntitlement).
 	Observed Item

@@ -107,11 +107,17 @@ func NewEvent(userID, entitlementKey string) Event {
 	return Event{UserID: userID, EntitlementKey: entitlementKey, Amount: DecimalFromInt(1)}
 }
 
-// Scope is the unit of dedup and of atomicity: one user's entitlement.
+// Scope is the unit of dedup and of atomicity: one user's entitlement,
+// or, with Pool set, a pool's (UserID is then the pool's ID): the
+// entitlement its members draw from together.
 type Scope struct {
 	UserID         string
 	EntitlementKey string
+	Pool           bool
 }
+
+// PoolScope is the scope of pool id's entitlement of key.
+func PoolScope(id, key string) Scope { return Scope{UserID: id, EntitlementKey: key, Pool: true} }
 
 func (e Event) Scope() Scope { return Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey} }
 

@@ -258,10 +258,10 @@ func minDecimal(a, b Decimal) Decimal {
 	return b
 }
 
-// spill decides a consume that the allowance's room does not cover: the
-// room, then the active grants in order, then the overage. ok is false
-// when all of them together do not cover it; nothing changes then, but
-// the rejection rests on every bucket it looked at.
+// spill decides the draws of a consume that the allowance's room does
+// not cover: the room, then the active grants in order, then the
+// overage. It fails when all of them together do not cover it, or a
+// bucket would not stay a DynamoDB number; nothing changes either way.
 func (d *decider) spill(amount Decimal) ([]Draw, error) {
 	draws, ok := d.spillDraws(amount)
 	if !ok {
@@ -269,9 +269,6 @@ func (d *decider) spill(amount Decimal) ([]Draw, error) {
 	}
 	if err := d.fits(draws); err != nil {
 		return nil, err
-	}
-	for _, dr := range draws {
-		d.apply(dr, false)
 	}
 	return draws, nil
 }
@@ -424,12 +421,11 @@ func (d *decider) apply(dr Draw, back bool) Draw {
 	return dr
 }
 
-// giveBackDraws returns amount of an entry's draws (already given back
-// before), to the buckets they came from. inPeriod is false when the
-// entry counted in an ended period: the allowance and the overage were
-// reset since, so only grants take anything back.
-func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod bool) ([]Draw, error) {
-	returns := returnsOf(DrawsOf(e), already, amount)
+// backs decides which buckets giving back amount of draws returns to,
+// changing no balance: it fails when a bucket would not stay a DynamoDB
+// number (noting what that rests on).
+func (d *decider) backs(draws []Draw, already, amount Decimal, inPeriod bool) ([]Draw, error) {
+	returns := returnsOf(draws, already, amount)
 	toAllowance := Decimal{}
 	for _, r := range returns {
 		if r.Bucket == BucketAllowance && inPeriod {
@@ -444,6 +440,12 @@ func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod
 	if err := d.fitsBack(returns, inPeriod); err != nil {
 		return nil, err
 	}
+	return returns, nil
+}
+
+// applyBacks gives back what backs decided; the result says where each
+// part went (lapsed: nowhere).
+func (d *decider) applyBacks(returns []Draw, inPeriod bool) []Draw {
 	for i, r := range returns {
 		if r.Bucket != BucketGrant && !inPeriod {
 			returns[i].Lapsed = true
@@ -451,7 +453,7 @@ func (d *decider) giveBackDraws(e LedgerEntry, already, amount Decimal, inPeriod
 		}
 		returns[i] = d.apply(r, true)
 	}
-	return returns, nil
+	return returns
 }
 
 // fitsBack: every grant and overage a give-back changes stays a DynamoDB

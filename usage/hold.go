@@ -60,18 +60,19 @@ func (d *decider) settle(r Record) Outcome {
 		return Outcome{Status: Rejected, Err: reject(ReasonCommitExceedsHold, "amount",
 			"the hold %q is for %s, the commit is for %s", key, current.Amount, actual)}
 	}
-	back := current.Amount.Sub(actual)
+	back, poolBack := current.Amount.Sub(actual), current.Amount.Sub(actual)
 	if !d.ent.Exists {
-		back = Decimal{} // the usage is gone with the item
+		back = Decimal{} // the usage is gone with the item (not the pool's)
 	}
 	inPeriod := d.ent.ResetPeriod == ResetNone || current.PeriodStart == d.periodStart
-	returns, err := d.giveBackDraws(current, Decimal{}, back, inPeriod)
+	gb, err := d.givesBack(current, Decimal{}, back, poolBack, inPeriod)
 	if err != nil {
 		if t != nil {
 			t.pinnedSet = true
 		}
 		return Outcome{Status: Rejected, Err: err}
 	}
+	returns, poolReturns := gb.apply(d)
 	settled := current
 	settled.HoldState, settled.Actual, settled.SettledAt = state, &actual, d.rules.Now.UTC()
 	if t == nil {
@@ -79,7 +80,7 @@ func (d *decider) settle(r Record) Outcome {
 	} else {
 		t.settled = &settled
 	}
-	return Outcome{Status: Applied, Entry: &settled, Returned: returns}
+	return Outcome{Status: Applied, Entry: &settled, Returned: returns, PoolReturned: poolReturns}
 }
 
 // settlement is the state and committed amount a request settles to.

@@ -19,12 +19,15 @@ const (
 	AttrOverageLimit = "overageLimit"
 	AttrOverageUsed  = "overageUsed"
 	AttrRolloverMax  = "rolloverMax"
+	// AttrPool names, on a member's entitlement, the pool it draws from
+	// too (see pool.go).
+	AttrPool = "pool"
 )
 
 // EntitlementAttrs lists the attributes a decision may depend on: a store
 // reads (and a cache keeps) exactly these.
 var EntitlementAttrs = []string{AttrLimit, AttrUsed, AttrResetPeriod, AttrResetAnchor, AttrPeriodStart, AttrNotifyThresholds,
-	AttrGrants, AttrGrantsVersion, AttrOverageLimit, AttrOverageUsed, AttrRolloverMax}
+	AttrGrants, AttrGrantsVersion, AttrOverageLimit, AttrOverageUsed, AttrRolloverMax, AttrPool}
 
 // Kind is the shape of a stored attribute value, as far as a decision
 // needs to tell values apart.
@@ -140,6 +143,13 @@ func ParseEntitlement(it Item) Entitlement {
 		}
 	default:
 		malformed("resetPeriod must be a string")
+	}
+	switch v := it.Get(AttrPool); {
+	case v.Kind == KindAbsent || v.Kind == KindNull:
+	case v.Kind != KindString || v.Str == "":
+		malformed("pool must be a non-empty string")
+	default:
+		e.Pool = v.Str
 	}
 	if err := e.parseBalances(it); err != nil {
 		malformed("%v", err)

@@ -49,6 +49,9 @@ type Notification struct {
 	UserID         string
 	EntitlementKey string
 	PeriodStart    string
+	// PoolID is set on a pool's notification: UserID is then the member
+	// whose event crossed (or was rejected).
+	PoolID string
 	// ThresholdPercent is nil for usage.limit.rejected.
 	ThresholdPercent *Decimal
 	Limit            Decimal
@@ -76,11 +79,22 @@ func newNotification(typ string, scope Scope, periodStart string, percent *Decim
 		threshold = percent.String()
 	}
 	key := periodStart + "#" + typ + "#" + threshold
-	sum := sha256.Sum256([]byte(lengthPrefixed(typ) + lengthPrefixed(scope.UserID) + lengthPrefixed(scope.EntitlementKey) +
-		lengthPrefixed(periodStart) + lengthPrefixed(threshold)))
-	return Notification{ID: hex.EncodeToString(sum[:16]), Type: typ, Key: key, UserID: scope.UserID,
-		EntitlementKey: scope.EntitlementKey, PeriodStart: periodStart, ThresholdPercent: percent}
+	content := lengthPrefixed(typ) + lengthPrefixed(scope.UserID) + lengthPrefixed(scope.EntitlementKey) +
+		lengthPrefixed(periodStart) + lengthPrefixed(threshold)
+	n := Notification{Type: typ, UserID: scope.UserID, EntitlementKey: scope.EntitlementKey, PeriodStart: periodStart, ThresholdPercent: percent}
+	if scope.Pool {
+		// A pool's notifications are known among its members' (State.Notified):
+		// their keys name the pool. UserID is then the member whose event it was.
+		key, content = poolNotificationPrefix+scope.UserID+"#"+key, "pool:"+content
+		n.PoolID, n.UserID = scope.UserID, ""
+	}
+	sum := sha256.Sum256([]byte(content))
+	n.ID, n.Key = hex.EncodeToString(sum[:16]), key
+	return n
 }
+
+// poolNotificationPrefix starts the keys of a pool's notifications.
+const poolNotificationPrefix = "POOL#"
 
 func lengthPrefixed(s string) string { return strconv.Itoa(len(s)) + ":" + s }
 

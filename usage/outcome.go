@@ -55,6 +55,9 @@ const (
 	ReasonGrantNotFound        Reason = "GRANT_NOT_FOUND"         // grantId names no grant of this scope
 	ReasonGrantNotActive       Reason = "GRANT_NOT_ACTIVE"        // the grant has expired
 	ReasonTooManyGrants        Reason = "TOO_MANY_GRANTS"         // the entitlement has MaxActiveGrants active grants already
+	ReasonPoolLimitExceeded    Reason = "POOL_LIMIT_EXCEEDED"     // the member's cap has room, its pool has not
+	ReasonPoolNotFound         Reason = "POOL_NOT_FOUND"          // the entitlement names a pool that has no entitlement of this key
+	ReasonInvalidPool          Reason = "INVALID_POOL"            // the pool's stored entitlement is malformed
 )
 
 // Reasons lists every rejection reason, in documentation order.
@@ -64,6 +67,7 @@ var Reasons = []Reason{
 	ReasonRefundTargetNotFound, ReasonRefundExceedsApplied, ReasonPeriodEnded,
 	ReasonHoldNotFound, ReasonHoldNotActive, ReasonCommitExceedsHold, ReasonInvalidLedgerEntry,
 	ReasonGrantNotFound, ReasonGrantNotActive, ReasonTooManyGrants,
+	ReasonPoolLimitExceeded, ReasonPoolNotFound, ReasonInvalidPool,
 }
 
 // RejectionError is a permanent rejection: a reason code for machines and
@@ -107,6 +111,9 @@ var (
 	ErrGrantNotFound        = &RejectionError{Reason: ReasonGrantNotFound}
 	ErrGrantNotActive       = &RejectionError{Reason: ReasonGrantNotActive}
 	ErrTooManyGrants        = &RejectionError{Reason: ReasonTooManyGrants}
+	ErrPoolLimitExceeded    = &RejectionError{Reason: ReasonPoolLimitExceeded}
+	ErrPoolNotFound         = &RejectionError{Reason: ReasonPoolNotFound}
+	ErrInvalidPool          = &RejectionError{Reason: ReasonInvalidPool}
 )
 
 // ErrTargetPending is the cause of RETRY for a queued refund, settlement
@@ -132,6 +139,8 @@ type Outcome struct {
 	// Returned is, for an applied refund or settlement, where what it gave
 	// back went, bucket by bucket (a lapsed part went nowhere).
 	Returned []Draw
+	// PoolReturned is, likewise, where the pool's part went.
+	PoolReturned []Draw
 }
 
 // Reason returns the rejection reason, or "" when the outcome is not a rejection.

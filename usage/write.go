@@ -238,6 +238,12 @@ type LedgerEntry struct {
 	// order (nil: the allowance alone); for a refund, where what it gave
 	// back went.
 	Draws []Draw
+	// Pool is the pool the operation counted against too ("" for none),
+	// PoolDraws the pool's buckets it drew from or gave back to (as
+	// Draws), and PoolPeriodStart the pool's period it counted in.
+	Pool            string
+	PoolDraws       []Draw
+	PoolPeriodStart string
 	// For a grant: its state (GrantActive, GrantVoided), priority and
 	// expiry, and once voided what was left of it and when.
 	GrantState     string

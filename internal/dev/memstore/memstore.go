@@ -274,7 +274,7 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 	var exists bool
 	var attrs map[string]usage.Value
 	if w.Target.Kind == usage.NotificationKind {
-		_, exists = m.notes[scope][w.Target.Key]
+		_, exists = m.notes[entitlementScope(scope, w.Target)][w.Target.Key]
 	} else if w.Target.Kind == usage.LedgerKind {
 		e, ok := m.ledger[scope][w.Target.Key]
 		exists, attrs = ok, map[string]usage.Value{"amount": usage.NumberValue(e.Amount)}
@@ -306,14 +306,15 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 	}
 	next := map[usage.Scope]map[string]usage.Value{} // the entitlements the plan updates, as it leaves them
 	var puts []usage.LedgerEntry
-	var notes []usage.Notification
+	notes := map[usage.Scope][]usage.Notification{} // by the scope they are recorded under (a pool's own)
 	updates := map[string][]usage.Assign{}
 	for _, w := range plan.Writes {
 		switch {
 		case w.Action == usage.Put && w.Notice != nil:
 			n := *w.Notice
 			n.OccurredAt = now().UTC()
-			notes = append(notes, n)
+			s := entitlementScope(scope, w.Target)
+			notes[s] = append(notes[s], n)
 		case w.Action == usage.Put && w.Entry != nil:
 			e := *w.Entry
 			e.AppliedAt = now().UTC()
@@ -350,11 +351,13 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		m.ledger[scope][e.DedupKey] = e
 		m.order[scope] = append(m.order[scope], e.DedupKey)
 	}
-	if len(notes) > 0 && m.notes[scope] == nil {
-		m.notes[scope] = map[string]usage.Notification{}
-	}
-	for _, n := range notes {
-		m.notes[scope][n.Key] = n
+	for s, ns := range notes {
+		if m.notes[s] == nil {
+			m.notes[s] = map[string]usage.Notification{}
+		}
+		for _, n := range ns {
+			m.notes[s][n.Key] = n
+		}
 	}
 	return nil
 }
