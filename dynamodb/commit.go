@@ -44,7 +44,7 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 		case usage.LedgerKind:
 			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(scope, w.Target.Key)
 		case usage.NotificationKind:
-			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(scope, w.Target.Key)
+			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(noticeScope(scope, w.Target), w.Target.Key)
 		default:
 			if w.Target.Scope != (usage.Scope{}) {
 				other, _ := s.cfg.Keys.key(w.Target.Scope)
@@ -60,7 +60,7 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 				n := *w.Notice
 				n.OccurredAt = now
 				notes = append(notes, n)
-				item = notificationItem(scope, &n, s.cfg.Retention)
+				item = notificationItem(noticeScope(scope, w.Target), &n, s.cfg.Retention)
 			} else {
 				item = ledgerItem(scope, w.Entry, now, now.Add(s.cfg.Retention))
 			}
@@ -89,6 +89,15 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 		// the events are reported APPLIED, not DUPLICATE.
 		ClientRequestToken: aws.String(requestToken()),
 	}, notes
+}
+
+// noticeScope is the scope a notification is recorded under: a pool's
+// own, for a pool's notification.
+func noticeScope(scope usage.Scope, t usage.Target) usage.Scope {
+	if t.Scope != (usage.Scope{}) {
+		return t.Scope
+	}
+	return scope
 }
 
 func requestToken() string {

@@ -19,10 +19,11 @@ type EntitlementKeys struct {
 	SortAttr      string // default "sk"
 	UserPrefix    string // default "USER#"
 	KeyPrefix     string // default "ENTITLEMENT#"
+	PoolPrefix    string // default "POOL#", before a pool's ID (usage.PoolScope)
 }
 
 // DefaultEntitlementKeys is the documented entitlements table layout.
-var DefaultEntitlementKeys = EntitlementKeys{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}
+var DefaultEntitlementKeys = EntitlementKeys{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#", PoolPrefix: "POOL#"}
 
 // DynamoDB's key size limits, in bytes.
 const (
@@ -36,8 +37,21 @@ type entitlementKey struct{ pk, sk string }
 // key returns the scope's entitlement item key; ok is false when it would
 // be longer than DynamoDB allows, so no such item can exist.
 func (k EntitlementKeys) key(s usage.Scope) (key entitlementKey, ok bool) {
-	key = entitlementKey{pk: k.UserPrefix + s.UserID, sk: k.KeyPrefix + s.EntitlementKey}
+	key = entitlementKey{pk: k.PartitionValue(s), sk: k.KeyPrefix + s.EntitlementKey}
 	return key, len(key.pk) <= maxPartitionKeyBytes && len(key.sk) <= maxSortKeyBytes
+}
+
+// PartitionValue is the partition key value of a scope's entitlement
+// item: the user's, or with s.Pool the pool's (PoolPrefix, "POOL#" when
+// unset).
+func (k EntitlementKeys) PartitionValue(s usage.Scope) string {
+	switch {
+	case !s.Pool:
+		return k.UserPrefix + s.UserID
+	case k.PoolPrefix == "":
+		return DefaultEntitlementKeys.PoolPrefix + s.UserID
+	}
+	return k.PoolPrefix + s.UserID
 }
 
 func (e entitlementKey) attributes(k EntitlementKeys) map[string]types.AttributeValue {
@@ -66,9 +80,14 @@ var ledgerEscaper = strings.NewReplacer("%", "%25", "#", "%23")
 
 // LedgerKey returns the ledger item key of a dedup key in a scope.
 func LedgerKey(s usage.Scope, dedupKey string) (pk, sk string) {
-	pk = "USER#" + ledgerEscaper.Replace(s.UserID) + "#ENTITLEMENT#" + ledgerEscaper.Replace(s.EntitlementKey)
+	owner, content := "USER#", lengthPrefixed(s.UserID)+lengthPrefixed(s.EntitlementKey)
+	if s.Pool {
+		// A pool's own items (its notifications) live apart from any user's.
+		owner, content = "POOL#", "pool:"+content
+	}
+	pk = owner + ledgerEscaper.Replace(s.UserID) + "#ENTITLEMENT#" + ledgerEscaper.Replace(s.EntitlementKey)
 	if len(pk) > maxPartitionKeyBytes {
-		pk = "SCOPEHASH#" + digest(lengthPrefixed(s.UserID)+lengthPrefixed(s.EntitlementKey))
+		pk = "SCOPEHASH#" + digest(content)
 	}
 	sk = "KEY#" + dedupKey
 	if len(sk) > maxSortKeyBytes {

@@ -38,6 +38,9 @@ const (
 // Outbox receives the notifications a committed write recorded, to
 // publish them at once; whatever it does not mark published stays in the
 // outbox for the recovery sweep (PendingNotifications).
+
+// notifyPoolID is, on a pool's notification, the pool's ID.
+const notifyPoolID = "poolId"
 type Outbox interface {
 	Recorded(ctx context.Context, notes []usage.Notification)
 }
@@ -75,6 +78,10 @@ func notificationItem(scope usage.Scope, n *usage.Notification, retention time.D
 	if n.PeriodStart != "" {
 		item[ledgerPeriodStart] = s(n.PeriodStart)
 	}
+	if scope.Pool {
+		// A pool's notification: its userId is the member whose event it was.
+		item[notifyPoolID], item[ledgerUserID] = s(scope.UserID), s(n.UserID)
+	}
 	if n.ThresholdPercent != nil {
 		item["thresholdPercent"] = number(*n.ThresholdPercent)
 	}
@@ -96,7 +103,7 @@ func notificationItem(scope usage.Scope, n *usage.Notification, retention time.D
 func notification(item map[string]types.AttributeValue) usage.Notification {
 	n := usage.Notification{ID: str(item["notificationId"]), Type: str(item["type"]), Key: str(item["notificationKey"]),
 		UserID: str(item[ledgerUserID]), EntitlementKey: str(item[ledgerEntitlementKey]), PeriodStart: str(item[ledgerPeriodStart]),
-		EventID: str(item["eventId"])}
+		EventID: str(item["eventId"]), PoolID: str(item[notifyPoolID])}
 	num := func(attr string) *usage.Decimal {
 		if v := value(item[attr]); v.Kind == usage.KindNumber {
 			return &v.Num

@@ -153,7 +153,7 @@ func (e *env) Store(*testing.T) metering.Updater { return e.store() }
 func (e *env) Put(t *testing.T, scope usage.Scope, attrs map[string]usage.Value) {
 	t.Helper()
 	item := map[string]types.AttributeValue{
-		e.keys.PartitionAttr: &types.AttributeValueMemberS{Value: e.keys.UserPrefix + scope.UserID},
+		e.keys.PartitionAttr: &types.AttributeValueMemberS{Value: e.keys.PartitionValue(scope)},
 		e.keys.SortAttr:      &types.AttributeValueMemberS{Value: e.keys.KeyPrefix + scope.EntitlementKey},
 	}
 	for k, v := range attrs {
@@ -178,7 +178,7 @@ func (e *env) Get(t *testing.T, scope usage.Scope) usage.Item {
 	out, err := e.client.GetItem(context.Background(), &awsdynamodb.GetItemInput{
 		TableName: aws.String(e.entitlements), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{
-			e.keys.PartitionAttr: &types.AttributeValueMemberS{Value: e.keys.UserPrefix + scope.UserID},
+			e.keys.PartitionAttr: &types.AttributeValueMemberS{Value: e.keys.PartitionValue(scope)},
 			e.keys.SortAttr:      &types.AttributeValueMemberS{Value: e.keys.KeyPrefix + scope.EntitlementKey},
 		},
 	})

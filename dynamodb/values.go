@@ -124,6 +124,9 @@ const (
 	ledgerDraws          = "draws"
 	ledgerPriority       = "priority"
 	ledgerGrantExpiresAt = "grantExpiresAt"
+	ledgerPool           = "pool"
+	ledgerPoolDraws      = "poolDraws"
+	ledgerPoolPeriod     = "poolPeriodStart"
 )
 
 // ledgerItem lays out a ledger entry for a Put.
@@ -165,11 +168,14 @@ func ledgerItem(scope usage.Scope, e *usage.LedgerEntry, now, expires time.Time)
 	if len(e.Draws) > 0 {
 		item[ledgerDraws] = drawsValue(e.Draws)
 	}
+	if len(e.PoolDraws) > 0 {
+		item[ledgerPoolDraws] = drawsValue(e.PoolDraws)
+	}
 	if e.Is(usage.OperationGrant) {
 		grantAttributes(item, e, expires)
 	}
 	optional := map[string]string{ledgerMessageID: e.MessageID, ledgerPeriodStart: e.PeriodStart, ledgerMetadata: string(e.Metadata),
-		ledgerOperation: string(e.Operation), ledgerRefundOf: e.RefundOf}
+		ledgerOperation: string(e.Operation), ledgerRefundOf: e.RefundOf, ledgerPool: e.Pool, ledgerPoolPeriod: e.PoolPeriodStart}
 	for attr, v := range optional {
 		if v != "" {
 			item[attr] = &types.AttributeValueMemberS{Value: v}
@@ -245,6 +251,7 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 		DedupKey: str(item[ledgerDedupKey]), KeySource: str(item[ledgerKeySource]),
 		MessageID: str(item[ledgerMessageID]), PeriodStart: str(item[ledgerPeriodStart]),
 		Operation: usage.Operation(str(item[ledgerOperation])), RefundOf: str(item[ledgerRefundOf]),
+		Pool: str(item[ledgerPool]), PoolPeriodStart: str(item[ledgerPoolPeriod]),
 	}
 	if v := value(item[ledgerAmount]); v.Kind == usage.KindNumber {
 		e.Amount = v.Num
@@ -259,6 +266,7 @@ func ledgerEntry(item map[string]types.AttributeValue) usage.LedgerEntry {
 	}
 	e.SettledAt, _ = time.Parse(time.RFC3339Nano, str(item[usage.LedgerAttrSettledAt]))
 	e.Draws, _ = draws(item[ledgerDraws])
+	e.PoolDraws, _ = draws(item[ledgerPoolDraws])
 	readGrant(&e, item)
 	if m := str(item[ledgerMetadata]); m != "" {
 		e.Metadata = []byte(m)
@@ -298,9 +306,15 @@ func unreadable(item map[string]types.AttributeValue, op usage.Operation) *usage
 		return bad(ledgerRefunded, "must be a number")
 	case !text(ledgerPeriodStart):
 		return bad(ledgerPeriodStart, "must be a string")
+	case !text(ledgerPool):
+		return bad(ledgerPool, "must be a string")
+	case !text(ledgerPoolPeriod):
+		return bad(ledgerPoolPeriod, "must be a string")
 	}
-	if _, ok := draws(item[ledgerDraws]); !ok {
-		return bad(ledgerDraws, "must be a list of buckets and amounts")
+	for _, attr := range []string{ledgerDraws, ledgerPoolDraws} {
+		if _, ok := draws(item[attr]); !ok {
+			return bad(attr, "must be a list of buckets and amounts")
+		}
 	}
 	switch op {
 	case usage.OperationGrant:

@@ -228,7 +228,7 @@ func newStore(cfg config.Config, ddb *awsdynamodb.Client, publisher *notify.Publ
 		LedgerTable:       cfg.LedgerTable,
 		Keys: dynamodb.EntitlementKeys{
 			PartitionAttr: cfg.PartitionAttr, SortAttr: cfg.SortAttr,
-			UserPrefix: cfg.UserPrefix, KeyPrefix: cfg.KeyPrefix,
+			UserPrefix: cfg.UserPrefix, KeyPrefix: cfg.KeyPrefix, PoolPrefix: cfg.PoolPrefix,
 		},
 		Retention:    cfg.DedupRetention,
 		DisableCache: !cfg.StateCache,

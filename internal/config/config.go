@@ -94,11 +94,12 @@ type KeyLayout struct {
 	SortAttr      string // ENTITLEMENT_SK_ATTRIBUTE
 	UserPrefix    string // ENTITLEMENT_PK_PREFIX, before the userId
 	KeyPrefix     string // ENTITLEMENT_SK_PREFIX, before the entitlementKey
+	PoolPrefix    string // POOL_PK_PREFIX, before a pool's ID
 }
 
 // DefaultKeyLayout is access-service's documented layout
 // (dynamodb.DefaultEntitlementKeys; a test keeps the two equal).
-var DefaultKeyLayout = KeyLayout{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}
+var DefaultKeyLayout = KeyLayout{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#", PoolPrefix: "POOL#"}
 
 var (
 	tableName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
@@ -351,6 +352,7 @@ func LoadKeyLayout(getenv func(string) string) (KeyLayout, error) {
 		SortAttr:      trimmed(getenv, "ENTITLEMENT_SK_ATTRIBUTE", DefaultKeyLayout.SortAttr),
 		UserPrefix:    raw(getenv, "ENTITLEMENT_PK_PREFIX", DefaultKeyLayout.UserPrefix),
 		KeyPrefix:     raw(getenv, "ENTITLEMENT_SK_PREFIX", DefaultKeyLayout.KeyPrefix),
+		PoolPrefix:    raw(getenv, "POOL_PK_PREFIX", DefaultKeyLayout.PoolPrefix),
 	}
 	var errs []error
 	for _, a := range []struct{ name, value string }{{"ENTITLEMENT_PK_ATTRIBUTE", l.PartitionAttr}, {"ENTITLEMENT_SK_ATTRIBUTE", l.SortAttr}} {
@@ -360,6 +362,10 @@ func LoadKeyLayout(getenv func(string) string) (KeyLayout, error) {
 	}
 	if l.PartitionAttr == l.SortAttr {
 		errs = append(errs, errors.New("ENTITLEMENT_SK_ATTRIBUTE: must differ from ENTITLEMENT_PK_ATTRIBUTE"))
+	}
+	if strings.HasPrefix(l.PoolPrefix, l.UserPrefix) || strings.HasPrefix(l.UserPrefix, l.PoolPrefix) {
+		// Else a pool's item and some user's could share a key.
+		errs = append(errs, errors.New("POOL_PK_PREFIX: neither it nor ENTITLEMENT_PK_PREFIX may begin with the other"))
 	}
 	return l, errors.Join(errs...)
 }

@@ -91,8 +91,9 @@ func TestLoadKeyLayout(t *testing.T) {
 	}{
 		{"unset: the documented layout", nil, config.DefaultKeyLayout, ""},
 		{"all set; attribute names trimmed, prefixes kept as written",
-			map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": " PK ", "ENTITLEMENT_SK_ATTRIBUTE": "SK", "ENTITLEMENT_PK_PREFIX": "u ", "ENTITLEMENT_SK_PREFIX": " e|"},
-			config.KeyLayout{PartitionAttr: "PK", SortAttr: "SK", UserPrefix: "u ", KeyPrefix: " e|"}, ""},
+			map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": " PK ", "ENTITLEMENT_SK_ATTRIBUTE": "SK", "ENTITLEMENT_PK_PREFIX": "u ", "ENTITLEMENT_SK_PREFIX": " e|", "POOL_PK_PREFIX": "p "},
+			config.KeyLayout{PartitionAttr: "PK", SortAttr: "SK", UserPrefix: "u ", KeyPrefix: " e|", PoolPrefix: "p "}, ""},
+		{"a pool prefix a user prefix begins with", map[string]string{"ENTITLEMENT_PK_PREFIX": "USER#", "POOL_PK_PREFIX": "USER#POOL#"}, config.KeyLayout{}, "POOL_PK_PREFIX: neither it nor ENTITLEMENT_PK_PREFIX may begin with the other"},
 		{"blank attribute name: the default", map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": "  "}, config.DefaultKeyLayout, ""},
 		{"same attribute twice", map[string]string{"ENTITLEMENT_PK_ATTRIBUTE": "k", "ENTITLEMENT_SK_ATTRIBUTE": "k"}, config.KeyLayout{}, "ENTITLEMENT_SK_ATTRIBUTE: must differ from ENTITLEMENT_PK_ATTRIBUTE"},
 		{"attribute name too long", map[string]string{"ENTITLEMENT_SK_ATTRIBUTE": strings.Repeat("s", 256)}, config.KeyLayout{}, "ENTITLEMENT_SK_ATTRIBUTE: must be 1-255 characters"},
