@@ -104,7 +104,9 @@ type decider struct {
 	periodStart   string  // the current period's start as stored ("" for entitlements that never reset)
 	used          Decimal // running usage, assuming the observed used
 	delta         Decimal // sum of the applied consumes
-	refunded      bool    // a refund applied: used is then written exactly
+	refunded      bool    // a give-back applied: used is then written exactly, unless it only gave back (given)
+	given         Decimal // what the group gave back to the allowance
+	clamped       bool    // a give-back found less used than it returns: used is written exactly (0)
 	spilled       bool    // a consume drew the allowance's last room and beyond: used is then written exactly
 	dependsOnUsed bool    // a rejection rested on the observed used
 
@@ -534,9 +536,10 @@ func (d *decider) checkGiveBack(amount Decimal) error {
 // used is then written exactly. checkGiveBack has passed.
 func (d *decider) giveBack(amount Decimal) {
 	d.refunded = true
+	d.given = d.given.Add(amount)
 	d.used = d.used.Sub(amount)
 	if d.used.Sign() < 0 {
-		d.used = Decimal{}
+		d.used, d.clamped = Decimal{}, true
 	}
 }
 
@@ -723,6 +726,12 @@ func (d *decider) entitlementWrite() Write {
 		case d.passedAllowance:
 			conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(*d.ent.Limit)})
 		}
+	case d.onlyGivesBack():
+		// Giving back composes with other writers (a member's pool is
+		// written by all its members): used goes down by what was given,
+		// resting only on there being at least that much to give back.
+		conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(d.given)})
+		set = append(set, Assign{Attr: AttrUsed, Value: NumberValue(Decimal{}.Sub(d.given)), Add: true})
 	default:
 		used, assign := d.usedCond()
 		if used.Op != OpEquals && used.Op != OpAbsent {
@@ -787,6 +796,13 @@ func (d *decider) grantsAsRead(conds []Cond) []Cond {
 		}
 	}
 	return conds
+}
+
+// onlyGivesBack: the group's only change to used is giving back, never
+// below 0, and no decision rested on used exactly.
+func (d *decider) onlyGivesBack() bool {
+	return d.refunded && !d.clamped && !d.spilled && !d.passedAllowance && !d.dependsOnUsed && d.delta.IsZero() &&
+		len(d.crossed) == 0 && d.given.FitsDynamoDB()
 }
 
 // usageChanged: the group changes used; changed: anything on the item.

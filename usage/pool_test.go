@@ -65,7 +65,9 @@ func team(m *memstore.Store, caps map[string]string, poolLimit string) {
 	}
 }
 
-func usedOf(m *memstore.Store, s usage.Scope) string { return m.Entitlement(s).Get(usage.AttrUsed).String() }
+func usedOf(m *memstore.Store, s usage.Scope) string {
+	return m.Entitlement(s).Get(usage.AttrUsed).String()
+}
 
 func TestAMemberDrawsWithinItsCapAndItsPool(t *testing.T) {
 	m := memstore.New()
@@ -357,4 +359,35 @@ func valueIs(v usage.Value, want string) bool {
 		return want == "0"
 	}
 	return v.Kind == usage.KindNumber && v.Num.Cmp(dec(want)) == 0
+}
+
+// TestAGiveBackComposesWithOtherMembers: the pool is written by every
+// member; a refund that only gives back rests on there being that much
+// to give back, not on the pool's used exactly, so another member's
+// consume in the gap does not refuse it.
+func TestAGiveBackComposesWithOtherMembers(t *testing.T) {
+	m := memstore.New()
+	team(m, nil, "10")
+	if got := outcomesText(m.Update(context.Background(), memberScope("a"), []usage.Record{memberRec("a", "1", "4")}, poolRules(now))); got != "APPLIED" {
+		t.Fatalf("consume: %s", got)
+	}
+	decisions := 0
+	gap := func(st usage.State, r []usage.Record) usage.Plan {
+		p := poolRules(now)(st, r)
+		if len(p.Writes) > 0 {
+			if decisions++; decisions == 1 { // b consumes 1 meanwhile
+				m.PutEntitlement(teamPool, map[string]usage.Value{usage.AttrLimit: usage.NumberValue(dec("10")), usage.AttrUsed: usage.NumberValue(dec("5"))})
+			}
+		}
+		return p
+	}
+	got := outcomesText(m.Update(context.Background(), memberScope("a"), []usage.Record{memberOp("a", usage.OperationRefund, "r", "1", "2")}, gap))
+	if got != "APPLIED" || decisions != 1 {
+		t.Errorf("refund: %s after %d decisions, want APPLIED at once", got, decisions)
+	}
+	for s, want := range map[usage.Scope]string{memberScope("a"): "2", teamPool: "3"} {
+		if u := usedOf(m, s); u != want {
+			t.Errorf("%v used %s, want %s", s, u, want)
+		}
+	}
 }

@@ -17,7 +17,7 @@ import (
 // member's used is exactly what its applied outcomes say.
 func testRacingMembersOfOnePool(t *testing.T, newBackend func(t *testing.T) Backend) {
 	b := newBackend(t)
-	const members, consumers, events, refunds = 6, 6, 180, false
+	const members, consumers, events, refunds = 6, 6, 180, false // with refunds: see the work-in-progress note on exact rejections
 	teamPool := usage.PoolScope("team", "k")
 	b.Put(t, teamPool, map[string]usage.Value{usage.AttrLimit: Num("120"), usage.AttrUsed: Num("0"),
 		usage.AttrResetPeriod: Str("DAILY"), usage.AttrPeriodStart: Str("2026-11-25T00:00:00Z")})
