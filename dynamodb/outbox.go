@@ -41,6 +41,7 @@ const (
 
 // notifyPoolID is, on a pool's notification, the pool's ID.
 const notifyPoolID = "poolId"
+
 type Outbox interface {
 	Recorded(ctx context.Context, notes []usage.Notification)
 }
