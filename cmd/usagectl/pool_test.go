@@ -127,4 +127,15 @@ func TestUsagectlPools(t *testing.T) {
 			t.Errorf("pool show after the consume: %+v, members %+v", v2.Pool, v2.Members)
 		}
 	})
+
+	t.Run("POOL_PK_PREFIX places the pool", func(t *testing.T) {
+		team := s.with("POOL_PK_PREFIX=TEAM#")
+		team.must(t, "pool", "put", "--pool", "team-9", "--key", "seats", "--limit", "3")
+		if r := team.must(t, "pool", "show", "--pool", "team-9", "--key", "seats"); !strings.Contains(r.stdout, "limit            3") {
+			t.Errorf("pool show with the same prefix:\n%s", r.stdout)
+		}
+		if r := s.run(t, "", "pool", "show", "--pool", "team-9", "--key", "seats"); r.code != 1 {
+			t.Errorf("pool show with the default prefix: exit %d, want 1 (the pool is under TEAM#)\n%s", r.code, r.stdout)
+		}
+	})
 }
