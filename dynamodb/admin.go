@@ -173,6 +173,9 @@ type EntitlementItem struct {
 	// the grants; RolloverMax the most unused allowance a reset carries
 	// into the new period as a grant. nil leaves the attribute out (none).
 	OverageLimit, RolloverMax *usage.Decimal
+	// Pool is, on a member's entitlement, the ID of the pool it draws
+	// from too (usage.AttrPool); "" leaves the attribute out.
+	Pool string
 	// Extra attributes of access-service's own, kept verbatim.
 	Extra map[string]types.AttributeValue
 }
@@ -183,8 +186,17 @@ func PutEntitlement(ctx context.Context, c AdminClient, table string, keys Entit
 	if keys == (EntitlementKeys{}) {
 		keys = DefaultEntitlementKeys
 	}
-	key, ok := keys.key(usage.Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey})
+	return putEntitlementItem(ctx, c, table, keys, usage.Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey}, e)
+}
+
+// putEntitlementItem writes e's attributes as the entitlement item of
+// scope (a user's or a pool's).
+func putEntitlementItem(ctx context.Context, c AdminClient, table string, keys EntitlementKeys, scope usage.Scope, e EntitlementItem) error {
+	key, ok := keys.key(scope)
 	if !ok {
+		if scope.Pool {
+			return errors.New("pool ID or entitlementKey too long for a DynamoDB key")
+		}
 		return errors.New("userId or entitlementKey too long for a DynamoDB key")
 	}
 	item := map[string]types.AttributeValue{}
@@ -214,6 +226,9 @@ func PutEntitlement(ctx context.Context, c AdminClient, table string, keys Entit
 	}
 	if e.RolloverMax != nil {
 		item[usage.AttrRolloverMax] = number(*e.RolloverMax)
+	}
+	if e.Pool != "" {
+		item[usage.AttrPool] = &types.AttributeValueMemberS{Value: e.Pool}
 	}
 	_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item})
 	return err

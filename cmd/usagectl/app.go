@@ -58,7 +58,8 @@ and flags override them:
   DEDUP_RETENTION         how long the service deduplicates (--dedup-retention
                           of dlq redrive; default 336h)
   ENTITLEMENT_PK_ATTRIBUTE, ENTITLEMENT_SK_ATTRIBUTE, ENTITLEMENT_PK_PREFIX,
-  ENTITLEMENT_SK_PREFIX   the entitlements table's key layout
+  ENTITLEMENT_SK_PREFIX, POOL_PK_PREFIX
+                          the entitlements table's key layout
   AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB,
   AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_SNS, ...
                           read by the AWS SDK as usual
@@ -127,6 +128,7 @@ func (a *app) root() *cobra.Command {
 		a.grantsCmd(),
 		a.historyCmd(),
 		group("entitlement", "write test entitlements", a.entitlementPutCmd()),
+		group("pool", "write and inspect team pools", a.poolPutCmd(), a.poolShowCmd()),
 		a.setupCmd(),
 		group("dlq", "list or redrive dead-lettered events", a.dlqListCmd(), a.dlqRedriveCmd()),
 		a.notificationsCmd(),

@@ -33,6 +33,11 @@ By default it decides in this process, reading the entitlements table
 --function it asks the decisions function instead (a name or an ARN;
 AWS_ENDPOINT_URL_LAMBDA is honoured as by any AWS SDK client).
 
+A member of a team pool shows, when decided in this process, the pool's
+ID, its cap (its own limit; none: the pool alone limits it) and the pool's
+entitlement of the same key as read from the table: used now, limit and
+remaining.
+
 Exits 1 when the entitlement does not exist (ENTITLEMENT_NOT_FOUND).`
 
 const refundDetails = `Gives back (part of) an applied consume, named by its idempotency key
@@ -120,6 +125,10 @@ type balanceView struct {
 	Grants    []grantView  `json:"grants"`
 	Overage   *overageView `json:"overage,omitempty"`
 	Available *json.Number `json:"available"`
+	// Pool is the team pool a member draws from too, read from the table
+	// in this process (absent: none, or asked of --function); its limit
+	// above is then the member's cap.
+	Pool *memberPoolView `json:"pool,omitempty"`
 }
 
 func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) error {
@@ -152,6 +161,11 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 		Limit: optionalNumber(b.Limit), Remaining: optionalNumber(b.Remaining), Held: optionalNumber(b.Held),
 		PeriodStart: optionalInstant(b.PeriodStart), NextReset: optionalInstant(b.NextReset),
 		Grants: grantViewsOf(b.Grants), Overage: overageViewOf(b), Available: optionalNumber(b.Available)}
+	if f.function == "" {
+		if v.Pool, err = a.balancePool(ctx, cfg, table, f.user, f.key); err != nil {
+			return err
+		}
+	}
 	if f.asJSON {
 		return a.writeJSON(v)
 	}
@@ -168,6 +182,7 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 		fmt.Fprintf(w, "  held          %s (active holds, counted in used)\n", v.Held)
 	}
 	printBeyondAllowance(w, "  ", 14, b, v.Grants, v.Overage)
+	printMemberPool(w, "  ", 14, v.EntitlementKey, v.Pool)
 	fmt.Fprintf(w, "  reset period  %s\n", v.ResetPeriod)
 	if v.PeriodStart != nil {
 		fmt.Fprintf(w, "  period start  %s\n", *v.PeriodStart)
@@ -176,6 +191,25 @@ func (a *app) balance(ctx context.Context, cmd *cobra.Command, f balanceFlags) e
 		fmt.Fprintf(w, "  next reset    %s\n", *v.NextReset)
 	}
 	return nil
+}
+
+// balancePool reads the member entitlement's pool, if it names one, from
+// the entitlements table (the in-process balance: the decision's answer
+// carries no pool).
+func (a *app) balancePool(ctx context.Context, cfg aws.Config, table, user, key string) (*memberPoolView, error) {
+	keys, err := a.entitlementKeys()
+	if err != nil {
+		return nil, err
+	}
+	db := a.dynamoDB(cfg)
+	ents, err := dynamodb.ListEntitlements(ctx, db, table, keys, user, key)
+	if err != nil {
+		return nil, fmt.Errorf("read entitlement %q of %q from %s: %w", key, user, table, err)
+	}
+	if len(ents) == 0 || ents[0].Pool == "" {
+		return nil, nil
+	}
+	return a.poolReader(ctx, db, table, keys, key).view(ents[0].Entitlement, key, time.Now().UTC()), nil
 }
 
 func optionalNumber(d *usage.Decimal) *json.Number {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,10 @@ Beyond the allowance (limit - used), as the next event sees them: the
 grants that count, in the order consumes draw from them (with the grant a
 reset would carry unused allowance into, rolloverMax), the overage allowed
 and used, and available, what consumes may draw from all of them together.
+
+A member of a team pool (its pool attribute) shows the pool's ID, its cap
+(its own limit; none: the pool alone limits it) and the pool's entitlement
+of the same key, read from the table: used now, limit and remaining.
 
 With --key, exits 1 when the user has no such entitlement.`
 
@@ -50,7 +55,10 @@ type entitlementView struct {
 	RolloverMax *json.Number `json:"rolloverMax"`
 	Available   *json.Number `json:"available"`
 	Malformed   *string      `json:"malformed"` // why the service would reject events (INVALID_ENTITLEMENT)
-	balance     usage.Balance
+	// Pool is the team pool a member draws from too (absent: none); its
+	// limit above is then its cap.
+	Pool    *memberPoolView `json:"pool,omitempty"`
+	balance usage.Balance
 }
 
 type usageView struct {
@@ -108,13 +116,24 @@ func (a *app) showUsage(ctx context.Context, f usageFlags) error {
 	if err != nil {
 		return err
 	}
-	ents, err := dynamodb.ListEntitlements(ctx, a.dynamoDB(cfg), tableName, keys, f.user, f.key)
+	db := a.dynamoDB(cfg)
+	ents, err := dynamodb.ListEntitlements(ctx, db, tableName, keys, f.user, f.key)
 	if err != nil {
 		return fmt.Errorf("read entitlements of %q from %s: %w", f.user, tableName, err)
 	}
 	view := usageView{UserID: f.user, At: usage.FormatInstant(now), Table: tableName, Entitlements: []entitlementView{}}
+	pools := map[string]*poolReader{} // by entitlement key
 	for _, e := range ents {
-		view.Entitlements = append(view.Entitlements, viewOf(e, now))
+		ev := viewOf(e, now)
+		if e.Pool != "" {
+			r := pools[e.EntitlementKey]
+			if r == nil {
+				r = a.poolReader(ctx, db, tableName, keys, e.EntitlementKey)
+				pools[e.EntitlementKey] = r
+			}
+			ev.Pool = r.view(e.Entitlement, e.EntitlementKey, now)
+		}
+		view.Entitlements = append(view.Entitlements, ev)
 	}
 	if f.asJSON {
 		if err := a.writeJSON(view); err != nil {
@@ -187,45 +206,53 @@ func (a *app) printUsage(v usageView) {
 	}
 	fmt.Fprintf(w, "user %s, at %s (table %s)\n", v.UserID, v.At, v.Table)
 	for _, e := range v.Entitlements {
-		fmt.Fprintf(w, "\n%s\n", e.EntitlementKey)
-		if e.Malformed != nil {
-			fmt.Fprintf(w, "  MALFORMED        %s\n", *e.Malformed)
-			fmt.Fprintf(w, "                   every event for it is rejected INVALID_ENTITLEMENT\n")
-		}
-		limit := "unlimited"
-		if e.Limit != nil {
-			limit = e.Limit.String()
-		}
-		fmt.Fprintf(w, "  used (stored)    %s\n", e.Used)
-		fmt.Fprintf(w, "  limit            %s\n", limit)
-		anchor := "calendar (UTC)"
-		if e.ResetAnchor != nil {
-			anchor = "anchored at " + *e.ResetAnchor
-		}
-		if e.ResetPeriod == string(usage.ResetNone) {
-			anchor = "usage accumulates, never resets"
-		}
-		fmt.Fprintf(w, "  reset period     %s, %s\n", e.ResetPeriod, anchor)
-		fmt.Fprintf(w, "  period start     %s\n", orDash(e.PeriodStart, "(none stored)"))
-		if e.CurrentPeriodStart != nil {
-			fmt.Fprintf(w, "  current period   %s, next reset %s\n", *e.CurrentPeriodStart, *e.NextReset)
-		}
-		if e.Malformed != nil {
-			continue
-		}
-		usedNow := e.UsedNow.String()
-		if e.WouldReset {
-			usedNow += " (the stored period is over: the next event resets usage to 0)"
-		}
-		fmt.Fprintf(w, "  used now         %s\n", usedNow)
-		if e.Remaining != nil {
-			fmt.Fprintf(w, "  remaining        %s\n", e.Remaining)
-		}
-		printBeyondAllowance(w, "  ", 17, e.balance, e.Grants, e.Overage)
-		if e.RolloverMax != nil {
-			fmt.Fprintf(w, "  rollover max     %s (of the unused allowance, carried into the next period as a grant)\n", e.RolloverMax)
-		}
+		printEntitlement(w, e)
 	}
+}
+
+// printEntitlement prints one entitlement (a user's, or a pool's) the way
+// usagectl usage does.
+func printEntitlement(w io.Writer, e entitlementView) {
+	fmt.Fprintf(w, "\n%s\n", e.EntitlementKey)
+	if e.Malformed != nil {
+		fmt.Fprintf(w, "  MALFORMED        %s\n", *e.Malformed)
+		fmt.Fprintf(w, "                   every event for it is rejected INVALID_ENTITLEMENT\n")
+	}
+	limit := "unlimited"
+	if e.Limit != nil {
+		limit = e.Limit.String()
+	}
+	fmt.Fprintf(w, "  used (stored)    %s\n", e.Used)
+	fmt.Fprintf(w, "  limit            %s\n", limit)
+	anchor := "calendar (UTC)"
+	if e.ResetAnchor != nil {
+		anchor = "anchored at " + *e.ResetAnchor
+	}
+	if e.ResetPeriod == string(usage.ResetNone) {
+		anchor = "usage accumulates, never resets"
+	}
+	fmt.Fprintf(w, "  reset period     %s, %s\n", e.ResetPeriod, anchor)
+	fmt.Fprintf(w, "  period start     %s\n", orDash(e.PeriodStart, "(none stored)"))
+	if e.CurrentPeriodStart != nil {
+		fmt.Fprintf(w, "  current period   %s, next reset %s\n", *e.CurrentPeriodStart, *e.NextReset)
+	}
+	if e.Malformed != nil {
+		printMemberPool(w, "  ", 17, e.EntitlementKey, e.Pool)
+		return
+	}
+	usedNow := e.UsedNow.String()
+	if e.WouldReset {
+		usedNow += " (the stored period is over: the next event resets usage to 0)"
+	}
+	fmt.Fprintf(w, "  used now         %s\n", usedNow)
+	if e.Remaining != nil {
+		fmt.Fprintf(w, "  remaining        %s\n", e.Remaining)
+	}
+	printBeyondAllowance(w, "  ", 17, e.balance, e.Grants, e.Overage)
+	if e.RolloverMax != nil {
+		fmt.Fprintf(w, "  rollover max     %s (of the unused allowance, carried into the next period as a grant)\n", e.RolloverMax)
+	}
+	printMemberPool(w, "  ", 17, e.EntitlementKey, e.Pool)
 }
 
 func orDash(s *string, none string) string {

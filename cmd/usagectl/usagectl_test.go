@@ -188,6 +188,7 @@ func TestUsagectl(t *testing.T) {
 			{"balance", "--help"}, {"refund", "--help"}, {"history", "--help"},
 			{"holds", "--help"}, {"reserve", "--help"}, {"commit", "--help"}, {"release", "--help"},
 			{"grant", "--help"}, {"void", "--help"}, {"grants", "--help"},
+			{"pool", "--help"}, {"pool", "put", "--help"}, {"pool", "show", "--help"},
 		}
 		for _, args := range cases {
 			r := c.run(t, "", args...)
