@@ -65,6 +65,45 @@ type Answer struct {
 	Grants    []GrantBalance `json:"grants,omitempty"`
 	Overage   *Overage       `json:"overage,omitempty"`
 	Available *json.Number   `json:"available,omitempty"`
+	// Pool is, for a member of a pool, the pool's side of the decision
+	// and the pool's balance after it.
+	Pool *Pool `json:"pool,omitempty"`
+}
+
+// Pool is a member's pool as an answer shows it: what the operation drew
+// from it or gave back to it beyond its allowance (as Draws and
+// Returned), and its balance, read after the decision (absent when the
+// pool could not be read).
+type Pool struct {
+	PoolID      string       `json:"poolId"`
+	Draws       []Draw       `json:"draws,omitempty"`
+	Returned    []Draw       `json:"returned,omitempty"`
+	Used        *json.Number `json:"used,omitempty"`
+	Limit       *json.Number `json:"limit,omitempty"`
+	Remaining   *json.Number `json:"remaining,omitempty"`
+	Available   *json.Number `json:"available,omitempty"`
+	PeriodStart string       `json:"periodStart,omitempty"`
+	NextReset   string       `json:"nextReset,omitempty"`
+}
+
+// WithPoolBalance adds the pool's balance to an answer's pool part.
+func (a Answer) WithPoolBalance(id string, b usage.Balance) Answer {
+	p := Pool{PoolID: id}
+	if a.Pool != nil {
+		p = *a.Pool
+	}
+	p.Used = Number(b.Used)
+	if b.Limit != nil {
+		p.Limit, p.Remaining, p.Available = Number(*b.Limit), Number(*b.Remaining), Number(*b.Available)
+	}
+	if b.PeriodStart != nil {
+		p.PeriodStart = usage.FormatInstant(*b.PeriodStart)
+	}
+	if b.NextReset != nil {
+		p.NextReset = usage.FormatInstant(*b.NextReset)
+	}
+	a.Pool = &p
+	return a
 }
 
 // Draw is one bucket's part of a draw or a give-back.
@@ -213,8 +252,15 @@ func AnswerOf(o usage.Outcome) Answer {
 			a.Hold, a.Grant = HoldOf(*o.Entry), GrantOf(*o.Entry)
 			// A settlement's outcome carries the hold's entry: only the
 			// reserve itself (its hold still active) shows the draws.
-			if o.Entry.Is(usage.OperationConsume) || o.Entry.Is(usage.OperationReserve) && o.Entry.HoldState == usage.HoldActive {
+			drew := o.Entry.Is(usage.OperationConsume) || o.Entry.Is(usage.OperationReserve) && o.Entry.HoldState == usage.HoldActive
+			if drew {
 				a.Draws = beyondAllowance(o.Entry.Draws)
+			}
+			if o.Entry.Pool != "" {
+				a.Pool = &Pool{PoolID: o.Entry.Pool, Returned: beyondAllowance(o.PoolReturned)}
+				if drew {
+					a.Pool.Draws = beyondAllowance(o.Entry.PoolDraws)
+				}
 			}
 		}
 		a.Returned = beyondAllowance(o.Returned)

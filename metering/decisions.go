@@ -129,6 +129,26 @@ func (e *Decisions) withBalance(ctx context.Context, scope usage.Scope, a decisi
 	if held, err := e.held(ctx, scope, b); err == nil {
 		a.Held = held
 	}
+	return e.withPool(ctx, scope, ent.Pool, a)
+}
+
+// withPool adds a member's pool balance, read consistently after the
+// decision (the pool's ID alone when it cannot be read).
+func (e *Decisions) withPool(ctx context.Context, scope usage.Scope, id string, a decision.Answer) decision.Answer {
+	if id == "" {
+		return a
+	}
+	if a.Pool == nil {
+		a.Pool = &decision.Pool{PoolID: id}
+	}
+	id = a.Pool.PoolID // a give-back's: the pool its entry counted against
+	pool, err := e.Store.ReadEntitlement(ctx, usage.PoolScope(id, scope.EntitlementKey))
+	if err != nil || !pool.Exists {
+		return a
+	}
+	if b, err := usage.BalanceOf(pool, e.now()); err == nil {
+		a = a.WithPoolBalance(id, b)
+	}
 	return a
 }
 
