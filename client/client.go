@@ -100,8 +100,40 @@ type Result struct {
 	// Balance is the entitlement read after the decision, or nil when that
 	// read failed (the decision stands; ask Balance again).
 	Balance *usage.Balance
+	// Pool is, for a member of a pool, the pool's side (nil otherwise).
+	Pool *Pool
 	// Answer is the answer as received.
 	Answer decision.Answer
+}
+
+// Pool is a member's pool as a result shows it: what the operation drew
+// from it or gave back to it beyond the pool's allowance (as Draws and
+// Returned), and the pool's balance read after the decision (nil when
+// that read failed or the pool has no item).
+type Pool struct {
+	ID              string
+	Draws, Returned []usage.Draw
+	Balance         *usage.Balance
+}
+
+func poolOf(p *decision.Pool) (*Pool, error) {
+	if p == nil {
+		return nil, nil
+	}
+	out := &Pool{ID: p.PoolID}
+	var err error
+	if out.Draws, err = drawsOf("pool.draws", p.Draws); err != nil {
+		return nil, err
+	}
+	if out.Returned, err = drawsOf("pool.returned", p.Returned); err != nil {
+		return nil, err
+	}
+	if p.Used == nil {
+		return out, nil
+	}
+	out.Balance, err = balanceOf(decision.Answer{Used: p.Used, Limit: p.Limit, Remaining: p.Remaining, Available: p.Available,
+		PeriodStart: p.PeriodStart, NextReset: p.NextReset})
+	return out, err
 }
 
 // Duplicate reports whether the request had already been decided.
@@ -239,6 +271,9 @@ func (c core) decide(ctx context.Context, ev usage.Event) (Result, error) {
 		return Result{}, err
 	}
 	if res.Returned, err = drawsOf("returned", a.Returned); err != nil {
+		return Result{}, err
+	}
+	if res.Pool, err = poolOf(a.Pool); err != nil {
 		return Result{}, err
 	}
 	switch {
