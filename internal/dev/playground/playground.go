@@ -76,8 +76,15 @@ func seeds(now time.Time) []seed {
 		{"erin", "AI_TUTOR_ACCESS", "limit 10, used 8, and a top-up grant topup-1 of 50 for a year: her next 5 spill into it",
 			[]string{"--limit", "10", "--used", "8"},
 			[]string{"--grant", "topup-1", "--amount", "50", "--expires-at", inAYear}},
+		{"frank", "AI_TUTOR_ACCESS", "capped at 5, used 3, a member of team-1", []string{"--limit", "5", "--used", "3", "--pool", teamPool}, nil},
+		{"grace", "AI_TUTOR_ACCESS", "capped at 5, used 4, a member of team-1", []string{"--limit", "5", "--used", "4", "--pool", teamPool}, nil},
+		{"heidi", "AI_TUTOR_ACCESS", "capped at 5, used 0, a member of team-1: the pool's room, not her cap, stops her", []string{"--limit", "5", "--used", "0", "--pool", teamPool}, nil},
 	}
 }
+
+// teamPool is the seeded pool: 10 for frank, grace and heidi together,
+// 7 of it used.
+const teamPool = "team-1"
 
 // Run runs the playground until ctx ends, writing progress, the export lines
 // and the worker's logs to out. It returns nil after a clean stop.
@@ -140,6 +147,10 @@ func Run(ctx context.Context, out io.Writer) (err error) {
 	say("    inbox   %s", inbox.QueueURL)
 
 	say("==> seeding entitlements and a grant: usagectl entitlement put, usagectl grant (decided in process)")
+	if _, err := ctl("pool", "put", "--pool", teamPool, "--key", "AI_TUTOR_ACCESS", "--limit", "10", "--used", "7"); err != nil {
+		return err
+	}
+	say("    %-6s %s  a team pool of 10 for frank, grace and heidi, 7 of it used", teamPool, "AI_TUTOR_ACCESS")
 	for _, s := range seeds(time.Now().UTC()) {
 		if _, err := ctl(append([]string{"entitlement", "put", "--user", s.user, "--key", s.key}, s.flags...)...); err != nil {
 			return err

@@ -70,7 +70,10 @@ func TestMakeUp(t *testing.T) {
 			// alice: 10 + 2, and a hold of 5 reserved and released; dave:
 			// 3 once, then 1 of it refunded; erin: 8 + the 2 left of her
 			// allowance, the other 3 of her 5 from her grant.
-			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "2", "erin": "10"} {
+			// grace: 4 + 1 within her cap and team-1's 10; heidi's 4 fit
+			// her cap but not the pool's 2 left.
+			up.waitFor(t, 30*time.Second, regexp.MustCompile(`WARN\s+event rejected\s.*userId=heidi.*reason=POOL_LIMIT_EXCEEDED`))
+			for user, want := range map[string]string{"alice": "12", "carol": "1", "dave": "2", "erin": "10", "frank": "3", "grace": "5", "heidi": "0"} {
 				eventually(t, 30*time.Second, user+"'s events to be applied", func() bool { return usedNow(t, shell, user) == want })
 			}
 			if got := grantsRemaining(t, shell, "erin"); got != "topup-1 47 of 50" {
