@@ -115,6 +115,7 @@ locals {
     ENTITLEMENT_SK_ATTRIBUTE = var.entitlement_sk_attribute
     ENTITLEMENT_PK_PREFIX    = var.entitlement_pk_prefix
     ENTITLEMENT_SK_PREFIX    = var.entitlement_sk_prefix
+    POOL_PK_PREFIX           = var.pool_pk_prefix
   }, local.notify_environment, local.tracing_environment)
 
   # Tracing (README: Tracing): with the ADOT layer the functions export to

@@ -221,6 +221,17 @@ variable "entitlement_pk_prefix" {
   }
 }
 
+variable "pool_pk_prefix" {
+  description = "Prefix of the entitlements table's partition key value before a pool's ID (pk = <prefix><poolId>). Passed verbatim as POOL_PK_PREFIX; not empty, because the function reads an empty value as the default. Neither it nor entitlement_pk_prefix may begin with the other. Default POOL#."
+  type        = string
+  default     = "POOL#"
+
+  validation {
+    condition     = var.pool_pk_prefix != ""
+    error_message = "pool_pk_prefix must not be empty: the function reads an empty POOL_PK_PREFIX as its default, \"POOL#\"."
+  }
+}
+
 variable "entitlement_sk_prefix" {
   description = "Prefix of the entitlements table's sort key value before the entitlementKey (sk = <prefix><entitlementKey>). Passed verbatim as ENTITLEMENT_SK_PREFIX; not empty, because the function reads an empty value as the default. Default ENTITLEMENT#."
   type        = string

@@ -66,6 +66,7 @@ run "defaults" {
       ENTITLEMENT_SK_ATTRIBUTE = "sk"
       ENTITLEMENT_PK_PREFIX    = "USER#"
       ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
+      POOL_PK_PREFIX           = "POOL#"
       DEAD_LETTER_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-dlq"
       USAGE_EVENT_QUEUE_URL    = "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-prod-usage-event-queue"
       REFUND_TARGET_WAIT       = "15m"
@@ -261,6 +262,7 @@ run "decisions" {
       ENTITLEMENT_SK_ATTRIBUTE = "sk"
       ENTITLEMENT_PK_PREFIX    = "USER#"
       ENTITLEMENT_SK_PREFIX    = "ENTITLEMENT#"
+      POOL_PK_PREFIX           = "POOL#"
       NOTIFY_TOPIC_ARN         = "arn:aws:sns:eu-west-1:111122223333:acme-prod-usage-notifications"
       NOTIFY_THRESHOLDS        = "80,100"
       NOTIFY_LIMIT_REJECTED    = "true"
@@ -483,6 +485,7 @@ run "options" {
       ENTITLEMENT_SK_ATTRIBUTE = "SK"
       ENTITLEMENT_PK_PREFIX    = "TENANT#1#USER#"
       ENTITLEMENT_SK_PREFIX    = "ENT#"
+      POOL_PK_PREFIX           = "POOL#"
     }
     error_message = "The function must get the dedup retention, the upper-cased log level, the key layout and the notification settings: ${jsonencode(aws_lambda_function.this.environment[0].variables)}."
   }
