@@ -793,6 +793,7 @@ func TestFunction(t *testing.T) {
 		"ENTITLEMENT_SK_ATTRIBUTE": "sk",
 		"ENTITLEMENT_PK_PREFIX":    "USER#",
 		"ENTITLEMENT_SK_PREFIX":    "ENTITLEMENT#",
+		"POOL_PK_PREFIX":           "POOL#",
 		"USAGE_EVENT_QUEUE_URL":    "aws_sqs_queue.main.url",
 		"REFUND_TARGET_WAIT":       "15m",
 		"NOTIFY_TOPIC_ARN":         topicARN,
@@ -1551,11 +1552,12 @@ func TestEntitlementKeyLayoutReachesTheFunction(t *testing.T) {
 		in   map[string]cty.Value
 		want config.Config
 	}{
-		{"defaults: the documented layout", nil, config.Config{KeyLayout: config.KeyLayout{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#"}}},
+		{"defaults: the documented layout", nil, config.Config{KeyLayout: config.KeyLayout{PartitionAttr: "pk", SortAttr: "sk", UserPrefix: "USER#", KeyPrefix: "ENTITLEMENT#", PoolPrefix: "POOL#"}}},
 		{"access-service's own layout", map[string]cty.Value{
 			"entitlement_pk_attribute": cty.StringVal("PK"), "entitlement_sk_attribute": cty.StringVal("entitlement key"),
 			"entitlement_pk_prefix": cty.StringVal("TENANT#1#USER#"), "entitlement_sk_prefix": cty.StringVal("E "),
-		}, config.Config{KeyLayout: config.KeyLayout{PartitionAttr: "PK", SortAttr: "entitlement key", UserPrefix: "TENANT#1#USER#", KeyPrefix: "E "}}},
+			"pool_pk_prefix": cty.StringVal("TENANT#1#POOL#"),
+		}, config.Config{KeyLayout: config.KeyLayout{PartitionAttr: "PK", SortAttr: "entitlement key", UserPrefix: "TENANT#1#USER#", KeyPrefix: "E ", PoolPrefix: "TENANT#1#POOL#"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := inputs(c.in)

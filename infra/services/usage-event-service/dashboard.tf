@@ -27,6 +27,9 @@ locals {
     "GRANT_NOT_FOUND",
     "GRANT_NOT_ACTIVE",
     "TOO_MANY_GRANTS",
+    "POOL_LIMIT_EXCEEDED",
+    "POOL_NOT_FOUND",
+    "INVALID_POOL",
   ]
 
   service_metric = { for name in [
