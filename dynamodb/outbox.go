@@ -171,7 +171,7 @@ type UpdateClient interface {
 // marked changes nothing.
 func MarkPublished(ctx context.Context, c UpdateClient, table string, n usage.Notification, at time.Time) error {
 	_, err := c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(table), Key: notificationKeyAttributes(usage.Scope{UserID: n.UserID, EntitlementKey: n.EntitlementKey}, n.Key),
+		TableName: aws.String(table), Key: notificationKeyAttributes(n.Scope(), n.Key),
 		UpdateExpression:          aws.String("SET #published = if_not_exists(#published, :at) REMOVE #pk, #pat"),
 		ConditionExpression:       aws.String("attribute_exists(#sk)"),
 		ExpressionAttributeNames:  map[string]string{"#published": "publishedAt", "#pk": pendingPK, "#pat": pendingAt, "#sk": ledgerSK},

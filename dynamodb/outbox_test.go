@@ -211,3 +211,43 @@ func decimalText(d *usage.Decimal) string {
 	}
 	return d.String()
 }
+
+// TestAPoolsNotificationsInTheOutbox: a pool's notification is recorded
+// under the pool, names the pool and the member whose event crossed, and
+// is marked published there.
+func TestAPoolsNotificationsInTheOutbox(t *testing.T) {
+	e := newEnv(t, dynamodb.DefaultEntitlementKeys)
+	ctx := context.Background()
+	if err := dynamodb.PutPool(ctx, e.client, e.entitlements, dynamodb.DefaultEntitlementKeys, "team",
+		dynamodb.EntitlementItem{EntitlementKey: "k", Limit: dp("10"), Used: dp("7")}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, dynamodb.EntitlementItem{UserID: "u", EntitlementKey: "k", Used: dp("0"), Pool: "team"})
+	outbox := &recordingOutbox{}
+	s := metering.Writer{Store: dynamodb.NewStore(e.client, dynamodb.Config{EntitlementsTable: e.entitlements, LedgerTable: e.ledger, Outbox: outbox,
+		Now: func() time.Time { return e.now }})}
+	rules := usage.Rules{Now: e.now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("80")}}}
+	if got := outcomeText(s.Update(ctx, usage.Scope{UserID: "u", EntitlementKey: "k"}, []usage.Record{rec("u", "k", "2", "m1", "c-1")}, rules.Plan)); got != "APPLIED" {
+		t.Fatal(got)
+	}
+	if len(outbox.notes) != 1 || outbox.notes[0].PoolID != "team" || outbox.notes[0].UserID != "u" {
+		t.Fatalf("outbox got %+v, want the pool's threshold, crossed by u", outbox.notes)
+	}
+	pending, err := dynamodb.PendingNotifications(ctx, e.client, e.ledger, e.now.Add(time.Second), 10)
+	if err != nil || len(pending) != 1 || pending[0].PoolID != "team" || pending[0].UserID != "u" {
+		t.Fatalf("pending %+v, %v", pending, err)
+	}
+	if err := dynamodb.MarkPublished(ctx, e.client, e.ledger, pending[0], e.now); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := dynamodb.PendingNotifications(ctx, e.client, e.ledger, e.now.Add(time.Second), 10); len(left) != 0 {
+		t.Errorf("after publishing, pending %+v", left)
+	}
+	all, err := dynamodb.ListNotifications(ctx, e.client, e.ledger, usage.PoolScope("team", "k"))
+	if err != nil || len(all) != 1 || all[0].PublishedAt.IsZero() {
+		t.Errorf("the pool's notifications %+v, %v: want one, published", all, err)
+	}
+	if mine, _ := dynamodb.ListNotifications(ctx, e.client, e.ledger, usage.Scope{UserID: "u", EntitlementKey: "k"}); len(mine) != 0 {
+		t.Errorf("the member's own notifications %+v, want none", mine)
+	}
+}

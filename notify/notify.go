@@ -148,6 +148,9 @@ type Message struct {
 	Type           string `json:"type"`
 	UserID         string `json:"userId"`
 	EntitlementKey string `json:"entitlementKey"`
+	// PoolID is set on a pool's notification: UserID is then the member
+	// whose event crossed (or was rejected).
+	PoolID string `json:"poolId,omitempty"`
 	// PeriodStart is the period the notification belongs to; absent for
 	// entitlements that never reset.
 	PeriodStart string `json:"periodStart,omitempty"`
@@ -181,7 +184,7 @@ func MessageOf(n usage.Notification) Message {
 		return &j
 	}
 	m := Message{
-		NotificationID: n.ID, Type: n.Type, UserID: n.UserID, EntitlementKey: n.EntitlementKey, PeriodStart: n.PeriodStart,
+		NotificationID: n.ID, Type: n.Type, UserID: n.UserID, EntitlementKey: n.EntitlementKey, PoolID: n.PoolID, PeriodStart: n.PeriodStart,
 		ThresholdPercent: num(n.ThresholdPercent), Amount: num(n.Amount),
 		Limit: json.Number(n.Limit.String()), Used: json.Number(n.Used.String()),
 		EventID: n.EventID, OccurredAt: n.OccurredAt.UTC().Format(time.RFC3339Nano),

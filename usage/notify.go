@@ -73,6 +73,15 @@ type Notification struct {
 	OccurredAt, PublishedAt time.Time
 }
 
+// Scope is the scope a notification is recorded under: its pool's, for
+// a pool's notification.
+func (n Notification) Scope() Scope {
+	if n.PoolID != "" {
+		return PoolScope(n.PoolID, n.EntitlementKey)
+	}
+	return Scope{UserID: n.UserID, EntitlementKey: n.EntitlementKey}
+}
+
 func newNotification(typ string, scope Scope, periodStart string, percent *Decimal) Notification {
 	threshold := "-"
 	if percent != nil {
