@@ -141,27 +141,11 @@ func (a *app) showPool(ctx context.Context, f poolShowFlags) error {
 	if f.pool == "" || f.key == "" {
 		return usagef("--pool and --key are required")
 	}
-	now := time.Now().UTC()
-	if f.at != "" {
-		t, err := usage.ParseInstant(f.at)
-		if err != nil {
-			return usagef("--at: %v", err)
-		}
-		now = t.UTC()
-	}
-	tableName, err := a.table(f.table, "--table", "ENTITLEMENTS_TABLE")
+	r, err := a.reader(ctx, f.at, f.table)
 	if err != nil {
 		return err
 	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := a.entitlementKeys()
-	if err != nil {
-		return err
-	}
-	db := a.dynamoDB(cfg)
+	db, tableName, keys, now := r.db, r.table, r.keys, r.now
 	pool, err := dynamodb.ReadPool(ctx, db, tableName, keys, f.pool, f.key)
 	if err != nil {
 		return fmt.Errorf("read entitlement %q of pool %q from %s: %w", f.key, f.pool, tableName, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
 	"github.com/usage-event-service/usage-event-service/dynamodb"
@@ -96,27 +97,11 @@ func (a *app) showUsage(ctx context.Context, f usageFlags) error {
 	if f.user == "" {
 		return usagef("--user is required")
 	}
-	now := time.Now().UTC()
-	if f.at != "" {
-		t, err := usage.ParseInstant(f.at)
-		if err != nil {
-			return usagef("--at: %v", err)
-		}
-		now = t.UTC()
-	}
-	tableName, err := a.table(f.table, "--table", "ENTITLEMENTS_TABLE")
+	r, err := a.reader(ctx, f.at, f.table)
 	if err != nil {
 		return err
 	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := a.entitlementKeys()
-	if err != nil {
-		return err
-	}
-	db := a.dynamoDB(cfg)
+	db, tableName, keys, now := r.db, r.table, r.keys, r.now
 	ents, err := dynamodb.ListEntitlements(ctx, db, tableName, keys, f.user, f.key)
 	if err != nil {
 		return fmt.Errorf("read entitlements of %q from %s: %w", f.user, tableName, err)
@@ -260,4 +245,39 @@ func orDash(s *string, none string) string {
 		return none
 	}
 	return *s
+}
+
+// tableReader is what the read-only entitlement views need: the
+// entitlements table, its key layout, a client, and the instant periods
+// are evaluated at (--at, or now).
+type tableReader struct {
+	db    *awsdynamodb.Client
+	table string
+	keys  dynamodb.EntitlementKeys
+	now   time.Time
+}
+
+// reader resolves --at and --table and connects, for the views.
+func (a *app) reader(ctx context.Context, at, table string) (tableReader, error) {
+	r := tableReader{now: time.Now().UTC()}
+	if at != "" {
+		t, err := usage.ParseInstant(at)
+		if err != nil {
+			return r, usagef("--at: %v", err)
+		}
+		r.now = t.UTC()
+	}
+	var err error
+	if r.table, err = a.table(table, "--table", "ENTITLEMENTS_TABLE"); err != nil {
+		return r, err
+	}
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return r, err
+	}
+	if r.keys, err = a.entitlementKeys(); err != nil {
+		return r, err
+	}
+	r.db = a.dynamoDB(cfg)
+	return r, nil
 }
