@@ -101,18 +101,15 @@ type decider struct {
 	absent map[string]bool
 
 	reset         bool
-	periodStart   string   // the current period's start as stored ("" for entitlements that never reset)
-	used          Decimal  // running usage, assuming the observed used
-	delta         Decimal  // sum of the applied consumes
-	refunded      bool     // a give-back applied: used is then written exactly, unless it only gave back (given)
-	given         Decimal  // what the group gave back to the allowance
-	givings       int      // how many give-backs to the allowance the group made
-	net           Decimal  // what the group adds to used, so far (negative when it gave back more)
-	peak          *Decimal // the highest net right after a consume: used may be at most limit minus it
-	floor         Decimal  // the most a give-back needed used to be above net: used may be at least it
-	clamped       bool     // a give-back found less used than it returns: used is written exactly (0)
-	spilled       bool     // a consume drew the allowance's last room and beyond: used is then written exactly
-	dependsOnUsed bool     // a rejection rested on the observed used
+	periodStart   string  // the current period's start as stored ("" for entitlements that never reset)
+	used          Decimal // running usage, assuming the observed used
+	delta         Decimal // sum of the applied consumes
+	refunded      bool    // a give-back applied: used is then written exactly, unless it only gave back (given)
+	given         Decimal // what the group gave back to the allowance
+	givings       int     // how many give-backs to the allowance the group made
+	clamped       bool    // a give-back found less used than it returns: used is written exactly (0)
+	spilled       bool    // a consume drew the allowance's last room and beyond: used is then written exactly
+	dependsOnUsed bool    // a rejection rested on the observed used
 
 	passedAllowance bool                 // a consume found the allowance used up: the write rests on used >= limit
 	grants          []Grant              // the grants that count, in draw order, as the group leaves them
@@ -419,11 +416,6 @@ func (d *decider) take(r Record, amount Decimal, f draft) []Draw {
 	if !f.spill {
 		d.used = d.used.Add(amount)
 		d.delta = d.delta.Add(amount)
-		d.net = d.net.Add(amount)
-		if d.peak == nil || d.net.Cmp(*d.peak) > 0 {
-			peak := d.net
-			d.peak = &peak
-		}
 		d.cross(r, before, d.used)
 		return nil
 	}
@@ -546,10 +538,6 @@ func (d *decider) checkGiveBack(amount Decimal) error {
 func (d *decider) giveBack(amount Decimal) {
 	d.refunded = true
 	d.given, d.givings = d.given.Add(amount), d.givings+1
-	if need := amount.Sub(d.net); need.Cmp(d.floor) > 0 {
-		d.floor = need
-	}
-	d.net = d.net.Sub(amount)
 	d.used = d.used.Sub(amount)
 	if d.used.Sign() < 0 {
 		d.used, d.clamped = Decimal{}, true
@@ -741,16 +729,10 @@ func (d *decider) entitlementWrite() Write {
 		}
 	case d.composesGivingBack():
 		// Giving back composes with other writers (a member's pool is
-		// written by all its members): used moves by the group's net
-		// change, resting only on bounds: at least what each give-back
-		// returned, at most what leaves room for each consume.
-		if d.floor.Sign() > 0 {
-			conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(d.floor)})
-		}
-		if d.peak != nil && d.ent.Limit != nil {
-			conds = append(conds, Cond{Op: OpLE, Attr: AttrUsed, Value: NumberValue(d.ent.Limit.Sub(*d.peak)), OrAbsent: d.ent.Limit.Sub(*d.peak).Sign() >= 0})
-		}
-		set = append(set, Assign{Attr: AttrUsed, Value: NumberValue(d.net), Add: true})
+		// written by all its members): used goes down by what was given,
+		// resting only on there being at least that much to give back.
+		conds = append(conds, Cond{Op: OpGE, Attr: AttrUsed, Value: NumberValue(d.given)})
+		set = append(set, Assign{Attr: AttrUsed, Value: NumberValue(Decimal{}.Sub(d.given)), Add: true})
 	default:
 		used, assign := d.usedCond()
 		if used.Op != OpEquals && used.Op != OpAbsent {
@@ -822,10 +804,9 @@ func (d *decider) grantsAsRead(conds []Cond) []Cond {
 // other writers', resting on used being at least what it returns. With
 // more than one change, a running total the store never computes could
 // need more than 38 digits where one at a time would reject, so those
-// groups write used exactly. (net, peak and floor state the bounds of
-// any group, for when that is proved some other way.)
+// groups write used exactly.
 func (d *decider) composesGivingBack() bool {
-	return d.refunded && d.givings == 1 && d.peak == nil && !d.clamped && !d.spilled && !d.passedAllowance &&
+	return d.refunded && d.givings == 1 && d.delta.IsZero() && !d.clamped && !d.spilled && !d.passedAllowance &&
 		!d.dependsOnUsed && len(d.crossed) == 0 && d.given.FitsDynamoDB()
 }
 
