@@ -86,22 +86,15 @@ type Pool struct {
 	NextReset   string       `json:"nextReset,omitempty"`
 }
 
-// WithPoolBalance adds the pool's balance to an answer's pool part.
+// WithPoolBalance adds the pool's balance to an answer's pool part, in
+// the fields an entitlement's balance fills (WithBalance).
 func (a Answer) WithPoolBalance(id string, b usage.Balance) Answer {
 	p := Pool{PoolID: id}
 	if a.Pool != nil {
 		p = *a.Pool
 	}
-	p.Used = Number(b.Used)
-	if b.Limit != nil {
-		p.Limit, p.Remaining, p.Available = Number(*b.Limit), Number(*b.Remaining), Number(*b.Available)
-	}
-	if b.PeriodStart != nil {
-		p.PeriodStart = usage.FormatInstant(*b.PeriodStart)
-	}
-	if b.NextReset != nil {
-		p.NextReset = usage.FormatInstant(*b.NextReset)
-	}
+	w := Answer{}.WithBalance(b)
+	p.Used, p.Limit, p.Remaining, p.Available, p.PeriodStart, p.NextReset = w.Used, w.Limit, w.Remaining, w.Available, w.PeriodStart, w.NextReset
 	a.Pool = &p
 	return a
 }

@@ -72,19 +72,11 @@ func (a *app) putEntitlement(ctx context.Context, f entitlementPutFlags) error {
 		return err
 	}
 	item.UserID, item.Pool = f.user, f.pool
-	tableName, err := a.table(f.table, "--table", "ENTITLEMENTS_TABLE")
+	db, tableName, keys, err := a.entitlementsTable(ctx, f.table)
 	if err != nil {
 		return err
 	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := a.entitlementKeys()
-	if err != nil {
-		return err
-	}
-	if err := dynamodb.PutEntitlement(ctx, a.dynamoDB(cfg), tableName, keys, item); err != nil {
+	if err := dynamodb.PutEntitlement(ctx, db, tableName, keys, item); err != nil {
 		return fmt.Errorf("put entitlement %q of user %q into %s: %w", f.key, f.user, tableName, err)
 	}
 	if f.asJSON {

@@ -72,19 +72,11 @@ func (a *app) putPool(ctx context.Context, f entitlementPutFlags) error {
 	if err != nil {
 		return err
 	}
-	tableName, err := a.table(f.table, "--table", "ENTITLEMENTS_TABLE")
+	db, tableName, keys, err := a.entitlementsTable(ctx, f.table)
 	if err != nil {
 		return err
 	}
-	cfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := a.entitlementKeys()
-	if err != nil {
-		return err
-	}
-	if err := dynamodb.PutPool(ctx, a.dynamoDB(cfg), tableName, keys, f.pool, item); err != nil {
+	if err := dynamodb.PutPool(ctx, db, tableName, keys, f.pool, item); err != nil {
 		return fmt.Errorf("put entitlement %q of pool %q into %s: %w", f.key, f.pool, tableName, err)
 	}
 	if f.asJSON {

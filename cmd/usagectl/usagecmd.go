@@ -268,16 +268,23 @@ func (a *app) reader(ctx context.Context, at, table string) (tableReader, error)
 		r.now = t.UTC()
 	}
 	var err error
-	if r.table, err = a.table(table, "--table", "ENTITLEMENTS_TABLE"); err != nil {
-		return r, err
+	r.db, r.table, r.keys, err = a.entitlementsTable(ctx, table)
+	return r, err
+}
+
+// entitlementsTable resolves --table and the key layout, and connects.
+func (a *app) entitlementsTable(ctx context.Context, table string) (*awsdynamodb.Client, string, dynamodb.EntitlementKeys, error) {
+	name, err := a.table(table, "--table", "ENTITLEMENTS_TABLE")
+	if err != nil {
+		return nil, "", dynamodb.EntitlementKeys{}, err
 	}
 	cfg, err := a.awsConfig(ctx)
 	if err != nil {
-		return r, err
+		return nil, "", dynamodb.EntitlementKeys{}, err
 	}
-	if r.keys, err = a.entitlementKeys(); err != nil {
-		return r, err
+	keys, err := a.entitlementKeys()
+	if err != nil {
+		return nil, "", dynamodb.EntitlementKeys{}, err
 	}
-	r.db = a.dynamoDB(cfg)
-	return r, nil
+	return a.dynamoDB(cfg), name, keys, nil
 }
