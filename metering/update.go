@@ -136,6 +136,7 @@ type group struct {
 	state     usage.State
 	reread    bool // a consistent re-read after an invalid write was made
 	conflicts int
+	refusals  int // commits refused on a precondition
 	keysRead  bool // ReadFirst was considered
 	estimated bool // the store was told what this group's first write found
 }
@@ -281,6 +282,9 @@ func (g *group) refused(ctx context.Context, plan usage.Plan, err error) ([]usag
 		if err := g.observe(ctx, true); err != nil {
 			return All(g.records, usage.Retry, err), true
 		}
+	case r.Learned.Any() && g.split():
+		g.w.Forget(g.scope)
+		return g.w.oneByOne(ctx, g.scope, g.records, g.decide), true
 	case r.Learned.Any():
 		g.estimate(plan, r.Learned.Applied)
 		g.state = r.Learned.Apply(g.state)
@@ -291,6 +295,21 @@ func (g *group) refused(ctx context.Context, plan usage.Plan, err error) ([]usag
 		}
 	}
 	return nil, false
+}
+
+// splitAfter is how many refused commits a group of several records
+// tries before it is decided record by record instead.
+const splitAfter = 3
+
+// split counts a refused commit and reports whether the group should
+// now be decided record by record: a group that writes an item exactly
+// (a consume and a refund together, say) loses every race against
+// writers that only add to it (the other members of a hot pool), while
+// each of its records alone composes with them. One at a time is the
+// rule the group's decision stands for, so the outcomes are the same.
+func (g *group) split() bool {
+	g.refusals++
+	return g.mayFallBack && len(g.records) > 1 && g.refusals >= splitAfter
 }
 
 // oneByOne decides and writes each record alone, so that a write the

@@ -66,6 +66,8 @@ func TestTheProtocol(t *testing.T) {
 	outage := errors.New("connection reset")
 	invalid := &usage.Refusal{Invalid: true}
 	contention := &usage.Refusal{}
+	item := usage.Item{Exists: true, Attrs: map[string]usage.Value{usage.AttrLimit: usage.NumberValue(usage.MustDecimal("10"))}}
+	changed := &usage.Refusal{Learned: usage.Learned{Entitlement: &item}}
 	tests := []struct {
 		name           string
 		refusals       []error
@@ -90,6 +92,10 @@ func TestTheProtocol(t *testing.T) {
 			want: usage.Applied, commits: 4, consistentRead: 1, forgotten: 2},
 		{name: "invalid alone, twice, is RETRY with its cause", refusals: []error{invalid, invalid}, records: 1,
 			want: usage.Retry, wantErr: metering.ErrInvalidWrite, commits: 2, consistentRead: 1, forgotten: 2},
+		{name: "a group refused three times on a changed item is decided one record at a time", refusals: []error{changed, changed, changed}, records: 2,
+			want: usage.Applied, commits: 5, forgotten: 1},
+		{name: "a lone record refused on a changed item keeps deciding", refusals: []error{changed, changed, changed}, records: 1,
+			want: usage.Applied, commits: 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
