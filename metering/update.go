@@ -136,7 +136,7 @@ type group struct {
 	state     usage.State
 	reread    bool // a consistent re-read after an invalid write was made
 	conflicts int
-	refusals  int // commits refused on a precondition
+	refusals  int  // commits refused on a precondition
 	keysRead  bool // ReadFirst was considered
 	estimated bool // the store was told what this group's first write found
 }
