@@ -42,7 +42,7 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 		table, keyAttr, itemKey := s.cfg.EntitlementsTable, s.cfg.Keys.PartitionAttr, key.attributes(s.cfg.Keys)
 		switch w.Target.Kind {
 		case usage.LedgerKind:
-			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(scope, w.Target.Key)
+			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(noticeScope(scope, w.Target), w.Target.Key)
 		case usage.NotificationKind:
 			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(noticeScope(scope, w.Target), w.Target.Key)
 		default:
@@ -62,7 +62,7 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 				notes = append(notes, n)
 				item = notificationItem(noticeScope(scope, w.Target), &n, s.cfg.Retention)
 			} else {
-				item = ledgerItem(scope, w.Entry, now, now.Add(s.cfg.Retention))
+				item = ledgerItem(noticeScope(scope, w.Target), w.Entry, now, now.Add(s.cfg.Retention))
 			}
 			items[i].Put = &types.Put{TableName: aws.String(table), Item: item,
 				ConditionExpression: nilIfBlank(e.condition), ExpressionAttributeNames: nilIfNoNames(e.names),
@@ -91,8 +91,9 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 	}, notes
 }
 
-// noticeScope is the scope a notification is recorded under: a pool's
-// own, for a pool's notification.
+// noticeScope is the scope a ledger item or a notification is under: the
+// one its target names (a pool's notification, a team member's entry),
+// else the decided scope's.
 func noticeScope(scope usage.Scope, t usage.Target) usage.Scope {
 	if t.Scope != (usage.Scope{}) {
 		return t.Scope
@@ -141,6 +142,9 @@ func refusal(err error, plan usage.Plan) (r *usage.Refusal, ok bool) {
 
 // learnFrom adds what a failed precondition returned for one write.
 func learnFrom(l *usage.Learned, t usage.Target, item map[string]types.AttributeValue) {
+	if s, ok := t.Member(); ok {
+		l = l.In(s)
+	}
 	switch {
 	case t.Kind == usage.NotificationKind:
 		l.Notified = setKey(l.Notified, t.Key, true)

@@ -53,17 +53,23 @@ const (
 )
 
 // scopeGroup is the records of one scope in a batch, and where their
-// messages are.
+// messages are; or, for a team (members of one pool decided together),
+// the records of all its members in message order. observed is what was
+// observed of each scope, when the Processor observed it to form teams.
 type scopeGroup struct {
-	scope   usage.Scope
-	index   []int
-	records []usage.Record
+	scope    usage.Scope
+	index    []int
+	records  []usage.Record
+	observed map[usage.Scope]usage.State
 }
 
 // Handle is a pipeline.Handler.
 func (p *Processor) Handle(ctx context.Context, msgs []pipeline.Message) []pipeline.Result {
 	results := make([]pipeline.Result, len(msgs))
 	groups := groupByScope(msgs, results)
+	if t, ok := p.Store.(Teamer); ok {
+		groups = p.teams(ctx, t, groups)
+	}
 	sem := make(chan struct{}, cmpOr(p.Parallel, DefaultParallel))
 	var wg sync.WaitGroup
 	for _, g := range groups {
@@ -124,10 +130,7 @@ func (p *Processor) apply(ctx context.Context, g *scopeGroup, msgs []pipeline.Me
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < cmpOr(p.DeadlineMargin, DefaultDeadlineMargin) {
 		outcomes = All(g.records, usage.Retry, ErrDeadline)
 	} else {
-		decide := func(st usage.State, r []usage.Record) usage.Plan {
-			return usage.Rules{Now: now(), TargetWait: p.TargetWait, Notify: p.Notify}.Plan(st, r)
-		}
-		outcomes = p.Store.Update(ctx, g.scope, g.records, decide)
+		outcomes = p.update(ctx, g, now)
 	}
 	for j, i := range g.index {
 		results[i].Outcome = outcomes[j]
@@ -135,6 +138,24 @@ func (p *Processor) apply(ctx context.Context, g *scopeGroup, msgs []pipeline.Me
 			results[i].RedeliverAfter = pipeline.WaitDelay(msgs[i].SentAt, now(), p.TargetWait)
 		}
 	}
+}
+
+// update decides a group: a team together, a scope the Processor
+// observed from that observation, any other as Update does.
+func (p *Processor) update(ctx context.Context, g *scopeGroup, now func() time.Time) []usage.Outcome {
+	rules := func() usage.Rules { return usage.Rules{Now: now(), TargetWait: p.TargetWait, Notify: p.Notify} }
+	decide := func(st usage.State, r []usage.Record) usage.Plan { return rules().Plan(st, r) }
+	t, _ := p.Store.(Teamer)
+	switch {
+	case t != nil && len(g.observed) > 1:
+		team := func(m map[usage.Scope]usage.State, pools usage.State, r []usage.Record) usage.TeamPlan {
+			return rules().PlanTeam(m, pools, r)
+		}
+		return t.UpdateTeam(ctx, g.observed, g.records, team, decide)
+	case t != nil && len(g.observed) == 1:
+		return t.UpdateObserved(ctx, g.scope, g.observed[g.scope], g.records, decide)
+	}
+	return p.Store.Update(ctx, g.scope, g.records, decide)
 }
 
 // cmpOr is v, or def when v is not positive.

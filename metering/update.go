@@ -110,19 +110,25 @@ func (w Writer) updateGroup(ctx context.Context, scope usage.Scope, records []us
 	if err := g.observe(ctx, false); err != nil {
 		return All(records, usage.Retry, err)
 	}
+	return w.decideGroup(ctx, g)
+}
+
+// decideGroup decides and carries out the decision, until one is carried
+// out or the attempts run out.
+func (w Writer) decideGroup(ctx context.Context, g *group) []usage.Outcome {
 	attempts := w.MaxAttempts
 	if attempts <= 0 {
 		attempts = DefaultMaxAttempts
 	}
 	for range attempts {
 		if err := ctx.Err(); err != nil {
-			return All(records, usage.Retry, err)
+			return All(g.records, usage.Retry, err)
 		}
-		if out, done := g.step(ctx, decide(g.state, records)); done {
+		if out, done := g.step(ctx, g.decide(g.state, g.records)); done {
 			return out
 		}
 	}
-	return All(records, usage.Retry, ErrContention)
+	return All(g.records, usage.Retry, ErrContention)
 }
 
 // group is one updateGroup call: what it knows so far.
@@ -254,7 +260,7 @@ func (g *group) commit(ctx context.Context, plan usage.Plan) ([]usage.Outcome, b
 	g.estimate(plan, nil)
 	after := g.state
 	after.Entitlement = usage.ParseEntitlement(plan.After(g.state.Entitlement.Observed))
-	after.Notified = withNotified(g.state.Notified, plan)
+	after.Notified = withNotified(g.state.Notified, plan.Writes)
 	g.w.Remember(g.scope, after)
 	return plan.Outcomes, true
 }
@@ -342,11 +348,11 @@ func onlyChecks(plan usage.Plan) bool {
 	return true
 }
 
-// withNotified adds the notifications a committed plan recorded to the
+// withNotified adds the notifications committed writes recorded to the
 // keys known to be recorded (known itself is not modified).
-func withNotified(known map[string]bool, plan usage.Plan) map[string]bool {
+func withNotified(known map[string]bool, writes []usage.Write) map[string]bool {
 	var out map[string]bool
-	for _, w := range plan.Writes {
+	for _, w := range writes {
 		if w.Notice == nil {
 			continue
 		}

@@ -92,16 +92,49 @@ func withFree(ctx context.Context, free func(usage.Scope)) context.Context {
 // worker's batch, each entitlement is released for the next batch as
 // soon as its Store.Update returns. Anywhere else (Lambda) it only passes
 // the call through.
-func ReleaseEarly(s metering.Updater) metering.Updater { return releasingStore{s} }
+// A team's members are released together, when its write returns.
+func ReleaseEarly(s metering.Updater) metering.Updater {
+	if t, ok := s.(metering.Teamer); ok {
+		return releasingTeamer{releasingStore{s}, t}
+	}
+	return releasingStore{s}
+}
 
 type releasingStore struct{ inner metering.Updater }
 
 func (s releasingStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
-	out := s.inner.Update(ctx, scope, records, decide)
+	defer freeScope(ctx, scope)
+	return s.inner.Update(ctx, scope, records, decide)
+}
+
+// freeScope frees a decided entitlement for the next batch.
+func freeScope(ctx context.Context, scope usage.Scope) {
 	if free, ok := ctx.Value(releaseKey{}).(func(usage.Scope)); ok {
 		free(scope)
 	}
-	return out
+}
+
+type releasingTeamer struct {
+	releasingStore
+	t metering.Teamer
+}
+
+func (s releasingTeamer) Observe(ctx context.Context, scope usage.Scope, consistent bool) (usage.State, error) {
+	return s.t.Observe(ctx, scope, consistent)
+}
+
+func (s releasingTeamer) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	defer freeScope(ctx, scope)
+	return s.t.UpdateObserved(ctx, scope, st, records, decide)
+}
+
+func (s releasingTeamer) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
+	defer func() {
+		for scope := range members {
+			freeScope(ctx, scope)
+		}
+	}()
+	return s.t.UpdateTeam(ctx, members, records, team, decide)
 }
 
 func newCoalescer(window time.Duration, limit int, run func(func(usage.Scope), []pipeline.Message), onClose func(int)) *coalescer {

@@ -129,10 +129,9 @@ type decider struct {
 	notified         map[string]bool  // notification keys known to be recorded
 	scope            Scope
 
-	others    map[Scope]Entitlement // other scopes' entitlements, as read (State.Others)
-	pools     map[string]*decider   // the pools the group draws from or gives back to, by ID
-	poolOrder []string              // their IDs, in first use
-	isPool    bool                  // this decides a pool's entitlement for its members
+	others map[Scope]Entitlement // other scopes' entitlements, as read (State.Others)
+	pools  *poolSet              // the pools the group draws from or gives back to (shared by a team's members)
+	isPool bool                  // this decides a pool's entitlement for its members
 
 	group       map[string]*LedgerEntry // entries applied by this group, by key
 	order       []string                // their keys, in order
@@ -167,7 +166,7 @@ type target struct {
 func newDecider(r Rules, s State) *decider {
 	d := &decider{rules: r, ent: s.Entitlement, known: s.Applied, absent: s.Absent, notified: s.Notified, others: s.Others,
 		group: map[string]*LedgerEntry{}, targets: map[string]*target{}, crossed: map[int]crossing{},
-		uses: map[string]*grantUse{}, gone: map[string]bool{}}
+		uses: map[string]*grantUse{}, gone: map[string]bool{}, pools: &poolSet{}}
 	if d.unusable() == nil {
 		if d.ent.ResetPeriod == "" {
 			d.ent.ResetPeriod = ResetNone // the zero Entitlement is unlimited and never resets
@@ -208,52 +207,65 @@ func (d *decider) plan(records []Record) Plan {
 	if len(records) > 0 {
 		d.scope = records[0].Event.Scope()
 	}
-	unusable := d.unusable()
 	for i, r := range records {
-		key := r.DedupKey()
-		// A settlement has no entry of its own: the hold's state is its
-		// idempotency.
-		if e, ok := d.known[key]; ok && !noEntry(r.Event) {
-			p.Outcomes[i] = duplicateOf(e, r)
-			continue
-		}
-		if e, ok := d.group[key]; ok && !noEntry(r.Event) {
-			p.Outcomes[i] = duplicateOf(*e, r)
-			continue
-		}
-		switch {
-		case r.Event.Is(OperationBalance): // a balance is read, never planned
-			p.Outcomes[i] = Outcome{Status: Rejected, Err: r.Event.CheckQueued()}
-		case unusable != nil && !d.expiresOrphan(r):
-			p.Outcomes[i] = Outcome{Status: Rejected, Err: unusable}
-		case r.Event.Is(OperationRefund):
-			p.Outcomes[i] = d.refund(r)
-		case r.Event.settles():
-			p.Outcomes[i] = d.settle(r)
-		case r.Event.Is(OperationGrant):
-			p.Outcomes[i] = d.grant(r)
-		case r.Event.Is(OperationVoid):
-			p.Outcomes[i] = d.void(r)
-		default:
-			p.Outcomes[i] = d.consume(r)
-		}
-		if r.Event.Is(OperationExpire) && p.Outcomes[i].Status == Rejected {
-			d.setAside(r.Event.HoldID)
-		}
+		p.Outcomes[i] = d.decide(r)
 	}
-	if d.ent.Observed.Unaddressable {
-		return p // no item can exist: nothing to write or confirm
-	}
-	p.Writes = d.writes(records, p.Outcomes)
+	p.Writes = d.finish(records, p.Outcomes)
 	if len(p.Writes) > 0 {
-		p.Writes = append(p.Writes, d.notifications()...)
-	} else if n := d.notifications(); len(n) > 0 {
-		p.Writes = append([]Write{d.entitlementWrite()}, n...)
-	}
-	if len(p.Writes) > 0 {
-		p.Writes = append(p.Writes, d.poolWrites()...)
+		p.Writes = append(p.Writes, d.pools.writes()...)
 	}
 	return p
+}
+
+// decide decides one record of the scope, after those before it.
+func (d *decider) decide(r Record) Outcome {
+	key := r.DedupKey()
+	// A settlement has no entry of its own: the hold's state is its
+	// idempotency.
+	if e, ok := d.known[key]; ok && !noEntry(r.Event) {
+		return duplicateOf(e, r)
+	}
+	if e, ok := d.group[key]; ok && !noEntry(r.Event) {
+		return duplicateOf(*e, r)
+	}
+	var o Outcome
+	switch unusable := d.unusable(); {
+	case r.Event.Is(OperationBalance): // a balance is read, never planned
+		o = Outcome{Status: Rejected, Err: r.Event.CheckQueued()}
+	case unusable != nil && !d.expiresOrphan(r):
+		o = Outcome{Status: Rejected, Err: unusable}
+	case r.Event.Is(OperationRefund):
+		o = d.refund(r)
+	case r.Event.settles():
+		o = d.settle(r)
+	case r.Event.Is(OperationGrant):
+		o = d.grant(r)
+	case r.Event.Is(OperationVoid):
+		o = d.void(r)
+	default:
+		o = d.consume(r)
+	}
+	if r.Event.Is(OperationExpire) && o.Status == Rejected {
+		d.setAside(r.Event.HoldID)
+	}
+	return o
+}
+
+// finish is the scope's part of the write, once its records are
+// decided: its item, its ledger entries and its notifications (the
+// pools' parts are written once for all their members).
+func (d *decider) finish(records []Record, outcomes []Outcome) []Write {
+	if d.ent.Observed.Unaddressable {
+		return nil // no item can exist: nothing to write or confirm
+	}
+	writes := d.writes(records, outcomes)
+	if len(writes) > 0 {
+		return append(writes, d.notifications()...)
+	}
+	if n := d.notifications(); len(n) > 0 {
+		return append([]Write{d.entitlementWrite()}, n...)
+	}
+	return nil
 }
 
 // thresholdKey is the notification key of threshold i in this period.

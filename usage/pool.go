@@ -18,18 +18,26 @@ import (
 // check that it does not exist then refuses, and the decision is taken
 // again knowing it).
 func (d *decider) pool(id string) *decider {
-	if p, ok := d.pools[id]; ok {
+	if p, ok := d.pools.byID[id]; ok {
 		return p
 	}
 	scope := PoolScope(id, d.scope.EntitlementKey)
 	p := newDecider(d.rules, State{Entitlement: d.others[scope], Notified: d.notified})
 	p.scope, p.isPool = scope, true
-	if d.pools == nil {
-		d.pools = map[string]*decider{}
+	if d.pools.byID == nil {
+		d.pools.byID = map[string]*decider{}
 	}
-	d.pools[id] = p
-	d.poolOrder = append(d.poolOrder, id)
+	d.pools.byID[id] = p
+	d.pools.order = append(d.pools.order, id)
 	return p
+}
+
+// poolSet is the pools a decision draws from or gives back to, by ID,
+// and their IDs in first use. The members of a team share one, so that
+// each pool is decided, and written, once for all of them.
+type poolSet struct {
+	byID  map[string]*decider
+	order []string
 }
 
 // unusablePool is the rejection of a draw from a pool that cannot be
@@ -122,13 +130,13 @@ func PoolDrawsOf(e LedgerEntry) []Draw {
 	return []Draw{{Bucket: BucketAllowance, Amount: e.Amount}}
 }
 
-// poolWrites are the pools' parts of the write: each pool a decision
-// took anything from, its item (an update, or a check of what the
-// decision rested on) and the notifications it records.
-func (d *decider) poolWrites() []Write {
+// writes are the pools' parts of the write: each pool a decision took
+// anything from, its item (an update, or a check of what the decision
+// rested on) and the notifications it records.
+func (ps *poolSet) writes() []Write {
 	var writes []Write
-	for _, id := range d.poolOrder {
-		p := d.pools[id]
+	for _, id := range ps.order {
+		p := ps.byID[id]
 		if p.ent.Observed.Unaddressable {
 			continue // no item can exist there: nothing to rest on
 		}

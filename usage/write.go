@@ -331,9 +331,13 @@ type Plan struct {
 // writes committed, assuming the observed values; a value added to is a
 // lower bound under concurrent writers, which the next write's
 // preconditions check anyway.
-func (p Plan) After(it Item) Item {
+func (p Plan) After(it Item) Item { return p.AfterOf(Scope{}, it) }
+
+// AfterOf is After for the entitlement of scope s, which a team's plan
+// names (Scope{}: the decided scope's own).
+func (p Plan) AfterOf(s Scope, it Item) Item {
 	for _, w := range p.Writes {
-		if w.Target != EntitlementItem || w.Action != Update {
+		if w.Target.Kind != EntitlementKind || w.Target.Scope != s || w.Action != Update {
 			continue
 		}
 		attrs := make(map[string]Value, len(it.Attrs)+len(w.Set))
@@ -356,6 +360,19 @@ func (p Plan) After(it Item) Item {
 	return it
 }
 
+// WritesOf are the writes of a team's plan that are member s's to know
+// of: those naming its scope, and the pools' notifications (known among
+// each member's own).
+func (p Plan) WritesOf(s Scope) []Write {
+	var out []Write
+	for _, w := range p.Writes {
+		if w.Target.Scope == s || w.Target.Scope.Pool && w.Target.Kind == NotificationKind {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // Learned is what a store learned of a scope beyond what a decision saw:
 // from a refused write, a read of ledger keys, or a verification by
 // reads. The decision is then taken again on State plus Learned.
@@ -367,11 +384,37 @@ type Learned struct {
 	Notified    map[string]bool
 	// Others are other scopes' entitlements as they now are.
 	Others map[Scope]Item
+	// Of is what was learned of other scopes' ledger entries and
+	// notifications (a team's members: TeamPlan), by scope.
+	Of map[Scope]*Learned
+}
+
+// In is what was learned of scope s's ledger entries and notifications
+// by a write naming it (Target.Scope), created on first use.
+func (l *Learned) In(s Scope) *Learned {
+	if l.Of == nil {
+		l.Of = map[Scope]*Learned{}
+	}
+	if l.Of[s] == nil {
+		l.Of[s] = &Learned{}
+	}
+	return l.Of[s]
+}
+
+// Member is the other scope whose ledger entry or notification a write
+// names (a team's member), whose learning goes to Learned.In; false for
+// the decided scope's own items, entitlements (Learned.Others) and a
+// pool's notifications (their keys name the pool: Learned.Notified).
+func (t Target) Member() (Scope, bool) {
+	if t.Scope == (Scope{}) || t.Scope.Pool || t.Kind == EntitlementKind {
+		return Scope{}, false
+	}
+	return t.Scope, true
 }
 
 // Any reports whether anything was learned.
 func (l Learned) Any() bool {
-	return l.Entitlement != nil || len(l.Applied) > 0 || len(l.Absent) > 0 || len(l.Notified) > 0 || len(l.Others) > 0
+	return l.Entitlement != nil || len(l.Applied) > 0 || len(l.Absent) > 0 || len(l.Notified) > 0 || len(l.Others) > 0 || len(l.Of) > 0
 }
 
 // Apply adds what was learned to a state; a key learned to exist is no

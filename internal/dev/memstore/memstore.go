@@ -194,11 +194,15 @@ func (m *Store) failed(scope usage.Scope, plan usage.Plan) usage.Learned {
 		if m.holds(scope, w) {
 			continue
 		}
+		in := &l
+		if s, ok := w.Target.Member(); ok {
+			in = l.In(s)
+		}
 		switch w.Target.Kind {
 		case usage.NotificationKind:
-			l.Notified = with(l.Notified, w.Target.Key, true)
+			in.Notified = with(in.Notified, w.Target.Key, true)
 		case usage.LedgerKind:
-			m.learn(scope, &l, w.Target.Key)
+			m.learn(entitlementScope(scope, w.Target), in, w.Target.Key)
 		case usage.EntitlementKind:
 			if w.Target.Scope == (usage.Scope{}) {
 				it := m.item(scope)
@@ -214,7 +218,8 @@ func (m *Store) failed(scope usage.Scope, plan usage.Plan) usage.Learned {
 	return l
 }
 
-// entitlementScope is the scope whose entitlement a write is about.
+// entitlementScope is the scope whose item a write is about: the one its
+// target names, else the decided scope.
 func entitlementScope(scope usage.Scope, t usage.Target) usage.Scope {
 	if t.Scope != (usage.Scope{}) {
 		return t.Scope
@@ -276,7 +281,7 @@ func (m *Store) holds(scope usage.Scope, w usage.Write) bool {
 	if w.Target.Kind == usage.NotificationKind {
 		_, exists = m.notes[entitlementScope(scope, w.Target)][w.Target.Key]
 	} else if w.Target.Kind == usage.LedgerKind {
-		e, ok := m.ledger[scope][w.Target.Key]
+		e, ok := m.ledger[entitlementScope(scope, w.Target)][w.Target.Key]
 		exists, attrs = ok, map[string]usage.Value{"amount": usage.NumberValue(e.Amount)}
 		if !e.Refunded.IsZero() {
 			attrs[usage.LedgerAttrRefunded] = usage.NumberValue(e.Refunded)
@@ -305,9 +310,18 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		now = m.Now
 	}
 	next := map[usage.Scope]map[string]usage.Value{} // the entitlements the plan updates, as it leaves them
-	var puts []usage.LedgerEntry
+	type ledgerKey struct {
+		scope usage.Scope
+		key   string
+	}
+	type put struct {
+		scope usage.Scope
+		entry usage.LedgerEntry
+	}
+	var puts []put
 	notes := map[usage.Scope][]usage.Notification{} // by the scope they are recorded under (a pool's own)
-	updates := map[string][]usage.Assign{}
+	updates := map[ledgerKey][]usage.Assign{}
+	var updateOrder []ledgerKey
 	for _, w := range plan.Writes {
 		switch {
 		case w.Action == usage.Put && w.Notice != nil:
@@ -318,9 +332,11 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 		case w.Action == usage.Put && w.Entry != nil:
 			e := *w.Entry
 			e.AppliedAt = now().UTC()
-			puts = append(puts, e)
+			puts = append(puts, put{entitlementScope(scope, w.Target), e})
 		case w.Action == usage.Update && w.Target.Kind == usage.LedgerKind:
-			updates[w.Target.Key] = w.Set
+			k := ledgerKey{entitlementScope(scope, w.Target), w.Target.Key}
+			updates[k] = w.Set
+			updateOrder = append(updateOrder, k)
 		case w.Action == usage.Update && w.Target.Kind == usage.EntitlementKind:
 			s := entitlementScope(scope, w.Target)
 			if next[s] == nil {
@@ -336,20 +352,20 @@ func (m *Store) apply(scope usage.Scope, plan usage.Plan) error {
 			m.ents[s] = attrs
 		}
 	}
-	if m.ledger[scope] == nil {
-		m.ledger[scope] = map[string]usage.LedgerEntry{}
-	}
-	for key, set := range updates {
-		e := m.ledger[scope][key]
-		if err := updateEntry(&e, set); err != nil {
+	for _, k := range updateOrder {
+		e := m.ledger[k.scope][k.key]
+		if err := updateEntry(&e, updates[k]); err != nil {
 			return err
 		}
-		m.ledger[scope][key] = e
-		m.setAside(scope, key, set)
+		m.ledger[k.scope][k.key] = e
+		m.setAside(k.scope, k.key, updates[k])
 	}
-	for _, e := range puts {
-		m.ledger[scope][e.DedupKey] = e
-		m.order[scope] = append(m.order[scope], e.DedupKey)
+	for _, p := range puts {
+		if m.ledger[p.scope] == nil {
+			m.ledger[p.scope] = map[string]usage.LedgerEntry{}
+		}
+		m.ledger[p.scope][p.entry.DedupKey] = p.entry
+		m.order[p.scope] = append(m.order[p.scope], p.entry.DedupKey)
 	}
 	for s, ns := range notes {
 		if m.notes[s] == nil {
@@ -385,6 +401,7 @@ func (m *Store) setAside(scope usage.Scope, key string, set []usage.Assign) {
 func (m *Store) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
 	return metering.Writer{Store: m}.Update(ctx, scope, records, decide)
 }
+
 
 // assign evaluates an entitlement update's assignments on attrs.
 func assign(attrs map[string]usage.Value, set []usage.Assign) error {

@@ -1,0 +1,191 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"maps"
+
+	"github.com/usage-event-service/usage-event-service/internal/backoff"
+	"github.com/usage-event-service/usage-event-service/usage"
+)
+
+// Teamer is an Updater that can decide the members of one pool together
+// (Writer): the Processor observes the scopes of a batch that could share
+// a pool, decides members that do as a team, and the others from what it
+// observed, reading nothing twice.
+type Teamer interface {
+	Updater
+	Observe(ctx context.Context, scope usage.Scope, consistent bool) (usage.State, error)
+	// UpdateObserved is Update, starting from st as observed.
+	UpdateObserved(ctx context.Context, scope usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome
+	// UpdateTeam decides and applies the records of several members of
+	// one pool, in order, starting from their states as observed, and
+	// returns one outcome per record.
+	UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome
+}
+
+// UpdateObserved is Update, its first group starting from st.
+func (w Writer) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	n := min(len(records), maxGroup)
+	out := w.decideGroup(ctx, &group{w: w, scope: scope, records: records[:n], decide: decide, mayFallBack: true, state: st})
+	return append(out, w.Update(ctx, scope, records[n:], decide)...)
+}
+
+// UpdateTeam decides a team's records with one atomic write per decision
+// that writes each pool once. What a team cannot settle alone (a
+// decision that writes nothing, an invalid write, a write refused again
+// and again) is decided member by member instead, which one at a time
+// in the same order is equal to.
+func (w Writer) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
+	t := &teamGroup{w: w, records: records, members: maps.Clone(members)}
+	attempts := w.MaxAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	for range attempts {
+		if err := ctx.Err(); err != nil {
+			return All(records, usage.Retry, err)
+		}
+		plan := team(t.members, t.pools, records)
+		switch {
+		case plan.NeedsReads():
+			if err := t.read(ctx, plan); err != nil {
+				return All(records, usage.Retry, err)
+			}
+		case len(plan.Writes) == 0 || onlyChecks(plan.Plan):
+			// Rejections and duplicates are confirmed by reads, member by
+			// member, from what the team learned.
+			return t.alone(ctx, decide)
+		default:
+			if out, done := t.commit(ctx, plan, decide); done {
+				return out
+			}
+		}
+	}
+	return All(records, usage.Retry, ErrContention)
+}
+
+// teamGroup is one UpdateTeam call: what it knows so far.
+type teamGroup struct {
+	w         Writer
+	records   []usage.Record
+	members   map[usage.Scope]usage.State
+	pools     usage.State // the pools' entitlements (Others) and recorded notifications
+	refusals  int
+	conflicts int
+}
+
+// read learns what a plan asked for: members' ledger keys, and pools.
+func (t *teamGroup) read(ctx context.Context, plan usage.TeamPlan) error {
+	for s, keys := range plan.ReadsOf {
+		learned, err := t.w.ReadLedger(ctx, s, keys)
+		if err != nil {
+			return err
+		}
+		t.members[s] = learned.Apply(t.members[s])
+	}
+	for _, s := range plan.ReadScopes {
+		st, err := t.w.Observe(ctx, s, false)
+		if err != nil {
+			return err
+		}
+		t.pools = usage.Learned{Others: map[usage.Scope]usage.Item{s: st.Entitlement.Observed}}.Apply(t.pools)
+	}
+	return nil
+}
+
+// commit writes a team's plan; done is false when the team decides
+// again on what a refusal taught.
+func (t *teamGroup) commit(ctx context.Context, plan usage.TeamPlan, decide usage.Decide) ([]usage.Outcome, bool) {
+	err := t.w.Commit(ctx, anyScope(t.members), plan.Plan)
+	var r *usage.Refusal
+	switch {
+	case err == nil:
+		for s, st := range t.members {
+			after := st
+			after.Entitlement = usage.ParseEntitlement(plan.AfterOf(s, st.Entitlement.Observed))
+			after.Notified = withNotified(st.Notified, plan.Plan.WritesOf(s))
+			t.w.Remember(s, after)
+		}
+		return plan.Outcomes, true
+	case !errors.As(err, &r):
+		t.forget()
+		return All(t.records, usage.Retry, err), true
+	case r.Invalid:
+		t.forget()
+		return t.alone(ctx, decide), true
+	case r.Learned.Any():
+		t.refusals++
+		if t.refusals >= splitAfter {
+			t.forget()
+			return t.alone(ctx, decide), true
+		}
+		t.learn(r.Learned)
+	default:
+		t.conflicts++
+		if err := backoff.Sleep(ctx, conflictBackoff.Full(t.conflicts)); err != nil {
+			return All(t.records, usage.Retry, err), true
+		}
+	}
+	return nil, false
+}
+
+// learn routes what a refusal taught to the members and pools it is of.
+func (t *teamGroup) learn(l usage.Learned) {
+	others := map[usage.Scope]usage.Item{}
+	for s, it := range l.Others {
+		if _, member := t.members[s]; member {
+			t.members[s] = usage.Learned{Entitlement: &it}.Apply(t.members[s])
+			continue
+		}
+		others[s] = it
+	}
+	t.pools = usage.Learned{Others: others, Notified: l.Notified}.Apply(t.pools)
+	for s, in := range l.Of {
+		if st, member := t.members[s]; member {
+			t.members[s] = in.Apply(st)
+		}
+	}
+}
+
+// alone decides each member's records on its own, in order, from what
+// the team knows of it.
+func (t *teamGroup) alone(ctx context.Context, decide usage.Decide) []usage.Outcome {
+	byScope := map[usage.Scope][]int{}
+	var order []usage.Scope
+	for i, r := range t.records {
+		s := r.Event.Scope()
+		if _, ok := byScope[s]; !ok {
+			order = append(order, s)
+		}
+		byScope[s] = append(byScope[s], i)
+	}
+	out := make([]usage.Outcome, len(t.records))
+	for _, s := range order {
+		recs := make([]usage.Record, 0, len(byScope[s]))
+		for _, i := range byScope[s] {
+			recs = append(recs, t.records[i])
+		}
+		st := t.members[s]
+		st.Others = t.pools.Others
+		for j, o := range t.w.UpdateObserved(ctx, s, st, recs, decide) {
+			out[byScope[s][j]] = o
+		}
+	}
+	return out
+}
+
+func (t *teamGroup) forget() {
+	for s := range t.members {
+		t.w.Forget(s)
+	}
+}
+
+// anyScope is one of the members: a team's writes each name their scope,
+// so the one a store is handed only has to be one of them.
+func anyScope(members map[usage.Scope]usage.State) usage.Scope {
+	for s := range members {
+		return s
+	}
+	return usage.Scope{}
+}
