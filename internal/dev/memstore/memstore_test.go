@@ -14,7 +14,7 @@ import (
 // cache of its own to make them differ).
 type backend struct{ s *memstore.Store }
 
-func (b backend) Store(*testing.T) metering.Updater { return b.s }
+func (b backend) Store(*testing.T) metering.Updater { return metering.Writer{Store: b.s} }
 func (b backend) Put(_ *testing.T, scope usage.Scope, attrs map[string]usage.Value) {
 	b.s.PutEntitlement(scope, attrs)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-event-service/usage-event-service/metering"
+	"github.com/usage-event-service/usage-event-service/pipeline"
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -96,4 +98,126 @@ func testRacingMembersOfOnePool(t *testing.T, newBackend func(t *testing.T) Back
 			t.Errorf("a pool's notification names pool %q and member %q", n.PoolID, n.UserID)
 		}
 	}
+}
+
+// testRacingTeamsOfOnePool: consumers (each a Processor over its own
+// store, as separate workers are) race batches that mix members of one
+// pool (consumes, refunds of earlier consumes, redeliveries), which each
+// decides as a team in one write. The same totals hold as when each
+// member's events are written alone.
+func testRacingTeamsOfOnePool(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	const members, consumers, batches, perBatch = 8, 4, 40, 6
+	teamPool := usage.PoolScope("team", "k")
+	b.Put(t, teamPool, map[string]usage.Value{usage.AttrLimit: Num("150"), usage.AttrUsed: Num("0")})
+	member := func(i int) usage.Scope { return usage.Scope{UserID: fmt.Sprint("member-", i), EntitlementKey: "k"} }
+	for i := range members {
+		b.Put(t, member(i), map[string]usage.Value{usage.AttrLimit: Num("25"), usage.AttrUsed: Num("0"), usage.AttrPool: Str("team")})
+	}
+	var mu sync.Mutex
+	applied := map[usage.Scope]usage.Decimal{}
+	counts := map[string]int{}
+	teams := 0
+	var wg sync.WaitGroup
+	for c := range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			store := teamCounter{b.Store(t), &mu, &teams}
+			if _, ok := store.Updater.(metering.Teamer); !ok {
+				t.Errorf("the backend's store %T cannot decide teams", store.Updater)
+				return
+			}
+			p := &metering.Processor{Store: store, Now: func() time.Time { return Now },
+				Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("50")}, LimitRejected: true}}
+			for n := c; n < batches; n += consumers {
+				var msgs []pipeline.Message
+				for j := range perBatch {
+					i := n*perBatch + j
+					m := member(i % members)
+					body := fmt.Sprintf(`{"userId":%q,"entitlementKey":"k","amount":%d,"idempotencyKey":"k%d"}`, m.UserID, 1+i%3, i)
+					if i%5 == 4 && i >= 2*members { // a refund of this member's consume of an earlier batch
+						body = fmt.Sprintf(`{"userId":%q,"entitlementKey":"k","operation":"refund","amount":1,"idempotencyKey":"r%d","refundOf":"k%d"}`, m.UserID, i, i-2*members)
+					}
+					msgs = append(msgs, pipeline.Message{ID: fmt.Sprint("m", i), Body: body, ReceiveCount: 1})
+					if i%11 == 0 {
+						msgs = append(msgs, pipeline.Message{ID: fmt.Sprint("m", i), Body: body, ReceiveCount: 2}) // redelivered
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				results := p.Handle(ctx, msgs)
+				cancel()
+				mu.Lock()
+				for _, r := range results {
+					m := r.Event.Scope()
+					switch {
+					case r.Status == usage.Applied && r.Event.Is(usage.OperationRefund):
+						applied[m] = applied[m].Sub(r.Event.Amount)
+					case r.Status == usage.Applied:
+						applied[m] = applied[m].Add(r.Event.Amount)
+					case r.Status == usage.Retry:
+						t.Errorf("RETRY: %v", r.Err)
+					}
+					counts[string(r.Status)+" "+string(r.Reason())]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	sum := usage.Decimal{}
+	for i := range members {
+		used := b.Get(t, member(i)).Get(usage.AttrUsed).Num
+		if used.Cmp(applied[member(i)]) != 0 || used.Cmp(usage.MustDecimal("25")) > 0 {
+			t.Errorf("%v used %s: applied outcomes say %s, and its cap is 25", member(i), used, applied[member(i)])
+		}
+		sum = sum.Add(used)
+	}
+	if pool := b.Get(t, teamPool).Get(usage.AttrUsed).Num; pool.Cmp(sum) != 0 || pool.Cmp(usage.MustDecimal("150")) > 0 {
+		t.Errorf("the pool's used is %s, its members' sum %s (limit 150)", pool, sum)
+	}
+	for _, k := range []string{"APPLIED ", "REJECTED POOL_LIMIT_EXCEEDED", "DUPLICATE "} {
+		if counts[k] == 0 {
+			t.Errorf("no %q outcome: the race exercised too little (%v)", k, counts)
+		}
+	}
+	if notes := b.Notifications(t, teamPool); len(notes) != 2 {
+		t.Errorf("the pool's notifications: %+v, want its threshold and its first rejection once each", notes)
+	}
+	for i := range members {
+		crossed := 0
+		for _, n := range b.Notifications(t, member(i)) {
+			if n.Type == usage.NotifyThresholdReached {
+				crossed++
+			}
+		}
+		if crossed > 1 {
+			t.Errorf("%v's threshold was recorded %d times", member(i), crossed)
+		}
+	}
+	if teams < batches/2 {
+		t.Errorf("only %d team decisions in %d batches", teams, batches)
+	}
+}
+
+// teamCounter counts the teams a store is asked to decide.
+type teamCounter struct {
+	metering.Updater
+	mu    *sync.Mutex
+	teams *int
+}
+
+func (c teamCounter) Observe(ctx context.Context, s usage.Scope, consistent bool) (usage.State, error) {
+	return c.Updater.(metering.Teamer).Observe(ctx, s, consistent)
+}
+
+func (c teamCounter) UpdateObserved(ctx context.Context, s usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	return c.Updater.(metering.Teamer).UpdateObserved(ctx, s, st, records, decide)
+}
+
+func (c teamCounter) UpdateTeam(ctx context.Context, m map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
+	c.mu.Lock()
+	*c.teams++
+	c.mu.Unlock()
+	return c.Updater.(metering.Teamer).UpdateTeam(ctx, m, records, team, decide)
 }

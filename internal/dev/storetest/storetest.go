@@ -58,6 +58,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	t.Run("ACommitRacingTheSweeper", func(t *testing.T) { testCommitRacingSweeper(t, newBackend) })
 	t.Run("ADecisionOverSeveralItems", func(t *testing.T) { testSeveralItems(t, newBackend) })
 	t.Run("RacingMembersOfOnePool", func(t *testing.T) { testRacingMembersOfOnePool(t, newBackend) })
+	t.Run("RacingTeamsOfOnePool", func(t *testing.T) { testRacingTeamsOfOnePool(t, newBackend) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, newBackend) })
 	t.Run("RacingDrawsAcrossGrants", func(t *testing.T) { testRacingGrantDraws(t, newBackend) })
 }
