@@ -402,7 +402,6 @@ func (m *Store) Update(ctx context.Context, scope usage.Scope, records []usage.R
 	return metering.Writer{Store: m}.Update(ctx, scope, records, decide)
 }
 
-
 // assign evaluates an entitlement update's assignments on attrs.
 func assign(attrs map[string]usage.Value, set []usage.Assign) error {
 	for _, a := range set {
