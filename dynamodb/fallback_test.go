@@ -83,3 +83,7 @@ func TestAPersistentInvalidWriteFallsBackToOneEventAtATime(t *testing.T) {
 		t.Errorf("refused alone: %s %v, want RETRY %v", out[0].Status, out[0].Err, metering.ErrInvalidWrite)
 	}
 }
+
+func (c *refusingClient) TransactGetItems(context.Context, *dynamodb.TransactGetItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error) {
+	return &dynamodb.TransactGetItemsOutput{}, nil
+}

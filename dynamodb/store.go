@@ -28,6 +28,9 @@ type Client interface {
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	// BatchGetItem reads ledger keys, many a request (ledgerread.go).
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	// TransactGetItems reads a member's item, its pool's and ledger keys
+	// at one instant, to confirm a rejection (snapshot.go).
+	TransactGetItems(context.Context, *dynamodb.TransactGetItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error)
 }
 
 // Config configures a Store.

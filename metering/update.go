@@ -248,7 +248,32 @@ func (g *group) confirm(ctx context.Context, plan usage.Plan) ([]usage.Outcome, 
 		return plan.Outcomes, true
 	}
 	g.state = learned.Apply(g.state)
-	return nil, false
+	if !learned.Snapshot {
+		return nil, false
+	}
+	// A decision taken on a snapshot that only checks what the snapshot
+	// read holds at that instant: under a hot pool, verifying it again
+	// would find the pool moved on again.
+	next := g.decide(g.state, g.records)
+	if len(next.Reads) > 0 || len(next.ReadScopes) > 0 || len(next.Writes) == 0 || !onlyChecks(next) || !readAll(plan, next) {
+		return nil, false
+	}
+	g.w.Remember(g.scope, g.state)
+	return next.Outcomes, true
+}
+
+// readAll: every item next names, verified names too.
+func readAll(verified, next usage.Plan) bool {
+	read := map[usage.Target]bool{}
+	for _, w := range verified.Writes {
+		read[w.Target] = true
+	}
+	for _, w := range next.Writes {
+		if !read[w.Target] {
+			return false
+		}
+	}
+	return true
 }
 
 // commit writes the plan; the store remembers the item as the plan left

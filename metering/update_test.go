@@ -147,3 +147,51 @@ func TestRejectionsAreVerified(t *testing.T) {
 		t.Errorf("commits %d, remembers %d: want the rejection verified by reads and remembered", s.commits, s.remembers)
 	}
 }
+
+// snapshotStore's Verify finds the item changed, read as a snapshot.
+type snapshotStore struct {
+	*scripted
+	now      usage.Item
+	verifies int
+}
+
+func (s *snapshotStore) Verify(_ context.Context, _ usage.Scope, _ usage.Plan) (usage.Learned, bool, error) {
+	s.verifies++
+	return usage.Learned{Entitlement: &s.now, Absent: map[string]bool{"big": true}, Snapshot: true}, false, nil
+}
+
+// A rejection whose confirmation finds the item changed is decided again
+// on what the snapshot read: still a rejection, it is final; now a
+// write, it is written.
+func TestARejectionIsFinalOnASnapshot(t *testing.T) {
+	over := consume("big")
+	over.Event.Amount = usage.MustDecimal("11")
+	for _, tt := range []struct {
+		limit, want string
+		verifies    int
+		commits     int
+	}{{"10", "LIMIT_EXCEEDED", 1, 0}, {"20", "APPLIED", 1, 1}} {
+		s := &snapshotStore{scripted: newScripted(), now: usage.Item{Exists: true, Attrs: map[string]usage.Value{
+			usage.AttrLimit: usage.NumberValue(usage.MustDecimal(tt.limit)), usage.AttrUsed: usage.NumberValue(usage.MustDecimal("0"))}}}
+		s.PutEntitlement(scope, map[string]usage.Value{usage.AttrLimit: usage.NumberValue(usage.MustDecimal(tt.limit))})
+		got := metering.Writer{Store: s}.Update(context.Background(), scope, []usage.Record{over},
+			func(st usage.State, r []usage.Record) usage.Plan {
+				if st.Entitlement.Observed.Get(usage.AttrUsed).Present() {
+					return usage.Rules{}.Plan(st, r)
+				}
+				// The first decision, on a state that has not seen the
+				// snapshot: over any limit.
+				st.Entitlement.Limit = ptr(usage.MustDecimal("1"))
+				return usage.Rules{}.Plan(st, r)
+			})
+		text := string(got[0].Status)
+		if got[0].Status == usage.Rejected {
+			text = string(got[0].Reason())
+		}
+		if text != tt.want || s.verifies != tt.verifies || s.commits != tt.commits {
+			t.Errorf("limit %s: got %s after %d verifies and %d commits, want %s after %d and %d", tt.limit, text, s.verifies, s.commits, tt.want, tt.verifies, tt.commits)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -387,6 +387,11 @@ type Learned struct {
 	// Of is what was learned of other scopes' ledger entries and
 	// notifications (a team's members: TeamPlan), by scope.
 	Of map[Scope]*Learned
+	// Snapshot: every item a plan of checks named was read at one
+	// instant (Store.Verify, where the store can). A decision taken
+	// again on it that only checks those items is then final: it is
+	// what one at a time would have decided at that instant.
+	Snapshot bool
 }
 
 // In is what was learned of scope s's ledger entries and notifications

@@ -229,3 +229,20 @@ func project(item map[string]types.AttributeValue, proj *string, names map[strin
 	}
 	return out
 }
+
+// TransactGetItems confirms a pool member's rejection on a snapshot: the
+// other writer may act just before it, and it may be throttled or its
+// answer lost, as any confirming read.
+func (c *faultClient) TransactGetItems(ctx context.Context, in *awsdynamodb.TransactGetItemsInput, opts ...func(*awsdynamodb.Options)) (*awsdynamodb.TransactGetItemsOutput, error) {
+	c.arbiter(ctx)
+	if c.roll(c.w.faults.throttle) {
+		c.w.count(faultThrottle)
+		return nil, &types.ProvisionedThroughputExceededException{Message: aws.String("adversarial: throttled")}
+	}
+	out, err := c.real.TransactGetItems(ctx, in, opts...)
+	if err == nil && c.roll(c.w.faults.lost/2) {
+		c.w.count(faultLost)
+		return nil, errLostAnswer
+	}
+	return out, err
+}

@@ -144,7 +144,33 @@ func (m *Store) Verify(_ context.Context, scope usage.Scope, plan usage.Plan) (u
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l := m.failed(scope, plan)
-	return l, !l.Any(), nil
+	if !l.Any() {
+		return l, true, nil
+	}
+	// Under the lock every item is read at one instant: a snapshot, as
+	// the DynamoDB store's TransactGetItems is.
+	for _, w := range plan.Writes {
+		in := &l
+		if s, ok := w.Target.Member(); ok {
+			in = l.In(s)
+		}
+		switch w.Target.Kind {
+		case usage.LedgerKind:
+			m.learn(entitlementScope(scope, w.Target), in, w.Target.Key)
+		case usage.EntitlementKind:
+			if w.Target.Scope == (usage.Scope{}) {
+				it := m.item(scope)
+				l.Entitlement = &it
+				continue
+			}
+			if l.Others == nil {
+				l.Others = map[usage.Scope]usage.Item{}
+			}
+			l.Others[w.Target.Scope] = m.item(w.Target.Scope)
+		}
+	}
+	l.Snapshot = true
+	return l, false, nil
 }
 
 // Commit applies a plan atomically when every precondition holds, as the
