@@ -511,6 +511,11 @@ func (r *serviceReport) add(output string) {
 // deadLetter is a message found in the dead-letter queue.
 type deadLetter struct {
 	body, reason, originalID string
+	// rejectedAt is when the service rejected the delivery it
+	// dead-lettered (usage.rejectedAt; zero if unreadable), receiveCount
+	// that delivery's receive count.
+	rejectedAt   time.Time
+	receiveCount string
 }
 
 // readDeadLetters receives every message of the dead-letter queue, with
@@ -543,7 +548,9 @@ func (w *world) readDeadLetters(t *testing.T) []deadLetter {
 				continue
 			}
 			attr := func(name string) string { return aws.ToString(m.MessageAttributes[name].StringValue) }
-			seen[id] = deadLetter{body: aws.ToString(m.Body), reason: attr(sqs.AttrReason), originalID: attr(sqs.AttrOriginalMessageID)}
+			rejectedAt, _ := time.Parse(time.RFC3339Nano, attr(sqs.AttrRejectedAt))
+			seen[id] = deadLetter{body: aws.ToString(m.Body), reason: attr(sqs.AttrReason), originalID: attr(sqs.AttrOriginalMessageID),
+				rejectedAt: rejectedAt, receiveCount: attr(sqs.AttrReceiveCount)}
 			order = append(order, id)
 		}
 	}
