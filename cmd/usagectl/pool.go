@@ -56,6 +56,8 @@ func (a *app) poolPutCmd() *cobra.Command {
 	fl.StringVar(&f.period, "reset-period", "", "`period`: NONE, DAILY, WEEKLY, MONTHLY or YEARLY (default: absent, read as NONE)")
 	fl.StringVar(&f.periodStart, "period-start", "", "start of the stored period, an RFC 3339 `instant` (e.g. 2026-11-01T00:00:00Z)")
 	fl.StringVar(&f.anchor, "reset-anchor", "", "RFC 3339 `instant` periods are aligned to, offset kept (default: UTC calendar)")
+	fl.StringVar(&f.overageLimit, "overage-limit", "", "how far the members together may go beyond the pool's allowance and grants each period, a `decimal` (default: absent, none)")
+	fl.StringVar(&f.rolloverMax, "rollover-max", "", "the most unused pool allowance a reset carries into the new period as a grant, a `decimal` (default: absent, none)")
 	fl.StringVar(&f.table, "table", "", "entitlements table (default $ENTITLEMENTS_TABLE)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the written pool entitlement as JSON")
 	periods := []usage.ResetPeriod{usage.ResetNone, usage.ResetDaily, usage.ResetWeekly, usage.ResetMonthly, usage.ResetYearly}

@@ -23,8 +23,9 @@ func TestUsagectlPools(t *testing.T) {
 	}
 
 	put := decodeJSON[putJSON](t, s.must(t, "pool", "put", "--pool", "team-1", "--key", "api-calls", "--limit", "100", "--used", "7",
-		"--reset-period", "MONTHLY", "--period-start", current, "--json").stdout)
-	if put.PoolID != "team-1" || put.UserID != "" || put.Limit == nil || put.Limit.String() != "100" || put.ResetPeriod != "MONTHLY" {
+		"--reset-period", "MONTHLY", "--period-start", current, "--overage-limit", "20", "--rollover-max", "30", "--json").stdout)
+	if put.PoolID != "team-1" || put.UserID != "" || put.Limit == nil || put.Limit.String() != "100" || put.ResetPeriod != "MONTHLY" ||
+		put.OverageLimit == nil || put.OverageLimit.String() != "20" || put.RolloverMax == nil || put.RolloverMax.String() != "30" {
 		t.Errorf("pool put --json: %+v", put)
 	}
 	member := decodeJSON[putJSON](t, s.must(t, "entitlement", "put", "--user", "u-1", "--key", "api-calls", "--limit", "10", "--used", "4",
