@@ -14,6 +14,9 @@ import (
 // it once the period's allowance is used up, until it expires.
 type GrantRequest struct {
 	UserID, EntitlementKey string
+	// PoolID, instead of UserID, grants to a team pool's own entitlement:
+	// its members draw from the grant through the pool.
+	PoolID string
 	// GrantID is required: the grant's ID, which a void names, and its
 	// idempotency key. The same ID again answers DUPLICATE with the
 	// original grant.
@@ -35,6 +38,8 @@ type GrantRequest struct {
 // drawn stays drawn.
 type VoidRequest struct {
 	UserID, EntitlementKey, GrantID string
+	// PoolID, instead of UserID: a grant of a team pool's own entitlement.
+	PoolID string
 }
 
 // Grant is a grant as an answer to a grant or a void shows it.
@@ -63,7 +68,7 @@ type GrantResult struct {
 // Grant adds a top-up. Both implementations answer it (grants may also be
 // sent through the queue, as any event).
 func (c core) Grant(ctx context.Context, r GrantRequest) (GrantResult, error) {
-	return c.grant(ctx, usage.Event{UserID: r.UserID, EntitlementKey: r.EntitlementKey, Operation: usage.OperationGrant,
+	return c.grant(ctx, usage.Event{UserID: r.UserID, PoolID: r.PoolID, EntitlementKey: r.EntitlementKey, Operation: usage.OperationGrant,
 		GrantID: r.GrantID, Amount: r.Amount, ExpiresAt: r.ExpiresAt, Priority: r.Priority, Metadata: r.Metadata})
 }
 
@@ -71,7 +76,7 @@ func (c core) Grant(ctx context.Context, r GrantRequest) (GrantResult, error) {
 // voided grant is a DUPLICATE; of an expired one, GRANT_NOT_ACTIVE; of
 // one the entitlement never had, GRANT_NOT_FOUND.
 func (c core) Void(ctx context.Context, r VoidRequest) (GrantResult, error) {
-	return c.grant(ctx, usage.Event{UserID: r.UserID, EntitlementKey: r.EntitlementKey, Operation: usage.OperationVoid, GrantID: r.GrantID})
+	return c.grant(ctx, usage.Event{UserID: r.UserID, PoolID: r.PoolID, EntitlementKey: r.EntitlementKey, Operation: usage.OperationVoid, GrantID: r.GrantID})
 }
 
 func (c core) grant(ctx context.Context, ev usage.Event) (GrantResult, error) {

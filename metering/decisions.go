@@ -62,10 +62,14 @@ func (e *Decisions) log(ctx context.Context, ev usage.Event, a decision.Answer) 
 	if a.Status == decision.Applied || a.Status == decision.OK {
 		level = slog.LevelDebug
 	}
-	e.Logger.LogAttrs(ctx, level, "request answered", slog.String("requestId", pipeline.RequestID(ctx)),
+	attrs := []slog.Attr{slog.String("requestId", pipeline.RequestID(ctx)),
 		slog.String("operation", string(decision.Operation(ev))), slog.String("status", string(a.Status)), slog.String("reason", string(a.Reason)),
 		slog.String("message", a.Message), slog.String("userId", ev.UserID), slog.String("entitlementKey", ev.EntitlementKey),
-		slog.String("idempotencyKey", ev.IdempotencyKey))
+		slog.String("idempotencyKey", ev.IdempotencyKey)}
+	if ev.PoolID != "" {
+		attrs = append(attrs, slog.String("poolId", ev.PoolID))
+	}
+	e.Logger.LogAttrs(ctx, level, "request answered", attrs...)
 }
 
 // Decide answers one validated request.

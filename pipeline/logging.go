@@ -46,6 +46,9 @@ func Logging(logger *slog.Logger) Middleware {
 					"userId", r.Event.UserID, "entitlementKey", r.Event.EntitlementKey,
 					"receiveCount", msgs[i].ReceiveCount,
 				}
+				if r.Event.PoolID != "" {
+					attrs = append(attrs, "poolId", r.Event.PoolID)
+				}
 				switch r.Status {
 				case usage.Applied:
 					logger.DebugContext(ctx, "event applied", append(attrs, "amount", r.Event.Amount.String())...)

@@ -26,7 +26,8 @@ type fifoVectors struct {
 }
 
 type groupIDVector struct {
-	UserID         string `json:"userId"`
+	UserID         string `json:"userId,omitempty"`
+	PoolID         string `json:"poolId,omitempty"` // a pool's own events: PoolGroupID
 	EntitlementKey string `json:"entitlementKey"`
 	GroupID        string `json:"groupId"`
 }
@@ -49,10 +50,13 @@ func TestFIFOIDVectors(t *testing.T) {
 	}
 	for i, v := range f.Groups {
 		got := GroupID(v.UserID, v.EntitlementKey)
+		if v.PoolID != "" {
+			got = PoolGroupID(v.PoolID, v.EntitlementKey)
+		}
 		if *updateFIFOVectors {
 			f.Groups[i].GroupID = got
 		} else if got != v.GroupID {
-			t.Errorf("GroupID(%q, %q) = %q, want %q", v.UserID, v.EntitlementKey, got, v.GroupID)
+			t.Errorf("the group of %q/%q/%q is %q, want %q", v.UserID, v.PoolID, v.EntitlementKey, got, v.GroupID)
 		}
 	}
 	for i, v := range f.IDs {

@@ -387,6 +387,9 @@ func (p *Publisher) prepare(ev usage.Event, r *Result) (e entry, ok bool) {
 	e.body = string(body)
 	if p.fifo {
 		e.group = GroupID(ev.UserID, ev.EntitlementKey)
+		if ev.PoolID != "" {
+			e.group = PoolGroupID(ev.PoolID, ev.EntitlementKey)
+		}
 		e.dedup = FIFOID(ev.IdempotencyKey)
 	}
 	return e, true
@@ -602,6 +605,14 @@ func callError(ctx context.Context, err error, attempt int) error {
 // valid by FIFOID. For example "user-123#AI_TUTOR_ACCESS".
 func GroupID(userID, entitlementKey string) string {
 	return FIFOID(groupEscaper.Replace(userID) + "#" + groupEscaper.Replace(entitlementKey))
+}
+
+// PoolGroupID is the MessageGroupId of a pool's own events (a grant to
+// the pool): "pool#", then the pool's ID and the entitlementKey escaped
+// and joined as GroupID does. Its two unescaped "#" keep it apart from
+// every user's group.
+func PoolGroupID(poolID, entitlementKey string) string {
+	return FIFOID("pool#" + groupEscaper.Replace(poolID) + "#" + groupEscaper.Replace(entitlementKey))
 }
 
 var groupEscaper = strings.NewReplacer("%", "%25", "#", "%23")

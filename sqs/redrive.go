@@ -117,9 +117,14 @@ func (d DeadLetterMessage) fifoGroup() string {
 	}
 	var ev struct {
 		UserID string `json:"userId"`
+		PoolID string `json:"poolId"`
 	}
-	if json.Unmarshal([]byte(d.Body), &ev) == nil && ev.UserID != "" {
+	switch {
+	case json.Unmarshal([]byte(d.Body), &ev) != nil:
+	case ev.UserID != "":
 		return producer.FIFOID(ev.UserID)
+	case ev.PoolID != "":
+		return producer.FIFOID("pool#" + ev.PoolID)
 	}
 	return "redrive"
 }

@@ -3,6 +3,7 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,7 +24,10 @@ const (
 // The same type is validated by the service and by the producer library,
 // so a producer learns about a bad event before sending it.
 type Event struct {
-	UserID         string
+	UserID string
+	// PoolID, instead of UserID, addresses a team pool's own entitlement
+	// (PoolScope): a grant to the pool, a void of one, or a balance.
+	PoolID         string
 	EntitlementKey string
 	// Amount is always positive once validated; NewEvent and ParseEvent
 	// default it to 1.
@@ -119,12 +123,21 @@ type Scope struct {
 // PoolScope is the scope of pool id's entitlement of key.
 func PoolScope(id, key string) Scope { return Scope{UserID: id, EntitlementKey: key, Pool: true} }
 
-func (e Event) Scope() Scope { return Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey} }
+func (e Event) Scope() Scope {
+	if e.PoolID != "" {
+		return PoolScope(e.PoolID, e.EntitlementKey)
+	}
+	return Scope{UserID: e.UserID, EntitlementKey: e.EntitlementKey}
+}
+
+// poolOperations are what a request may ask of a pool's own entitlement:
+// its members consume, refund and hold against it through their own.
+var poolOperations = []Operation{OperationGrant, OperationVoid, OperationBalance}
 
 // Validate checks an event against the contract. ParseEvent calls it; the
 // producer library calls it before sending.
 func (e Event) Validate() error {
-	if err := checkID("userId", e.UserID, true); err != nil {
+	if err := e.checkOwner(); err != nil {
 		return err
 	}
 	if err := checkID("entitlementKey", e.EntitlementKey, true); err != nil {
@@ -132,6 +145,9 @@ func (e Event) Validate() error {
 	}
 	if err := e.checkOperation(); err != nil {
 		return err
+	}
+	if e.PoolID != "" && !slices.ContainsFunc(poolOperations, e.Is) {
+		return reject(ReasonInvalidField, "poolId", "is only for operations grant, void and balance: a pool's members consume from it through their own entitlements")
 	}
 	optional := e.Is(OperationRefund) || e.Is(OperationBalance) || e.settles() || e.Is(OperationVoid)
 	if e.Amount.Sign() < 0 || e.Amount.Sign() == 0 && !optional {
@@ -151,6 +167,18 @@ func (e Event) Validate() error {
 		}
 	}
 	return nil
+}
+
+// checkOwner checks whose entitlement the event addresses: a user's
+// (userId) or a pool's (poolId), never both.
+func (e Event) checkOwner() error {
+	switch {
+	case e.PoolID != "" && e.UserID != "":
+		return reject(ReasonInvalidField, "poolId", "names a pool's entitlement instead of a user's: give userId or poolId, not both")
+	case e.PoolID != "":
+		return checkID("poolId", e.PoolID, true)
+	}
+	return checkID("userId", e.UserID, true)
 }
 
 func checkID(name, value string, required bool) error {

@@ -27,7 +27,7 @@ func ParseEvent(body []byte) (Event, error) {
 		return Event{}, err
 	}
 	ev := Event{Amount: DecimalFromInt(1)}
-	if ev.UserID, err = requiredString(fields, "userId"); err != nil {
+	if ev.UserID, ev.PoolID, err = parseOwner(fields); err != nil {
 		return Event{}, err
 	}
 	if ev.EntitlementKey, err = requiredString(fields, "entitlementKey"); err != nil {
@@ -79,6 +79,26 @@ func ParseEvent(body []byte) (Event, error) {
 	return ev, nil
 }
 
+// parseOwner reads userId, or poolId instead (a pool's own entitlement):
+// with neither, userId is missing; with both, poolId is refused.
+func parseOwner(fields map[string]json.RawMessage) (userID, poolID string, err error) {
+	raw, ok := fields["poolId"]
+	if !ok || isNull(raw) {
+		userID, err = requiredString(fields, "userId")
+		return userID, "", err
+	}
+	if poolID, err = stringField("poolId", raw); err != nil {
+		return "", "", err
+	}
+	if u, ok := fields["userId"]; ok && !isNull(u) {
+		return "", "", reject(ReasonInvalidField, "poolId", "names a pool's entitlement instead of a user's: give userId or poolId, not both")
+	}
+	if poolID == "" {
+		return "", "", checkID("poolId", "", false)
+	}
+	return "", poolID, nil
+}
+
 // splitObject returns the raw value of each top-level field. It rejects
 // anything but a single JSON object and repeated known fields.
 func splitObject(body []byte) (map[string]json.RawMessage, error) {
@@ -121,7 +141,7 @@ func splitObject(body []byte) (map[string]json.RawMessage, error) {
 
 func knownField(name string) bool {
 	switch name {
-	case "userId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf", "holdId", "holdSeconds",
+	case "userId", "poolId", "entitlementKey", "amount", "idempotencyKey", "metadata", "operation", "refundOf", "holdId", "holdSeconds",
 		"grantId", "expiresAt", "priority":
 		return true
 	}

@@ -391,3 +391,52 @@ func TestAGiveBackComposesWithOtherMembers(t *testing.T) {
 		}
 	}
 }
+
+// A grant to the pool (an event naming poolId) tops the pool up: its
+// members draw from it once the pool's allowance is used, and refunds
+// give back to it; a void ends it for all of them.
+func TestAGrantToThePoolTopsUpEveryMember(t *testing.T) {
+	m := memstore.New()
+	team(m, map[string]string{"a": "10"}, "4")
+	grant := func(op usage.Operation, id, amount string) string {
+		ev := usage.Event{PoolID: "team", EntitlementKey: "k", Operation: op, GrantID: id}
+		if amount != "" {
+			ev.Amount, ev.AmountGiven = dec(amount), true
+		}
+		if err := ev.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Scope() != teamPool {
+			t.Fatalf("a pool's event addresses %v, want %v", ev.Scope(), teamPool)
+		}
+		return outcomesText(m.Update(context.Background(), ev.Scope(), []usage.Record{{Event: ev}}, poolRules(now)))
+	}
+	do := func(u string, recs ...usage.Record) []usage.Outcome {
+		return m.Update(context.Background(), memberScope(u), recs, poolRules(now))
+	}
+	if got := outcomesText(do("a", memberRec("a", "1", "5"))); got != "POOL_LIMIT_EXCEEDED" {
+		t.Fatalf("before the grant: %s", got)
+	}
+	if got := grant(usage.OperationGrant, "topup", "3"); got != "APPLIED" {
+		t.Fatalf("the pool's grant: %s", got)
+	}
+	out := do("a", memberRec("a", "2", "5"))
+	if outcomesText(out) != "APPLIED" || drawsText(out[0].Entry.PoolDraws) != "allowance:4,topup:1" {
+		t.Fatalf("a member's consume after the pool's grant: %s, pool draws %s", outcomesText(out), drawsText(out[0].Entry.PoolDraws))
+	}
+	if got := outcomesText(do("b", memberRec("b", "1", "3"))); got != "POOL_LIMIT_EXCEEDED" {
+		t.Fatalf("b, beyond the pool's grant too: %s", got)
+	}
+	if got := outcomesText(do("b", memberRec("b", "2", "2"))); got != "APPLIED" {
+		t.Fatalf("b, within what is left of the grant: %s", got)
+	}
+	if got := grant(usage.OperationVoid, "topup", ""); got != "APPLIED" {
+		t.Fatalf("the void: %s", got)
+	}
+	if got := outcomesText(do("c", memberRec("c", "1", "1"))); got != "POOL_LIMIT_EXCEEDED" {
+		t.Fatalf("after the void: %s", got)
+	}
+	if len(m.Ledger(teamPool)) != 1 {
+		t.Errorf("the pool's ledger: %+v, want its grant", m.Ledger(teamPool))
+	}
+}

@@ -66,6 +66,7 @@ type vectorOutcome struct {
 // vectorEvent is a parsed event, every field written out.
 type vectorEvent struct {
 	UserID         string  `json:"userId"`
+	PoolID         string  `json:"poolId"`
 	EntitlementKey string  `json:"entitlementKey"`
 	Operation      string  `json:"operation"`
 	Amount         string  `json:"amount"` // usage.Decimal.String
@@ -90,7 +91,8 @@ type serializationVector struct {
 }
 
 type serialEvent struct {
-	UserID         string  `json:"userId"`
+	UserID         string  `json:"userId,omitempty"`
+	PoolID         string  `json:"poolId,omitempty"`
 	EntitlementKey string  `json:"entitlementKey"`
 	Operation      string  `json:"operation,omitempty"`
 	Amount         *string `json:"amount,omitempty"`
@@ -143,7 +145,7 @@ func outcomeOf(err error) vectorOutcome {
 
 func eventOf(ev usage.Event) *vectorEvent {
 	out := &vectorEvent{
-		UserID: ev.UserID, EntitlementKey: ev.EntitlementKey, Operation: string(ev.Operation),
+		UserID: ev.UserID, PoolID: ev.PoolID, EntitlementKey: ev.EntitlementKey, Operation: string(ev.Operation),
 		Amount: ev.Amount.String(), AmountGiven: ev.AmountGiven, IdempotencyKey: ev.IdempotencyKey,
 		RefundOf: ev.RefundOf, HoldID: ev.HoldID, HoldSeconds: ev.HoldSeconds,
 		GrantID: ev.GrantID, Priority: ev.Priority,
@@ -160,7 +162,7 @@ func eventOf(ev usage.Event) *vectorEvent {
 
 func (s serialEvent) event(t *testing.T) usage.Event {
 	t.Helper()
-	ev := usage.Event{UserID: s.UserID, EntitlementKey: s.EntitlementKey, Operation: usage.Operation(s.Operation),
+	ev := usage.Event{UserID: s.UserID, PoolID: s.PoolID, EntitlementKey: s.EntitlementKey, Operation: usage.Operation(s.Operation),
 		IdempotencyKey: s.IdempotencyKey, RefundOf: s.RefundOf, HoldID: s.HoldID, GrantID: s.GrantID, Priority: s.Priority}
 	if ev.Is(usage.OperationConsume) {
 		ev.Amount = usage.DecimalFromInt(1)
@@ -321,7 +323,7 @@ func checkVectorCoverage(t *testing.T, f vectorFile) {
 			t.Errorf("no vector is rejected with %s", r)
 		}
 	}
-	for _, field := range []string{"userId", "entitlementKey", "idempotencyKey", "operation", "refundOf", "holdId", "holdSeconds", "grantId", "expiresAt", "priority", "amount"} {
+	for _, field := range []string{"userId", "poolId", "entitlementKey", "idempotencyKey", "operation", "refundOf", "holdId", "holdSeconds", "grantId", "expiresAt", "priority", "amount"} {
 		if !fields["INVALID_FIELD/"+field] {
 			t.Errorf("no vector has an INVALID_FIELD %s", field)
 		}

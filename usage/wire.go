@@ -12,8 +12,13 @@ import (
 // producer escapes what SQS refuses).
 func (e Event) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString(`{"userId":`)
-	writeJSONString(&b, e.UserID)
+	if e.PoolID != "" {
+		b.WriteString(`{"poolId":`)
+		writeJSONString(&b, e.PoolID)
+	} else {
+		b.WriteString(`{"userId":`)
+		writeJSONString(&b, e.UserID)
+	}
 	b.WriteString(`,"entitlementKey":`)
 	writeJSONString(&b, e.EntitlementKey)
 	if e.Operation != "" {

@@ -94,25 +94,26 @@ type granter interface {
 }
 
 type grantFlags struct {
-	user, key, grantID, amount, expiresAt, metadata string
-	table, ledgerTable, function, queueURL          string
-	priority                                        int
-	queue, asJSON                                   bool
+	user, pool, key, grantID, amount, expiresAt, metadata string
+	table, ledgerTable, function, queueURL                string
+	priority                                              int
+	queue, asJSON                                         bool
 }
 
 func (a *app) grantCmd() *cobra.Command {
 	return a.grantOrVoidCmd(usage.OperationGrant, &cobra.Command{
-		Use:   "grant --user U --key K --grant ID --amount N [--expires-at T] [--priority P] [flags]",
+		Use:   "grant (--user U | --pool ID) --key K --grant ID --amount N [--expires-at T] [--priority P] [flags]",
 		Short: "add a top-up that consumes draw from once the allowance is used up, decided now (or --queue)",
 		Long:  grantDetails + grantPaths,
 		Example: `  usagectl grant --user user-123 --key AI_TUTOR_ACCESS --grant topup-77 --amount 50 --expires-at 2027-12-05T00:00:00Z
-  usagectl grant --user user-123 --key AI_TUTOR_ACCESS --grant promo-3 --amount 5 --priority 10 --queue`,
+  usagectl grant --user user-123 --key AI_TUTOR_ACCESS --grant promo-3 --amount 5 --priority 10 --queue
+  usagectl grant --pool school-1 --key AI_TUTOR_ACCESS --grant extra-sessions --amount 1000`,
 	})
 }
 
 func (a *app) voidCmd() *cobra.Command {
 	return a.grantOrVoidCmd(usage.OperationVoid, &cobra.Command{
-		Use:   "void --user U --key K --grant ID [flags]",
+		Use:   "void (--user U | --pool ID) --key K --grant ID [flags]",
 		Short: "end a grant: what is left of it stops counting, decided now (or --queue)",
 		Long:  voidDetails + grantPaths,
 		Example: `  usagectl void --user user-123 --key AI_TUTOR_ACCESS --grant promo-3
@@ -126,7 +127,8 @@ func (a *app) grantOrVoidCmd(op usage.Operation, cmd *cobra.Command) *cobra.Comm
 	var f grantFlags
 	cmd.Args = noArgs
 	fl := cmd.Flags()
-	fl.StringVar(&f.user, "user", "", "`userId` (required)")
+	fl.StringVar(&f.user, "user", "", "`userId` (required, unless --pool)")
+	fl.StringVar(&f.pool, "pool", "", "a team pool's `ID`, instead of --user: the pool's own entitlement, which its members draw from")
 	fl.StringVar(&f.key, "key", "", "`entitlementKey` (required)")
 	if op == usage.OperationGrant {
 		fl.StringVar(&f.grantID, "grant", "", "the grant's `ID`, also its idempotency key (required)")
@@ -195,17 +197,24 @@ func (a *app) grantOrVoid(ctx context.Context, cmd *cobra.Command, op usage.Oper
 	}
 	var res client.GrantResult
 	if op == usage.OperationGrant {
-		res, err = c.Grant(ctx, client.GrantRequest{UserID: ev.UserID, EntitlementKey: ev.EntitlementKey, GrantID: ev.GrantID,
+		res, err = c.Grant(ctx, client.GrantRequest{UserID: ev.UserID, PoolID: ev.PoolID, EntitlementKey: ev.EntitlementKey, GrantID: ev.GrantID,
 			Amount: ev.Amount, ExpiresAt: ev.ExpiresAt, Priority: ev.Priority, Metadata: ev.Metadata})
 	} else {
-		res, err = c.Void(ctx, client.VoidRequest{UserID: ev.UserID, EntitlementKey: ev.EntitlementKey, GrantID: ev.GrantID})
+		res, err = c.Void(ctx, client.VoidRequest{UserID: ev.UserID, PoolID: ev.PoolID, EntitlementKey: ev.EntitlementKey, GrantID: ev.GrantID})
 	}
 	return a.grantAnswer(res, err, ev.GrantID, f.asJSON)
 }
 
 // grantEvent checks the flags with the contract's own rules.
 func grantEvent(op usage.Operation, f grantFlags, priorityGiven bool) (usage.Event, error) {
-	required := []struct{ name, value string }{{"user", f.user}, {"key", f.key}, {"grant", f.grantID}}
+	if f.user != "" && f.pool != "" {
+		return usage.Event{}, usagef("--user and --pool exclude each other: a grant is a user's or a pool's")
+	}
+	owner := struct{ name, value string }{"user", f.user}
+	if f.pool != "" {
+		owner = struct{ name, value string }{"pool", f.pool}
+	}
+	required := []struct{ name, value string }{owner, {"key", f.key}, {"grant", f.grantID}}
 	if op == usage.OperationGrant {
 		required = append(required, struct{ name, value string }{"amount", f.amount})
 	}
@@ -214,7 +223,7 @@ func grantEvent(op usage.Operation, f grantFlags, priorityGiven bool) (usage.Eve
 			return usage.Event{}, usagef("--%s is required", r.name)
 		}
 	}
-	ev := usage.Event{UserID: f.user, EntitlementKey: f.key, Operation: op, GrantID: f.grantID}
+	ev := usage.Event{UserID: f.user, PoolID: f.pool, EntitlementKey: f.key, Operation: op, GrantID: f.grantID}
 	if op == usage.OperationGrant {
 		amt, err := usage.ParseDecimal(f.amount)
 		if err != nil {

@@ -129,6 +129,24 @@ func TestUsagectlPools(t *testing.T) {
 		}
 	})
 
+	t.Run("a grant to the pool", func(t *testing.T) {
+		r := s.must(t, "grant", "--pool", "team-1", "--key", "api-calls", "--grant", "extra", "--amount", "50")
+		if !strings.Contains(r.stdout, "grant extra of 50") {
+			t.Errorf("grant --pool: %q", r.stdout)
+		}
+		v := decodeJSON[poolShowView](t, s.must(t, "pool", "show", "--pool", "team-1", "--key", "api-calls", "--json").stdout)
+		if v.Pool == nil || len(v.Pool.Grants) != 1 || v.Pool.Grants[0].GrantID != "extra" || v.Pool.Available == nil || v.Pool.Available.String() != "161" {
+			t.Errorf("the pool after its grant: %+v", v.Pool)
+		}
+		if r := s.run(t, "", "grant", "--pool", "team-1", "--user", "u-1", "--key", "api-calls", "--grant", "g", "--amount", "1"); r.code != 2 ||
+			!strings.Contains(r.stderr, "--user and --pool exclude each other") {
+			t.Errorf("grant --pool --user: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if r := s.must(t, "void", "--pool", "team-1", "--key", "api-calls", "--grant", "extra"); !strings.Contains(r.stdout, "voided") {
+			t.Errorf("void --pool: %q", r.stdout)
+		}
+	})
+
 	t.Run("POOL_PK_PREFIX places the pool", func(t *testing.T) {
 		team := s.with("POOL_PK_PREFIX=TEAM#")
 		team.must(t, "pool", "put", "--pool", "team-9", "--key", "seats", "--limit", "3")

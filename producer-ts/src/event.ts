@@ -63,7 +63,10 @@ export const OPERATIONS = ["consume", "refund", "balance", "reserve", "commit", 
  * when a refund, commit, release or void names none), metadata compact JSON.
  */
 export interface ParsedEvent {
+  /** "" when the event names a pool (poolId) instead. */
   userId: string;
+  /** A team pool's ID, instead of userId: the pool's own entitlement (grant, void, balance); "" when absent. */
+  poolId: string;
   entitlementKey: string;
   /** As sent; "" when absent (a consume). */
   operation: string;
@@ -90,6 +93,7 @@ interface Internal extends Omit<ParsedEvent, "amount" | "expiresAt"> {
 
 const KNOWN = new Set([
   "userId",
+  "poolId",
   "entitlementKey",
   "amount",
   "idempotencyKey",
@@ -163,8 +167,10 @@ function parse(body: string | Uint8Array): Internal {
     return raw === undefined || isNull(raw) ? undefined : raw;
   };
 
+  const owner = readOwner(fields);
   const ev: Internal = {
-    userId: requiredString(fields, "userId"),
+    userId: owner.userId,
+    poolId: owner.poolId,
     entitlementKey: requiredString(fields, "entitlementKey"),
     operation: "",
     amount: Decimal.ONE,
@@ -227,6 +233,40 @@ function parse(body: string | Uint8Array): Internal {
   const err = validate(ev);
   if (err) throw err;
   return ev;
+}
+
+/**
+ * readOwner reads userId, or poolId instead (a pool's own entitlement):
+ * with neither, userId is missing; with both, poolId is refused.
+ */
+function readOwner(fields: Map<string, string>): { userId: string; poolId: string } {
+  const raw = fields.get("poolId");
+  if (raw === undefined || isNull(raw)) return { userId: requiredString(fields, "userId"), poolId: "" };
+  const poolId = stringField("poolId", raw);
+  const user = fields.get("userId");
+  if (user !== undefined && !isNull(user)) throw reject("INVALID_FIELD", "poolId", BOTH_OWNERS);
+  if (poolId === "") throw checkID("poolId", "", false)!;
+  return { userId: "", poolId };
+}
+
+const BOTH_OWNERS = "names a pool's entitlement instead of a user's: give userId or poolId, not both";
+
+/** What a request may ask of a pool's own entitlement: its members consume through their own. */
+const POOL_OPERATIONS = ["grant", "void", "balance"];
+
+function checkOwner(ev: Internal): RejectionError | undefined {
+  if (ev.poolId !== "" && ev.userId !== "") return reject("INVALID_FIELD", "poolId", BOTH_OWNERS);
+  if (ev.poolId !== "") return checkID("poolId", ev.poolId, true);
+  return checkID("userId", ev.userId, true);
+}
+
+function checkPoolOperation(ev: Internal): RejectionError | undefined {
+  if (ev.poolId === "" || POOL_OPERATIONS.some((op) => is(ev, op))) return undefined;
+  return reject(
+    "INVALID_FIELD",
+    "poolId",
+    "is only for operations grant, void and balance: a pool's members consume from it through their own entitlements",
+  );
 }
 
 /** readGrant reads grantId, expiresAt and priority; checkGrantFields checks where they may appear. */
@@ -306,7 +346,8 @@ function parseAmount(raw: string, zeroAllowed: boolean): Decimal {
 
 /** validate is the service's Validate: the checks after reading. */
 function validate(ev: Internal): RejectionError | undefined {
-  const err = checkID("userId", ev.userId, true) ?? checkID("entitlementKey", ev.entitlementKey, true) ?? checkOperation(ev);
+  const err =
+    checkOwner(ev) ?? checkID("entitlementKey", ev.entitlementKey, true) ?? checkOperation(ev) ?? checkPoolOperation(ev);
   if (err) return err;
   const optional = is(ev, "refund") || is(ev, "balance") || settles(ev) || is(ev, "void");
   if (ev.amount.sign < 0 || (ev.amount.sign === 0 && !optional)) {
@@ -463,6 +504,7 @@ export function isWellFormed(s: string): boolean {
  */
 export interface Wire {
   userId?: unknown;
+  poolId?: unknown;
   entitlementKey?: unknown;
   operation?: unknown;
   refundOf?: unknown;
@@ -482,7 +524,8 @@ export interface Wire {
  * when non-zero, a priority when given, the other fields when not empty.
  */
 export function wireOf(ev: ParsedEvent): Wire {
-  const w: Wire = { userId: ev.userId, entitlementKey: ev.entitlementKey };
+  const w: Wire = ev.poolId !== "" ? { poolId: ev.poolId } : { userId: ev.userId };
+  w.entitlementKey = ev.entitlementKey;
   if (ev.amount !== "0" || ev.amountGiven) w.amount = ev.amount;
   if (ev.holdSeconds !== 0) w.holdSeconds = ev.holdSeconds;
   if (ev.priority !== null) w.priority = ev.priority;
@@ -503,7 +546,7 @@ export function marshal(w: Wire): string {
   const field = (name: string, text: string) => {
     b += (b === "{" ? "" : ",") + JSON.stringify(name) + ":" + text;
   };
-  for (const name of ["userId", "entitlementKey", "operation", "refundOf"] as const) {
+  for (const name of ["userId", "poolId", "entitlementKey", "operation", "refundOf"] as const) {
     if (w[name] !== undefined) field(name, jsonValue(w[name]));
   }
   if (w.amount !== undefined) field("amount", w.amount);

@@ -13,6 +13,16 @@ export function groupId(userId: string, entitlementKey: string): string {
   return fifoId(escapeGroup(userId) + "#" + escapeGroup(entitlementKey));
 }
 
+/**
+ * poolGroupId is the MessageGroupId of a team pool's own events (a grant
+ * to the pool): "pool#", then the pool's ID and the entitlementKey escaped
+ * and joined as groupId does; its two unescaped "#" keep it apart from
+ * every user's group.
+ */
+export function poolGroupId(poolId: string, entitlementKey: string): string {
+  return fifoId("pool#" + escapeGroup(poolId) + "#" + escapeGroup(entitlementKey));
+}
+
 function escapeGroup(s: string): string {
   return s.replace(/[%#]/g, (c) => (c === "%" ? "%25" : "%23"));
 }

@@ -37,4 +37,4 @@ export {
   type Reason,
 } from "./event.js";
 export { Decimal, MAX_SIGNIFICANT_DIGITS } from "./decimal.js";
-export { groupId, fifoId } from "./fifo.js";
+export { groupId, poolGroupId, fifoId } from "./fifo.js";

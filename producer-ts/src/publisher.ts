@@ -22,7 +22,7 @@ import {
   wireOf,
   type Wire,
 } from "./event.js";
-import { fifoId, groupId } from "./fifo.js";
+import { fifoId, groupId, poolGroupId } from "./fifo.js";
 import { formatInstant, instantOfDate } from "./instant.js";
 import { quoteShort } from "./quote.js";
 
@@ -40,14 +40,31 @@ export const MAX_BATCH_BYTES = 256 << 10;
  */
 export type Amount = number | bigint | string | Decimal;
 
-interface EventBase {
-  userId: string;
+interface EventFields {
   entitlementKey: string;
   /** The dedup key; a UUIDv7 is generated when absent (see PublisherOptions.generateKeys). */
   idempotencyKey?: string;
   /** Any JSON object, at most 32 KiB compact; kept in the ledger as the audit record. */
   metadata?: Record<string, unknown>;
 }
+
+/** A user's entitlement. */
+interface UserOwned {
+  userId: string;
+  poolId?: never;
+}
+
+/**
+ * A team pool's own entitlement, instead of a user's: grants to it and
+ * voids of them (its members consume through their own entitlements).
+ */
+interface PoolOwned {
+  /** The pool's ID. */
+  poolId: string;
+  userId?: never;
+}
+
+interface EventBase extends EventFields, UserOwned {}
 
 /** ConsumeEvent adds amount (default 1) to the entitlement's usage. */
 export interface ConsumeEvent extends EventBase {
@@ -81,7 +98,9 @@ export interface ReleaseEvent extends EventBase {
  * GrantEvent adds a top-up to the entitlement, which consumes draw from
  * after the allowance.
  */
-export interface GrantEvent extends EventBase {
+export type GrantEvent = GrantFields & (UserOwned | PoolOwned);
+
+interface GrantFields extends EventFields {
   operation: "grant";
   /**
    * The grant's ID, which is also its idempotency key: an idempotencyKey,
@@ -103,7 +122,9 @@ export interface GrantEvent extends EventBase {
 }
 
 /** VoidEvent ends a grant: what is left of it stops counting. It takes no amount. */
-export interface VoidEvent extends EventBase {
+export type VoidEvent = VoidFields & (UserOwned | PoolOwned);
+
+interface VoidFields extends EventFields {
   operation: "void";
   /** The grant to end. */
   grantId: string;
@@ -123,13 +144,15 @@ interface Prepared {
   body: string;
   wire: Wire;
   userId: string;
+  /** A pool's own event's pool; "" for a user's. */
+  poolId: string;
   entitlementKey: string;
   idempotencyKey: string;
   /** A grant's grantId, its key when it has no other; "" for other operations. */
   grantId: string;
 }
 
-const STRING_FIELDS = ["userId", "entitlementKey", "operation", "refundOf", "holdId", "grantId", "idempotencyKey"] as const;
+const STRING_FIELDS = ["userId", "poolId", "entitlementKey", "operation", "refundOf", "holdId", "grantId", "idempotencyKey"] as const;
 
 function prepare(event: UsageEvent): Prepared {
   if (typeof event !== "object" || event === null) {
@@ -176,6 +199,7 @@ function prepare(event: UsageEvent): Prepared {
     body: marshal(read),
     wire: read,
     userId: parsed.userId,
+    poolId: parsed.poolId,
     entitlementKey: parsed.entitlementKey,
     idempotencyKey: parsed.idempotencyKey,
     grantId: parsed.operation === "grant" ? parsed.grantId : "",
@@ -427,7 +451,7 @@ export class Publisher {
       }
       const e: Entry = { index, body, bytes };
       if (this.fifo) {
-        e.group = groupId(p.userId, p.entitlementKey);
+        e.group = p.poolId !== "" ? poolGroupId(p.poolId, p.entitlementKey) : groupId(p.userId, p.entitlementKey);
         e.dedup = fifoId(key);
       }
       pending.push(e);

@@ -11,6 +11,7 @@ import {
   SendError,
   fifoId,
   groupId,
+  poolGroupId,
   parseEvent,
   serializeEvent,
   validateEvent,
@@ -332,7 +333,10 @@ test("FIFO: the entitlement is the group, the key the deduplication ID, one call
 
 test("FIFO IDs are derived as the Go producer derives them", () => {
   const f = JSON.parse(readFileSync(new URL("../../producer/testdata/fifo-ids.json", import.meta.url), "utf8"));
-  for (const g of f.groups) assert.equal(groupId(g.userId, g.entitlementKey), g.groupId, JSON.stringify(g));
+  for (const g of f.groups) {
+    const got = g.poolId ? poolGroupId(g.poolId, g.entitlementKey) : groupId(g.userId, g.entitlementKey);
+    assert.equal(got, g.groupId, JSON.stringify(g));
+  }
   for (const v of f.ids) assert.equal(fifoId(v.in), v.out, JSON.stringify(v));
 });
 

@@ -23,6 +23,8 @@ export const valid: UsageEvent[] = [
   { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: 5, expiresAt: new Date(), priority: 10 },
   { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: 5, expiresAt: "2027-01-31T00:00:00Z", idempotencyKey: "g" },
   { userId: "u", entitlementKey: "k", operation: "void", grantId: "g" },
+  { poolId: "p", entitlementKey: "k", operation: "grant", grantId: "g", amount: 1000 },
+  { poolId: "p", entitlementKey: "k", operation: "void", grantId: "g" },
 ];
 
 export const invalid: UsageEvent[] = [
@@ -48,6 +50,10 @@ export const invalid: UsageEvent[] = [
   { userId: "u", entitlementKey: "k", operation: "grant", grantId: "g", amount: 5, expiresAt: 1800000000 },
   // @ts-expect-error userId is required
   { entitlementKey: "k" },
+  // @ts-expect-error a pool's members consume, not the pool
+  { poolId: "p", entitlementKey: "k", amount: 1 },
+  // @ts-expect-error a grant is a user's or a pool's, not both
+  { userId: "u", poolId: "p", entitlementKey: "k", operation: "grant", grantId: "g", amount: 1 },
   // @ts-expect-error metadata is an object
   { userId: "u", entitlementKey: "k", metadata: [1] },
 ];
