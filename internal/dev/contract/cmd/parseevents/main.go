@@ -32,6 +32,7 @@ type outcome struct {
 
 type event struct {
 	UserID         string  `json:"userId"`
+	PoolID         string  `json:"poolId"`
 	EntitlementKey string  `json:"entitlementKey"`
 	Operation      string  `json:"operation"`
 	Amount         string  `json:"amount"`
@@ -77,7 +78,7 @@ func main() {
 		parse := outcomeOf(err)
 		queue := parse
 		if err == nil {
-			parse.Event = &event{UserID: ev.UserID, EntitlementKey: ev.EntitlementKey, Operation: string(ev.Operation),
+			parse.Event = &event{UserID: ev.UserID, PoolID: ev.PoolID, EntitlementKey: ev.EntitlementKey, Operation: string(ev.Operation),
 				Amount: ev.Amount.String(), AmountGiven: ev.AmountGiven, IdempotencyKey: ev.IdempotencyKey,
 				RefundOf: ev.RefundOf, HoldID: ev.HoldID, HoldSeconds: ev.HoldSeconds, GrantID: ev.GrantID, Priority: ev.Priority}
 			if ev.ExpiresAt != nil {
