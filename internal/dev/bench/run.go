@@ -343,7 +343,7 @@ func seed(ctx context.Context, c *dynamodb.Client, table string, w *Workload) er
 			for e := range work {
 				used := e.Used
 				item := ddbstore.EntitlementItem{UserID: e.Scope.UserID, EntitlementKey: e.Scope.EntitlementKey,
-					Limit: e.Limit, Used: &used, ResetPeriod: e.ResetPeriod, PeriodStart: e.PeriodStart,
+					Limit: e.Limit, Used: &used, ResetPeriod: e.ResetPeriod, PeriodStart: e.PeriodStart, Pool: e.Pool,
 					Extra: map[string]types.AttributeValue{
 						// access-service's own attributes, never read by metering
 						"displayName": &types.AttributeValueMemberS{Value: "Plan feature " + e.Scope.EntitlementKey},
@@ -367,8 +367,15 @@ func seed(ctx context.Context, c *dynamodb.Client, table string, w *Workload) er
 	case err := <-errs:
 		return fmt.Errorf("seeding %s: %w", table, err)
 	default:
-		return nil
 	}
+	for _, p := range w.Pools {
+		used := p.Used
+		item := ddbstore.EntitlementItem{EntitlementKey: p.EntitlementKey, Limit: p.Limit, Used: &used, ResetPeriod: p.ResetPeriod, PeriodStart: p.PeriodStart}
+		if err := ddbstore.PutPool(ctx, c, table, ddbstore.DefaultEntitlementKeys, p.ID, item); err != nil {
+			return fmt.Errorf("seeding pool %s in %s: %w", p.ID, table, err)
+		}
+	}
+	return nil
 }
 
 // Result is one run's measurements.
