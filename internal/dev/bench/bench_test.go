@@ -308,16 +308,25 @@ func TestMeterCountsPoolItems(t *testing.T) {
 	failed := func(code string) types.CancellationReason { return types.CancellationReason{Code: aws.String(code)} }
 	canceled := &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{failed("None"), failed("None"), failed("None"), failed("ConditionalCheckFailed")}}
 	m.observe(ctx, "TransactWriteItems", tx, nil, canceled, time.Millisecond)
+	// A transaction of two members and their pool: the second member's
+	// failed condition is an entitlement's, not the ledger's.
+	team := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{tx.TransactItems[0], tx.TransactItems[1],
+		{Update: &types.Update{TableName: aws.String(ent), Key: key("USER#b", "ENTITLEMENT#K")}}, tx.TransactItems[3]}}
+	m.observe(ctx, "TransactWriteItems", team, nil, &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{
+		failed("None"), failed("ConditionalCheckFailed"), failed("ConditionalCheckFailed"), failed("None")}}, time.Millisecond)
 	m.observe(ctx, "GetItem", &dynamodb.GetItemInput{TableName: aws.String(ent), Key: key("POOL#team", "ENTITLEMENT#K")}, &dynamodb.GetItemOutput{}, nil, time.Millisecond)
 	m.observe(ctx, "GetItem", &dynamodb.GetItemInput{TableName: aws.String(ent), Key: key("USER#a", "ENTITLEMENT#K")}, &dynamodb.GetItemOutput{}, nil, time.Millisecond)
 	m.observe(ctx, "GetItem", &dynamodb.GetItemInput{TableName: aws.String(ledger), Key: key("POOL#team", "NOTIFY#1")}, &dynamodb.GetItemOutput{}, nil, time.Millisecond)
 	got := m.Snapshot()
-	if got.CommittedTransactions != 2 || got.PoolItemWrites != 2 || got.PoolItemWritesCanceled != 1 || got.PoolItemReads != 1 {
-		t.Errorf("committed %d, pool writes %d, in canceled transactions %d, pool reads %d; want 2, 2, 1, 1",
+	if got.CommittedTransactions != 2 || got.PoolItemWrites != 2 || got.PoolItemWritesCanceled != 2 || got.PoolItemReads != 1 {
+		t.Errorf("committed %d, pool writes %d, in canceled transactions %d, pool reads %d; want 2, 2, 2, 1",
 			got.CommittedTransactions, got.PoolItemWrites, got.PoolItemWritesCanceled, got.PoolItemReads)
 	}
-	if got.FailedConditionsBy["pool"] != 1 || len(got.FailedConditionsBy) != 1 {
-		t.Errorf("failed conditions by item %v, want the pool's alone", got.FailedConditionsBy)
+	if got.EntitlementItemWrites != 2 {
+		t.Errorf("%d writes of users' entitlement items, want 2 (an update and a check)", got.EntitlementItemWrites)
+	}
+	if want := map[string]int{"pool": 1, "ledger": 1, "entitlement": 1}; !reflect.DeepEqual(got.FailedConditionsBy, want) {
+		t.Errorf("failed conditions by item %v, want %v", got.FailedConditionsBy, want)
 	}
 }
 

@@ -30,9 +30,10 @@ type Meter struct {
 	canceled  int            // TransactWriteItems canceled
 	canceledN int            // items in canceled transactions
 	// canceledBy: canceled transactions by the item whose condition
-	// failed: "entitlement" (the first item, or a table other than the
-	// ledger's) or "ledger" (a ledger key assumed absent was there, or a
-	// refunded consume moved).
+	// failed: "pool" (a pool's entitlement item), "entitlement" (the
+	// first item, or another on a table told of by KnowItems) or "ledger"
+	// (a ledger key assumed absent was there, or a refunded consume
+	// moved).
 	canceledBy map[string]int
 	condFail   int                // single-item writes whose condition failed
 	units      map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
@@ -51,6 +52,10 @@ type Meter struct {
 	// poolPrefix); poolWritesCanceled: the same in canceled or failed
 	// transactions; poolReads: GetItems of a pool's item that succeeded.
 	committed, poolWrites, poolWritesCanceled, poolReads int
+	// entWrites: the committed transactions' updates and condition checks
+	// of the other items of tables told of by KnowItems (members' and
+	// other users' entitlements).
+	entWrites int
 }
 
 // poolPrefix begins the partition key of a pool's entitlement item (the
@@ -71,6 +76,23 @@ func (m *Meter) isPoolItem(table *string, key map[string]types.AttributeValue) b
 	}
 	pk, ok := key[attrs[0]].(*types.AttributeValueMemberS)
 	return ok && strings.HasPrefix(pk.Value, poolPrefix)
+}
+
+// knownTable reports whether a transaction's item is on a table told of
+// by KnowItems (the entitlements').
+func (m *Meter) knownTable(it types.TransactWriteItem) bool {
+	var table *string
+	switch {
+	case it.Update != nil:
+		table = it.Update.TableName
+	case it.ConditionCheck != nil:
+		table = it.ConditionCheck.TableName
+	case it.Put != nil:
+		table = it.Put.TableName
+	case it.Delete != nil:
+		table = it.Delete.TableName
+	}
+	return m.sizes != nil && table != nil && m.sizes.keys[*table] != nil
 }
 
 // poolItemWrites counts a transaction's writes of pool items: updates
@@ -306,7 +328,14 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 	if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok {
 		if err == nil {
 			m.committed++
-			m.poolWrites += m.poolItemWrites(in.TransactItems)
+			pool := m.poolItemWrites(in.TransactItems)
+			m.poolWrites += pool
+			for _, it := range in.TransactItems {
+				if (it.Update != nil || it.ConditionCheck != nil) && m.knownTable(it) {
+					m.entWrites++
+				}
+			}
+			m.entWrites -= pool
 		} else {
 			m.poolWritesCanceled += m.poolItemWrites(in.TransactItems)
 		}
@@ -337,10 +366,10 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 					if r.Code != nil && *r.Code == "ConditionalCheckFailed" {
 						what := "ledger"
 						switch {
-						case i == 0:
-							what = "entitlement"
 						case i < len(in.TransactItems) && m.poolItemWrites(in.TransactItems[i:i+1]) > 0:
 							what = "pool"
+						case i == 0 || (i < len(in.TransactItems) && m.knownTable(in.TransactItems[i])):
+							what = "entitlement"
 						}
 						m.canceledBy[what]++
 					}
@@ -450,8 +479,9 @@ type MeterSnapshot struct {
 	CanceledTransactions     int `json:"canceledTransactions"`
 	CanceledTransactionItems int `json:"canceledTransactionItems"`
 	// FailedConditionsBy counts the failed conditions of canceled
-	// transactions by item: "entitlement" (the plan's first write),
-	// "pool" (a pool's entitlement item) or "ledger" (any other).
+	// transactions by item: "pool" (a pool's entitlement item),
+	// "entitlement" (the plan's first write, or another item of a table
+	// told of by KnowItems: a member's), or "ledger" (any other).
 	FailedConditionsBy map[string]int `json:"failedConditionsBy,omitempty"`
 	// CommittedTransactions: TransactWriteItems calls that succeeded.
 	// PoolItemWrites: their writes (updates and condition checks) of a
@@ -461,6 +491,9 @@ type MeterSnapshot struct {
 	PoolItemWrites         int `json:"poolItemWrites,omitempty"`
 	PoolItemWritesCanceled int `json:"poolItemWritesCanceled,omitempty"`
 	PoolItemReads          int `json:"poolItemReads,omitempty"`
+	// EntitlementItemWrites: the committed transactions' updates and
+	// condition checks of the other entitlement items (users').
+	EntitlementItemWrites int `json:"entitlementItemWrites"`
 }
 
 // Snapshot copies the counts.
@@ -471,7 +504,8 @@ func (m *Meter) Snapshot() MeterSnapshot {
 		RCU: m.units["read"], WCU: m.units["write"], ConditionalCheckFailures: m.condFail,
 		RRU: m.units["rru"], WRU: m.units["wru"] + m.units["failedWru"], FailedWRU: m.units["failedWru"], MaxPutBytes: m.maxPut, SDKWarnings: m.warnings,
 		CanceledTransactions: m.canceled, CanceledTransactionItems: m.canceledN, FailedConditionsBy: map[string]int{},
-		CommittedTransactions: m.committed, PoolItemWrites: m.poolWrites, PoolItemWritesCanceled: m.poolWritesCanceled, PoolItemReads: m.poolReads}
+		CommittedTransactions: m.committed, PoolItemWrites: m.poolWrites, PoolItemWritesCanceled: m.poolWritesCanceled, PoolItemReads: m.poolReads,
+		EntitlementItemWrites: m.entWrites}
 	for k, v := range m.canceledBy {
 		s.FailedConditionsBy[k] = v
 	}

@@ -522,6 +522,9 @@ type Result struct {
 	PoolItemWritesPerEvent float64 `json:"poolItemWritesPerEvent,omitempty"`
 	PoolItemWritesCanceled int     `json:"poolItemWritesCanceled,omitempty"`
 	PoolItemReads          int     `json:"poolItemReads,omitempty"`
+	// EntitlementItemWritesPerEvent: the committed transactions' writes
+	// (updates, condition checks) of users' entitlement items, per event.
+	EntitlementItemWritesPerEvent float64 `json:"entitlementItemWritesPerEvent"`
 
 	SteadyState SteadyState `json:"steadyState"`
 	Check       Check       `json:"check"`
@@ -622,6 +625,7 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 	r.WRUPerAppliedEvent = ratio(r.WRU, applied)
 	r.AppliedPerTransaction = ratio(applied, float64(r.CommittedTransactions))
 	r.PoolItemWritesPerEvent = ratio(float64(r.PoolItemWrites), ev)
+	r.EntitlementItemWritesPerEvent = ratio(float64(m.EntitlementItemWrites), ev)
 	r.CostUSDPerMillionEvents = costPerMillion(r.WRUPerEvent, r.RRUPerEvent)
 	r.FailedWRUShare = ratio(r.FailedWRU, r.WRU)
 
