@@ -185,9 +185,11 @@ type PoolRun struct {
 	// EventsPerTransaction: applied events per committed transaction.
 	EventsPerTransaction float64 `json:"eventsPerTransaction"`
 	// PoolItemWritesPerEvent: the committed transactions' writes of the
-	// pool's item; PoolItemReadsPerEvent: GetItems of it.
-	PoolItemWritesPerEvent float64 `json:"poolItemWritesPerEvent"`
-	PoolItemReadsPerEvent  float64 `json:"poolItemReadsPerEvent"`
+	// pool's item; PoolItemReadsPerEvent: GetItems of it;
+	// MemberItemWritesPerEvent: their writes of the members' items.
+	PoolItemWritesPerEvent   float64 `json:"poolItemWritesPerEvent"`
+	PoolItemReadsPerEvent    float64 `json:"poolItemReadsPerEvent"`
+	MemberItemWritesPerEvent float64 `json:"memberItemWritesPerEvent"`
 	// Contention: canceled transactions (per event, and by reason), the
 	// failed conditions by item, the pool's writes in canceled
 	// transactions, write units spent on failed writes; RETRY outcomes
@@ -424,7 +426,8 @@ func poolRunOf(res *Result) PoolRun {
 		EmulatorCores: res.EmulatorCores, BatchP50Ms: res.P50Ms, BatchP99Ms: res.P99Ms, MeanBatchSize: res.MeanBatchSize,
 		EventsPerTransaction: res.AppliedPerTransaction, PoolItemWritesPerEvent: res.PoolItemWritesPerEvent,
 		PoolItemReadsPerEvent: ratio(float64(res.PoolItemReads), ev), PoolItemWritesCanceled: res.PoolItemWritesCanceled,
-		FailedWRUShare: res.FailedWRUShare, Redeliveries: res.Deliveries - res.Events, Applied: res.AppliedEvents}
+		MemberItemWritesPerEvent: res.EntitlementItemWritesPerEvent,
+		FailedWRUShare:           res.FailedWRUShare, Redeliveries: res.Deliveries - res.Events, Applied: res.AppliedEvents}
 	canceled := 0
 	for k, n := range res.FailedCalls {
 		if strings.HasPrefix(k, "TransactWriteItems: ") {
@@ -501,27 +504,28 @@ func medianPoolRun(runs []PoolRun) PoolRun {
 		return median(xs)
 	}
 	m := PoolRun{
-		WRUPerEvent:            med(func(r PoolRun) float64 { return r.WRUPerEvent }),
-		RRUPerEvent:            med(func(r PoolRun) float64 { return r.RRUPerEvent }),
-		RequestsPerEvent:       med(func(r PoolRun) float64 { return r.RequestsPerEvent }),
-		DynamoDBUSDPerMillion:  med(func(r PoolRun) float64 { return r.DynamoDBUSDPerMillion }),
-		TotalUSDPerMillion:     med(func(r PoolRun) float64 { return r.TotalUSDPerMillion }),
-		EventsPerSecond:        med(func(r PoolRun) float64 { return r.EventsPerSecond }),
-		EmulatorCPUMsPerEvent:  med(func(r PoolRun) float64 { return r.EmulatorCPUMsPerEvent }),
-		BenchCPUMsPerEvent:     med(func(r PoolRun) float64 { return r.BenchCPUMsPerEvent }),
-		EmulatorCores:          med(func(r PoolRun) float64 { return r.EmulatorCores }),
-		BatchP50Ms:             med(func(r PoolRun) float64 { return r.BatchP50Ms }),
-		BatchP99Ms:             med(func(r PoolRun) float64 { return r.BatchP99Ms }),
-		MeanBatchSize:          med(func(r PoolRun) float64 { return r.MeanBatchSize }),
-		EventsPerTransaction:   med(func(r PoolRun) float64 { return r.EventsPerTransaction }),
-		PoolItemWritesPerEvent: med(func(r PoolRun) float64 { return r.PoolItemWritesPerEvent }),
-		PoolItemReadsPerEvent:  med(func(r PoolRun) float64 { return r.PoolItemReadsPerEvent }),
-		CanceledPerEvent:       med(func(r PoolRun) float64 { return r.CanceledPerEvent }),
-		PoolItemWritesCanceled: int(med(func(r PoolRun) float64 { return float64(r.PoolItemWritesCanceled) })),
-		FailedWRUShare:         med(func(r PoolRun) float64 { return r.FailedWRUShare }),
-		Retries:                int(med(func(r PoolRun) float64 { return float64(r.Retries) })),
-		Redeliveries:           int(med(func(r PoolRun) float64 { return float64(r.Redeliveries) })),
-		Applied:                int(med(func(r PoolRun) float64 { return float64(r.Applied) })),
+		WRUPerEvent:              med(func(r PoolRun) float64 { return r.WRUPerEvent }),
+		RRUPerEvent:              med(func(r PoolRun) float64 { return r.RRUPerEvent }),
+		RequestsPerEvent:         med(func(r PoolRun) float64 { return r.RequestsPerEvent }),
+		DynamoDBUSDPerMillion:    med(func(r PoolRun) float64 { return r.DynamoDBUSDPerMillion }),
+		TotalUSDPerMillion:       med(func(r PoolRun) float64 { return r.TotalUSDPerMillion }),
+		EventsPerSecond:          med(func(r PoolRun) float64 { return r.EventsPerSecond }),
+		EmulatorCPUMsPerEvent:    med(func(r PoolRun) float64 { return r.EmulatorCPUMsPerEvent }),
+		BenchCPUMsPerEvent:       med(func(r PoolRun) float64 { return r.BenchCPUMsPerEvent }),
+		EmulatorCores:            med(func(r PoolRun) float64 { return r.EmulatorCores }),
+		BatchP50Ms:               med(func(r PoolRun) float64 { return r.BatchP50Ms }),
+		BatchP99Ms:               med(func(r PoolRun) float64 { return r.BatchP99Ms }),
+		MeanBatchSize:            med(func(r PoolRun) float64 { return r.MeanBatchSize }),
+		EventsPerTransaction:     med(func(r PoolRun) float64 { return r.EventsPerTransaction }),
+		PoolItemWritesPerEvent:   med(func(r PoolRun) float64 { return r.PoolItemWritesPerEvent }),
+		PoolItemReadsPerEvent:    med(func(r PoolRun) float64 { return r.PoolItemReadsPerEvent }),
+		MemberItemWritesPerEvent: med(func(r PoolRun) float64 { return r.MemberItemWritesPerEvent }),
+		CanceledPerEvent:         med(func(r PoolRun) float64 { return r.CanceledPerEvent }),
+		PoolItemWritesCanceled:   int(med(func(r PoolRun) float64 { return float64(r.PoolItemWritesCanceled) })),
+		FailedWRUShare:           med(func(r PoolRun) float64 { return r.FailedWRUShare }),
+		Retries:                  int(med(func(r PoolRun) float64 { return float64(r.Retries) })),
+		Redeliveries:             int(med(func(r PoolRun) float64 { return float64(r.Redeliveries) })),
+		Applied:                  int(med(func(r PoolRun) float64 { return float64(r.Applied) })),
 	}
 	return m
 }
@@ -533,8 +537,8 @@ func PrintPools(out io.Writer, rep *PoolsReport) {
 		c.Rounds, c.Events, c.Seed, c.Concurrency, c.BatchSize, c.Window)
 	fmt.Fprintf(out, "each pool arm: one pool (%s of %s, limit %d) whose members (caps of %d) name it; its reference: the same members and messages without the pool; a round runs reference, pool, reference for each size\n\n",
 		poolsPoolID, poolsKey, poolsLimit, poolsLimit)
-	fmt.Fprintf(out, "  %-28s %7s %7s %7s %8s %8s %9s %9s %9s %11s %8s %9s %10s %10s %9s %7s %7s\n",
-		"arm", "WRU/ev", "RRU/ev", "req/ev", "USD/M db", "USD/M", "ev/s x", "emu ms/ev", "emu x", "p50/p99 ms", "ev/tx", "pool w/ev", "pool r/ev", "cancel/ev", "failedWRU", "RETRY", "redeliv")
+	fmt.Fprintf(out, "  %-28s %7s %7s %7s %8s %8s %9s %9s %9s %11s %8s %11s %9s %10s %10s %9s %7s %7s\n",
+		"arm", "WRU/ev", "RRU/ev", "req/ev", "USD/M db", "USD/M", "ev/s x", "emu ms/ev", "emu x", "p50/p99 ms", "ev/tx", "member w/ev", "pool w/ev", "pool r/ev", "cancel/ev", "failedWRU", "RETRY", "redeliv")
 	for _, a := range rep.Arms {
 		m := a.Median
 		x := func(v float64) string {
@@ -543,15 +547,15 @@ func PrintPools(out io.Writer, rep *PoolsReport) {
 			}
 			return fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(out, "  %-28s %7.3f %7.3f %7.3f %8.3f %8.3f %9s %9.3f %9s %11s %8.2f %9.3f %10.3f %10.4f %8.1f%% %7d %7d\n",
+		fmt.Fprintf(out, "  %-28s %7.3f %7.3f %7.3f %8.3f %8.3f %9s %9.3f %9s %11s %8.2f %11.3f %9.3f %10.3f %10.4f %8.1f%% %7d %7d\n",
 			a.Name, m.WRUPerEvent, m.RRUPerEvent, m.RequestsPerEvent, m.DynamoDBUSDPerMillion, m.TotalUSDPerMillion,
 			x(a.EventsPerSecondRatio), m.EmulatorCPUMsPerEvent, x(a.EmulatorCPURatio), fmt.Sprintf("%.0f/%.0f", m.BatchP50Ms, m.BatchP99Ms),
-			m.EventsPerTransaction, m.PoolItemWritesPerEvent, m.PoolItemReadsPerEvent, m.CanceledPerEvent, 100*m.FailedWRUShare, m.Retries, m.Redeliveries)
+			m.EventsPerTransaction, m.MemberItemWritesPerEvent, m.PoolItemWritesPerEvent, m.PoolItemReadsPerEvent, m.CanceledPerEvent, 100*m.FailedWRUShare, m.Retries, m.Redeliveries)
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "  USD/M db: DynamoDB request units per million events at on-demand prices; USD/M: the whole bill (SQS, Lambda added)")
 	fmt.Fprintln(out, "  x: the pool arm's over its reference's; events/s and CPU: the median of the rounds' ratios, each the pool run over the mean of the reference's runs just before and after it")
-	fmt.Fprintln(out, "  ev/tx: applied events per committed transaction; pool w/ev, r/ev: writes (in committed transactions) and reads of the pool's item per event")
+	fmt.Fprintln(out, "  ev/tx: applied events per committed transaction; member w/ev, pool w/ev: the committed transactions' writes of members' items and of the pool's item per event; pool r/ev: reads of the pool's item per event")
 	fmt.Fprintln(out, "  RETRY: deliveries that came back RETRY (median over the runs); redeliv: deliveries beyond one an event")
 	for _, a := range rep.Arms {
 		if a.Reference != "" && len(a.epsRatios) > 1 {

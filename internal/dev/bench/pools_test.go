@@ -115,10 +115,9 @@ func TestPoolsSummarize(t *testing.T) {
 
 // The scenario, tiny, end to end on DynamoDB Local: every arm ran (a
 // reference twice, before and after its pool), every event was applied,
-// the pool's used is its members' sum (the check), and the units follow
-// the transactions: a reference pays 2 WRU per ledger entry and 2 per
-// transaction for the member's item, a pool arm 2 more per transaction
-// for the pool's item, written once a transaction.
+// the pool's used is its members' sum (the check), the units follow the
+// items written (2 WRU each in a transaction), and a pool arm writes the
+// pool's item once a transaction.
 func TestPoolsScenario(t *testing.T) {
 	emulator.Env(t)
 	var progress strings.Builder
@@ -139,13 +138,14 @@ func TestPoolsScenario(t *testing.T) {
 		if len(a.Runs) != runs || m.Applied != 40 || m.EventsPerTransaction < 1 || m.EventsPerSecond <= 0 || m.BatchP99Ms <= 0 {
 			t.Errorf("%s: %d runs (want %d), median %+v", a.Name, len(a.Runs), runs, m)
 		}
-		// Units by the transactions, when none was canceled.
-		perTx := 2.0
-		if a.Pool {
-			perTx = 4
+		// Units by the items written, when no transaction was canceled:
+		// 2 WRU for each ledger entry, member's item and pool's item
+		// written in a transaction.
+		if want := 2 + 2*m.MemberItemWritesPerEvent + 2*m.PoolItemWritesPerEvent; m.CanceledPerEvent == 0 && math.Abs(m.WRUPerEvent-want) > 1e-9 {
+			t.Errorf("%s: %v WRU per event at %v member and %v pool writes per event, want %v", a.Name, m.WRUPerEvent, m.MemberItemWritesPerEvent, m.PoolItemWritesPerEvent, want)
 		}
-		if want := 2 + perTx/m.EventsPerTransaction; m.CanceledPerEvent == 0 && math.Abs(m.WRUPerEvent-want) > 1e-9 {
-			t.Errorf("%s: %v WRU per event at %v events per transaction, want %v", a.Name, m.WRUPerEvent, m.EventsPerTransaction, want)
+		if m.MemberItemWritesPerEvent <= 0 || m.MemberItemWritesPerEvent > 1 {
+			t.Errorf("%s: %v member writes per event", a.Name, m.MemberItemWritesPerEvent)
 		}
 		switch {
 		case !a.Pool && (m.PoolItemWritesPerEvent != 0 || m.PoolItemReadsPerEvent != 0 || a.Ceiling != nil):
