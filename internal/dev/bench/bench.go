@@ -59,6 +59,14 @@ type Options struct {
 	GrantRounds    int
 	GrantConsumers int
 	GrantCounts    []int
+	// Pools runs the pools scenario (PoolsConfig, pools.go) instead of the
+	// comparison with the baseline: Concurrency and ApplyConcurrency
+	// deliver its runs; a warm-up round runs first unless WarmupEvents is
+	// 0.
+	Pools       bool
+	PoolEvents  int
+	PoolRounds  int
+	PoolMembers []int
 	// RTT is a modelled network round trip added to every DynamoDB HTTP
 	// attempt of both systems' runs, warm-up included (0: none). Set-up,
 	// the correctness check, calibration and the cold start are not
@@ -175,6 +183,8 @@ type Report struct {
 
 	// Grants is the grants scenario's result (Options.Grants), alone.
 	Grants *GrantsReport `json:"grants,omitempty"`
+	// Pools is the pools scenario's result (Options.Pools), alone.
+	Pools *PoolsReport `json:"pools,omitempty"`
 }
 
 // Prepare fills in the defaults (concurrency 8 invocations or 2 worker
@@ -260,6 +270,9 @@ func Execute(ctx context.Context, opts Options, stdout, stderr io.Writer) (*Repo
 	}
 	if opts.Grants {
 		return rep, executeGrants(ctx, opts, rep, ddb.PID, stdout, stderr)
+	}
+	if opts.Pools {
+		return rep, executePools(ctx, opts, rep, ddb.PID, stdout, stderr)
 	}
 	w, err := Generate(opts.Workload, time.Now())
 	if err != nil {
@@ -372,6 +385,20 @@ func executeGrants(ctx context.Context, opts Options, rep *Report, pid int, stdo
 	return output(opts, rep, stdout)
 }
 
+// executePools runs the pools scenario on the started DynamoDB Local
+// (process pid) and writes its report: the machine, and the scenario.
+func executePools(ctx context.Context, opts Options, rep *Report, pid int, stdout, stderr io.Writer) error {
+	p, err := RunPools(ctx, PoolsConfig{Events: opts.PoolEvents, Rounds: opts.PoolRounds, Members: opts.PoolMembers,
+		Warmup: opts.WarmupEvents > 0, Concurrency: opts.Concurrency, ApplyConcurrency: opts.ApplyConcurrency,
+		Settle: 2 * time.Second, EmulatorPID: pid, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	*rep = Report{Date: rep.Date, GoVersion: rep.GoVersion, CPUModel: rep.CPUModel, NProc: rep.NProc, OS: rep.OS,
+		Emulator: rep.Emulator, Prices: rep.Prices, EmulatorCost: rep.EmulatorCost, Pools: p}
+	return output(opts, rep, stdout)
+}
+
 // DrawChart draws a sweep's chart from its report: events/s and p99 batch
 // latency against concurrency, or the whole bill and p99 end-to-end
 // latency against the batch size or window.
@@ -476,6 +503,13 @@ func PrintReport(out io.Writer, rep *Report) error {
 	if rep.Grants != nil {
 		fmt.Fprintln(out)
 		PrintGrants(out, rep.Grants)
+		fmt.Fprintln(out)
+		printEmulatorCost(out, rep.EmulatorCost)
+		return nil
+	}
+	if rep.Pools != nil {
+		fmt.Fprintln(out)
+		PrintPools(out, rep.Pools)
 		fmt.Fprintln(out)
 		printEmulatorCost(out, rep.EmulatorCost)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -277,6 +278,55 @@ func TestRequestUnitsOfKnownItems(t *testing.T) {
 	}
 	if rru, _, _, _ := m.sizes.requestUnits("GetItem", &dynamodb.GetItemInput{TableName: &table, Key: key("gone")}, &dynamodb.GetItemOutput{}, nil); rru != 0.5 {
 		t.Errorf("read of an absent item: %v RRU, want 0.5", rru)
+	}
+}
+
+// The meter counts writes of a pool's entitlement item in committed and
+// in canceled transactions, and reads of it, but not the ledger's items
+// of a pool (its notifications) nor members' items.
+func TestMeterCountsPoolItems(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	key := func(pk, sk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": s(pk), "sk": s(sk)}
+	}
+	ent, ledger := "ent", "ledger"
+	m := NewMeter()
+	m.KnowItems(ent, []map[string]types.AttributeValue{key("USER#a", "ENTITLEMENT#K"), key("POOL#team", "ENTITLEMENT#K")}, "pk", "sk")
+	tx := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{TableName: aws.String(ent), Key: key("USER#a", "ENTITLEMENT#K")}},
+		{Put: &types.Put{TableName: aws.String(ledger), Item: key("USER#a", "LEDGER#1")}},
+		{Put: &types.Put{TableName: aws.String(ledger), Item: key("POOL#team", "NOTIFY#1")}},
+		{Update: &types.Update{TableName: aws.String(ent), Key: key("POOL#team", "ENTITLEMENT#K")}},
+	}}
+	ctx := context.Background()
+	m.observe(ctx, "TransactWriteItems", tx, &dynamodb.TransactWriteItemsOutput{}, nil, time.Millisecond)
+	check := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{TableName: aws.String(ent), Key: key("USER#a", "ENTITLEMENT#K")}},
+		{ConditionCheck: &types.ConditionCheck{TableName: aws.String(ent), Key: key("POOL#team", "ENTITLEMENT#K")}},
+	}}
+	m.observe(ctx, "TransactWriteItems", check, &dynamodb.TransactWriteItemsOutput{}, nil, time.Millisecond)
+	failed := func(code string) types.CancellationReason { return types.CancellationReason{Code: aws.String(code)} }
+	canceled := &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{failed("None"), failed("None"), failed("None"), failed("ConditionalCheckFailed")}}
+	m.observe(ctx, "TransactWriteItems", tx, nil, canceled, time.Millisecond)
+	// A transaction of two members and their pool: the second member's
+	// failed condition is an entitlement's, not the ledger's.
+	team := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{tx.TransactItems[0], tx.TransactItems[1],
+		{Update: &types.Update{TableName: aws.String(ent), Key: key("USER#b", "ENTITLEMENT#K")}}, tx.TransactItems[3]}}
+	m.observe(ctx, "TransactWriteItems", team, nil, &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{
+		failed("None"), failed("ConditionalCheckFailed"), failed("ConditionalCheckFailed"), failed("None")}}, time.Millisecond)
+	m.observe(ctx, "GetItem", &dynamodb.GetItemInput{TableName: aws.String(ent), Key: key("POOL#team", "ENTITLEMENT#K")}, &dynamodb.GetItemOutput{}, nil, time.Millisecond)
+	m.observe(ctx, "GetItem", &dynamodb.GetItemInput{TableName: aws.String(ent), Key: key("USER#a", "ENTITLEMENT#K")}, &dynamodb.GetItemOutput{}, nil, time.Millisecond)
+	m.observe(ctx, "GetItem", &dynamodb.GetItemInput{TableName: aws.String(ledger), Key: key("POOL#team", "NOTIFY#1")}, &dynamodb.GetItemOutput{}, nil, time.Millisecond)
+	got := m.Snapshot()
+	if got.CommittedTransactions != 2 || got.PoolItemWrites != 2 || got.PoolItemWritesCanceled != 2 || got.PoolItemReads != 1 {
+		t.Errorf("committed %d, pool writes %d, in canceled transactions %d, pool reads %d; want 2, 2, 2, 1",
+			got.CommittedTransactions, got.PoolItemWrites, got.PoolItemWritesCanceled, got.PoolItemReads)
+	}
+	if got.EntitlementItemWrites != 2 {
+		t.Errorf("%d writes of users' entitlement items, want 2 (an update and a check)", got.EntitlementItemWrites)
+	}
+	if want := map[string]int{"pool": 1, "ledger": 1, "entitlement": 1}; !reflect.DeepEqual(got.FailedConditionsBy, want) {
+		t.Errorf("failed conditions by item %v, want %v", got.FailedConditionsBy, want)
 	}
 }
 

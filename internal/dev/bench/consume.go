@@ -35,6 +35,9 @@ import (
 // latter case, with the check's findings).
 func Run(ctx context.Context, sys System, w *Workload, cfg RunConfig) (*Result, error) {
 	cfg.defaults()
+	if sys != Ours && len(w.Pools) > 0 {
+		return nil, fmt.Errorf("the %s has no pools", sys)
+	}
 	admin, err := NewAWSConfig(ctx, nil)
 	if err != nil {
 		return nil, err

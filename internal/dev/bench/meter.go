@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	ddbstore "github.com/usage-event-service/usage-event-service/dynamodb"
 )
 
 // Meter counts DynamoDB requests and consumed capacity through SDK
@@ -28,9 +30,10 @@ type Meter struct {
 	canceled  int            // TransactWriteItems canceled
 	canceledN int            // items in canceled transactions
 	// canceledBy: canceled transactions by the item whose condition
-	// failed: "entitlement" (the first item, or a table other than the
-	// ledger's) or "ledger" (a ledger key assumed absent was there, or a
-	// refunded consume moved).
+	// failed: "pool" (a pool's entitlement item), "entitlement" (the
+	// first item, or another on a table told of by KnowItems) or "ledger"
+	// (a ledger key assumed absent was there, or a refunded consume
+	// moved).
 	canceledBy map[string]int
 	condFail   int                // single-item writes whose condition failed
 	units      map[string]float64 // capacity by "read"/"write" (reported), "rru"/"wru"/"failedWru" (model)
@@ -43,6 +46,68 @@ type Meter struct {
 	// writes: the committed transactions' updates of items of a table
 	// KnowItems was told of, by their expressions (see MeterSnapshot).
 	writes map[string]int
+	// committed: TransactWriteItems calls that succeeded. poolWrites:
+	// their items (Update or ConditionCheck) on a pool's entitlement item
+	// (a table told of by KnowItems, a partition key beginning with
+	// poolPrefix); poolWritesCanceled: the same in canceled or failed
+	// transactions; poolReads: GetItems of a pool's item that succeeded.
+	committed, poolWrites, poolWritesCanceled, poolReads int
+	// entWrites: the committed transactions' updates and condition checks
+	// of the other items of tables told of by KnowItems (members' and
+	// other users' entitlements).
+	entWrites int
+}
+
+// poolPrefix begins the partition key of a pool's entitlement item (the
+// benchmark's tables use the default key layout).
+var poolPrefix = ddbstore.DefaultEntitlementKeys.PoolPrefix
+
+// isPoolItem reports whether key (or a whole item) of table is a pool's
+// entitlement item: on a table told of by KnowItems, its first key
+// attribute a string beginning with poolPrefix. The ledger's items of a
+// pool (its notifications) are on another table and do not count.
+func (m *Meter) isPoolItem(table *string, key map[string]types.AttributeValue) bool {
+	if m.sizes == nil || table == nil {
+		return false
+	}
+	attrs := m.sizes.keys[*table]
+	if len(attrs) == 0 {
+		return false
+	}
+	pk, ok := key[attrs[0]].(*types.AttributeValueMemberS)
+	return ok && strings.HasPrefix(pk.Value, poolPrefix)
+}
+
+// knownTable reports whether a transaction's item is on a table told of
+// by KnowItems (the entitlements').
+func (m *Meter) knownTable(it types.TransactWriteItem) bool {
+	var table *string
+	switch {
+	case it.Update != nil:
+		table = it.Update.TableName
+	case it.ConditionCheck != nil:
+		table = it.ConditionCheck.TableName
+	case it.Put != nil:
+		table = it.Put.TableName
+	case it.Delete != nil:
+		table = it.Delete.TableName
+	}
+	return m.sizes != nil && table != nil && m.sizes.keys[*table] != nil
+}
+
+// poolItemWrites counts a transaction's writes of pool items: updates
+// and condition checks (each bills the pool's partition as a write).
+func (m *Meter) poolItemWrites(items []types.TransactWriteItem) int {
+	n := 0
+	for _, it := range items {
+		switch {
+		case it.Update != nil && m.isPoolItem(it.Update.TableName, it.Update.Key):
+			n++
+		case it.ConditionCheck != nil && m.isPoolItem(it.ConditionCheck.TableName, it.ConditionCheck.Key):
+			n++
+		}
+	}
+	return n
 }
 
 // KnowItems tells the meter the size of items as stored before the run
@@ -260,6 +325,24 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 	m.units["wru"] += wru
 	m.units["failedWru"] += failedWRU
 	m.maxPut = max(m.maxPut, maxPut)
+	if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok {
+		if err == nil {
+			m.committed++
+			pool := m.poolItemWrites(in.TransactItems)
+			m.poolWrites += pool
+			for _, it := range in.TransactItems {
+				if (it.Update != nil || it.ConditionCheck != nil) && m.knownTable(it) {
+					m.entWrites++
+				}
+			}
+			m.entWrites -= pool
+		} else {
+			m.poolWritesCanceled += m.poolItemWrites(in.TransactItems)
+		}
+	}
+	if in, ok := params.(*dynamodb.GetItemInput); ok && err == nil && m.isPoolItem(in.TableName, in.Key) {
+		m.poolReads++
+	}
 	if in, ok := params.(*dynamodb.TransactWriteItemsInput); ok && err == nil && m.sizes != nil {
 		for _, it := range in.TransactItems {
 			if u := it.Update; u != nil && u.TableName != nil && m.sizes.keys[*u.TableName] != nil {
@@ -282,7 +365,10 @@ func (m *Meter) observe(ctx context.Context, op string, params, result any, err 
 				for i, r := range canceled.CancellationReasons {
 					if r.Code != nil && *r.Code == "ConditionalCheckFailed" {
 						what := "ledger"
-						if i == 0 {
+						switch {
+						case i < len(in.TransactItems) && m.poolItemWrites(in.TransactItems[i:i+1]) > 0:
+							what = "pool"
+						case i == 0 || (i < len(in.TransactItems) && m.knownTable(in.TransactItems[i])):
 							what = "entitlement"
 						}
 						m.canceledBy[what]++
@@ -393,9 +479,21 @@ type MeterSnapshot struct {
 	CanceledTransactions     int `json:"canceledTransactions"`
 	CanceledTransactionItems int `json:"canceledTransactionItems"`
 	// FailedConditionsBy counts the failed conditions of canceled
-	// transactions by item: "entitlement" (the plan's first write) or
-	// "ledger".
+	// transactions by item: "pool" (a pool's entitlement item),
+	// "entitlement" (the plan's first write, or another item of a table
+	// told of by KnowItems: a member's), or "ledger" (any other).
 	FailedConditionsBy map[string]int `json:"failedConditionsBy,omitempty"`
+	// CommittedTransactions: TransactWriteItems calls that succeeded.
+	// PoolItemWrites: their writes (updates and condition checks) of a
+	// pool's entitlement item; PoolItemWritesCanceled: those of
+	// transactions that failed. PoolItemReads: GetItems of a pool's item.
+	CommittedTransactions  int `json:"committedTransactions"`
+	PoolItemWrites         int `json:"poolItemWrites,omitempty"`
+	PoolItemWritesCanceled int `json:"poolItemWritesCanceled,omitempty"`
+	PoolItemReads          int `json:"poolItemReads,omitempty"`
+	// EntitlementItemWrites: the committed transactions' updates and
+	// condition checks of the other entitlement items (users').
+	EntitlementItemWrites int `json:"entitlementItemWrites"`
 }
 
 // Snapshot copies the counts.
@@ -405,7 +503,9 @@ func (m *Meter) Snapshot() MeterSnapshot {
 	s := MeterSnapshot{Attempts: map[string]int{}, Calls: map[string]int{}, Failures: map[string]int{},
 		RCU: m.units["read"], WCU: m.units["write"], ConditionalCheckFailures: m.condFail,
 		RRU: m.units["rru"], WRU: m.units["wru"] + m.units["failedWru"], FailedWRU: m.units["failedWru"], MaxPutBytes: m.maxPut, SDKWarnings: m.warnings,
-		CanceledTransactions: m.canceled, CanceledTransactionItems: m.canceledN, FailedConditionsBy: map[string]int{}}
+		CanceledTransactions: m.canceled, CanceledTransactionItems: m.canceledN, FailedConditionsBy: map[string]int{},
+		CommittedTransactions: m.committed, PoolItemWrites: m.poolWrites, PoolItemWritesCanceled: m.poolWritesCanceled, PoolItemReads: m.poolReads,
+		EntitlementItemWrites: m.entWrites}
 	for k, v := range m.canceledBy {
 		s.FailedConditionsBy[k] = v
 	}

@@ -343,7 +343,7 @@ func seed(ctx context.Context, c *dynamodb.Client, table string, w *Workload) er
 			for e := range work {
 				used := e.Used
 				item := ddbstore.EntitlementItem{UserID: e.Scope.UserID, EntitlementKey: e.Scope.EntitlementKey,
-					Limit: e.Limit, Used: &used, ResetPeriod: e.ResetPeriod, PeriodStart: e.PeriodStart,
+					Limit: e.Limit, Used: &used, ResetPeriod: e.ResetPeriod, PeriodStart: e.PeriodStart, Pool: e.Pool,
 					Extra: map[string]types.AttributeValue{
 						// access-service's own attributes, never read by metering
 						"displayName": &types.AttributeValueMemberS{Value: "Plan feature " + e.Scope.EntitlementKey},
@@ -367,8 +367,15 @@ func seed(ctx context.Context, c *dynamodb.Client, table string, w *Workload) er
 	case err := <-errs:
 		return fmt.Errorf("seeding %s: %w", table, err)
 	default:
-		return nil
 	}
+	for _, p := range w.Pools {
+		used := p.Used
+		item := ddbstore.EntitlementItem{EntitlementKey: p.EntitlementKey, Limit: p.Limit, Used: &used, ResetPeriod: p.ResetPeriod, PeriodStart: p.PeriodStart}
+		if err := ddbstore.PutPool(ctx, c, table, ddbstore.DefaultEntitlementKeys, p.ID, item); err != nil {
+			return fmt.Errorf("seeding pool %s in %s: %w", p.ID, table, err)
+		}
+	}
+	return nil
 }
 
 // Result is one run's measurements.
@@ -444,6 +451,9 @@ type Result struct {
 	EntitlementBytesMin  int `json:"entitlementBytesMin"`
 	EntitlementBytesMax  int `json:"entitlementBytesMax"`
 	EntitlementKBChanged int `json:"entitlementKbChanged,omitempty"`
+	// PoolItemBytesMax: the largest pool's entitlement item as the run
+	// started (counted among the entitlement items above too).
+	PoolItemBytesMax int `json:"poolItemBytesMax,omitempty"`
 	// EntitlementWrites: the committed updates of entitlement items by
 	// their expressions (MeterSnapshot.KnownItemWrites); not in the JSON.
 	EntitlementWrites map[string]int `json:"-"`
@@ -501,6 +511,20 @@ type Result struct {
 	// entitlement) would have written.
 	GroupsOver50          int `json:"groupsOver50,omitempty"`
 	TransactionsSavedAt99 int `json:"transactionsSavedAt99,omitempty"`
+	// CommittedTransactions: TransactWriteItems calls that succeeded;
+	// AppliedPerTransaction: applied events over them.
+	CommittedTransactions int     `json:"committedTransactions"`
+	AppliedPerTransaction float64 `json:"appliedPerTransaction"`
+	// Writes of pools' entitlement items in committed transactions
+	// (updates and condition checks), per event too, and in transactions
+	// that failed; GetItems of pools' items (MeterSnapshot).
+	PoolItemWrites         int     `json:"poolItemWrites,omitempty"`
+	PoolItemWritesPerEvent float64 `json:"poolItemWritesPerEvent,omitempty"`
+	PoolItemWritesCanceled int     `json:"poolItemWritesCanceled,omitempty"`
+	PoolItemReads          int     `json:"poolItemReads,omitempty"`
+	// EntitlementItemWritesPerEvent: the committed transactions' writes
+	// (updates, condition checks) of users' entitlement items, per event.
+	EntitlementItemWritesPerEvent float64 `json:"entitlementItemWritesPerEvent"`
 
 	SteadyState SteadyState `json:"steadyState"`
 	Check       Check       `json:"check"`
@@ -536,6 +560,9 @@ func (r *Result) entitlementSizes(ctx context.Context, c *dynamodb.Client, tb ta
 			r.EntitlementBytesMin = n
 		}
 		r.EntitlementBytesMax = max(r.EntitlementBytesMax, n)
+		if pk, ok := it[keys.PartitionAttr].(*types.AttributeValueMemberS); ok && strings.HasPrefix(pk.Value, keys.PoolPrefix) {
+			r.PoolItemBytesMax = max(r.PoolItemBytesMax, n)
+		}
 	}
 	after, err := scanAll(ctx, c, tb.entitlements)
 	if err != nil {
@@ -562,7 +589,8 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 		MaxPutItemBytes: m.MaxPutBytes, SDKWarnings: m.SDKWarnings,
 		EntitlementWrites: m.KnownItemWrites, RequestsByOperation: m.Attempts, MeanCallMs: m.MeanMs, FailedCalls: m.Failures, FailedConditions: m.FailedConditionsBy,
 		Outcomes: map[string]int{}, FinalOutcomes: map[string]int{}, Units: len(col.units),
-		DeadLettered: col.deadLetters,
+		DeadLettered: col.deadLetters, CommittedTransactions: m.CommittedTransactions,
+		PoolItemWrites: m.PoolItemWrites, PoolItemWritesCanceled: m.PoolItemWritesCanceled, PoolItemReads: m.PoolItemReads,
 	}
 	r.EventsPerSecond = float64(r.Events) / wall.Seconds()
 	lat := make([]float64, len(col.batches))
@@ -595,6 +623,9 @@ func summarize(sys System, w *Workload, cfg RunConfig, wall time.Duration, m Met
 	r.WCUPerEvent, r.RCUPerEvent = ratio(r.WCU, ev), ratio(r.RCU, ev)
 	r.WRUPerEvent, r.RRUPerEvent = ratio(r.WRU, ev), ratio(r.RRU, ev)
 	r.WRUPerAppliedEvent = ratio(r.WRU, applied)
+	r.AppliedPerTransaction = ratio(applied, float64(r.CommittedTransactions))
+	r.PoolItemWritesPerEvent = ratio(float64(r.PoolItemWrites), ev)
+	r.EntitlementItemWritesPerEvent = ratio(float64(m.EntitlementItemWrites), ev)
 	r.CostUSDPerMillionEvents = costPerMillion(r.WRUPerEvent, r.RRUPerEvent)
 	r.FailedWRUShare = ratio(r.FailedWRU, r.WRU)
 

@@ -148,7 +148,12 @@ type Check struct {
 	// buckets they drew from ("allowance", "grant", "allowance+3 grants",
 	// ...; see drawShape).
 	DrawShapes map[string]int `json:"drawShapes,omitempty"`
-	Errors     []string       `json:"errors,omitempty"`
+	// PoolsChecked: the workload's pools whose used was checked against
+	// their members' applied outcomes; PoolEntries: ours' ledger entries
+	// of applied events that recorded a pool (each the member's).
+	PoolsChecked int      `json:"poolsChecked,omitempty"`
+	PoolEntries  int      `json:"poolEntries,omitempty"`
+	Errors       []string `json:"errors,omitempty"`
 }
 
 func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *Workload, deliveries []Delivery) Check {
@@ -178,12 +183,21 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 	}
 	keys := ddbstore.DefaultEntitlementKeys
 	stored := map[usage.Scope]map[string]types.AttributeValue{}
+	pools := map[usage.Scope]map[string]types.AttributeValue{}
 	for _, it := range items {
 		pk, sk := str(it[keys.PartitionAttr]), str(it[keys.SortAttr])
-		stored[usage.Scope{UserID: strings.TrimPrefix(pk, keys.UserPrefix), EntitlementKey: strings.TrimPrefix(sk, keys.KeyPrefix)}] = it
+		key := strings.TrimPrefix(sk, keys.KeyPrefix)
+		if id, ok := strings.CutPrefix(pk, keys.PoolPrefix); ok {
+			pools[usage.PoolScope(id, key)] = it
+			continue
+		}
+		stored[usage.Scope{UserID: strings.TrimPrefix(pk, keys.UserPrefix), EntitlementKey: key}] = it
 	}
 	if len(stored) != len(w.Entitlements) {
 		total("%d entitlement items, want %d", len(stored), len(w.Entitlements))
+	}
+	if len(pools) != len(w.Pools) {
+		total("%d pool items, want %d", len(pools), len(w.Pools))
 	}
 	for i := range w.Entitlements {
 		e := &w.Entitlements[i]
@@ -216,6 +230,34 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 		}
 		if t != nil && t.Applied > 0 && ent.Limit != nil && ent.Used.Cmp(*ent.Limit) > 0 {
 			fail("%v: used %s exceeds the limit %s", e.Scope, ent.Used, *ent.Limit)
+		}
+		if ent.Pool != e.Pool {
+			fail("%v: the item names pool %q, it was seeded with %q", e.Scope, ent.Pool, e.Pool)
+		}
+	}
+	// A pool's used is what was seeded plus what its members applied.
+	for _, p := range w.Pools {
+		ch.PoolsChecked++
+		ent := ddbstore.ParseEntitlement(pools[p.Scope()])
+		if !ent.Exists || ent.Malformed != nil {
+			fail("pool %s of %s is missing or cannot be interpreted (%v)", p.ID, p.EntitlementKey, ent.Malformed)
+			continue
+		}
+		want := p.Used
+		for i := range w.Entitlements {
+			if e := &w.Entitlements[i]; e.Pool == p.ID && e.Scope.EntitlementKey == p.EntitlementKey && exp.Scopes[e.Scope] != nil {
+				want = want.Add(exp.Scopes[e.Scope].Sum)
+			}
+		}
+		beyond := ent.OverageUsed
+		for _, g := range ent.Grants {
+			beyond = beyond.Add(g.Amount.Sub(g.Remaining))
+		}
+		if ent.Used.Add(beyond).Cmp(want) != 0 {
+			fail("pool %s of %s: used is %s (%s beyond its allowance), its members' applied outcomes say %s", p.ID, p.EntitlementKey, ent.Used, beyond, want)
+		}
+		if ent.Limit != nil && ent.Used.Cmp(*ent.Limit) > 0 {
+			fail("pool %s of %s: used %s exceeds the limit %s", p.ID, p.EntitlementKey, ent.Used, *ent.Limit)
 		}
 	}
 
@@ -266,6 +308,12 @@ func verify(ctx context.Context, c *dynamodb.Client, sys System, tb tables, w *W
 				amount, _ = usage.ParseDecimal(n.Value)
 			}
 			got[s][str(it["dedupKey"])] = amount
+			if pool := str(it["pool"]); pool != "" {
+				ch.PoolEntries++
+			}
+			if e, ok := w.Entitlement(s); ok && str(it["pool"]) != e.Pool {
+				fail("ledger entry %s/%s recorded pool %q; its entitlement is in pool %q", str(it["pk"]), str(it["sk"]), str(it["pool"]), e.Pool)
+			}
 		}
 		if len(ledger) != exp.AppliedTotal {
 			total("%d ledger entries, but %d events were applied", len(ledger), exp.AppliedTotal)

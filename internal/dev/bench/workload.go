@@ -113,7 +113,27 @@ type Entitlement struct {
 	// Grants are made on the entitlement before the run, through the
 	// service (grant events), and not measured (only ours has grants).
 	Grants []GrantSpec
+	// Pool names the pool the entitlement draws from too (the item's
+	// pool attribute; "" for none); the pool is one of Workload.Pools.
+	Pool string
 }
+
+// Pool is a team pool's entitlement item, seeded before the run
+// (dynamodb.PutPool); its members are the workload's entitlements of its
+// key that name it. Seeded in the run's current period (or NONE): the
+// check expects its used to be the seeded value plus what its members
+// applied.
+type Pool struct {
+	ID             string
+	EntitlementKey string
+	Limit          *usage.Decimal // nil: unlimited
+	Used           usage.Decimal
+	ResetPeriod    usage.ResetPeriod
+	PeriodStart    *time.Time
+}
+
+// Scope is the pool's entitlement scope (usage.PoolScope).
+func (p Pool) Scope() usage.Scope { return usage.PoolScope(p.ID, p.EntitlementKey) }
 
 // GrantSpec is a grant made before a run: a grant event's grantId,
 // amount and expiresAt (nil: never), at the default priority.
@@ -129,8 +149,10 @@ type Workload struct {
 	Config       WorkloadConfig
 	Now          time.Time
 	Entitlements []Entitlement
-	Messages     []Message
-	index        map[usage.Scope]int
+	// Pools are seeded too (only ours has pools).
+	Pools    []Pool
+	Messages []Message
+	index    map[usage.Scope]int
 }
 
 // Entitlement returns the seeded entitlement of a scope.

@@ -10,6 +10,7 @@
 //	go -C internal/dev/bench run ./cmd/usage-bench --json           # machine-readable report only on stdout
 //	go -C internal/dev/bench run ./cmd/usage-bench --rtt 5ms        # model a 5 ms network round trip per DynamoDB request
 //	make bench BENCH_FLAGS="--grants"                           # what a consume costs by where it draws from (allowance, grants)
+//	make bench BENCH_FLAGS="--pools"                            # a team pool of 1, 10 and 100 members against the same members without it
 //
 // The default chart path is in the repository's docs/images wherever the
 // command runs; paths given with --chart and --json-out are relative to the
@@ -75,6 +76,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.GrantEvents, "grant-events", 1000, "with --grants: events an arm and round")
 	fs.IntVar(&o.GrantRounds, "grant-rounds", 3, "with --grants: rounds (the report takes medians)")
 	fs.IntVar(&o.GrantConsumers, "grant-consumers", 8, "with --grants: consumers racing on the contended arms' one entitlement")
+	fs.BoolVar(&o.Pools, "pools", false, "run the pools scenario instead of the comparison: one team pool with 1, 10 and 100 members, side by side with the same members and messages without the pool (today's single-entitlement path); costs, events/s and CPU as ratios, events per transaction, writes of the pool per event, contention, and one pool item's ceiling (--concurrency: its invocations; --warmup 0: no warm-up round)")
+	poolMembers := fs.String("pool-members", "1,10,100", "with --pools: the pools' sizes in members, comma-separated")
+	fs.IntVar(&o.PoolEvents, "pool-events", 3000, "with --pools: events a run")
+	fs.IntVar(&o.PoolRounds, "pool-rounds", 5, "with --pools: rounds (the report takes medians)")
 	fs.DurationVar(&o.RTT, "rtt", 0, "modelled network round trip added before every DynamoDB HTTP attempt (SDK retries included) of both systems, e.g. 5ms (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -92,6 +97,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *chartFrom != "" {
 		return redraw(*chartFrom, *chart, stderr)
+	}
+	if o.Grants && o.Pools {
+		fmt.Fprintln(stderr, "usage-bench: --grants and --pools are scenarios of their own; run one at a time")
+		return 2
+	}
+	if o.Pools {
+		// The scenario delivers its arms itself, on ours alone.
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "sweep", "batch-size", "window", "rate", "worker", "fifo", "coalesce-max", "rtt", "chart",
+				"events", "users", "entitlements", "hot-users", "hot-share", "duplicate-share", "invalid-share", "limit-pressure", "seed":
+				clash = append(clash, "--"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			fmt.Fprintf(stderr, "usage-bench: --pools runs its own workload and delivery; not with %s\n", strings.Join(clash, ", "))
+			return 2
+		}
+		if o.PoolEvents < 1 || o.PoolRounds < 1 {
+			fmt.Fprintln(stderr, "usage-bench: --pool-events and --pool-rounds must be at least 1")
+			return 2
+		}
+		var err error
+		if o.PoolMembers, err = list(*poolMembers, positive); err != nil {
+			fmt.Fprintf(stderr, "usage-bench: --pool-members: %v\n", err)
+			return 2
+		}
 	}
 	if o.Grants {
 		// The scenario delivers its arms itself, on ours alone.

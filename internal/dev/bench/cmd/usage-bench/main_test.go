@@ -45,6 +45,12 @@ func TestBadDeliveryFlags(t *testing.T) {
 		{"--grants", "--grant-counts", "0,21"},
 		{"--grants", "--grant-counts", "a"},
 		{"--grants", "--grant-rounds", "0"},
+		{"--pools", "--grants"},
+		{"--pools", "--batch-size", "10"},
+		{"--pools", "--events", "100"},
+		{"--pools", "--pool-members", "0,10"},
+		{"--pools", "--pool-members", "a"},
+		{"--pools", "--pool-events", "0"},
 	} {
 		if code := run(args, io.Discard, io.Discard); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
