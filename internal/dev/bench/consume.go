@@ -260,7 +260,7 @@ func newHandler(sys System, client *dynamodb.Client, tb tables, cfg RunConfig, c
 			LedgerTable:       tb.ledger,
 			Keys:              ddbstore.DefaultEntitlementKeys,
 		})
-		proc := &metering.Processor{Store: sqs.ReleaseEarly(&measuredStore{inner: metering.Writer{Store: store}, c: col, seen: seen}), Parallel: cfg.ApplyConcurrency}
+		proc := &metering.Processor{Store: sqs.ReleaseEarly(newMeasuredStore(metering.Writer{Store: store}, col, seen)), Parallel: cfg.ApplyConcurrency}
 		h = proc.Handle
 	default:
 		n := &Naive{Client: client, EntitlementsTable: tb.entitlements, IdempotencyTable: tb.idempotency, Sequential: cfg.FIFO}

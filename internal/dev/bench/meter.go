@@ -182,6 +182,17 @@ type tally struct {
 	readRCU, readRRU float64
 }
 
+// add counts o's requests in t too.
+func (t *tally) add(o *tally) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.requests += o.requests
+	t.rcu, t.wcu, t.rru, t.wru = t.rcu+o.rcu, t.wcu+o.wcu, t.rru+o.rru, t.wru+o.wru
+	t.reads, t.readRCU, t.readRRU = t.reads+o.reads, t.readRCU+o.readRCU, t.readRRU+o.readRRU
+}
+
 type tallyKey struct{}
 
 func withTally(ctx context.Context, t *tally) context.Context {

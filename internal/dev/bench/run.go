@@ -269,11 +269,73 @@ func (c *collector) observe(seen *seenSet, ctx context.Context, scope usage.Scop
 }
 
 // measuredStore wraps the real store only to attribute each group's
-// requests to it; Update is passed through unchanged.
+// requests to it; Update is passed through unchanged. It is a
+// metering.Teamer, as the writer it wraps is: the Processor observes a
+// batch's scopes of one key before deciding (to form the teams of a
+// pool's members), and those reads are counted with the group that then
+// decides the scope (a team's group, for its members).
 type measuredStore struct {
-	inner metering.Updater
+	inner metering.Teamer
 	c     *collector
 	seen  *seenSet
+
+	mu       sync.Mutex
+	observed map[usage.Scope]*tally // reads made for a scope before its group started
+}
+
+func newMeasuredStore(inner metering.Teamer, c *collector, seen *seenSet) *measuredStore {
+	return &measuredStore{inner: inner, c: c, seen: seen, observed: map[usage.Scope]*tally{}}
+}
+
+func (m *measuredStore) Observe(ctx context.Context, scope usage.Scope, consistent bool) (usage.State, error) {
+	t := &tally{}
+	st, err := m.inner.Observe(withTally(ctx, t), scope, consistent)
+	m.mu.Lock()
+	if prev := m.observed[scope]; prev != nil {
+		t.add(prev)
+	}
+	m.observed[scope] = t
+	m.mu.Unlock()
+	return st, err
+}
+
+// carry counts the reads made for scopes before their group started in
+// the group's tally.
+func (m *measuredStore) carry(ctx context.Context, scopes ...usage.Scope) {
+	t := tallyOf(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range scopes {
+		if o := m.observed[s]; o != nil && t != nil {
+			t.add(o)
+		}
+		delete(m.observed, s)
+	}
+}
+
+func (m *measuredStore) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	ctx, done := m.c.observe(m.seen, ctx, scope)
+	m.carry(ctx, scope)
+	out := m.inner.UpdateObserved(ctx, scope, st, records, decide)
+	done(out)
+	return out
+}
+
+// UpdateTeam is one unit, under its first member's scope; every member
+// is seen from then on.
+func (m *measuredStore) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
+	ctx, done := m.c.observe(m.seen, ctx, records[0].Event.Scope())
+	scopes := make([]usage.Scope, 0, len(members))
+	for s := range members {
+		scopes = append(scopes, s)
+	}
+	m.carry(ctx, scopes...)
+	out := m.inner.UpdateTeam(ctx, members, records, team, decide)
+	done(out)
+	for _, s := range scopes {
+		m.seen.mark(s)
+	}
+	return out
 }
 
 func (m *measuredStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
