@@ -151,6 +151,23 @@ func (h hookedStore) Update(ctx context.Context, scope usage.Scope, records []us
 	return h.Writer.Update(ctx, scope, records, decide)
 }
 
+// UpdateObserved and UpdateTeam are the Processor's other ways into the
+// writer (a batch's scopes of one key observed first; a pool's members
+// decided as a team): hooked alike, so the other writer acts there too.
+func (h hookedStore) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	was := h.w.inUpdate
+	h.w.inUpdate = true
+	defer func() { h.w.inUpdate = was }()
+	return h.Writer.UpdateObserved(ctx, scope, st, records, decide)
+}
+
+func (h hookedStore) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
+	was := h.w.inUpdate
+	h.w.inUpdate = true
+	defer func() { h.w.inUpdate = was }()
+	return h.Writer.UpdateTeam(ctx, members, records, team, decide)
+}
+
 func (w *world) count(k faultKind) { w.counts[string(k)]++ }
 
 func (w *world) logf(format string, args ...any) {
