@@ -501,6 +501,13 @@ func (d *decider) refund(r Record) Outcome {
 		return Outcome{Status: Rejected, Err: reject(ReasonRefundExceedsApplied, "amount",
 			"%s of consume %q remains refundable (amount %s, refunded %s); asked for %s", remaining, key, entry.Amount, entry.Amount.Sub(remaining), amount)}
 	}
+	if !amount.FitsDynamoDB() {
+		if t != nil {
+			t.pinned = true
+		}
+		return Outcome{Status: Rejected, Err: reject(ReasonInvalidAmount, "amount",
+			"all that remains refundable of consume %q, %s, has more than DynamoDB's 38-digit precision", key, amount)}
+	}
 	if refunded := entry.Amount.Sub(remaining).Add(amount); !refunded.FitsDynamoDB() {
 		if t != nil {
 			t.pinned = true

@@ -426,6 +426,9 @@ func (d *decider) apply(dr Draw, back bool) Draw {
 // number (noting what that rests on).
 func (d *decider) backs(draws []Draw, already, amount Decimal, inPeriod bool) ([]Draw, error) {
 	returns := returnsOf(draws, already, amount)
+	if err := partsFit(returns); err != nil {
+		return nil, err
+	}
 	toAllowance := Decimal{}
 	for _, r := range returns {
 		if r.Bucket == BucketAllowance && inPeriod {
@@ -441,6 +444,19 @@ func (d *decider) backs(draws []Draw, already, amount Decimal, inPeriod bool) ([
 		return nil, err
 	}
 	return returns, nil
+}
+
+// partsFit: each part of a give-back is recorded on the ledger entry, so
+// each must be a DynamoDB number. What is left of a draw after a tiny
+// earlier give-back (107.5 less 1E-36) may need more than 38 digits.
+func partsFit(returns []Draw) error {
+	for _, r := range returns {
+		if !r.Amount.FitsDynamoDB() {
+			return reject(ReasonInvalidAmount, "amount",
+				"giving back %s to the %s would record more than DynamoDB's 38-digit precision", r.Amount, r.Bucket)
+		}
+	}
+	return nil
 }
 
 // applyBacks gives back what backs decided; the result says where each

@@ -161,3 +161,26 @@ func TestIndexTimesSortAsTimes(t *testing.T) {
 		t.Errorf("%s %s %s", a, b, c)
 	}
 }
+
+// All that remains of a consume after a tiny refund (107.5 less 1E-36)
+// has 39 digits: recording it would be refused by DynamoDB on every
+// delivery, so the refund is rejected INVALID_AMOUNT at once (as is any
+// part of a give-back that would need more than 38 digits). (Found by
+// the adversarial suite, seed 9193: RETRY forever.)
+func TestARefundThatWouldRecordMoreThan38DigitsIsInvalidAmount(t *testing.T) {
+	consume := usage.LedgerEntry{DedupKey: "c", Operation: usage.OperationConsume, Amount: dec("107.5"), Refunded: dec("1E-36")}
+	limit := dec("1000")
+	ent := usage.Entitlement{Exists: true, Limit: &limit, Used: dec("107.5")}
+	ent.Observed = usage.Item{Exists: true, Attrs: map[string]usage.Value{usage.AttrLimit: usage.NumberValue(dec("1000")), usage.AttrUsed: usage.NumberValue(dec("107.5"))}}
+	for _, tt := range []struct{ name, amount string }{{"all that remains", ""}} {
+		p := usage.Rules{Now: time.Now()}.Plan(state(ent, consume), []usage.Record{refund("r", "c", tt.amount)})
+		if p.Outcomes[0].Reason() != usage.ReasonInvalidAmount {
+			t.Errorf("%s: got %s %v, want INVALID_AMOUNT", tt.name, p.Outcomes[0].Status, p.Outcomes[0].Err)
+		}
+		for _, w := range p.Writes {
+			if w.Action != usage.Check {
+				t.Errorf("%s: the rejection writes %+v", tt.name, w)
+			}
+		}
+	}
+}

@@ -99,6 +99,9 @@ func (d *decider) givesBack(e LedgerEntry, already, amount, poolAmount Decimal, 
 	switch {
 	case p.ent.Observed.Unaddressable || !p.ent.Exists:
 		g.poolReturns = returnsOf(draws, already, poolAmount)
+		if err := partsFit(g.poolReturns); err != nil {
+			return g, err
+		}
 		for i := range g.poolReturns {
 			g.poolReturns[i].Lapsed = true
 		}

@@ -284,9 +284,14 @@ func returnsOf(draws []oDraw, already, amount usage.Decimal) []oDraw {
 	return out
 }
 
-// giveBackFits: used lowered by what goes back to the allowance is still
-// a DynamoDB number (or clamps at 0).
+// giveBackFits: each part given back, and used lowered by what goes back
+// to the allowance, is still a DynamoDB number (or used clamps at 0).
 func (s *oScope) giveBackFits(returns []oDraw, inPeriod bool) bool {
+	for _, r := range returns {
+		if !fits(r.amount) { // each part is recorded on the entry
+			return false
+		}
+	}
 	if !inPeriod {
 		return true
 	}

@@ -529,7 +529,7 @@ func (o *oracle) refund(s *oScope, e ev, now time.Time) outcome {
 		if amount.Sign() <= 0 || amount.Cmp(remaining) > 0 {
 			return rejected("REFUND_EXCEEDS_APPLIED")
 		}
-		if !fits(target.refunded.Add(amount)) {
+		if !fits(amount) || !fits(target.refunded.Add(amount)) {
 			return rejected("INVALID_AMOUNT")
 		}
 		returns := returnsOf(drawsOf(target), target.refunded, amount)
