@@ -150,23 +150,8 @@ func (m *Store) Verify(_ context.Context, scope usage.Scope, plan usage.Plan) (u
 	// Under the lock every item is read at one instant: a snapshot, as
 	// the DynamoDB store's TransactGetItems is.
 	for _, w := range plan.Writes {
-		in := &l
-		if s, ok := w.Target.Member(); ok {
-			in = l.In(s)
-		}
-		switch w.Target.Kind {
-		case usage.LedgerKind:
-			m.learn(entitlementScope(scope, w.Target), in, w.Target.Key)
-		case usage.EntitlementKind:
-			if w.Target.Scope == (usage.Scope{}) {
-				it := m.item(scope)
-				l.Entitlement = &it
-				continue
-			}
-			if l.Others == nil {
-				l.Others = map[usage.Scope]usage.Item{}
-			}
-			l.Others[w.Target.Scope] = m.item(w.Target.Scope)
+		if w.Target.Kind != usage.NotificationKind {
+			m.learnItem(&l, scope, w.Target)
 		}
 	}
 	l.Snapshot = true
@@ -220,28 +205,33 @@ func (m *Store) failed(scope usage.Scope, plan usage.Plan) usage.Learned {
 		if m.holds(scope, w) {
 			continue
 		}
-		in := &l
-		if s, ok := w.Target.Member(); ok {
-			in = l.In(s)
-		}
-		switch w.Target.Kind {
-		case usage.NotificationKind:
-			in.Notified = with(in.Notified, w.Target.Key, true)
-		case usage.LedgerKind:
-			m.learn(entitlementScope(scope, w.Target), in, w.Target.Key)
-		case usage.EntitlementKind:
-			if w.Target.Scope == (usage.Scope{}) {
-				it := m.item(scope)
-				l.Entitlement = &it
-				continue
-			}
-			if l.Others == nil {
-				l.Others = map[usage.Scope]usage.Item{}
-			}
-			l.Others[w.Target.Scope] = m.item(w.Target.Scope)
-		}
+		m.learnItem(&l, scope, w.Target)
 	}
 	return l
+}
+
+// learnItem adds what the target's item holds now to l: a notification
+// known recorded, a ledger key applied or absent (in its member's part,
+// for a team's), an entitlement.
+func (m *Store) learnItem(l *usage.Learned, scope usage.Scope, t usage.Target) {
+	in := l
+	if s, ok := t.Member(); ok {
+		in = l.In(s)
+	}
+	switch {
+	case t.Kind == usage.NotificationKind:
+		in.Notified = with(in.Notified, t.Key, true)
+	case t.Kind == usage.LedgerKind:
+		m.learn(entitlementScope(scope, t), in, t.Key)
+	case t.Scope == (usage.Scope{}):
+		it := m.item(scope)
+		l.Entitlement = &it
+	default:
+		if l.Others == nil {
+			l.Others = map[usage.Scope]usage.Item{}
+		}
+		l.Others[t.Scope] = m.item(t.Scope)
+	}
 }
 
 // entitlementScope is the scope whose item a write is about: the one its

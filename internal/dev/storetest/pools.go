@@ -28,8 +28,7 @@ func testRacingMembersOfOnePool(t *testing.T, newBackend func(t *testing.T) Back
 		b.Put(t, member(i), map[string]usage.Value{usage.AttrLimit: Num("30"), usage.AttrUsed: Num("0"), usage.AttrPool: Str("team")})
 	}
 	var mu sync.Mutex
-	applied := map[usage.Scope]usage.Decimal{}
-	counts := map[string]int{}
+	tally := poolTally{applied: map[usage.Scope]usage.Decimal{}, counts: map[string]int{}}
 	rules := usage.Rules{Now: Now, Notify: &usage.Notify{Thresholds: []usage.Decimal{usage.MustDecimal("50")}, LimitRejected: true}}
 	var wg sync.WaitGroup
 	for c := range consumers {
@@ -56,39 +55,14 @@ func testRacingMembersOfOnePool(t *testing.T, newBackend func(t *testing.T) Back
 				cancel()
 				mu.Lock()
 				for j, o := range out {
-					amount := batch[j].Event.Amount
-					switch {
-					case o.Status == usage.Applied && batch[j].Event.Is(usage.OperationRefund):
-						applied[m] = applied[m].Sub(amount)
-					case o.Status == usage.Applied:
-						applied[m] = applied[m].Add(amount)
-					case o.Status == usage.Retry:
-						t.Errorf("RETRY: %v", o.Err)
-					}
-					counts[string(o.Status)+" "+string(o.Reason())]++
+					tally.add(t, m, batch[j].Event, o)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	sum := usage.Decimal{}
-	for i := range members {
-		used := b.Get(t, member(i)).Get(usage.AttrUsed).Num
-		if used.Cmp(applied[member(i)]) != 0 || used.Cmp(usage.MustDecimal("30")) > 0 {
-			t.Errorf("%v used %s: applied outcomes say %s, and its cap is 30", member(i), used, applied[member(i)])
-		}
-		sum = sum.Add(used)
-	}
-	pool := b.Get(t, teamPool).Get(usage.AttrUsed).Num
-	if pool.Cmp(sum) != 0 || pool.Cmp(usage.MustDecimal("120")) > 0 {
-		t.Errorf("the pool's used is %s, its members' sum %s (limit 120)", pool, sum)
-	}
-	for _, k := range []string{"APPLIED ", "REJECTED POOL_LIMIT_EXCEEDED", "DUPLICATE "} {
-		if counts[k] == 0 {
-			t.Errorf("no %q outcome: the race exercised too little (%v)", k, counts)
-		}
-	}
+	tally.check(t, b, teamPool, scopes(members, member), "120", "30")
 	notes := b.Notifications(t, teamPool)
 	if len(notes) != 2 {
 		t.Errorf("the pool's notifications: %+v, want its threshold and its first rejection once each", notes)
@@ -115,8 +89,7 @@ func testRacingTeamsOfOnePool(t *testing.T, newBackend func(t *testing.T) Backen
 		b.Put(t, member(i), map[string]usage.Value{usage.AttrLimit: Num("25"), usage.AttrUsed: Num("0"), usage.AttrPool: Str("team")})
 	}
 	var mu sync.Mutex
-	applied := map[usage.Scope]usage.Decimal{}
-	counts := map[string]int{}
+	tally := poolTally{applied: map[usage.Scope]usage.Decimal{}, counts: map[string]int{}}
 	teams := 0
 	var wg sync.WaitGroup
 	for c := range consumers {
@@ -149,38 +122,14 @@ func testRacingTeamsOfOnePool(t *testing.T, newBackend func(t *testing.T) Backen
 				cancel()
 				mu.Lock()
 				for _, r := range results {
-					m := r.Event.Scope()
-					switch {
-					case r.Status == usage.Applied && r.Event.Is(usage.OperationRefund):
-						applied[m] = applied[m].Sub(r.Event.Amount)
-					case r.Status == usage.Applied:
-						applied[m] = applied[m].Add(r.Event.Amount)
-					case r.Status == usage.Retry:
-						t.Errorf("RETRY: %v", r.Err)
-					}
-					counts[string(r.Status)+" "+string(r.Reason())]++
+					tally.add(t, r.Event.Scope(), r.Event, r.Outcome)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	sum := usage.Decimal{}
-	for i := range members {
-		used := b.Get(t, member(i)).Get(usage.AttrUsed).Num
-		if used.Cmp(applied[member(i)]) != 0 || used.Cmp(usage.MustDecimal("25")) > 0 {
-			t.Errorf("%v used %s: applied outcomes say %s, and its cap is 25", member(i), used, applied[member(i)])
-		}
-		sum = sum.Add(used)
-	}
-	if pool := b.Get(t, teamPool).Get(usage.AttrUsed).Num; pool.Cmp(sum) != 0 || pool.Cmp(usage.MustDecimal("150")) > 0 {
-		t.Errorf("the pool's used is %s, its members' sum %s (limit 150)", pool, sum)
-	}
-	for _, k := range []string{"APPLIED ", "REJECTED POOL_LIMIT_EXCEEDED", "DUPLICATE "} {
-		if counts[k] == 0 {
-			t.Errorf("no %q outcome: the race exercised too little (%v)", k, counts)
-		}
-	}
+	tally.check(t, b, teamPool, scopes(members, member), "150", "25")
 	if notes := b.Notifications(t, teamPool); len(notes) != 2 {
 		t.Errorf("the pool's notifications: %+v, want its threshold and its first rejection once each", notes)
 	}
@@ -220,4 +169,55 @@ func (c teamCounter) UpdateTeam(ctx context.Context, m map[usage.Scope]usage.Sta
 	*c.teams++
 	c.mu.Unlock()
 	return c.Updater.(metering.Teamer).UpdateTeam(ctx, m, records, team, decide)
+}
+
+// poolTally is what a race's outcomes applied to each member, and how
+// many of each outcome there were (callers hold the race's lock).
+type poolTally struct {
+	applied map[usage.Scope]usage.Decimal
+	counts  map[string]int
+}
+
+func (p poolTally) add(t *testing.T, m usage.Scope, ev usage.Event, o usage.Outcome) {
+	switch {
+	case o.Status == usage.Applied && ev.Is(usage.OperationRefund):
+		p.applied[m] = p.applied[m].Sub(ev.Amount)
+	case o.Status == usage.Applied:
+		p.applied[m] = p.applied[m].Add(ev.Amount)
+	case o.Status == usage.Retry:
+		t.Errorf("RETRY: %v", o.Err)
+	}
+	p.counts[string(o.Status)+" "+string(o.Reason())]++
+}
+
+// check: each member's used is what its outcomes applied, within its
+// cap; the pool's is their sum, within its limit; the race saw
+// applications, pool rejections and duplicates.
+func (p poolTally) check(t *testing.T, b Backend, pool usage.Scope, members []usage.Scope, limit, memberCap string) {
+	t.Helper()
+	sum := usage.Decimal{}
+	for _, m := range members {
+		used, applied := b.Get(t, m).Get(usage.AttrUsed).Num, p.applied[m]
+		if used.Cmp(applied) != 0 || used.Cmp(usage.MustDecimal(memberCap)) > 0 {
+			t.Errorf("%v used %s: applied outcomes say %s, and its cap is %s", m, used, applied, memberCap)
+		}
+		sum = sum.Add(used)
+	}
+	if used := b.Get(t, pool).Get(usage.AttrUsed).Num; used.Cmp(sum) != 0 || used.Cmp(usage.MustDecimal(limit)) > 0 {
+		t.Errorf("the pool's used is %s, its members' sum %s (limit %s)", used, sum, limit)
+	}
+	for _, k := range []string{"APPLIED ", "REJECTED POOL_LIMIT_EXCEEDED", "DUPLICATE "} {
+		if p.counts[k] == 0 {
+			t.Errorf("no %q outcome: the race exercised too little (%v)", k, p.counts)
+		}
+	}
+}
+
+// scopes are the first n members' scopes.
+func scopes(n int, member func(int) usage.Scope) []usage.Scope {
+	out := make([]usage.Scope, n)
+	for i := range out {
+		out[i] = member(i)
+	}
+	return out
 }
