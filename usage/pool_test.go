@@ -192,26 +192,14 @@ func TestPoolsEqualOneByOne(t *testing.T) {
 			if rng.IntN(4) == 0 {
 				clock = clock.Add(time.Duration(rng.IntN(40*24)) * time.Hour) // resets of either
 			}
-			if rng.IntN(6) == 0 { // access-service moves a member
-				u := members[rng.IntN(3)]
-				p := []string{"team", "other"}[rng.IntN(2)]
-				for _, m := range []*memstore.Store{grouped, single} {
-					a := m.Entitlement(memberScope(u)).Attrs
-					a[usage.AttrPool] = usage.StringValue(p)
-					m.PutEntitlement(memberScope(u), a)
-				}
-				counts["moved"]++
+			if rng.IntN(6) == 0 {
+				moveAMember(rng, counts, grouped, single)
 			}
 			u := members[rng.IntN(3)]
 			recs := randomMemberRecords(rng, u, fmt.Sprint(step))
 			got := grouped.Update(context.Background(), memberScope(u), recs, poolRules(clock))
-			for j, r := range recs {
-				want := single.Update(context.Background(), memberScope(u), []usage.Record{r}, poolRules(clock))[0]
-				if got[j].Status != want.Status || got[j].Reason() != want.Reason() || drawsText(got[j].PoolReturned) != drawsText(want.PoolReturned) {
-					t.Fatalf("case %d step %d record %d (%+v): group says %s %s %s, one by one %s %s %s", i, step, j, r.Event,
-						got[j].Status, got[j].Reason(), drawsText(got[j].PoolReturned), want.Status, want.Reason(), drawsText(want.PoolReturned))
-				}
-				counts[string(got[j].Status)+" "+string(got[j].Reason())+" "+string(r.Event.Operation)]++
+			if err := equalOneByOne(single, recs, got, clock, counts); err != "" {
+				t.Fatalf("case %d step %d: %s", i, step, err)
 			}
 		}
 		if a, b := teamText(grouped), teamText(single); a != b {
@@ -224,6 +212,33 @@ func TestPoolsEqualOneByOne(t *testing.T) {
 			t.Errorf("only %d cases of %q: the test exercises too little (%v)", counts[k], k, counts)
 		}
 	}
+}
+
+// moveAMember: access-service moves a member to one of the pools, in
+// every store alike.
+func moveAMember(rng *rand.Rand, counts map[string]int, stores ...*memstore.Store) {
+	u := members[rng.IntN(3)]
+	p := []string{"team", "other"}[rng.IntN(2)]
+	for _, m := range stores {
+		a := m.Entitlement(memberScope(u)).Attrs
+		a[usage.AttrPool] = usage.StringValue(p)
+		m.PutEntitlement(memberScope(u), a)
+	}
+	counts["moved"]++
+}
+
+// equalOneByOne applies records one at a time to single and compares
+// each outcome with got (what a group or a team said); it counts them.
+func equalOneByOne(single *memstore.Store, recs []usage.Record, got []usage.Outcome, clock time.Time, counts map[string]int) string {
+	for j, r := range recs {
+		want := single.Update(context.Background(), r.Event.Scope(), []usage.Record{r}, poolRules(clock))[0]
+		if got[j].Status != want.Status || got[j].Reason() != want.Reason() || drawsText(got[j].PoolReturned) != drawsText(want.PoolReturned) {
+			return fmt.Sprintf("record %d (%+v): together %s %s %s, one by one %s %s %s", j, r.Event,
+				got[j].Status, got[j].Reason(), drawsText(got[j].PoolReturned), want.Status, want.Reason(), drawsText(want.PoolReturned))
+		}
+		counts[string(got[j].Status)+" "+string(got[j].Reason())+" "+string(r.Event.Operation)]++
+	}
+	return ""
 }
 
 func randomTeam(rng *rand.Rand, m *memstore.Store) {

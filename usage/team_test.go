@@ -59,14 +59,7 @@ func TestTeamsEqualOneByOne(t *testing.T) {
 				clock = clock.Add(time.Duration(rng.IntN(40*24)) * time.Hour)
 			}
 			if rng.IntN(6) == 0 {
-				u := members[rng.IntN(3)]
-				p := []string{"team", "other"}[rng.IntN(2)]
-				for _, m := range []*memstore.Store{grouped, single} {
-					a := m.Entitlement(memberScope(u)).Attrs
-					a[usage.AttrPool] = usage.StringValue(p)
-					m.PutEntitlement(memberScope(u), a)
-				}
-				counts["moved"]++
+				moveAMember(rng, counts, grouped, single)
 			}
 			recs := interleaved(rng, fmt.Sprint(step))
 			observed := map[usage.Scope]usage.State{}
@@ -78,13 +71,8 @@ func TestTeamsEqualOneByOne(t *testing.T) {
 				observed[r.Event.Scope()] = st
 			}
 			got := w.UpdateTeam(context.Background(), observed, recs, teamRules(clock), poolRules(clock))
-			for j, r := range recs {
-				want := single.Update(context.Background(), r.Event.Scope(), []usage.Record{r}, poolRules(clock))[0]
-				if got[j].Status != want.Status || got[j].Reason() != want.Reason() || drawsText(got[j].PoolReturned) != drawsText(want.PoolReturned) {
-					t.Fatalf("case %d step %d record %d (%+v): team says %s %s %s, one by one %s %s %s", i, step, j, r.Event,
-						got[j].Status, got[j].Reason(), drawsText(got[j].PoolReturned), want.Status, want.Reason(), drawsText(want.PoolReturned))
-				}
-				counts[string(got[j].Status)+" "+string(got[j].Reason())+" "+string(r.Event.Operation)]++
+			if err := equalOneByOne(single, recs, got, clock, counts); err != "" {
+				t.Fatalf("case %d step %d: %s", i, step, err)
 			}
 		}
 		if a, b := teamText(grouped), teamText(single); a != b {
