@@ -844,7 +844,11 @@ func (d *decider) balanceWrites(conds []Cond) ([]Cond, []Assign) {
 	obs := d.ent.Observed
 	overage := obs.Get(AttrOverageUsed)
 	switch {
-	case d.reset && (d.overageDrawn.Sign() > 0 || d.overageExact || overage.Present()):
+	case d.reset && (d.overageDrawn.Sign() > 0 || d.overageExact || overage.Present() || d.ent.OverageLimit != nil):
+		// With an overage limit, another process may have drawn from the
+		// overage since this item was observed without overageUsed: the
+		// new period's starts over whatever it holds (the write rests on
+		// the limit as read).
 		conds = append(conds, Cond{Op: OpKind, Attr: AttrOverageUsed, Kind: KindNumber, OrAbsent: true})
 		set = append(set, Assign{Attr: AttrOverageUsed, Value: NumberValue(d.overageUsed)})
 	case d.overageExact || d.overageDrawn.Sign() > 0 && !d.ent.OverageLimit.Sub(d.overageDrawn).FitsDynamoDB():
