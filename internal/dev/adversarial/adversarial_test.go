@@ -52,6 +52,7 @@ var (
 // stats are a run's counts, logged at its end.
 type stats struct {
 	scenarios, steps, events, failed int
+	pooled                           int            // scenarios of a team with pools
 	kinds                            map[string]int // steps by kind
 	faults                           map[string]int
 	outcomes                         map[string]int
@@ -61,6 +62,9 @@ type stats struct {
 
 func (s *stats) add(w *world) {
 	s.scenarios++
+	if w.pooled {
+		s.pooled++
+	}
 	s.steps += w.step
 	s.events += w.events
 	for k, v := range w.kinds {
@@ -118,8 +122,8 @@ func TestAdversarial(t *testing.T) {
 			w.finish(t, fmt.Sprintf("%s (%d steps; rerun: go test ./internal/dev/adversarial -run 'TestAdversarial' -v -args -seed=%d -steps=%d)", name, *stepsFlag, seed, *stepsFlag))
 		})
 	}
-	t.Logf("adversarial run: %d scenarios (%d failed), %d steps, %d events\n  steps: %s\n  outcomes: %s\n  by operation: %s\n  covered: %s\n  faults: %s",
-		total.scenarios, total.failed, total.steps, total.events, render(total.kinds), render(total.outcomes),
+	t.Logf("adversarial run: %d scenarios (%d with pools, %d failed), %d steps, %d events\n  steps: %s\n  outcomes: %s\n  by operation: %s\n  covered: %s\n  faults: %s",
+		total.scenarios, total.pooled, total.failed, total.steps, total.events, render(total.kinds), render(total.outcomes),
 		render(total.opOutcomes), render(total.cover), render(total.faults))
 	if len(failing) > 0 {
 		t.Logf("failing seeds:\n  %s", strings.Join(failing, "\n  "))
@@ -148,6 +152,11 @@ var mustCover = []struct{ from, key string }{
 
 func (s *stats) uncovered() []string {
 	var missing []string
+	for _, c := range mustCoverPools {
+		if s.pooled >= c.scenarios && s.cover[c.key]+s.outcomes[c.key] == 0 {
+			missing = append(missing, strconv.Quote(c.key))
+		}
+	}
 	for _, c := range mustCover {
 		n := 0
 		switch c.from {
@@ -208,8 +217,14 @@ func (w *world) scenario(steps int) {
 	// A third of the scenarios send grants in bursts, to meet the bound
 	// on grants counting at a time.
 	w.grantHeavy = w.chance(1.0 / 3)
-	for _, u := range w.users[:2] {
-		w.createWith(u, w.pick([]string{"10", "10", "20", "6", ""}), w.pick([]string{"DAILY", "DAILY", "NONE"}), w.randomOverageLimit(), w.randomRolloverMax())
+	// Half the scenarios are a team: pools and members (generator_pools_test.go).
+	if w.pooled = poolScenario(w.seed); w.pooled {
+		w.grantHeavy = w.grantHeavy && w.chance(0.5)
+		w.setupPools()
+	} else {
+		for _, u := range w.users[:2] {
+			w.createWith(u, w.pick([]string{"10", "10", "20", "6", ""}), w.pick([]string{"DAILY", "DAILY", "NONE"}), w.randomOverageLimit(), w.randomRolloverMax())
+		}
 	}
 
 	for w.step = 1; w.step <= steps && len(w.failures) == 0; w.step++ {
@@ -217,7 +232,7 @@ func (w *world) scenario(steps int) {
 		if w.chance(0.6) {
 			w.gap = w.randomGap()
 		}
-		if len(w.script) == 0 && w.chance(0.06) {
+		if len(w.script) == 0 && (w.chance(0.06) || w.pooled && w.chance(0.08)) {
 			w.startStory()
 		}
 		if len(w.script) > 0 {
@@ -323,7 +338,11 @@ func (w *world) randomEvent(sync bool) ev {
 }
 
 func (w *world) randomEventFor(user string, sync bool) ev {
-	if w.chance(0.25) {
+	grants := 0.25
+	if w.pooled {
+		grants = 0.12 // a team's events mostly go to its pools
+	}
+	if w.chance(grants) {
 		if w.chance(0.5) {
 			return w.randomGrant(user)
 		}
@@ -349,6 +368,9 @@ func (w *world) randomEventFor(user string, sync bool) ev {
 		if w.chance(0.2) {
 			e.amount = w.spilling(user) // beyond the allowance's rest: into grants, the overage, or rejected
 		}
+		if w.pooled && w.oracle.scope(user).ent.poolID() != "" && w.chance(0.25) {
+			e.amount = w.poolSpilling(user) // beyond what the pool has left
+		}
 		return w.tame(e)
 	case r < 55:
 		e := ev{op: "refund", refundOf: w.freshKey("nothing")}
@@ -373,6 +395,9 @@ func (w *world) randomEventFor(user string, sync bool) ev {
 		e := ev{op: "reserve", key: w.freshKey("h"), amount: w.pick(amounts), seconds: w.pick2([]int{1, 2, 5, 30, 120, 900})}
 		if w.chance(0.2) {
 			e.amount = w.spilling(user)
+		}
+		if w.pooled && w.oracle.scope(user).ent.poolID() != "" && w.chance(0.25) {
+			e.amount = w.poolSpilling(user)
 		}
 		return e
 	default:
@@ -566,6 +591,10 @@ func (w *world) randomAccess(user string) {
 		w.repair(user)
 		return
 	}
+	if w.pooled && w.chance(0.45) {
+		w.randomPoolAccess(user)
+		return
+	}
 	if w.chance(0.35) {
 		w.randomBalanceEdit(user)
 		return
@@ -640,6 +669,9 @@ func (w *world) repair(user string) {
 	if s.ent.grantsOdd {
 		w.repairGrants(user)
 	}
+	if !poolAttrOK(s.ent.pool) {
+		w.setMemberPool(user, w.poolIDs[0])
+	}
 }
 
 // randomOddLedger writes an entry the service cannot read.
@@ -659,6 +691,9 @@ func (w *world) randomOddLedger() {
 // randomGap is the step's gap action: another process's operation, or
 // access-service editing, between the step's read and its write.
 func (w *world) randomGap() func(context.Context) {
+	if w.pooled && w.chance(0.5) {
+		return w.poolGap()
+	}
 	user := w.randomUser()
 	if w.chance(0.6) {
 		sync := w.chance(0.5)
