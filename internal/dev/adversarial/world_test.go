@@ -206,6 +206,9 @@ func (w *world) staleEntitlement(key map[string]types.AttributeValue) (map[strin
 	if w.avoid[11] && !reflect.DeepEqual(old["used"], h[len(h)-1]["used"]) {
 		return nil, false // an older used a reset's rollover could rest on (defect 11)
 	}
+	if w.avoid[22] && !reflect.DeepEqual(old[usage.AttrOverageUsed], h[len(h)-1][usage.AttrOverageUsed]) {
+		return nil, false // an older overageUsed a reset could leave standing (defect 22)
+	}
 	if w.avoid[15] && w.oracle.scope(name).ent.malformed() && !reflect.DeepEqual(old, h[len(h)-1]) {
 		return nil, false // readable attributes since written odd (defect 15)
 	}
