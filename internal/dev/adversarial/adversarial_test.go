@@ -238,7 +238,7 @@ func (w *world) scenario(steps int) {
 		if w.chance(0.6) {
 			w.gap = w.randomGap()
 		}
-		if len(w.script) == 0 && (w.chance(0.06) || w.pooled && w.chance(0.08)) {
+		if len(w.script) == 0 && (w.chance(0.06) || w.pooled && w.chance(0.05)) {
 			w.startStory()
 		}
 		if len(w.script) > 0 {

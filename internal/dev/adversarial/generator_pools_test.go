@@ -46,6 +46,7 @@ var mustCoverPools = []struct {
 	{"pool: hold set aside (INVALID_POOL)", 30}, {"pool: draw beyond the pool's allowance: overage", 30},
 	{"pool: give-back to the pool's overage", 30}, {"pool notification: usage.overage.started", 30},
 	{"pool: INVALID_ENTITLEMENT (pool attribute)", 30},
+	{"pool: give-back of a hold whose member is gone", 30}, {"pool: INVALID_AMOUNT (the pool's 38 digits)", 30},
 	{"pool gap: member moved", 30}, {"pool gap: member removed", 30}, {"pool gap: pool limit changed", 30},
 	{"pool gap: pool made unreadable", 30}, {"pool gap: pool deleted", 30},
 }
@@ -175,7 +176,7 @@ func (w *world) randomPoolAccess(user string) {
 	case r < 45 && p.ent.exists && !p.ent.malformed():
 		w.setPoolLimit(id, w.pick([]string{"3", "6", "10", "12", "15", "30", ""}))
 	case r < 51 && p.ent.exists && !p.ent.malformed():
-		w.setPoolUsed(id, w.pick([]string{"0", "2", "5", "9"}))
+		w.setPoolUsed(id, w.pick([]string{"0", "2", "5", "9", "100", "250"})) // from 100 up, 1E-36 more or less needs 39 digits
 	case r < 70 && p.ent.exists:
 		if p.ent.malformed() {
 			w.repairPool(id)
@@ -306,7 +307,17 @@ func (w *world) startPoolStory() {
 	if op == "reserve" {
 		backOf = send(w.settlement(c))
 	}
-	switch w.rng.IntN(7) {
+	switch w.rng.IntN(8) {
+	case 7: // the member's entitlement deleted under its hold: the sweep gives the pool its part back
+		w.script = []func(){
+			func() { send(ev{op: "reserve", key: c, amount: "1", seconds: w.pick2([]int{1, 2})})() },
+			func() { w.deleteEntitlement(user); w.deleted[user] = true },
+			func() {
+				w.now = w.now.Add(3 * time.Second)
+				w.clockMoved()
+				w.sweep(w.randomProc(), 100, true)
+			},
+		}
 	case 0: // moved (or taken out) after drawing: the give-back goes to the pool it drew from
 		w.script = []func(){small(op), func() {
 			if w.chance(0.3) {

@@ -113,6 +113,7 @@ func (o *oracle) poolTakes(user string, s *oScope, e ev, amount usage.Decimal, n
 		}
 		return nil, nil, rejected("POOL_LIMIT_EXCEEDED"), false
 	}
+	o.cover["pool: INVALID_AMOUNT (the pool's 38 digits)"]++
 	return nil, nil, rejected(reason), false
 }
 
@@ -171,7 +172,7 @@ func (o *oracle) poolGivesBack(s *oScope, e *oEntry, already, amount usage.Decim
 	if e.pool == "" || amount.Sign() == 0 {
 		return poolGive{}, outcome{}, true
 	}
-	if e.pool != s.ent.poolID() {
+	if s.ent.exists && e.pool != s.ent.poolID() {
 		o.cover["pool: give-back to a pool the member left"]++
 	}
 	p := o.pool(e.pool, now)
@@ -190,7 +191,11 @@ func (o *oracle) poolGivesBack(s *oScope, e *oEntry, already, amount usage.Decim
 	g.p = p
 	g.inPeriod = p.ent.resetPeriod != "DAILY" || e.poolPeriodStart == p.period()
 	if !p.giveBackFits(g.returns, g.inPeriod) {
+		o.cover["pool: INVALID_AMOUNT (the pool's 38 digits)"]++
 		return poolGive{}, rejected("INVALID_AMOUNT"), false
+	}
+	if !s.ent.exists {
+		o.cover["pool: give-back of a hold whose member is gone"]++
 	}
 	return g, outcome{}, true
 }
