@@ -20,7 +20,8 @@ import (
 // or another member's consume on the same pool. Short stories line up
 // the rules random steps rarely do: a give-back to a pool the member
 // left, to a pool deleted, unreadable or whose period ended, a hold of
-// an unreadable pool due for the sweep, both limits refusing.
+// an unreadable pool due for the sweep, a hold outliving its member's
+// entitlement, both limits refusing, the pool filled by its members.
 //
 // The even seeds are the scenarios as they were before pools: the random
 // source draws nothing for pools there, so those seeds replay as before.
@@ -106,8 +107,8 @@ func (w *world) poolOf(user string, anyPool bool) string {
 	return w.pick(w.poolIDs)
 }
 
-// poolRoom is what pool id has left now: its allowance and overage (the
-// member's cap's when the pool cannot tell).
+// poolRoom is what pool id has left now: its allowance and overage (3
+// when the pool cannot tell: unlimited, gone or unreadable).
 func (w *world) poolRoom(id string) usage.Decimal {
 	p := w.oracle.pool(id, w.now)
 	room := usage.DecimalFromInt(3)
