@@ -21,7 +21,8 @@ import (
 // the rules random steps rarely do: a give-back to a pool the member
 // left, to a pool deleted, unreadable or whose period ended, a hold of
 // an unreadable pool due for the sweep, a hold outliving its member's
-// entitlement, both limits refusing, the pool filled by its members.
+// entitlement, both limits refusing, the pool filled by its members, a
+// pool's used too wide for 1E-36 more.
 //
 // The even seeds are the scenarios as they were before pools: the random
 // source draws nothing for pools there, so those seeds replay as before.
@@ -30,9 +31,10 @@ var poolsFlag = flag.String("pools", "mixed", "which adversarial scenarios are t
 
 // mustCoverPools are the pool rules a run must have seen once it has
 // that many scenarios with pools (an outcome, or what the oracle
-// counted): the common ones in any run of 12 scenarios, those the gaps
-// and the stories make in longer runs (about one team scenario in three
-// to eight meets each).
+// counted): the common ones in any run of 12 scenarios (6 teams), the
+// rarer ones, which the gaps and the stories make, once a run holds some
+// 7 of them on average (from the rates of 400 team scenarios: the
+// threshold is about 7 over the rate per scenario).
 var mustCoverPools = []struct {
 	key       string
 	scenarios int
@@ -42,14 +44,14 @@ var mustCoverPools = []struct {
 	{"pool: draw by a member without a cap", 6}, {"pool: give-back", 6},
 	{"pool notification: usage.threshold.reached", 6}, {"pool notification: usage.limit.rejected", 6},
 	{"pool gap: another member of the pool", 6},
-	{"pool: give-back to a pool the member left", 30}, {"pool: give-back lapsed (pool gone)", 30},
-	{"pool: give-back lapsed (pool period ended)", 30}, {"pool: INVALID_POOL on a give-back", 30},
-	{"pool: hold set aside (INVALID_POOL)", 30}, {"pool: draw beyond the pool's allowance: overage", 30},
-	{"pool: give-back to the pool's overage", 30}, {"pool notification: usage.overage.started", 30},
-	{"pool: INVALID_ENTITLEMENT (pool attribute)", 30},
-	{"pool: give-back of a hold whose member is gone", 30}, {"pool: INVALID_AMOUNT (the pool's 38 digits)", 30},
-	{"pool gap: member moved", 30}, {"pool gap: member removed", 30}, {"pool gap: pool limit changed", 30},
-	{"pool gap: pool made unreadable", 30}, {"pool gap: pool deleted", 30},
+	{"pool: give-back to a pool the member left", 40}, {"pool: give-back lapsed (pool gone)", 40},
+	{"pool: give-back lapsed (pool period ended)", 40}, {"pool: INVALID_POOL on a give-back", 40},
+	{"pool: INVALID_ENTITLEMENT (pool attribute)", 40}, {"pool: draw beyond the pool's allowance: overage", 40},
+	{"pool gap: member moved", 40}, {"pool gap: pool limit changed", 40}, {"pool gap: pool deleted", 40},
+	{"pool: hold set aside (INVALID_POOL)", 60}, {"pool notification: usage.overage.started", 60},
+	{"pool: give-back of a hold whose member is gone", 60}, {"pool gap: member removed", 60},
+	{"pool gap: pool made unreadable", 60},
+	{"pool: give-back to the pool's overage", 100}, {"pool: INVALID_AMOUNT (the pool's 38 digits)", 100},
 }
 
 // poolScenario: whether the scenario of this seed is a team.
@@ -308,7 +310,13 @@ func (w *world) startPoolStory() {
 	if op == "reserve" {
 		backOf = send(w.settlement(c))
 	}
-	switch w.rng.IntN(8) {
+	switch w.rng.IntN(9) {
+	case 8: // the pool's used from 100 up: 1E-36 more needs 39 digits there, not in the member
+		w.script = []func(){
+			func() { w.setPoolUsed(id, w.pick([]string{"100", "250"})) },
+			send(w.tame(ev{op: "consume", amount: "1E-36"})),
+			func() { w.setPoolUsed(id, "2") },
+		}
 	case 7: // the member's entitlement deleted under its hold: the sweep gives the pool its part back
 		w.script = []func(){
 			func() { send(ev{op: "reserve", key: c, amount: "1", seconds: w.pick2([]int{1, 2})})() },
