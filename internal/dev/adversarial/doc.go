@@ -24,6 +24,19 @@
 // with it. A run of 12 scenarios or more refuses to pass when one of
 // these rules was never exercised (mustCover).
 //
+// Team pools take part too: half the scenarios (the odd seeds; -pools)
+// are a team of one or two pools and three members with and without
+// caps, whose events go past what the pool has left, while access-service
+// (also between a read and a write) moves members between pools, takes
+// them out, names a pool that does not exist, changes a pool's limit,
+// writes it odd, deletes it and writes it again, and another member of
+// the pool consumes in the gap. The oracle (oracle_pools_test.go) models
+// the cap first, then the pool, the give-backs to the pool an entry
+// recorded and their lapses; after every step the suite compares each
+// pool's item and notifications and each entry's pool, poolDraws and
+// poolPeriodStart with it, and checks that a pool's used is its members'
+// draws kept in its period and not above its limit (mustCoverPools).
+//
 // Everything lives in the package's tests; see adversarial_test.go for
 // how to run a seed or a long run, defects_test.go and
 // defects_grants_test.go for the focused scenarios of each defect found.

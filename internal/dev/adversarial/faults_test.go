@@ -20,6 +20,7 @@ const (
 	faultGap        faultKind = "gap-writer"
 	faultLost       faultKind = "lost-answer"
 	faultStale      faultKind = "stale-read"
+	faultStalePool  faultKind = "stale-read (a pool's item)"
 	faultUnprocess  faultKind = "unprocessed-keys"
 	faultThrottle   faultKind = "throttle"
 	faultThrottleTx faultKind = "throttle-transaction"
@@ -84,6 +85,9 @@ func (c *faultClient) GetItem(ctx context.Context, in *awsdynamodb.GetItemInput,
 	if !consistent && aws.ToString(in.TableName) == c.w.entTable && c.roll(c.w.faults.stale) {
 		if old, ok := c.w.staleEntitlement(in.Key); ok {
 			c.w.count(faultStale)
+			if pk, _ := in.Key["pk"].(*types.AttributeValueMemberS); pk != nil && isPoolKey(pk.Value) {
+				c.w.count(faultStalePool)
+			}
 			return &awsdynamodb.GetItemOutput{Item: project(old, in.ProjectionExpression, in.ExpressionAttributeNames)}, nil
 		}
 	}

@@ -325,6 +325,10 @@ func (w *world) rollsOver() bool {
 // when the action runs, on the state as it then is.
 
 func (w *world) startStory() {
+	if w.pooled && w.chance(0.6) {
+		w.startPoolStory() // generator_pools_test.go
+		return
+	}
 	var users []string
 	for _, u := range w.users[:2] {
 		if e := w.oracle.scope(u).ent; e.exists && !e.malformed() && e.limit.kind == "N" {

@@ -117,6 +117,8 @@ type oEnt struct {
 	// its reset is pending: the rollover's "unused allowance" is limit
 	// minus it.
 	rollUsed attr
+	// pool is a member's pool attribute (oracle_pools_test.go).
+	pool attr
 }
 
 func (e *oEnt) malformed() bool {
@@ -133,7 +135,7 @@ func (e *oEnt) malformed() bool {
 	default:
 		return true
 	}
-	return e.grantsOdd || !amountAttrOK(e.overageLimit) || !amountAttrOK(e.rolloverMax)
+	return e.grantsOdd || !amountAttrOK(e.overageLimit) || !amountAttrOK(e.rolloverMax) || !poolAttrOK(e.pool)
 }
 
 // amountAttrOK: overageLimit and rolloverMax are absent, NULL or a number
@@ -184,6 +186,13 @@ type oEntry struct {
 	priority       int
 	grantExpiresAt *time.Time
 	voided         *usage.Decimal
+
+	// A member's consume or reserve: the pool it counted against, what it
+	// drew from the pool (nil: the pool's allowance alone) and the pool's
+	// period; a refund: the same pool, where its pool part went.
+	pool            string
+	poolDraws       []oDraw
+	poolPeriodStart string
 }
 
 // oNote is a recorded notification.
@@ -195,6 +204,7 @@ type oNote struct {
 	limit     usage.Decimal
 	amount    usage.Decimal // rejection notifications
 	eventID   string
+	member    string          // a pool's notification: the member whose event it was
 	used      usage.Decimal   // one at a time: right after the crossing event (or at the rejection)
 	usedAlso  []usage.Decimal // coalesced: used after each later event of the same write, when at or above the level
 	open      bool            // still collecting usedAlso in this round
@@ -369,8 +379,13 @@ func (o *oracle) apply(user string, e ev, now time.Time) outcome {
 		o.cover["INVALID_ENTITLEMENT: grants unreadable"]++
 	case out.Reason == "IDEMPOTENCY_CONFLICT" && e.op == "grant":
 		o.cover["grant: IDEMPOTENCY_CONFLICT"]++
+	case out.Reason == "INVALID_ENTITLEMENT" && !poolAttrOK(s.ent.pool):
+		o.cover["pool: INVALID_ENTITLEMENT (pool attribute)"]++
 	}
 	o.afterEvent(s)
+	for _, p := range o.pools() {
+		o.afterEvent(p) // a pool's crossing, coalesced with the member's later events
+	}
 	return out
 }
 
@@ -434,29 +449,83 @@ func duplicateOf(prior *oEntry, e ev) outcome {
 // number (as before grants: the precision is checked first); what the
 // allowance's limit - used covers is the allowance's; beyond it the
 // consume draws the allowance's rest, then the grants counting now in
-// draw order, then the overage's room, or is LIMIT_EXCEEDED.
+// draw order, then the overage's room, or is LIMIT_EXCEEDED. A member of
+// a pool must then fit its pool the same way (oracle_pools_test.go).
 func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 	amount := e.amountDec()
+	draws, reason := s.takes(amount, now)
+	if reason == "LIMIT_EXCEEDED" {
+		o.noteRejection(s, e, amount, "")
+		o.coverBothRefuse(s, amount, now)
+	}
+	if reason != "" {
+		return rejected(reason)
+	}
+	pool, poolDraws, out, ok := o.poolTakes(user, s, e, amount, now)
+	if !ok {
+		return out
+	}
+	o.take(s, e, amount, draws, "", now)
+	o.coverDraws(draws)
+	entry := &oEntry{op: e.op, amount: amount, periodStart: s.period(), draws: draws}
+	if pool != nil {
+		o.take(pool, e, amount, poolDraws, user, now)
+		o.coverPoolDraw(s, pool, poolDraws)
+		entry.pool, entry.poolDraws, entry.poolPeriodStart = s.ent.poolID(), poolDraws, pool.period()
+	}
+	if e.op == "reserve" {
+		secs := e.seconds
+		if secs == 0 {
+			secs = 900
+		}
+		entry.holdState = "active"
+		entry.expiresAt = now.Add(time.Duration(secs) * time.Second)
+	}
+	s.ledger[e.key] = entry
+	return withPoolShown(shownAs("draws", draws), "draws", poolDraws)
+}
+
+// takes decides whether amount fits s (an entitlement's own balance, or
+// a pool's), changing nothing: nil draws within the allowance, the
+// draws beyond it, or the reason it does not fit.
+func (s *oScope) takes(amount usage.Decimal, now time.Time) (draws []oDraw, reason string) {
+	next := s.ent.usedNum().Add(amount)
+	if !fits(next) {
+		return nil, "INVALID_AMOUNT"
+	}
+	limit := s.ent.limitNum()
+	if limit == nil || next.Cmp(*limit) <= 0 {
+		return nil, ""
+	}
+	draws, ok := s.spill(amount, now)
+	if !ok {
+		return nil, "LIMIT_EXCEEDED"
+	}
+	if !s.drawsFit(draws) {
+		return nil, "INVALID_AMOUNT"
+	}
+	return draws, ""
+}
+
+// noteRejection records the period's first usage.limit.rejected (a
+// pool's names the member).
+func (o *oracle) noteRejection(s *oScope, e ev, amount usage.Decimal, member string) {
+	if !o.notifyRejection {
+		return
+	}
+	n := &oNote{typ: usage.NotifyLimitRejected, period: s.period(), limit: *s.ent.limitNum(), amount: amount, eventID: e.key, member: member, used: s.ent.usedNum()}
+	if _, ok := s.notes[n.key()]; !ok {
+		s.notes[n.key()] = n
+		o.coverPoolNote(n)
+	}
+}
+
+// take applies what takes approved to s, with the notifications it
+// causes (a pool's name the member whose event it was).
+func (o *oracle) take(s *oScope, e ev, amount usage.Decimal, draws []oDraw, member string, now time.Time) {
 	used := s.ent.usedNum()
 	next := used.Add(amount)
-	if !fits(next) {
-		return rejected("INVALID_AMOUNT")
-	}
-	var draws []oDraw
-	if limit := s.ent.limitNum(); limit != nil && next.Cmp(*limit) > 0 {
-		var ok bool
-		if draws, ok = s.spill(amount, now); !ok {
-			if o.notifyRejection {
-				n := &oNote{typ: usage.NotifyLimitRejected, period: s.period(), limit: *limit, amount: amount, eventID: e.key, used: used}
-				if _, ok := s.notes[n.key()]; !ok {
-					s.notes[n.key()] = n
-				}
-			}
-			return rejected("LIMIT_EXCEEDED")
-		}
-		if !s.drawsFit(draws) {
-			return rejected("INVALID_AMOUNT")
-		}
+	if draws != nil {
 		next = used
 		overageBefore := s.ent.overageUsed
 		for _, d := range draws {
@@ -470,39 +539,29 @@ func (o *oracle) consume(user string, s *oScope, e ev, now time.Time) outcome {
 				s.ent.overageUsed = s.ent.overageUsed.Add(d.amount)
 			}
 		}
-		o.coverDraws(draws)
 		if overageBefore.IsZero() && s.ent.overageUsed.Sign() > 0 && o.notifyOverage {
-			n := &oNote{typ: usage.NotifyOverageStarted, period: s.period(), limit: *limit, eventID: e.key, used: next, overage: s.ent.overageUsed}
+			n := &oNote{typ: usage.NotifyOverageStarted, period: s.period(), limit: *s.ent.limitNum(), eventID: e.key, member: member, used: next, overage: s.ent.overageUsed}
 			if _, ok := s.notes[n.key()]; !ok {
 				s.notes[n.key()] = n
 				o.cover["overage notification"]++
+				o.coverPoolNote(n)
 			}
 		}
 	}
 	percents, levels := o.thresholdLevels(&s.ent)
 	for i, level := range levels {
 		n := &oNote{typ: usage.NotifyThresholdReached, period: s.period(), threshold: percents[i], level: level,
-			limit: *s.ent.limitNum(), eventID: e.key, used: next, open: true}
+			limit: *s.ent.limitNum(), eventID: e.key, member: member, used: next, open: true}
 		if _, ok := s.notes[n.key()]; ok {
 			continue
 		}
 		if used.Cmp(level) < 0 && next.Cmp(level) >= 0 {
 			s.notes[n.key()] = n
+			o.coverPoolNote(n)
 		}
 	}
 	s.ent.used = num(next)
 	s.store(now)
-	entry := &oEntry{op: e.op, amount: amount, periodStart: s.period(), draws: draws}
-	if e.op == "reserve" {
-		secs := e.seconds
-		if secs == 0 {
-			secs = 900
-		}
-		entry.holdState = "active"
-		entry.expiresAt = now.Add(time.Duration(secs) * time.Second)
-	}
-	s.ledger[e.key] = entry
-	return shownAs("draws", draws)
 }
 
 // refund gives back (part of) a consume to the buckets it drew from, the
@@ -536,16 +595,28 @@ func (o *oracle) refund(s *oScope, e ev, now time.Time) outcome {
 		if !s.giveBackFits(returns, true) {
 			return rejected("INVALID_AMOUNT")
 		}
+		pg, out, ok := o.poolGivesBack(s, target, target.refunded, amount, now)
+		if !ok {
+			return out
+		}
 		returns = o.giveBack(s, returns, true, now)
+		poolReturns := pg.apply(o, now)
 		target.refunded = target.refunded.Add(amount)
-		s.ledger[e.key] = &oEntry{op: "refund", amount: amount, refundOf: e.refundOf, periodStart: s.period(), draws: returns}
-		return shownAs("returned", returns)
+		s.ledger[e.key] = &oEntry{op: "refund", amount: amount, refundOf: e.refundOf, periodStart: s.period(), draws: returns,
+			pool: target.pool, poolDraws: poolReturns, poolPeriodStart: pg.periodStart()}
+		return withPoolShown(shownAs("returned", returns), "returned", poolReturns)
 	})
 }
 
 func (o *oracle) settle(s *oScope, e ev, now time.Time) outcome {
 	hold := s.ledger[e.holdID]
 	if !s.ent.exists && hold != nil && hold.op == "reserve" {
+		if e.op == "expire" && !hold.unreadable {
+			// The sweep's expiry of a hold whose entitlement is gone: the
+			// usage went with the item, the pool's part goes back to the
+			// pool (oracle_pools_test.go).
+			return o.settleHold(s, hold, e, now)
+		}
 		return rejected(reasonHoldOfMissingEntitlement)
 	}
 	return precedence(&s.ent, func() (outcome, bool) {
@@ -556,37 +627,54 @@ func (o *oracle) settle(s *oScope, e ev, now time.Time) outcome {
 			return rejected(reasonUnreadableEntry), true
 		}
 		return outcome{}, false
-	}, func() outcome {
-		state, actual := "released", usage.Decimal{}
-		switch e.op {
-		case "commit":
-			state, actual = "committed", hold.amount
-			if e.amount != "" {
-				actual = e.amountDec()
-			}
-		case "expire":
-			state = "expired"
+	}, func() outcome { return o.settleHold(s, hold, e, now) })
+}
+
+// settleHold settles a hold found (its entitlement's reasons have
+// passed): once; the unused part goes back to the member and to the
+// pool the hold counted against.
+func (o *oracle) settleHold(s *oScope, hold *oEntry, e ev, now time.Time) outcome {
+	state, actual := "released", usage.Decimal{}
+	switch e.op {
+	case "commit":
+		state, actual = "committed", hold.amount
+		if e.amount != "" {
+			actual = e.amountDec()
 		}
-		if hold.holdState != "active" {
-			if e.op == "expire" || hold.holdState == state && (state != "committed" || hold.actual.Cmp(actual) == 0) {
-				return duplicate
-			}
-			return rejected("HOLD_NOT_ACTIVE")
+	case "expire":
+		state = "expired"
+	}
+	if hold.holdState != "active" {
+		if e.op == "expire" || hold.holdState == state && (state != "committed" || hold.actual.Cmp(actual) == 0) {
+			return duplicate
 		}
-		if actual.Cmp(hold.amount) > 0 {
-			return rejected("COMMIT_EXCEEDS_HOLD")
-		}
-		// The unused part goes back the same way as a refund's; after the
-		// hold's period ended only its grants still counting take theirs.
-		inPeriod := s.ent.resetPeriod != "DAILY" || hold.periodStart == s.period()
-		returns := returnsOf(drawsOf(hold), usage.Decimal{}, hold.amount.Sub(actual))
+		return rejected("HOLD_NOT_ACTIVE")
+	}
+	if actual.Cmp(hold.amount) > 0 {
+		return rejected("COMMIT_EXCEEDS_HOLD")
+	}
+	// The unused part goes back the same way as a refund's; after the
+	// hold's period ended only its grants still counting take theirs.
+	// Of a hold whose entitlement is gone, only the pool's part.
+	back := hold.amount.Sub(actual)
+	inPeriod := s.ent.resetPeriod != "DAILY" || hold.periodStart == s.period()
+	var returns []oDraw
+	if s.ent.exists {
+		returns = returnsOf(drawsOf(hold), usage.Decimal{}, back)
 		if !s.giveBackFits(returns, inPeriod) {
 			return rejected("INVALID_AMOUNT")
 		}
+	}
+	pg, out, ok := o.poolGivesBack(s, hold, usage.Decimal{}, back, now)
+	if !ok {
+		return out
+	}
+	if s.ent.exists {
 		returns = o.giveBack(s, returns, inPeriod, now)
-		hold.holdState, hold.actual = state, actual
-		return shownAs("returned", returns)
-	})
+	}
+	poolReturns := pg.apply(o, now)
+	hold.holdState, hold.actual = state, actual
+	return withPoolShown(shownAs("returned", returns), "returned", poolReturns)
 }
 
 // sweep does what the README says of every active hold due before now:
@@ -607,12 +695,15 @@ func (o *oracle) sweep(now time.Time) {
 			}
 			s.begin(now)
 			switch {
-			case !s.ent.exists:
-				h.holdState, h.actual = "expired", usage.Decimal{}
 			case s.ent.malformed():
 				h.asideUntil = now.Add(usage.HoldDeferral)
 			default:
-				o.settle(s, ev{op: "expire", holdID: key}, now)
+				// (a hold whose entitlement is gone expires giving back
+				// only its pool's part)
+				if out := o.settle(s, ev{op: "expire", holdID: key}, now); out.Status == "REJECTED" {
+					h.asideUntil = now.Add(usage.HoldDeferral) // its pool cannot be read (INVALID_POOL)
+					o.cover["pool: hold set aside (INVALID_POOL)"]++
+				}
 			}
 			s.end()
 		}

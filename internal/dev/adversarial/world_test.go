@@ -45,6 +45,7 @@ type proc struct {
 // controllable clock, the processes, the faults and the oracle.
 type world struct {
 	t           testing.TB
+	seed        uint64
 	ctx         context.Context
 	rng         *rand.Rand
 	real        *awsdynamodb.Client
@@ -54,6 +55,8 @@ type world struct {
 	procs       []*proc
 	oracle      *oracle
 	users       []string
+	poolIDs     []string // the pools the scenario checks (oracle_pools_test.go)
+	pooled      bool     // a scenario with pools (generator_pools_test.go)
 
 	faults   faultPlan
 	faultsOn bool // within a step, while rounds may fault
@@ -97,7 +100,7 @@ func newWorld(t testing.TB, seed uint64, nprocs int) *world {
 	t.Helper()
 	cfg := emulator.Stack(t)
 	w := &world{
-		t: t, ctx: context.Background(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		t: t, seed: seed, ctx: context.Background(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		// DynamoDB Local omits the CRC32 header on error responses (the
 		// expected conditional failures); the check would only log.
 		real:     awsdynamodb.NewFromConfig(cfg, func(o *awsdynamodb.Options) { o.DisableValidateResponseChecksum = true }),
@@ -204,7 +207,8 @@ func (w *world) staleEntitlement(key map[string]types.AttributeValue) (map[strin
 	if pk == nil {
 		return nil, false
 	}
-	h := w.history[strings.TrimPrefix(pk.Value, "USER#")]
+	name := strings.TrimPrefix(pk.Value, "USER#") // a pool's is its oracle scope's name, POOL#<id>
+	h := w.history[name]
 	if len(h) < 2 {
 		return nil, false
 	}
@@ -219,7 +223,10 @@ func (w *world) staleEntitlement(key map[string]types.AttributeValue) (map[strin
 	if w.avoid[11] && !reflect.DeepEqual(old["used"], h[len(h)-1]["used"]) {
 		return nil, false // an older used a reset's rollover could rest on (defect 11)
 	}
-	if w.avoid[15] && w.oracle.scope(strings.TrimPrefix(pk.Value, "USER#")).ent.malformed() && !reflect.DeepEqual(old, h[len(h)-1]) {
+	if w.avoid[22] && !reflect.DeepEqual(old[usage.AttrOverageUsed], h[len(h)-1][usage.AttrOverageUsed]) {
+		return nil, false // an older overageUsed a reset could leave standing (defect 22)
+	}
+	if w.avoid[15] && w.oracle.scope(name).ent.malformed() && !reflect.DeepEqual(old, h[len(h)-1]) {
 		return nil, false // readable attributes since written odd (defect 15)
 	}
 	return old, true
@@ -378,7 +385,8 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 		got := w.run(p, pending)
 		w.faultsOn = false
 		var next []*item
-		for i, it := range pending {
+		for _, i := range serialOrder(pending) {
+			it := pending[i]
 			if got[i].Status == "RETRY" {
 				if w.inLost(it) {
 					o := w.oracle.apply(it.user, it.e, w.now)
@@ -405,6 +413,34 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 	}
 }
 
+// serialOrder is the order in which one run of items is decided and
+// written (the oracle must apply them so, now that members of a pool
+// share it): the synchronous requests one by one, then the queued
+// batch's groups, one per user in the order of its first message, each
+// in message order (metering.Processor with Parallel 1).
+func serialOrder(items []*item) []int {
+	var order []int
+	for i, it := range items {
+		if it.sync {
+			order = append(order, i)
+		}
+	}
+	var users []string
+	for _, it := range items {
+		if !it.sync && !slices.Contains(users, it.user) {
+			users = append(users, it.user)
+		}
+	}
+	for _, u := range users {
+		for i, it := range items {
+			if !it.sync && it.user == u {
+				order = append(order, i)
+			}
+		}
+	}
+	return order
+}
+
 // shownOf is what an answer shows of the buckets (see outcome.shown).
 func shownOf(a decision.Answer) string {
 	conv := func(ds []decision.Draw) []oDraw {
@@ -420,6 +456,12 @@ func shownOf(a decision.Answer) string {
 	}
 	if len(a.Returned) > 0 {
 		parts = append(parts, "returned "+drawsString(conv(a.Returned)))
+	}
+	if a.Pool != nil && len(a.Pool.Draws) > 0 {
+		parts = append(parts, "pool draws "+drawsString(conv(a.Pool.Draws)))
+	}
+	if a.Pool != nil && len(a.Pool.Returned) > 0 {
+		parts = append(parts, "pool returned "+drawsString(conv(a.Pool.Returned)))
 	}
 	return strings.Join(parts, " ")
 }
@@ -448,9 +490,15 @@ func (w *world) countOutcome(it *item, got outcome) {
 // ---- Access-service ----
 
 func (w *world) access(user string, update string, names map[string]string, values map[string]types.AttributeValue) {
+	w.accessItem(entItemKey(user), update, names, values)
+}
+
+// accessItem is access-service's update of an entitlement item (a
+// user's or a pool's).
+func (w *world) accessItem(key map[string]types.AttributeValue, update string, names map[string]string, values map[string]types.AttributeValue) {
 	w.accessEdited = true
 	_, err := w.real.UpdateItem(w.ctx, &awsdynamodb.UpdateItemInput{
-		TableName: aws.String(w.entTable), Key: entItemKey(user), UpdateExpression: aws.String(update),
+		TableName: aws.String(w.entTable), Key: key, UpdateExpression: aws.String(update),
 		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
 	})
 	if err != nil {
@@ -467,7 +515,16 @@ func (w *world) create(user, limit, resetPeriod string) {
 
 // createWith also sets overageLimit and rolloverMax ("": absent).
 func (w *world) createWith(user, limit, resetPeriod, overageLimit, rolloverMax string) {
+	w.createMember(user, limit, resetPeriod, overageLimit, rolloverMax, "")
+}
+
+// createMember also names a pool ("": none); limit is then the member's
+// cap.
+func (w *world) createMember(user, limit, resetPeriod, overageLimit, rolloverMax, pool string) {
 	item := entItemKey(user)
+	if pool != "" {
+		item[usage.AttrPool] = &types.AttributeValueMemberS{Value: pool}
+	}
 	if limit != "" {
 		item["limit"] = n(limit)
 	}
@@ -498,7 +555,10 @@ func (w *world) createWith(user, limit, resetPeriod, overageLimit, rolloverMax s
 	if rolloverMax != "" {
 		s.ent.rolloverMax = num(usage.MustDecimal(rolloverMax))
 	}
-	w.logf("access: create %s limit=%s %s overageLimit=%s rolloverMax=%s", user, limit, resetPeriod, overageLimit, rolloverMax)
+	if pool != "" {
+		s.ent.pool = attr{kind: "S", str: pool}
+	}
+	w.logf("access: create %s limit=%s %s overageLimit=%s rolloverMax=%s pool=%s", user, limit, resetPeriod, overageLimit, rolloverMax, pool)
 }
 
 // setBalanceAttr sets overageLimit or rolloverMax ("": removes it; "S":
@@ -757,6 +817,9 @@ func (w *world) check() {
 	for _, user := range w.users {
 		w.checkUser(user)
 	}
+	for _, id := range w.poolIDs {
+		w.checkPool(id)
+	}
 }
 
 func (w *world) checkUser(user string) {
@@ -796,7 +859,7 @@ func (w *world) checkUser(user string) {
 		w.checkBalances(user, s, res.Item)
 	}
 	w.checkLedger(user, s)
-	w.checkNotes(user, s)
+	w.checkNotes(user, scopeOf(user), s)
 }
 
 func (w *world) checkLedger(user string, s *oScope) {
@@ -846,6 +909,12 @@ func (w *world) checkLedger(user string, s *oScope) {
 		if got, want := drawsString(fromDraws(e.Draws)), drawsString(o.draws); got != want && o.op != "grant" {
 			diffs = append(diffs, fmt.Sprintf("draws %s/%s", got, want))
 		}
+		if e.Pool != o.pool || e.PoolPeriodStart != o.poolPeriodStart {
+			diffs = append(diffs, fmt.Sprintf("pool %q period %q / %q %q", e.Pool, e.PoolPeriodStart, o.pool, o.poolPeriodStart))
+		}
+		if got, want := drawsString(fromDraws(e.PoolDraws)), drawsString(o.poolDraws); got != want {
+			diffs = append(diffs, fmt.Sprintf("poolDraws %s/%s", got, want))
+		}
 		if o.op == "grant" {
 			if e.GrantState != o.grantState {
 				diffs = append(diffs, fmt.Sprintf("grantState %s/%s", e.GrantState, o.grantState))
@@ -878,8 +947,10 @@ func (w *world) checkLedger(user string, s *oScope) {
 	}
 }
 
-func (w *world) checkNotes(user string, s *oScope) {
-	notes, err := dynamodb.ListNotifications(w.ctx, w.real, w.ledgerTable, scopeOf(user))
+// checkNotes compares the notifications recorded under scope (a user's,
+// or a pool's: those name the member and the pool) with the oracle's.
+func (w *world) checkNotes(user string, scope usage.Scope, s *oScope) {
+	notes, err := dynamodb.ListNotifications(w.ctx, w.real, w.ledgerTable, scope)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -897,6 +968,9 @@ func (w *world) checkNotes(user string, s *oScope) {
 		}
 		if nt.EventID != o.eventID || nt.Limit.Cmp(o.limit) != 0 {
 			w.fail("%s: notification %s: event %s limit %s, oracle event %s limit %s", user, key, nt.EventID, nt.Limit, o.eventID, o.limit)
+		}
+		if scope.Pool && (nt.PoolID != scope.UserID || nt.UserID != o.member) {
+			w.fail("%s: notification %s: poolId %q userId %q, oracle %q %q", user, key, nt.PoolID, nt.UserID, scope.UserID, o.member)
 		}
 		if !o.usedOK(nt.Used) && !(w.avoid[16] && o.typ == usage.NotifyOverageStarted) {
 			w.fail("%s: notification %s: used %s, oracle %s (or, coalesced, a later value of the same write at or above %s: %v)", user, key, nt.Used, o.used, o.level, o.usedAlso)
@@ -971,7 +1045,7 @@ func sameSettings(a, b map[string]types.AttributeValue) bool {
 	if (a == nil) != (b == nil) {
 		return false
 	}
-	for _, k := range []string{"limit", "resetPeriod", "resetAnchor", usage.AttrNotifyThresholds, usage.AttrOverageLimit, usage.AttrRolloverMax, usage.AttrGrants} {
+	for _, k := range []string{"limit", "resetPeriod", "resetAnchor", usage.AttrNotifyThresholds, usage.AttrOverageLimit, usage.AttrRolloverMax, usage.AttrGrants, usage.AttrPool} {
 		if !reflect.DeepEqual(a[k], b[k]) {
 			return false
 		}
