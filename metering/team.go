@@ -148,29 +148,30 @@ func (t *teamGroup) learn(l usage.Learned) {
 	}
 }
 
-// alone decides each member's records on its own, in order, from what
-// the team knows of it.
+// alone decides the team's records member by member, still in message
+// order: each run of one member's consecutive records is one group (its
+// first from what the team knows of the member, the later ones from what
+// the store then knows), so the serial order is the team's whichever way
+// it was written.
 func (t *teamGroup) alone(ctx context.Context, decide usage.Decide) []usage.Outcome {
-	byScope := map[usage.Scope][]int{}
-	var order []usage.Scope
-	for i, r := range t.records {
-		s := r.Event.Scope()
-		if _, ok := byScope[s]; !ok {
-			order = append(order, s)
+	out := make([]usage.Outcome, 0, len(t.records))
+	started := map[usage.Scope]bool{}
+	for start := 0; start < len(t.records); {
+		s := t.records[start].Event.Scope()
+		end := start + 1
+		for end < len(t.records) && t.records[end].Event.Scope() == s {
+			end++
 		}
-		byScope[s] = append(byScope[s], i)
-	}
-	out := make([]usage.Outcome, len(t.records))
-	for _, s := range order {
-		recs := make([]usage.Record, 0, len(byScope[s]))
-		for _, i := range byScope[s] {
-			recs = append(recs, t.records[i])
+		run := t.records[start:end]
+		if started[s] {
+			out = append(out, t.w.Update(ctx, s, run, decide)...)
+		} else {
+			started[s] = true
+			st := t.members[s]
+			st.Others = t.pools.Others
+			out = append(out, t.w.UpdateObserved(ctx, s, st, run, decide)...)
 		}
-		st := t.members[s]
-		st.Others = t.pools.Others
-		for j, o := range t.w.UpdateObserved(ctx, s, st, recs, decide) {
-			out[byScope[s][j]] = o
-		}
+		start = end
 	}
 	return out
 }

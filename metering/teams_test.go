@@ -3,6 +3,7 @@ package metering_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/usage-event-service/usage-event-service/internal/dev/memstore"
@@ -11,19 +12,20 @@ import (
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
-// countingStore counts commits and entitlement reads.
+// countingStore counts commits and entitlement reads (the Processor
+// observes a batch's scopes several at once).
 type countingStore struct {
 	*memstore.Store
-	commits, observes int
+	commits, observes atomic.Int32
 }
 
 func (s *countingStore) Commit(ctx context.Context, sc usage.Scope, p usage.Plan) error {
-	s.commits++
+	s.commits.Add(1)
 	return s.Store.Commit(ctx, sc, p)
 }
 
 func (s *countingStore) Observe(ctx context.Context, sc usage.Scope, consistent bool) (usage.State, error) {
-	s.observes++
+	s.observes.Add(1)
 	return s.Store.Observe(ctx, sc, consistent)
 }
 
@@ -52,8 +54,8 @@ func TestMembersOfOnePoolInABatchAreOneWrite(t *testing.T) {
 	if want := "APPLIED APPLIED APPLIED APPLIED APPLIED POOL_LIMIT_EXCEEDED POOL_LIMIT_EXCEEDED LIMIT_EXCEEDED"; statusText(got) != want {
 		t.Errorf("got %s, want %s", statusText(got), want)
 	}
-	if s.commits != 1 || s.observes != 5 {
-		t.Errorf("%d commits and %d reads: want one write, after one read of each member and of the pool", s.commits, s.observes)
+	if s.commits.Load() != 1 || s.observes.Load() != 5 {
+		t.Errorf("%d commits and %d reads: want one write, after one read of each member and of the pool", s.commits.Load(), s.observes.Load())
 	}
 	if used := s.Entitlement(usage.PoolScope("p", "k")).Get(usage.AttrUsed).Num; used.String() != "10" {
 		t.Errorf("the pool's used is %s, want 10", used)
@@ -68,7 +70,7 @@ func TestScopesOfOneKeyWithoutAPoolAreReadOnce(t *testing.T) {
 	}
 	p := &metering.Processor{Store: metering.Writer{Store: s}}
 	got := p.Handle(context.Background(), []pipeline.Message{msg("1", body("a", "k", 1)), msg("2", body("b", "k", 1)), msg("3", body("a", "k", 1))})
-	if statusText(got) != "APPLIED APPLIED APPLIED" || s.observes != 2 || s.commits != 2 {
-		t.Errorf("got %s after %d reads and %d commits; want 2 and 2", statusText(got), s.observes, s.commits)
+	if statusText(got) != "APPLIED APPLIED APPLIED" || s.observes.Load() != 2 || s.commits.Load() != 2 {
+		t.Errorf("got %s after %d reads and %d commits; want 2 and 2", statusText(got), s.observes.Load(), s.commits.Load())
 	}
 }

@@ -165,6 +165,7 @@ func (h hookedStore) UpdateObserved(ctx context.Context, scope usage.Scope, st u
 }
 
 func (h hookedStore) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
+	h.w.oracle.cover["pool: members of one pool decided as a team"]++
 	was := h.w.inUpdate
 	h.w.inUpdate = true
 	defer func() { h.w.inUpdate = was }()
