@@ -3,6 +3,8 @@ package dynamodb
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/usage-event-service/usage-event-service/usage"
 )
 
@@ -21,10 +23,9 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 	}
 	key, _ := s.cfg.Keys.key(scope)
 	var ledger []usage.Write
-	var keys []string
 	for _, w := range plan.Writes {
 		if w.Target.Kind != usage.EntitlementKind {
-			ledger, keys = append(ledger, w), append(keys, w.Target.Key)
+			ledger = append(ledger, w)
 			continue
 		}
 		k := key
@@ -47,23 +48,23 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 			return c, false, nil
 		}
 	}
-	items, err := s.readLedgerItems(ctx, scope, keys, true)
-	if err != nil {
-		return c, false, err
+	// A team's ledger keys are each under its member's scope.
+	byScope := map[usage.Scope][]string{}
+	for _, w := range ledger {
+		ls := noticeScope(scope, w.Target)
+		byScope[ls] = append(byScope[ls], w.Target.Key)
+	}
+	items := map[usage.Scope]map[string]map[string]types.AttributeValue{}
+	for ls, keys := range byScope {
+		if items[ls], err = s.readLedgerItems(ctx, ls, keys, true); err != nil {
+			return c, false, err
+		}
 	}
 	held = true
 	for _, w := range ledger {
-		item, ok := items[w.Target.Key]
-		if ok {
-			c.Applied = setKey(c.Applied, w.Target.Key, ledgerEntry(item))
-		} else {
-			c.Absent = setKey(c.Absent, w.Target.Key, true)
-		}
-		it := usage.Item{Exists: ok, Attrs: map[string]usage.Value{}}
-		for k, v := range item {
-			it.Attrs[k] = value(v)
-		}
-		held = held && holds(w.Conds, it)
+		item := items[noticeScope(scope, w.Target)][w.Target.Key]
+		learnFrom(&c, w.Target, item)
+		held = held && holds(w.Conds, asRead(w.Target, item))
 	}
 	return c, held, nil
 }

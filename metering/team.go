@@ -32,10 +32,10 @@ func (w Writer) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.
 }
 
 // UpdateTeam decides a team's records with one atomic write per decision
-// that writes each pool once. What a team cannot settle alone (a
-// decision that writes nothing, an invalid write, a write refused again
-// and again) is decided member by member instead, which one at a time
-// in the same order is equal to.
+// that writes each pool once; a decision that only rejects is confirmed
+// by reads of every item it names. What a team cannot settle alone (an
+// invalid write, a write refused again and again) is decided member by
+// member instead, in the same order.
 func (w Writer) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
 	t := &teamGroup{w: w, records: records, members: maps.Clone(members)}
 	attempts := w.MaxAttempts
@@ -52,10 +52,14 @@ func (w Writer) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.St
 			if err := t.read(ctx, plan); err != nil {
 				return All(records, usage.Retry, err)
 			}
-		case len(plan.Writes) == 0 || onlyChecks(plan.Plan):
-			// Rejections and duplicates are confirmed by reads, member by
-			// member, from what the team learned.
+		case len(plan.Writes) == 0:
+			// Only duplicates known from the ledger: each member's own
+			// decision says so without a read.
 			return t.alone(ctx, decide)
+		case onlyChecks(plan.Plan):
+			if out, done := t.confirm(ctx, plan, team); done {
+				return out
+			}
 		default:
 			if out, done := t.commit(ctx, plan, decide); done {
 				return out
@@ -128,6 +132,30 @@ func (t *teamGroup) commit(ctx context.Context, plan usage.TeamPlan, decide usag
 		}
 	}
 	return nil, false
+}
+
+// confirm verifies a team's plan that writes nothing (rejections, with
+// its members' ledger keys) as the one write would have: on one snapshot
+// of every item it names, where the store can take one, and then the
+// decision taken again on that snapshot is final when it only checks
+// the same items too.
+func (t *teamGroup) confirm(ctx context.Context, plan usage.TeamPlan, team usage.DecideTeam) ([]usage.Outcome, bool) {
+	learned, held, err := t.w.Verify(ctx, anyScope(t.members), plan.Plan)
+	switch {
+	case err != nil:
+		return All(t.records, usage.Retry, err), true
+	case held:
+		return plan.Outcomes, true
+	}
+	t.learn(learned)
+	if !learned.Snapshot {
+		return nil, false
+	}
+	next := team(t.members, t.pools, t.records)
+	if next.NeedsReads() || len(next.Writes) == 0 || !onlyChecks(next.Plan) || !readAll(plan.Plan, next.Plan) {
+		return nil, false
+	}
+	return next.Outcomes, true
 }
 
 // learn routes what a refusal taught to the members and pools it is of.

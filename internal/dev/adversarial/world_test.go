@@ -44,6 +44,11 @@ type proc struct {
 // world is one scenario: two tables of its own in DynamoDB Local, a
 // controllable clock, the processes, the faults and the oracle.
 type world struct {
+	// order is the message IDs of queued records in the order the
+	// processor handed them to the writer in this delivery round (a
+	// team's in message order): the serial order the oracle follows.
+	order []string
+
 	t           testing.TB
 	seed        uint64
 	ctx         context.Context
@@ -147,7 +152,15 @@ type hookedStore struct {
 	metering.Writer
 }
 
+// decides notes the order in which the processor hands records over.
+func (h hookedStore) decides(records []usage.Record) {
+	for _, r := range records {
+		h.w.order = append(h.w.order, r.MessageID)
+	}
+}
+
 func (h hookedStore) Update(ctx context.Context, scope usage.Scope, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	h.decides(records)
 	was := h.w.inUpdate
 	h.w.inUpdate = true
 	defer func() { h.w.inUpdate = was }()
@@ -158,6 +171,7 @@ func (h hookedStore) Update(ctx context.Context, scope usage.Scope, records []us
 // writer (a batch's scopes of one key observed first; a pool's members
 // decided as a team): hooked alike, so the other writer acts there too.
 func (h hookedStore) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.State, records []usage.Record, decide usage.Decide) []usage.Outcome {
+	h.decides(records)
 	was := h.w.inUpdate
 	h.w.inUpdate = true
 	defer func() { h.w.inUpdate = was }()
@@ -166,6 +180,7 @@ func (h hookedStore) UpdateObserved(ctx context.Context, scope usage.Scope, st u
 
 func (h hookedStore) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
 	h.w.oracle.cover["pool: members of one pool decided as a team"]++
+	h.decides(records)
 	was := h.w.inUpdate
 	h.w.inUpdate = true
 	defer func() { h.w.inUpdate = was }()
@@ -382,11 +397,11 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 		}
 		w.faultsOn = faults && round <= 2
 		w.gapDone = round > 1
-		w.lost, w.stepItems = nil, pending
+		w.lost, w.stepItems, w.order = nil, pending, nil
 		got := w.run(p, pending)
 		w.faultsOn = false
 		var next []*item
-		for _, i := range serialOrder(pending) {
+		for _, i := range serialOrder(pending, w.order) {
 			it := pending[i]
 			if got[i].Status == "RETRY" {
 				if w.inLost(it) {
@@ -417,13 +432,27 @@ func (w *world) deliver(p *proc, items []*item, faults bool) {
 // serialOrder is the order in which one run of items is decided and
 // written (the oracle must apply them so, now that members of a pool
 // share it): the synchronous requests one by one, then the queued
-// batch's groups, one per user in the order of its first message, each
-// in message order (metering.Processor with Parallel 1).
-func serialOrder(items []*item) []int {
+// records in the order the processor handed them to the writer (handed:
+// their message IDs; metering.Processor with Parallel 1 hands a team of
+// a pool's members over in message order, each other user's group in
+// message order), then any it never handed over (rejected as it read
+// them), one user's group after another in the order of its first
+// message.
+func serialOrder(items []*item, handed []string) []int {
 	var order []int
 	for i, it := range items {
 		if it.sync {
 			order = append(order, i)
+		}
+	}
+	seen := map[int]bool{}
+	for _, id := range handed {
+		for i, it := range items {
+			if !it.sync && !seen[i] && it.id == id {
+				seen[i] = true
+				order = append(order, i)
+				break
+			}
 		}
 	}
 	var users []string
@@ -434,7 +463,7 @@ func serialOrder(items []*item) []int {
 	}
 	for _, u := range users {
 		for i, it := range items {
-			if !it.sync && it.user == u {
+			if !it.sync && it.user == u && !seen[i] {
 				order = append(order, i)
 			}
 		}
