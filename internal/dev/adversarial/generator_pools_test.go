@@ -43,7 +43,7 @@ var mustCoverPools = []struct {
 	{"pool: LIMIT_EXCEEDED when both refuse", 6}, {"pool: POOL_LIMIT_EXCEEDED of a member without a cap", 6},
 	{"pool: draw by a member without a cap", 6}, {"pool: give-back", 6},
 	{"pool notification: usage.threshold.reached", 6}, {"pool notification: usage.limit.rejected", 6},
-	{"pool gap: another member of the pool", 6},
+	{"pool gap: another member of the pool", 6}, {"pool: members of one pool decided as a team", 12},
 	{"pool: give-back to a pool the member left", 40}, {"pool: give-back lapsed (pool gone)", 40},
 	{"pool: give-back lapsed (pool period ended)", 40}, {"pool: INVALID_POOL on a give-back", 40},
 	{"pool: INVALID_ENTITLEMENT (pool attribute)", 40}, {"pool: draw beyond the pool's allowance: overage", 40},
