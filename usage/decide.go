@@ -35,21 +35,23 @@ func PlanUsage(s State, records []Record, now time.Time) Plan {
 // rejection, which is why rejections are confirmed against the ledger too.
 func (r Rules) Plan(s State, records []Record) Plan {
 	if reads := r.unknownTargets(s, records); len(reads) > 0 {
-		p := Plan{Outcomes: make([]Outcome, len(records)), Reads: reads}
-		for i := range p.Outcomes {
-			p.Outcomes[i] = Outcome{Status: Retry, Err: errNeedsRead}
-		}
-		return p
+		return Plan{Outcomes: readFirst(len(records)), Reads: reads}
 	}
 	if scopes := r.unknownPools(s, records); len(scopes) > 0 {
-		p := Plan{Outcomes: make([]Outcome, len(records)), ReadScopes: scopes}
-		for i := range p.Outcomes {
-			p.Outcomes[i] = Outcome{Status: Retry, Err: errNeedsRead}
-		}
-		return p
+		return Plan{Outcomes: readFirst(len(records)), ReadScopes: scopes}
 	}
 	d := newDecider(r, s)
 	return d.plan(records)
+}
+
+// readFirst are the outcomes of a plan of n records that only asks for
+// reads.
+func readFirst(n int) []Outcome {
+	out := make([]Outcome, n)
+	for i := range out {
+		out[i] = Outcome{Status: Retry, Err: errNeedsRead}
+	}
+	return out
 }
 
 // errNeedsRead marks the outcomes of a plan that only asks for reads;

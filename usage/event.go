@@ -174,11 +174,16 @@ func (e Event) Validate() error {
 func (e Event) checkOwner() error {
 	switch {
 	case e.PoolID != "" && e.UserID != "":
-		return reject(ReasonInvalidField, "poolId", "names a pool's entitlement instead of a user's: give userId or poolId, not both")
+		return errBothOwners()
 	case e.PoolID != "":
 		return checkID("poolId", e.PoolID, true)
 	}
 	return checkID("userId", e.UserID, true)
+}
+
+// errBothOwners is the rejection of an event naming a user and a pool.
+func errBothOwners() error {
+	return reject(ReasonInvalidField, "poolId", "names a pool's entitlement instead of a user's: give userId or poolId, not both")
 }
 
 func checkID(name, value string, required bool) error {

@@ -91,7 +91,7 @@ func parseOwner(fields map[string]json.RawMessage) (userID, poolID string, err e
 		return "", "", err
 	}
 	if u, ok := fields["userId"]; ok && !isNull(u) {
-		return "", "", reject(ReasonInvalidField, "poolId", "names a pool's entitlement instead of a user's: give userId or poolId, not both")
+		return "", "", errBothOwners()
 	}
 	if poolID == "" {
 		return "", "", checkID("poolId", "", false)

@@ -60,10 +60,7 @@ func (r Rules) PlanTeam(members map[Scope]State, pools State, records []Record) 
 		}
 	}
 	if tp.NeedsReads() {
-		tp.Outcomes = make([]Outcome, len(records))
-		for i := range tp.Outcomes {
-			tp.Outcomes[i] = Outcome{Status: Retry, Err: errNeedsRead}
-		}
+		tp.Outcomes = readFirst(len(records))
 		return tp
 	}
 	shared := &poolSet{}
