@@ -85,32 +85,28 @@ func (p *Processor) observe(ctx context.Context, t Teamer, groups []*scopeGroup)
 }
 
 // formTeams splits the groups of one pool's members into teams of at
-// least two members, none over teamRecords records, whose members share
-// no ledger key (a refusal teaches of a ledger item by key).
+// least two members, none over teamRecords records. (Members may name
+// the same ledger keys: each key is its member's, and a store learns of
+// a refused team write per member, usage.Learned.Of.)
 func formTeams(groups []*scopeGroup) [][]*scopeGroup {
 	var teams [][]*scopeGroup
 	var cur []*scopeGroup
-	keys := map[string]bool{}
 	records := 0
 	flush := func() {
 		if len(cur) > 1 {
 			teams = append(teams, cur)
 		}
-		cur, keys, records = nil, map[string]bool{}, 0
+		cur, records = nil, 0
 	}
 	for _, g := range groups {
 		if len(g.records) > teamRecords {
 			continue
 		}
-		own := usage.TeamKeys(g.records)
-		if records+len(g.records) > teamRecords || slices.ContainsFunc(own, func(k string) bool { return keys[k] }) {
+		if records+len(g.records) > teamRecords {
 			flush()
 		}
 		cur = append(cur, g)
 		records += len(g.records)
-		for _, k := range own {
-			keys[k] = true
-		}
 	}
 	flush()
 	return teams

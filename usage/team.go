@@ -30,9 +30,9 @@ type DecideTeam func(members map[Scope]State, pools State, records []Record) Tea
 // as one-at-a-time processing in this order would, against its member's
 // entitlement and the pools, shared by all. A member's writes (its item,
 // its ledger entries, its notifications) name its scope; each pool's are
-// written once. Members must not share ledger keys (dedup keys or the
-// keys their records name): a store learns of a refused ledger write by
-// key alone, per member, and Teams never groups such members.
+// written once. Members may name the same ledger keys: each is under
+// its member's scope, where a store also reports what it learned of it
+// (Learned.Of).
 func (r Rules) PlanTeam(members map[Scope]State, pools State, records []Record) TeamPlan {
 	byMember := map[Scope][]Record{}
 	var order []Scope
@@ -107,22 +107,4 @@ func withPoolNotified(member, pools map[string]bool) map[string]bool {
 		out[k] = true
 	}
 	return out
-}
-
-// TeamKeys are the ledger keys a member's records write or name: members
-// whose keys meet cannot be decided together.
-func TeamKeys(records []Record) []string {
-	var keys []string
-	for _, r := range records {
-		keys = append(keys, r.DedupKey())
-		switch {
-		case r.Event.Is(OperationRefund):
-			keys = append(keys, r.Event.RefundOf)
-		case r.Event.settles():
-			keys = append(keys, r.Event.HoldID)
-		case r.Event.Is(OperationVoid):
-			keys = append(keys, r.Event.GrantID)
-		}
-	}
-	return keys
 }

@@ -90,26 +90,16 @@ func TestTeamsEqualOneByOne(t *testing.T) {
 	}
 }
 
-// interleaved is random records of two or three members, each member's
-// keys its own, merged in a random order that keeps each member's.
+// interleaved is random records of two or three members (whose keys are
+// named alike: each is its member's), merged in a random order that
+// keeps each member's.
 func interleaved(rng *rand.Rand, step string) []usage.Record {
 	var queues [][]usage.Record
 	for _, u := range members {
 		if rng.IntN(4) == 0 {
 			continue
 		}
-		recs := randomMemberRecords(rng, u, step)
-		for j := range recs {
-			e := &recs[j].Event
-			e.IdempotencyKey = u + "-" + e.IdempotencyKey
-			if e.RefundOf != "" {
-				e.RefundOf = u + "-" + e.RefundOf
-			}
-			if e.HoldID != "" {
-				e.HoldID = u + "-" + e.HoldID
-			}
-		}
-		queues = append(queues, recs)
+		queues = append(queues, randomMemberRecords(rng, u, step))
 	}
 	var out []usage.Record
 	for len(queues) > 0 {

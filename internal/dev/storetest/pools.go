@@ -107,10 +107,12 @@ func testRacingTeamsOfOnePool(t *testing.T, newBackend func(t *testing.T) Backen
 				var msgs []pipeline.Message
 				for j := range perBatch {
 					i := n*perBatch + j
-					m := member(i % members)
-					body := fmt.Sprintf(`{"userId":%q,"entitlementKey":"k","amount":%d,"idempotencyKey":"k%d"}`, m.UserID, 1+i%3, i)
+					// Keys are numbered per member (i/members), so the members
+					// of a batch name the same keys, each its own.
+					m, key := member(i%members), i/members
+					body := fmt.Sprintf(`{"userId":%q,"entitlementKey":"k","amount":%d,"idempotencyKey":"k%d"}`, m.UserID, 1+i%3, key)
 					if i%5 == 4 && i >= 2*members { // a refund of this member's consume of an earlier batch
-						body = fmt.Sprintf(`{"userId":%q,"entitlementKey":"k","operation":"refund","amount":1,"idempotencyKey":"r%d","refundOf":"k%d"}`, m.UserID, i, i-2*members)
+						body = fmt.Sprintf(`{"userId":%q,"entitlementKey":"k","operation":"refund","amount":1,"idempotencyKey":"r%d","refundOf":"k%d"}`, m.UserID, key, key-2)
 					}
 					msgs = append(msgs, pipeline.Message{ID: fmt.Sprint("m", i), Body: body, ReceiveCount: 1})
 					if i%11 == 0 {
