@@ -38,11 +38,7 @@ func (w Writer) UpdateObserved(ctx context.Context, scope usage.Scope, st usage.
 // member instead, in the same order.
 func (w Writer) UpdateTeam(ctx context.Context, members map[usage.Scope]usage.State, records []usage.Record, team usage.DecideTeam, decide usage.Decide) []usage.Outcome {
 	t := &teamGroup{w: w, records: records, members: maps.Clone(members)}
-	attempts := w.MaxAttempts
-	if attempts <= 0 {
-		attempts = DefaultMaxAttempts
-	}
-	for range attempts {
+	for range w.attempts() {
 		if err := ctx.Err(); err != nil {
 			return All(records, usage.Retry, err)
 		}
@@ -88,14 +84,9 @@ func (t *teamGroup) read(ctx context.Context, plan usage.TeamPlan) error {
 		}
 		t.members[s] = learned.Apply(t.members[s])
 	}
-	for _, s := range plan.ReadScopes {
-		st, err := t.w.Observe(ctx, s, false)
-		if err != nil {
-			return err
-		}
-		t.pools = usage.Learned{Others: map[usage.Scope]usage.Item{s: st.Entitlement.Observed}}.Apply(t.pools)
-	}
-	return nil
+	others, err := t.w.others(ctx, plan.ReadScopes)
+	t.pools = usage.Learned{Others: others}.Apply(t.pools)
+	return err
 }
 
 // commit writes a team's plan; done is false when the team decides
@@ -152,7 +143,7 @@ func (t *teamGroup) confirm(ctx context.Context, plan usage.TeamPlan, team usage
 		return nil, false
 	}
 	next := team(t.members, t.pools, t.records)
-	if next.NeedsReads() || len(next.Writes) == 0 || !onlyChecks(next.Plan) || !readAll(plan.Plan, next.Plan) {
+	if len(next.ReadsOf) > 0 || !finalOnSnapshot(plan.Plan, next.Plan) {
 		return nil, false
 	}
 	return next.Outcomes, true

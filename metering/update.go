@@ -116,11 +116,7 @@ func (w Writer) updateGroup(ctx context.Context, scope usage.Scope, records []us
 // decideGroup decides and carries out the decision, until one is carried
 // out or the attempts run out.
 func (w Writer) decideGroup(ctx context.Context, g *group) []usage.Outcome {
-	attempts := w.MaxAttempts
-	if attempts <= 0 {
-		attempts = DefaultMaxAttempts
-	}
-	for range attempts {
+	for range w.attempts() {
 		if err := ctx.Err(); err != nil {
 			return All(g.records, usage.Retry, err)
 		}
@@ -129,6 +125,14 @@ func (w Writer) decideGroup(ctx context.Context, g *group) []usage.Outcome {
 		}
 	}
 	return All(g.records, usage.Retry, ErrContention)
+}
+
+// attempts bounds the decisions of one group (or team).
+func (w Writer) attempts() int {
+	if w.MaxAttempts <= 0 {
+		return DefaultMaxAttempts
+	}
+	return w.MaxAttempts
 }
 
 // group is one updateGroup call: what it knows so far.
@@ -192,17 +196,27 @@ func (g *group) read(ctx context.Context, plan usage.Plan) (usage.Learned, error
 			return learned, err
 		}
 	}
-	for _, s := range plan.ReadScopes {
-		st, err := g.w.Observe(ctx, s, false)
+	others, err := g.w.others(ctx, plan.ReadScopes)
+	learned.Others = others
+	return learned, err
+}
+
+// others observes other scopes' entitlements a decision asked for (as
+// observed: the write's preconditions pin what the decision takes from
+// them).
+func (w Writer) others(ctx context.Context, scopes []usage.Scope) (map[usage.Scope]usage.Item, error) {
+	var others map[usage.Scope]usage.Item
+	for _, s := range scopes {
+		st, err := w.Observe(ctx, s, false)
 		if err != nil {
-			return learned, err
+			return others, err
 		}
-		if learned.Others == nil {
-			learned.Others = map[usage.Scope]usage.Item{}
+		if others == nil {
+			others = map[usage.Scope]usage.Item{}
 		}
-		learned.Others[s] = st.Entitlement.Observed
+		others[s] = st.Entitlement.Observed
 	}
-	return learned, nil
+	return others, nil
 }
 
 // readFirst asks the store, once, whether to read the first write's new
@@ -255,11 +269,18 @@ func (g *group) confirm(ctx context.Context, plan usage.Plan) ([]usage.Outcome, 
 	// read holds at that instant: under a hot pool, verifying it again
 	// would find the pool moved on again.
 	next := g.decide(g.state, g.records)
-	if len(next.Reads) > 0 || len(next.ReadScopes) > 0 || len(next.Writes) == 0 || !onlyChecks(next) || !readAll(plan, next) {
+	if !finalOnSnapshot(plan, next) {
 		return nil, false
 	}
 	g.w.Remember(g.scope, g.state)
 	return next.Outcomes, true
+}
+
+// finalOnSnapshot: next, decided again on the snapshot of every item
+// verified named, reads nothing more and only checks items the snapshot
+// read, so it holds at the snapshot's instant.
+func finalOnSnapshot(verified, next usage.Plan) bool {
+	return len(next.Reads) == 0 && len(next.ReadScopes) == 0 && len(next.Writes) > 0 && onlyChecks(next) && readAll(verified, next)
 }
 
 // readAll: every item next names, verified names too.
