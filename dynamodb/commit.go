@@ -42,14 +42,12 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 		table, keyAttr, itemKey := s.cfg.EntitlementsTable, s.cfg.Keys.PartitionAttr, key.attributes(s.cfg.Keys)
 		switch w.Target.Kind {
 		case usage.LedgerKind:
-			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(noticeScope(scope, w.Target), w.Target.Key)
+			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, ledgerKeyAttributes(targetScope(scope, w.Target), w.Target.Key)
 		case usage.NotificationKind:
-			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(noticeScope(scope, w.Target), w.Target.Key)
+			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(targetScope(scope, w.Target), w.Target.Key)
 		default:
-			if w.Target.Scope != (usage.Scope{}) {
-				other, _ := s.cfg.Keys.key(w.Target.Scope)
-				itemKey = other.attributes(s.cfg.Keys)
-			}
+			other, _ := s.cfg.Keys.key(targetScope(scope, w.Target))
+			itemKey = other.attributes(s.cfg.Keys)
 		}
 		e := translate(w, keyAttr)
 		allOld := types.ReturnValuesOnConditionCheckFailureAllOld
@@ -60,9 +58,9 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 				n := *w.Notice
 				n.OccurredAt = now
 				notes = append(notes, n)
-				item = notificationItem(noticeScope(scope, w.Target), &n, s.cfg.Retention)
+				item = notificationItem(targetScope(scope, w.Target), &n, s.cfg.Retention)
 			} else {
-				item = ledgerItem(noticeScope(scope, w.Target), w.Entry, now, now.Add(s.cfg.Retention))
+				item = ledgerItem(targetScope(scope, w.Target), w.Entry, now, now.Add(s.cfg.Retention))
 			}
 			items[i].Put = &types.Put{TableName: aws.String(table), Item: item,
 				ConditionExpression: nilIfBlank(e.condition), ExpressionAttributeNames: nilIfNoNames(e.names),
@@ -91,10 +89,10 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 	}, notes
 }
 
-// noticeScope is the scope a ledger item or a notification is under: the
+// targetScope is the scope a ledger item or a notification is under: the
 // one its target names (a pool's notification, a team member's entry),
 // else the decided scope's.
-func noticeScope(scope usage.Scope, t usage.Target) usage.Scope {
+func targetScope(scope usage.Scope, t usage.Target) usage.Scope {
 	if t.Scope != (usage.Scope{}) {
 		return t.Scope
 	}

@@ -3,7 +3,6 @@ package dynamodb
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -81,15 +80,10 @@ func asRead(t usage.Target, item map[string]types.AttributeValue) usage.Item {
 // ledger item whole.
 func (s *Store) get(scope usage.Scope, t usage.Target) *types.Get {
 	if t.Kind != usage.EntitlementKind {
-		return &types.Get{TableName: aws.String(s.cfg.LedgerTable), Key: ledgerKeyAttributes(noticeScope(scope, t), t.Key)}
+		return &types.Get{TableName: aws.String(s.cfg.LedgerTable), Key: ledgerKeyAttributes(targetScope(scope, t), t.Key)}
 	}
-	key, _ := s.cfg.Keys.key(noticeScope(scope, t))
-	names := map[string]string{}
-	e := expression{names: names}
-	proj := []string{e.name(s.cfg.Keys.PartitionAttr)}
-	for _, a := range usage.EntitlementAttrs {
-		proj = append(proj, e.name(a))
-	}
+	key, _ := s.cfg.Keys.key(targetScope(scope, t))
+	proj, names := s.entitlementProjection()
 	return &types.Get{TableName: aws.String(s.cfg.EntitlementsTable), Key: key.attributes(s.cfg.Keys),
-		ProjectionExpression: aws.String(strings.Join(proj, ", ")), ExpressionAttributeNames: names}
+		ProjectionExpression: aws.String(proj), ExpressionAttributeNames: names}
 }

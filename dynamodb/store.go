@@ -99,17 +99,11 @@ func (s *Store) Observe(ctx context.Context, scope usage.Scope, consistent bool)
 // eventually consistent unless asked otherwise, since a stale answer is
 // caught by the preconditions of the write that follows.
 func (s *Store) read(ctx context.Context, key entitlementKey, consistent bool) (usage.Item, error) {
-	names := map[string]string{}
-	proj := make([]string, 0, len(usage.EntitlementAttrs)+1)
-	e := expression{names: names}
-	proj = append(proj, e.name(s.cfg.Keys.PartitionAttr))
-	for _, a := range usage.EntitlementAttrs {
-		proj = append(proj, e.name(a))
-	}
+	proj, names := s.entitlementProjection()
 	res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:                aws.String(s.cfg.EntitlementsTable),
 		Key:                      key.attributes(s.cfg.Keys),
-		ProjectionExpression:     aws.String(strings.Join(proj, ", ")),
+		ProjectionExpression:     aws.String(proj),
 		ExpressionAttributeNames: names,
 		ConsistentRead:           aws.Bool(consistent),
 	})
@@ -117,6 +111,19 @@ func (s *Store) read(ctx context.Context, key entitlementKey, consistent bool) (
 		return usage.Item{}, err
 	}
 	return observe(res.Item), nil
+}
+
+// entitlementProjection is the projection of an entitlement's read: its
+// key and the attributes a decision reads.
+func (s *Store) entitlementProjection() (string, map[string]string) {
+	names := map[string]string{}
+	e := expression{names: names}
+	proj := make([]string, 0, len(usage.EntitlementAttrs)+1)
+	proj = append(proj, e.name(s.cfg.Keys.PartitionAttr))
+	for _, a := range usage.EntitlementAttrs {
+		proj = append(proj, e.name(a))
+	}
+	return strings.Join(proj, ", "), names
 }
 
 // ReadLedger learns the ledger entries a decision asked for (a refund's

@@ -21,17 +21,13 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 			return c, held, err
 		}
 	}
-	key, _ := s.cfg.Keys.key(scope)
 	var ledger []usage.Write
 	for _, w := range plan.Writes {
 		if w.Target.Kind != usage.EntitlementKind {
 			ledger = append(ledger, w)
 			continue
 		}
-		k := key
-		if w.Target.Scope != (usage.Scope{}) {
-			k, _ = s.cfg.Keys.key(w.Target.Scope)
-		}
+		k, _ := s.cfg.Keys.key(targetScope(scope, w.Target))
 		it, err := s.read(ctx, k, true)
 		if err != nil {
 			return c, false, err
@@ -51,7 +47,7 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 	// A team's ledger keys are each under its member's scope.
 	byScope := map[usage.Scope][]string{}
 	for _, w := range ledger {
-		ls := noticeScope(scope, w.Target)
+		ls := targetScope(scope, w.Target)
 		byScope[ls] = append(byScope[ls], w.Target.Key)
 	}
 	items := map[usage.Scope]map[string]map[string]types.AttributeValue{}
@@ -62,7 +58,7 @@ func (s *Store) Verify(ctx context.Context, scope usage.Scope, plan usage.Plan) 
 	}
 	held = true
 	for _, w := range ledger {
-		item := items[noticeScope(scope, w.Target)][w.Target.Key]
+		item := items[targetScope(scope, w.Target)][w.Target.Key]
 		learnFrom(&c, w.Target, item)
 		held = held && holds(w.Conds, asRead(w.Target, item))
 	}
