@@ -30,31 +30,7 @@ func poolScopeOf(id string) usage.Scope { return usage.PoolScope(id, entKey) }
 // old one's entries give back to it, and its used, no longer add up to
 // its members' draws (edited).
 func (w *world) createPool(id, limit, resetPeriod, overageLimit string) {
-	item := poolItemKey(id)
-	if limit != "" {
-		item["limit"] = n(limit)
-	}
-	if overageLimit != "" {
-		item[usage.AttrOverageLimit] = n(overageLimit)
-	}
-	item["used"] = n("0")
-	item["resetPeriod"] = &types.AttributeValueMemberS{Value: resetPeriod}
-	period := periodOf(resetPeriod, w.now)
-	if period != "" {
-		item["periodStart"] = &types.AttributeValueMemberS{Value: period}
-	}
-	if _, err := w.real.PutItem(w.ctx, &awsdynamodb.PutItemInput{TableName: aws.String(w.entTable), Item: item}); err != nil {
-		w.t.Fatal(err)
-	}
-	w.accessEdited = true
-	s := w.oracle.scope(poolKey(id))
-	s.ent = oEnt{exists: true, used: num(usage.Decimal{}), resetPeriod: resetPeriod, periodStart: period, stored: period}
-	if limit != "" {
-		s.ent.limit = num(usage.MustDecimal(limit))
-	}
-	if overageLimit != "" {
-		s.ent.overageLimit = num(usage.MustDecimal(overageLimit))
-	}
+	s := w.putFresh(poolItemKey(id), poolKey(id), limit, resetPeriod, overageLimit, "")
 	s.edited, s.overageEdited = false, false
 	if w.poolUsedBefore(id) {
 		w.markEdited(s)

@@ -555,6 +555,17 @@ func (w *world) createMember(user, limit, resetPeriod, overageLimit, rolloverMax
 	if pool != "" {
 		item[usage.AttrPool] = &types.AttributeValueMemberS{Value: pool}
 	}
+	s := w.putFresh(item, user, limit, resetPeriod, overageLimit, rolloverMax)
+	if pool != "" {
+		s.ent.pool = attr{kind: "S", str: pool}
+	}
+	w.logf("access: create %s limit=%s %s overageLimit=%s rolloverMax=%s pool=%s", user, limit, resetPeriod, overageLimit, rolloverMax, pool)
+}
+
+// putFresh writes item (its key, and what the caller put on it) as a
+// fresh entitlement, used 0 in the current period, as access-service
+// would, and makes it the oracle's scope name's ("" arguments: absent).
+func (w *world) putFresh(item map[string]types.AttributeValue, name, limit, resetPeriod, overageLimit, rolloverMax string) *oScope {
 	if limit != "" {
 		item["limit"] = n(limit)
 	}
@@ -574,7 +585,7 @@ func (w *world) createMember(user, limit, resetPeriod, overageLimit, rolloverMax
 		w.t.Fatal(err)
 	}
 	w.accessEdited = true
-	s := w.oracle.scope(user)
+	s := w.oracle.scope(name)
 	s.ent = oEnt{exists: true, used: num(usage.Decimal{}), resetPeriod: resetPeriod, periodStart: period, stored: period}
 	if limit != "" {
 		s.ent.limit = num(usage.MustDecimal(limit))
@@ -585,10 +596,7 @@ func (w *world) createMember(user, limit, resetPeriod, overageLimit, rolloverMax
 	if rolloverMax != "" {
 		s.ent.rolloverMax = num(usage.MustDecimal(rolloverMax))
 	}
-	if pool != "" {
-		s.ent.pool = attr{kind: "S", str: pool}
-	}
-	w.logf("access: create %s limit=%s %s overageLimit=%s rolloverMax=%s pool=%s", user, limit, resetPeriod, overageLimit, rolloverMax, pool)
+	return s
 }
 
 // setBalanceAttr sets overageLimit or rolloverMax ("": removes it; "S":
