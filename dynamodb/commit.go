@@ -46,8 +46,10 @@ func (s *Store) transaction(scope usage.Scope, key entitlementKey, plan usage.Pl
 		case usage.NotificationKind:
 			table, keyAttr, itemKey = s.cfg.LedgerTable, ledgerPK, notificationKeyAttributes(targetScope(scope, w.Target), w.Target.Key)
 		default:
-			other, _ := s.cfg.Keys.key(targetScope(scope, w.Target))
-			itemKey = other.attributes(s.cfg.Keys)
+			if w.Target.Scope != (usage.Scope{}) {
+				other, _ := s.cfg.Keys.key(w.Target.Scope)
+				itemKey = other.attributes(s.cfg.Keys)
+			}
 		}
 		e := translate(w, keyAttr)
 		allOld := types.ReturnValuesOnConditionCheckFailureAllOld
